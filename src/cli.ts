@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util'
+import { loadConfig, type GatewayConfig } from './config/load-config.js'
+import { ConfigError } from './config/settings.js'
+import { buildGateway } from './server/build-gateway.js'
+
+const USAGE = `Usage: session-gateway [--config FILE]
+
+Runs the gateway. Settings come from defaults, then the YAML file (--config FILE or
+CONFIG_FILE), then environment variables; see config.example.yaml.`
+
+function main (): void {
+  let args
+  try {
+    args = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } })
+  } catch (err) {
+    fail(`${(err as Error).message}\n${USAGE}`)
+  }
+  if (args.values.help === true) {
+    process.stdout.write(USAGE + '\n')
+    return
+  }
+  let config: GatewayConfig
+  try {
+    config = loadConfig({ file: args.values.config ?? process.env.CONFIG_FILE, env: process.env })
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message)
+    throw err
+  }
+  start(config).catch((err: NodeJS.ErrnoException) => fail(`cannot start: ${err.code ?? ''} ${err.message}`.trim()))
+}
+
+async function start (config: GatewayConfig): Promise<void> {
+  const gateway = buildGateway(config)
+  const { logger } = gateway
+  const address = await gateway.listen()
+  logger.info({ address, upstream: config.upstream.url.href }, 'session-gateway listening')
+
+  let stopping = false
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal, grace_ms: config.server.shutdownGraceMs }, 'shutting down: draining in-flight requests')
+    gateway.close().then((cut) => {
+      logger.info({ cut }, 'shut down')
+      logger.flush()
+      process.exitCode = 0
+    }, (err: unknown) => {
+      logger.error({ err }, 'shutdown failed')
+      logger.flush()
+      process.exitCode = 1
+    })
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}
+
+function fail (message: string): never {
+  process.stderr.write(`session-gateway: ${message}\n`)
+  process.exit(2)
+}
+
+main()

@@ -1,0 +1,148 @@
+import { readFileSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
+import { ConfigError, headerToken, httpUrl, integer, oneOf, setting, type Setting } from './settings.js'
+
+const MINUTE = 60_000
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+/** The settings table: the one place that names YAML keys, environment variables and defaults. */
+export const SETTINGS = {
+  host: setting('server.host', 'HOST', '0.0.0.0', headerToken()),
+  port: setting('server.port', 'PORT', 8080, integer(0, 65535)),
+  clientHeadersTimeoutMs: setting('server.headers_timeout_ms', 'SERVER_HEADERS_TIMEOUT_MS', 30_000, integer(1_000, 10 * MINUTE)),
+  clientRequestTimeoutMs: setting('server.request_timeout_ms', 'SERVER_REQUEST_TIMEOUT_MS', 5 * MINUTE, integer(0, 24 * 60 * MINUTE)),
+  clientKeepAliveTimeoutMs: setting('server.keep_alive_timeout_ms', 'SERVER_KEEP_ALIVE_TIMEOUT_MS', 75_000, integer(1_000, 60 * MINUTE)),
+  shutdownGraceMs: setting('server.shutdown_grace_ms', 'SHUTDOWN_GRACE_MS', 30_000, integer(0, 60 * MINUTE)),
+  upstreamUrl: setting('upstream.url', 'UPSTREAM_URL', new URL('https://api.openai.com/v1'), httpUrl()),
+  upstreamConnectTimeoutMs: setting('upstream.connect_timeout_ms', 'UPSTREAM_CONNECT_TIMEOUT_MS', 10_000, integer(100, 10 * MINUTE)),
+  upstreamHeadersTimeoutMs: setting('upstream.headers_timeout_ms', 'UPSTREAM_HEADERS_TIMEOUT_MS', 10 * MINUTE, integer(0, 24 * 60 * MINUTE)),
+  upstreamIdleTimeoutMs: setting('upstream.idle_timeout_ms', 'UPSTREAM_IDLE_TIMEOUT_MS', 10 * MINUTE, integer(0, 24 * 60 * MINUTE)),
+  upstreamConnections: setting('upstream.connections', 'UPSTREAM_CONNECTIONS', 0, integer(0, 1_000_000)),
+  originator: setting('session.originator', 'ORIGINATOR', 'codex_cli_rs', headerToken()),
+  logLevel: setting('log.level', 'LOG_LEVEL', 'info' as LogLevel, oneOf(LOG_LEVELS))
+} satisfies Record<string, Setting<unknown>>
+
+type Values = { [K in keyof typeof SETTINGS]: typeof SETTINGS[K]['default'] }
+
+export interface GatewayConfig {
+  server: {
+    host: string
+    port: number
+    /** Time a client has to send its request headers (slowloris guard). */
+    headersTimeoutMs: number
+    /** Time a client has to send its whole request, body included; 0 = none. */
+    requestTimeoutMs: number
+    keepAliveTimeoutMs: number
+    /** How long in-flight requests may run on after SIGTERM before they are cut. */
+    shutdownGraceMs: number
+  }
+  upstream: {
+    url: URL
+    /** `https://api.openai.com` */
+    origin: string
+    /** `/v1`, without a trailing slash; `''` for a bare origin. */
+    basePath: string
+    /** `?api-version=…` carried by `upstream.url`, appended to every upstream path; `''` when none. */
+    query: string
+    connectTimeoutMs: number
+    /** Time from sending the request to the upstream's response headers; 0 = none. */
+    headersTimeoutMs: number
+    /** Longest silence between two body chunks of a response; 0 = none. */
+    idleTimeoutMs: number
+    /** Connections per upstream origin; 0 = unlimited. */
+    connections: number
+  }
+  session: {
+    /** `originator` header sent upstream when the client sent none. */
+    originator: string
+  }
+  log: { level: LogLevel }
+}
+
+export interface ConfigSources {
+  /** Path of a YAML file; its keys override the defaults. */
+  file?: string | undefined
+  /** Usually `process.env`; overrides the file. */
+  env?: Record<string, string | undefined>
+}
+
+/** Reads defaults < YAML file < environment, validates every value once, and returns the typed config. */
+export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConfig {
+  const fromFile = file === undefined ? new Map<string, unknown>() : readYamlFile(file)
+  const values: Record<string, unknown> = {}
+  for (const [name, spec] of Object.entries(SETTINGS) as Array<[string, Setting<unknown>]>) {
+    const envValue = env[spec.env]
+    if (envValue !== undefined && envValue !== '') {
+      values[name] = spec.parse(envValue, spec.env)
+    } else if (fromFile.has(spec.path)) {
+      values[name] = spec.parse(fromFile.get(spec.path), spec.path)
+    } else {
+      values[name] = spec.default
+    }
+  }
+  return assemble(values as Values)
+}
+
+function assemble (v: Values): GatewayConfig {
+  const url = v.upstreamUrl
+  return {
+    server: {
+      host: v.host,
+      port: v.port,
+      headersTimeoutMs: v.clientHeadersTimeoutMs,
+      requestTimeoutMs: v.clientRequestTimeoutMs,
+      keepAliveTimeoutMs: v.clientKeepAliveTimeoutMs,
+      shutdownGraceMs: v.shutdownGraceMs
+    },
+    upstream: {
+      url,
+      origin: url.origin,
+      basePath: url.pathname.replace(/\/+$/, ''),
+      query: url.search.length > 1 ? url.search.slice(1) : '',
+      connectTimeoutMs: v.upstreamConnectTimeoutMs,
+      headersTimeoutMs: v.upstreamHeadersTimeoutMs,
+      idleTimeoutMs: v.upstreamIdleTimeoutMs,
+      connections: v.upstreamConnections
+    },
+    session: { originator: v.originator },
+    log: { level: v.logLevel }
+  }
+}
+
+const KNOWN_PATHS = new Set(Object.values(SETTINGS).map((spec) => spec.path))
+
+function readYamlFile (file: string): Map<string, unknown> {
+  let source: string
+  try {
+    source = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError('--config', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+  }
+  let document: unknown
+  try {
+    document = parseYaml(source)
+  } catch (err) {
+    throw new ConfigError('--config', `${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`)
+  }
+  const flat = new Map<string, unknown>()
+  if (document === null || document === undefined) return flat
+  if (typeof document !== 'object' || Array.isArray(document)) throw new ConfigError('--config', `${file} must hold a mapping of settings`)
+  flatten(document as Record<string, unknown>, '', flat)
+  for (const path of flat.keys()) {
+    // A typo in a key would otherwise be ignored silently and the default used.
+    if (!KNOWN_PATHS.has(path)) throw new ConfigError(path, `unknown setting in ${file}`)
+  }
+  return flat
+}
+
+function flatten (node: Record<string, unknown>, prefix: string, into: Map<string, unknown>): void {
+  for (const [key, value] of Object.entries(node)) {
+    const path = prefix + key
+    if (value !== null && typeof value === 'object' && !Array.isArray(value) && !KNOWN_PATHS.has(path)) {
+      flatten(value as Record<string, unknown>, path + '.', into)
+    } else if (value !== null) {
+      into.set(path, value)
+    }
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * Every setting the gateway reads, declared once: its YAML path, its environment
+ * variable, its default and how a raw value becomes a typed one.
+ * `load-config.ts` applies them (defaults < YAML < environment); nothing else reads
+ * `process.env`.
+ */
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+  constructor (readonly key: string, problem: string) {
+    super(`config ${key}: ${problem}`)
+  }
+}
+
+/** Turns a raw value (YAML scalar or environment string) into a typed one, or throws ConfigError. */
+export type Parse<T> = (raw: unknown, key: string) => T
+
+export interface Setting<T> {
+  /** Dotted path in the YAML file, e.g. `upstream.url`. */
+  path: string
+  /** Environment variable that overrides the file. */
+  env: string
+  default: T
+  parse: Parse<T>
+}
+
+export function setting<T> (path: string, env: string, defaultValue: T, parse: Parse<T>): Setting<T> {
+  return { path, env, default: defaultValue, parse }
+}
+
+export function integer (min: number, max: number): Parse<number> {
+  return (raw, key) => {
+    const value = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN
+    if (!Number.isSafeInteger(value)) throw new ConfigError(key, `expected a whole number, got ${JSON.stringify(raw)}`)
+    if (value < min || value > max) throw new ConfigError(key, `expected a number from ${min} to ${max}, got ${value}`)
+    return value
+  }
+}
+
+export function oneOf<const T extends string> (choices: readonly T[]): Parse<T> {
+  return (raw, key) => {
+    const value = typeof raw === 'string' ? raw.trim().toLowerCase() : raw
+    if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T
+    throw new ConfigError(key, `expected one of ${choices.join(', ')}, got ${JSON.stringify(raw)}`)
+  }
+}
+
+export function text ({ allowEmpty = false } = {}): Parse<string> {
+  return (raw, key) => {
+    if (typeof raw !== 'string' && typeof raw !== 'number') throw new ConfigError(key, `expected a string, got ${JSON.stringify(raw)}`)
+    const value = String(raw).trim()
+    if (!allowEmpty && value === '') throw new ConfigError(key, 'must not be empty')
+    return value
+  }
+}
+
+/** A value that goes into an HTTP header as is: visible ASCII, no spaces. */
+export function headerToken (): Parse<string> {
+  const parseText = text()
+  return (raw, key) => {
+    const value = parseText(raw, key)
+    if (!/^[\x21-\x7e]+$/.test(value)) throw new ConfigError(key, 'must be printable ASCII without spaces')
+    return value
+  }
+}
+
+export function httpUrl (): Parse<URL> {
+  const parseText = text()
+  return (raw, key) => {
+    const value = parseText(raw, key)
+    let url: URL
+    try {
+      url = new URL(value)
+    } catch {
+      throw new ConfigError(key, `not a URL: ${JSON.stringify(value)}`)
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(key, `expected an http:// or https:// URL, got ${url.protocol}`)
+    if (url.username !== '' || url.password !== '') throw new ConfigError(key, 'must not carry credentials')
+    if (url.hash !== '') throw new ConfigError(key, 'must not have a #fragment')
+    return url
+  }
+}
+
+export function boolean (): Parse<boolean> {
+  return (raw, key) => {
+    if (typeof raw === 'boolean') return raw
+    if (typeof raw === 'string') {
+      const value = raw.trim().toLowerCase()
+      if (['1', 'true', 'yes', 'on'].includes(value)) return true
+      if (['0', 'false', 'no', 'off'].includes(value)) return false
+    }
+    throw new ConfigError(key, `expected true or false, got ${JSON.stringify(raw)}`)
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Every error the gateway answers with itself, declared once with its HTTP status and
+ * an OpenAI-style body, so clients that parse `{"error":{…}}` show a useful message.
+ */
+
+export type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'server_error' | 'upstream_error'
+
+export class GatewayError extends Error {
+  override name = 'GatewayError'
+  constructor (
+    readonly status: number,
+    readonly type: OpenAIErrorType,
+    readonly code: string,
+    message: string
+  ) {
+    super(message)
+  }
+
+  /** The response body: `{"error":{"message","type","code"}}`. */
+  body (): string {
+    return JSON.stringify({ error: { message: this.message, type: this.type, code: this.code, param: null } })
+  }
+}
+
+export const errors = {
+  invalidSessionId: (header: string) => new GatewayError(400, 'invalid_request_error', 'invalid_session_id',
+    `The ${header} header must be 1 to 256 printable ASCII characters without spaces.`),
+  badPath: () => new GatewayError(400, 'invalid_request_error', 'invalid_path',
+    'The request path must not contain dot segments.'),
+  notFound: (method: string, path: string) => new GatewayError(404, 'invalid_request_error', 'not_found',
+    `No route for ${method} ${path}. The gateway serves /v1/* (forwarded upstream), /healthz and /readyz.`),
+  upstreamUnreachable: (detail: string) => new GatewayError(502, 'upstream_error', 'upstream_unreachable',
+    `The gateway could not reach the upstream API (${detail}).`),
+  upstreamFailed: (detail: string) => new GatewayError(502, 'upstream_error', 'upstream_failed',
+    `The upstream API failed before answering (${detail}).`),
+  upstreamConnectTimeout: () => new GatewayError(504, 'upstream_error', 'upstream_connect_timeout',
+    'The gateway timed out connecting to the upstream API.'),
+  upstreamHeadersTimeout: () => new GatewayError(504, 'upstream_error', 'upstream_timeout',
+    'The upstream API did not start its response in time.'),
+  malformedRequest: () => new GatewayError(400, 'invalid_request_error', 'malformed_request',
+    'The request is not valid HTTP/1.1.'),
+  requestTimeout: () => new GatewayError(408, 'invalid_request_error', 'request_timeout',
+    'The request was not received in time.'),
+  headersTooLarge: () => new GatewayError(431, 'invalid_request_error', 'headers_too_large',
+    'The request headers are too large.'),
+  shuttingDown: () => new GatewayError(503, 'server_error', 'shutting_down',
+    'The gateway is shutting down; retry on another instance.'),
+  internal: () => new GatewayError(500, 'server_error', 'internal_error',
+    'The gateway failed to handle the request.')
+}

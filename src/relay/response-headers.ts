@@ -1,0 +1,25 @@
+import { connectionTokens, isHopByHop } from '../http/hop-by-hop.js'
+
+/**
+ * The upstream's response headers as a flat `[name, value, …]` list for `writeHead`, in
+ * order and spelling, less hop-by-hop ones. `content-length` and `content-encoding` stay:
+ * the body is relayed as the very bytes they describe.
+ */
+export function clientResponseHeaders (rawHeaders: Buffer[] | string[]): string[] {
+  const out: string[] = []
+  let dropAlso: Set<string> | undefined
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    // latin1 maps bytes to code units one to one, and Node writes header strings back the same way.
+    const name = rawHeaders[i]!.toString('latin1')
+    const value = rawHeaders[i + 1]!.toString('latin1')
+    const lower = name.toLowerCase()
+    if (lower === 'connection') {
+      dropAlso = connectionTokens(value)
+      continue
+    }
+    if (isHopByHop(lower)) continue
+    out.push(name, value)
+  }
+  if (dropAlso === undefined) return out
+  return out.filter((_, i) => i % 2 === 0 ? !dropAlso.has(out[i]!.toLowerCase()) : !dropAlso.has(out[i - 1]!.toLowerCase()))
+}

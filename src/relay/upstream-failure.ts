@@ -1,0 +1,26 @@
+import { errors, type GatewayError } from '../errors.js'
+
+/** How an upstream exchange failed, as the log and metrics name it. */
+export type FailureKind = 'connect' | 'timeout' | 'reset' | 'protocol' | 'client'
+
+export interface UpstreamFailure {
+  kind: FailureKind
+  /** undici's or the OS's error code, e.g. `ECONNREFUSED`, `UND_ERR_HEADERS_TIMEOUT`. */
+  code: string
+  /** What the client is told when nothing of the response has been sent yet. */
+  error: GatewayError
+}
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'EADDRNOTAVAIL'])
+
+/** Names an undici error and picks the 502/504 the client gets for it. */
+export function classifyUpstreamFailure (err: Error & { code?: string }): UpstreamFailure {
+  const code = err.code ?? err.name
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return { kind: 'timeout', code, error: errors.upstreamConnectTimeout() }
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return { kind: 'timeout', code, error: errors.upstreamHeadersTimeout() }
+  if (CONNECT_CODES.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
+    return { kind: 'connect', code, error: errors.upstreamUnreachable(code) }
+  }
+  if (code.startsWith('HPE_') || code === 'UND_ERR_INFO') return { kind: 'protocol', code, error: errors.upstreamFailed('malformed response') }
+  return { kind: 'reset', code, error: errors.upstreamFailed(code) }
+}

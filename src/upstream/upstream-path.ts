@@ -1,0 +1,37 @@
+import type { GatewayConfig } from '../config/load-config.js'
+
+/** The prefix clients put in their base URL; what follows it is forwarded. */
+export const CLIENT_PREFIX = '/v1'
+
+/**
+ * Maps a client request target (`/v1/responses?x=1`) to the upstream's
+ * (`{upstream.basePath}/responses?x=1`, plus `upstream.url`'s own query, e.g. Azure's api-version).
+ * Returns undefined for a target that is not under `/v1/` or that holds dot segments, which could
+ * walk out of the upstream's base path.
+ */
+export function upstreamPath (clientTarget: string, upstream: GatewayConfig['upstream']): string | undefined {
+  if (!clientTarget.startsWith(CLIENT_PREFIX + '/') && clientTarget !== CLIENT_PREFIX && !clientTarget.startsWith(CLIENT_PREFIX + '?')) return undefined
+  const rest = clientTarget.slice(CLIENT_PREFIX.length)
+  if (hasDotSegment(rest)) return undefined
+  const path = upstream.basePath + rest
+  if (upstream.query === '') return path
+  return path + (rest.includes('?') ? '&' : '?') + upstream.query
+}
+
+/** True when the path part has a `.` or `..` segment, plainly or percent-encoded, or a backslash. */
+export function hasDotSegment (target: string): boolean {
+  const queryAt = target.indexOf('?')
+  const path = queryAt === -1 ? target : target.slice(0, queryAt)
+  // Fast exit for the usual path: no dot after a slash, nothing encoded, no backslash.
+  if (!path.includes('/.') && !path.includes('%') && !path.includes('\\')) return false
+  for (const segment of path.split(/[/\\]/)) {
+    let decoded = segment
+    try {
+      decoded = decodeURIComponent(segment)
+    } catch {
+      return true
+    }
+    if (decoded === '.' || decoded === '..' || decoded.includes('/') || decoded.includes('\\')) return true
+  }
+  return false
+}
