@@ -43,6 +43,8 @@ export const errors = {
     'The request was not received in time.'),
   headersTooLarge: () => new GatewayError(431, 'invalid_request_error', 'headers_too_large',
     'The request headers are too large.'),
+  bodyTooLarge: (limitBytes: number) => new GatewayError(413, 'invalid_request_error', 'body_too_large',
+    `The request body is larger than the gateway's limit of ${limitBytes} bytes.`),
   shuttingDown: () => new GatewayError(503, 'server_error', 'shutting_down',
     'The gateway is shutting down; retry on another instance.'),
   internal: () => new GatewayError(500, 'server_error', 'internal_error',

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
-import { ConfigError, headerToken, httpUrl, integer, oneOf, setting, type Setting } from './settings.js'
+import { boolean, ConfigError, headerToken, httpUrl, integer, oneOf, redisUrl, setting, text, type Setting } from './settings.js'
 
 const MINUTE = 60_000
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -13,6 +13,7 @@ export const SETTINGS = {
   clientHeadersTimeoutMs: setting('server.headers_timeout_ms', 'SERVER_HEADERS_TIMEOUT_MS', 30_000, integer(1_000, 10 * MINUTE)),
   clientRequestTimeoutMs: setting('server.request_timeout_ms', 'SERVER_REQUEST_TIMEOUT_MS', 5 * MINUTE, integer(0, 24 * 60 * MINUTE)),
   clientKeepAliveTimeoutMs: setting('server.keep_alive_timeout_ms', 'SERVER_KEEP_ALIVE_TIMEOUT_MS', 75_000, integer(1_000, 60 * MINUTE)),
+  bodyLimitBytes: setting('server.body_limit_bytes', 'BODY_LIMIT', 64 * 1024 * 1024, integer(1024, 2 ** 31)),
   shutdownGraceMs: setting('server.shutdown_grace_ms', 'SHUTDOWN_GRACE_MS', 30_000, integer(0, 60 * MINUTE)),
   upstreamUrl: setting('upstream.url', 'UPSTREAM_URL', new URL('https://api.openai.com/v1'), httpUrl()),
   upstreamConnectTimeoutMs: setting('upstream.connect_timeout_ms', 'UPSTREAM_CONNECT_TIMEOUT_MS', 10_000, integer(100, 10 * MINUTE)),
@@ -20,6 +21,12 @@ export const SETTINGS = {
   upstreamIdleTimeoutMs: setting('upstream.idle_timeout_ms', 'UPSTREAM_IDLE_TIMEOUT_MS', 10 * MINUTE, integer(0, 24 * 60 * MINUTE)),
   upstreamConnections: setting('upstream.connections', 'UPSTREAM_CONNECTIONS', 0, integer(0, 1_000_000)),
   originator: setting('session.originator', 'ORIGINATOR', 'codex_cli_rs', headerToken()),
+  sessionMaxEntries: setting('session.max_entries', 'SESSION_MAX_ENTRIES', 100_000, integer(1, 100_000_000)),
+  sessionIdleTtlSeconds: setting('session.idle_ttl_seconds', 'SESSION_IDLE_TTL_SECONDS', 24 * 60 * 60, integer(1, 365 * 24 * 60 * 60)),
+  sessionReadBody: setting('session.read_body', 'SESSION_READ_BODY', true, boolean()),
+  redisUrl: setting('redis.url', 'REDIS_URL', '', redisUrl()),
+  redisTimeoutMs: setting('redis.timeout_ms', 'REDIS_TIMEOUT_MS', 250, integer(10, MINUTE)),
+  redisKeyPrefix: setting('redis.key_prefix', 'REDIS_KEY_PREFIX', 'session-gateway:', text()),
   logLevel: setting('log.level', 'LOG_LEVEL', 'info' as LogLevel, oneOf(LOG_LEVELS))
 } satisfies Record<string, Setting<unknown>>
 
@@ -34,6 +41,8 @@ export interface GatewayConfig {
     /** Time a client has to send its whole request, body included; 0 = none. */
     requestTimeoutMs: number
     keepAliveTimeoutMs: number
+    /** Largest request body accepted; larger ones get 413 before anything goes upstream. */
+    bodyLimitBytes: number
     /** How long in-flight requests may run on after SIGTERM before they are cut. */
     shutdownGraceMs: number
   }
@@ -56,6 +65,19 @@ export interface GatewayConfig {
   session: {
     /** `originator` header sent upstream when the client sent none. */
     originator: string
+    /** Most lineage bindings the in-memory store (or Redis's local copy) holds. */
+    maxEntries: number
+    /** A binding unused for this long is forgotten (memory) or expires (Redis key TTL). */
+    idleTtlMs: number
+    /** Read JSON bodies for previous_response_id / conversation / prompt_cache_key. */
+    readBody: boolean
+  }
+  /** Shared session store; `url` '' keeps sessions in memory. */
+  redis: {
+    url: string
+    /** Longest a request waits on Redis before deciding its session locally. */
+    timeoutMs: number
+    keyPrefix: string
   }
   log: { level: LogLevel }
 }
@@ -93,6 +115,7 @@ function assemble (v: Values): GatewayConfig {
       headersTimeoutMs: v.clientHeadersTimeoutMs,
       requestTimeoutMs: v.clientRequestTimeoutMs,
       keepAliveTimeoutMs: v.clientKeepAliveTimeoutMs,
+      bodyLimitBytes: v.bodyLimitBytes,
       shutdownGraceMs: v.shutdownGraceMs
     },
     upstream: {
@@ -105,7 +128,13 @@ function assemble (v: Values): GatewayConfig {
       idleTimeoutMs: v.upstreamIdleTimeoutMs,
       connections: v.upstreamConnections
     },
-    session: { originator: v.originator },
+    session: {
+      originator: v.originator,
+      maxEntries: v.sessionMaxEntries,
+      idleTtlMs: v.sessionIdleTtlSeconds * 1000,
+      readBody: v.sessionReadBody
+    },
+    redis: { url: v.redisUrl, timeoutMs: v.redisTimeoutMs, keyPrefix: v.redisKeyPrefix },
     log: { level: v.logLevel }
   }
 }

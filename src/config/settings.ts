@@ -92,3 +92,20 @@ export function boolean (): Parse<boolean> {
     throw new ConfigError(key, `expected true or false, got ${JSON.stringify(raw)}`)
   }
 }
+
+/** `redis://…` or `rediss://…`; '' means "no Redis". */
+export function redisUrl (): Parse<string> {
+  const parseText = text({ allowEmpty: true })
+  return (raw, key) => {
+    const value = parseText(raw, key)
+    if (value === '') return value
+    let url: URL
+    try {
+      url = new URL(value)
+    } catch {
+      throw new ConfigError(key, 'not a URL')
+    }
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new ConfigError(key, `expected a redis:// or rediss:// URL, got ${url.protocol}`)
+    return value
+  }
+}

@@ -18,13 +18,16 @@ export function isHopByHop (lowerName: string): boolean {
   return HOP_BY_HOP.has(lowerName)
 }
 
-/** Header names listed in a `Connection` value (`close`, `keep-alive`, or custom ones), lower-cased. */
-export function connectionTokens (value: string | undefined): Set<string> | undefined {
-  if (value === undefined || value === '') return undefined
-  const tokens = new Set<string>()
+/**
+ * Header names listed in a `Connection` value (`close`, `keep-alive`, or custom ones), lower-cased,
+ * added to `seen`: a message may carry several `Connection` lines, and every one of them counts.
+ */
+export function connectionTokens (value: string | undefined, seen: Set<string> | undefined): Set<string> | undefined {
+  if (value === undefined || value === '') return seen
+  let tokens = seen
   for (const token of value.split(',')) {
     const name = token.trim().toLowerCase()
-    if (name !== '' && name !== 'close' && name !== 'keep-alive') tokens.add(name)
+    if (name !== '' && name !== 'close' && name !== 'keep-alive') (tokens ??= new Set<string>()).add(name)
   }
-  return tokens.size === 0 ? undefined : tokens
+  return tokens
 }

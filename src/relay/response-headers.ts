@@ -14,7 +14,7 @@ export function clientResponseHeaders (rawHeaders: Buffer[] | string[]): string[
     const value = rawHeaders[i + 1]!.toString('latin1')
     const lower = name.toLowerCase()
     if (lower === 'connection') {
-      dropAlso = connectionTokens(value)
+      dropAlso = connectionTokens(value, dropAlso)
       continue
     }
     if (isHopByHop(lower)) continue

@@ -22,6 +22,8 @@ export interface RelayOutcome {
 export interface ResponseTap {
   onResponseStart (status: number, headers: string[]): void
   onChunk (chunk: Buffer): void
+  /** The whole body has been written to the client. */
+  onResponseEnd (): void
 }
 
 /**
@@ -74,20 +76,22 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#ttfbMs = performance.now() - this.#startedAt
     this.#resumeUpstream = resume
     const headers = clientResponseHeaders(rawHeaders)
-    this.#tap?.onResponseStart(statusCode, headers)
     this.#res.writeHead(statusCode, statusText, headers)
+    this.#tap?.onResponseStart(statusCode, headers)
     return true
   }
 
   onData (chunk: Buffer): boolean {
     this.#bytesOut += chunk.length
-    this.#tap?.onChunk(chunk)
     // false pauses the upstream socket until 'drain' calls resume: memory stays bounded.
-    return this.#res.write(chunk)
+    const more = this.#res.write(chunk)
+    this.#tap?.onChunk(chunk) // after the write: observing never delays a byte
+    return more
   }
 
   onComplete (): void {
     this.#res.end()
+    this.#tap?.onResponseEnd()
     this.#end({ status: this.#res.statusCode, endedBy: 'complete' })
   }
 

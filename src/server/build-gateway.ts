@@ -4,6 +4,7 @@ import type { GatewayConfig } from '../config/load-config.js'
 import { errors, GatewayError } from '../errors.js'
 import { createLogger, type Logger } from '../observe/logger.js'
 import { SessionResolver } from '../session/resolve-session.js'
+import { createSessionStore } from '../session/create-store.js'
 import { createUpstreamAgent } from '../upstream/upstream-agent.js'
 import { answerClientError } from './client-errors.js'
 import { healthRoutes } from './health-routes.js'
@@ -29,7 +30,8 @@ export interface GatewayOptions {
 export function buildGateway (config: GatewayConfig, options: GatewayOptions = {}): Gateway {
   const logger = options.logger ?? createLogger(config.log.level)
   const upstream: Agent = createUpstreamAgent(config.upstream)
-  const sessions = new SessionResolver()
+  const store = createSessionStore(config, logger)
+  const sessions = new SessionResolver(store)
   const inFlight = { count: 0 }
   let accepting = true
 
@@ -58,7 +60,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
     reply.code(error.status).type('application/json; charset=utf-8').send(error.body())
   })
 
-  app.register(healthRoutes, { accepting: () => accepting })
+  app.register(healthRoutes, { accepting: () => accepting, store: () => store.health() })
   app.register(proxyRoutes, { config, sessions, upstream, logger, inFlight })
 
   return {
@@ -81,6 +83,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
         clearTimeout(grace)
       }
       await (cut > 0 ? upstream.destroy() : upstream.close())
+      await store.close()
       return cut
     }
   }

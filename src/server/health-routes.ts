@@ -1,11 +1,16 @@
 import type { FastifyInstance } from 'fastify'
+import type { StoreHealth } from '../session/session-store.js'
 
 export interface Readiness {
   /** False once shutdown has begun: load balancers should stop sending new work. */
   accepting (): boolean
+  store (): StoreHealth
 }
 
-/** `/healthz`: the process answers. `/readyz`: it should be sent traffic. */
+/**
+ * `/healthz`: the process answers. `/readyz`: it should be sent traffic. A degraded session
+ * store (Redis away) still serves, from local decisions, so it is ready and says so.
+ */
 export async function healthRoutes (app: FastifyInstance, readiness: Readiness): Promise<void> {
   app.get('/healthz', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
@@ -13,7 +18,8 @@ export async function healthRoutes (app: FastifyInstance, readiness: Readiness):
   })
   app.get('/readyz', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
-    if (!readiness.accepting()) return reply.code(503).send({ status: 'shutting_down' })
-    return { status: 'ready' }
+    const store = readiness.store()
+    if (!readiness.accepting()) return await reply.code(503).send({ status: 'shutting_down', store })
+    return { status: store.state === 'ok' ? 'ready' : 'degraded', store }
   })
 }

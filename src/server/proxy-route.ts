@@ -5,8 +5,11 @@ import type { GatewayConfig } from '../config/load-config.js'
 import { errors, GatewayError } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
 import { logExchange } from '../observe/request-log.js'
+import { ResponseObserver } from '../observe/response-observer.js'
 import { ResponseRelay, sendGatewayError, type RelayOutcome } from '../relay/response-relay.js'
-import type { SessionResolver } from '../session/resolve-session.js'
+import { readSessionFields } from '../session/body-fields.js'
+import type { Session, SessionResolver } from '../session/resolve-session.js'
+import { readRequestBody } from '../upstream/read-body.js'
 import { upstreamRequestHeaders } from '../upstream/request-headers.js'
 import { hasDotSegment, upstreamPath } from '../upstream/upstream-path.js'
 
@@ -20,8 +23,9 @@ export interface ProxyDeps {
 }
 
 /**
- * `/v1/*`, every method: request → session → upstream → relay → log. Bodies are not parsed:
- * the client's stream is handed to undici as is, so it is forwarded byte for byte.
+ * `/v1/*`, every method: request → session → upstream → relay → observe. Bodies are not
+ * parsed: they go to undici as the client's stream, or, when the session depends on a JSON
+ * body's fields, as the one buffer they were read into, so either way byte for byte.
  */
 export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promise<void> {
   // Leave every body unread for the relay, whatever its type (JSON, multipart, none).
@@ -40,6 +44,31 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
 export function createForwarder ({ config, sessions, upstream, logger, inFlight }: ProxyDeps) {
   const { origin } = config.upstream
   const defaultOriginator = config.session.originator
+  const { bodyLimitBytes } = config.server
+
+  function dispatch (req: IncomingMessage, res: ServerResponse, path: string, session: Session, body: Buffer | IncomingMessage | null, startedAt: number): void {
+    const method = req.method ?? 'GET'
+    inFlight.count++
+    const onEnd = (outcome: RelayOutcome): void => {
+      inFlight.count--
+      logExchange(logger, {
+        method,
+        path: pathOf(req.url ?? '/'),
+        session: session.id,
+        sessionSource: session.source,
+        durationMs: performance.now() - startedAt,
+        outcome
+      })
+    }
+    const observer = new ResponseObserver({ onResponseId: (id) => sessions.learnResponse(session.id, id) })
+    upstream.dispatch({
+      origin,
+      path,
+      method: method as Dispatcher.HttpMethod,
+      headers: upstreamRequestHeaders(req.rawHeaders, session.id, defaultOriginator),
+      body
+    }, new ResponseRelay(res, startedAt, onEnd, observer))
+  }
 
   return function forward (req: IncomingMessage, res: ServerResponse): void {
     const startedAt = performance.now()
@@ -49,36 +78,41 @@ export function createForwarder ({ config, sessions, upstream, logger, inFlight 
       sendGatewayError(res, hasDotSegment(target) ? errors.badPath() : errors.notFound(req.method ?? 'GET', pathOf(target)))
       return
     }
+    if (Number(req.headers['content-length']) > bodyLimitBytes) {
+      sendGatewayError(res, errors.bodyTooLarge(bodyLimitBytes))
+      return
+    }
 
-    let session
+    let fromHeader
     try {
-      session = sessions.resolve({ headers: req.headers, connection: req.socket })
+      fromHeader = sessions.fromHeaders(req.headers)
     } catch (err) {
       sendGatewayError(res, err instanceof GatewayError ? err : errors.internal())
       return
     }
-
-    const method = req.method ?? 'GET'
-    inFlight.count++
-    const onEnd = (outcome: RelayOutcome): void => {
-      inFlight.count--
-      logExchange(logger, {
-        method,
-        path: pathOf(target),
-        session: session.id,
-        sessionSource: session.source,
-        durationMs: performance.now() - startedAt,
-        outcome
-      })
+    const streamedBody = hasBody(req) ? req : null
+    if (fromHeader !== undefined) {
+      // The client decided: the body is never looked at.
+      dispatch(req, res, path, fromHeader, streamedBody, startedAt)
+      return
     }
-    const relay = new ResponseRelay(res, startedAt, onEnd)
-    upstream.dispatch({
-      origin,
-      path,
-      method: method as Dispatcher.HttpMethod,
-      headers: upstreamRequestHeaders(req.rawHeaders, session.id, defaultOriginator),
-      body: hasBody(req) ? req : null
-    }, relay)
+    if (streamedBody === null || !config.session.readBody || !isPlainJson(req)) {
+      dispatch(req, res, path, sessions.fromConnection(req.socket), streamedBody, startedAt)
+      return
+    }
+    readRequestBody(req, bodyLimitBytes).then(async (body) => {
+      const session = await sessions.fromBody(readSessionFields(body), req.socket)
+      if (res.destroyed) return // the client left while its body was read
+      dispatch(req, res, path, session, body, startedAt)
+    }).catch((err: unknown) => {
+      if (res.headersSent || res.destroyed) return
+      if (err instanceof GatewayError) {
+        sendGatewayError(res, err)
+      } else {
+        logger.error({ err }, 'deciding a session from the request body failed')
+        sendGatewayError(res, errors.internal())
+      }
+    })
   }
 }
 
@@ -86,6 +120,14 @@ export function createForwarder ({ config, sessions, upstream, logger, inFlight 
 function hasBody (req: IncomingMessage): boolean {
   const length = req.headers['content-length']
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
+/** JSON the gateway can read as is: a JSON media type and no content-encoding. */
+function isPlainJson (req: IncomingMessage): boolean {
+  const type = req.headers['content-type']
+  if (type === undefined || !type.toLowerCase().includes('json')) return false
+  const encoding = req.headers['content-encoding']
+  return encoding === undefined || encoding.toLowerCase() === 'identity'
 }
 
 function pathOf (target: string): string {

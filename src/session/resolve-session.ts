@@ -1,35 +1,73 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { v5 as uuidv5 } from 'uuid'
 import { errors } from '../errors.js'
+import type { SessionFields } from './body-fields.js'
 import { isSaneSessionId, newSessionId } from './session-id.js'
+import { lineageKey, type SessionStore } from './session-store.js'
 
 /** How a request's session was decided, in order of precedence. */
-export type SessionSource = 'header' | 'connection'
+export type SessionSource = 'header' | 'previous_response' | 'conversation' | 'prompt_cache_key' | 'connection'
 
 export interface Session {
   id: string
   source: SessionSource
 }
 
-/** What the resolver may look at: the request's headers and the connection it came on. */
-export interface SessionRequest {
-  headers: IncomingHttpHeaders
-  /** The client's TCP connection; any object that lives exactly as long as it. */
-  connection: object
-}
+// Fixed namespace for ids derived from conversation ids and prompt cache keys: the same key
+// gives the same session on every replica, even before the store has heard of it.
+const DERIVED_ID_NAMESPACE = '6f1c2b1e-4f43-4d0a-9d43-2b5b8f0e7a10'
 
 /**
  * Decides which session a request belongs to:
  *  1. the client's own `session-id` (or older `session_id`) header, when sane;
- *  2. otherwise the session bound to the client's connection, made on its first request.
- * Throws the `invalid_session_id` GatewayError for an insane client id: it is never forwarded.
+ *  2. `previous_response_id` → the session of the response it names;
+ *  3. `conversation` → one session per conversation;
+ *  4. `prompt_cache_key` → one session per key;
+ *  5. otherwise the session bound to the client's connection, made on its first request.
+ * Whatever decided it, the request's lineage keys are bound to the session, and so are the
+ * response ids it produces (`learnResponse`), so any rule finds it again later.
  */
 export class SessionResolver {
   // Keyed weakly by the socket, so a connection's session goes when the connection does.
   readonly #byConnection = new WeakMap<object, string>()
+  readonly #store: SessionStore
 
-  resolve ({ headers, connection }: SessionRequest): Session {
-    const fromHeader = clientSessionHeader(headers)
-    if (fromHeader !== undefined) return { id: fromHeader, source: 'header' }
+  constructor (store: SessionStore) {
+    this.#store = store
+  }
+
+  /**
+   * Rule 1. Throws the `invalid_session_id` GatewayError for an insane client id: it is
+   * never forwarded. `session-id` wins over `session_id` (codex moved to the hyphen because
+   * proxies drop underscores); an empty header counts as absent.
+   */
+  fromHeaders (headers: IncomingHttpHeaders): Session | undefined {
+    for (const name of ['session-id', 'session_id'] as const) {
+      const value = headers[name]
+      if (value === undefined || value === '') continue
+      // Node joins repeated unknown headers with ", ", which the sanity check refuses.
+      if (typeof value !== 'string' || !isSaneSessionId(value)) throw errors.invalidSessionId(name)
+      return { id: value, source: 'header' }
+    }
+    return undefined
+  }
+
+  /** Rules 2 to 5, from the fields found in a JSON body. */
+  async fromBody (fields: SessionFields, connection: object): Promise<Session> {
+    const keys: string[] = []
+    if (fields.previousResponseId !== undefined) keys.push(lineageKey.response(fields.previousResponseId))
+    if (fields.conversation !== undefined) keys.push(lineageKey.conversation(fields.conversation))
+    if (fields.promptCacheKey !== undefined) keys.push(lineageKey.promptCacheKey(fields.promptCacheKey))
+    if (keys.length === 0) return this.fromConnection(connection)
+
+    const known = await this.#store.lookup(keys)
+    const session = pickKnown(keys, known) ?? derive(fields) ?? this.fromConnection(connection)
+    this.#store.bind(keys, session.id)
+    return session
+  }
+
+  /** Rule 5: one session per client connection. */
+  fromConnection (connection: object): Session {
     let id = this.#byConnection.get(connection)
     if (id === undefined) {
       id = newSessionId()
@@ -37,19 +75,25 @@ export class SessionResolver {
     }
     return { id, source: 'connection' }
   }
+
+  /** Remembers that `responseId` belongs to `sessionId`, for later `previous_response_id`s. */
+  learnResponse (sessionId: string, responseId: string): void {
+    this.#store.bind([lineageKey.response(responseId)], sessionId)
+  }
 }
 
-/**
- * The client's session id: `session-id` wins over `session_id` when both are sent (codex
- * moved to the hyphen because proxies drop underscores). An empty header counts as absent.
- */
-function clientSessionHeader (headers: IncomingHttpHeaders): string | undefined {
-  for (const name of ['session-id', 'session_id'] as const) {
-    const value = headers[name]
-    if (value === undefined || value === '') continue
-    // Node joins repeated unknown headers with ", ", which the sanity check refuses.
-    if (typeof value !== 'string' || !isSaneSessionId(value)) throw errors.invalidSessionId(name)
-    return value
+function pickKnown (keys: string[], known: Array<string | undefined>): Session | undefined {
+  const sourceOf = (key: string): SessionSource =>
+    key.startsWith('resp:') ? 'previous_response' : key.startsWith('conv:') ? 'conversation' : 'prompt_cache_key'
+  for (let i = 0; i < keys.length; i++) {
+    const id = known[i]
+    if (id !== undefined) return { id, source: sourceOf(keys[i]!) }
   }
+  return undefined
+}
+
+function derive (fields: SessionFields): Session | undefined {
+  if (fields.conversation !== undefined) return { id: uuidv5(lineageKey.conversation(fields.conversation), DERIVED_ID_NAMESPACE), source: 'conversation' }
+  if (fields.promptCacheKey !== undefined) return { id: uuidv5(lineageKey.promptCacheKey(fields.promptCacheKey), DERIVED_ID_NAMESPACE), source: 'prompt_cache_key' }
   return undefined
 }

@@ -21,7 +21,7 @@ export function upstreamRequestHeaders (rawHeaders: string[], sessionId: string,
     const name = rawHeaders[i] as string
     const lower = name.toLowerCase()
     if (lower === 'connection') {
-      dropAlso = connectionTokens(rawHeaders[i + 1])
+      dropAlso = connectionTokens(rawHeaders[i + 1], dropAlso)
       continue
     }
     if (isHopByHop(lower) || REPLACED.has(lower)) continue

@@ -1,0 +1,143 @@
+/**
+ * Watches a Server-Sent Events byte stream for a few event types without touching it.
+ * Incremental and tolerant: events and lines split across chunks, CRLF or LF, huge events,
+ * garbage. It copies only the lines of the events it was asked for, never more than
+ * `maxEventBytes` of one, and never throws: a callback's failure ends the observation.
+ */
+
+const LF = 0x0a
+const CR = 0x0d
+const EVENT_PREFIX = Buffer.from('event:')
+const DATA_PREFIX = Buffer.from('data:')
+
+export interface SseObserverOptions {
+  /** Event types whose data is wanted; events without an `event:` line are offered too. */
+  wants: (type: string) => boolean
+  /** Called with the event's type (undefined when it had no `event:` line) and its data. */
+  onEvent: (type: string | undefined, data: string) => void
+  maxEventBytes?: number
+}
+
+export class SseObserver {
+  readonly #wants: (type: string) => boolean
+  readonly #onEvent: (type: string | undefined, data: string) => void
+  readonly #maxEventBytes: number
+  /** The start of a line that continues in the next chunk. */
+  #partial: Buffer[] = []
+  #partialBytes = 0
+  /** The current line is data of an unwanted event (or too large): drop it without copying. */
+  #skippingLine = false
+  #type: string | undefined
+  #data: Buffer[] = []
+  #dataBytes = 0
+  #overflow = false
+  #stopped = false
+
+  constructor ({ wants, onEvent, maxEventBytes = 1024 * 1024 }: SseObserverOptions) {
+    this.#wants = wants
+    this.#onEvent = onEvent
+    this.#maxEventBytes = maxEventBytes
+  }
+
+  /** Stops watching: later chunks are ignored at no cost. */
+  stop (): void {
+    this.#stopped = true
+    this.#partial = []
+    this.#data = []
+  }
+
+  push (chunk: Buffer): void {
+    if (this.#stopped) return
+    try {
+      this.#push(chunk)
+    } catch {
+      this.stop()
+    }
+  }
+
+  #push (chunk: Buffer): void {
+    let start = 0
+    for (;;) {
+      const newline = chunk.indexOf(LF, start)
+      if (newline === -1) {
+        if (start < chunk.length) this.#keepPartial(chunk.subarray(start))
+        return
+      }
+      if (this.#skippingLine) {
+        this.#skippingLine = false
+      } else if (this.#partialBytes > 0) {
+        this.#partial.push(chunk.subarray(start, newline))
+        const line = Buffer.concat(this.#partial)
+        this.#partial = []
+        this.#partialBytes = 0
+        this.#line(line)
+      } else {
+        this.#line(chunk.subarray(start, newline))
+      }
+      if (this.#stopped) return
+      start = newline + 1
+    }
+  }
+
+  #keepPartial (piece: Buffer): void {
+    if (this.#skippingLine) return
+    if (this.#partialBytes === 0 && this.#isUnwantedData(piece)) {
+      this.#skippingLine = true
+      return
+    }
+    this.#partialBytes += piece.length
+    if (this.#partialBytes > this.#maxEventBytes) {
+      this.#partial = []
+      this.#partialBytes = 0
+      this.#skippingLine = true
+      this.#overflow = true
+      return
+    }
+    // Copy: the chunk's memory belongs to the relay and may be reused.
+    this.#partial.push(Buffer.from(piece))
+  }
+
+  #isUnwantedData (piece: Buffer): boolean {
+    return this.#type !== undefined && !this.#wants(this.#type) && startsWith(piece, DATA_PREFIX)
+  }
+
+  #line (line: Buffer): void {
+    let end = line.length
+    if (end > 0 && line[end - 1] === CR) end--
+    if (end === 0) {
+      this.#dispatch()
+      return
+    }
+    if (startsWith(line, DATA_PREFIX)) {
+      if (this.#overflow || (this.#type !== undefined && !this.#wants(this.#type))) return
+      let from = DATA_PREFIX.length
+      if (line[from] === 0x20) from++
+      this.#dataBytes += end - from
+      if (this.#dataBytes > this.#maxEventBytes) {
+        this.#overflow = true
+        this.#data = []
+        return
+      }
+      this.#data.push(Buffer.from(line.subarray(from, end)))
+    } else if (startsWith(line, EVENT_PREFIX)) {
+      this.#type = line.toString('utf8', EVENT_PREFIX.length, end).trim()
+    }
+    // Comments (":"), id: and retry: lines carry nothing we watch for.
+  }
+
+  #dispatch (): void {
+    const type = this.#type
+    const data = this.#data
+    const wanted = !this.#overflow && data.length > 0
+    this.#type = undefined
+    this.#data = []
+    this.#dataBytes = 0
+    this.#overflow = false
+    // Multiple data lines of one event are joined with "\n" (the SSE rule).
+    if (wanted) this.#onEvent(type, data.length === 1 ? data[0]!.toString('utf8') : data.map((d) => d.toString('utf8')).join('\n'))
+  }
+}
+
+function startsWith (buffer: Buffer, prefix: Buffer): boolean {
+  return buffer.length >= prefix.length && buffer.compare(prefix, 0, prefix.length, 0, prefix.length) === 0
+}

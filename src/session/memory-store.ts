@@ -1,0 +1,84 @@
+import type { SessionStore, StoreHealth } from './session-store.js'
+
+interface Entry {
+  sessionId: string
+  expiresAt: number
+}
+
+export interface MemoryStoreOptions {
+  /** Most bindings held; the least recently used go first. */
+  maxEntries: number
+  /** A binding not used for this long is forgotten. */
+  idleTtlMs: number
+  now?: () => number
+}
+
+/**
+ * A bounded in-process store: LRU by count (a Map keeps insertion order; a hit moves the key
+ * to the end) with an idle TTL checked on read, so nothing grows without bound.
+ */
+export class MemorySessionStore implements SessionStore {
+  readonly kind = 'memory'
+  readonly #entries = new Map<string, Entry>()
+  readonly #maxEntries: number
+  readonly #idleTtlMs: number
+  readonly #now: () => number
+
+  constructor ({ maxEntries, idleTtlMs, now = Date.now }: MemoryStoreOptions) {
+    this.#maxEntries = maxEntries
+    this.#idleTtlMs = idleTtlMs
+    this.#now = now
+  }
+
+  async lookup (keys: readonly string[]): Promise<Array<string | undefined>> {
+    return keys.map((key) => this.get(key))
+  }
+
+  /** Synchronous read, renewing the binding's idle TTL. */
+  get (key: string): string | undefined {
+    const entry = this.#entries.get(key)
+    if (entry === undefined) return undefined
+    const now = this.#now()
+    if (entry.expiresAt <= now) {
+      this.#entries.delete(key)
+      return undefined
+    }
+    this.#entries.delete(key)
+    entry.expiresAt = now + this.#idleTtlMs
+    this.#entries.set(key, entry)
+    return entry.sessionId
+  }
+
+  bind (keys: readonly string[], sessionId: string): void {
+    const expiresAt = this.#now() + this.#idleTtlMs
+    for (const key of keys) {
+      this.#entries.delete(key)
+      this.#entries.set(key, { sessionId, expiresAt })
+    }
+    this.#evictOverflow()
+  }
+
+  health (): StoreHealth {
+    return { kind: 'memory', state: 'ok' }
+  }
+
+  size (): number {
+    return this.#entries.size
+  }
+
+  async close (): Promise<void> {
+    this.#entries.clear()
+  }
+
+  #evictOverflow (): void {
+    // The Map is in least-recently-used order and every entry has the same idle TTL, so the
+    // expired entries are exactly a prefix of it: drop that, then whatever exceeds the bound.
+    const now = this.#now()
+    let excess = this.#entries.size - this.#maxEntries
+    for (const [key, entry] of this.#entries) {
+      if (entry.expiresAt > now && excess <= 0) break
+      this.#entries.delete(key)
+      excess--
+    }
+  }
+}

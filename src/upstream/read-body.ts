@@ -1,0 +1,45 @@
+import type { IncomingMessage } from 'node:http'
+import { errors } from '../errors.js'
+
+/**
+ * Reads a whole request body into one buffer (sized from `content-length` when given), for
+ * the few requests whose session depends on it. Rejects with `body_too_large` past
+ * `limitBytes` and with the stream's error when the client goes away mid-body.
+ */
+export async function readRequestBody (req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'])
+  if (declared > limitBytes) throw errors.bodyTooLarge(limitBytes)
+  return await new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length
+      if (size > limitBytes) {
+        cleanup()
+        req.resume() // drain the rest so the 413 can be read by the client
+        reject(errors.bodyTooLarge(limitBytes))
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = (): void => {
+      cleanup()
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
+    }
+    const onError = (err: Error): void => {
+      cleanup()
+      reject(err)
+    }
+    const onAborted = (): void => onError(new Error('client aborted the request body'))
+    const cleanup = (): void => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      req.off('aborted', onAborted)
+    }
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onError)
+    req.on('aborted', onAborted)
+  })
+}
