@@ -22,7 +22,9 @@ function main (): void {
   }
   let config: GatewayConfig
   try {
-    config = loadConfig({ file: args.values.config ?? process.env.CONFIG_FILE, env: process.env })
+    // CONFIG_FILE="" counts as unset, as every other empty variable does in loadConfig.
+    const file = args.values.config ?? (process.env.CONFIG_FILE === '' ? undefined : process.env.CONFIG_FILE)
+    config = loadConfig({ file, env: process.env })
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message)
     throw err

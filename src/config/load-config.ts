@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
-import { boolean, ConfigError, headerToken, httpUrl, integer, oneOf, redisUrl, setting, text, type Setting } from './settings.js'
+import { boolean, ConfigError, headerMap, headerToken, httpUrl, integer, list, oneOf, redisUrl, secret, setting, text, type Setting } from './settings.js'
 
 const MINUTE = 60_000
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -27,7 +27,16 @@ export const SETTINGS = {
   redisUrl: setting('redis.url', 'REDIS_URL', '', redisUrl()),
   redisTimeoutMs: setting('redis.timeout_ms', 'REDIS_TIMEOUT_MS', 250, integer(10, MINUTE)),
   redisKeyPrefix: setting('redis.key_prefix', 'REDIS_KEY_PREFIX', 'session-gateway:', text()),
-  logLevel: setting('log.level', 'LOG_LEVEL', 'info' as LogLevel, oneOf(LOG_LEVELS))
+  logLevel: setting('log.level', 'LOG_LEVEL', 'info' as LogLevel, oneOf(LOG_LEVELS)),
+  maxHeaderBytes: setting('server.max_header_bytes', 'MAX_HEADER_BYTES', 16 * 1024, integer(1024, 1024 * 1024)),
+  metricsPort: setting('metrics.port', 'METRICS_PORT', -1, integer(-1, 65535)),
+  adminToken: setting('admin.token', 'ADMIN_TOKEN', '', secret()),
+  upstreamApiKey: setting('upstream.api_key', 'OPENAI_API_KEY', '', secret()),
+  gatewayApiKeys: setting('auth.gateway_api_keys', 'GATEWAY_API_KEYS', [] as string[], list()),
+  allowUnauthenticated: setting('auth.allow_unauthenticated', 'ALLOW_UNAUTHENTICATED', false, boolean()),
+  upstreamHeaders: setting('upstream.headers', 'UPSTREAM_HEADERS', {} as Record<string, string>, headerMap()),
+  upstreamEnvHeaders: setting('upstream.env_headers', 'UPSTREAM_ENV_HEADERS', {} as Record<string, string>, headerMap()),
+  rateLimitPerMinute: setting('limits.requests_per_minute', 'RATE_LIMIT_PER_MINUTE', 0, integer(0, 1_000_000_000))
 } satisfies Record<string, Setting<unknown>>
 
 type Values = { [K in keyof typeof SETTINGS]: typeof SETTINGS[K]['default'] }
@@ -80,6 +89,28 @@ export interface GatewayConfig {
     keyPrefix: string
   }
   log: { level: LogLevel }
+  /** Where clients' credentials come from and go. */
+  auth: {
+    /** Managed mode when set: the gateway sends this key upstream, clients present gateway keys. */
+    upstreamApiKey: string
+    /** Keys clients present (`Authorization: Bearer …`) in managed mode. */
+    gatewayApiKeys: string[]
+    /** Managed mode on a non-loopback host without gateway keys, on purpose. */
+    allowUnauthenticated: boolean
+  }
+  /** Extra headers on every upstream request: fixed ones, then ones read from the environment. */
+  upstreamHeaders: Record<string, string>
+  admin: {
+    /** Bearer token for /gateway/*; '' leaves those routes open on loopback and off elsewhere. */
+    token: string
+  }
+  /** -1: /metrics on the main port; otherwise its own listener on this port (0 = any free one). */
+  metricsPort: number
+  limits: {
+    /** Requests per minute per client key (or address); 0 = no limit. */
+    requestsPerMinute: number
+    maxHeaderBytes: number
+  }
 }
 
 export interface ConfigSources {
@@ -103,7 +134,24 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConf
       values[name] = spec.default
     }
   }
-  return assemble(values as Values)
+  const config = assemble(values as Values)
+  for (const [header, variable] of Object.entries((values as Values).upstreamEnvHeaders)) {
+    // Like codex's env_http_headers: a header whose variable is unset is not sent.
+    const value = env[variable]
+    if (value !== undefined && value !== '') config.upstreamHeaders[header] = value
+  }
+  checkManagedMode(config)
+  return config
+}
+
+export function isLoopbackHost (host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.')
+}
+
+function checkManagedMode ({ auth, server }: GatewayConfig): void {
+  if (auth.upstreamApiKey === '' || auth.gatewayApiKeys.length > 0 || auth.allowUnauthenticated) return
+  if (isLoopbackHost(server.host)) return
+  throw new ConfigError('GATEWAY_API_KEYS', `OPENAI_API_KEY is set (managed mode) and HOST ${server.host} is not loopback: anyone who reaches the gateway would spend the key. Set GATEWAY_API_KEYS, or ALLOW_UNAUTHENTICATED=true to mean it`)
 }
 
 function assemble (v: Values): GatewayConfig {
@@ -135,7 +183,12 @@ function assemble (v: Values): GatewayConfig {
       readBody: v.sessionReadBody
     },
     redis: { url: v.redisUrl, timeoutMs: v.redisTimeoutMs, keyPrefix: v.redisKeyPrefix },
-    log: { level: v.logLevel }
+    log: { level: v.logLevel },
+    auth: { upstreamApiKey: v.upstreamApiKey, gatewayApiKeys: v.gatewayApiKeys, allowUnauthenticated: v.allowUnauthenticated },
+    upstreamHeaders: { ...v.upstreamHeaders },
+    admin: { token: v.adminToken },
+    metricsPort: v.metricsPort,
+    limits: { requestsPerMinute: v.rateLimitPerMinute, maxHeaderBytes: v.maxHeaderBytes }
   }
 }
 

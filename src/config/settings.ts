@@ -109,3 +109,46 @@ export function redisUrl (): Parse<string> {
     return value
   }
 }
+
+/** A key or token: any non-space printable ASCII; '' when unset. Never echoed in errors. */
+export function secret (): Parse<string> {
+  return (raw, key) => {
+    if (typeof raw !== 'string' && typeof raw !== 'number') throw new ConfigError(key, 'expected a string')
+    const value = String(raw).trim()
+    if (value !== '' && !/^[\x21-\x7e]+$/.test(value)) throw new ConfigError(key, 'must be printable ASCII without spaces')
+    return value
+  }
+}
+
+/** A comma-separated string (environment) or a YAML list of secrets. */
+export function list (): Parse<string[]> {
+  const parseSecret = secret()
+  return (raw, key) => {
+    const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined
+    if (items === undefined) throw new ConfigError(key, 'expected a list or a comma-separated string')
+    return items.map((item) => parseSecret(item, key)).filter((item) => item !== '')
+  }
+}
+
+/** Header name → string: a YAML mapping, or a JSON object in the environment. */
+export function headerMap (): Parse<Record<string, string>> {
+  return (raw, key) => {
+    let value = raw
+    if (typeof raw === 'string') {
+      try {
+        value = JSON.parse(raw)
+      } catch {
+        throw new ConfigError(key, 'expected a JSON object of header names to values')
+      }
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(key, 'expected a mapping of header names to values')
+    const out: Record<string, string> = {}
+    for (const [name, v] of Object.entries(value as Record<string, unknown>)) {
+      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new ConfigError(key, `invalid header name ${JSON.stringify(name)}`)
+      if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`${key}.${name}`, 'expected a string')
+      if (/[\r\n\0]/.test(String(v))) throw new ConfigError(`${key}.${name}`, 'must not contain CR, LF or NUL')
+      out[name.toLowerCase()] = String(v)
+    }
+    return out
+  }
+}

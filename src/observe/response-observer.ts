@@ -1,11 +1,16 @@
 import type { ResponseTap } from '../relay/response-relay.js'
+import type { TokenUsage } from './metrics.js'
 import { SseObserver } from './sse-observer.js'
 
 /** What the gateway learns from a Responses API answer as it passes. */
 export interface ResponseFacts {
   /** `response.id`, as soon as it is seen (`response.created`, or a JSON body's `id`). */
   onResponseId?: (id: string) => void
+  /** `usage` of a finished response (`response.completed`/`incomplete`, or a JSON body's). */
+  onUsage?: (usage: TokenUsage) => void
 }
+
+const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed'])
 
 /** Largest non-streamed JSON body kept to read its `id`; larger ones pass unobserved. */
 const MAX_JSON_BYTES = 8 * 1024 * 1024
@@ -20,6 +25,7 @@ export class ResponseObserver implements ResponseTap {
   #sse: SseObserver | undefined
   #json: Buffer[] | undefined
   #jsonBytes = 0
+  #knownId: string | undefined
 
   constructor (facts: ResponseFacts) {
     this.#facts = facts
@@ -32,7 +38,7 @@ export class ResponseObserver implements ResponseTap {
     const type = contentType(headers)
     if (type.startsWith('text/event-stream')) {
       this.#sse = new SseObserver({
-        wants: (event) => event === 'response.created' || event === 'response.completed',
+        wants: (event) => event === 'response.created' || FINAL_EVENTS.has(event),
         onEvent: (_type, data) => this.#onEventData(data)
       })
     } else if (type.startsWith('application/json')) {
@@ -54,26 +60,56 @@ export class ResponseObserver implements ResponseTap {
     if (this.#json === undefined) return
     const body = this.#json
     this.#json = undefined
-    const parsed = parseJson(Buffer.concat(body).toString('utf8')) as { id?: unknown, object?: unknown } | undefined
-    if (typeof parsed?.id === 'string' && (parsed.object === undefined || parsed.object === 'response')) this.#learnId(parsed.id)
+    const parsed = parseJson(Buffer.concat(body).toString('utf8')) as { id?: unknown, object?: unknown, usage?: unknown } | undefined
+    if (parsed === undefined || (parsed.object !== undefined && parsed.object !== 'response' && parsed.object !== 'chat.completion')) return
+    if (typeof parsed.id === 'string' && parsed.object !== 'chat.completion') this.#learnId(parsed.id)
+    this.#learnUsage(parsed.usage)
   }
 
   #onEventData (data: string): void {
-    const event = parseJson(data) as { type?: unknown, response?: { id?: unknown } } | undefined
-    if (event === undefined) return
-    if ((event.type === 'response.created' || event.type === 'response.completed') && typeof event.response?.id === 'string') {
-      this.#learnId(event.response.id)
-      this.#sse?.stop() // the id is all lineage needs from this stream
+    const event = parseJson(data) as { type?: unknown, response?: { id?: unknown, usage?: unknown } } | undefined
+    if (event === undefined || typeof event.type !== 'string') return
+    if (event.type === 'response.created') {
+      if (typeof event.response?.id === 'string') this.#learnId(event.response.id)
+    } else if (FINAL_EVENTS.has(event.type)) {
+      if (typeof event.response?.id === 'string') this.#learnId(event.response.id)
+      this.#learnUsage(event.response?.usage)
+      this.#sse?.stop() // nothing more to learn from this stream
     }
   }
 
   #learnId (id: string): void {
+    if (this.#knownId === id) return
+    this.#knownId = id
     try {
       this.#facts.onResponseId?.(id)
     } catch {
       // An observer must never break the relay.
     }
   }
+
+  #learnUsage (usage: unknown): void {
+    const tokens = tokenUsage(usage)
+    if (tokens === undefined) return
+    try {
+      this.#facts.onUsage?.(tokens)
+    } catch {
+      // An observer must never break the relay.
+    }
+  }
+}
+
+/** Reads Responses (`input_tokens`…) and Chat Completions (`prompt_tokens`…) usage shapes. */
+export function tokenUsage (usage: unknown): TokenUsage | undefined {
+  if (usage === null || typeof usage !== 'object') return undefined
+  const u = usage as Record<string, unknown>
+  const details = (key: string): Record<string, unknown> => (u[key] !== null && typeof u[key] === 'object' ? u[key] : {}) as Record<string, unknown>
+  const count = (value: unknown): number => typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0
+  const input = count(u.input_tokens ?? u.prompt_tokens)
+  const output = count(u.output_tokens ?? u.completion_tokens)
+  const cached = count(details('input_tokens_details').cached_tokens ?? details('prompt_tokens_details').cached_tokens)
+  const reasoning = count(details('output_tokens_details').reasoning_tokens ?? details('completion_tokens_details').reasoning_tokens)
+  return { input, cached, output, reasoning }
 }
 
 function headerValue (headers: string[], lowerName: string): string | undefined {

@@ -22,6 +22,8 @@ export class SseObserver {
   readonly #wants: (type: string) => boolean
   readonly #onEvent: (type: string | undefined, data: string) => void
   readonly #maxEventBytes: number
+  /** Longest line kept: one that can still carry `maxEventBytes` of data ("data: " … "\r"). */
+  readonly #maxLineBytes: number
   /** The start of a line that continues in the next chunk. */
   #partial: Buffer[] = []
   #partialBytes = 0
@@ -37,6 +39,7 @@ export class SseObserver {
     this.#wants = wants
     this.#onEvent = onEvent
     this.#maxEventBytes = maxEventBytes
+    this.#maxLineBytes = maxEventBytes + DATA_PREFIX.length + 2
   }
 
   /** Stops watching: later chunks are ignored at no cost. */
@@ -86,11 +89,15 @@ export class SseObserver {
       return
     }
     this.#partialBytes += piece.length
-    if (this.#partialBytes > this.#maxEventBytes) {
+    if (this.#partialBytes > this.#maxLineBytes) {
+      // Judged as #line judges a whole line, so where the chunks split never changes the outcome:
+      // an unwanted event's data line is just dropped, any other too-long line spoils the event.
+      this.#partial.push(piece)
+      const unwantedData = this.#isUnwantedData(Buffer.concat(this.#partial, DATA_PREFIX.length))
       this.#partial = []
       this.#partialBytes = 0
       this.#skippingLine = true
-      this.#overflow = true
+      if (!unwantedData) this.#overflow = true
       return
     }
     // Copy: the chunk's memory belongs to the relay and may be reused.
@@ -119,6 +126,8 @@ export class SseObserver {
         return
       }
       this.#data.push(Buffer.from(line.subarray(from, end)))
+    } else if (line.length > this.#maxLineBytes) {
+      this.#overflow = true // as when the line arrives in pieces (#keepPartial)
     } else if (startsWith(line, EVENT_PREFIX)) {
       this.#type = line.toString('utf8', EVENT_PREFIX.length, end).trim()
     }
@@ -128,7 +137,8 @@ export class SseObserver {
   #dispatch (): void {
     const type = this.#type
     const data = this.#data
-    const wanted = !this.#overflow && data.length > 0
+    // The type is checked again: data lines read before a late `event:` line were kept.
+    const wanted = !this.#overflow && data.length > 0 && (type === undefined || this.#wants(type))
     this.#type = undefined
     this.#data = []
     this.#dataBytes = 0

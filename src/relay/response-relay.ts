@@ -97,7 +97,8 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onError (err: Error): void {
     if (this.#clientGone || err instanceof ClientGoneError) {
-      this.#end({ status: 0, endedBy: 'client' })
+      // Aborting from the 'close' listener lands here first: log the status the client did get.
+      this.#end({ status: this.#res.headersSent ? this.#res.statusCode : 0, endedBy: 'client' })
       return
     }
     const failure = classifyUpstreamFailure(err)

@@ -1,8 +1,16 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Agent } from 'undici'
 import type { GatewayConfig } from '../config/load-config.js'
 import { errors, GatewayError } from '../errors.js'
 import { createLogger, type Logger } from '../observe/logger.js'
+import { GatewayMetrics } from '../observe/metrics.js'
+import { upstreamHeaderRules } from '../upstream/request-headers.js'
+import { isLoopbackHost } from '../config/load-config.js'
+import rateLimit from '@fastify/rate-limit'
+import { adminRoutes } from './admin-routes.js'
+import { ClientAuth } from './client-auth.js'
+import { metricsRoutes, startMetricsServer, type MetricsServer } from './metrics-routes.js'
 import { SessionResolver } from '../session/resolve-session.js'
 import { createSessionStore } from '../session/create-store.js'
 import { createUpstreamAgent } from '../upstream/upstream-agent.js'
@@ -13,6 +21,8 @@ import { proxyRoutes } from './proxy-route.js'
 export interface Gateway {
   app: FastifyInstance
   logger: Logger
+  /** The separate metrics listener's address, when `METRICS_PORT` is set. */
+  metricsAddress (): string | undefined
   /** Starts listening; resolves to the bound address, e.g. `http://127.0.0.1:8080`. */
   listen (): Promise<string>
   /**
@@ -33,6 +43,14 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
   const store = createSessionStore(config, logger)
   const sessions = new SessionResolver(store)
   const inFlight = { count: 0 }
+  const metrics = new GatewayMetrics(() => store.size())
+  const auth = new ClientAuth(config.auth.upstreamApiKey !== '', config.auth.gatewayApiKeys)
+  const upstreamHeaders = upstreamHeaderRules({
+    defaultOriginator: config.session.originator,
+    upstreamApiKey: config.auth.upstreamApiKey,
+    extra: config.upstreamHeaders
+  })
+  let metricsServer: MetricsServer | undefined
   let accepting = true
 
   const app = Fastify({
@@ -46,9 +64,16 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
     return503OnClosing: true,
     exposeHeadRoutes: false,
     routerOptions: { maxParamLength: 8192 },
-    clientErrorHandler: answerClientError
+    clientErrorHandler: answerClientError,
+    http: { maxHeaderSize: config.limits.maxHeaderBytes }
   })
   app.server.headersTimeout = config.server.headersTimeoutMs
+  // Node keeps a keep-alive connection open after its response has finished, even while the
+  // server is closing: a stream that drains during shutdown would hold close() until the grace
+  // timer. Once shutdown has begun, close each connection as soon as its response is done.
+  app.server.on('request', (_request: IncomingMessage, response: ServerResponse) => {
+    response.once('finish', () => { if (!accepting) app.server.closeIdleConnections() })
+  })
 
   app.setNotFoundHandler((request, reply) => {
     const error = errors.notFound(request.method, request.url.split('?')[0] ?? '/')
@@ -60,15 +85,32 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
     reply.code(error.status).type('application/json; charset=utf-8').send(error.body())
   })
 
+  if (config.limits.requestsPerMinute > 0) {
+    app.register(rateLimit, {
+      max: config.limits.requestsPerMinute,
+      timeWindow: 60_000,
+      // Per client key (hashed, never logged), else per address.
+      keyGenerator: (request) => ClientAuth.keyId(request.headers) ?? request.ip,
+      allowList: (request) => !request.url.startsWith('/v1'),
+      // Thrown by the plugin, then written by the error handler as an OpenAI-style 429.
+      errorResponseBuilder: (_request, context) => errors.rateLimited(Math.ceil(context.ttl / 1000))
+    })
+  }
   app.register(healthRoutes, { accepting: () => accepting, store: () => store.health() })
-  app.register(proxyRoutes, { config, sessions, upstream, logger, inFlight })
+  if (config.metricsPort === -1) app.register(metricsRoutes, { metrics })
+  // Usage is nobody's business off this host unless an admin token guards it.
+  if (config.admin.token !== '' || isLoopbackHost(config.server.host)) app.register(adminRoutes, { store, token: config.admin.token })
+  app.register(proxyRoutes, { config, sessions, upstream, logger, metrics, auth, upstreamHeaders, inFlight })
 
   return {
     app,
     logger,
     async listen () {
-      return await app.listen({ host: config.server.host, port: config.server.port })
+      const address = await app.listen({ host: config.server.host, port: config.server.port })
+      if (config.metricsPort !== -1) metricsServer = await startMetricsServer(metrics, config.server.host, config.metricsPort)
+      return address
     },
+    metricsAddress: () => metricsServer?.address,
     async close () {
       accepting = false
       let cut = 0
@@ -84,6 +126,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
       }
       await (cut > 0 ? upstream.destroy() : upstream.close())
       await store.close()
+      await metricsServer?.close()
       return cut
     }
   }

@@ -4,13 +4,17 @@ import type { Dispatcher } from 'undici'
 import type { GatewayConfig } from '../config/load-config.js'
 import { errors, GatewayError } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
+import type { GatewayMetrics, TokenUsage } from '../observe/metrics.js'
 import { logExchange } from '../observe/request-log.js'
 import { ResponseObserver } from '../observe/response-observer.js'
+import { routeLabel } from '../observe/route-label.js'
 import { ResponseRelay, sendGatewayError, type RelayOutcome } from '../relay/response-relay.js'
 import { readSessionFields } from '../session/body-fields.js'
 import type { Session, SessionResolver } from '../session/resolve-session.js'
+import { NO_TOKENS } from '../session/session-usage.js'
 import { readRequestBody } from '../upstream/read-body.js'
-import { upstreamRequestHeaders } from '../upstream/request-headers.js'
+import type { UpstreamHeaders } from '../upstream/request-headers.js'
+import type { ClientAuth } from './client-auth.js'
 import { hasDotSegment, upstreamPath } from '../upstream/upstream-path.js'
 
 export interface ProxyDeps {
@@ -18,6 +22,9 @@ export interface ProxyDeps {
   sessions: SessionResolver
   upstream: Dispatcher
   logger: Logger
+  metrics: GatewayMetrics
+  auth: ClientAuth
+  upstreamHeaders: UpstreamHeaders
   /** Proxied exchanges under way; shutdown reports how many it had to cut. */
   inFlight: { count: number }
 }
@@ -41,31 +48,47 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
   app.all('/v1/*', handler)
 }
 
-export function createForwarder ({ config, sessions, upstream, logger, inFlight }: ProxyDeps) {
+export function createForwarder ({ config, sessions, upstream, logger, metrics, auth, upstreamHeaders, inFlight }: ProxyDeps) {
   const { origin } = config.upstream
-  const defaultOriginator = config.session.originator
   const { bodyLimitBytes } = config.server
 
   function dispatch (req: IncomingMessage, res: ServerResponse, path: string, session: Session, body: Buffer | IncomingMessage | null, startedAt: number): void {
     const method = req.method ?? 'GET'
+    const clientPath = pathOf(req.url ?? '/')
+    let tokens: TokenUsage | undefined
     inFlight.count++
+    metrics.exchangeStarted('http')
     const onEnd = (outcome: RelayOutcome): void => {
       inFlight.count--
-      logExchange(logger, {
+      const durationMs = performance.now() - startedAt
+      metrics.exchangeEnded({
+        route: routeLabel(clientPath),
         method,
-        path: pathOf(req.url ?? '/'),
-        session: session.id,
-        sessionSource: session.source,
-        durationMs: performance.now() - startedAt,
-        outcome
+        status: outcome.status,
+        transport: 'http',
+        ttfbMs: outcome.ttfbMs,
+        durationMs,
+        endedBy: outcome.endedBy,
+        failureKind: outcome.failure?.kind
       })
+      sessions.recordUsage(session.id, tokens ?? NO_TOKENS)
+      logExchange(logger, { method, path: clientPath, session: session.id, sessionSource: session.source, durationMs, outcome })
     }
-    const observer = new ResponseObserver({ onResponseId: (id) => sessions.learnResponse(session.id, id) })
+    // Only model calls carry response ids and usage worth the observer's copy of the body.
+    const observer = method === 'POST' && (clientPath === '/v1/responses' || clientPath === '/v1/chat/completions')
+      ? new ResponseObserver({
+        onResponseId: (id) => sessions.learnResponse(session.id, id),
+        onUsage: (usage) => {
+          tokens = usage
+          metrics.tokensUsed(usage)
+        }
+      })
+      : undefined
     upstream.dispatch({
       origin,
       path,
       method: method as Dispatcher.HttpMethod,
-      headers: upstreamRequestHeaders(req.rawHeaders, session.id, defaultOriginator),
+      headers: upstreamHeaders(req.rawHeaders, session.id),
       body
     }, new ResponseRelay(res, startedAt, onEnd, observer))
   }
@@ -76,6 +99,11 @@ export function createForwarder ({ config, sessions, upstream, logger, inFlight 
     const path = upstreamPath(target, config.upstream)
     if (path === undefined) {
       sendGatewayError(res, hasDotSegment(target) ? errors.badPath() : errors.notFound(req.method ?? 'GET', pathOf(target)))
+      return
+    }
+    const denied = auth.check(req.headers)
+    if (denied !== undefined) {
+      sendGatewayError(res, denied)
       return
     }
     if (Number(req.headers['content-length']) > bodyLimitBytes) {

@@ -20,11 +20,13 @@ const CLOSE_BRACKET = 0x5d
 const COLON = 0x3a
 const COMMA = 0x2c
 
-const WANTED: Record<string, keyof SessionFields> = {
-  previous_response_id: 'previousResponseId',
-  conversation: 'conversation',
-  prompt_cache_key: 'promptCacheKey'
-}
+// A Map, not an object literal: a body key such as "constructor" or "__proto__" must not find
+// Object.prototype's members and be taken for a wanted field.
+const WANTED = new Map<string, keyof SessionFields>([
+  ['previous_response_id', 'previousResponseId'],
+  ['conversation', 'conversation'],
+  ['prompt_cache_key', 'promptCacheKey']
+])
 const LONGEST_WANTED_KEY = 20
 
 /**
@@ -41,7 +43,7 @@ export function readSessionFields (body: Buffer): SessionFields {
     if (body[i] !== QUOTE) return fields
     const keyEnd = endOfString(body, i)
     if (keyEnd === -1) return fields
-    const key = keyEnd - i - 1 <= LONGEST_WANTED_KEY ? WANTED[body.toString('latin1', i + 1, keyEnd)] : undefined
+    const key = keyEnd - i - 1 <= LONGEST_WANTED_KEY ? WANTED.get(body.toString('latin1', i + 1, keyEnd)) : undefined
     i = skipWhitespace(body, keyEnd + 1)
     if (body[i] !== COLON) return fields
     const valueStart = skipWhitespace(body, i + 1)

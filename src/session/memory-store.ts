@@ -1,4 +1,6 @@
+import type { TokenUsage } from '../observe/metrics.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
+import { toSessionUsage, type SessionUsage, type UsagePage, type UsageTotals } from './session-usage.js'
 
 interface Entry {
   sessionId: string
@@ -20,6 +22,8 @@ export interface MemoryStoreOptions {
 export class MemorySessionStore implements SessionStore {
   readonly kind = 'memory'
   readonly #entries = new Map<string, Entry>()
+  /** Usage totals per session, in least-recently-active order, bounded like the bindings. */
+  readonly #usage = new Map<string, UsageTotals>()
   readonly #maxEntries: number
   readonly #idleTtlMs: number
   readonly #now: () => number
@@ -58,6 +62,33 @@ export class MemorySessionStore implements SessionStore {
     this.#evictOverflow()
   }
 
+  recordUsage (sessionId: string, tokens: TokenUsage, at: number): void {
+    let totals = this.#usage.get(sessionId)
+    if (totals === undefined) {
+      totals = { requests: 0, input: 0, cached: 0, output: 0, reasoning: 0, firstSeen: at, lastSeen: at }
+    } else {
+      this.#usage.delete(sessionId)
+    }
+    totals.requests++
+    totals.input += tokens.input
+    totals.cached += tokens.cached
+    totals.output += tokens.output
+    totals.reasoning += tokens.reasoning
+    totals.lastSeen = at
+    this.#usage.set(sessionId, totals)
+    if (this.#usage.size > this.#maxEntries) this.#usage.delete(this.#usage.keys().next().value as string)
+  }
+
+  async usage (sessionId: string): Promise<SessionUsage | undefined> {
+    const totals = this.#usage.get(sessionId)
+    return totals === undefined ? undefined : toSessionUsage(sessionId, totals)
+  }
+
+  async recentUsage (limit: number, offset: number): Promise<UsagePage> {
+    const ids = [...this.#usage.keys()].reverse().slice(offset, offset + limit)
+    return { sessions: ids.map((id) => toSessionUsage(id, this.#usage.get(id)!)), total: this.#usage.size }
+  }
+
   health (): StoreHealth {
     return { kind: 'memory', state: 'ok' }
   }
@@ -68,6 +99,7 @@ export class MemorySessionStore implements SessionStore {
 
   async close (): Promise<void> {
     this.#entries.clear()
+    this.#usage.clear()
   }
 
   #evictOverflow (): void {

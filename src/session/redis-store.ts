@@ -1,7 +1,9 @@
 import { Redis } from 'ioredis'
 import type { Logger } from '../observe/logger.js'
 import { MemorySessionStore } from './memory-store.js'
+import type { TokenUsage } from '../observe/metrics.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
+import { toSessionUsage, type SessionUsage, type UsagePage, type UsageTotals } from './session-usage.js'
 
 export interface RedisStoreOptions {
   url: string
@@ -26,13 +28,16 @@ export class RedisSessionStore implements SessionStore {
   readonly #ttlSeconds: number
   readonly #prefix: string
   readonly #logger: Logger
+  readonly #maxUsageSessions: number
   #degradedBy: string | undefined = 'connecting'
+  #closed = false
 
   constructor (options: RedisStoreOptions) {
     this.#local = new MemorySessionStore({ maxEntries: options.localMaxEntries, idleTtlMs: options.idleTtlMs })
     this.#ttlSeconds = Math.max(1, Math.ceil(options.idleTtlMs / 1000))
     this.#prefix = options.keyPrefix
     this.#logger = options.logger
+    this.#maxUsageSessions = options.localMaxEntries
     this.#redis = new Redis(options.url, {
       // Fail commands at once while disconnected instead of queueing them behind a reconnect.
       enableOfflineQueue: false,
@@ -68,6 +73,65 @@ export class RedisSessionStore implements SessionStore {
     pipeline.exec().catch((err: Error) => this.#degraded(err.message))
   }
 
+  /**
+   * Totals are a Redis hash per session (`usage:<id>`, with the idle TTL) and a sorted set of
+   * session ids by last activity (`usage-recent`), trimmed to `localMaxEntries`. While Redis is
+   * away, usage is counted locally only.
+   */
+  recordUsage (sessionId: string, tokens: TokenUsage, at: number): void {
+    this.#local.recordUsage(sessionId, tokens, at)
+    if (this.#redis.status !== 'ready') return
+    const key = this.#prefix + 'usage:' + sessionId
+    const recent = this.#prefix + 'usage-recent'
+    this.#redis.pipeline()
+      .hincrby(key, 'requests', 1)
+      .hincrby(key, 'input', tokens.input)
+      .hincrby(key, 'cached', tokens.cached)
+      .hincrby(key, 'output', tokens.output)
+      .hincrby(key, 'reasoning', tokens.reasoning)
+      .hsetnx(key, 'firstSeen', at)
+      .hset(key, 'lastSeen', at)
+      .expire(key, this.#ttlSeconds)
+      .zadd(recent, at, sessionId)
+      .zremrangebyrank(recent, 0, -(this.#maxUsageSessions + 1))
+      .exec()
+      .catch((err: Error) => this.#degraded(err.message))
+  }
+
+  async usage (sessionId: string): Promise<SessionUsage | undefined> {
+    if (this.#redis.status !== 'ready') return await this.#local.usage(sessionId)
+    try {
+      const totals = parseTotals(await this.#redis.hgetall(this.#prefix + 'usage:' + sessionId))
+      return totals === undefined ? undefined : toSessionUsage(sessionId, totals)
+    } catch (err) {
+      this.#degraded((err as Error).message)
+      return await this.#local.usage(sessionId)
+    }
+  }
+
+  async recentUsage (limit: number, offset: number): Promise<UsagePage> {
+    if (this.#redis.status !== 'ready') return await this.#local.recentUsage(limit, offset)
+    try {
+      const recent = this.#prefix + 'usage-recent'
+      const [ids, total] = await Promise.all([
+        this.#redis.zrevrange(recent, offset, offset + limit - 1),
+        this.#redis.zcard(recent)
+      ])
+      const pipeline = this.#redis.pipeline()
+      for (const id of ids) pipeline.hgetall(this.#prefix + 'usage:' + id)
+      const rows = (await pipeline.exec()) ?? []
+      const sessions: SessionUsage[] = []
+      ids.forEach((id, i) => {
+        const totals = parseTotals(rows[i]?.[1] as Record<string, string> | undefined)
+        if (totals !== undefined) sessions.push(toSessionUsage(id, totals))
+      })
+      return { sessions, total }
+    } catch (err) {
+      this.#degraded((err as Error).message)
+      return await this.#local.recentUsage(limit, offset)
+    }
+  }
+
   health (): StoreHealth {
     return this.#degradedBy === undefined
       ? { kind: 'redis', state: 'ok' }
@@ -79,11 +143,14 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async close (): Promise<void> {
+    this.#closed = true
     this.#redis.disconnect()
     await this.#local.close()
   }
 
   #degraded (reason: string): void {
+    // Our own disconnect ends the connection too ('end'): that is a shutdown, not an outage.
+    if (this.#closed) return
     if (this.#degradedBy !== undefined && this.#degradedBy !== 'connecting') return
     const first = this.#degradedBy === undefined
     this.#degradedBy = reason
@@ -97,5 +164,19 @@ export class RedisSessionStore implements SessionStore {
     const wasConnecting = this.#degradedBy === 'connecting'
     this.#degradedBy = undefined
     if (!wasConnecting) this.#logger.info('session store: redis is back, sessions shared again')
+  }
+}
+
+function parseTotals (hash: Record<string, string> | undefined): UsageTotals | undefined {
+  if (hash === undefined || hash.requests === undefined) return undefined
+  const n = (value: string | undefined): number => Number(value ?? 0) || 0
+  return {
+    requests: n(hash.requests),
+    input: n(hash.input),
+    cached: n(hash.cached),
+    output: n(hash.output),
+    reasoning: n(hash.reasoning),
+    firstSeen: n(hash.firstSeen),
+    lastSeen: n(hash.lastSeen)
   }
 }

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { v5 as uuidv5 } from 'uuid'
 import { errors } from '../errors.js'
+import type { TokenUsage } from '../observe/metrics.js'
 import type { SessionFields } from './body-fields.js'
 import { isSaneSessionId, newSessionId } from './session-id.js'
 import { lineageKey, type SessionStore } from './session-store.js'
@@ -76,6 +77,11 @@ export class SessionResolver {
     return { id, source: 'connection' }
   }
 
+  /** Counts a finished request and its tokens toward the session's usage. */
+  recordUsage (sessionId: string, tokens: TokenUsage): void {
+    this.#store.recordUsage(sessionId, tokens, Date.now())
+  }
+
   /** Remembers that `responseId` belongs to `sessionId`, for later `previous_response_id`s. */
   learnResponse (sessionId: string, responseId: string): void {
     this.#store.bind([lineageKey.response(responseId)], sessionId)
@@ -88,6 +94,9 @@ function pickKnown (keys: string[], known: Array<string | undefined>): Session |
   for (let i = 0; i < keys.length; i++) {
     const id = known[i]
     if (id !== undefined) return { id, source: sourceOf(keys[i]!) }
+    // A conversation decides even when new (its id is derived): a prompt_cache_key further down
+    // is often shared by many conversations and must not merge them into one session.
+    if (keys[i]!.startsWith('conv:')) return undefined
   }
   return undefined
 }

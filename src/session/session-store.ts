@@ -1,3 +1,6 @@
+import type { TokenUsage } from '../observe/metrics.js'
+import type { SessionUsage, UsagePage } from './session-usage.js'
+
 /**
  * Where sessions outlive a connection: bindings from a lineage key (a response id, a
  * conversation id, a prompt cache key) to the session that owns it. Two implementations:
@@ -9,6 +12,12 @@ export interface SessionStore {
   lookup (keys: readonly string[]): Promise<Array<string | undefined>>
   /** Binds every key to `sessionId` (or renews the binding), for the configured idle TTL. */
   bind (keys: readonly string[], sessionId: string): void
+  /** Adds one finished request, and the tokens it used, to the session's totals. */
+  recordUsage (sessionId: string, tokens: TokenUsage, at: number): void
+  /** The session's totals, or undefined when it is unknown. */
+  usage (sessionId: string): Promise<SessionUsage | undefined>
+  /** The most recently active sessions first. */
+  recentUsage (limit: number, offset: number): Promise<UsagePage>
   /** How the store is doing, for /readyz: `degraded` still serves, from local decisions. */
   health (): StoreHealth
   /** Keys held by this process (the whole store for memory, the local fallback for Redis). */

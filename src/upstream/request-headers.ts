@@ -1,37 +1,62 @@
 import { connectionTokens, isHopByHop } from '../http/hop-by-hop.js'
 
 /** Headers the gateway sets itself or that must not reach the upstream as the client sent them. */
-const REPLACED = new Set([
+const ALWAYS_REPLACED = [
   'host', // undici sets the upstream's
   'expect', // undici refuses it; Node has already answered 100-continue to the client
   'session-id',
   'session_id'
-])
+]
+
+export interface UpstreamHeaderRules {
+  /** `originator` sent when the client sent none. */
+  defaultOriginator: string
+  /** Managed mode: the key sent upstream instead of the client's `authorization`. */
+  upstreamApiKey?: string
+  /** Extra headers from config; they replace a client's header of the same name. */
+  extra?: Record<string, string>
+}
+
+export type UpstreamHeaders = (rawHeaders: string[], sessionId: string) => string[]
 
 /**
- * The upstream request's headers, as a flat `[name, value, …]` list: the client's own,
- * in order and spelling, less hop-by-hop ones, plus the session under both spellings codex
- * has used and an `originator` when the client sent none.
+ * Builds the function that makes an upstream request's headers, as a flat `[name, value, …]`
+ * list: the client's own, in order and spelling, less hop-by-hop ones and those the gateway
+ * sets, plus the session under both spellings codex has used, an `originator` when the client
+ * sent none, and the configured extras. Everything that depends only on config is done here,
+ * once, not per request.
  */
-export function upstreamRequestHeaders (rawHeaders: string[], sessionId: string, defaultOriginator: string): string[] {
-  const out: string[] = []
-  let dropAlso: Set<string> | undefined
-  let hasOriginator = false
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as string
-    const lower = name.toLowerCase()
-    if (lower === 'connection') {
-      dropAlso = connectionTokens(rawHeaders[i + 1], dropAlso)
-      continue
-    }
-    if (isHopByHop(lower) || REPLACED.has(lower)) continue
-    if (lower === 'originator') hasOriginator = true
-    out.push(name, rawHeaders[i + 1] as string)
+export function upstreamHeaderRules ({ defaultOriginator, upstreamApiKey = '', extra = {} }: UpstreamHeaderRules): UpstreamHeaders {
+  const replaced = new Set([...ALWAYS_REPLACED, ...Object.keys(extra)])
+  const added: string[] = []
+  for (const [name, value] of Object.entries(extra)) added.push(name, value)
+  if (upstreamApiKey !== '') {
+    replaced.add('authorization')
+    added.push('authorization', `Bearer ${upstreamApiKey}`)
   }
-  if (dropAlso !== undefined) dropListedByConnection(out, dropAlso)
-  out.push('session_id', sessionId, 'session-id', sessionId)
-  if (!hasOriginator) out.push('originator', defaultOriginator)
-  return out
+  const originatorIsExtra = replaced.has('originator')
+
+  return function upstreamRequestHeaders (rawHeaders, sessionId) {
+    const out: string[] = []
+    let dropAlso: Set<string> | undefined
+    let hasOriginator = originatorIsExtra
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i] as string
+      const lower = name.toLowerCase()
+      if (lower === 'connection') {
+        dropAlso = connectionTokens(rawHeaders[i + 1], dropAlso)
+        continue
+      }
+      if (isHopByHop(lower) || replaced.has(lower)) continue
+      if (lower === 'originator') hasOriginator = true
+      out.push(name, rawHeaders[i + 1] as string)
+    }
+    if (dropAlso !== undefined) dropListedByConnection(out, dropAlso)
+    out.push('session_id', sessionId, 'session-id', sessionId)
+    if (!hasOriginator) out.push('originator', defaultOriginator)
+    for (let i = 0; i < added.length; i++) out.push(added[i]!)
+    return out
+  }
 }
 
 function dropListedByConnection (headers: string[], names: Set<string>): void {
@@ -43,4 +68,9 @@ function dropListedByConnection (headers: string[], names: Set<string>): void {
     headers[write++] = headers[read + 1] as string
   }
   headers.length = write
+}
+
+/** Pass-through rules with only a default originator (no managed key, no extras). */
+export function upstreamRequestHeaders (rawHeaders: string[], sessionId: string, defaultOriginator: string): string[] {
+  return upstreamHeaderRules({ defaultOriginator })(rawHeaders, sessionId)
 }

@@ -1,0 +1,96 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { FailureKind } from '../relay/upstream-failure.js'
+import type { EndedBy } from '../relay/response-relay.js'
+
+export type Transport = 'http' | 'websocket'
+
+/** Token counts from a Responses `usage` object. */
+export interface TokenUsage {
+  input: number
+  cached: number
+  output: number
+  reasoning: number
+}
+
+export interface ExchangeMetrics {
+  route: string
+  method: string
+  status: number
+  transport: Transport
+  /** -1 when the upstream never answered. */
+  ttfbMs: number
+  durationMs: number
+  endedBy: EndedBy
+  failureKind?: FailureKind | undefined
+}
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+
+/**
+ * The Prometheus families dashboards rely on, named exactly. No session id is ever a label.
+ * Label children are cached so recording an exchange costs a map lookup and a few adds.
+ */
+export class GatewayMetrics {
+  readonly registry = new Registry()
+  readonly #requests: Counter<'route' | 'method' | 'status_class' | 'transport'>
+  readonly #active: Gauge<'transport'>
+  readonly #ttfb: Histogram<'transport'>
+  readonly #duration: Histogram<'transport'>
+  readonly #upstreamErrors: Counter<'kind'>
+  readonly #clientAborts: Counter<'transport'>
+  readonly #tokens: Counter<'type'>
+  readonly #requestChildren = new Map<string, { inc: () => void }>()
+
+  constructor (sessionCount: () => number) {
+    const registers = [this.registry]
+    this.#requests = new Counter({ name: 'session_gateway_requests_total', help: 'Proxied requests, by route, method, status class and transport.', labelNames: ['route', 'method', 'status_class', 'transport'], registers })
+    this.#active = new Gauge({ name: 'session_gateway_active_streams', help: 'Proxied exchanges in flight (SSE streams, plain requests, WebSockets).', labelNames: ['transport'], registers })
+    this.#ttfb = new Histogram({ name: 'session_gateway_upstream_ttfb_seconds', help: 'Time from the request to the upstream response headers.', labelNames: ['transport'], buckets: LATENCY_BUCKETS, registers })
+    this.#duration = new Histogram({ name: 'session_gateway_request_duration_seconds', help: 'Time from the request to the end of the response.', labelNames: ['transport'], buckets: LATENCY_BUCKETS, registers })
+    this.#upstreamErrors = new Counter({ name: 'session_gateway_upstream_errors_total', help: 'Upstream failures, by kind: connect, timeout, reset, protocol, status (5xx).', labelNames: ['kind'], registers })
+    this.#clientAborts = new Counter({ name: 'session_gateway_client_aborts_total', help: 'Exchanges the client left before their end.', labelNames: ['transport'], registers })
+    this.#tokens = new Counter({ name: 'session_gateway_tokens_total', help: 'Tokens reported by the upstream in usage, by type: input, cached, output, reasoning.', labelNames: ['type'], registers })
+    new Gauge({ // eslint-disable-line no-new
+      name: 'session_gateway_sessions',
+      help: 'Session bindings held by this process\'s store.',
+      registers,
+      collect () { this.set(sessionCount()) }
+    })
+    for (const kind of ['connect', 'timeout', 'reset', 'protocol', 'status']) this.#upstreamErrors.inc({ kind }, 0)
+    for (const type of ['input', 'cached', 'output', 'reasoning']) this.#tokens.inc({ type }, 0)
+    this.#clientAborts.inc({ transport: 'http' }, 0)
+    collectDefaultMetrics({ register: this.registry, prefix: 'session_gateway_' })
+  }
+
+  exchangeStarted (transport: Transport): void {
+    this.#active.inc({ transport })
+  }
+
+  exchangeEnded (e: ExchangeMetrics): void {
+    this.#active.dec({ transport: e.transport })
+    const statusClass = e.status === 0 ? 'none' : `${Math.floor(e.status / 100)}xx`
+    const key = `${e.route} ${e.method} ${statusClass} ${e.transport}`
+    let child = this.#requestChildren.get(key)
+    if (child === undefined) {
+      child = this.#requests.labels(e.route, e.method, statusClass, e.transport)
+      this.#requestChildren.set(key, child)
+    }
+    child.inc()
+    if (e.ttfbMs >= 0) this.#ttfb.observe({ transport: e.transport }, e.ttfbMs / 1000)
+    this.#duration.observe({ transport: e.transport }, e.durationMs / 1000)
+    if (e.endedBy === 'client') this.#clientAborts.inc({ transport: e.transport })
+    if (e.failureKind !== undefined && e.failureKind !== 'client') this.#upstreamErrors.inc({ kind: e.failureKind })
+    else if (e.status >= 500 && e.endedBy !== 'client') this.#upstreamErrors.inc({ kind: 'status' })
+  }
+
+  tokensUsed (usage: TokenUsage): void {
+    this.#tokens.inc({ type: 'input' }, usage.input)
+    this.#tokens.inc({ type: 'cached' }, usage.cached)
+    this.#tokens.inc({ type: 'output' }, usage.output)
+    this.#tokens.inc({ type: 'reasoning' }, usage.reasoning)
+  }
+
+  async render (): Promise<{ contentType: string, body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+}

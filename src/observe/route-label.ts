@@ -1,0 +1,27 @@
+/**
+ * A bounded `route` label for a client path: ids become `{id}` and unknown resources one
+ * value, so a metric never gets a series per response id or per typo.
+ */
+const RESOURCES = new Set([
+  'responses', 'models', 'chat', 'completions', 'embeddings', 'files', 'uploads', 'batches',
+  'conversations', 'images', 'audio', 'moderations', 'vector_stores', 'fine_tuning', 'realtime', 'containers'
+])
+const NESTED = new Set(['chat/completions', 'audio/speech', 'audio/transcriptions', 'audio/translations', 'images/generations', 'images/edits', 'images/variations', 'fine_tuning/jobs'])
+const ACTIONS = new Set(['cancel', 'content', 'input_items', 'parts', 'complete', 'items', 'files', 'events', 'checkpoints'])
+
+export function routeLabel (path: string): string {
+  // path starts with /v1; no query string.
+  const segments = path.split('/').slice(2).filter((s) => s !== '')
+  const resource = segments[0]
+  if (resource === undefined) return '/v1'
+  if (!RESOURCES.has(resource)) return '/v1/{other}'
+  let label = `/v1/${resource}`
+  let i = 1
+  const pair = segments[1] === undefined ? undefined : `${resource}/${segments[1]}`
+  if (pair !== undefined && NESTED.has(pair)) {
+    label = `/v1/${pair}`
+    i = 2
+  }
+  for (; i < segments.length && i < 4; i++) label += ACTIONS.has(segments[i]!) ? `/${segments[i]!}` : '/{id}'
+  return label
+}

@@ -1,0 +1,60 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { errors, type GatewayError } from '../errors.js'
+import type { SessionStore } from '../session/session-store.js'
+import { ADMIN_PAGE } from './admin-page.js'
+
+export interface AdminDeps {
+  store: SessionStore
+  /** '' = no token: the routes are served only because the gateway listens on loopback. */
+  token: string
+}
+
+const MAX_PAGE = 500
+
+/**
+ * `/gateway/`: per-session usage (requests, tokens, cache hit ratio) as JSON and as a small
+ * page. Registered only when `ADMIN_TOKEN` is set or the gateway listens on loopback.
+ */
+export async function adminRoutes (app: FastifyInstance, { store, token }: AdminDeps): Promise<void> {
+  const tokenDigest = token === '' ? undefined : sha256(token)
+  app.addHook('onRequest', async (request, reply) => {
+    if (tokenDigest === undefined) return
+    const presented = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1]
+    if (presented === undefined || !timingSafeEqual(sha256(presented), tokenDigest)) {
+      // The page itself is public (it holds no data); it asks for the token and sends it.
+      if (request.url === '/gateway/' || request.url === '/gateway') return
+      return await sendError(reply, errors.adminUnauthorized())
+    }
+  })
+
+  app.get('/gateway/', async (_request, reply) => {
+    return await reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(ADMIN_PAGE)
+  })
+  app.get('/gateway', async (_request, reply) => await reply.redirect('/gateway/'))
+
+  app.get('/gateway/sessions', async (request: FastifyRequest<{ Querystring: { limit?: string, offset?: string } }>, reply) => {
+    const limit = clamp(Number(request.query.limit ?? 50), 1, MAX_PAGE)
+    const offset = clamp(Number(request.query.offset ?? 0), 0, Number.MAX_SAFE_INTEGER)
+    const page = await store.recentUsage(limit, offset)
+    return await reply.header('cache-control', 'no-store').send({ object: 'list', data: page.sessions, total: page.total, limit, offset })
+  })
+
+  app.get('/gateway/sessions/:id', async (request: FastifyRequest<{ Params: { id: string } }>, reply) => {
+    const usage = await store.usage(request.params.id)
+    if (usage === undefined) return await sendError(reply, errors.sessionNotFound(request.params.id))
+    return await reply.header('cache-control', 'no-store').send(usage)
+  })
+}
+
+async function sendError (reply: FastifyReply, error: GatewayError): Promise<FastifyReply> {
+  return await reply.code(error.status).type('application/json; charset=utf-8').send(error.body())
+}
+
+function sha256 (text: string): Buffer {
+  return createHash('sha256').update(text).digest()
+}
+
+function clamp (value: number, min: number, max: number): number {
+  return Number.isFinite(value) ? Math.min(max, Math.max(min, Math.floor(value))) : min
+}

@@ -1,0 +1,46 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { IncomingHttpHeaders } from 'node:http'
+import { errors, type GatewayError } from '../errors.js'
+
+/**
+ * Managed-key mode: clients prove themselves with one of the gateway's own keys
+ * (`Authorization: Bearer …`), and only the gateway's upstream key leaves the building.
+ * Keys are compared as SHA-256 digests with `timingSafeEqual`, against every configured key,
+ * so neither the length nor the first differing byte leaks through timing.
+ */
+export class ClientAuth {
+  readonly #digests: Buffer[]
+  readonly enabled: boolean
+
+  constructor (managed: boolean, gatewayKeys: readonly string[]) {
+    this.enabled = managed && gatewayKeys.length > 0
+    this.#digests = gatewayKeys.map(digest)
+  }
+
+  /** The 401 to answer with, or undefined when the request may go on. */
+  check (headers: IncomingHttpHeaders): GatewayError | undefined {
+    if (!this.enabled) return undefined
+    const presented = bearer(headers.authorization)
+    if (presented === undefined) return errors.missingGatewayKey()
+    const candidate = digest(presented)
+    let match = false
+    for (const known of this.#digests) match = timingSafeEqual(candidate, known) || match
+    return match ? undefined : errors.invalidGatewayKey()
+  }
+
+  /** A stable, non-reversible name for the client's key, for rate limiting. */
+  static keyId (headers: IncomingHttpHeaders): string | undefined {
+    const presented = bearer(headers.authorization)
+    return presented === undefined ? undefined : digest(presented).toString('base64url').slice(0, 16)
+  }
+}
+
+function bearer (authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
+  return match?.[1]
+}
+
+function digest (key: string): Buffer {
+  return createHash('sha256').update(key).digest()
+}

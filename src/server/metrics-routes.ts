@@ -1,0 +1,45 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { errors } from '../errors.js'
+import type { GatewayMetrics } from '../observe/metrics.js'
+
+/** `GET /metrics` on the main port (when no `METRICS_PORT` is set). */
+export async function metricsRoutes (app: FastifyInstance, { metrics }: { metrics: GatewayMetrics }): Promise<void> {
+  app.get('/metrics', async (_request, reply) => {
+    const { contentType, body } = await metrics.render()
+    return await reply.type(contentType).header('cache-control', 'no-store').send(body)
+  })
+}
+
+export interface MetricsServer {
+  address: string
+  close (): Promise<void>
+}
+
+/**
+ * `/metrics` on its own port, so scraping stays off the proxy's listener (and its firewall
+ * rules). A bare node:http server: it serves one path.
+ */
+export async function startMetricsServer (metrics: GatewayMetrics, host: string, port: number): Promise<MetricsServer> {
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' }).end(errors.notFound(req.method ?? 'GET', req.url ?? '/').body())
+      return
+    }
+    metrics.render().then(({ contentType, body }) => {
+      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body)
+    }, () => {
+      res.writeHead(500).end()
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve())
+  })
+  const { address, port: bound } = server.address() as AddressInfo
+  return {
+    address: `http://${address.includes(':') ? `[${address}]` : address}:${bound}`,
+    close: async () => await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+}
