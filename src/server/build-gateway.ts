@@ -14,9 +14,10 @@ import { metricsRoutes, startMetricsServer, type MetricsServer } from './metrics
 import { SessionResolver } from '../session/resolve-session.js'
 import { createSessionStore } from '../session/create-store.js'
 import { createUpstreamAgent } from '../upstream/upstream-agent.js'
-import { answerClientError } from './client-errors.js'
+import { answerClientError, refuseConnect } from './client-errors.js'
 import { healthRoutes } from './health-routes.js'
 import { proxyRoutes } from './proxy-route.js'
+import { sendGatewayError } from '../relay/response-relay.js'
 
 export interface Gateway {
   app: FastifyInstance
@@ -65,9 +66,15 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
     exposeHeadRoutes: false,
     routerOptions: { maxParamLength: 8192 },
     clientErrorHandler: answerClientError,
+    // Requests Fastify's router refuses before any route runs, answered OpenAI-style too.
+    frameworkErrors: (error, _request, reply) => {
+      const answer = error.code === 'FST_ERR_BAD_URL' ? errors.badUrl() : errors.malformedRequest()
+      sendGatewayError(reply.raw, answer)
+    },
     http: { maxHeaderSize: config.limits.maxHeaderBytes }
   })
   app.server.headersTimeout = config.server.headersTimeoutMs
+  app.server.on('connect', refuseConnect)
   // Node keeps a keep-alive connection open after its response has finished, even while the
   // server is closing: a stream that drains during shutdown would hold close() until the grace
   // timer. Once shutdown has begun, close each connection as soon as its response is done.

@@ -1,5 +1,7 @@
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { errors, type GatewayError } from '../errors.js'
+import { endSocketWithError } from '../http/socket-error.js'
 
 /**
  * Answers requests Node's HTTP parser refused (malformed, smuggling-shaped, headers too
@@ -15,16 +17,13 @@ export function answerClientError (err: Error & { code?: string }, socket: Socke
     socket.destroy()
     return
   }
-  const body = error.body()
-  socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_TEXT[error.status] ?? 'Error'}\r\n` +
-    'content-type: application/json; charset=utf-8\r\n' +
-    `content-length: ${Buffer.byteLength(body)}\r\n` +
-    'connection: close\r\n\r\n' + body
-  )
+  endSocketWithError(socket, error)
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
+/** CONNECT asks for a tunnel to any host; the gateway only ever talks to its upstream. */
+export function refuseConnect (_request: unknown, socket: Duplex): void {
+  endSocketWithError(socket, errors.methodNotAllowed('CONNECT'), 'allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n')
+}
 
 function gatewayErrorFor (code: string | undefined): GatewayError | undefined {
   switch (code) {
