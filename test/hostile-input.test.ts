@@ -2,7 +2,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { startMockUpstream, type MockUpstream } from './support/mock-upstream.js'
 import { startGateway, type RunningGateway } from './support/gateway.js'
-import { headerOf, rawBytes, rawExchange, rawRequest, type RawResponse } from './support/raw-http.js'
+import { headerOf, rawExchange, rawRequest, type RawResponse } from './support/raw-http.js'
 
 interface Test { teardown: (fn: () => Promise<void>) => void }
 
