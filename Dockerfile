@@ -1,0 +1,52 @@
+# syntax=docker/dockerfile:1
+#
+# session-gateway image: build with TypeScript, run the compiled dist/ without it.
+#
+#   docker build -t session-gateway .
+#   docker run --rm -p 8080:8080 -e UPSTREAM_URL=https://api.openai.com/v1 session-gateway
+#   docker stop -t 35 <container>    # -t must exceed SHUTDOWN_GRACE_MS (30 s by default)
+#
+# Base image: Debian bookworm-slim rather than Alpine. Node's Alpine builds are an
+# "experimental" tier, and musl's resolver handles search domains and large DNS answers
+# differently from glibc; the gateway resolves its upstream on every new connection, so it
+# should resolve the way the rest of a cluster does. Slim costs ~25 MB more than Alpine.
+# Pin a digest (node:24-bookworm-slim@sha256:…) in production for reproducible builds.
+
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# The build needs TypeScript and @types/node only. --omit=optional skips the 400 MB native
+# binary that the @openai/codex devDependency pulls in; no dependency has install scripts.
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --omit=optional --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build
+
+FROM node:24-bookworm-slim AS runtime
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080
+WORKDIR /app
+# Production dependencies only, from the lockfile: no TypeScript, tap or codex in the image.
+# Everything stays owned by root, so the process (user node) cannot rewrite its own code.
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+COPY config.example.yaml ./
+COPY --from=build /app/dist/src ./dist/src
+
+# The image's `node` user (uid 1000), by number so Kubernetes' runAsNonRoot can verify it.
+USER 1000:1000
+EXPOSE 8080
+
+# /healthz with the node binary the image already has (no curl or wget in slim images).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+
+# PID 1 is node itself (exec form: no shell in between to swallow signals). The CLI traps
+# SIGTERM and SIGINT, stops accepting, drains in-flight streams for SHUTDOWN_GRACE_MS, then
+# exits 0. The kernel gives PID 1 no default signal actions, which is fine because node
+# installs its own; and the gateway spawns no child processes, so there are no zombies to
+# reap and no init (tini, `docker run --init`) is needed. Add `--init` only if that changes.
+# Not `npm start`: npm would sit at PID 1 and its prestart step expects TypeScript.
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/src/cli.js"]
