@@ -20,7 +20,7 @@ export interface ExchangeMetrics {
   /** -1 when the upstream never answered. */
   ttfbMs: number
   durationMs: number
-  endedBy: EndedBy
+  endedBy: EndedBy | 'gateway'
   failureKind?: FailureKind | undefined
 }
 
@@ -66,8 +66,9 @@ export class GatewayMetrics {
     this.#active.inc({ transport })
   }
 
-  exchangeEnded (e: ExchangeMetrics): void {
-    this.#active.dec({ transport: e.transport })
+  /** Counts a finished exchange; `started` is false for requests refused before going upstream. */
+  exchangeEnded (e: ExchangeMetrics, started = true): void {
+    if (started) this.#active.dec({ transport: e.transport })
     const statusClass = e.status === 0 ? 'none' : `${Math.floor(e.status / 100)}xx`
     const key = `${e.route} ${e.method} ${statusClass} ${e.transport}`
     let child = this.#requestChildren.get(key)
@@ -76,6 +77,7 @@ export class GatewayMetrics {
       this.#requestChildren.set(key, child)
     }
     child.inc()
+    if (!started) return
     if (e.ttfbMs >= 0) this.#ttfb.observe({ transport: e.transport }, e.ttfbMs / 1000)
     this.#duration.observe({ transport: e.transport }, e.durationMs / 1000)
     if (e.endedBy === 'client') this.#clientAborts.inc({ transport: e.transport })

@@ -5,7 +5,7 @@ import type { GatewayConfig } from '../config/load-config.js'
 import { errors, GatewayError } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
 import type { GatewayMetrics, TokenUsage } from '../observe/metrics.js'
-import { logExchange } from '../observe/request-log.js'
+import { logExchange, logRefusal } from '../observe/request-log.js'
 import { ResponseObserver } from '../observe/response-observer.js'
 import { routeLabel } from '../observe/route-label.js'
 import { ResponseRelay, sendGatewayError, type RelayOutcome } from '../relay/response-relay.js'
@@ -93,21 +93,31 @@ export function createForwarder ({ config, sessions, upstream, logger, metrics, 
     }, new ResponseRelay(res, startedAt, onEnd, observer))
   }
 
+  /** Answers with the gateway's own error; nothing goes upstream. Logged and counted too. */
+  function refuse (req: IncomingMessage, res: ServerResponse, error: GatewayError, startedAt: number): void {
+    sendGatewayError(res, error)
+    const method = req.method ?? 'GET'
+    const path = pathOf(req.url ?? '/')
+    const durationMs = performance.now() - startedAt
+    metrics.exchangeEnded({ route: routeLabel(path), method, status: error.status, transport: 'http', ttfbMs: -1, durationMs, endedBy: 'gateway' }, false)
+    logRefusal(logger, { method, path, status: error.status, code: error.code, durationMs })
+  }
+
   return function forward (req: IncomingMessage, res: ServerResponse): void {
     const startedAt = performance.now()
     const target = req.url ?? '/'
     const path = upstreamPath(target, config.upstream)
     if (path === undefined) {
-      sendGatewayError(res, hasDotSegment(target) ? errors.badPath() : errors.notFound(req.method ?? 'GET', pathOf(target)))
+      refuse(req, res, hasDotSegment(target) ? errors.badPath() : errors.notFound(req.method ?? 'GET', pathOf(target)), startedAt)
       return
     }
     const denied = auth.check(req.headers)
     if (denied !== undefined) {
-      sendGatewayError(res, denied)
+      refuse(req, res, denied, startedAt)
       return
     }
     if (Number(req.headers['content-length']) > bodyLimitBytes) {
-      sendGatewayError(res, errors.bodyTooLarge(bodyLimitBytes))
+      refuse(req, res, errors.bodyTooLarge(bodyLimitBytes), startedAt)
       return
     }
 
@@ -115,7 +125,7 @@ export function createForwarder ({ config, sessions, upstream, logger, metrics, 
     try {
       fromHeader = sessions.fromHeaders(req.headers)
     } catch (err) {
-      sendGatewayError(res, err instanceof GatewayError ? err : errors.internal())
+      refuse(req, res, err instanceof GatewayError ? err : errors.internal(), startedAt)
       return
     }
     const streamedBody = hasBody(req) ? req : null
@@ -135,10 +145,10 @@ export function createForwarder ({ config, sessions, upstream, logger, metrics, 
     }).catch((err: unknown) => {
       if (res.headersSent || res.destroyed) return
       if (err instanceof GatewayError) {
-        sendGatewayError(res, err)
+        refuse(req, res, err, startedAt)
       } else {
         logger.error({ err }, 'deciding a session from the request body failed')
-        sendGatewayError(res, errors.internal())
+        refuse(req, res, errors.internal(), startedAt)
       }
     })
   }
