@@ -59,6 +59,8 @@ export const errors = {
     'The admin routes need "Authorization: Bearer <ADMIN_TOKEN>".'),
   sessionNotFound: (id: string) => new GatewayError(404, 'invalid_request_error', 'session_not_found',
     `No session ${JSON.stringify(id)} is known to this gateway.`),
+  webSocketsDisabled: () => new GatewayError(426, 'invalid_request_error', 'websockets_disabled',
+    'This gateway does not proxy WebSockets (WEBSOCKET=reject); send the request over HTTP instead.'),
   shuttingDown: () => new GatewayError(503, 'server_error', 'shutting_down',
     'The gateway is shutting down; retry on another instance.'),
   internal: () => new GatewayError(500, 'server_error', 'internal_error',

@@ -5,6 +5,8 @@ import { boolean, ConfigError, headerMap, headerToken, httpUrl, integer, list, o
 const MINUTE = 60_000
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
+const WEBSOCKET_MODES = ['proxy', 'reject'] as const
+export type WebSocketMode = typeof WEBSOCKET_MODES[number]
 
 /** The settings table: the one place that names YAML keys, environment variables and defaults. */
 export const SETTINGS = {
@@ -28,6 +30,7 @@ export const SETTINGS = {
   redisTimeoutMs: setting('redis.timeout_ms', 'REDIS_TIMEOUT_MS', 250, integer(10, MINUTE)),
   redisKeyPrefix: setting('redis.key_prefix', 'REDIS_KEY_PREFIX', 'session-gateway:', text()),
   logLevel: setting('log.level', 'LOG_LEVEL', 'info' as LogLevel, oneOf(LOG_LEVELS)),
+  websocket: setting('server.websocket', 'WEBSOCKET', 'proxy' as WebSocketMode, oneOf(WEBSOCKET_MODES)),
   maxHeaderBytes: setting('server.max_header_bytes', 'MAX_HEADER_BYTES', 16 * 1024, integer(1024, 1024 * 1024)),
   metricsPort: setting('metrics.port', 'METRICS_PORT', -1, integer(-1, 65535)),
   adminToken: setting('admin.token', 'ADMIN_TOKEN', '', secret()),
@@ -54,6 +57,8 @@ export interface GatewayConfig {
     bodyLimitBytes: number
     /** How long in-flight requests may run on after SIGTERM before they are cut. */
     shutdownGraceMs: number
+    /** WebSocket upgrades: `proxy` them upstream, or `reject` them with 426 so clients use HTTP. */
+    websocket: WebSocketMode
   }
   upstream: {
     url: URL
@@ -164,7 +169,8 @@ function assemble (v: Values): GatewayConfig {
       requestTimeoutMs: v.clientRequestTimeoutMs,
       keepAliveTimeoutMs: v.clientKeepAliveTimeoutMs,
       bodyLimitBytes: v.bodyLimitBytes,
-      shutdownGraceMs: v.shutdownGraceMs
+      shutdownGraceMs: v.shutdownGraceMs,
+      websocket: v.websocket
     },
     upstream: {
       url,

@@ -17,6 +17,7 @@ import { createUpstreamAgent } from '../upstream/upstream-agent.js'
 import { answerClientError, refuseConnect } from './client-errors.js'
 import { healthRoutes } from './health-routes.js'
 import { proxyRoutes } from './proxy-route.js'
+import { websocketRoutes } from '../websocket/upgrade-route.js'
 import { sendGatewayError } from '../relay/response-relay.js'
 
 export interface Gateway {
@@ -108,6 +109,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
   // Usage is nobody's business off this host unless an admin token guards it.
   if (config.admin.token !== '' || isLoopbackHost(config.server.host)) app.register(adminRoutes, { store, token: config.admin.token })
   app.register(proxyRoutes, { config, sessions, upstream, logger, metrics, auth, upstreamHeaders, inFlight })
+  app.register(websocketRoutes, { config, sessions, upstream, logger, metrics, auth, upstreamHeaders, inFlight })
 
   return {
     app,
