@@ -12,6 +12,8 @@ export interface ResponseFacts {
 
 const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed'])
 
+/** Largest response.created / response.completed event read for its id and usage. */
+const MAX_EVENT_BYTES = 16 * 1024 * 1024
 /** Largest non-streamed JSON body kept to read its `id`; larger ones pass unobserved. */
 const MAX_JSON_BYTES = 8 * 1024 * 1024
 
@@ -39,7 +41,10 @@ export class ResponseObserver implements ResponseTap {
     if (type.startsWith('text/event-stream')) {
       this.#sse = new SseObserver({
         wants: (event) => event === 'response.created' || FINAL_EVENTS.has(event),
-        onEvent: (_type, data) => this.#onEventData(data)
+        onEvent: (_type, data) => this.#onEventData(data),
+        // response.created and .completed repeat the instructions, tools and output; agents
+        // with long ones reach megabytes. Only these two events are copied, once each.
+        maxEventBytes: MAX_EVENT_BYTES
       })
     } else if (type.startsWith('application/json')) {
       this.#json = []

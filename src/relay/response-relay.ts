@@ -1,11 +1,11 @@
 import type { ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
-import type { GatewayError } from '../errors.js'
+import { GatewayError } from '../errors.js'
 import { clientResponseHeaders } from './response-headers.js'
 import { classifyUpstreamFailure, type FailureKind } from './upstream-failure.js'
 
 /** Who ended the exchange: it ran to its end, the client left, or the upstream failed. */
-export type EndedBy = 'complete' | 'client' | 'upstream'
+export type EndedBy = 'complete' | 'client' | 'upstream' | 'gateway'
 
 export interface RelayOutcome {
   /** Status the client got (the upstream's, or the gateway's own 502/504); 0 when it got none. */
@@ -101,8 +101,15 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
       this.#end({ status: this.#res.headersSent ? this.#res.statusCode : 0, endedBy: 'client' })
       return
     }
-    const failure = classifyUpstreamFailure(err)
     const res = this.#res
+    if (err instanceof GatewayError) {
+      // The gateway stopped the request itself (e.g. a streamed body over BODY_LIMIT).
+      if (res.headersSent) res.destroy()
+      else sendGatewayError(res, err)
+      this.#end({ status: res.headersSent ? res.statusCode : err.status, endedBy: 'gateway' })
+      return
+    }
+    const failure = classifyUpstreamFailure(err)
     if (!res.headersSent) {
       sendGatewayError(res, failure.error)
       this.#end({ status: failure.error.status, endedBy: 'upstream', failure: { kind: failure.kind, code: failure.code } })

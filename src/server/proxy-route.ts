@@ -12,7 +12,7 @@ import { ResponseRelay, sendGatewayError, type RelayOutcome } from '../relay/res
 import { readSessionFields } from '../session/body-fields.js'
 import type { Session, SessionResolver } from '../session/resolve-session.js'
 import { NO_TOKENS } from '../session/session-usage.js'
-import { readRequestBody } from '../upstream/read-body.js'
+import { limitedBody, readRequestBody } from '../upstream/read-body.js'
 import type { UpstreamHeaders } from '../upstream/request-headers.js'
 import type { ClientAuth } from './client-auth.js'
 import { hasDotSegment, upstreamPath } from '../upstream/upstream-path.js'
@@ -52,7 +52,7 @@ export function createForwarder ({ config, sessions, upstream, logger, metrics, 
   const { origin } = config.upstream
   const { bodyLimitBytes } = config.server
 
-  function dispatch (req: IncomingMessage, res: ServerResponse, path: string, session: Session, body: Buffer | IncomingMessage | null, startedAt: number): void {
+  function dispatch (req: IncomingMessage, res: ServerResponse, path: string, session: Session, body: Buffer | IncomingMessage | AsyncIterable<Buffer> | null, startedAt: number): void {
     const method = req.method ?? 'GET'
     const clientPath = pathOf(req.url ?? '/')
     let tokens: TokenUsage | undefined
@@ -89,7 +89,8 @@ export function createForwarder ({ config, sessions, upstream, logger, metrics, 
       path,
       method: method as Dispatcher.HttpMethod,
       headers: upstreamHeaders(req.rawHeaders, session.id),
-      body
+      // undici's core streams async iterables too; its dispatch typings only list streams.
+      body: body as Dispatcher.DispatchOptions['body']
     }, new ResponseRelay(res, startedAt, onEnd, observer))
   }
 
@@ -128,7 +129,7 @@ export function createForwarder ({ config, sessions, upstream, logger, metrics, 
       refuse(req, res, err instanceof GatewayError ? err : errors.internal(), startedAt)
       return
     }
-    const streamedBody = hasBody(req) ? req : null
+    const streamedBody = !hasBody(req) ? null : req.headers['content-length'] === undefined ? limitedBody(req, bodyLimitBytes) : req
     if (fromHeader !== undefined) {
       // The client decided: the body is never looked at.
       dispatch(req, res, path, fromHeader, streamedBody, startedAt)

@@ -43,3 +43,21 @@ export async function readRequestBody (req: IncomingMessage, limitBytes: number)
     req.on('aborted', onAborted)
   })
 }
+
+/**
+ * A chunked request body streamed upstream, cut off with `body_too_large` once it passes
+ * `limitBytes` (a `content-length` body is judged before it is sent). undici then aborts the
+ * upstream request and the relay answers 413; the rest of the client's body is drained.
+ */
+export async function * limitedBody (req: IncomingMessage, limitBytes: number): AsyncGenerator<Buffer> {
+  let size = 0
+  // destroyOnReturn false: stopping early must not destroy the client's socket before the 413.
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > limitBytes) {
+      req.resume()
+      throw errors.bodyTooLarge(limitBytes)
+    }
+    yield chunk
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * A real, throwaway redis-server for tests: on a free loopback port, no persistence, killed
+ * and restarted on the same port at will. Fails loudly when redis-server is not installed.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+
+export interface RunningRedis {
+  port: number
+  /** `redis://127.0.0.1:PORT` */
+  url: string
+  /** SIGKILLs the server (no goodbye to clients) and resolves once it has exited. */
+  kill: () => Promise<void>
+  /** SIGSTOPs the server: connections stay open, nothing is answered (a hung Redis). */
+  pause: () => void
+  /** SIGCONTs a paused server. */
+  resume: () => void
+  /** Starts a fresh, empty server on the same port; resolves once it accepts connections. */
+  restart: () => Promise<void>
+  /** Stops the server if it runs; safe to call twice. */
+  close: () => Promise<void>
+}
+
+/** Throws with an actionable message when `redis-server` cannot be run. */
+export function requireRedisServer (): void {
+  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' })
+  if (probe.error !== undefined || probe.status !== 0) {
+    throw new Error('redis-server is not on PATH (or does not run): these tests need a real Redis. ' +
+      'Install it, e.g. `apt-get install -y redis-server`, or put its bin directory on PATH.')
+  }
+}
+
+export async function startRedis (): Promise<RunningRedis> {
+  requireRedisServer()
+  const port = await freePort()
+  let child: ChildProcess | undefined = await spawnRedis(port)
+  const stop = async (signal: NodeJS.Signals): Promise<void> => {
+    const running = child
+    child = undefined
+    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return
+    const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()))
+    running.kill(signal)
+    await exited
+  }
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    kill: async () => { await stop('SIGKILL') },
+    pause: () => { child?.kill('SIGSTOP') },
+    resume: () => { child?.kill('SIGCONT') },
+    restart: async () => {
+      await stop('SIGKILL')
+      child = await spawnRedis(port)
+    },
+    close: async () => { await stop('SIGKILL') }
+  }
+}
+
+/** A port nothing listens on right now: bound by the OS, then released. */
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', resolve)
+  })
+  const address = server.address()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  if (address === null || typeof address === 'string') throw new Error('no port bound')
+  return address.port
+}
+
+/** Spawns redis-server and resolves when it logs that it accepts connections. */
+async function spawnRedis (port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', [
+    '--port', String(port),
+    '--bind', '127.0.0.1',
+    '--save', '',
+    '--appendonly', 'no',
+    '--dir', tmpdir()
+  ], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  return await new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString('utf8')
+      if (output.includes('Ready to accept connections')) {
+        cleanup()
+        child.stdout?.resume() // keep draining so a chatty server never blocks on a full pipe
+        resolve(child)
+      }
+    }
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      cleanup()
+      reject(new Error(`redis-server on port ${port} exited before it was ready (code ${code}, signal ${signal}):\n${output}`))
+    }
+    const onError = (err: Error): void => {
+      cleanup()
+      reject(err)
+    }
+    const cleanup = (): void => {
+      child.stdout?.off('data', onData)
+      child.stderr?.off('data', onData)
+      child.off('exit', onExit)
+      child.off('error', onError)
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', onExit)
+    child.once('error', onError)
+  })
+}
