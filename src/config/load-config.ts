@@ -143,7 +143,11 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConf
   for (const [header, variable] of Object.entries((values as Values).upstreamEnvHeaders)) {
     // Like codex's env_http_headers: a header whose variable is unset is not sent.
     const value = env[variable]
-    if (value !== undefined && value !== '') config.upstreamHeaders[header] = value
+    if (value === undefined || value === '') continue
+    // Checked here, not per request: a stray line break (common in mounted secrets) would
+    // otherwise fail every upstream request. The value may be a secret, so it is not echoed.
+    if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(value)) throw new ConfigError(variable, `holds a control character (a line break?), so it cannot be sent as the ${header} header`)
+    config.upstreamHeaders[header] = value
   }
   checkManagedMode(config)
   return config
@@ -156,7 +160,7 @@ export function isLoopbackHost (host: string): boolean {
 function checkManagedMode ({ auth, server }: GatewayConfig): void {
   if (auth.upstreamApiKey === '' || auth.gatewayApiKeys.length > 0 || auth.allowUnauthenticated) return
   if (isLoopbackHost(server.host)) return
-  throw new ConfigError('GATEWAY_API_KEYS', `OPENAI_API_KEY is set (managed mode) and HOST ${server.host} is not loopback: anyone who reaches the gateway would spend the key. Set GATEWAY_API_KEYS, or ALLOW_UNAUTHENTICATED=true to mean it`)
+  throw new ConfigError('GATEWAY_API_KEYS', `OPENAI_API_KEY is set (managed mode) and HOST ${server.host} is not loopback: anyone who reaches the gateway would spend the key. Set GATEWAY_API_KEYS, or ALLOW_UNAUTHENTICATED=true to mean it, or unset OPENAI_API_KEY for pass-through mode (clients send their own keys)`)
 }
 
 function assemble (v: Values): GatewayConfig {

@@ -146,7 +146,8 @@ export function headerMap (): Parse<Record<string, string>> {
     for (const [name, v] of Object.entries(value as Record<string, unknown>)) {
       if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new ConfigError(key, `invalid header name ${JSON.stringify(name)}`)
       if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`${key}.${name}`, 'expected a string')
-      if (/[\r\n\0]/.test(String(v))) throw new ConfigError(`${key}.${name}`, 'must not contain CR, LF or NUL')
+      // Any control character but tab would fail every upstream request, so refuse it here.
+      if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(String(v))) throw new ConfigError(`${key}.${name}`, 'must not contain control characters (a line break?)')
       out[name.toLowerCase()] = String(v)
     }
     return out

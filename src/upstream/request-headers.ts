@@ -29,7 +29,11 @@ export type UpstreamHeaders = (rawHeaders: string[], sessionId: string) => strin
 export function upstreamHeaderRules ({ defaultOriginator, upstreamApiKey = '', extra = {} }: UpstreamHeaderRules): UpstreamHeaders {
   const replaced = new Set([...ALWAYS_REPLACED, ...Object.keys(extra)])
   const added: string[] = []
-  for (const [name, value] of Object.entries(extra)) added.push(name, value)
+  for (const [name, value] of Object.entries(extra)) {
+    // In managed mode the managed key is the one authorization sent: an extra one would make two.
+    if (upstreamApiKey !== '' && name.toLowerCase() === 'authorization') continue
+    added.push(name, value)
+  }
   if (upstreamApiKey !== '') {
     replaced.add('authorization')
     added.push('authorization', `Bearer ${upstreamApiKey}`)
