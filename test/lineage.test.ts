@@ -255,3 +255,31 @@ t.test('BODY_LIMIT also holds for a streamed body the gateway does not read', as
   t.equal(withHeader.status, 413)
   t.equal(h.upstream.requests.length, 0)
 })
+
+t.test('a compressed JSON response (gzip, br) still teaches its id and usage', async (t) => {
+  const h = await start(t)
+  const { brotliCompressSync } = await import('node:zlib')
+  for (const [encoding, compress] of [['gzip', gzipSync], ['br', brotliCompressSync]] as const) {
+    const id = `resp_${encoding}_compressed`
+    h.upstream.handle((_req, res) => {
+      const body = compress(Buffer.from(JSON.stringify({ id, object: 'response', status: 'completed', output: [], usage: { input_tokens: 50, input_tokens_details: { cached_tokens: 40 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 1 }, total_tokens: 55 } })))
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': encoding, 'content-length': body.length })
+      res.end(body)
+    })
+    const first = await call(h, { model: 'gpt-5', input: 'compressed please' }, { headers: { 'accept-encoding': 'gzip, br' } })
+    t.equal(first.status, 200)
+    answerWithNewResponses(h.upstream)
+    // The id is learned once the client has the whole body; wait for the usage to be counted.
+    const usageUrl = `${h.gateway.origin}/gateway/sessions/${first.session ?? ''}`
+    let usage: { input_tokens?: number } = {}
+    for (let attempt = 0; attempt < 50 && usage.input_tokens !== 50; attempt++) {
+      const res = await fetch(usageUrl)
+      usage = res.ok ? await res.json() as typeof usage : {}
+      if (usage.input_tokens !== 50) await new Promise((resolve) => setImmediate(resolve))
+    }
+    t.equal(usage.input_tokens, 50, `${encoding}: usage counted from the inflated body`)
+    const next = await call(h, { model: 'gpt-5', previous_response_id: id })
+    t.equal(next.session, first.session, `${encoding}: the response id was learned`)
+    t.equal(next.source, 'previous_response')
+  }
+})

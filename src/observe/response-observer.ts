@@ -1,4 +1,5 @@
 import type { ResponseTap } from '../relay/response-relay.js'
+import { brotliDecompress, gunzip, inflate, type InputType, type ZlibOptions } from 'node:zlib'
 import type { TokenUsage } from './metrics.js'
 import { SseObserver } from './sse-observer.js'
 
@@ -8,9 +9,14 @@ export interface ResponseFacts {
   onResponseId?: (id: string) => void
   /** `usage` of a finished response (`response.completed`/`incomplete`, or a JSON body's). */
   onUsage?: (usage: TokenUsage) => void
+  /** Called once a compressed JSON body has been inflated and read (or failed to inflate). */
+  onInflated?: () => void
 }
 
 const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed'])
+
+type Inflate = (body: InputType, options: ZlibOptions, done: (err: Error | null, plain: Buffer) => void) => void
+const INFLATE: Record<string, Inflate> = { gzip: gunzip, 'x-gzip': gunzip, deflate: inflate, br: brotliDecompress as Inflate }
 
 /** Largest response.created / response.completed event read for its id and usage. */
 const MAX_EVENT_BYTES = 16 * 1024 * 1024
@@ -28,6 +34,8 @@ export class ResponseObserver implements ResponseTap {
   #json: Buffer[] | undefined
   #jsonBytes = 0
   #knownId: string | undefined
+  #encoding: string | undefined
+  #inflating = false
 
   constructor (facts: ResponseFacts) {
     this.#facts = facts
@@ -35,10 +43,11 @@ export class ResponseObserver implements ResponseTap {
 
   onResponseStart (status: number, headers: string[]): void {
     if (status < 200 || status >= 300) return
-    // Compressed bodies pass unobserved: decoding them would cost more than lineage is worth.
-    if (contentEncoding(headers) !== undefined) return
+    const encoding = contentEncoding(headers)
     const type = contentType(headers)
     if (type.startsWith('text/event-stream')) {
+      // A compressed stream passes unobserved: inflating every chunk would cost every byte.
+      if (encoding !== undefined) return
       this.#sse = new SseObserver({
         wants: (event) => event === 'response.created' || FINAL_EVENTS.has(event),
         onEvent: (_type, data) => this.#onEventData(data),
@@ -47,7 +56,11 @@ export class ResponseObserver implements ResponseTap {
         maxEventBytes: MAX_EVENT_BYTES
       })
     } else if (type.startsWith('application/json')) {
+      // SDKs send accept-encoding, so plain JSON answers often come compressed: a copy is
+      // inflated off the byte path, once the client has the whole body.
+      if (encoding !== undefined && !(encoding in INFLATE)) return
       this.#json = []
+      this.#encoding = encoding
     }
   }
 
@@ -63,9 +76,32 @@ export class ResponseObserver implements ResponseTap {
 
   onResponseEnd (): void {
     if (this.#json === undefined) return
-    const body = this.#json
+    const body = Buffer.concat(this.#json)
     this.#json = undefined
-    const parsed = parseJson(Buffer.concat(body).toString('utf8')) as { id?: unknown, object?: unknown, usage?: unknown } | undefined
+    const inflate = this.#encoding === undefined ? undefined : INFLATE[this.#encoding]
+    if (inflate === undefined) {
+      this.#onJsonBody(body)
+      return
+    }
+    this.#inflating = true
+    inflate(body, { maxOutputLength: MAX_JSON_BYTES * 4 }, (err, plain) => {
+      this.#inflating = false
+      if (err === null) this.#onJsonBody(plain)
+      try {
+        this.#facts.onInflated?.()
+      } catch {
+        // An observer must never break the relay.
+      }
+    })
+  }
+
+  /** True while a compressed body is being inflated: its usage is not known yet. */
+  get inflating (): boolean {
+    return this.#inflating
+  }
+
+  #onJsonBody (body: Buffer): void {
+    const parsed = parseJson(body.toString('utf8')) as { id?: unknown, object?: unknown, usage?: unknown } | undefined
     if (parsed === undefined || (parsed.object !== undefined && parsed.object !== 'response' && parsed.object !== 'chat.completion')) return
     if (typeof parsed.id === 'string' && parsed.object !== 'chat.completion') this.#learnId(parsed.id)
     this.#learnUsage(parsed.usage)
@@ -129,8 +165,8 @@ function contentType (headers: string[]): string {
 }
 
 function contentEncoding (headers: string[]): string | undefined {
-  const value = headerValue(headers, 'content-encoding')
-  return value === undefined || value.toLowerCase() === 'identity' ? undefined : value
+  const value = headerValue(headers, 'content-encoding')?.trim().toLowerCase()
+  return value === undefined || value === '' || value === 'identity' ? undefined : value
 }
 
 function parseJson (text: string): unknown {

@@ -71,7 +71,8 @@ export function createForwarder ({ config, sessions, upstream, logger, metrics, 
         endedBy: outcome.endedBy,
         failureKind: outcome.failure?.kind
       })
-      sessions.recordUsage(session.id, tokens ?? NO_TOKENS)
+      // A compressed JSON answer's usage is known only once inflated; it is recorded then.
+      if (observer?.inflating !== true) sessions.recordUsage(session.id, tokens ?? NO_TOKENS)
       logExchange(logger, { method, path: clientPath, session: session.id, sessionSource: session.source, durationMs, outcome })
     }
     // Only model calls carry response ids and usage worth the observer's copy of the body.
@@ -81,7 +82,8 @@ export function createForwarder ({ config, sessions, upstream, logger, metrics, 
         onUsage: (usage) => {
           tokens = usage
           metrics.tokensUsed(usage)
-        }
+        },
+        onInflated: () => sessions.recordUsage(session.id, tokens ?? NO_TOKENS)
       })
       : undefined
     upstream.dispatch({
