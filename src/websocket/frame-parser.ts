@@ -1,0 +1,149 @@
+/**
+ * WebSocket framing (RFC 6455 §5.2), read incrementally over a byte stream the gateway relays
+ * untouched. The parser never copies or changes a byte: it tells its listener where each frame
+ * starts, hands it slices of the payload and knows whether the stream is between two frames,
+ * the only place where the gateway may add a frame of its own (a Close on shutdown).
+ */
+
+export const Opcode = { continuation: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa } as const
+
+export interface FrameHeader {
+  fin: boolean
+  /** Set on the first frame of a compressed message when permessage-deflate is in use. */
+  rsv1: boolean
+  opcode: number
+  /** Client frames are masked with this key; server frames carry none. */
+  maskKey: Buffer | undefined
+  payloadLength: number
+}
+
+export interface FrameListener {
+  onFrameStart (frame: FrameHeader): void
+  /** A slice of the frame's payload as it was sent (still masked); `offset` is where it starts in the payload. */
+  onFramePayload (frame: FrameHeader, slice: Buffer, offset: number): void
+  onFrameEnd (frame: FrameHeader): void
+}
+
+const MAX_HEADER_BYTES = 14
+
+export class FrameParser {
+  readonly #listener: FrameListener
+  readonly #header = Buffer.alloc(MAX_HEADER_BYTES)
+  #headerBytes = 0
+  #frame: FrameHeader | undefined
+  #offset = 0
+  #failed = false
+
+  constructor (listener: FrameListener) {
+    this.#listener = listener
+  }
+
+  /** True between two frames: bytes written now would start a new frame. */
+  get atBoundary (): boolean {
+    return !this.#failed && this.#headerBytes === 0 && this.#frame === undefined
+  }
+
+  /**
+   * The stream broke the framing rules (a reserved opcode, a fragmented or oversized control
+   * frame, a length beyond 2^53): parsing stopped for good. The bytes still flow; the peers
+   * will close the connection themselves.
+   */
+  get failed (): boolean {
+    return this.#failed
+  }
+
+  push (chunk: Buffer): void {
+    let at = 0
+    while (!this.#failed && at < chunk.length) {
+      if (this.#frame === undefined) {
+        at = this.#readHeader(chunk, at)
+        continue
+      }
+      const frame = this.#frame
+      const take = Math.min(frame.payloadLength - this.#offset, chunk.length - at)
+      this.#listener.onFramePayload(frame, chunk.subarray(at, at + take), this.#offset)
+      this.#offset += take
+      at += take
+      if (this.#offset === frame.payloadLength) this.#endFrame(frame)
+    }
+  }
+
+  /** Copies header bytes until the header is whole, then starts the frame; returns where reading stopped. */
+  #readHeader (chunk: Buffer, at: number): number {
+    const header = this.#header
+    while (at < chunk.length) {
+      header[this.#headerBytes++] = chunk[at++]!
+      if (this.#headerBytes < 2) continue
+      const needed = headerLength(header)
+      if (this.#headerBytes < needed) continue
+      this.#startFrame(header, needed)
+      return at
+    }
+    return at
+  }
+
+  #startFrame (header: Buffer, length: number): void {
+    this.#headerBytes = 0
+    const fin = (header[0]! & 0x80) !== 0
+    const opcode = header[0]! & 0x0f
+    const masked = (header[1]! & 0x80) !== 0
+    const lengthCode = header[1]! & 0x7f
+    let payloadLength = lengthCode
+    if (lengthCode === 126) {
+      payloadLength = header.readUInt16BE(2)
+    } else if (lengthCode === 127) {
+      const high = header.readUInt32BE(2)
+      if (high > 0x1fffff) return this.#fail()
+      payloadLength = high * 2 ** 32 + header.readUInt32BE(6)
+    }
+    const isControl = opcode >= 0x8
+    if ((opcode > 0x2 && opcode < 0x8) || opcode > 0xa || (isControl && (!fin || payloadLength > 125))) return this.#fail()
+    const frame: FrameHeader = {
+      fin,
+      rsv1: (header[0]! & 0x40) !== 0,
+      opcode,
+      maskKey: masked ? Buffer.from(header.subarray(length - 4, length)) : undefined,
+      payloadLength
+    }
+    this.#frame = frame
+    this.#offset = 0
+    this.#listener.onFrameStart(frame)
+    if (payloadLength === 0) this.#endFrame(frame)
+  }
+
+  #endFrame (frame: FrameHeader): void {
+    this.#frame = undefined
+    this.#listener.onFrameEnd(frame)
+  }
+
+  #fail (): void {
+    this.#failed = true
+    this.#frame = undefined
+  }
+}
+
+function headerLength (header: Buffer): number {
+  const lengthCode = header[1]! & 0x7f
+  const extended = lengthCode === 126 ? 2 : lengthCode === 127 ? 8 : 0
+  return 2 + extended + ((header[1]! & 0x80) !== 0 ? 4 : 0)
+}
+
+/** XORs a masked payload slice with its key (RFC 6455 §5.3) into a new buffer. */
+export function unmask (slice: Buffer, maskKey: Buffer, offset: number): Buffer {
+  const out = Buffer.allocUnsafe(slice.length)
+  for (let i = 0; i < slice.length; i++) out[i] = slice[i]! ^ maskKey[(offset + i) & 3]!
+  return out
+}
+
+/**
+ * A Close frame with `code` and a reason (at most 123 bytes); masked with `maskKey` when it
+ * goes to a server (RFC 6455 §5.1: every client-to-server frame is masked, with a fresh key).
+ */
+export function closeFrame (code: number, reason: string, maskKey?: Buffer): Buffer {
+  const payload = Buffer.alloc(2 + Buffer.byteLength(reason))
+  payload.writeUInt16BE(code, 0)
+  payload.write(reason, 2)
+  const head = Buffer.from([0x80 | Opcode.close, (maskKey === undefined ? 0 : 0x80) | payload.length])
+  if (maskKey === undefined) return Buffer.concat([head, payload])
+  return Buffer.concat([head, maskKey, unmask(payload, maskKey, 0)])
+}

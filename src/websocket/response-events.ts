@@ -1,0 +1,78 @@
+/**
+ * Reads the Responses events an upstream sends over a WebSocket (one JSON event per text
+ * message, the same objects as the SSE stream's `data:` lines) for what the gateway learns
+ * from them: each response's id (lineage), its token usage, and whether a response is under
+ * way (so shutdown can close an idle socket without cutting an answer short).
+ *
+ * Most events are deltas whose type is their first key; those are told apart by a look at
+ * their first bytes and never parsed.
+ */
+import type { TokenUsage } from '../observe/metrics.js'
+import { tokenUsage } from '../observe/response-observer.js'
+
+/** Events after which the response they belong to is over. */
+export const TERMINAL_EVENTS: ReadonlySet<string> = new Set(['response.completed', 'response.failed', 'response.incomplete', 'error'])
+
+export interface ResponseEventListener {
+  /** Every event, by type; undefined when a message could not be read (not JSON, or cut short). */
+  onEvent: (type: string | undefined) => void
+  onResponseId: (id: string) => void
+  /** The usage of a finished response (`response.completed` or `response.incomplete`). */
+  onUsage: (usage: TokenUsage) => void
+}
+
+const TYPE_FIRST = /^\s*\{\s*"type"\s*:\s*"([^"\\]{1,100})"/
+const HEAD_BYTES = 160
+
+export class ResponseEventReader {
+  readonly #listener: ResponseEventListener
+  /** The id of the response under way is still to be learned (its response.created was not read). */
+  #idPending = true
+
+  constructor (listener: ResponseEventListener) {
+    this.#listener = listener
+  }
+
+  read (text: Buffer, complete: boolean): void {
+    const typeFirst = TYPE_FIRST.exec(text.toString('latin1', 0, Math.min(text.length, HEAD_BYTES)))?.[1]
+    let type = typeFirst
+    if (typeFirst === undefined || this.#wantsBody(typeFirst)) {
+      const event = complete ? parseJson(text) : undefined
+      if (typeof event?.type === 'string') type = event.type
+      if (event !== undefined && type !== undefined) this.#learn(type, event)
+    }
+    if (type !== undefined && TERMINAL_EVENTS.has(type)) this.#idPending = true
+    this.#listener.onEvent(type)
+  }
+
+  #wantsBody (type: string): boolean {
+    return type === 'response.created' || type === 'response.completed' || type === 'response.incomplete'
+  }
+
+  #learn (type: string, event: ParsedEvent): void {
+    const response = event.response
+    if (response === null || typeof response !== 'object') return
+    if (typeof response.id === 'string' && (type === 'response.created' || this.#idPending)) {
+      this.#idPending = false
+      this.#listener.onResponseId(response.id)
+    }
+    if (type === 'response.completed' || type === 'response.incomplete') {
+      const usage = tokenUsage(response.usage)
+      if (usage !== undefined) this.#listener.onUsage(usage)
+    }
+  }
+}
+
+interface ParsedEvent {
+  type?: unknown
+  response?: { id?: unknown, usage?: unknown } | null
+}
+
+function parseJson (text: Buffer): ParsedEvent | undefined {
+  try {
+    const value: unknown = JSON.parse(text.toString('utf8'))
+    return value !== null && typeof value === 'object' ? value as ParsedEvent : undefined
+  } catch {
+    return undefined
+  }
+}

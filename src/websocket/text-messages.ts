@@ -1,0 +1,195 @@
+/**
+ * Reassembles the text messages of one direction from its frames, for reading only: fragments
+ * are joined, and permessage-deflate messages (RFC 7692) are inflated from a copy of their
+ * payload, so the relayed bytes are never touched or held back.
+ *
+ * Compressed messages are inflated with one zlib stream for the whole connection, as the
+ * sender's compressor keeps its window across messages ("context takeover"); it is reset after
+ * each message when the sender said `no_context_takeover`. Messages are handed on in the order
+ * they were sent, whether they needed inflating or not.
+ */
+import { constants, createInflateRaw, type InflateRaw } from 'node:zlib'
+import { Opcode, unmask, type FrameHeader, type FrameListener } from './frame-parser.js'
+
+/** What permessage-deflate the handshake agreed for the direction being read. */
+export interface DeflateParams {
+  /** The sender resets its compressor after every message. */
+  noContextTakeover: boolean
+}
+
+export interface TextMessagesOptions {
+  /** undefined: no compression agreed; a compressed frame then means the messages cannot be read. */
+  deflate: DeflateParams | undefined
+  /**
+   * A whole message, or its first `maxMessageBytes` when it was longer (`complete` false). A
+   * message is UTF-8 JSON here, so its start is enough to tell its type.
+   */
+  onMessage: (text: Buffer, complete: boolean) => void
+  /** The messages cannot be followed any more (bad compressed data, too much waiting); called once. */
+  onLost: () => void
+  maxMessageBytes?: number
+  /** Compressed bytes allowed to wait for the inflater before reading gives up. */
+  maxQueuedBytes?: number
+}
+
+interface Message {
+  compressed: boolean
+  parts: Buffer[]
+  bytes: number
+  /** Kept only its first maxMessageBytes (uncompressed messages). */
+  cut: boolean
+}
+
+/** What RFC 7692 §7.2.2 has the sender strip from the end of every compressed message. */
+const DEFLATE_TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff])
+
+export class TextMessages implements FrameListener {
+  readonly #deflate: DeflateParams | undefined
+  readonly #onMessage: (text: Buffer, complete: boolean) => void
+  readonly #onLost: () => void
+  readonly #maxMessageBytes: number
+  readonly #maxQueuedBytes: number
+  /** The text message whose frames are arriving; undefined between messages and in binary ones. */
+  #current: Message | undefined
+  /** Whole messages waiting for the inflater to finish the one before. */
+  readonly #queue: Message[] = []
+  #queuedBytes = 0
+  #inflater: InflateRaw | undefined
+  #inflating = false
+  #lost = false
+
+  constructor ({ deflate, onMessage, onLost, maxMessageBytes = 1024 * 1024, maxQueuedBytes = 8 * 1024 * 1024 }: TextMessagesOptions) {
+    this.#deflate = deflate
+    this.#onMessage = onMessage
+    this.#onLost = onLost
+    this.#maxMessageBytes = maxMessageBytes
+    this.#maxQueuedBytes = maxQueuedBytes
+  }
+
+  /** No message is waiting to be inflated or handed on. */
+  get settled (): boolean {
+    return this.#lost || (!this.#inflating && this.#queue.length === 0)
+  }
+
+  get lost (): boolean {
+    return this.#lost
+  }
+
+  onFrameStart (frame: FrameHeader): void {
+    if (this.#lost) return
+    if (frame.opcode === Opcode.text) {
+      if (frame.rsv1 && this.#deflate === undefined) return this.#lose()
+      this.#current = { compressed: frame.rsv1, parts: [], bytes: 0, cut: false }
+    } else if (frame.opcode === Opcode.binary) {
+      this.#current = undefined
+    }
+  }
+
+  onFramePayload (frame: FrameHeader, slice: Buffer, offset: number): void {
+    const message = this.#current
+    if (message === undefined || frame.opcode >= Opcode.close || this.#lost) return
+    if (message.compressed) {
+      // Every compressed byte is needed to keep the inflater's window right, however long the message.
+      message.bytes += slice.length
+      if (this.#queuedBytes + message.bytes > this.#maxQueuedBytes) return this.#lose()
+    } else {
+      const room = this.#maxMessageBytes - message.bytes
+      if (slice.length > room) {
+        message.cut = true
+        if (room === 0) return
+        slice = slice.subarray(0, room)
+      }
+      message.bytes += slice.length
+    }
+    // A copy: the slice is the relay's, and the relay's buffers are not ours to keep.
+    message.parts.push(frame.maskKey === undefined ? Buffer.from(slice) : unmask(slice, frame.maskKey, offset))
+  }
+
+  onFrameEnd (frame: FrameHeader): void {
+    if (frame.opcode >= Opcode.close || !frame.fin) return
+    const message = this.#current
+    this.#current = undefined
+    if (message === undefined || this.#lost) return
+    if (this.#deflate === undefined) {
+      this.#deliver(Buffer.concat(message.parts), !message.cut)
+      return
+    }
+    this.#queue.push(message)
+    if (message.compressed) this.#queuedBytes += message.bytes
+    this.#next()
+  }
+
+  /** Stops reading: the inflater is freed and nothing more is handed on. */
+  stop (): void {
+    this.#lost = true
+    this.#queue.length = 0
+    this.#current = undefined
+    this.#inflater?.destroy()
+    this.#inflater = undefined
+  }
+
+  #next (): void {
+    while (!this.#inflating && !this.#lost) {
+      const message = this.#queue.shift()
+      if (message === undefined) return
+      if (!message.compressed) {
+        this.#deliver(Buffer.concat(message.parts), !message.cut)
+        continue
+      }
+      this.#queuedBytes -= message.bytes
+      this.#inflate(message)
+    }
+  }
+
+  #inflate (message: Message): void {
+    this.#inflating = true
+    const inflater = this.#inflater ??= this.#createInflater()
+    const out: Buffer[] = []
+    let outBytes = 0
+    let complete = true
+    const onData = (chunk: Buffer): void => {
+      const room = this.#maxMessageBytes - outBytes
+      if (chunk.length > room) complete = false
+      if (room <= 0) return
+      out.push(chunk.length > room ? chunk.subarray(0, room) : chunk)
+      outBytes += Math.min(chunk.length, room)
+    }
+    inflater.on('data', onData)
+    for (const part of message.parts) inflater.write(part)
+    inflater.write(DEFLATE_TRAILER)
+    // The output of every write above has been emitted when the flush calls back.
+    inflater.flush(constants.Z_SYNC_FLUSH, () => {
+      inflater.off('data', onData)
+      if (this.#lost || inflater.destroyed) return
+      if (this.#deflate?.noContextTakeover === true) inflater.reset()
+      this.#inflating = false
+      this.#deliver(Buffer.concat(out), complete)
+      this.#next()
+    })
+  }
+
+  #createInflater (): InflateRaw {
+    // windowBits 15 inflates whatever window (8 to 15 bits) the sender agreed to use.
+    const inflater = createInflateRaw({ windowBits: 15 })
+    inflater.on('error', () => this.#lose())
+    return inflater
+  }
+
+  #deliver (text: Buffer, complete: boolean): void {
+    try {
+      this.#onMessage(text, complete)
+    } catch {
+      // Reading must never break the relay.
+    }
+  }
+
+  #lose (): void {
+    if (this.#lost) return
+    this.stop()
+    try {
+      this.#onLost()
+    } catch {
+      // as above
+    }
+  }
+}
