@@ -15,7 +15,7 @@ import { NO_TOKENS } from '../session/session-usage.js'
 import { limitedBody, readRequestBody } from '../upstream/read-body.js'
 import type { UpstreamHeaders } from '../upstream/request-headers.js'
 import type { ClientAuth } from './client-auth.js'
-import { hasDotSegment, upstreamPath } from '../upstream/upstream-path.js'
+import { hasDotSegment, pathOf, upstreamPath } from '../upstream/upstream-path.js'
 
 export interface ProxyDeps {
   config: GatewayConfig
@@ -169,9 +169,4 @@ function isPlainJson (req: IncomingMessage): boolean {
   if (type === undefined || !type.toLowerCase().includes('json')) return false
   const encoding = req.headers['content-encoding']
   return encoding === undefined || encoding.toLowerCase() === 'identity'
-}
-
-function pathOf (target: string): string {
-  const queryAt = target.indexOf('?')
-  return queryAt === -1 ? target : target.slice(0, queryAt)
 }

@@ -35,3 +35,9 @@ export function hasDotSegment (target: string): boolean {
   }
   return false
 }
+
+/** The path part of a request target, without its query string (queries may carry keys). */
+export function pathOf (target: string): string {
+  const queryAt = target.indexOf('?')
+  return queryAt === -1 ? target : target.slice(0, queryAt)
+}

@@ -21,7 +21,7 @@ import { ResponseRelay, sendGatewayError, type EndedBy, type RelayOutcome } from
 import type { FailureKind } from '../relay/upstream-failure.js'
 import type { Session, SessionResolver } from '../session/resolve-session.js'
 import type { UpstreamHeaders } from '../upstream/request-headers.js'
-import { hasDotSegment, upstreamPath } from '../upstream/upstream-path.js'
+import { hasDotSegment, pathOf, upstreamPath } from '../upstream/upstream-path.js'
 import { isWebSocketUpgrade, switchingProtocolsHead, upstreamDeflate } from './handshake.js'
 import { responseOnSocket } from './socket-response.js'
 import { WebSocketTunnel, type TunnelOutcome } from './tunnel.js'
@@ -199,9 +199,4 @@ export async function websocketRoutes (app: FastifyInstance, deps: WebSocketDeps
     }
   })
   app.addHook('onClose', async () => { clearTimeout(grace) })
-}
-
-function pathOf (target: string): string {
-  const queryAt = target.indexOf('?')
-  return queryAt === -1 ? target : target.slice(0, queryAt)
 }
