@@ -10,6 +10,7 @@ import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
+import { logLines } from './support/log-lines.js'
 import { replyJson, replySse, responseStream, startMockUpstream, type MockUpstream } from './support/mock-upstream.js'
 
 const ROOT = join(import.meta.dirname, '..')
@@ -38,23 +39,14 @@ function runCli (t: Test, args: string[], env: Record<string, string> = {}): Cli
   let out = ''
   let err = ''
   let pending = ''
-  const logs: Array<Record<string, unknown>> = []
-  const waiters: Array<{ predicate: (line: Record<string, unknown>) => boolean, resolve: (line: Record<string, unknown>) => void }> = []
+  const log = logLines()
   child.stdout!.on('data', (chunk: Buffer) => {
     out += chunk.toString('utf8')
     pending += chunk.toString('utf8')
     const lines = pending.split('\n')
     pending = lines.pop() ?? ''
     for (const line of lines) {
-      if (!line.startsWith('{')) continue
-      const parsed = JSON.parse(line) as Record<string, unknown>
-      logs.push(parsed)
-      for (let i = waiters.length - 1; i >= 0; i--) {
-        if (waiters[i]!.predicate(parsed)) {
-          waiters[i]!.resolve(parsed)
-          waiters.splice(i, 1)
-        }
-      }
+      if (line.startsWith('{')) log.add(JSON.parse(line) as Record<string, unknown>)
     }
   })
   child.stderr!.on('data', (chunk: Buffer) => { err += chunk.toString('utf8') })
@@ -69,13 +61,13 @@ function runCli (t: Test, args: string[], env: Record<string, string> = {}): Cli
     stdout: () => out,
     stderr: () => err,
     waitForLog: async (predicate) => {
-      const found = logs.find(predicate)
+      const found = log.lines.find(predicate)
       if (found !== undefined) return found
-      return await new Promise((resolve, reject) => {
-        waiters.push({ predicate, resolve })
+      return await Promise.race([
+        log.waitFor(predicate),
         // A process that dies first would otherwise leave the test waiting for its timeout.
-        void exited.then(({ code, signal }) => reject(new Error(`exited (${code ?? signal}) before the log line; stderr: ${err}`)))
-      })
+        exited.then(({ code, signal }) => { throw new Error(`exited (${code ?? signal}) before the log line; stderr: ${err}`) })
+      ])
     }
   }
 }

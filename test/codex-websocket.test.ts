@@ -7,12 +7,11 @@ import type { IncomingMessage } from 'node:http'
 import t, { type Test } from 'tap'
 import { startGateway, type RunningGateway } from './support/gateway.js'
 import { replySse, responseStream } from './support/mock-upstream.js'
-import { checkCodexRuns, describeRun, runCodex } from './support/codex-cli.js'
+import { CODEX_TEST_TIMEOUT as TIMEOUT, checkCodexRuns, describeRun, runCodex, type CodexRun } from './support/codex-cli.js'
 import { answerResponseCreates, startWebSocketUpstream, type UpstreamWebSocket, type WebSocketUpstream } from './support/websocket-upstream.js'
 
 const API_KEY = 'sk-test'
-// A cold start of the native binary can be slow on a loaded CI machine; a turn takes < 1 s.
-const TIMEOUT = 60_000
+const EXEC = ['exec', '--skip-git-repo-check', '--ephemeral', 'say hi']
 const TEXT = 'Hi over the WebSocket!'
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
@@ -26,7 +25,7 @@ async function setUp (t: Test, env: Record<string, string> = {}): Promise<{ upst
   return { upstream, gateway, upgradesAtGateway }
 }
 
-function describe (run: Parameters<typeof describeRun>[0], upstream: WebSocketUpstream): string {
+function describe (run: CodexRun, upstream: WebSocketUpstream): string {
   return describeRun(run, `the upstream saw ${upstream.handshakes.length} upgrade(s) and ${upstream.http.requests.length} HTTP request(s)`)
 }
 
@@ -47,7 +46,7 @@ t.test('codex exec completes a turn over the proxied WebSocket, with its own ses
   }
   void acceptAll()
 
-  const run = await runCodex(t, { baseURL: gateway.baseURL, args: ['exec', '--skip-git-repo-check', '--ephemeral', 'say hi'], apiKey: API_KEY, supportsWebsockets: true })
+  const run = await runCodex(t, { baseURL: gateway.baseURL, args: EXEC, apiKey: API_KEY, supportsWebsockets: true })
 
   t.equal(run.code, 0, describe(run, upstream))
   t.match(run.stdout, TEXT, 'codex printed the assistant text that came over the WebSocket')
@@ -75,7 +74,7 @@ t.test('with WEBSOCKET=reject codex falls back to HTTP at once: one upgrade refu
   const { upstream, gateway, upgradesAtGateway } = await setUp(t, { WEBSOCKET: 'reject' })
   upstream.http.handle(replySse([responseStream('resp_codex_http', TEXT)]))
 
-  const run = await runCodex(t, { baseURL: gateway.baseURL, args: ['exec', '--skip-git-repo-check', '--ephemeral', 'say hi'], apiKey: API_KEY, supportsWebsockets: true })
+  const run = await runCodex(t, { baseURL: gateway.baseURL, args: EXEC, apiKey: API_KEY, supportsWebsockets: true })
 
   t.equal(run.code, 0, describe(run, upstream))
   t.match(run.stdout, TEXT, 'codex printed the text that came over HTTP')

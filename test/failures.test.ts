@@ -1,20 +1,10 @@
 import http from 'node:http'
-import { createServer, type AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as pause } from 'node:timers/promises'
 import t from 'tap'
 import { request } from 'undici'
-import { replyJson, replySse, sseEvent, startMockUpstream, type MockUpstream } from './support/mock-upstream.js'
-import { startGateway, type RunningGateway } from './support/gateway.js'
-
-interface Test { teardown: (fn: () => Promise<void>) => void }
-
-async function start (t: Test, env: Record<string, string> = {}): Promise<{ upstream: MockUpstream, gateway: RunningGateway }> {
-  const upstream = await startMockUpstream()
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url, ...env })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
-  return { upstream, gateway }
-}
+import { replyJson, replySse, resetMidStream, sseEvent, type MockUpstream } from './support/mock-upstream.js'
+import { startGatewayWithUnreachableUpstream, startGatewayWithUpstream, type RunningGateway } from './support/gateway.js'
 
 type Assert = Pick<typeof t, 'equal' | 'same'>
 
@@ -48,7 +38,7 @@ async function firstEventOf (res: http.IncomingMessage): Promise<string> {
 }
 
 t.test('a client that leaves mid-stream cancels the upstream request', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   upstream.handle((_req, res) => {
     res.writeHead(200, SSE_HEADERS)
     res.write(firstEvent) // …and never ends
@@ -65,7 +55,7 @@ t.test('a client that leaves mid-stream cancels the upstream request', async (t)
 })
 
 t.test('a client that leaves before the upstream answered cancels the upstream request', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   upstream.handle(() => {}) // never answers
   const arrived = upstream.nextRequest()
   const client = postOwnConnection(gateway)
@@ -77,22 +67,16 @@ t.test('a client that leaves before the upstream answered cancels the upstream r
 })
 
 t.test('an upstream that drops the connection mid-stream makes the client read fail, never end cleanly', async (t) => {
-  const { upstream, gateway } = await start(t)
-  let clientSawFirst = (): void => {}
-  const sawFirst = new Promise<void>((resolve) => { clientSawFirst = resolve })
-  upstream.handle(async (_req, res) => {
-    res.writeHead(200, SSE_HEADERS)
-    res.write(firstEvent)
-    await sawFirst
-    res.socket?.destroy()
-  })
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  const broken = resetMidStream(firstEvent, SSE_HEADERS)
+  upstream.handle(broken.handler)
   const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}' })
   t.equal(res.statusCode, 200)
   let received = ''
   await t.rejects((async () => {
     for await (const chunk of res.body) {
       received += String(chunk)
-      if (received.includes('\n\n')) clientSawFirst()
+      if (received.includes('\n\n')) broken.reset() // once the client has the first event
     }
   })(), 'reading the body fails')
   t.equal(received, firstEvent, 'what came before the failure arrived intact')
@@ -100,13 +84,7 @@ t.test('an upstream that drops the connection mid-stream makes the client read f
 })
 
 t.test('an upstream that refuses connections gets a 502 upstream_unreachable', async (t) => {
-  // A port that was just free: nothing listens there.
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as AddressInfo
-  await new Promise<void>((resolve) => probe.close(() => resolve()))
-  const gateway = await startGateway({ UPSTREAM_URL: `http://127.0.0.1:${port}/v1` })
-  t.teardown(async () => { await gateway.close() })
+  const gateway = await startGatewayWithUnreachableUpstream(t)
 
   for (const attempt of ['first', 'second']) {
     const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{"model":"x"}', headers: { 'content-type': 'application/json' } })
@@ -120,7 +98,7 @@ t.test('an upstream that refuses connections gets a 502 upstream_unreachable', a
 })
 
 t.test('an upstream that never starts its response gets a 504 upstream_timeout', async (t) => {
-  const { upstream, gateway } = await start(t, { UPSTREAM_HEADERS_TIMEOUT_MS: '300' })
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { UPSTREAM_HEADERS_TIMEOUT_MS: '300' })
   upstream.handle(() => {}) // accepts, reads the request, never answers
   const arrived = upstream.nextRequest()
   const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}' })
@@ -133,7 +111,7 @@ t.test('an upstream that never starts its response gets a 504 upstream_timeout',
 })
 
 t.test('an upstream stream that stalls past the idle timeout is torn, not ended cleanly', async (t) => {
-  const { upstream, gateway } = await start(t, { UPSTREAM_IDLE_TIMEOUT_MS: '300' })
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { UPSTREAM_IDLE_TIMEOUT_MS: '300' })
   upstream.handle((_req, res) => {
     res.writeHead(200, SSE_HEADERS)
     res.write(firstEvent) // …then silence
@@ -153,7 +131,7 @@ t.test('an upstream stream that stalls past the idle timeout is torn, not ended 
 })
 
 t.test('a slow stream that outlasts both timeouts, with every gap under them, completes intact', async (t) => {
-  const { upstream, gateway } = await start(t, { UPSTREAM_HEADERS_TIMEOUT_MS: '300', UPSTREAM_IDLE_TIMEOUT_MS: '300' })
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { UPSTREAM_HEADERS_TIMEOUT_MS: '300', UPSTREAM_IDLE_TIMEOUT_MS: '300' })
   const GAP_MS = 80 // well under 300; 11 gaps and the wait for headers add up to over 300 + 300
   const events = Array.from({ length: 12 }, (_, i) => sseEvent({ type: 'response.output_text.delta', sequence_number: i, delta: `word${i} ` }))
   const waiters: Array<() => void> = []

@@ -1,17 +1,8 @@
 import t from 'tap'
 import { request } from 'undici'
-import { startMockUpstream, type MockUpstream } from './support/mock-upstream.js'
-import { startGateway, type RunningGateway } from './support/gateway.js'
+import type { MockUpstream } from './support/mock-upstream.js'
+import { startGatewayWithUpstream, type RunningGateway } from './support/gateway.js'
 import { headerOf, rawExchange, rawRequest, type RawResponse } from './support/raw-http.js'
-
-interface Test { teardown: (fn: () => Promise<void>) => void }
-
-async function start (t: Test): Promise<{ upstream: MockUpstream, gateway: RunningGateway }> {
-  const upstream = await startMockUpstream()
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
-  return { upstream, gateway }
-}
 
 type Assert = Pick<typeof t, 'equal' | 'same' | 'match'>
 
@@ -37,7 +28,7 @@ async function stillServesAndNothingLeaked (t: Assert, gateway: RunningGateway, 
 }
 
 t.test('a path with dot segments, plain or percent-encoded, is refused with invalid_path', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   for (const target of [
     '/v1/../admin',
     '/v1/%2e%2e/admin',
@@ -54,14 +45,14 @@ t.test('a path with dot segments, plain or percent-encoded, is refused with inva
 })
 
 t.test('a path with a broken percent-escape gets an OpenAI-style 400, not Fastify\'s own', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   const { response } = await rawExchange(gateway.port, rawRequest('GET /v1/models/x%ZZ HTTP/1.1', 'Host: localhost', 'Connection: close'))
   assertJsonError(t, response, 400, 'invalid_path', '%ZZ')
   await stillServesAndNothingLeaked(t, gateway, upstream)
 })
 
 t.test('an absolute-form request target never sends the request to another host', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   // A forward-proxy-style target: the gateway must not fetch it from evil.example.
   const { response } = await rawExchange(gateway.port, rawRequest(
     'GET http://evil.example/v1/models HTTP/1.1', 'Host: evil.example', 'Connection: close'
@@ -72,14 +63,14 @@ t.test('an absolute-form request target never sends the request to another host'
 })
 
 t.test('a CONNECT tunnel request gets a 405 JSON error and never reaches the upstream', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   const { response } = await rawExchange(gateway.port, rawRequest('CONNECT evil.example:443 HTTP/1.1', 'Host: evil.example:443'))
   assertJsonError(t, response, 405, 'method_not_allowed', 'CONNECT')
   await stillServesAndNothingLeaked(t, gateway, upstream)
 })
 
 t.test('garbage instead of HTTP gets a 400 JSON error and the connection closed', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   for (const [label, bytes] of [
     ['binary noise', Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x0d, 0x0a, 0x0d, 0x0a])],
     ['an unknown HTTP version', Buffer.from(rawRequest('GET /v1/models HTTP/7.3', 'Host: localhost'))],
@@ -95,7 +86,7 @@ t.test('garbage instead of HTTP gets a 400 JSON error and the connection closed'
 })
 
 t.test('a request with both Content-Length and Transfer-Encoding is refused and never forwarded', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   // The classic smuggling shape: a front end and a back end could disagree on where it ends.
   const smuggled = rawRequest('GET /v1/admin HTTP/1.1', 'Host: localhost')
   const { response } = await rawExchange(gateway.port, rawRequest(
@@ -110,7 +101,7 @@ t.test('a request with both Content-Length and Transfer-Encoding is refused and 
 })
 
 t.test('a header block over 16 KiB gets a 431 JSON error', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   const { response } = await rawExchange(gateway.port, rawRequest(
     'GET /v1/models HTTP/1.1',
     'Host: localhost',

@@ -1,18 +1,8 @@
 import { Readable } from 'node:stream'
 import t from 'tap'
 import { request } from 'undici'
-import { replyJson, startMockUpstream, type MockUpstream } from './support/mock-upstream.js'
-import { startGateway, type RunningGateway } from './support/gateway.js'
+import { startGatewayWithUpstream } from './support/gateway.js'
 import { headerOf, rawExchange, rawRequest } from './support/raw-http.js'
-
-interface Test { teardown: (fn: () => Promise<void>) => void }
-
-async function start (t: Test, env: Record<string, string> = {}): Promise<{ upstream: MockUpstream, gateway: RunningGateway }> {
-  const upstream = await startMockUpstream(replyJson({ ok: true }))
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url, ...env })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
-  return { upstream, gateway }
-}
 
 /** A JSON body of exactly `bytes` bytes. */
 function jsonOf (bytes: number): string {
@@ -34,7 +24,7 @@ async function answer (res: Awaited<ReturnType<typeof request>>): Promise<{ stat
 }
 
 t.test('a body over BODY_LIMIT with a content-length is a 413 body_too_large and never goes upstream', async (t) => {
-  const { upstream, gateway } = await start(t, { BODY_LIMIT: '2048' })
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { BODY_LIMIT: '2048' })
   for (const [label, headers] of [
     ['without a session-id', {}],
     ['with a session-id (the body is never read for the session)', { 'session-id': 's-big' }],
@@ -55,7 +45,7 @@ t.test('a body over BODY_LIMIT with a content-length is a 413 body_too_large and
 })
 
 t.test('a chunked JSON body over BODY_LIMIT, read for its session, is a 413', async (t) => {
-  const { upstream, gateway } = await start(t, { BODY_LIMIT: '2048' })
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { BODY_LIMIT: '2048' })
   const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: chunked(BIG), headers: { 'content-type': 'application/json' } })
   const { status, body } = await answer(res)
   t.equal(status, 413)
@@ -69,7 +59,7 @@ t.test('a chunked JSON body over BODY_LIMIT, read for its session, is a 413', as
 })
 
 t.test('a header block over MAX_HEADER_BYTES is a 431, OpenAI-style', async (t) => {
-  const { upstream, gateway } = await start(t, { MAX_HEADER_BYTES: '4096' })
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { MAX_HEADER_BYTES: '4096' })
   const { response } = await rawExchange(gateway.port, rawRequest(
     'POST /v1/responses HTTP/1.1', 'Host: localhost', `x-big: ${'a'.repeat(6 * 1024)}`, 'Content-Type: application/json', 'Content-Length: 2', 'Connection: close'
   ) + '{}')
@@ -84,7 +74,7 @@ t.test('a header block over MAX_HEADER_BYTES is a 431, OpenAI-style', async (t) 
 })
 
 t.test('RATE_LIMIT_PER_MINUTE limits each client key, with a 429 and retry-after', async (t) => {
-  const { upstream, gateway } = await start(t, { RATE_LIMIT_PER_MINUTE: '2' })
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { RATE_LIMIT_PER_MINUTE: '2' })
   const send = async (key: string): Promise<Awaited<ReturnType<typeof request>>> =>
     await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` } })
 
@@ -116,7 +106,7 @@ t.test('RATE_LIMIT_PER_MINUTE limits each client key, with a 429 and retry-after
 })
 
 t.test('without a key, requests are limited per client address', async (t) => {
-  const { gateway } = await start(t, { RATE_LIMIT_PER_MINUTE: '1' })
+  const { gateway } = await startGatewayWithUpstream(t, { RATE_LIMIT_PER_MINUTE: '1' })
   const first = await request(`${gateway.baseURL}/models`)
   t.equal(first.statusCode, 200)
   await first.body.dump()
@@ -126,7 +116,7 @@ t.test('without a key, requests are limited per client address', async (t) => {
 })
 
 t.test('a chunked body over BODY_LIMIT that is not read for its session is refused too', async (t) => {
-  const { upstream, gateway } = await start(t, { BODY_LIMIT: '2048' })
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { BODY_LIMIT: '2048' })
   for (const [label, headers] of [
     ['JSON with a session-id', { 'content-type': 'application/json', 'session-id': 's-chunked' }],
     ['not JSON', { 'content-type': 'application/octet-stream' }]

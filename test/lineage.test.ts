@@ -7,13 +7,11 @@ import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { gzipSync } from 'node:zlib'
 import t from 'tap'
-import { startMockUpstream, type MockUpstream } from './support/mock-upstream.js'
-import { startGateway, type RunningGateway } from './support/gateway.js'
+import type { MockUpstream } from './support/mock-upstream.js'
+import { startGatewayWithUpstream, type RunningGateway, type Teardown } from './support/gateway.js'
 import { answerWithNewResponses, headerValue as header, postResponse, type Exchange, type PostOptions } from './support/responses-client.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-
-interface Test { teardown: (fn: () => Promise<void>) => void }
 
 interface Harness {
   upstream: MockUpstream
@@ -23,12 +21,9 @@ interface Harness {
 }
 
 /** A gateway in front of an upstream that answers every request with a new response id. */
-async function start (t: Test, env: Record<string, string> = {}): Promise<Harness> {
-  const upstream = await startMockUpstream()
-  const answered = answerWithNewResponses(upstream)
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url, ...env })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
-  return { upstream, gateway, answered }
+async function start (t: Teardown, env: Record<string, string> = {}): Promise<Harness> {
+  const { upstream, gateway } = await startGatewayWithUpstream(t, env)
+  return { upstream, gateway, answered: answerWithNewResponses(upstream) }
 }
 
 /** One POST /v1/responses on a brand-new connection. */

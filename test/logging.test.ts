@@ -1,22 +1,12 @@
 import http from 'node:http'
 import { once } from 'node:events'
-import { createServer, type AddressInfo } from 'node:net'
 import t from 'tap'
 import { request } from 'undici'
-import { replyJson, replySse, responseStream, sseEvent, startMockUpstream, type MockUpstream } from './support/mock-upstream.js'
-import { startGateway, type RunningGateway } from './support/gateway.js'
+import { replyJson, replySse, resetMidStream, responseStream, sseEvent, type MockUpstream } from './support/mock-upstream.js'
+import { startGatewayWithUnreachableUpstream, startGatewayWithUpstream, type RunningGateway } from './support/gateway.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8' }
-
-interface Test { teardown: (fn: () => Promise<void>) => void }
-
-async function start (t: Test, env: Record<string, string> = {}): Promise<{ upstream: MockUpstream, gateway: RunningGateway }> {
-  const upstream = await startMockUpstream()
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url, ...env })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
-  return { upstream, gateway }
-}
 
 /** The request log lines written for session `id`. */
 function linesFor (gateway: RunningGateway, id: string): Array<Record<string, unknown>> {
@@ -47,7 +37,7 @@ function postOwnConnection (gateway: RunningGateway, sessionId: string): http.Cl
 }
 
 t.test('a completed request writes exactly one log line describing it', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   const stream = responseStream('resp_log', 'logged answer')
   upstream.handle(replySse([stream]))
   const res = await request(`${gateway.baseURL}/responses?stream=true&include[]=x`, { method: 'POST', body: '{}', headers: { 'session-id': 'log-complete' } })
@@ -84,7 +74,7 @@ t.test('a completed request writes exactly one log line describing it', async (t
 })
 
 t.test('a client that leaves mid-stream is logged once, as ended_by client', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   const first = sseEvent({ type: 'response.created', sequence_number: 0 })
   upstream.handle((_req, res) => {
     res.writeHead(200, SSE_HEADERS)
@@ -104,7 +94,7 @@ t.test('a client that leaves mid-stream is logged once, as ended_by client', asy
 })
 
 t.test('a client that leaves before the upstream answered is logged as ended_by client, with no status', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   upstream.handle(() => {}) // never answers
   const arrived = upstream.nextRequest()
   const client = postOwnConnection(gateway, 'log-client-early')
@@ -116,18 +106,12 @@ t.test('a client that leaves before the upstream answered is logged as ended_by 
 })
 
 t.test('an upstream that breaks mid-stream is logged as ended_by upstream with an error code', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   const first = sseEvent({ type: 'response.created', sequence_number: 0 })
-  let clientSawFirst = (): void => {}
-  const sawFirst = new Promise<void>((resolve) => { clientSawFirst = resolve })
-  upstream.handle(async (_req, res) => {
-    res.writeHead(200, SSE_HEADERS)
-    res.write(first)
-    await sawFirst
-    res.socket?.destroy()
-  })
+  const broken = resetMidStream(first, SSE_HEADERS)
+  upstream.handle(broken.handler)
   const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'session-id': 'log-upstream-reset' } })
-  await t.rejects((async () => { for await (const _ of res.body) clientSawFirst() })())
+  await t.rejects((async () => { for await (const _ of res.body) broken.reset() })())
   const line = await logFor(gateway, 'log-upstream-reset')
   t.has(line, { status: 200, ended_by: 'upstream', bytes_out: Buffer.byteLength(first) })
   t.match(line.error, /^[A-Z_]+$/, 'an error code')
@@ -136,12 +120,7 @@ t.test('an upstream that breaks mid-stream is logged as ended_by upstream with a
 })
 
 t.test('an unreachable upstream is logged as ended_by upstream with its error code', async (t) => {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as AddressInfo
-  await new Promise<void>((resolve) => probe.close(() => resolve()))
-  const gateway = await startGateway({ UPSTREAM_URL: `http://127.0.0.1:${port}/v1` })
-  t.teardown(async () => { await gateway.close() })
+  const gateway = await startGatewayWithUnreachableUpstream(t)
 
   const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'session-id': 'log-refused' } })
   t.equal(res.statusCode, 502)
@@ -151,7 +130,7 @@ t.test('an unreachable upstream is logged as ended_by upstream with its error co
 
 t.test('API keys in the Authorization header or the query string never reach the log', async (t) => {
   // trace: whatever any layer logs at any level is in the text searched below.
-  const { upstream, gateway } = await start(t, { LOG_LEVEL: 'trace' })
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { LOG_LEVEL: 'trace' })
   const secrets = { authorization: 'Bearer sk-secret-123', 'api-key': 'sk-azure-456', 'x-api-key': 'sk-header-789' }
   const query = '?api-key=sk-q-000&key=sk-q-001'
 

@@ -2,17 +2,8 @@ import t from 'tap'
 import { request } from 'undici'
 import { ConfigError } from '../src/config/settings.js'
 import { loadConfig } from '../src/config/load-config.js'
-import { replyJson, replySse, responseStream, startMockUpstream, type MockUpstream, type RecordedRequest } from './support/mock-upstream.js'
-import { startGateway, type RunningGateway } from './support/gateway.js'
-
-interface Test { teardown: (fn: () => Promise<void>) => void }
-
-async function start (t: Test, env: Record<string, string> = {}): Promise<{ upstream: MockUpstream, gateway: RunningGateway }> {
-  const upstream = await startMockUpstream(replyJson({ ok: true }))
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url, ...env })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
-  return { upstream, gateway }
-}
+import { replyJson, replySse, responseStream, startMockUpstream, type RecordedRequest } from './support/mock-upstream.js'
+import { startGateway, startGatewayWithUpstream, type RunningGateway } from './support/gateway.js'
 
 const MANAGED = { OPENAI_API_KEY: 'sk-upstream-secret', GATEWAY_API_KEYS: 'gk-one,gk-two' }
 const SECRETS = ['sk-upstream-secret', 'gk-one', 'gk-two']
@@ -32,7 +23,7 @@ async function post (gateway: RunningGateway, headers: Record<string, string>, p
 }
 
 t.test("by default the client's Authorization reaches the upstream unchanged", async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   const { status } = await post(gateway, { authorization: 'Bearer sk-client-passthrough' })
   t.equal(status, 200)
   t.same(valuesOf(upstream.requests[0]!, 'authorization'), ['Bearer sk-client-passthrough'])
@@ -44,7 +35,7 @@ t.test("by default the client's Authorization reaches the upstream unchanged", a
 })
 
 t.test('managed mode: a gateway key buys the upstream key, and no gateway key goes upstream', async (t) => {
-  const { upstream, gateway } = await start(t, MANAGED)
+  const { upstream, gateway } = await startGatewayWithUpstream(t, MANAGED)
   upstream.handle(replySse([responseStream('resp_managed', 'managed answer')]))
   for (const key of ['gk-two', 'gk-one']) {
     const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{"stream":true}', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` } })
@@ -60,7 +51,7 @@ t.test('managed mode: a gateway key buys the upstream key, and no gateway key go
 })
 
 t.test('managed mode: a missing or wrong key is a 401 and nothing reaches the upstream', async (t) => {
-  const { upstream, gateway } = await start(t, MANAGED)
+  const { upstream, gateway } = await startGatewayWithUpstream(t, MANAGED)
   for (const [label, headers, code] of [
     ['no authorization', {}, 'missing_api_key'],
     ['a non-bearer authorization', { authorization: 'Basic Z2stb25lOg==' }, 'missing_api_key'],
@@ -83,7 +74,7 @@ t.test('managed mode: a missing or wrong key is a 401 and nothing reaches the up
 })
 
 t.test('managed mode: the log never holds a key, the upstream one, gateway ones or a client\'s', async (t) => {
-  const { upstream, gateway } = await start(t, { ...MANAGED, LOG_LEVEL: 'trace' })
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { ...MANAGED, LOG_LEVEL: 'trace' })
   upstream.handle(replySse([responseStream('resp_log_keys', 'answer')]))
   t.equal((await post(gateway, { authorization: 'Bearer gk-one' })).status, 200)
   t.equal((await post(gateway, { authorization: 'Bearer gk-two', 'session-id': 's-keys' })).status, 200)
@@ -121,7 +112,7 @@ t.test('managed mode on a non-loopback HOST needs GATEWAY_API_KEYS, or ALLOW_UNA
 })
 
 t.test('configured upstream headers reach the upstream, replacing a client\'s of the same name', async (t) => {
-  const { upstream, gateway } = await start(t, {
+  const { upstream, gateway } = await startGatewayWithUpstream(t, {
     UPSTREAM_HEADERS: '{"x-extra":"1","OpenAI-Organization":"org-x"}',
     UPSTREAM_ENV_HEADERS: '{"x-from-env":"MY_VAR","x-unset":"MY_UNSET_VAR"}',
     MY_VAR: 'v'
@@ -142,7 +133,7 @@ t.test('configured upstream headers reach the upstream, replacing a client\'s of
 
 t.test('managed mode: an authorization in UPSTREAM_HEADERS never makes a second one upstream', async (t) => {
   // Regression: the extra header and the managed key were both appended.
-  const { upstream, gateway } = await start(t, { ...MANAGED, UPSTREAM_HEADERS: '{"Authorization":"Bearer from-config","x-extra":"1"}' })
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { ...MANAGED, UPSTREAM_HEADERS: '{"Authorization":"Bearer from-config","x-extra":"1"}' })
   t.equal((await post(gateway, { authorization: 'Bearer gk-one' })).status, 200)
   t.same(valuesOf(upstream.requests[0]!, 'authorization'), ['Bearer sk-upstream-secret'], 'the managed key, once')
   t.same(valuesOf(upstream.requests[0]!, 'x-extra'), ['1'], 'other extras still go')

@@ -3,10 +3,8 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { request } from 'undici'
-import { replyJson, replySse, responseStream, sseEvent, startMockUpstream, type MockUpstream } from './support/mock-upstream.js'
-import { startGateway, type RunningGateway } from './support/gateway.js'
-
-interface Test { teardown: (fn: () => Promise<void>) => void }
+import { replyJson, replySse, responseStream, sseEvent, startMockUpstream } from './support/mock-upstream.js'
+import { startGateway, startGatewayWithUpstream } from './support/gateway.js'
 
 /** One sample line of the Prometheus text format. */
 interface Sample {
@@ -146,9 +144,7 @@ t.test('/metrics counts known traffic exactly, and never names a session', async
 })
 
 t.test('active_streams is 1 while a stream is held open, and 0 once it ends', async (t) => {
-  const upstream = await startMockUpstream()
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   let release = (): void => {}
   const released = new Promise<void>((resolve) => { release = resolve })
   const stream = responseStream('resp_held', 'held answer')
@@ -173,9 +169,7 @@ t.test('active_streams is 1 while a stream is held open, and 0 once it ends', as
 })
 
 t.test('METRICS_PORT=0 serves /metrics on its own listener and not on the main port', async (t) => {
-  const upstream = await startMockUpstream()
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url, METRICS_PORT: '0' })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
+  const { gateway } = await startGatewayWithUpstream(t, { METRICS_PORT: '0' })
   const address = gateway.gateway.metricsAddress()
   t.ok(address, 'the metrics listener has an address')
   t.not(new URL(address!).port, String(gateway.port), 'on a port of its own')

@@ -5,8 +5,8 @@
 import { setImmediate } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import OpenAI, { APIError } from 'openai'
-import { replyJson, replySse, responseStream, startMockUpstream, type MockUpstream, type RecordedRequest } from './support/mock-upstream.js'
-import { startGateway } from './support/gateway.js'
+import { replyJson, replySse, responseStream, type MockUpstream, type RecordedRequest } from './support/mock-upstream.js'
+import { startGatewayWithUpstream } from './support/gateway.js'
 
 const API_KEY = 'sk-test-sdk-0123456789'
 
@@ -18,9 +18,7 @@ interface Harness {
 }
 
 async function setUp (t: Test): Promise<Harness> {
-  const upstream = await startMockUpstream()
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   let connections = 0
   gateway.gateway.app.server.on('connection', () => { connections++ })
   const client = new OpenAI({ baseURL: gateway.baseURL, apiKey: API_KEY, maxRetries: 0 })

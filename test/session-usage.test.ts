@@ -6,18 +6,14 @@ import { promisify } from 'node:util'
 import { createContext, runInContext } from 'node:vm'
 import t from 'tap'
 import { request } from 'undici'
-import { replyJson, replySse, responseStream, startMockUpstream, type MockUpstream } from './support/mock-upstream.js'
-import { startGateway, type RunningGateway } from './support/gateway.js'
+import { replyJson, replySse, responseStream, type MockUpstream } from './support/mock-upstream.js'
+import { startGatewayWithUpstream, type RunningGateway, type Teardown } from './support/gateway.js'
 import { startRedis } from './support/redis-server.js'
 import type { SessionUsage } from '../src/session/session-usage.js'
 
-interface Test { teardown: (fn: () => Promise<void>) => void }
-
-async function start (t: Test, env: Record<string, string> = {}): Promise<{ upstream: MockUpstream, gateway: RunningGateway }> {
-  const upstream = await startMockUpstream(replySse([responseStream('resp_usage', 'an answer')]))
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url, ...env })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
-  return { upstream, gateway }
+/** A gateway in front of an upstream that answers every request with a streamed response (default usage). */
+async function start (t: Teardown, env: Record<string, string> = {}): Promise<{ upstream: MockUpstream, gateway: RunningGateway }> {
+  return await startGatewayWithUpstream(t, env, replySse([responseStream('resp_usage', 'an answer')]))
 }
 
 /** One streamed Responses request in session `sessionId`, read to its end (default usage). */

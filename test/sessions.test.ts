@@ -1,20 +1,11 @@
 import http, { Agent } from 'node:http'
 import t from 'tap'
 import { Client, request } from 'undici'
-import { startMockUpstream, type MockUpstream, type RecordedRequest } from './support/mock-upstream.js'
-import { startGateway, type RunningGateway } from './support/gateway.js'
+import type { MockUpstream, RecordedRequest } from './support/mock-upstream.js'
+import { startGatewayWithUpstream, type RunningGateway } from './support/gateway.js'
 import { rawExchange, rawRequest } from './support/raw-http.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-
-interface Test { teardown: (fn: () => Promise<void>) => void }
-
-async function start (t: Test, env: Record<string, string> = {}): Promise<{ upstream: MockUpstream, gateway: RunningGateway }> {
-  const upstream = await startMockUpstream()
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url, ...env })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
-  return { upstream, gateway }
-}
 
 /** Sends one request with the given headers and returns what the upstream received. */
 async function forwarded (gateway: RunningGateway, upstream: MockUpstream, headers: Record<string, string>): Promise<RecordedRequest> {
@@ -33,7 +24,7 @@ function valuesOf (req: RecordedRequest, name: string): string[] {
 }
 
 t.test("a client's session-id reaches the upstream unchanged under both session_id and session-id", async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   const id = 'sess_Ab-9.x:y/z~' + 'k'.repeat(200)
   const seen = await forwarded(gateway, upstream, { 'session-id': id })
   t.same(valuesOf(seen, 'session-id'), [id], 'session-id once, unchanged')
@@ -41,21 +32,21 @@ t.test("a client's session-id reaches the upstream unchanged under both session_
 })
 
 t.test('a client that sends only session_id gets it forwarded under both names', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   const seen = await forwarded(gateway, upstream, { session_id: '019a1b2c-3d4e-7f00-8abc-def012345678' })
   t.same(valuesOf(seen, 'session-id'), ['019a1b2c-3d4e-7f00-8abc-def012345678'])
   t.same(valuesOf(seen, 'session_id'), ['019a1b2c-3d4e-7f00-8abc-def012345678'])
 })
 
 t.test('when a client sends both spellings, session-id wins', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   const seen = await forwarded(gateway, upstream, { session_id: 'old-underscore', 'session-id': 'new-hyphen' })
   t.same(valuesOf(seen, 'session-id'), ['new-hyphen'])
   t.same(valuesOf(seen, 'session_id'), ['new-hyphen'])
 })
 
 t.test('an insane session id is refused with invalid_session_id and nothing reaches the upstream', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
 
   for (const [label, headers] of [
     ['a space', { 'session-id': 'has space' }],
@@ -90,7 +81,7 @@ t.test('an insane session id is refused with invalid_session_id and nothing reac
 })
 
 t.test('requests on one keep-alive connection share a generated session; a new connection gets another', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   const first = new Client(gateway.origin, { pipelining: 1 })
   const second = new Client(gateway.origin, { pipelining: 1 })
   t.teardown(async () => { await first.close(); await second.close() })
@@ -113,7 +104,7 @@ t.test('requests on one keep-alive connection share a generated session; a new c
 })
 
 t.test('a keep-alive http.Agent with one socket keeps one session across requests', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   const agent = new Agent({ keepAlive: true, maxSockets: 1 })
   t.teardown(async () => { agent.destroy() })
   const sockets = new Set<unknown>()
@@ -135,13 +126,13 @@ t.test('a keep-alive http.Agent with one socket keeps one session across request
 })
 
 t.test('originator defaults to codex_cli_rs and a client-sent originator is kept', async (t) => {
-  const { upstream, gateway } = await start(t)
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
   t.same(valuesOf(await forwarded(gateway, upstream, {}), 'originator'), ['codex_cli_rs'], 'default added')
   t.same(valuesOf(await forwarded(gateway, upstream, { originator: 'codex_vscode' }), 'originator'), ['codex_vscode'], "client's own kept, not doubled")
 })
 
 t.test('the ORIGINATOR setting changes the default originator', async (t) => {
-  const { upstream, gateway } = await start(t, { ORIGINATOR: 'my_gateway_tool' })
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { ORIGINATOR: 'my_gateway_tool' })
   t.same(valuesOf(await forwarded(gateway, upstream, {}), 'originator'), ['my_gateway_tool'])
   t.same(valuesOf(await forwarded(gateway, upstream, { originator: 'codex_exec' }), 'originator'), ['codex_exec'])
 })

@@ -6,6 +6,7 @@ import t from 'tap'
 import { ResponseObserver } from '../src/observe/response-observer.js'
 import { SseObserver } from '../src/observe/sse-observer.js'
 import { randomChunks, responseStream, sseEvent } from './support/mock-upstream.js'
+import { xorshift32 } from './support/random.js'
 
 type Seen = Array<[string | undefined, string]>
 
@@ -130,13 +131,8 @@ t.test('generated streams with lines around the size limit: every chunking agree
   // Small limit, lines of every length around it, several event lines per event, data before
   // the event line, comments, CR/LF: where a chunk boundary falls must never change the report.
   const max = 48
-  let state = 0x2545f491
-  const next = (n: number): number => {
-    state ^= state << 13; state >>>= 0
-    state ^= state >>> 17
-    state ^= state << 5; state >>>= 0
-    return state % n
-  }
+  const random = xorshift32(0x2545f491)
+  const next = (n: number): number => random() % n
   const types = ['response.created', 'response.completed', 'response.output_text.delta', 'response.in_progress']
   const mismatches: string[] = []
   for (let n = 0; n < 300; n++) {
@@ -204,13 +200,7 @@ t.test('an event larger than maxEventBytes is skipped, and later events are stil
 })
 
 t.test('random binary garbage never throws, and a stream after it is still read', async (t) => {
-  let state = 0xdeadbeef
-  const next = (): number => {
-    state ^= state << 13; state >>>= 0
-    state ^= state >>> 17
-    state ^= state << 5; state >>>= 0
-    return state
-  }
+  const next = xorshift32(0xdeadbeef)
   const stream = Buffer.from(responseStream('resp_after_garbage', 'ok'))
   const expected = observe([stream])
   for (let n = 0; n < 40; n++) {

@@ -1,12 +1,10 @@
 import t from 'tap'
 import { request } from 'undici'
-import { randomChunks, replySse, responseStream, startMockUpstream } from './support/mock-upstream.js'
-import { startGateway } from './support/gateway.js'
+import { randomChunks, replySse, responseStream } from './support/mock-upstream.js'
+import { startGatewayWithUpstream } from './support/gateway.js'
 
 t.test('SSE arrives byte for byte however the upstream chunks it, multi-byte characters included', async (t) => {
-  const upstream = await startMockUpstream()
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
 
   const stream = Buffer.from(responseStream('resp_utf8', 'naïve café — 日本語 🚀 done'))
   for (const seed of [1, 2, 3, 42, 1234]) {
@@ -19,9 +17,7 @@ t.test('SSE arrives byte for byte however the upstream chunks it, multi-byte cha
 })
 
 t.test('each chunk reaches the client before the upstream sends the next (no buffering)', async (t) => {
-  const upstream = await startMockUpstream()
-  const gateway = await startGateway({ UPSTREAM_URL: upstream.url })
-  t.teardown(async () => { await gateway.close(); await upstream.close() })
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
 
   const events = responseStream('resp_unbuffered', 'hello').split(/(?<=\n\n)/)
   let clientSaw: (text: string) => void = () => {}

@@ -5,9 +5,9 @@
  * 426, lineage learned from WebSocket frames carries over to HTTP, and shutdown closes sockets.
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http'
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
-import { startGateway, type RunningGateway } from './support/gateway.js'
+import { startGateway, startGatewayWithUnreachableUpstream, type RunningGateway } from './support/gateway.js'
 import { replySse, responseStream } from './support/mock-upstream.js'
 import { rawExchange, rawRequest } from './support/raw-http.js'
 import { acceptRaw, encodeFrame, rawWebSocket, writeInPieces } from './support/raw-websocket.js'
@@ -245,15 +245,7 @@ t.test('an upstream that refuses the upgrade: the client gets its status, header
 
 t.test('an unreachable upstream is a 502, a silent one a 504, as JSON', async (t) => {
   t.test('unreachable', async (t) => {
-    const closedPort = await new Promise<number>((resolve) => {
-      const server = createServer()
-      server.listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as AddressInfo
-        server.close(() => resolve(port))
-      })
-    })
-    const gateway = await startGateway({ UPSTREAM_URL: `http://127.0.0.1:${closedPort}/v1` })
-    t.teardown(async () => { await gateway.close() })
+    const gateway = await startGatewayWithUnreachableUpstream(t)
     const client = await rawWebSocket(gateway.port, '/v1/responses')
     t.equal(client.status, 502)
     await client.closed

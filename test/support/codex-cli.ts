@@ -9,11 +9,20 @@ import { join } from 'node:path'
 import type { Test } from 'tap'
 
 export const CODEX = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'codex')
+/** The version these tests were written against. */
 export const CODEX_VERSION = '0.169.0'
+/** The tap timeout for a test that runs codex: a cold start of the native binary can be slow on a loaded CI machine; a turn takes < 1 s. */
+export const CODEX_TEST_TIMEOUT = 60_000
+/** A codex still running this long is stopped, so the test fails with what it printed before the tap timeout ends it. */
+export const CODEX_WATCHDOG = CODEX_TEST_TIMEOUT - 10_000
+
+const NEEDS = `These tests need @openai/codex (devDependency, written against ${CODEX_VERSION}) and its native binary for this platform.`
 
 export interface CodexRun {
   code: number | null
   signal: NodeJS.Signals | null
+  /** True when the watchdog had to stop it. */
+  hung: boolean
   stdout: string
   stderr: string
 }
@@ -22,11 +31,14 @@ export interface CodexOptions {
   baseURL: string
   args: string[]
   apiKey: string
-  /** The provider's `supports_websockets`. */
-  supportsWebsockets: boolean
+  /** The provider's `supports_websockets`; off unless asked for. */
+  supportsWebsockets?: boolean
+  /** How long codex may run before it is stopped; defaults to CODEX_WATCHDOG. */
+  watchdogMs?: number
 }
 
-export async function runCodex (t: Test, { baseURL, args, apiKey, supportsWebsockets }: CodexOptions): Promise<CodexRun> {
+/** Runs codex to its exit. Its temporary directories are removed, and a codex still running stopped, at teardown. */
+export async function runCodex (t: Test, { baseURL, args, apiKey, supportsWebsockets = false, watchdogMs = CODEX_WATCHDOG }: CodexOptions): Promise<CodexRun> {
   const home = await mkdtemp(join(tmpdir(), 'gw-codex-home-'))
   const codexHome = await mkdtemp(join(tmpdir(), 'gw-codex-codexhome-'))
   t.teardown(async () => {
@@ -44,16 +56,25 @@ export async function runCodex (t: Test, { baseURL, args, apiKey, supportsWebsoc
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  // SIGTERM, not SIGKILL: bin/codex.js forwards it to the native binary, which SIGKILL would orphan.
+  let hung = false
+  const watchdog = setTimeout(() => { hung = true; child.kill('SIGTERM') }, watchdogMs)
   // Never leave a codex behind when an assertion or the tap timeout ends the test early.
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  t.teardown(() => {
+    clearTimeout(watchdog)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+  })
 
   return await new Promise<CodexRun>((resolve, reject) => {
     child.once('error', (err) => {
-      reject(new Error(`cannot start the codex CLI at ${CODEX}: ${err.message}. ` +
-        `These tests need @openai/codex@${CODEX_VERSION} (devDependency) and its native binary for this platform.`))
+      clearTimeout(watchdog)
+      reject(new Error(`cannot start the codex CLI at ${CODEX}: ${err.message}. ${NEEDS}`))
     })
     // 'close' rather than 'exit': it also waits for stdout/stderr to be read to their end.
-    child.once('close', (code, signal) => { resolve({ code, signal, stdout, stderr }) })
+    child.once('close', (code, signal) => {
+      clearTimeout(watchdog)
+      resolve({ code, signal, hung, stdout, stderr })
+    })
   })
 }
 
@@ -85,16 +106,16 @@ export async function checkCodexRuns (): Promise<void> {
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
   const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', (err) => reject(new Error(`cannot start the codex CLI at ${CODEX}: ${err.message}`)))
+    child.once('error', (err) => reject(new Error(`cannot start the codex CLI at ${CODEX}: ${err.message}. ${NEEDS}`)))
     child.once('close', resolve)
   })
-  if (code !== 0 || !output.includes(CODEX_VERSION)) {
-    throw new Error(`the codex CLI at ${CODEX} cannot run here (\`codex --version\` exited ${String(code)}):\n${output}\n` +
-      `These tests need @openai/codex@${CODEX_VERSION} and its native binary for this platform.`)
+  if (code !== 0 || !/^codex-cli \d/m.test(output)) {
+    throw new Error(`the codex CLI at ${CODEX} cannot run here (\`codex --version\` exited ${String(code)}):\n${output}\n${NEEDS}`)
   }
 }
 
+/** A failed assertion's message: how codex ended, what it printed, and `context` (how far it got). */
 export function describeRun (run: CodexRun, context: string): string {
-  return `codex exited with code ${String(run.code)} signal ${String(run.signal)}; ${context}\n` +
+  return `codex exited with code ${String(run.code)} signal ${String(run.signal)}${run.hung ? ' (hung: stopped by the watchdog)' : ''}; ${context}\n` +
     `--- stdout ---\n${run.stdout}\n--- stderr ---\n${run.stderr}`
 }

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { xorshift32 } from './random.js'
 
 export interface RecordedRequest {
   method: string
@@ -139,15 +140,27 @@ export function replySse (pieces: Array<string | Buffer>, between?: (index: numb
   }
 }
 
+/**
+ * Starts an SSE answer with `first` and, once `reset()` is called (say, when the client has seen
+ * `first`), destroys the connection: a stream that breaks mid-way and never ends cleanly.
+ */
+export function resetMidStream (first: string, headers: Record<string, string> = { 'content-type': 'text/event-stream; charset=utf-8' }): { handler: UpstreamHandler, reset: () => void } {
+  let reset = (): void => {}
+  const resetting = new Promise<void>((resolve) => { reset = resolve })
+  return {
+    handler: async (_req, res) => {
+      res.writeHead(200, headers)
+      res.write(first)
+      await resetting
+      res.socket?.destroy()
+    },
+    reset
+  }
+}
+
 /** Splits bytes at random places (seeded), so multi-byte characters and event lines straddle chunks. */
 export function randomChunks (bytes: Buffer, seed: number, maxChunk = 17): Buffer[] {
-  let state = seed >>> 0 || 1
-  const next = (): number => {
-    state ^= state << 13; state >>>= 0
-    state ^= state >>> 17
-    state ^= state << 5; state >>>= 0
-    return state
-  }
+  const next = xorshift32(seed)
   const chunks: Buffer[] = []
   for (let at = 0; at < bytes.length;) {
     const size = 1 + (next() % maxChunk)
