@@ -24,6 +24,13 @@ export interface ExchangeMetrics {
   failureKind?: FailureKind | undefined
 }
 
+interface TransportChildren {
+  active: { inc: () => void, dec: () => void }
+  ttfb: { observe: (value: number) => void }
+  duration: { observe: (value: number) => void }
+  clientAborts: { inc: () => void }
+}
+
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
 
 /**
@@ -40,6 +47,7 @@ export class GatewayMetrics {
   readonly #clientAborts: Counter<'transport'>
   readonly #tokens: Counter<'type'>
   readonly #requestChildren = new Map<string, { inc: () => void }>()
+  readonly #byTransport: Record<Transport, TransportChildren>
 
   constructor (sessionCount: () => number) {
     const registers = [this.registry]
@@ -59,16 +67,25 @@ export class GatewayMetrics {
     for (const kind of ['connect', 'timeout', 'reset', 'protocol', 'status']) this.#upstreamErrors.inc({ kind }, 0)
     for (const type of ['input', 'cached', 'output', 'reasoning']) this.#tokens.inc({ type }, 0)
     this.#clientAborts.inc({ transport: 'http' }, 0)
+    // Bound once: prom-client hashes a labels object on every call otherwise.
+    const childrenFor = (transport: Transport): TransportChildren => ({
+      active: this.#active.labels(transport),
+      ttfb: this.#ttfb.labels(transport),
+      duration: this.#duration.labels(transport),
+      clientAborts: this.#clientAborts.labels(transport)
+    })
+    this.#byTransport = { http: childrenFor('http'), websocket: childrenFor('websocket') }
     collectDefaultMetrics({ register: this.registry, prefix: 'session_gateway_' })
   }
 
   exchangeStarted (transport: Transport): void {
-    this.#active.inc({ transport })
+    this.#byTransport[transport].active.inc()
   }
 
   /** Counts a finished exchange; `started` is false for requests refused before going upstream. */
   exchangeEnded (e: ExchangeMetrics, started = true): void {
-    if (started) this.#active.dec({ transport: e.transport })
+    const children = this.#byTransport[e.transport]
+    if (started) children.active.dec()
     const statusClass = e.status === 0 ? 'none' : `${Math.floor(e.status / 100)}xx`
     const key = `${e.route} ${e.method} ${statusClass} ${e.transport}`
     let child = this.#requestChildren.get(key)
@@ -78,9 +95,9 @@ export class GatewayMetrics {
     }
     child.inc()
     if (!started) return
-    if (e.ttfbMs >= 0) this.#ttfb.observe({ transport: e.transport }, e.ttfbMs / 1000)
-    this.#duration.observe({ transport: e.transport }, e.durationMs / 1000)
-    if (e.endedBy === 'client') this.#clientAborts.inc({ transport: e.transport })
+    if (e.ttfbMs >= 0) children.ttfb.observe(e.ttfbMs / 1000)
+    children.duration.observe(e.durationMs / 1000)
+    if (e.endedBy === 'client') children.clientAborts.inc()
     if (e.failureKind !== undefined && e.failureKind !== 'client') this.#upstreamErrors.inc({ kind: e.failureKind })
     else if (e.status >= 500 && e.endedBy !== 'client') this.#upstreamErrors.inc({ kind: 'status' })
   }
