@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Agent } from 'undici'
 import type { GatewayConfig } from '../config/load-config.js'
@@ -16,7 +16,7 @@ import { createSessionStore } from '../session/create-store.js'
 import { createUpstreamAgent } from '../upstream/upstream-agent.js'
 import { answerClientError, refuseConnect } from './client-errors.js'
 import { healthRoutes } from './health-routes.js'
-import { proxyRoutes } from './proxy-route.js'
+import { createForwarder, isProxyTarget, proxyRoutes } from './proxy-route.js'
 import { websocketRoutes } from '../websocket/upgrade-route.js'
 import { sendGatewayError } from '../relay/response-relay.js'
 
@@ -55,13 +55,24 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
   let metricsServer: MetricsServer | undefined
   let accepting = true
 
+  const forward = createForwarder({ config, sessions, upstream, logger, metrics, auth, upstreamHeaders, inFlight, accepting: () => accepting })
+  // Proxied requests skip Fastify (routing, request/reply objects, hooks): the server hands
+  // /v1 targets straight to the forwarder. Only a rate limit, a Fastify plugin, needs them routed.
+  const proxyDirect = config.limits.requestsPerMinute === 0
+
   const app = Fastify({
+    serverFactory: (fastifyHandler) => createServer({
+      maxHeaderSize: config.limits.maxHeaderBytes,
+      // Node enforces headersTimeout only on this interval's ticks (default 30 s): without it a
+      // slowloris held its socket for up to 30 s past SERVER_HEADERS_TIMEOUT_MS.
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.server.headersTimeoutMs / 2))
+    }, (req, res) => {
+      if (proxyDirect && isProxyTarget(req.url ?? '/')) forward(req, res)
+      else fastifyHandler(req, res)
+    }),
     loggerInstance: logger as FastifyBaseLogger,
     // One line per request is written by the relay when it ends; Fastify's own would double it.
     logController: new LogController({ disableRequestLogging: true }),
-    keepAliveTimeout: config.server.keepAliveTimeoutMs,
-    requestTimeout: config.server.requestTimeoutMs,
-    connectionTimeout: 0, // an idle socket mid-stream is the upstream's idle timeout's call
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     exposeHeadRoutes: false,
@@ -71,9 +82,12 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
     frameworkErrors: (error, _request, reply) => {
       const answer = error.code === 'FST_ERR_BAD_URL' ? errors.badUrl() : errors.malformedRequest()
       sendGatewayError(reply.raw, answer)
-    },
-    http: { maxHeaderSize: config.limits.maxHeaderBytes }
+    }
   })
+  // With a serverFactory these are ours to set (Fastify sets them only on servers it creates).
+  app.server.keepAliveTimeout = config.server.keepAliveTimeoutMs
+  app.server.requestTimeout = config.server.requestTimeoutMs
+  app.server.setTimeout(0) // an idle socket mid-stream is the upstream's idle timeout's call
   app.server.headersTimeout = config.server.headersTimeoutMs
   app.server.on('connect', refuseConnect)
   // Node keeps a keep-alive connection open after its response has finished, even while the
@@ -108,7 +122,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
   if (config.metricsPort === -1) app.register(metricsRoutes, { metrics })
   // Usage is nobody's business off this host unless an admin token guards it.
   if (config.admin.token !== '' || isLoopbackHost(config.server.host)) app.register(adminRoutes, { store, token: config.admin.token })
-  app.register(proxyRoutes, { config, sessions, upstream, logger, metrics, auth, upstreamHeaders, inFlight })
+  app.register(proxyRoutes, { forward })
   app.register(websocketRoutes, { config, sessions, upstream, logger, metrics, auth, upstreamHeaders, inFlight })
 
   return {

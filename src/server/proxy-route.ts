@@ -27,6 +27,8 @@ export interface ProxyDeps {
   upstreamHeaders: UpstreamHeaders
   /** Proxied exchanges under way; shutdown reports how many it had to cut. */
   inFlight: { count: number }
+  /** False once shutdown has begun: new requests get 503 and their connection closed. */
+  accepting: () => boolean
 }
 
 /**
@@ -34,12 +36,11 @@ export interface ProxyDeps {
  * parsed: they go to undici as the client's stream, or, when the session depends on a JSON
  * body's fields, as the one buffer they were read into, so either way byte for byte.
  */
-export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promise<void> {
+export async function proxyRoutes (app: FastifyInstance, { forward }: { forward: Forwarder }): Promise<void> {
   // Leave every body unread for the relay, whatever its type (JSON, multipart, none).
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
-  const forward = createForwarder(deps)
   const handler = (request: { raw: IncomingMessage }, reply: { raw: ServerResponse, hijack (): void }): void => {
     reply.hijack()
     forward(request.raw, reply.raw)
@@ -48,7 +49,14 @@ export async function proxyRoutes (app: FastifyInstance, deps: ProxyDeps): Promi
   app.all('/v1/*', handler)
 }
 
-export function createForwarder ({ config, sessions, upstream, logger, metrics, auth, upstreamHeaders, inFlight }: ProxyDeps) {
+export type Forwarder = (req: IncomingMessage, res: ServerResponse) => void
+
+/** True for the request targets the forwarder serves: `/v1` and everything under it. */
+export function isProxyTarget (url: string): boolean {
+  return url.startsWith('/v1') && (url.length === 3 || url[3] === '/' || url[3] === '?')
+}
+
+export function createForwarder ({ config, sessions, upstream, logger, metrics, auth, upstreamHeaders, inFlight, accepting }: ProxyDeps): Forwarder {
   const { origin } = config.upstream
   const { bodyLimitBytes } = config.server
 
@@ -108,6 +116,11 @@ export function createForwarder ({ config, sessions, upstream, logger, metrics, 
 
   return function forward (req: IncomingMessage, res: ServerResponse): void {
     const startedAt = performance.now()
+    if (!accepting()) {
+      res.shouldKeepAlive = false
+      refuse(req, res, errors.shuttingDown(), startedAt)
+      return
+    }
     const target = req.url ?? '/'
     const path = upstreamPath(target, config.upstream)
     if (path === undefined) {
