@@ -3,25 +3,32 @@ import type { LogLevel } from '../config/load-config.js'
 
 export type { Logger }
 
-/** Paths pino blanks out, should anything ever log a request's headers or the config. */
-const REDACT = [
-  'authorization',
-  '*.authorization',
-  '*.headers.authorization',
-  '*.headers["api-key"]',
-  '*.headers["x-api-key"]',
-  '*.api_key',
-  '*.apiKey'
-]
+/** Header names whose values are credentials. */
+const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'api-key', 'x-api-key', 'cookie', 'set-cookie'])
+
+/**
+ * Should a log line ever carry a `headers` object, its credentials are blanked. A serializer
+ * runs only for lines that have the key; pino's path redaction would run on every line,
+ * the per-request one included (it cost ~6 % of the proxy's CPU in the benchmark).
+ */
+function withoutSecrets (headers: unknown): unknown {
+  if (headers === null || typeof headers !== 'object') return headers
+  const out: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
+    out[name] = SECRET_HEADERS.has(name.toLowerCase()) ? '[redacted]' : value
+  }
+  return out
+}
 
 /**
  * JSON lines on stdout, written asynchronously so a slow terminal or pipe never stalls a
- * request; `flush()` before exit.
+ * request; `flush()` before exit. The gateway logs no header, key or query string by
+ * construction (tests check the log text for them).
  */
 export function createLogger (level: LogLevel, destination?: DestinationStream): Logger {
   return pino({
     level,
-    redact: { paths: REDACT, censor: '[redacted]' },
+    serializers: { headers: withoutSecrets },
     timestamp: pino.stdTimeFunctions.isoTime,
     base: { service: 'session-gateway' },
     formatters: { level: (label) => ({ level: label }) }

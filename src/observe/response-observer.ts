@@ -50,7 +50,7 @@ export class ResponseObserver implements ResponseTap {
       if (encoding !== undefined) return
       this.#sse = new SseObserver({
         wants: (event) => event === 'response.created' || FINAL_EVENTS.has(event),
-        onEvent: (_type, data) => this.#onEventData(data),
+        onEvent: (type, data) => this.#onEventData(type, data),
         // response.created and .completed repeat the instructions, tools and output; agents
         // with long ones reach megabytes. Only these two events are copied, once each.
         maxEventBytes: MAX_EVENT_BYTES
@@ -107,7 +107,21 @@ export class ResponseObserver implements ResponseTap {
     this.#learnUsage(parsed.usage)
   }
 
-  #onEventData (data: string): void {
+  #onEventData (type: string | undefined, data: string): void {
+    // The usual shapes are read without parsing the whole event, which repeats the request's
+    // instructions and tools (and, at the end, the whole output): the id sits at the start of
+    // response.created, the usage near the end of the final event. Anything else is parsed.
+    if (type === 'response.created') {
+      const id = leadingResponseId(data)
+      if (id !== undefined) return this.#learnId(id)
+    } else if (type !== undefined && FINAL_EVENTS.has(type) && this.#knownId !== undefined) {
+      const usage = trailingUsage(data)
+      if (usage !== undefined) {
+        this.#learnUsage(usage)
+        this.#sse?.stop() // nothing more to learn from this stream
+        return
+      }
+    }
     const event = parseJson(data) as { type?: unknown, response?: { id?: unknown, usage?: unknown } } | undefined
     if (event === undefined || typeof event.type !== 'string') return
     if (event.type === 'response.created') {
@@ -167,6 +181,40 @@ function contentType (headers: string[]): string {
 function contentEncoding (headers: string[]): string | undefined {
   const value = headerValue(headers, 'content-encoding')?.trim().toLowerCase()
   return value === undefined || value === '' || value === 'identity' ? undefined : value
+}
+
+const LEADING_RESPONSE_ID = /^\{"type":"response\.created"(?:,"sequence_number":\d+)?,"response":\{"id":"([^"\\]+)"/
+
+/** `response.id` of a response.created event as the API writes it; undefined for any other shape. */
+export function leadingResponseId (data: string): string | undefined {
+  return LEADING_RESPONSE_ID.exec(data)?.[1]
+}
+
+/**
+ * The `usage` object of a final event, found from its end: the last `"usage":{` key, whose
+ * object is cut out by brace matching and parsed alone. Undefined unless it has token counts.
+ */
+export function trailingUsage (data: string): unknown {
+  const key = data.lastIndexOf('"usage":{')
+  if (key === -1) return undefined
+  const start = key + '"usage":'.length
+  let depth = 0
+  let inString = false
+  for (let i = start; i < data.length; i++) {
+    const c = data.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // skip the escaped character
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) {
+      inString = true
+    } else if (c === 0x7b) {
+      depth++
+    } else if (c === 0x7d && --depth === 0) {
+      const usage = parseJson(data.slice(start, i + 1)) as { input_tokens?: unknown } | undefined
+      return typeof usage?.input_tokens === 'number' ? usage : undefined
+    }
+  }
+  return undefined
 }
 
 function parseJson (text: string): unknown {
