@@ -77,6 +77,10 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#resumeUpstream = resume
     const headers = clientResponseHeaders(rawHeaders)
     this.#res.writeHead(statusCode, statusText, headers)
+    // Node sends a head only with the first body write. When the upstream's head came without
+    // body bytes in the same read (a stream that pauses before its first event), send it now
+    // instead of holding it back from the client until the upstream writes again.
+    queueMicrotask(() => { if (this.#bytesOut === 0 && !this.#ended && !this.#res.destroyed) this.#res.flushHeaders() })
     this.#tap?.onResponseStart(statusCode, headers)
     return true
   }

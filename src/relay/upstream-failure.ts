@@ -21,6 +21,8 @@ export function classifyUpstreamFailure (err: Error & { code?: string }): Upstre
   if (CONNECT_CODES.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
     return { kind: 'connect', code, error: errors.upstreamUnreachable(code) }
   }
-  if (code.startsWith('HPE_') || code === 'UND_ERR_INFO') return { kind: 'protocol', code, error: errors.upstreamFailed('malformed response') }
+  // undici's HTTPParserError comes without its HPE_ code (undici 7 looks the code up by number
+  // in a table keyed by name), so it is known by its name: otherwise it passed for a reset.
+  if (code.startsWith('HPE_') || code === 'HTTPParserError' || code === 'UND_ERR_INFO') return { kind: 'protocol', code, error: errors.upstreamFailed('malformed response') }
   return { kind: 'reset', code, error: errors.upstreamFailed(code) }
 }
