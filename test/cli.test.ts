@@ -6,12 +6,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
-import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { logLines } from './support/log-lines.js'
 import { replyJson, replySse, responseStream, startMockUpstream, type MockUpstream } from './support/mock-upstream.js'
+import { idleKeepAliveConnection, tryConnect } from './support/gateway-process.js'
 
 const ROOT = join(import.meta.dirname, '..')
 const CLI = join(ROOT, 'dist', 'src', 'cli.js')
@@ -99,38 +99,7 @@ async function readAtLeast (body: AsyncIterator<Buffer>, into: Buffer[], bytes: 
   }
 }
 
-/**
- * An idle keep-alive connection: it has made one request and waits. Node closes idle
- * connections in the same call that closes the listening socket, so its 'close' marks the
- * moment the gateway stopped accepting.
- */
-async function idleKeepAliveConnection (port: number): Promise<Socket> {
-  const socket = connect(port, '127.0.0.1')
-  socket.on('error', () => {})
-  let seen = ''
-  await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      seen += chunk.toString('latin1')
-      if (!seen.includes('{"status":"ok"}')) return
-      socket.off('data', onData)
-      socket.resume() // keep reading, so the server's FIN is seen as 'close'
-      resolve()
-    }
-    socket.on('data', onData)
-    socket.once('close', () => reject(new Error(`closed before the response: ${JSON.stringify(seen)}`)))
-    socket.write('GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n')
-  })
-  return socket
-}
 
-/** Resolves with the error code a new TCP connection to `port` gets, or 'connected'. */
-async function tryConnect (port: number): Promise<string> {
-  return await new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.on('connect', () => { socket.destroy(); resolve('connected') })
-    socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
-  })
-}
 
 t.test('a bad value exits non-zero at once, naming the variable, without a stack trace', async (t) => {
   const startedAt = performance.now()

@@ -5,39 +5,15 @@
  * `npm test` builds first; run `npx tsc -p tsconfig.json` before running this file alone.
  */
 import { once } from 'node:events'
-import { connect, type Socket } from 'node:net'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import { randomChunks, responseStream, startMockUpstream } from './support/mock-upstream.js'
 import { gate, sha256 } from './support/endurance.js'
-import { startGatewayProcess, tryConnect } from './support/gateway-process.js'
+import { idleKeepAliveConnection, startGatewayProcess, tryConnect } from './support/gateway-process.js'
 
 const STREAMS = 200
 const GRACE_MS = 30_000
 
-/**
- * An idle keep-alive connection: it has made one request and waits. Node closes idle
- * connections in the same call that closes the listening socket, so its 'close' marks the
- * moment the gateway stopped accepting.
- */
-async function idleKeepAliveConnection (port: number): Promise<Socket> {
-  const socket = connect(port, '127.0.0.1')
-  socket.on('error', () => {})
-  let seen = ''
-  await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      seen += chunk.toString('latin1')
-      if (!seen.includes('{"status":"ok"}')) return
-      socket.off('data', onData)
-      socket.resume() // keep reading, so the server's FIN is seen as 'close'
-      resolve()
-    }
-    socket.on('data', onData)
-    socket.once('close', () => reject(new Error(`closed before the response: ${JSON.stringify(seen)}`)))
-    socket.write('GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n')
-  })
-  return socket
-}
 
 t.test(`SIGTERM with ${STREAMS} streams in flight: no new connections, every stream finishes byte-complete, exit 0 once drained`, async (t) => {
   const planned = Array.from({ length: STREAMS }, (_, i) => {

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { logLines, type LogLine } from './log-lines.js'
 
@@ -61,4 +61,28 @@ export async function tryConnect (port: number): Promise<string> {
     socket.on('connect', () => { socket.destroy(); resolve('connected') })
     socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
   })
+}
+
+/**
+ * An idle keep-alive connection: it has made one request and waits. Node closes idle
+ * connections in the same call that closes the listening socket, so its 'close' marks the
+ * moment the gateway stopped accepting.
+ */
+export async function idleKeepAliveConnection (port: number): Promise<Socket> {
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  let seen = ''
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString('latin1')
+      if (!seen.includes('{"status":"ok"}')) return
+      socket.off('data', onData)
+      socket.resume() // keep reading, so the server's FIN is seen as 'close'
+      resolve()
+    }
+    socket.on('data', onData)
+    socket.once('close', () => reject(new Error(`closed before the response: ${JSON.stringify(seen)}`)))
+    socket.write('GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n')
+  })
+  return socket
 }
