@@ -17,7 +17,6 @@ import { WebSocket, type WsSocket } from './support/ws.js'
 const TEXT = 0x1
 const BINARY = 0x2
 const CONTINUATION = 0x0
-const CLOSE = 0x8
 const PING = 0x9
 const PONG = 0xa
 
