@@ -32,5 +32,16 @@ export function createLogger (level: LogLevel, destination?: DestinationStream):
     timestamp: pino.stdTimeFunctions.isoTime,
     base: { service: 'session-gateway' },
     formatters: { level: (label) => ({ level: label }) }
-  }, destination ?? pino.destination({ dest: 1, sync: false }))
+  }, destination ?? bufferedStdout())
+}
+
+/**
+ * stdout through a 4 KiB buffer: under load, one write per ~20 lines instead of one per
+ * line (a write per line was ~8 % of the proxy's CPU in the benchmark). A timer flushes
+ * what waits at least every `flushMs`, so a quiet gateway's lines are not held back.
+ */
+function bufferedStdout (flushMs = 250): DestinationStream {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 })
+  setInterval(() => { destination.flush() }, flushMs).unref()
+  return destination
 }

@@ -9,7 +9,21 @@ const RESOURCES = new Set([
 const NESTED = new Set(['chat/completions', 'audio/speech', 'audio/transcriptions', 'audio/translations', 'images/generations', 'images/edits', 'images/variations', 'fine_tuning/jobs'])
 const ACTIONS = new Set(['cancel', 'content', 'input_items', 'parts', 'complete', 'items', 'files', 'events', 'checkpoints'])
 
+// Clients call a handful of paths over and over: remember their labels, up to a bound.
+const cache = new Map<string, string>()
+const CACHE_MAX = 1024
+
 export function routeLabel (path: string): string {
+  let label = cache.get(path)
+  if (label === undefined) {
+    label = labelFor(path)
+    if (cache.size >= CACHE_MAX) cache.clear()
+    cache.set(path, label)
+  }
+  return label
+}
+
+function labelFor (path: string): string {
   // path starts with /v1; no query string.
   const segments = path.split('/').slice(2).filter((s) => s !== '')
   const resource = segments[0]
