@@ -22,6 +22,7 @@ export interface MemoryStoreOptions {
 export class MemorySessionStore implements SessionStore {
   readonly kind = 'memory'
   readonly #entries = new Map<string, Entry>()
+  #bindsSinceSweep = 0
   /** Usage totals per session, in least-recently-active order, bounded like the bindings. */
   readonly #usage = new Map<string, UsageTotals>()
   readonly #maxEntries: number
@@ -59,7 +60,12 @@ export class MemorySessionStore implements SessionStore {
       this.#entries.delete(key)
       this.#entries.set(key, { sessionId, expiresAt })
     }
-    this.#evictOverflow()
+    // Sweeping on every bind would cost an iterator per request; every 256th is enough to
+    // keep expired entries from piling up, and the count bound is checked every time.
+    if (this.#entries.size > this.#maxEntries || ++this.#bindsSinceSweep >= 256) {
+      this.#bindsSinceSweep = 0
+      this.#evictOverflow()
+    }
   }
 
   recordUsage (sessionId: string, tokens: TokenUsage, at: number): void {
