@@ -13,10 +13,10 @@ type Seen = Array<[string | undefined, string]>
 const LINEAGE_EVENTS = new Set(['response.created', 'response.completed'])
 
 /** Feeds `chunks` to a fresh observer and returns what it reported, in order. */
-function observe (chunks: Buffer[], options: { wants?: (type: string) => boolean, maxEventBytes?: number } = {}): Seen {
+function observe (chunks: Buffer[], options: { wants?: (type: string) => boolean, types?: readonly string[], maxEventBytes?: number } = {}): Seen {
   const seen: Seen = []
   const observer = new SseObserver({
-    wants: options.wants ?? ((type) => LINEAGE_EVENTS.has(type)),
+    ...(options.types !== undefined ? { types: options.types } : { wants: options.wants ?? ((type) => LINEAGE_EVENTS.has(type)) }),
     onEvent: (type, data) => { seen.push([type, data]) },
     ...(options.maxEventBytes === undefined ? {} : { maxEventBytes: options.maxEventBytes })
   })
@@ -106,6 +106,8 @@ t.test('however a real stream is chunked, the observer reports what it reports f
     for (const { label, chunks } of chunkings(bytes, seeds, { ...(fixed === undefined ? {} : { fixed }), ...(maxima === undefined ? {} : { maxima }) })) {
       const seen = observe(chunks)
       if (JSON.stringify(seen) !== JSON.stringify(whole)) mismatches.push(label)
+      // The byte-matched type list (the relay's mode) must see exactly what the predicate sees.
+      if (JSON.stringify(observe(chunks, { types: [...LINEAGE_EVENTS] })) !== JSON.stringify(whole)) mismatches.push(`${label} (types)`)
       const ids = learnedIds(chunks)
       if (ids.length === 0 || ids.some((learned) => learned !== id)) mismatches.push(`${label}: ResponseObserver learned ${JSON.stringify(ids)}`)
     }

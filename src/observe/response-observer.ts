@@ -14,6 +14,7 @@ export interface ResponseFacts {
 }
 
 const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed'])
+const WATCHED_EVENTS = ['response.created', ...FINAL_EVENTS]
 
 type Inflate = (body: InputType, options: ZlibOptions, done: (err: Error | null, plain: Buffer) => void) => void
 const INFLATE: Record<string, Inflate> = { gzip: gunzip, 'x-gzip': gunzip, deflate: inflate, br: brotliDecompress as Inflate }
@@ -49,7 +50,7 @@ export class ResponseObserver implements ResponseTap {
       // A compressed stream passes unobserved: inflating every chunk would cost every byte.
       if (encoding !== undefined) return
       this.#sse = new SseObserver({
-        wants: (event) => event === 'response.created' || FINAL_EVENTS.has(event),
+        types: WATCHED_EVENTS,
         onEvent: (type, data) => this.#onEventData(type, data),
         // response.created and .completed repeat the instructions, tools and output; agents
         // with long ones reach megabytes. Only these two events are copied, once each.
