@@ -1,0 +1,124 @@
+/**
+ * What the benchmark runs: the upstreams (nginx serving the fixed stream, or the Node upstream)
+ * and the four proxies in front of them, each its own process so its CPU and memory can be read
+ * from /proc. A started server is `{ name, origin, pids(), stop() }`.
+ */
+import { existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { SHORT_STREAM } from '../fixtures/responses-sse.mjs'
+import { reverseProxyConfig, staticUpstreamConfig } from '../upstream/nginx-configs.mjs'
+import { freePort, processTree, startProcess, waitForPort } from './processes.mjs'
+
+const BENCH = join(import.meta.dirname, '..')
+export const ROOT = join(BENCH, '..')
+export const GATEWAY_CLI = join(ROOT, 'dist', 'src', 'cli.js')
+const SESSION = '0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b'
+
+/** The proxies, anchors first; `label` is how the report names them. */
+export const PROXIES = [
+  { id: 'nginx', label: 'nginx', needs: 'nginx', start: startNginxProxy },
+  { id: 'node-undici', label: 'node:http + undici', start: startNodeProxy('node-undici-proxy.mjs') },
+  { id: 'fastify-http-proxy', label: 'fastify + @fastify/http-proxy', start: startNodeProxy('fastify-http-proxy.mjs') },
+  { id: 'session-gateway', label: 'session-gateway', start: startGateway }
+]
+export const GATEWAY_ID = 'session-gateway'
+
+/** The proxies this run uses: selected by `--proxies`, and with their tool installed. */
+export function proxiesToRun (run) {
+  return PROXIES.filter((proxy) => run.options.proxies.includes(proxy.id) && (proxy.needs === undefined || run.tools[proxy.needs] !== undefined))
+}
+
+/**
+ * @param run `{ dir, tools, fileLimit, cpuProfileDir }`: the run's scratch directory, which of
+ *   nginx/wrk it may use, the open-file limit, and where the gateway writes a CPU profile (if any).
+ */
+export async function startStaticUpstream (run) {
+  if (run.tools.nginx === undefined) return await startNodeUpstream(run, 'static-upstream')
+  const port = await freePort()
+  const file = join(run.dir, 'nginx-upstream.conf')
+  writeFileSync(file, staticUpstreamConfig({ dir: run.dir, port, body: SHORT_STREAM, workerConnections: nginxConnections(run), fileLimit: run.fileLimit }))
+  return await startNginx(run, 'nginx (static upstream)', file, port)
+}
+
+export async function startNodeUpstream (run, name = 'node-upstream') {
+  const port = await freePort()
+  const proc = startProcess(name, process.execPath, [join(BENCH, 'upstream', 'node-upstream.mjs'), String(port)], {
+    env: { PATH: process.env.PATH ?? '' },
+    logFile: join(run.dir, `${name}.log`)
+  })
+  return await ready(proc, port, 'node')
+}
+
+/**
+ * nginx starts closing idle and just-accepted connections once fewer than 1/16 of its
+ * `worker_connections` are free, so it gets 1/15 more slots than it has files for: it is then
+ * limited by the open-file limit, as the Node proxies are.
+ */
+function nginxConnections (run) {
+  return Math.ceil(run.fileLimit * 16 / 15) + 64
+}
+
+async function startNginxProxy (run, upstream) {
+  const port = await freePort()
+  const file = join(run.dir, 'nginx-proxy.conf')
+  writeFileSync(file, reverseProxyConfig({
+    dir: run.dir, port, upstreamPort: new URL(upstream.origin).port, sessionId: SESSION, workerConnections: nginxConnections(run), fileLimit: run.fileLimit
+  }))
+  return await startNginx(run, 'nginx', file, port)
+}
+
+async function startNginx (run, name, file, port) {
+  const slug = name.replace(/\W+/g, '-')
+  // -e: the log for errors before the config's error_log applies (the default may be unwritable).
+  const proc = startProcess(name, run.tools.nginx, ['-p', run.dir, '-c', file, '-e', join(run.dir, `${slug}-startup.log`), '-g', 'daemon off;'], {
+    env: { PATH: process.env.PATH ?? '' },
+    logFile: join(run.dir, `${slug}.log`)
+  })
+  return await ready(proc, port, 'nginx')
+}
+
+function startNodeProxy (script) {
+  return async (run, upstream) => {
+    const port = await freePort()
+    const proc = startProcess(script, process.execPath, [join(BENCH, 'proxies', script)], {
+      env: { PATH: process.env.PATH ?? '', UPSTREAM_ORIGIN: upstream.origin, PORT: String(port) },
+      cwd: ROOT,
+      logFile: join(run.dir, `${script}.log`)
+    })
+    return await ready(proc, port, 'node')
+  }
+}
+
+/** session-gateway as an operator runs it: the built CLI, its defaults, a log line per request. */
+async function startGateway (run, upstream) {
+  if (!existsSync(GATEWAY_CLI)) throw new Error(`${GATEWAY_CLI} is missing: run "npm run build" first`)
+  const port = await freePort()
+  const profile = run.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${run.cpuProfileDir}`]
+  const proc = startProcess('session-gateway', process.execPath, [...profile, GATEWAY_CLI], {
+    // Exactly these settings: nothing from the caller's environment (REDIS_URL, CONFIG_FILE…).
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), UPSTREAM_URL: `${upstream.origin}/v1`, LOG_LEVEL: 'info' },
+    cwd: ROOT,
+    logFile: join(run.dir, 'session-gateway.log')
+  })
+  return await ready(proc, port, 'node')
+}
+
+async function ready (proc, port, kind) {
+  try {
+    await waitForPort(proc, port)
+  } catch (err) {
+    await proc.stop('SIGKILL')
+    throw err
+  }
+  return {
+    name: proc.name,
+    origin: `http://127.0.0.1:${port}`,
+    logFile: proc.logFile,
+    /** nginx's work happens in its worker: count the master and its children. */
+    pids: () => kind === 'nginx' ? processTree(proc.pid) : [proc.pid],
+    running: proc.running,
+    // SIGTERM: nginx's fast shutdown (SIGQUIT would wait out keep-alive connections); the
+    // gateway's graceful one, which writes its CPU profile on the way out.
+    stop: async () => await proc.stop('SIGTERM', 15_000)
+  }
+}

@@ -1,0 +1,108 @@
+/** The benchmark's command line, and the sizes of its three modes: full, --quick and --smoke. */
+import { parseArgs } from 'node:util'
+
+const PROXY_IDS = ['nginx', 'node-undici', 'fastify-http-proxy', 'session-gateway']
+
+export const USAGE = `Usage: node bench/run.mjs [--smoke | --quick] [options]
+
+Modes
+  (default)            full run: 5 rounds, 10,000 held streams for 60 s (about 11 minutes)
+  --quick              3 short rounds, 1,000 held streams for 10 s (about 3 minutes)
+  --smoke              one tiny round of each scenario; checks every proxy answers correctly
+                       and exits non-zero if one does not (about 15 seconds)
+
+Options
+  --only a,b,c,d       scenarios to run (a short, b long, c held, d large bodies)
+  --without nginx,wrk  act as if these were not installed (Node upstream / load generator)
+  --proxies LIST       only these proxies: nginx, node-undici, fastify-http-proxy,
+                       session-gateway (default: all four)
+  --rounds N           rounds of (a), (b) and (d)
+  --seconds S          length of one (a) round per proxy
+  --connections N      (a) keep-alive connections
+  --streams N          (c) streams held open at once
+  --hold S             (c) seconds each stream stays open
+  --interval MS        (c) milliseconds between a stream's events
+  --body-mb N          (d) request body size in MiB
+  --cpu-prof           run session-gateway under --cpu-prof in each scenario and
+                       summarise its profile in the report
+  --out FILE           where to write the report (default bench/results/latest.md,
+                       bench/results/smoke.md for --smoke)
+  --keep               keep the scratch directory (logs, nginx configs)`
+
+const MODES = {
+  full: {
+    short: { rounds: 5, connections: 50, seconds: 10, warmupSeconds: 5 },
+    long: { rounds: 5, streams: 20, events: 40, intervalMs: 100 },
+    held: { rounds: 1, streams: 10_000, holdSeconds: 60, intervalMs: 1000, openPerSecond: 2000 },
+    large: { rounds: 5, bytes: 5 * 2 ** 20, requestsPerKind: 40 }
+  },
+  quick: {
+    short: { rounds: 3, connections: 50, seconds: 5, warmupSeconds: 2 },
+    long: { rounds: 3, streams: 20, events: 20, intervalMs: 100 },
+    held: { rounds: 1, streams: 1000, holdSeconds: 10, intervalMs: 1000, openPerSecond: 2000 },
+    large: { rounds: 3, bytes: 5 * 2 ** 20, requestsPerKind: 20 }
+  },
+  smoke: {
+    short: { rounds: 1, connections: 8, seconds: 1, warmupSeconds: 0 },
+    long: { rounds: 1, streams: 4, events: 5, intervalMs: 20 },
+    held: { rounds: 1, streams: 50, holdSeconds: 1, intervalMs: 250, openPerSecond: 2000 },
+    large: { rounds: 1, bytes: 2 ** 20, requestsPerKind: 2 }
+  }
+}
+
+export function readOptions (argv) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      smoke: { type: 'boolean' },
+      quick: { type: 'boolean' },
+      only: { type: 'string' },
+      without: { type: 'string' },
+      proxies: { type: 'string' },
+      rounds: { type: 'string' },
+      seconds: { type: 'string' },
+      connections: { type: 'string' },
+      streams: { type: 'string' },
+      hold: { type: 'string' },
+      interval: { type: 'string' },
+      'body-mb': { type: 'string' },
+      'cpu-prof': { type: 'boolean' },
+      out: { type: 'string' },
+      keep: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' }
+    }
+  })
+  if (values.smoke && values.quick) throw new Error('--smoke and --quick exclude each other')
+  const mode = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full'
+  const sizes = structuredClone(MODES[mode])
+  const number = (name, value) => {
+    const n = Number(value)
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, not "${value}"`)
+    return n
+  }
+  if (values.rounds !== undefined) sizes.short.rounds = sizes.long.rounds = sizes.large.rounds = Math.round(number('rounds', values.rounds))
+  if (values.seconds !== undefined) sizes.short.seconds = number('seconds', values.seconds)
+  if (values.connections !== undefined) sizes.short.connections = Math.round(number('connections', values.connections))
+  if (values.streams !== undefined) sizes.held.streams = Math.round(number('streams', values.streams))
+  if (values.hold !== undefined) sizes.held.holdSeconds = number('hold', values.hold)
+  if (values.interval !== undefined) sizes.held.intervalMs = number('interval', values.interval)
+  if (values['body-mb'] !== undefined) sizes.large.bytes = Math.round(number('body-mb', values['body-mb']) * 2 ** 20)
+  const scenarios = (values.only ?? 'a,b,c,d').split(',').map((s) => s.trim()).filter(Boolean)
+  for (const s of scenarios) if (!['a', 'b', 'c', 'd'].includes(s)) throw new Error(`--only takes a, b, c and d, not "${s}"`)
+  const without = (values.without ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+  for (const w of without) if (!['nginx', 'wrk'].includes(w)) throw new Error(`--without takes nginx and wrk, not "${w}"`)
+  const proxies = values.proxies === undefined ? PROXY_IDS : values.proxies.split(',').map((s) => s.trim()).filter(Boolean)
+  for (const p of proxies) if (!PROXY_IDS.includes(p)) throw new Error(`--proxies takes ${PROXY_IDS.join(', ')}, not "${p}"`)
+  return {
+    help: values.help === true,
+    mode,
+    smoke: mode === 'smoke',
+    ...sizes,
+    scenarios,
+    without,
+    proxies,
+    cpuProfile: values['cpu-prof'] === true,
+    out: values.out,
+    keep: values.keep === true
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The benchmark's child processes: starting one with its output in a file, waiting for its
+ * port, reading its CPU time and memory from /proc (a process and its children, for nginx's
+ * master and worker), and stopping it.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { closeSync, openSync, readFileSync } from 'node:fs'
+import { createServer, connect } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+/** Children still running; killed if the bench itself exits early, so none is left behind. */
+const live = new Set()
+process.once('exit', () => { for (const child of live) child.kill('SIGKILL') })
+
+/** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ, 100 on Linux). */
+const TICKS_PER_SECOND = 100
+
+/** A loopback port nothing listens on right now. */
+export async function freePort () {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address()
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+/**
+ * Starts `command` with stdout and stderr appended to `logFile`. The returned handle knows
+ * whether the process is still running and how to stop it.
+ */
+export function startProcess (name, command, args, { env, logFile, cwd }) {
+  const fd = openSync(logFile, 'a')
+  const child = spawn(command, args, { env, cwd, stdio: ['ignore', fd, fd] })
+  closeSync(fd)
+  live.add(child)
+  let exit
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      live.delete(child)
+      exit = { code, signal }
+      resolve(exit)
+    })
+    child.once('error', (err) => {
+      live.delete(child)
+      exit = { code: null, signal: null, error: err }
+      resolve(exit)
+    })
+  })
+  return {
+    name,
+    pid: child.pid,
+    logFile,
+    exited,
+    running: () => exit === undefined,
+    exitDescription: () => exit === undefined ? 'running' : exit.error?.message ?? `exit ${exit.code ?? exit.signal}`,
+    /** Asks the process to stop (`signal`), and kills it if it has not within `graceMs`. */
+    async stop (signal = 'SIGTERM', graceMs = 10_000) {
+      if (exit !== undefined) return exit
+      child.kill(signal)
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+      try {
+        return await exited
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+  }
+}
+
+/** Resolves once `port` accepts connections; rejects when `proc` dies first or after `timeoutMs`. */
+export async function waitForPort (proc, port, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (!proc.running()) throw new Error(`${proc.name} exited (${proc.exitDescription()}) before listening; see ${proc.logFile}`)
+    if (await canConnect(port)) return
+    if (Date.now() > deadline) throw new Error(`${proc.name} did not listen on ${port} within ${timeoutMs} ms; see ${proc.logFile}`)
+    await sleep(50)
+  }
+}
+
+async function canConnect (port) {
+  return await new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/** The process and its direct children (nginx's workers), by pid. */
+export function processTree (pid) {
+  const pids = [pid]
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim()
+    if (children !== '') pids.push(...children.split(/\s+/).map(Number))
+  } catch {
+    // gone, or a kernel without the children file: the process alone
+  }
+  return pids
+}
+
+/** User + system CPU seconds used so far by these processes (all their threads). */
+export function cpuSeconds (pids) {
+  let ticks = 0
+  for (const pid of pids) {
+    let stat
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    } catch {
+      continue
+    }
+    // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    ticks += Number(fields[11]) + Number(fields[12])
+  }
+  return ticks / TICKS_PER_SECOND
+}
+
+/** Resident memory of these processes in bytes: now (`VmRSS`) and the peak so far (`VmHWM`). */
+export function memoryBytes (pids) {
+  let rss = 0
+  let peak = 0
+  for (const pid of pids) {
+    let status
+    try {
+      status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    } catch {
+      continue
+    }
+    rss += kilobytes(status, 'VmRSS') * 1024
+    peak += kilobytes(status, 'VmHWM') * 1024
+  }
+  return { rss, peak }
+}
+
+function kilobytes (status, field) {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)
+  return match === null ? 0 : Number(match[1])
+}
+
+/** The hard and soft limits on open files of this process (children inherit them). */
+export function openFileLimits () {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))
+    const [soft, hard] = line.slice('Max open files'.length).trim().split(/\s+/)
+    const number = (value) => value === 'unlimited' ? Infinity : Number(value)
+    return { soft: number(soft), hard: number(hard) }
+  } catch {
+    return { soft: 1024, hard: 1024 }
+  }
+}

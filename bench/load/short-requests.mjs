@@ -1,0 +1,69 @@
+/**
+ * Closed-loop load of short POSTs at a fixed number of keep-alive connections: wrk when it is
+ * installed (C, so it leaves the CPU to the proxy), else an undici pool in this process. Both
+ * give completed requests, errors, seconds, and p50/p99 latency in milliseconds.
+ */
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { Pool } from 'undici'
+import { percentile } from '../lib/stats.mjs'
+
+const WRK_SCRIPT = join(import.meta.dirname, 'wrk-post.lua')
+
+/**
+ * @param options `{ url, body, connections, seconds, maxRequests, expectedBytes, wrk }`:
+ *   `wrk` is the path of the wrk binary, or undefined to use the Node load generator;
+ *   `maxRequests` bounds the Node generator (wrk is bounded by time only).
+ */
+export async function runShortRequests (options) {
+  return options.wrk === undefined ? await runWithUndici(options) : await runWithWrk(options)
+}
+
+async function runWithWrk ({ url, body, connections, seconds, wrk }) {
+  const args = ['-t1', `-c${connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '--timeout', '10s', '-s', WRK_SCRIPT, url]
+  const stdout = await new Promise((resolve, reject) => {
+    execFile(wrk, args, { env: { ...process.env, BENCH_BODY: body.toString('utf8') }, maxBuffer: 1 << 20 }, (err, out, errOut) => {
+      if (err) reject(new Error(`wrk failed: ${err.message}\n${errOut}`))
+      else resolve(out)
+    })
+  })
+  const line = stdout.split('\n').find((l) => l.startsWith('BENCH_RESULT '))
+  if (line === undefined) throw new Error(`wrk printed no result:\n${stdout}`)
+  const r = JSON.parse(line.slice('BENCH_RESULT '.length))
+  return {
+    requests: r.requests,
+    errors: r.connect + r.read + r.write + r.status + r.timeout,
+    seconds: r.duration_us / 1e6,
+    p50Ms: r.p50_us / 1000,
+    p99Ms: r.p99_us / 1000
+  }
+}
+
+async function runWithUndici ({ url, body, connections, seconds, maxRequests = Infinity, expectedBytes }) {
+  const target = new URL(url)
+  const pool = new Pool(target.origin, { connections, pipelining: 1 })
+  const latencies = []
+  let issued = 0
+  let errors = 0
+  const startedAt = performance.now()
+  const deadline = startedAt + seconds * 1000
+  const worker = async () => {
+    while (performance.now() < deadline && issued < maxRequests) {
+      issued++
+      const sentAt = performance.now()
+      try {
+        const response = await pool.request({ path: target.pathname, method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        const received = await response.body.arrayBuffer()
+        if (response.statusCode !== 200 || (expectedBytes !== undefined && received.byteLength !== expectedBytes)) errors++
+      } catch {
+        errors++
+      }
+      latencies.push(performance.now() - sentAt)
+    }
+  }
+  await Promise.all(Array.from({ length: connections }, worker))
+  const elapsed = (performance.now() - startedAt) / 1000
+  await pool.close()
+  latencies.sort((a, b) => a - b)
+  return { requests: latencies.length, errors, seconds: elapsed, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) }
+}

@@ -1,0 +1,39 @@
+/**
+ * The stack's floor: bare Fastify with @fastify/http-proxy (reply-from over undici), adding
+ * two fixed session headers with `rewriteRequestHeaders`. Fastify's logger is off.
+ *
+ *   UPSTREAM_ORIGIN=http://127.0.0.1:9000 PORT=8082 node fastify-http-proxy.mjs
+ */
+import Fastify from 'fastify'
+import proxy from '@fastify/http-proxy'
+
+const origin = process.env.UPSTREAM_ORIGIN
+const port = Number(process.env.PORT)
+const SESSION = '0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b'
+
+const app = Fastify({
+  logger: false,
+  keepAliveTimeout: 75_000,
+  connectionTimeout: 0,
+  bodyLimit: 64 * 1024 * 1024
+})
+await app.register(proxy, {
+  upstream: origin,
+  prefix: '/v1',
+  rewritePrefix: '/v1',
+  // reply-from's default pool is 128 connections; the others here have no cap, and a capped
+  // pool would queue the held-streams scenario. Timeouts as session-gateway's.
+  undici: {
+    connections: null,
+    pipelining: 1,
+    keepAliveTimeout: 4_000,
+    keepAliveMaxTimeout: 60_000,
+    headersTimeout: 600_000,
+    bodyTimeout: 600_000
+  },
+  replyOptions: {
+    rewriteRequestHeaders: (_request, headers) => ({ ...headers, session_id: SESSION, 'session-id': SESSION })
+  }
+})
+await app.listen({ port, host: '127.0.0.1' })
+process.on('SIGTERM', () => { app.close().then(() => process.exit(0), () => process.exit(1)) })

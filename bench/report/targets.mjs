@@ -1,0 +1,60 @@
+/**
+ * The issue's performance targets for session-gateway, each computed from a run's medians.
+ * A target whose scenario did not run (or whose anchor was missing) is reported as not measured.
+ */
+import { GATEWAY_ID } from '../lib/contenders.mjs'
+import { median } from '../lib/stats.mjs'
+
+const RSS_LIMIT_MB = 400
+const HELD_STREAMS_TARGET = 10_000
+const ADDED_BODY_MS_LIMIT = 2
+
+/** Median over rounds of one field for one proxy; NaN when it did not run. */
+export function medianOf (scenario, proxyId, field) {
+  const rows = scenario?.perProxy[proxyId]
+  return rows === undefined ? NaN : median(rows.map((row) => row[field]))
+}
+
+const times = (x) => `${x.toFixed(2)}×`
+const verdict = (ok) => ok ? 'pass' : '**FAIL**'
+
+function ratioTarget (label, scenario, field, anchorId, limit) {
+  const ratio = medianOf(scenario, GATEWAY_ID, field) / medianOf(scenario, anchorId, field)
+  if (!Number.isFinite(ratio)) return { label, measured: 'not measured', result: '—' }
+  return { label, measured: times(ratio), result: verdict(ratio <= limit) }
+}
+
+/** `[{ label, measured, result }]` in the issue's order. */
+export function evaluateTargets (results) {
+  const { short, held, large } = results
+  const targets = [
+    ratioTarget('(a) CPU per proxied request ≤ 0.8× fastify + @fastify/http-proxy', short, 'cpuMicrosPerRequest', 'fastify-http-proxy', 0.8),
+    ratioTarget('(a) CPU per proxied request ≤ 1.3× node:http + undici', short, 'cpuMicrosPerRequest', 'node-undici', 1.3),
+    ratioTarget('(a) p99 latency no worse than fastify + @fastify/http-proxy (≤ 1.00×)', short, 'p99Ms', 'fastify-http-proxy', 1.0)
+  ]
+
+  const heldRows = held?.perProxy[GATEWAY_ID]
+  const heldLabel = `(c) ${HELD_STREAMS_TARGET.toLocaleString('en')} concurrent streams: zero errors, peak RSS ≤ ${RSS_LIMIT_MB} MB`
+  if (heldRows === undefined) {
+    targets.push({ label: heldLabel, measured: 'not measured', result: '—' })
+  } else {
+    const errors = heldRows.reduce((sum, row) => sum + row.errors, 0)
+    const rss = Math.max(...heldRows.map((row) => row.peakRssMb))
+    const streams = heldRows[0].streams
+    const ok = errors === 0 && rss <= RSS_LIMIT_MB
+    const partial = streams < HELD_STREAMS_TARGET ? ` at ${streams.toLocaleString('en')} streams, not the target's ${HELD_STREAMS_TARGET.toLocaleString('en')}` : ''
+    targets.push({ label: heldLabel, measured: `${errors} errors, ${rss.toFixed(0)} MB at ${streams.toLocaleString('en')} streams`, result: verdict(ok) + partial })
+  }
+
+  const mb = large === undefined ? '' : `${(large.bytes / 2 ** 20).toFixed(0)} MiB`
+  const added = medianOf(large, GATEWAY_ID, 'addedMs')
+  targets.push(Number.isFinite(added)
+    ? { label: `(d) ${mb} JSON body with previous_response_id at its end: ≤ ${ADDED_BODY_MS_LIMIT} ms added vs the same size without it`, measured: `${added.toFixed(2)} ms`, result: verdict(added <= ADDED_BODY_MS_LIMIT) }
+    : { label: '(d) 5 MiB body with previous_response_id: ≤ 2 ms added', measured: 'not measured', result: '—' })
+  // The body is read whole before going upstream; the streaming floor shows what that costs.
+  const overFloor = medianOf(large, GATEWAY_ID, 'withIdMs') - medianOf(large, 'node-undici', 'withIdMs')
+  if (Number.isFinite(overFloor)) {
+    targets.push({ label: `(d) informative: same body, added vs node:http + undici, which streams it through (≤ ${ADDED_BODY_MS_LIMIT} ms)`, measured: `${overFloor.toFixed(2)} ms`, result: verdict(overFloor <= ADDED_BODY_MS_LIMIT) })
+  }
+  return targets
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+/**
+ * session-gateway's benchmark against its anchors: nginx, bare node:http + undici, and bare
+ * Fastify + @fastify/http-proxy, each its own process in front of the same upstream on loopback.
+ * Writes a markdown report to bench/results/ and stdout; progress goes to stderr.
+ * See bench/README.md, or `node bench/run.mjs --help`.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { dirname, join, relative } from 'node:path'
+import { GATEWAY_CLI, GATEWAY_ID, proxiesToRun, ROOT } from './lib/contenders.mjs'
+import { describeBuild, describeMachine, findTools } from './lib/machine.mjs'
+import { readOptions, USAGE } from './lib/options.mjs'
+import { openFileLimits } from './lib/processes.mjs'
+import { summarizeCpuProfile } from './report/cpu-profile.mjs'
+import { renderReport } from './report/render.mjs'
+import { heldStreams } from './scenarios/held-streams.mjs'
+import { largeBodies } from './scenarios/large-bodies.mjs'
+import { longStreams } from './scenarios/long-streams.mjs'
+import { shortStreams } from './scenarios/short-streams.mjs'
+
+const SCENARIOS = [
+  { key: 'a', name: 'short', run: shortStreams },
+  { key: 'b', name: 'long', run: longStreams },
+  { key: 'c', name: 'held', run: heldStreams },
+  { key: 'd', name: 'large', run: largeBodies }
+]
+
+async function main () {
+  let options
+  try {
+    options = readOptions(process.argv.slice(2))
+  } catch (err) {
+    process.stderr.write(`${err.message}\n\n${USAGE}\n`)
+    return 2
+  }
+  if (options.help) {
+    process.stdout.write(USAGE + '\n')
+    return 0
+  }
+  const startedAt = new Date()
+  const tools = findTools(options.without)
+  const machine = { ...describeMachine(tools), build: describeBuild(ROOT, GATEWAY_CLI) }
+  const run = {
+    options,
+    tools,
+    dir: mkdtempSync(join(tmpdir(), 'session-gateway-bench-')),
+    fileLimit: Math.min(openFileLimits().hard, 1_048_576),
+    cpuProfileDir: undefined,
+    loadAverages: [loadavg()[0]],
+    notes: [],
+    failures: [],
+    note: (text) => run.notes.push(text),
+    fail: (text) => {
+      run.failures.push(text)
+      process.stderr.write(`FAIL ${text}\n`)
+    },
+    progress: (text) => process.stderr.write(`${text}\n`)
+  }
+  if (tools.nginx === undefined) {
+    run.note(`nginx ${options.without.includes('nginx') ? 'left out (--without nginx)' : 'is not installed'}: the static upstream is the Node upstream and the nginx anchor is skipped (\`apt-get install nginx-light\`).`)
+  }
+  if (tools.wrk === undefined) {
+    run.note(`wrk ${options.without.includes('wrk') ? 'left out (--without wrk)' : 'is not installed'}: (a) load comes from an undici pool inside the bench process, which competes with the proxies for CPU (\`apt-get install wrk\`).`)
+  }
+  if (machine.cpus < 4) run.note(`${machine.cpus} CPUs: the load generator, the upstream and the proxy share them, so absolute figures are low and rounds vary; compare ratios.`)
+  run.progress(`scratch directory ${run.dir}`)
+
+  const results = {}
+  const profiles = []
+  for (const scenario of SCENARIOS) {
+    if (!options.scenarios.includes(scenario.key)) continue
+    const profileDir = options.cpuProfile ? join(ROOT, 'bench', 'results', 'profiles', `${startedAt.toISOString().replace(/[:.]/g, '-')}-${scenario.key}`) : undefined
+    if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
+    run.cpuProfileDir = profileDir
+    try {
+      results[scenario.name] = await scenario.run(run)
+    } catch (err) {
+      run.fail(`(${scenario.key}) did not complete: ${err.stack ?? err}`)
+    } finally {
+      run.cpuProfileDir = undefined
+    }
+    if (profileDir !== undefined) {
+      const profile = readProfile(run, profileDir)
+      if (profile !== undefined) profiles.push({ scenario: scenario.key, ...profile })
+    }
+  }
+  if (options.smoke) checkSmoke(run, results)
+  run.loadAverages.push(loadavg()[0])
+
+  const report = renderReport({ run, machine, results, startedAt, elapsedMs: Date.now() - startedAt.getTime(), profiles })
+  const out = options.out ?? join(ROOT, 'bench', 'results', options.smoke ? 'smoke.md' : 'latest.md')
+  mkdirSync(dirname(out), { recursive: true })
+  writeFileSync(out, report + '\n')
+  // The numbers behind the report, to compare runs or render them again.
+  const { note, fail, progress, ...settings } = run
+  writeFileSync(out.replace(/(\.md)?$/, '.json'), JSON.stringify({ machine, run: settings, results, profiles }, null, 2) + '\n')
+  process.stdout.write(report + '\n')
+  run.progress(`report written to ${relative(process.cwd(), out) || out}`)
+  if (options.keep || run.failures.length > 0) {
+    run.progress(`logs and configs kept in ${run.dir}`)
+  } else {
+    rmSync(run.dir, { recursive: true, force: true })
+  }
+  return run.failures.length > 0 ? 1 : 0
+}
+
+/** Smoke mode's contract: every proxy that could run did, in every scenario, without an error. */
+function checkSmoke (run, results) {
+  for (const [name, scenario] of Object.entries(results)) {
+    for (const proxy of proxiesToRun(run)) {
+      const rows = scenario.perProxy[proxy.id]
+      if (rows === undefined) {
+        run.fail(`smoke: ${proxy.label} has no result in scenario ${name}`)
+        continue
+      }
+      const errors = rows.reduce((sum, row) => sum + (row.errors ?? 0), 0)
+      if (errors > 0) run.fail(`smoke: ${proxy.label} had ${errors} errors in scenario ${name}`)
+    }
+  }
+}
+
+function readProfile (run, dir) {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
+  if (files.length === 0) {
+    run.note(`--cpu-prof: ${GATEWAY_ID} wrote no profile to ${dir} (did it exit cleanly?).`)
+    return undefined
+  }
+  const file = join(dir, files[0])
+  return { file: relative(ROOT, file), summary: summarizeCpuProfile(file, 20) }
+}
+
+process.exitCode = await main()
