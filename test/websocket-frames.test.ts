@@ -191,3 +191,30 @@ t.test('Responses events: types told apart from their first bytes, ids and usage
   t.same(seen.ids, ['resp_a', 'resp_b', 'resp_c'])
   t.same(seen.types.slice(-5), ['response.created', 'response.completed', 'response.created', undefined, 'error'])
 })
+
+t.test('messages still waiting for the inflater when the connection closes are all handed on (soak regression)', async (t) => {
+  // Under load the inflater runs behind the relay; the connection's close used to discard the
+  // queue, and with it the final events' usage and response ids.
+  const texts = responseEvents('resp_closing', 'words that compress, words that compress')
+  const compressed = await deflateMessages(texts, true)
+  const frames = Buffer.concat(compressed.map((data) => encodeFrame({ opcode: Opcode.text, payload: data, rsv1: true })))
+  const messages: string[] = []
+  let lost = false
+  const done = new Promise<void>((resolve) => {
+    const reader = new TextMessages({
+      deflate: { noContextTakeover: false },
+      onMessage: (text) => {
+        messages.push(text.toString('utf8'))
+        if (messages.length === texts.length) resolve()
+      },
+      onLost: () => { lost = true; resolve() }
+    })
+    new FrameObserver({ messages: reader }).push(frames)
+    // Every message is queued and the first is inflating: the connection closes now.
+    reader.finish()
+    t.notOk(reader.settled, 'the queue was not empty when the connection closed')
+  })
+  await done
+  t.notOk(lost)
+  t.same(messages, texts, 'every queued message was inflated and handed on, in order')
+})

@@ -53,6 +53,8 @@ export class TextMessages implements FrameListener {
   #current: Message | undefined
   /** Whole messages waiting for the inflater to finish the one before. */
   readonly #queue: Message[] = []
+  /** The connection closed: drain the queue, then stop. */
+  #finishing = false
   #queuedBytes = 0
   #inflater: InflateRaw | undefined
   #inflating = false
@@ -76,7 +78,7 @@ export class TextMessages implements FrameListener {
   }
 
   onFrameStart (frame: FrameHeader): void {
-    if (this.#lost) return
+    if (this.#lost || this.#finishing) return
     if (frame.opcode === Opcode.text) {
       if (frame.rsv1 && this.#deflate === undefined) return this.#lose()
       this.#current = { compressed: frame.rsv1, parts: [], bytes: 0, cut: false }
@@ -119,6 +121,17 @@ export class TextMessages implements FrameListener {
     this.#next()
   }
 
+  /**
+   * The connection has closed: no more frames come, but the messages already queued are
+   * still inflated and handed on (under load the inflater runs behind the relay, and the
+   * last ones carry response.completed with its usage); then the inflater is freed.
+   */
+  finish (): void {
+    this.#current = undefined
+    this.#finishing = true
+    if (!this.#inflating && this.#queue.length === 0) this.stop()
+  }
+
   /** Stops reading: the inflater is freed and nothing more is handed on. */
   stop (): void {
     this.#lost = true
@@ -131,7 +144,10 @@ export class TextMessages implements FrameListener {
   #next (): void {
     while (!this.#inflating && !this.#lost) {
       const message = this.#queue.shift()
-      if (message === undefined) return
+      if (message === undefined) {
+        if (this.#finishing) this.stop()
+        return
+      }
       if (!message.compressed) {
         this.#deliver(Buffer.concat(message.parts), !message.cut)
         continue

@@ -226,7 +226,7 @@ export class WebSocketTunnel {
     if (this.#ended) return
     this.#ended = true
     clearTimeout(this.#linger)
-    this.#messages.stop()
+    this.#messages.finish()
     this.#options.onEnd({
       endedBy: this.#endedBy ?? 'client',
       closeCode: this.#closeCode,
