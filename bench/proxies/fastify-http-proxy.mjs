@@ -6,6 +6,7 @@
  */
 import Fastify from 'fastify'
 import proxy from '@fastify/http-proxy'
+import { POOL_OPTIONS } from './pool-options.mjs'
 
 const origin = process.env.UPSTREAM_ORIGIN
 const port = Number(process.env.PORT)
@@ -21,16 +22,7 @@ await app.register(proxy, {
   upstream: origin,
   prefix: '/v1',
   rewritePrefix: '/v1',
-  // reply-from's default pool is 128 connections; the others here have no cap, and a capped
-  // pool would queue the held-streams scenario. Timeouts as session-gateway's.
-  undici: {
-    connections: null,
-    pipelining: 1,
-    keepAliveTimeout: 4_000,
-    keepAliveMaxTimeout: 60_000,
-    headersTimeout: 600_000,
-    bodyTimeout: 600_000
-  },
+  undici: { ...POOL_OPTIONS },
   replyOptions: {
     rewriteRequestHeaders: (_request, headers) => ({ ...headers, session_id: SESSION, 'session-id': SESSION })
   }

@@ -8,22 +8,14 @@
  */
 import { createServer } from 'node:http'
 import { Agent } from 'undici'
+import { POOL_OPTIONS } from './pool-options.mjs'
 
 const origin = process.env.UPSTREAM_ORIGIN
 const port = Number(process.env.PORT)
 const SESSION = '0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b'
 const DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'expect'])
 
-// The same pool settings as session-gateway's: unlimited connections, one request per
-// connection at a time, no timeout that would cut a long stream.
-const upstream = new Agent({
-  connections: null,
-  pipelining: 1,
-  keepAliveTimeout: 4_000,
-  keepAliveMaxTimeout: 60_000,
-  headersTimeout: 600_000,
-  bodyTimeout: 600_000
-})
+const upstream = new Agent(POOL_OPTIONS)
 
 function withoutHopByHop (raw) {
   const out = []

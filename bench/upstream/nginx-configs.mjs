@@ -27,15 +27,20 @@ function temps (dir, name) {
     .map((kind) => `  ${kind}_temp_path ${dir}/nginx-${name}-${kind};`).join('\n')
 }
 
+/** What both configs' http blocks share: no access log, private temp paths, long keep-alive, no body limit. */
+function httpSettings (dir, name) {
+  return `  access_log off;
+${temps(dir, name)}
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  client_max_body_size 0;`
+}
+
 /** Answers every request, whatever its method, with the fixed stream (after discarding the body). */
 export function staticUpstreamConfig ({ dir, port, body, workerConnections, fileLimit }) {
   const name = 'upstream'
   return common(dir, workerConnections, fileLimit).replaceAll('%NAME%', name) + `http {
-  access_log off;
-${temps(dir, name)}
-  keepalive_requests 1000000;
-  keepalive_timeout 75s;
-  client_max_body_size 0;
+${httpSettings(dir, name)}
   server {
     listen 127.0.0.1:${port} backlog=4096;
     location / {
@@ -55,11 +60,7 @@ ${temps(dir, name)}
 export function reverseProxyConfig ({ dir, port, upstreamPort, sessionId, workerConnections, fileLimit }) {
   const name = 'proxy'
   return common(dir, workerConnections, fileLimit).replaceAll('%NAME%', name) + `http {
-  access_log off;
-${temps(dir, name)}
-  keepalive_requests 1000000;
-  keepalive_timeout 75s;
-  client_max_body_size 0;
+${httpSettings(dir, name)}
   upstream bench_upstream {
     server 127.0.0.1:${upstreamPort};
     keepalive 1024;
