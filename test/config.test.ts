@@ -209,3 +209,14 @@ function documentedKeys (text: string): Map<string, string> {
   }
   return keys
 }
+
+t.test("the README's settings table names every setting, with its YAML key, and no other", async (t) => {
+  const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8')
+  const rows = new Map<string, string>()
+  for (const match of readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \| `([a-z_.]+)` \|/gm)) rows.set(match[1]!, match[2]!)
+  for (const spec of Object.values(SETTINGS) as Array<Setting<unknown>>) {
+    t.equal(rows.get(spec.env), spec.path, `${spec.env} is in the table as ${spec.path}`)
+  }
+  const known = new Set((Object.values(SETTINGS) as Array<Setting<unknown>>).map((spec) => spec.env))
+  t.same([...rows.keys()].filter((env) => !known.has(env)), [], 'no row for a setting the code does not have')
+})
