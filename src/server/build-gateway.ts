@@ -74,7 +74,8 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
     // One line per request is written by the relay when it ends; Fastify's own would double it.
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // During a drain /readyz answers its own 503 (shutting_down) and /v1 gets an OpenAI-style 503.
+    return503OnClosing: false,
     exposeHeadRoutes: false,
     routerOptions: { maxParamLength: 8192 },
     clientErrorHandler: answerClientError,
