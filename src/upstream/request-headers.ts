@@ -73,8 +73,3 @@ function dropListedByConnection (headers: string[], names: Set<string>): void {
   }
   headers.length = write
 }
-
-/** Pass-through rules with only a default originator (no managed key, no extras). */
-export function upstreamRequestHeaders (rawHeaders: string[], sessionId: string, defaultOriginator: string): string[] {
-  return upstreamHeaderRules({ defaultOriginator })(rawHeaders, sessionId)
-}
