@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Agent } from 'undici'
 import type { GatewayConfig } from '../config/load-config.js'
@@ -91,12 +91,6 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
   app.server.setTimeout(0) // an idle socket mid-stream is the upstream's idle timeout's call
   app.server.headersTimeout = config.server.headersTimeoutMs
   app.server.on('connect', refuseConnect)
-  // Node keeps a keep-alive connection open after its response has finished, even while the
-  // server is closing: a stream that drains during shutdown would hold close() until the grace
-  // timer. Once shutdown has begun, close each connection as soon as its response is done.
-  app.server.on('request', (_request: IncomingMessage, response: ServerResponse) => {
-    response.once('finish', () => { if (!accepting) app.server.closeIdleConnections() })
-  })
 
   app.setNotFoundHandler((request, reply) => {
     const error = errors.notFound(request.method, request.url.split('?')[0] ?? '/')
@@ -143,10 +137,15 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
         cut = inFlight.count
         app.server.closeAllConnections()
       }, config.server.shutdownGraceMs)
+      // Node keeps a keep-alive connection open after its response has finished, even while the
+      // server is closing, so a stream that drains would hold close() until the grace timer.
+      // While draining, idle connections are closed as they appear (no per-request hook needed).
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 100)
       try {
         await app.close()
       } finally {
         clearTimeout(grace)
+        clearInterval(sweep)
       }
       await (cut > 0 ? upstream.destroy() : upstream.close())
       await store.close()
