@@ -157,3 +157,18 @@ t.test('API keys in the Authorization header or the query string never reach the
     t.notOk(text.includes(secret), `${secret} is not in the log`)
   }
 })
+
+t.test('a request the gateway refuses itself gets one "refused" line with its error code, and is counted', async (t) => {
+  const { gateway, upstream } = await startGatewayWithUpstream(t, { OPENAI_API_KEY: 'sk-upstream-refusal', GATEWAY_API_KEYS: 'gk-right' })
+  const res = await request(`${gateway.baseURL}/responses?api-key=sk-q`, { method: 'POST', body: '{}', headers: { authorization: 'Bearer gk-wrong' } })
+  t.equal(res.statusCode, 401)
+  await res.body.dump()
+  const line = await gateway.waitForLog((l) => l.msg === 'refused')
+  t.has(line, { method: 'POST', path: '/v1/responses', status: 401, ended_by: 'gateway', error: 'invalid_api_key' })
+  t.equal(gateway.logs.filter((l) => l.msg === 'refused').length, 1, 'exactly one line')
+  t.equal(upstream.requests.length, 0, 'nothing went upstream')
+  t.notMatch(gateway.logText(), /gk-wrong|sk-q|sk-upstream-refusal/, 'no key in the log')
+  const metrics = await (await fetch(`${gateway.origin}/metrics`)).text()
+  t.match(metrics, /session_gateway_requests_total\{route="\/v1\/responses",method="POST",status_class="4xx",transport="http"\} 1\n/, 'counted as a 4xx')
+  t.match(metrics, /session_gateway_active_streams\{transport="http"\} 0\n/, 'never counted as in flight')
+})

@@ -75,6 +75,8 @@ export class GatewayMetrics {
       clientAborts: this.#clientAborts.labels(transport)
     })
     this.#byTransport = { http: childrenFor('http'), websocket: childrenFor('websocket') }
+    // Exported from the start, so a dashboard sees 0 rather than no series before any traffic.
+    for (const transport of ['http', 'websocket'] as const) this.#active.set({ transport }, 0)
     collectDefaultMetrics({ register: this.registry, prefix: 'session_gateway_' })
   }
 
