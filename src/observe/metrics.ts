@@ -1,16 +1,10 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { FailureKind } from '../relay/upstream-failure.js'
 import type { EndedBy } from '../relay/response-relay.js'
+import type { TokenUsage } from '../session/session-usage.js'
 
 export type Transport = 'http' | 'websocket'
 
-/** Token counts from a Responses `usage` object. */
-export interface TokenUsage {
-  input: number
-  cached: number
-  output: number
-  reasoning: number
-}
 
 export interface ExchangeMetrics {
   route: string

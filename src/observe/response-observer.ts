@@ -1,6 +1,6 @@
 import type { ResponseTap } from '../relay/response-relay.js'
 import { brotliDecompress, gunzip, inflate, type InputType, type ZlibOptions } from 'node:zlib'
-import type { TokenUsage } from './metrics.js'
+import type { TokenUsage } from '../session/session-usage.js'
 import { SseObserver } from './sse-observer.js'
 
 /** What the gateway learns from a Responses API answer as it passes. */

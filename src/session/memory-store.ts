@@ -1,4 +1,4 @@
-import type { TokenUsage } from '../observe/metrics.js'
+import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
 import { toSessionUsage, type SessionUsage, type UsagePage, type UsageTotals } from './session-usage.js'
 

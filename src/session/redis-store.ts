@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis'
 import type { Logger } from '../observe/logger.js'
 import { MemorySessionStore } from './memory-store.js'
-import type { TokenUsage } from '../observe/metrics.js'
+import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
 import { toSessionUsage, type SessionUsage, type UsagePage, type UsageTotals } from './session-usage.js'
 

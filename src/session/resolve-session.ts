@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { v5 as uuidv5 } from 'uuid'
 import { errors } from '../errors.js'
-import type { TokenUsage } from '../observe/metrics.js'
+import type { TokenUsage } from './session-usage.js'
 import type { SessionFields } from './body-fields.js'
 import { isSaneSessionId, newSessionId } from './session-id.js'
 import { lineageKey, type SessionStore } from './session-store.js'

@@ -1,4 +1,4 @@
-import type { TokenUsage } from '../observe/metrics.js'
+import type { TokenUsage } from './session-usage.js'
 import type { SessionUsage, UsagePage } from './session-usage.js'
 
 /**

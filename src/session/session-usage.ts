@@ -1,4 +1,10 @@
-import type { TokenUsage } from '../observe/metrics.js'
+/** Token counts from a Responses `usage` object. */
+export interface TokenUsage {
+  input: number
+  cached: number
+  output: number
+  reasoning: number
+}
 
 /** What `/gateway/sessions` shows for one session. */
 export interface SessionUsage {

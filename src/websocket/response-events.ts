@@ -7,7 +7,7 @@
  * Most events are deltas whose type is their first key; those are told apart by a look at
  * their first bytes and never parsed.
  */
-import type { TokenUsage } from '../observe/metrics.js'
+import type { TokenUsage } from '../session/session-usage.js'
 import { tokenUsage } from '../observe/response-observer.js'
 
 /** Events after which the response they belong to is over. */

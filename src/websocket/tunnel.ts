@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
-import type { TokenUsage } from '../observe/metrics.js'
+import type { TokenUsage } from '../session/session-usage.js'
 import { closeFrame } from './frame-parser.js'
 import { FrameObserver } from './frame-observer.js'
 import { ResponseEventReader, TERMINAL_EVENTS } from './response-events.js'
