@@ -3,6 +3,12 @@
  * an OpenAI-style body, so clients that parse `{"error":{…}}` show a useful message.
  */
 
+import { STATUS_CODES, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+
+/** The content type of every error body the gateway writes. */
+export const ERROR_CONTENT_TYPE = 'application/json; charset=utf-8'
+
 export type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'server_error' | 'upstream_error'
 
 export class GatewayError extends Error {
@@ -11,7 +17,9 @@ export class GatewayError extends Error {
     readonly status: number,
     readonly type: OpenAIErrorType,
     readonly code: string,
-    message: string
+    message: string,
+    /** Response headers the error needs besides its body's (`retry-after`, `allow`). */
+    readonly headers: Readonly<Record<string, string>> = {}
   ) {
     super(message)
   }
@@ -19,6 +27,29 @@ export class GatewayError extends Error {
   /** The response body: `{"error":{"message","type","code"}}`. */
   body (): string {
     return JSON.stringify({ error: { message: this.message, type: this.type, code: this.code, param: null } })
+  }
+
+  /** Answers on a ServerResponse (a proxied request, a metrics listener, an upgrade's socket) and ends it. */
+  send (res: ServerResponse): void {
+    const body = this.body()
+    res.writeHead(this.status, { ...this.headers, 'content-type': ERROR_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
+    res.end(body)
+  }
+
+  /** Answers on a Fastify reply (health, metrics and admin routes). */
+  reply<R extends { code: (status: number) => R, headers: (values: Record<string, string>) => R, type: (type: string) => R, send: (body: string) => R }> (reply: R): R {
+    return reply.code(this.status).headers({ ...this.headers }).type(ERROR_CONTENT_TYPE).send(this.body())
+  }
+
+  /**
+   * Writes a whole HTTP/1.1 response straight onto a socket that has no ServerResponse
+   * (parser errors, CONNECT) and closes it.
+   */
+  endSocket (socket: Duplex): void {
+    const body = this.body()
+    let head = `HTTP/1.1 ${this.status} ${STATUS_CODES[this.status] ?? 'Error'}\r\n`
+    for (const [name, value] of Object.entries(this.headers)) head += `${name}: ${value}\r\n`
+    socket.end(`${head}content-type: ${ERROR_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
   }
 }
 
@@ -30,7 +61,7 @@ export const errors = {
   badUrl: () => new GatewayError(400, 'invalid_request_error', 'invalid_path',
     'The request path is not a valid URL path (a broken percent-escape?).'),
   methodNotAllowed: (method: string) => new GatewayError(405, 'invalid_request_error', 'method_not_allowed',
-    `The gateway does not serve ${method} requests.`),
+    `The gateway does not serve ${method} requests.`, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' }),
   notFound: (method: string, path: string) => new GatewayError(404, 'invalid_request_error', 'not_found',
     `No route for ${method} ${path}. The gateway serves /v1/* (forwarded upstream), /healthz and /readyz.`),
   upstreamUnreachable: (detail: string) => new GatewayError(502, 'upstream_error', 'upstream_unreachable',
@@ -54,7 +85,7 @@ export const errors = {
   invalidGatewayKey: () => new GatewayError(401, 'authentication_error', 'invalid_api_key',
     'The API key sent is not one of this gateway\'s keys.'),
   rateLimited: (retryAfterSeconds: number) => new GatewayError(429, 'rate_limit_error', 'rate_limit_exceeded',
-    `Too many requests for this key; retry after ${retryAfterSeconds} s.`),
+    `Too many requests for this key; retry after ${retryAfterSeconds} s.`, { 'retry-after': String(retryAfterSeconds) }),
   adminUnauthorized: () => new GatewayError(401, 'authentication_error', 'invalid_admin_token',
     'The admin routes need "Authorization: Bearer <ADMIN_TOKEN>".'),
   sessionNotFound: (id: string) => new GatewayError(404, 'invalid_request_error', 'session_not_found',

@@ -8,115 +8,112 @@ export type LogLevel = typeof LOG_LEVELS[number]
 const WEBSOCKET_MODES = ['proxy', 'reject'] as const
 export type WebSocketMode = typeof WEBSOCKET_MODES[number]
 
-/** The settings table: the one place that names YAML keys, environment variables and defaults. */
+/**
+ * The settings table: the one place that names YAML keys, environment variables and defaults.
+ * It is shaped like the YAML file, and the config object is shaped like it: YAML
+ * `server.headers_timeout_ms` is `config.server.headersTimeoutMs`, the same name in two cases.
+ */
 export const SETTINGS = {
-  host: setting('server.host', 'HOST', '0.0.0.0', headerToken()),
-  port: setting('server.port', 'PORT', 8080, integer(0, 65535)),
-  clientHeadersTimeoutMs: setting('server.headers_timeout_ms', 'SERVER_HEADERS_TIMEOUT_MS', 30_000, integer(1_000, 10 * MINUTE)),
-  clientRequestTimeoutMs: setting('server.request_timeout_ms', 'SERVER_REQUEST_TIMEOUT_MS', 5 * MINUTE, integer(0, 24 * 60 * MINUTE)),
-  clientKeepAliveTimeoutMs: setting('server.keep_alive_timeout_ms', 'SERVER_KEEP_ALIVE_TIMEOUT_MS', 75_000, integer(1_000, 60 * MINUTE)),
-  bodyLimitBytes: setting('server.body_limit_bytes', 'BODY_LIMIT', 64 * 1024 * 1024, integer(1024, 2 ** 31)),
-  shutdownGraceMs: setting('server.shutdown_grace_ms', 'SHUTDOWN_GRACE_MS', 30_000, integer(0, 60 * MINUTE)),
-  upstreamUrl: setting('upstream.url', 'UPSTREAM_URL', new URL('https://api.openai.com/v1'), httpUrl()),
-  upstreamConnectTimeoutMs: setting('upstream.connect_timeout_ms', 'UPSTREAM_CONNECT_TIMEOUT_MS', 10_000, integer(100, 10 * MINUTE)),
-  upstreamHeadersTimeoutMs: setting('upstream.headers_timeout_ms', 'UPSTREAM_HEADERS_TIMEOUT_MS', 10 * MINUTE, integer(0, 24 * 60 * MINUTE)),
-  upstreamIdleTimeoutMs: setting('upstream.idle_timeout_ms', 'UPSTREAM_IDLE_TIMEOUT_MS', 10 * MINUTE, integer(0, 24 * 60 * MINUTE)),
-  upstreamConnections: setting('upstream.connections', 'UPSTREAM_CONNECTIONS', 0, integer(0, 1_000_000)),
-  originator: setting('session.originator', 'ORIGINATOR', 'codex_cli_rs', headerToken()),
-  sessionMaxEntries: setting('session.max_entries', 'SESSION_MAX_ENTRIES', 100_000, integer(1, 100_000_000)),
-  sessionIdleTtlSeconds: setting('session.idle_ttl_seconds', 'SESSION_IDLE_TTL_SECONDS', 24 * 60 * 60, integer(1, 365 * 24 * 60 * 60)),
-  sessionReadBody: setting('session.read_body', 'SESSION_READ_BODY', true, boolean()),
-  redisUrl: setting('redis.url', 'REDIS_URL', '', redisUrl()),
-  redisTimeoutMs: setting('redis.timeout_ms', 'REDIS_TIMEOUT_MS', 250, integer(10, MINUTE)),
-  redisKeyPrefix: setting('redis.key_prefix', 'REDIS_KEY_PREFIX', 'session-gateway:', text()),
-  logLevel: setting('log.level', 'LOG_LEVEL', 'info' as LogLevel, oneOf(LOG_LEVELS)),
-  websocket: setting('server.websocket', 'WEBSOCKET', 'proxy' as WebSocketMode, oneOf(WEBSOCKET_MODES)),
-  maxHeaderBytes: setting('server.max_header_bytes', 'MAX_HEADER_BYTES', 16 * 1024, integer(1024, 1024 * 1024)),
-  metricsPort: setting('metrics.port', 'METRICS_PORT', -1, integer(-1, 65535)),
-  adminToken: setting('admin.token', 'ADMIN_TOKEN', '', secret()),
-  upstreamApiKey: setting('upstream.api_key', 'OPENAI_API_KEY', '', secret()),
-  gatewayApiKeys: setting('auth.gateway_api_keys', 'GATEWAY_API_KEYS', [] as string[], list()),
-  allowUnauthenticated: setting('auth.allow_unauthenticated', 'ALLOW_UNAUTHENTICATED', false, boolean()),
-  upstreamHeaders: setting('upstream.headers', 'UPSTREAM_HEADERS', {} as Record<string, string>, headerMap()),
-  upstreamEnvHeaders: setting('upstream.env_headers', 'UPSTREAM_ENV_HEADERS', {} as Record<string, string>, headerMap()),
-  rateLimitPerMinute: setting('limits.requests_per_minute', 'RATE_LIMIT_PER_MINUTE', 0, integer(0, 1_000_000_000))
-} satisfies Record<string, Setting<unknown>>
-
-type Values = { [K in keyof typeof SETTINGS]: typeof SETTINGS[K]['default'] }
-
-export interface GatewayConfig {
   server: {
-    host: string
-    port: number
+    host: setting('HOST', '0.0.0.0', headerToken()),
+    port: setting('PORT', 8080, integer(0, 65535)),
     /** Time a client has to send its request headers (slowloris guard). */
-    headersTimeoutMs: number
+    headersTimeoutMs: setting('SERVER_HEADERS_TIMEOUT_MS', 30_000, integer(1_000, 10 * MINUTE)),
     /** Time a client has to send its whole request, body included; 0 = none. */
-    requestTimeoutMs: number
-    keepAliveTimeoutMs: number
+    requestTimeoutMs: setting('SERVER_REQUEST_TIMEOUT_MS', 5 * MINUTE, integer(0, 24 * 60 * MINUTE)),
+    keepAliveTimeoutMs: setting('SERVER_KEEP_ALIVE_TIMEOUT_MS', 75_000, integer(1_000, 60 * MINUTE)),
     /** Largest request body accepted; larger ones get 413 before anything goes upstream. */
-    bodyLimitBytes: number
+    bodyLimitBytes: setting('BODY_LIMIT', 64 * 1024 * 1024, integer(1024, 2 ** 31)),
+    maxHeaderBytes: setting('MAX_HEADER_BYTES', 16 * 1024, integer(1024, 1024 * 1024)),
     /** How long in-flight requests may run on after SIGTERM before they are cut. */
-    shutdownGraceMs: number
+    shutdownGraceMs: setting('SHUTDOWN_GRACE_MS', 30_000, integer(0, 60 * MINUTE)),
     /** WebSocket upgrades: `proxy` them upstream, or `reject` them with 426 so clients use HTTP. */
-    websocket: WebSocketMode
-  }
+    websocket: setting('WEBSOCKET', 'proxy' as WebSocketMode, oneOf(WEBSOCKET_MODES))
+  },
   upstream: {
-    url: URL
-    /** `https://api.openai.com` */
-    origin: string
-    /** `/v1`, without a trailing slash; `''` for a bare origin. */
-    basePath: string
-    /** `?api-version=…` carried by `upstream.url`, appended to every upstream path; `''` when none. */
-    query: string
-    connectTimeoutMs: number
+    url: setting('UPSTREAM_URL', new URL('https://api.openai.com/v1'), httpUrl()),
+    connectTimeoutMs: setting('UPSTREAM_CONNECT_TIMEOUT_MS', 10_000, integer(100, 10 * MINUTE)),
     /** Time from sending the request to the upstream's response headers; 0 = none. */
-    headersTimeoutMs: number
+    headersTimeoutMs: setting('UPSTREAM_HEADERS_TIMEOUT_MS', 10 * MINUTE, integer(0, 24 * 60 * MINUTE)),
     /** Longest silence between two body chunks of a response; 0 = none. */
-    idleTimeoutMs: number
+    idleTimeoutMs: setting('UPSTREAM_IDLE_TIMEOUT_MS', 10 * MINUTE, integer(0, 24 * 60 * MINUTE)),
     /** Connections per upstream origin; 0 = unlimited. */
-    connections: number
-  }
+    connections: setting('UPSTREAM_CONNECTIONS', 0, integer(0, 1_000_000)),
+    /** Managed mode when set: the gateway sends this key upstream, clients present gateway keys. */
+    apiKey: setting('OPENAI_API_KEY', '', secret()),
+    /** Extra headers on every upstream request; after loading, also those of `envHeaders` whose variable is set. */
+    headers: setting('UPSTREAM_HEADERS', {} as Record<string, string>, headerMap()),
+    envHeaders: setting('UPSTREAM_ENV_HEADERS', {} as Record<string, string>, headerMap())
+  },
   session: {
     /** `originator` header sent upstream when the client sent none. */
-    originator: string
+    originator: setting('ORIGINATOR', 'codex_cli_rs', headerToken()),
     /** Most lineage bindings the in-memory store (or Redis's local copy) holds. */
-    maxEntries: number
+    maxEntries: setting('SESSION_MAX_ENTRIES', 100_000, integer(1, 100_000_000)),
     /** A binding unused for this long is forgotten (memory) or expires (Redis key TTL). */
-    idleTtlMs: number
+    idleTtlSeconds: setting('SESSION_IDLE_TTL_SECONDS', 24 * 60 * 60, integer(1, 365 * 24 * 60 * 60)),
     /** Read JSON bodies for previous_response_id / conversation / prompt_cache_key. */
-    readBody: boolean
-  }
-  /** Shared session store; `url` '' keeps sessions in memory. */
+    readBody: setting('SESSION_READ_BODY', true, boolean())
+  },
   redis: {
-    url: string
+    /** Shared session store; '' keeps sessions in memory. */
+    url: setting('REDIS_URL', '', redisUrl()),
     /** Longest a request waits on Redis before deciding its session locally. */
-    timeoutMs: number
-    keyPrefix: string
-  }
-  log: { level: LogLevel }
-  /** Where clients' credentials come from and go. */
+    timeoutMs: setting('REDIS_TIMEOUT_MS', 250, integer(10, MINUTE)),
+    keyPrefix: setting('REDIS_KEY_PREFIX', 'session-gateway:', text())
+  },
   auth: {
-    /** Managed mode when set: the gateway sends this key upstream, clients present gateway keys. */
-    upstreamApiKey: string
     /** Keys clients present (`Authorization: Bearer …`) in managed mode. */
-    gatewayApiKeys: string[]
+    gatewayApiKeys: setting('GATEWAY_API_KEYS', [] as string[], list()),
     /** Managed mode on a non-loopback host without gateway keys, on purpose. */
-    allowUnauthenticated: boolean
-  }
-  /** Extra headers on every upstream request: fixed ones, then ones read from the environment. */
-  upstreamHeaders: Record<string, string>
-  admin: {
-    /** Bearer token for /gateway/*; '' leaves those routes open on loopback and off elsewhere. */
-    token: string
-  }
-  /** -1: /metrics on the main port; otherwise its own listener on this port (0 = any free one). */
-  metricsPort: number
+    allowUnauthenticated: setting('ALLOW_UNAUTHENTICATED', false, boolean())
+  },
   limits: {
     /** Requests per minute per client key (or address); 0 = no limit. */
-    requestsPerMinute: number
-    maxHeaderBytes: number
+    requestsPerMinute: setting('RATE_LIMIT_PER_MINUTE', 0, integer(0, 1_000_000_000))
+  },
+  metrics: {
+    /** -1: /metrics on the main port; otherwise its own listener on this port (0 = any free one). */
+    port: setting('METRICS_PORT', -1, integer(-1, 65535))
+  },
+  admin: {
+    /** Bearer token for /gateway/*; '' leaves those routes open on loopback and off elsewhere. */
+    token: setting('ADMIN_TOKEN', '', secret())
+  },
+  log: {
+    level: setting('LOG_LEVEL', 'info' as LogLevel, oneOf(LOG_LEVELS))
   }
+} satisfies Record<string, Record<string, Setting<unknown>>>
+
+type Table = typeof SETTINGS
+
+/** The typed config: the settings table with each setting replaced by its value. */
+export type GatewayConfig = { [S in keyof Table]: { [K in keyof Table[S]]: Table[S][K] extends Setting<infer V> ? V : never } }
+
+/** A setting with its YAML path (`server.headers_timeout_ms`) and where its value goes in the config. */
+export interface NamedSetting extends Setting<unknown> {
+  path: string
+  section: string
+  key: string
 }
+
+/** Every setting, flat, in table order: for the loader, the docs checks and error messages. */
+export function allSettings (): NamedSetting[] {
+  const out: NamedSetting[] = []
+  for (const [section, entries] of Object.entries(SETTINGS)) {
+    for (const [key, spec] of Object.entries(entries as Record<string, Setting<unknown>>)) {
+      out.push({ ...spec, section, key, path: `${section}.${snakeCase(key)}` })
+    }
+  }
+  return out
+}
+
+function snakeCase (camel: string): string {
+  return camel.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())
+}
+
+const NAMED = allSettings()
+const KNOWN_PATHS = new Set(NAMED.map((spec) => spec.path))
 
 export interface ConfigSources {
   /** Path of a YAML file; its keys override the defaults. */
@@ -128,81 +125,49 @@ export interface ConfigSources {
 /** Reads defaults < YAML file < environment, validates every value once, and returns the typed config. */
 export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConfig {
   const fromFile = file === undefined ? new Map<string, unknown>() : readYamlFile(file)
-  const values: Record<string, unknown> = {}
-  for (const [name, spec] of Object.entries(SETTINGS) as Array<[string, Setting<unknown>]>) {
+  const config: Record<string, Record<string, unknown>> = {}
+  for (const spec of NAMED) {
     const envValue = env[spec.env]
-    if (envValue !== undefined && envValue !== '') {
-      values[name] = spec.parse(envValue, spec.env)
-    } else if (fromFile.has(spec.path)) {
-      values[name] = spec.parse(fromFile.get(spec.path), spec.path)
-    } else {
-      values[name] = spec.default
-    }
+    let value: unknown
+    if (envValue !== undefined && envValue !== '') value = spec.parse(envValue, spec.env)
+    else if (fromFile.has(spec.path)) value = spec.parse(fromFile.get(spec.path), spec.path)
+    else value = copyOf(spec.default)
+    ;(config[spec.section] ??= {})[spec.key] = value
   }
-  const config = assemble(values as Values)
-  for (const [header, variable] of Object.entries((values as Values).upstreamEnvHeaders)) {
+  const typed = config as GatewayConfig
+  addEnvHeaders(typed.upstream, env)
+  checkManagedMode(typed)
+  return typed
+}
+
+/** Defaults are shared by every load: objects are copied so a config can't change them. */
+function copyOf (value: unknown): unknown {
+  if (Array.isArray(value)) return [...value]
+  if (value !== null && typeof value === 'object' && !(value instanceof URL)) return { ...value }
+  return value
+}
+
+function addEnvHeaders (upstream: GatewayConfig['upstream'], env: Record<string, string | undefined>): void {
+  for (const [header, variable] of Object.entries(upstream.envHeaders)) {
     // Like codex's env_http_headers: a header whose variable is unset is not sent.
     const value = env[variable]
     if (value === undefined || value === '') continue
     // Checked here, not per request: a stray line break (common in mounted secrets) would
     // otherwise fail every upstream request. The value may be a secret, so it is not echoed.
     if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(value)) throw new ConfigError(variable, `holds a control character (a line break?), so it cannot be sent as the ${header} header`)
-    config.upstreamHeaders[header] = value
+    upstream.headers[header] = value
   }
-  checkManagedMode(config)
-  return config
 }
 
 export function isLoopbackHost (host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.')
 }
 
-function checkManagedMode ({ auth, server }: GatewayConfig): void {
-  if (auth.upstreamApiKey === '' || auth.gatewayApiKeys.length > 0 || auth.allowUnauthenticated) return
+function checkManagedMode ({ auth, server, upstream }: GatewayConfig): void {
+  if (upstream.apiKey === '' || auth.gatewayApiKeys.length > 0 || auth.allowUnauthenticated) return
   if (isLoopbackHost(server.host)) return
   throw new ConfigError('GATEWAY_API_KEYS', `OPENAI_API_KEY is set (managed mode) and HOST ${server.host} is not loopback: anyone who reaches the gateway would spend the key. Set GATEWAY_API_KEYS, or ALLOW_UNAUTHENTICATED=true to mean it, or unset OPENAI_API_KEY for pass-through mode (clients send their own keys)`)
 }
-
-function assemble (v: Values): GatewayConfig {
-  const url = v.upstreamUrl
-  return {
-    server: {
-      host: v.host,
-      port: v.port,
-      headersTimeoutMs: v.clientHeadersTimeoutMs,
-      requestTimeoutMs: v.clientRequestTimeoutMs,
-      keepAliveTimeoutMs: v.clientKeepAliveTimeoutMs,
-      bodyLimitBytes: v.bodyLimitBytes,
-      shutdownGraceMs: v.shutdownGraceMs,
-      websocket: v.websocket
-    },
-    upstream: {
-      url,
-      origin: url.origin,
-      basePath: url.pathname.replace(/\/+$/, ''),
-      query: url.search.length > 1 ? url.search.slice(1) : '',
-      connectTimeoutMs: v.upstreamConnectTimeoutMs,
-      headersTimeoutMs: v.upstreamHeadersTimeoutMs,
-      idleTimeoutMs: v.upstreamIdleTimeoutMs,
-      connections: v.upstreamConnections
-    },
-    session: {
-      originator: v.originator,
-      maxEntries: v.sessionMaxEntries,
-      idleTtlMs: v.sessionIdleTtlSeconds * 1000,
-      readBody: v.sessionReadBody
-    },
-    redis: { url: v.redisUrl, timeoutMs: v.redisTimeoutMs, keyPrefix: v.redisKeyPrefix },
-    log: { level: v.logLevel },
-    auth: { upstreamApiKey: v.upstreamApiKey, gatewayApiKeys: v.gatewayApiKeys, allowUnauthenticated: v.allowUnauthenticated },
-    upstreamHeaders: { ...v.upstreamHeaders },
-    admin: { token: v.adminToken },
-    metricsPort: v.metricsPort,
-    limits: { requestsPerMinute: v.rateLimitPerMinute, maxHeaderBytes: v.maxHeaderBytes }
-  }
-}
-
-const KNOWN_PATHS = new Set(Object.values(SETTINGS).map((spec) => spec.path))
 
 function readYamlFile (file: string): Map<string, unknown> {
   let source: string

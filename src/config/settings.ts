@@ -1,6 +1,6 @@
 /**
- * Every setting the gateway reads, declared once: its YAML path, its environment
- * variable, its default and how a raw value becomes a typed one.
+ * How a setting is declared: its environment variable, its default and how a raw value
+ * becomes a typed one (its YAML path is its place in the settings table).
  * `load-config.ts` applies them (defaults < YAML < environment); nothing else reads
  * `process.env`.
  */
@@ -16,16 +16,14 @@ export class ConfigError extends Error {
 export type Parse<T> = (raw: unknown, key: string) => T
 
 export interface Setting<T> {
-  /** Dotted path in the YAML file, e.g. `upstream.url`. */
-  path: string
   /** Environment variable that overrides the file. */
   env: string
   default: T
   parse: Parse<T>
 }
 
-export function setting<T> (path: string, env: string, defaultValue: T, parse: Parse<T>): Setting<T> {
-  return { path, env, default: defaultValue, parse }
+export function setting<T> (env: string, defaultValue: T, parse: Parse<T>): Setting<T> {
+  return { env, default: defaultValue, parse }
 }
 
 export function integer (min: number, max: number): Parse<number> {

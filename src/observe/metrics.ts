@@ -14,7 +14,7 @@ export interface ExchangeMetrics {
   /** -1 when the upstream never answered. */
   ttfbMs: number
   durationMs: number
-  endedBy: EndedBy | 'gateway'
+  endedBy: EndedBy
   failureKind?: FailureKind | undefined
 }
 
@@ -94,7 +94,7 @@ export class GatewayMetrics {
     if (e.ttfbMs >= 0) children.ttfb.observe(e.ttfbMs / 1000)
     children.duration.observe(e.durationMs / 1000)
     if (e.endedBy === 'client') children.clientAborts.inc()
-    if (e.failureKind !== undefined && e.failureKind !== 'client') this.#upstreamErrors.inc({ kind: e.failureKind })
+    if (e.failureKind !== undefined) this.#upstreamErrors.inc({ kind: e.failureKind })
     else if (e.status >= 500 && e.endedBy !== 'client') this.#upstreamErrors.inc({ kind: 'status' })
   }
 

@@ -1,94 +1,71 @@
 import type { Logger } from 'pino'
-import type { SessionSource } from '../session/resolve-session.js'
-import type { RelayOutcome } from '../relay/response-relay.js'
+import type { ExchangeOutcome } from '../proxy/exchange.js'
+import type { Transport } from './metrics.js'
+import type { Session } from '../session/resolve-session.js'
 
-export interface ExchangeRecord {
+export interface ExchangeLogRecord {
+  transport: Transport
   method: string
   /** The client's path, without its query string (queries may carry keys). */
   path: string
-  session: string
-  sessionSource: SessionSource
+  /** Absent for a request the gateway refused before deciding its session. */
+  session: Session | undefined
   durationMs: number
-  outcome: RelayOutcome
+  outcome: ExchangeOutcome
 }
 
-/** One JSON line per proxied request, when it ends. */
-export function logExchange (logger: Logger, record: ExchangeRecord): void {
-  const { outcome } = record
+/**
+ * One JSON line per request when it ends: `request` for proxied HTTP requests and WebSockets,
+ * `refused` for those the gateway answered itself without going upstream.
+ */
+export function logExchange (logger: Logger, { transport, method, path, session, durationMs, outcome }: ExchangeLogRecord): void {
+  if (outcome.refusedWith !== undefined) {
+    logger.info({
+      transport: transport === 'websocket' ? transport : undefined,
+      method,
+      path,
+      status: outcome.status,
+      duration_ms: round(durationMs),
+      ended_by: 'gateway',
+      error: outcome.refusedWith
+    }, 'refused')
+    return
+  }
+  const ws = outcome.webSocket
+  const ttfbMs = outcome.ttfbMs < 0 ? null : round(outcome.ttfbMs)
+  if (ws === undefined) {
+    // The hot path's line: one flat object, no keys that would be undefined.
+    logger.info({
+      method,
+      path,
+      status: outcome.status,
+      session: session?.id,
+      session_source: session?.source,
+      ttfb_ms: ttfbMs,
+      duration_ms: round(durationMs),
+      bytes_out: outcome.bytesOut,
+      ended_by: outcome.endedBy,
+      error: outcome.failure?.code
+    }, 'request')
+    return
+  }
   logger.info({
-    method: record.method,
-    path: record.path,
+    transport,
+    method,
+    path,
     status: outcome.status,
-    session: record.session,
-    session_source: record.sessionSource,
-    ttfb_ms: outcome.ttfbMs < 0 ? null : round(outcome.ttfbMs),
-    duration_ms: round(record.durationMs),
+    session: session?.id,
+    session_source: session?.source,
+    ttfb_ms: ttfbMs,
+    duration_ms: round(durationMs),
+    bytes_in: ws.bytesIn,
     bytes_out: outcome.bytesOut,
-    ended_by: outcome.endedBy,
+    ended_by: ws.closedBy,
+    close_code: ws.closeCode,
     error: outcome.failure?.code
-  }, 'request')
-}
-
-export interface WebSocketRecord {
-  /** The client's path, without its query string. */
-  path: string
-  session: string
-  sessionSource: SessionSource
-  /** 101, or the refusal the client got instead (the upstream's, or the gateway's 502/504). */
-  status: number
-  /** To the upstream's answer to the handshake; -1 when none came. */
-  ttfbMs: number
-  durationMs: number
-  /** Client to upstream, and upstream to client, after the handshake (frames as sent). */
-  bytesIn: number
-  bytesOut: number
-  /** The side that sent the first Close frame, or whose connection ended first; or the gateway's shutdown. */
-  endedBy: 'client' | 'upstream' | 'shutdown'
-  /** Status code of the first Close frame; absent when neither side sent one. */
-  closeCode?: number | undefined
-  error?: string | undefined
-}
-
-/** One JSON line per proxied WebSocket (or refused upgrade), when it ends. */
-export function logWebSocket (logger: Logger, record: WebSocketRecord): void {
-  logger.info({
-    transport: 'websocket',
-    method: 'GET',
-    path: record.path,
-    status: record.status,
-    session: record.session,
-    session_source: record.sessionSource,
-    ttfb_ms: record.ttfbMs < 0 ? null : round(record.ttfbMs),
-    duration_ms: round(record.durationMs),
-    bytes_in: record.bytesIn,
-    bytes_out: record.bytesOut,
-    ended_by: record.endedBy,
-    close_code: record.closeCode,
-    error: record.error
   }, 'request')
 }
 
 function round (ms: number): number {
   return Math.round(ms * 10) / 10
-}
-
-export interface RefusalRecord {
-  method: string
-  path: string
-  status: number
-  /** The gateway error's code, e.g. `invalid_session_id`, `invalid_api_key`. */
-  code: string
-  durationMs: number
-}
-
-/** One JSON line per request the gateway answered itself without going upstream. */
-export function logRefusal (logger: Logger, record: RefusalRecord): void {
-  logger.info({
-    method: record.method,
-    path: record.path,
-    status: record.status,
-    duration_ms: round(record.durationMs),
-    ended_by: 'gateway',
-    error: record.code
-  }, 'refused')
 }

@@ -1,19 +1,21 @@
 import type { ResponseTap } from '../relay/response-relay.js'
 import { brotliDecompress, gunzip, inflate, type InputType, type ZlibOptions } from 'node:zlib'
 import type { TokenUsage } from '../session/session-usage.js'
+import { FINAL_EVENTS, parseJson, tokenUsage } from './responses-api.js'
 import { SseObserver } from './sse-observer.js'
 
-/** What the gateway learns from a Responses API answer as it passes. */
+/** Where what the gateway learns from a Responses API answer goes, as it passes. */
 export interface ResponseFacts {
   /** `response.id`, as soon as it is seen (`response.created`, or a JSON body's `id`). */
-  onResponseId?: (id: string) => void
+  onResponseId (id: string): void
   /** `usage` of a finished response (`response.completed`/`incomplete`, or a JSON body's). */
-  onUsage?: (usage: TokenUsage) => void
-  /** Called once a compressed JSON body has been inflated and read (or failed to inflate). */
-  onInflated?: () => void
+  onUsage (usage: TokenUsage): void
+  /** The usage will come after the body has ended: a compressed JSON body is being inflated. */
+  holdUsage (): void
+  /** The inflated body has been read (or failed to inflate): no more usage will come. */
+  releaseUsage (): void
 }
 
-const FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed'])
 const WATCHED_EVENTS = ['response.created', ...FINAL_EVENTS]
 
 type Inflate = (body: InputType, options: ZlibOptions, done: (err: Error | null, plain: Buffer) => void) => void
@@ -36,7 +38,6 @@ export class ResponseObserver implements ResponseTap {
   #jsonBytes = 0
   #knownId: string | undefined
   #encoding: string | undefined
-  #inflating = false
 
   constructor (facts: ResponseFacts) {
     this.#facts = facts
@@ -84,21 +85,15 @@ export class ResponseObserver implements ResponseTap {
       this.#onJsonBody(body)
       return
     }
-    this.#inflating = true
+    this.#facts.holdUsage()
     inflate(body, { maxOutputLength: MAX_JSON_BYTES * 4 }, (err, plain) => {
-      this.#inflating = false
       if (err === null) this.#onJsonBody(plain)
       try {
-        this.#facts.onInflated?.()
+        this.#facts.releaseUsage()
       } catch {
         // An observer must never break the relay.
       }
     })
-  }
-
-  /** True while a compressed body is being inflated: its usage is not known yet. */
-  get inflating (): boolean {
-    return this.#inflating
   }
 
   #onJsonBody (body: Buffer): void {
@@ -138,7 +133,7 @@ export class ResponseObserver implements ResponseTap {
     if (this.#knownId === id) return
     this.#knownId = id
     try {
-      this.#facts.onResponseId?.(id)
+      this.#facts.onResponseId(id)
     } catch {
       // An observer must never break the relay.
     }
@@ -148,24 +143,11 @@ export class ResponseObserver implements ResponseTap {
     const tokens = tokenUsage(usage)
     if (tokens === undefined) return
     try {
-      this.#facts.onUsage?.(tokens)
+      this.#facts.onUsage(tokens)
     } catch {
       // An observer must never break the relay.
     }
   }
-}
-
-/** Reads Responses (`input_tokens`…) and Chat Completions (`prompt_tokens`…) usage shapes. */
-export function tokenUsage (usage: unknown): TokenUsage | undefined {
-  if (usage === null || typeof usage !== 'object') return undefined
-  const u = usage as Record<string, unknown>
-  const details = (key: string): Record<string, unknown> => (u[key] !== null && typeof u[key] === 'object' ? u[key] : {}) as Record<string, unknown>
-  const count = (value: unknown): number => typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0
-  const input = count(u.input_tokens ?? u.prompt_tokens)
-  const output = count(u.output_tokens ?? u.completion_tokens)
-  const cached = count(details('input_tokens_details').cached_tokens ?? details('prompt_tokens_details').cached_tokens)
-  const reasoning = count(details('output_tokens_details').reasoning_tokens ?? details('completion_tokens_details').reasoning_tokens)
-  return { input, cached, output, reasoning }
 }
 
 function headerValue (headers: string[], lowerName: string): string | undefined {
@@ -216,12 +198,4 @@ export function trailingUsage (data: string): unknown {
     }
   }
   return undefined
-}
-
-function parseJson (text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
-  }
 }

@@ -109,13 +109,13 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     if (err instanceof GatewayError) {
       // The gateway stopped the request itself (e.g. a streamed body over BODY_LIMIT).
       if (res.headersSent) res.destroy()
-      else sendGatewayError(res, err)
+      else err.send(res)
       this.#end({ status: res.headersSent ? res.statusCode : err.status, endedBy: 'gateway' })
       return
     }
     const failure = classifyUpstreamFailure(err)
     if (!res.headersSent) {
-      sendGatewayError(res, failure.error)
+      failure.error.send(res)
       this.#end({ status: failure.error.status, endedBy: 'upstream', failure: { kind: failure.kind, code: failure.code } })
       return
     }
@@ -138,14 +138,4 @@ export class ClientGoneError extends Error {
   constructor () {
     super('the client closed the connection')
   }
-}
-
-/** Answers with the gateway's own OpenAI-style error, closing the exchange. */
-export function sendGatewayError (res: ServerResponse, error: GatewayError): void {
-  const body = error.body()
-  res.writeHead(error.status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body)
-  })
-  res.end(body)
 }

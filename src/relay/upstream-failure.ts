@@ -1,7 +1,7 @@
 import { errors, type GatewayError } from '../errors.js'
 
 /** How an upstream exchange failed, as the log and metrics name it. */
-export type FailureKind = 'connect' | 'timeout' | 'reset' | 'protocol' | 'client'
+export type FailureKind = 'connect' | 'timeout' | 'reset' | 'protocol'
 
 export interface UpstreamFailure {
   kind: FailureKind
@@ -18,11 +18,16 @@ export function classifyUpstreamFailure (err: Error & { code?: string }): Upstre
   const code = err.code ?? err.name
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return { kind: 'timeout', code, error: errors.upstreamConnectTimeout() }
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return { kind: 'timeout', code, error: errors.upstreamHeadersTimeout() }
-  if (CONNECT_CODES.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
+  if (CONNECT_CODES.has(code) || isTlsFailure(code)) {
     return { kind: 'connect', code, error: errors.upstreamUnreachable(code) }
   }
   // undici's HTTPParserError comes without its HPE_ code (undici 7 looks the code up by number
   // in a table keyed by name), so it is known by its name: otherwise it passed for a reset.
   if (code.startsWith('HPE_') || code === 'HTTPParserError' || code === 'UND_ERR_INFO') return { kind: 'protocol', code, error: errors.upstreamFailed('malformed response') }
   return { kind: 'reset', code, error: errors.upstreamFailed(code) }
+}
+
+/** OpenSSL's verification codes (`UNABLE_TO_VERIFY_LEAF_SIGNATURE`, `CERT_HAS_EXPIRED`, …) and Node's TLS ones. */
+function isTlsFailure (code: string): boolean {
+  return code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code.startsWith('UNABLE_TO_') || code.includes('CERT')
 }

@@ -1,6 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { errors, type GatewayError } from '../errors.js'
+import { timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { errors } from '../errors.js'
+import { bearerToken, sha256 } from '../http/bearer.js'
 import type { SessionStore } from '../session/session-store.js'
 import { ADMIN_PAGE } from './admin-page.js'
 
@@ -20,11 +21,11 @@ export async function adminRoutes (app: FastifyInstance, { store, token }: Admin
   const tokenDigest = token === '' ? undefined : sha256(token)
   app.addHook('onRequest', async (request, reply) => {
     if (tokenDigest === undefined) return
-    const presented = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1]
+    const presented = bearerToken(request.headers.authorization)
     if (presented === undefined || !timingSafeEqual(sha256(presented), tokenDigest)) {
       // The page itself is public (it holds no data); it asks for the token and sends it.
       if (request.url === '/gateway/' || request.url === '/gateway') return
-      return await sendError(reply, errors.adminUnauthorized())
+      return await errors.adminUnauthorized().reply(reply)
     }
   })
 
@@ -42,17 +43,9 @@ export async function adminRoutes (app: FastifyInstance, { store, token }: Admin
 
   app.get('/gateway/sessions/:id', async (request: FastifyRequest<{ Params: { id: string } }>, reply) => {
     const usage = await store.usage(request.params.id)
-    if (usage === undefined) return await sendError(reply, errors.sessionNotFound(request.params.id))
+    if (usage === undefined) return await errors.sessionNotFound(request.params.id).reply(reply)
     return await reply.header('cache-control', 'no-store').send(usage)
   })
-}
-
-async function sendError (reply: FastifyReply, error: GatewayError): Promise<FastifyReply> {
-  return await reply.code(error.status).type('application/json; charset=utf-8').send(error.body())
-}
-
-function sha256 (text: string): Buffer {
-  return createHash('sha256').update(text).digest()
 }
 
 function clamp (value: number, min: number, max: number): number {

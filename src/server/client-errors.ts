@@ -1,7 +1,6 @@
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { errors, type GatewayError } from '../errors.js'
-import { endSocketWithError } from '../http/socket-error.js'
 
 /**
  * Answers requests Node's HTTP parser refused (malformed, smuggling-shaped, headers too
@@ -17,12 +16,12 @@ export function answerClientError (err: Error & { code?: string }, socket: Socke
     socket.destroy()
     return
   }
-  endSocketWithError(socket, error)
+  error.endSocket(socket)
 }
 
 /** CONNECT asks for a tunnel to any host; the gateway only ever talks to its upstream. */
 export function refuseConnect (_request: unknown, socket: Duplex): void {
-  endSocketWithError(socket, errors.methodNotAllowed('CONNECT'), 'allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n')
+  errors.methodNotAllowed('CONNECT').endSocket(socket)
 }
 
 function gatewayErrorFor (code: string | undefined): GatewayError | undefined {

@@ -24,13 +24,13 @@ export interface MetricsServer {
 export async function startMetricsServer (metrics: GatewayMetrics, host: string, port: number): Promise<MetricsServer> {
   const server = createServer((req, res) => {
     if (req.url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' }).end(errors.notFound(req.method ?? 'GET', req.url ?? '/').body())
+      errors.notFound(req.method ?? 'GET', req.url ?? '/').send(res)
       return
     }
     metrics.render().then(({ contentType, body }) => {
       res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body)
     }, () => {
-      res.writeHead(500).end()
+      errors.internal().send(res)
     })
   })
   await new Promise<void>((resolve, reject) => {

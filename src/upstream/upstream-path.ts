@@ -1,16 +1,37 @@
-import type { GatewayConfig } from '../config/load-config.js'
-
 /** The prefix clients put in their base URL; what follows it is forwarded. */
 export const CLIENT_PREFIX = '/v1'
 
+/** Where requests go, from `upstream.url`, worked out once at start. */
+export interface UpstreamTarget {
+  /** `https://api.openai.com` */
+  origin: string
+  /** `/v1`, without a trailing slash; `''` for a bare origin. */
+  basePath: string
+  /** `api-version=…` carried by `upstream.url`, appended to every upstream path; `''` when none. */
+  query: string
+}
+
+export function upstreamTarget (url: URL): UpstreamTarget {
+  return {
+    origin: url.origin,
+    basePath: url.pathname.replace(/\/+$/, ''),
+    query: url.search.length > 1 ? url.search.slice(1) : ''
+  }
+}
+
+/** True for the request targets the gateway forwards: `/v1` and everything under it. */
+export function isProxyTarget (target: string): boolean {
+  return target.startsWith(CLIENT_PREFIX) && (target.length === CLIENT_PREFIX.length || target[CLIENT_PREFIX.length] === '/' || target[CLIENT_PREFIX.length] === '?')
+}
+
 /**
  * Maps a client request target (`/v1/responses?x=1`) to the upstream's
- * (`{upstream.basePath}/responses?x=1`, plus `upstream.url`'s own query, e.g. Azure's api-version).
- * Returns undefined for a target that is not under `/v1/` or that holds dot segments, which could
+ * (`{basePath}/responses?x=1`, plus `upstream.url`'s own query, e.g. Azure's api-version).
+ * Returns undefined for a target that is not under `/v1` or that holds dot segments, which could
  * walk out of the upstream's base path.
  */
-export function upstreamPath (clientTarget: string, upstream: GatewayConfig['upstream']): string | undefined {
-  if (!clientTarget.startsWith(CLIENT_PREFIX + '/') && clientTarget !== CLIENT_PREFIX && !clientTarget.startsWith(CLIENT_PREFIX + '?')) return undefined
+export function upstreamPath (clientTarget: string, upstream: UpstreamTarget): string | undefined {
+  if (!isProxyTarget(clientTarget)) return undefined
   const rest = clientTarget.slice(CLIENT_PREFIX.length)
   if (hasDotSegment(rest)) return undefined
   const path = upstream.basePath + rest

@@ -8,10 +8,8 @@
  * their first bytes and never parsed.
  */
 import type { TokenUsage } from '../session/session-usage.js'
-import { tokenUsage } from '../observe/response-observer.js'
+import { parseJson, tokenUsage, TERMINAL_EVENTS } from '../observe/responses-api.js'
 
-/** Events after which the response they belong to is over. */
-export const TERMINAL_EVENTS: ReadonlySet<string> = new Set(['response.completed', 'response.failed', 'response.incomplete', 'error'])
 
 export interface ResponseEventListener {
   /** Every event, by type; undefined when a message could not be read (not JSON, or cut short). */
@@ -37,7 +35,7 @@ export class ResponseEventReader {
     const typeFirst = TYPE_FIRST.exec(text.toString('latin1', 0, Math.min(text.length, HEAD_BYTES)))?.[1]
     let type = typeFirst
     if (typeFirst === undefined || this.#wantsBody(typeFirst)) {
-      const event = complete ? parseJson(text) : undefined
+      const event = complete ? parseEvent(text) : undefined
       if (typeof event?.type === 'string') type = event.type
       if (event !== undefined && type !== undefined) this.#learn(type, event)
     }
@@ -68,11 +66,7 @@ interface ParsedEvent {
   response?: { id?: unknown, usage?: unknown } | null
 }
 
-function parseJson (text: Buffer): ParsedEvent | undefined {
-  try {
-    const value: unknown = JSON.parse(text.toString('utf8'))
-    return value !== null && typeof value === 'object' ? value as ParsedEvent : undefined
-  } catch {
-    return undefined
-  }
+function parseEvent (text: Buffer): ParsedEvent | undefined {
+  const value = parseJson(text.toString('utf8'))
+  return value !== null && typeof value === 'object' ? value as ParsedEvent : undefined
 }

@@ -10,7 +10,8 @@ import type { Socket } from 'node:net'
 import type { TokenUsage } from '../session/session-usage.js'
 import { closeFrame } from './frame-parser.js'
 import { FrameObserver } from './frame-observer.js'
-import { ResponseEventReader, TERMINAL_EVENTS } from './response-events.js'
+import { TERMINAL_EVENTS } from '../observe/responses-api.js'
+import { ResponseEventReader } from './response-events.js'
 import { TextMessages, type DeflateParams } from './text-messages.js'
 
 /** Who ended it: the side that sent the first Close frame, or whose connection ended first; or the gateway's shutdown. */

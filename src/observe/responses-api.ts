@@ -1,0 +1,33 @@
+/**
+ * What the gateway knows of the Responses API's shapes: which events end a response, and how
+ * its usage objects read. Shared by the SSE observer and the WebSocket event reader.
+ */
+import type { TokenUsage } from '../session/session-usage.js'
+
+/** Stream events that carry a finished response (its id and usage). */
+export const FINAL_EVENTS: ReadonlySet<string> = new Set(['response.completed', 'response.incomplete', 'response.failed'])
+
+/** Events after which the response they belong to is over: the final ones, and an `error`. */
+export const TERMINAL_EVENTS: ReadonlySet<string> = new Set([...FINAL_EVENTS, 'error'])
+
+/** Reads Responses (`input_tokens`…) and Chat Completions (`prompt_tokens`…) usage shapes. */
+export function tokenUsage (usage: unknown): TokenUsage | undefined {
+  if (usage === null || typeof usage !== 'object') return undefined
+  const u = usage as Record<string, unknown>
+  const details = (key: string): Record<string, unknown> => (u[key] !== null && typeof u[key] === 'object' ? u[key] : {}) as Record<string, unknown>
+  const count = (value: unknown): number => typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0
+  const input = count(u.input_tokens ?? u.prompt_tokens)
+  const output = count(u.output_tokens ?? u.completion_tokens)
+  const cached = count(details('input_tokens_details').cached_tokens ?? details('prompt_tokens_details').cached_tokens)
+  const reasoning = count(details('output_tokens_details').reasoning_tokens ?? details('completion_tokens_details').reasoning_tokens)
+  return { input, cached, output, reasoning }
+}
+
+/** JSON.parse, with undefined for text that is not JSON. */
+export function parseJson (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,64 @@
+import type { IncomingMessage } from 'node:http'
+import type { GatewayConfig } from '../config/load-config.js'
+import { errors, GatewayError } from '../errors.js'
+import type { Transport } from '../observe/metrics.js'
+import type { Session, SessionResolver } from '../session/resolve-session.js'
+import type { Drain } from '../server/drain.js'
+import { hasDotSegment, pathOf, upstreamPath, type UpstreamTarget } from '../upstream/upstream-path.js'
+import { ClientAuth } from './client-auth.js'
+import type { RateLimiter } from './rate-limit.js'
+
+/** A request the gateway will send upstream. */
+export interface Admitted {
+  /** The upstream path and query. */
+  upstreamPath: string
+  /** The session the client named in its headers, if it did; the body may still decide otherwise. */
+  sessionFromHeader: Session | undefined
+}
+
+export interface AdmissionDeps {
+  config: GatewayConfig
+  target: UpstreamTarget
+  auth: ClientAuth
+  sessions: SessionResolver
+  drain: Drain
+  /** Absent when no rate limit is set. */
+  rateLimiter: RateLimiter | undefined
+}
+
+/**
+ * The checks every request passes before anything goes upstream, HTTP and WebSocket alike,
+ * in one order: shutting down → path → WebSocket mode → rate limit → client key → body size →
+ * session header. The first that fails is the answer.
+ */
+export class Admission {
+  readonly #deps: AdmissionDeps
+
+  constructor (deps: AdmissionDeps) {
+    this.#deps = deps
+  }
+
+  /** The admitted request, or the GatewayError to refuse it with. */
+  admit (req: IncomingMessage, transport: Transport): Admitted | GatewayError {
+    const { config, target, auth, sessions, drain, rateLimiter } = this.#deps
+    if (!drain.accepting) return errors.shuttingDown()
+    const url = req.url ?? '/'
+    const path = upstreamPath(url, target)
+    if (path === undefined) return hasDotSegment(url) ? errors.badPath() : errors.notFound(req.method ?? 'GET', pathOf(url))
+    // 426 makes codex fall back to HTTP at once; anything else costs it seconds of retries.
+    if (transport === 'websocket' && config.server.websocket === 'reject') return errors.webSocketsDisabled()
+    if (rateLimiter !== undefined) {
+      // Per client key (hashed, never logged), else per address.
+      const limited = rateLimiter.take(ClientAuth.keyId(req.headers) ?? req.socket.remoteAddress ?? '')
+      if (limited !== undefined) return limited
+    }
+    const denied = auth.check(req.headers)
+    if (denied !== undefined) return denied
+    if (Number(req.headers['content-length']) > config.server.bodyLimitBytes) return errors.bodyTooLarge(config.server.bodyLimitBytes)
+    try {
+      return { upstreamPath: path, sessionFromHeader: sessions.fromHeaders(req.headers) }
+    } catch (err) {
+      return err instanceof GatewayError ? err : errors.internal()
+    }
+  }
+}

@@ -1,0 +1,79 @@
+import type { IncomingMessage } from 'node:http'
+import { errors } from '../errors.js'
+
+// The client's request body: whether there is one, whether it can be read, and reading it.
+
+/**
+ * Reads a whole request body into one buffer (sized from `content-length` when given), for
+ * the few requests whose session depends on it. Rejects with `body_too_large` past
+ * `limitBytes` and with the stream's error when the client goes away mid-body.
+ */
+export async function readRequestBody (req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'])
+  if (declared > limitBytes) throw errors.bodyTooLarge(limitBytes)
+  return await new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length
+      if (size > limitBytes) {
+        cleanup()
+        req.resume() // drain the rest so the 413 can be read by the client
+        reject(errors.bodyTooLarge(limitBytes))
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = (): void => {
+      cleanup()
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
+    }
+    const onError = (err: Error): void => {
+      cleanup()
+      reject(err)
+    }
+    const onAborted = (): void => onError(new Error('client aborted the request body'))
+    const cleanup = (): void => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      req.off('aborted', onAborted)
+    }
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onError)
+    req.on('aborted', onAborted)
+  })
+}
+
+/**
+ * A chunked request body streamed upstream, cut off with `body_too_large` once it passes
+ * `limitBytes` (a `content-length` body is judged before it is sent). undici then aborts the
+ * upstream request and the relay answers 413; the rest of the client's body is drained.
+ */
+export async function * limitedBody (req: IncomingMessage, limitBytes: number): AsyncGenerator<Buffer> {
+  let size = 0
+  // destroyOnReturn false: stopping early must not destroy the client's socket before the 413.
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > limitBytes) {
+      req.resume()
+      throw errors.bodyTooLarge(limitBytes)
+    }
+    yield chunk
+  }
+}
+
+/** A request has a body when it says so in its framing headers (RFC 9112 §6.3). */
+export function hasBody (req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
+/** JSON the gateway can read as is: a JSON media type and no content-encoding. */
+export function isPlainJson (req: IncomingMessage): boolean {
+  const type = req.headers['content-type']
+  if (type === undefined || !type.toLowerCase().includes('json')) return false
+  const encoding = req.headers['content-encoding']
+  return encoding === undefined || encoding.toLowerCase() === 'identity'
+}

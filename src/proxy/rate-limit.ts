@@ -1,0 +1,44 @@
+import { errors, type GatewayError } from '../errors.js'
+
+interface Window {
+  count: number
+  resetsAt: number
+}
+
+/** Past this many clients tracked, windows that have ended are swept before adding another. */
+const SWEEP_ABOVE = 10_000
+
+/**
+ * Requests per minute per client (its key's digest, else its address), in fixed windows that
+ * start at a client's first request: the same shape as @fastify/rate-limit's default, applied
+ * to HTTP requests and WebSocket handshakes alike, without routing either through Fastify.
+ */
+export class RateLimiter {
+  readonly #max: number
+  readonly #windowMs: number
+  readonly #now: () => number
+  readonly #windows = new Map<string, Window>()
+
+  constructor (maxPerWindow: number, windowMs = 60_000, now: () => number = Date.now) {
+    this.#max = maxPerWindow
+    this.#windowMs = windowMs
+    this.#now = now
+  }
+
+  /** Counts one request for `client`; the 429 to answer with once it is over its allowance. */
+  take (client: string): GatewayError | undefined {
+    const now = this.#now()
+    let window = this.#windows.get(client)
+    if (window === undefined || window.resetsAt <= now) {
+      if (window === undefined && this.#windows.size >= SWEEP_ABOVE) this.#sweep(now)
+      window = { count: 0, resetsAt: now + this.#windowMs }
+      this.#windows.set(client, window)
+    }
+    if (++window.count <= this.#max) return undefined
+    return errors.rateLimited(Math.max(1, Math.ceil((window.resetsAt - now) / 1000)))
+  }
+
+  #sweep (now: number): void {
+    for (const [client, window] of this.#windows) if (window.resetsAt <= now) this.#windows.delete(client)
+  }
+}

@@ -1,0 +1,281 @@
+/**
+ * The `session-gateway` command as an operator runs it: the built dist/src/cli.js in its own
+ * process, configured by flags, a YAML file and the environment, stopped by signals.
+ * `npm test` builds first; run `npx tsc -p tsconfig.json` before running this file alone.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { Agent, request } from 'undici'
+import { logLines } from '../support/log-lines.js'
+import { replyJson, replySse, responseStream, startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
+import { idleKeepAliveConnection, tryConnect } from '../support/gateway-process.js'
+
+const ROOT = join(import.meta.dirname, '..', '..')
+const CLI = join(ROOT, 'dist', 'src', 'cli.js')
+const EXAMPLE = join(ROOT, 'config.example.yaml')
+
+if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npx tsc -p tsconfig.json" (npm test does) first`)
+
+interface CliProcess {
+  child: ChildProcess
+  /** Resolves when the process has exited. */
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  stdout: () => string
+  stderr: () => string
+  /** Resolves with the first JSON log line on stdout matching `predicate`. */
+  waitForLog: (predicate: (line: Record<string, unknown>) => boolean) => Promise<Record<string, unknown>>
+}
+
+/** Runs the CLI with exactly `env` (plus PATH): nothing leaks in from the test's own environment. */
+function runCli (t: Test, args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  let err = ''
+  let pending = ''
+  const log = logLines()
+  child.stdout!.on('data', (chunk: Buffer) => {
+    out += chunk.toString('utf8')
+    pending += chunk.toString('utf8')
+    const lines = pending.split('\n')
+    pending = lines.pop() ?? ''
+    for (const line of lines) {
+      if (line.startsWith('{')) log.add(JSON.parse(line) as Record<string, unknown>)
+    }
+  })
+  child.stderr!.on('data', (chunk: Buffer) => { err += chunk.toString('utf8') })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
+    // 'close' rather than 'exit': it comes after stdout and stderr have been read to their end.
+    child.on('close', (code, signal) => resolve({ code, signal }))
+  })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  return {
+    child,
+    exited,
+    stdout: () => out,
+    stderr: () => err,
+    waitForLog: async (predicate) => {
+      const found = log.lines.find(predicate)
+      if (found !== undefined) return found
+      return await Promise.race([
+        log.waitFor(predicate),
+        // A process that dies first would otherwise leave the test waiting for its timeout.
+        exited.then(({ code, signal }) => { throw new Error(`exited (${code ?? signal}) before the log line; stderr: ${err}`) })
+      ])
+    }
+  }
+}
+
+/** Waits for the 'session-gateway listening' line and returns the bound address's port. */
+async function listeningPort (cli: CliProcess): Promise<number> {
+  const line = await cli.waitForLog((l) => l.msg === 'session-gateway listening')
+  return Number(new URL(String(line.address)).port)
+}
+
+/** Loopback, a random port, and the given upstream, on top of whatever else the test sets. */
+function gatewayEnv (upstream: MockUpstream, env: Record<string, string> = {}): Record<string, string> {
+  return { HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: upstream.url, ...env }
+}
+
+/** A promise and the function that settles it: the test's hand on the mock upstream. */
+function gate (): { opened: Promise<void>, open: () => void } {
+  let open = (): void => {}
+  const opened = new Promise<void>((resolve) => { open = resolve })
+  return { opened, open }
+}
+
+/** Reads from an undici body until at least `bytes` bytes have arrived. */
+async function readAtLeast (body: AsyncIterator<Buffer>, into: Buffer[], bytes: number): Promise<void> {
+  while (Buffer.concat(into).length < bytes) {
+    const next = await body.next()
+    if (next.done === true) throw new Error('the stream ended early')
+    into.push(next.value)
+  }
+}
+
+
+
+t.test('a bad value exits non-zero at once, naming the variable, without a stack trace', async (t) => {
+  const startedAt = performance.now()
+  const cli = runCli(t, [], { PORT: 'abc' })
+  const { code } = await cli.exited
+  t.not(code, 0)
+  t.ok(performance.now() - startedAt < 10_000, 'it exits instead of waiting on anything')
+  t.match(cli.stderr(), /^session-gateway: config PORT: expected a whole number, got "abc"\n$/)
+  t.notMatch(cli.stderr(), /\n\s+at /, 'no stack trace')
+  t.equal(cli.stdout(), '', 'nothing was started, so nothing was logged')
+})
+
+t.test('--config with a missing file exits non-zero, naming the file, without a stack trace', async (t) => {
+  const cli = runCli(t, ['--config', 'missing.yaml'])
+  const { code } = await cli.exited
+  t.not(code, 0)
+  t.match(cli.stderr(), /^session-gateway: config --config: cannot read missing\.yaml: ENOENT\n$/)
+  t.notMatch(cli.stderr(), /\n\s+at /, 'no stack trace')
+})
+
+t.test('a typo in the YAML file exits non-zero, naming the key', async (t) => {
+  const dir = t.testdir({ 'typo.yaml': 'server:\n  prot: 9000\n' })
+  const cli = runCli(t, ['--config', join(dir, 'typo.yaml')])
+  const { code } = await cli.exited
+  t.not(code, 0)
+  t.match(cli.stderr(), /server\.prot: unknown setting/)
+})
+
+t.test('--help prints usage and exits 0', async (t) => {
+  const cli = runCli(t, ['--help'])
+  const { code } = await cli.exited
+  t.equal(code, 0)
+  t.match(cli.stdout(), /^Usage: session-gateway \[--config FILE\]/)
+  t.equal(cli.stderr(), '')
+})
+
+t.test('an unknown flag exits non-zero with the usage', async (t) => {
+  const cli = runCli(t, ['--port', '80'])
+  const { code } = await cli.exited
+  t.not(code, 0)
+  t.match(cli.stderr(), /--port/)
+  t.match(cli.stderr(), /Usage: session-gateway/)
+})
+
+t.test('with --config config.example.yaml it starts and proxies, and SIGTERM stops it with 0', async (t) => {
+  const upstream = await startMockUpstream(replyJson({ id: 'resp_cli', object: 'response' }))
+  const agent = new Agent()
+  t.teardown(async () => { await agent.close(); await upstream.close() })
+
+  const cli = runCli(t, ['--config', EXAMPLE], gatewayEnv(upstream))
+  const port = await listeningPort(cli)
+  const listening = await cli.waitForLog((l) => l.msg === 'session-gateway listening')
+  t.equal(listening.upstream, upstream.url, 'the environment overrides the file')
+
+  const res = await request(`http://127.0.0.1:${port}/v1/responses`, {
+    dispatcher: agent,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"model":"gpt-test","input":"hi"}'
+  })
+  t.equal(res.statusCode, 200)
+  t.same(await res.body.json(), { id: 'resp_cli', object: 'response' })
+  const seen = upstream.requests[0]
+  t.equal(seen?.url, '/v1/responses')
+  t.equal(seen?.headers.originator, 'codex_cli_rs', 'the default originator, from the file')
+  t.equal(seen?.body.toString(), '{"model":"gpt-test","input":"hi"}')
+
+  cli.child.kill('SIGTERM')
+  t.same(await cli.exited, { code: 0, signal: null })
+})
+
+t.test('CONFIG_FILE works like --config; --config wins over it', async (t) => {
+  const upstream = await startMockUpstream()
+  t.teardown(async () => { await upstream.close() })
+  const dir = t.testdir({
+    'gateway.yaml': `server:\n  host: 127.0.0.1\n  port: 0\nupstream:\n  url: ${upstream.url}\nlog:\n  level: debug\n`
+  })
+  const file = join(dir, 'gateway.yaml')
+
+  const viaEnv = runCli(t, [], { CONFIG_FILE: file })
+  await listeningPort(viaEnv)
+  t.equal((await viaEnv.waitForLog((l) => l.msg === 'session-gateway listening')).upstream, upstream.url)
+  viaEnv.child.kill('SIGTERM')
+  t.equal((await viaEnv.exited).code, 0)
+
+  const flagWins = runCli(t, ['--config', file], { CONFIG_FILE: join(dir, 'missing.yaml') })
+  await listeningPort(flagWins)
+  flagWins.child.kill('SIGTERM')
+  t.equal((await flagWins.exited).code, 0)
+
+  const missing = runCli(t, [], { CONFIG_FILE: join(dir, 'missing.yaml') })
+  t.not((await missing.exited).code, 0)
+  t.match(missing.stderr(), /cannot read .*missing\.yaml/)
+})
+
+t.test('an empty CONFIG_FILE counts as unset, like every other variable', async (t) => {
+  const upstream = await startMockUpstream()
+  t.teardown(async () => { await upstream.close() })
+  const cli = runCli(t, [], gatewayEnv(upstream, { CONFIG_FILE: '' }))
+  await listeningPort(cli)
+  cli.child.kill('SIGTERM')
+  t.equal((await cli.exited).code, 0)
+})
+
+t.test('SIGTERM: no new connections, the in-flight stream finishes byte-complete, exit 0', async (t) => {
+  const events = responseStream('resp_drain', 'draining').split(/(?<=\n\n)/)
+  const upstream = await startMockUpstream()
+  const agent = new Agent()
+  t.teardown(async () => { await agent.close(); await upstream.close() })
+  // The upstream writes two events, then holds the rest until the test opens the gate.
+  const rest = gate()
+  upstream.handle(replySse(events, async (i) => { if (i === 1) await rest.opened }))
+
+  const cli = runCli(t, [], gatewayEnv(upstream))
+  const port = await listeningPort(cli)
+  const idle = await idleKeepAliveConnection(port)
+  const idleClosed = once(idle, 'close')
+
+  const res = await request(`http://127.0.0.1:${port}/v1/responses`, { dispatcher: agent, method: 'POST', body: '{"stream":true}' })
+  t.equal(res.statusCode, 200)
+  const received: Buffer[] = []
+  const body = res.body[Symbol.asyncIterator]()
+  await readAtLeast(body, received, Buffer.byteLength(events[0]! + events[1]!))
+
+  const signalledAt = performance.now()
+  cli.child.kill('SIGTERM')
+  await cli.waitForLog((l) => l.msg === 'shutting down: draining in-flight requests')
+  await idleClosed
+
+  t.equal(await tryConnect(port), 'ECONNREFUSED', 'a new connection is refused once shutdown has begun')
+  t.equal(cli.child.exitCode, null, 'still running while the stream is in flight')
+
+  rest.open()
+  await readAtLeast(body, received, Buffer.byteLength(events.join('')))
+  const end = await body.next()
+  t.equal(end.done, true, 'the stream ended cleanly')
+  t.equal(Buffer.concat(received).toString('utf8'), events.join(''), 'every byte arrived')
+
+  t.same(await cli.exited, { code: 0, signal: null })
+  const grace = 30_000
+  // Regression: Node kept the drained stream's keep-alive connection open, so the process
+  // only exited when the grace timer fired (30 s later).
+  t.ok(performance.now() - signalledAt < grace, 'it exits once drained, not when the grace period runs out')
+  t.match(await cli.waitForLog((l) => l.msg === 'shut down'), { cut: 0 })
+})
+
+t.test('SIGTERM with a stream that never ends: cut after SHUTDOWN_GRACE_MS, exit 0, client sees it torn', async (t) => {
+  const upstream = await startMockUpstream()
+  const agent = new Agent()
+  t.teardown(async () => { await agent.close(); await upstream.close() })
+  const events = responseStream('resp_stuck', 'never finishes').split(/(?<=\n\n)/)
+  upstream.handle(replySse(events, async () => await new Promise<void>(() => {})))
+
+  const graceMs = 300
+  const cli = runCli(t, [], gatewayEnv(upstream, { SHUTDOWN_GRACE_MS: String(graceMs) }))
+  const port = await listeningPort(cli)
+  const upstreamRequest = upstream.nextRequest()
+  const res = await request(`http://127.0.0.1:${port}/v1/responses`, { dispatcher: agent, method: 'POST', body: '{"stream":true}' })
+  const body = res.body[Symbol.asyncIterator]()
+  await readAtLeast(body, [], Buffer.byteLength(events[0]!))
+
+  const signalledAt = performance.now()
+  cli.child.kill('SIGTERM')
+  const torn = (async () => {
+    for (;;) if ((await body.next()).done === true) return 'ended cleanly'
+  })().catch((err: Error) => err)
+
+  t.same(await cli.exited, { code: 0, signal: null })
+  const tookMs = performance.now() - signalledAt
+  t.ok(tookMs >= graceMs - 20, `waited out the grace period (${Math.round(tookMs)} ms)`)
+  t.ok(tookMs < graceMs + 5_000, `and exited soon after it (${Math.round(tookMs)} ms)`)
+
+  const outcome = await torn
+  t.type(outcome, Error, 'the client sees its stream torn, not a clean end')
+  t.match(await cli.waitForLog((l) => l.msg === 'shut down'), { cut: 1 })
+  const seen = await upstreamRequest
+  await seen.closed
+  t.ok(seen.abortedByPeer(), 'the upstream request was cancelled with it')
+})

@@ -1,0 +1,113 @@
+import t from 'tap'
+import { request } from 'undici'
+import type { MockUpstream } from '../support/mock-upstream.js'
+import { startGatewayWithUpstream, type RunningGateway } from '../support/gateway.js'
+import { headerOf, rawExchange, rawRequest, type RawResponse } from '../support/raw-http.js'
+
+type Assert = Pick<typeof t, 'equal' | 'same' | 'match'>
+
+/** The gateway answered with its own OpenAI-style JSON error. */
+function assertJsonError (t: Assert, response: RawResponse, status: number, code: string, label: string): void {
+  t.equal(response.status, status, `${label}: status`)
+  t.match(headerOf(response, 'content-type'), /^application\/json/, `${label}: JSON`)
+  let body: unknown
+  try {
+    body = JSON.parse(response.body.toString('utf8'))
+  } catch {
+    body = response.body.toString('latin1')
+  }
+  t.match(body, { error: { message: String, type: 'invalid_request_error', code } }, `${label}: OpenAI-style error`)
+}
+
+/** The gateway still proxies an ordinary request, and it is the only one the upstream ever saw. */
+async function stillServesAndNothingLeaked (t: Assert, gateway: RunningGateway, upstream: MockUpstream): Promise<void> {
+  const res = await request(`${gateway.baseURL}/models`)
+  t.equal(res.statusCode, 200, 'a following normal request is served')
+  t.same(await res.body.json(), { ok: true })
+  t.same(upstream.requests.map((r) => r.url), ['/v1/models'], 'the upstream saw only that normal request')
+}
+
+t.test('a path with dot segments, plain or percent-encoded, is refused with invalid_path', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  for (const target of [
+    '/v1/../admin',
+    '/v1/%2e%2e/admin',
+    '/v1/%2E%2E%2Fadmin',
+    '/v1/./models',
+    '/v1/responses/..%2f..%2fadmin',
+    '/v1/files/%2e%2E',
+    '/v1/..\\admin'
+  ]) {
+    const { response } = await rawExchange(gateway.port, rawRequest(`GET ${target} HTTP/1.1`, 'Host: localhost', 'Connection: close'))
+    assertJsonError(t, response, 400, 'invalid_path', target)
+  }
+  await stillServesAndNothingLeaked(t, gateway, upstream)
+})
+
+t.test('a path with a broken percent-escape gets an OpenAI-style 400, not Fastify\'s own', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  const { response } = await rawExchange(gateway.port, rawRequest('GET /v1/models/x%ZZ HTTP/1.1', 'Host: localhost', 'Connection: close'))
+  assertJsonError(t, response, 400, 'invalid_path', '%ZZ')
+  await stillServesAndNothingLeaked(t, gateway, upstream)
+})
+
+t.test('an absolute-form request target never sends the request to another host', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  // A forward-proxy-style target: the gateway must not fetch it from evil.example.
+  const { response } = await rawExchange(gateway.port, rawRequest(
+    'GET http://evil.example/v1/models HTTP/1.1', 'Host: evil.example', 'Connection: close'
+  ))
+  // The gateway routes on paths only, so the target matches no route: a 404, never a fetch.
+  assertJsonError(t, response, 404, 'not_found', 'absolute-form')
+  await stillServesAndNothingLeaked(t, gateway, upstream)
+})
+
+t.test('a CONNECT tunnel request gets a 405 JSON error and never reaches the upstream', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  const { response } = await rawExchange(gateway.port, rawRequest('CONNECT evil.example:443 HTTP/1.1', 'Host: evil.example:443'))
+  assertJsonError(t, response, 405, 'method_not_allowed', 'CONNECT')
+  await stillServesAndNothingLeaked(t, gateway, upstream)
+})
+
+t.test('garbage instead of HTTP gets a 400 JSON error and the connection closed', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  for (const [label, bytes] of [
+    ['binary noise', Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x0d, 0x0a, 0x0d, 0x0a])],
+    ['an unknown HTTP version', Buffer.from(rawRequest('GET /v1/models HTTP/7.3', 'Host: localhost'))],
+    ['a header without a colon', Buffer.from(rawRequest('GET /v1/models HTTP/1.1', 'Host: localhost', 'this is not a header'))],
+    ['a control character in a header', Buffer.from(rawRequest('GET /v1/models HTTP/1.1', 'Host: localhost', 'x-evil: a\x01b'))],
+    ['a DEL character in a header', Buffer.from(rawRequest('GET /v1/models HTTP/1.1', 'Host: localhost', 'x-evil: a\x7fb'))]
+  ] as const) {
+    // rawExchange resolves only once the gateway has closed the connection.
+    const { response } = await rawExchange(gateway.port, bytes)
+    assertJsonError(t, response, 400, 'malformed_request', label)
+  }
+  await stillServesAndNothingLeaked(t, gateway, upstream)
+})
+
+t.test('a request with both Content-Length and Transfer-Encoding is refused and never forwarded', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  // The classic smuggling shape: a front end and a back end could disagree on where it ends.
+  const smuggled = rawRequest('GET /v1/admin HTTP/1.1', 'Host: localhost')
+  const { response } = await rawExchange(gateway.port, rawRequest(
+    'POST /v1/responses HTTP/1.1',
+    'Host: localhost',
+    'Content-Type: application/json',
+    `Content-Length: ${4 + smuggled.length}`,
+    'Transfer-Encoding: chunked'
+  ) + '0\r\n\r\n' + smuggled)
+  assertJsonError(t, response, 400, 'malformed_request', 'CL + TE')
+  await stillServesAndNothingLeaked(t, gateway, upstream)
+})
+
+t.test('a header block over 16 KiB gets a 431 JSON error', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  const { response } = await rawExchange(gateway.port, rawRequest(
+    'GET /v1/models HTTP/1.1',
+    'Host: localhost',
+    ...Array.from({ length: 20 }, (_, i) => `x-filler-${i}: ${'f'.repeat(1000)}`),
+    'Connection: close'
+  ))
+  assertJsonError(t, response, 431, 'headers_too_large', '> 16 KiB of headers')
+  await stillServesAndNothingLeaked(t, gateway, upstream)
+})

@@ -1,0 +1,129 @@
+import { Readable } from 'node:stream'
+import t from 'tap'
+import { request } from 'undici'
+import { startGatewayWithUpstream } from '../support/gateway.js'
+import { headerOf, rawExchange, rawRequest } from '../support/raw-http.js'
+
+/** A JSON body of exactly `bytes` bytes. */
+function jsonOf (bytes: number): string {
+  const head = '{"model":"gpt-test","input":"'
+  return head + 'x'.repeat(bytes - head.length - 2) + '"}'
+}
+
+const BIG = jsonOf(4096)
+
+/** The same bytes as a stream of pieces: undici sends it chunked, with no content-length. */
+function chunked (text: string): Readable {
+  const pieces: string[] = []
+  for (let at = 0; at < text.length; at += 1000) pieces.push(text.slice(at, at + 1000))
+  return Readable.from(pieces)
+}
+
+async function answer (res: Awaited<ReturnType<typeof request>>): Promise<{ status: number, type: string, body: unknown }> {
+  return { status: res.statusCode, type: String(res.headers['content-type']), body: await res.body.json() }
+}
+
+t.test('a body over BODY_LIMIT with a content-length is a 413 body_too_large and never goes upstream', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { BODY_LIMIT: '2048' })
+  for (const [label, headers] of [
+    ['without a session-id', {}],
+    ['with a session-id (the body is never read for the session)', { 'session-id': 's-big' }],
+    ['not JSON', { 'content-type': 'application/octet-stream' }]
+  ] as const) {
+    const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: BIG, headers: { 'content-type': 'application/json', ...headers } })
+    const { status, type, body } = await answer(res)
+    t.equal(status, 413, label)
+    t.match(type, /^application\/json/)
+    t.match(body, { error: { message: /2048 bytes/, type: 'invalid_request_error', code: 'body_too_large' } })
+  }
+  t.equal(upstream.requests.length, 0, 'nothing reached the upstream')
+
+  const small = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: jsonOf(2048), headers: { 'content-type': 'application/json' } })
+  t.equal(small.statusCode, 200, 'a body of exactly the limit passes')
+  await small.body.dump()
+  t.equal(upstream.requests[0]?.body.length, 2048)
+})
+
+t.test('a chunked JSON body over BODY_LIMIT, read for its session, is a 413', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { BODY_LIMIT: '2048' })
+  const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: chunked(BIG), headers: { 'content-type': 'application/json' } })
+  const { status, body } = await answer(res)
+  t.equal(status, 413)
+  t.match(body, { error: { code: 'body_too_large' } })
+  t.equal(upstream.requests.length, 0, 'nothing reached the upstream')
+
+  const small = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: chunked(jsonOf(2000)), headers: { 'content-type': 'application/json' } })
+  t.equal(small.statusCode, 200, 'a chunked body under the limit passes')
+  await small.body.dump()
+  t.equal(upstream.requests[0]?.body.toString(), jsonOf(2000))
+})
+
+t.test('a header block over MAX_HEADER_BYTES is a 431, OpenAI-style', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { MAX_HEADER_BYTES: '4096' })
+  const { response } = await rawExchange(gateway.port, rawRequest(
+    'POST /v1/responses HTTP/1.1', 'Host: localhost', `x-big: ${'a'.repeat(6 * 1024)}`, 'Content-Type: application/json', 'Content-Length: 2', 'Connection: close'
+  ) + '{}')
+  t.equal(response.status, 431)
+  t.match(headerOf(response, 'content-type'), /^application\/json/)
+  t.match(JSON.parse(response.body.toString()), { error: { message: String, type: 'invalid_request_error', code: 'headers_too_large' } })
+  t.equal(upstream.requests.length, 0, 'nothing reached the upstream')
+
+  const fits = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'x-big': 'a'.repeat(2048) } })
+  t.equal(fits.statusCode, 200, 'a header block under the limit passes')
+  await fits.body.dump()
+})
+
+t.test('RATE_LIMIT_PER_MINUTE limits each client key, with a 429 and retry-after', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { RATE_LIMIT_PER_MINUTE: '2' })
+  const send = async (key: string): Promise<Awaited<ReturnType<typeof request>>> =>
+    await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` } })
+
+  for (let i = 1; i <= 2; i++) {
+    const res = await send('sk-client-one')
+    t.equal(res.statusCode, 200, `request ${i} of the minute passes`)
+    await res.body.dump()
+  }
+  const limited = await send('sk-client-one')
+  const retryAfter = Number(limited.headers['retry-after'])
+  const { status, type, body } = await answer(limited)
+  t.equal(status, 429, 'the third is refused')
+  t.match(type, /^application\/json/)
+  t.match(body, { error: { message: String, type: 'rate_limit_error', code: 'rate_limit_exceeded' } })
+  t.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60, `retry-after is whole seconds within the minute (${String(limited.headers['retry-after'])})`)
+  t.notOk(JSON.stringify(body).includes('sk-client-one'), 'the refusal does not echo the key')
+  t.equal(upstream.requests.length, 2, 'the refused request never went upstream')
+
+  const other = await send('sk-client-two')
+  t.equal(other.statusCode, 200, 'another key has its own allowance')
+  await other.body.dump()
+
+  for (let i = 0; i < 5; i++) {
+    const health = await request(`${gateway.origin}/healthz`)
+    t.equal(health.statusCode, 200, `/healthz ${i + 1} is never limited`)
+    await health.body.dump()
+  }
+  t.notOk(gateway.logText().includes('sk-client-'), 'no client key in the log')
+})
+
+t.test('without a key, requests are limited per client address', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, { RATE_LIMIT_PER_MINUTE: '1' })
+  const first = await request(`${gateway.baseURL}/models`)
+  t.equal(first.statusCode, 200)
+  await first.body.dump()
+  const second = await request(`${gateway.baseURL}/models`)
+  t.equal(second.statusCode, 429)
+  await second.body.dump()
+})
+
+t.test('a chunked body over BODY_LIMIT that is not read for its session is refused too', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { BODY_LIMIT: '2048' })
+  for (const [label, headers] of [
+    ['JSON with a session-id', { 'content-type': 'application/json', 'session-id': 's-chunked' }],
+    ['not JSON', { 'content-type': 'application/octet-stream' }]
+  ] as const) {
+    const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: chunked(BIG), headers }).catch(() => undefined)
+    t.equal(res?.statusCode, 413, label)
+    await res?.body.dump()
+  }
+  t.equal(upstream.requests.length, 0, 'nothing reached the upstream')
+})

@@ -1,0 +1,316 @@
+import { execFile, spawnSync } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { createContext, runInContext } from 'node:vm'
+import t from 'tap'
+import { request } from 'undici'
+import { replyJson, replySse, responseStream, type MockUpstream } from '../support/mock-upstream.js'
+import { startGatewayWithUpstream, type RunningGateway, type Teardown } from '../support/gateway.js'
+import { startRedis } from '../support/redis-server.js'
+import type { SessionUsage } from '../../src/session/session-usage.js'
+
+/** A gateway in front of an upstream that answers every request with a streamed response (default usage). */
+async function start (t: Teardown, env: Record<string, string> = {}): Promise<{ upstream: MockUpstream, gateway: RunningGateway }> {
+  return await startGatewayWithUpstream(t, env, replySse([responseStream('resp_usage', 'an answer')]))
+}
+
+/** One streamed Responses request in session `sessionId`, read to its end (default usage). */
+async function streamedRequest (gateway: RunningGateway, sessionId: string): Promise<void> {
+  const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{"stream":true}', headers: { 'content-type': 'application/json', 'session-id': sessionId } })
+  if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`)
+  await res.body.dump()
+}
+
+/** What /gateway/sessions answers. */
+interface UsageList {
+  object: 'list'
+  data: SessionUsage[]
+  total: number
+  limit: number
+  offset: number
+}
+
+/** GETs `url` and parses its JSON body as `T` (what the route is expected to answer). */
+async function getJson<T = unknown> (url: string, headers: Record<string, string> = {}): Promise<{ status: number, type: string, body: T }> {
+  const res = await request(url, { headers })
+  return { status: res.statusCode, type: String(res.headers['content-type']), body: await res.body.json() as T }
+}
+
+const ids = (list: UsageList): string[] => list.data.map((s) => s.id)
+
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
+
+t.test("a session's usage adds up its requests' tokens", async (t) => {
+  const { gateway } = await start(t)
+  await streamedRequest(gateway, 's-usage')
+  await streamedRequest(gateway, 's-usage')
+
+  const { status, body } = await getJson<SessionUsage>(`${gateway.origin}/gateway/sessions/s-usage`)
+  t.equal(status, 200)
+  t.has(body, { id: 's-usage', requests: 2, input_tokens: 240, cached_tokens: 200, output_tokens: 14, reasoning_tokens: 6, cache_hit_ratio: 0.8333 })
+  t.match(body.first_seen, ISO)
+  t.match(body.last_seen, ISO)
+  t.ok(Date.parse(body.first_seen) <= Date.parse(body.last_seen), 'first_seen <= last_seen')
+})
+
+t.test('a session id with URL-reserved characters is found by its encoded form', async (t) => {
+  const { gateway } = await start(t)
+  for (const id of ['sess/with/slash', 'q?x=1#frag', '../up', 'p%41']) {
+    await streamedRequest(gateway, id)
+    const { status, body } = await getJson<SessionUsage>(`${gateway.origin}/gateway/sessions/${encodeURIComponent(id)}`)
+    t.equal(status, 200, id)
+    t.has(body, { id, requests: 1 })
+  }
+})
+
+t.test('an unknown session is a 404 session_not_found, OpenAI-style', async (t) => {
+  const { gateway } = await start(t)
+  const { status, type, body } = await getJson(`${gateway.origin}/gateway/sessions/s-never-seen`)
+  t.equal(status, 404)
+  t.match(type, /^application\/json/)
+  t.match(body, { error: { message: String, type: 'invalid_request_error', code: 'session_not_found' } })
+})
+
+t.test('/gateway/sessions lists the most recently active first, in pages', async (t) => {
+  const { gateway } = await start(t)
+  for (const id of ['s-a', 's-b', 's-c', 's-a']) await streamedRequest(gateway, id)
+
+  const all = await getJson<UsageList>(`${gateway.origin}/gateway/sessions`)
+  t.equal(all.status, 200)
+  t.has(all.body, { object: 'list', total: 3, offset: 0 })
+  t.same(ids(all.body), ['s-a', 's-c', 's-b'], 's-a was active last')
+  t.has(all.body.data[0], { id: 's-a', requests: 2, input_tokens: 240 })
+
+  const first = await getJson<UsageList>(`${gateway.origin}/gateway/sessions?limit=2&offset=0`)
+  t.same(ids(first.body), ['s-a', 's-c'])
+  t.has(first.body, { total: 3, limit: 2, offset: 0 })
+  const second = await getJson<UsageList>(`${gateway.origin}/gateway/sessions?limit=2&offset=2`)
+  t.same(ids(second.body), ['s-b'])
+  t.has(second.body, { total: 3, limit: 2, offset: 2 })
+  const beyond = await getJson<UsageList>(`${gateway.origin}/gateway/sessions?limit=2&offset=4`)
+  t.same(beyond.body.data, [])
+  t.equal(beyond.body.total, 3)
+})
+
+t.test('usage in a non-streamed JSON response is counted', async (t) => {
+  const { upstream, gateway } = await start(t)
+  upstream.handle(replyJson({
+    id: 'resp_json_usage',
+    object: 'response',
+    status: 'completed',
+    output: [],
+    usage: { input_tokens: 50, input_tokens_details: { cached_tokens: 25 }, output_tokens: 4, output_tokens_details: { reasoning_tokens: 1 }, total_tokens: 54 }
+  }))
+  const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'session-id': 's-json' } })
+  t.equal(res.statusCode, 200)
+  await res.body.dump()
+  const { body } = await getJson<SessionUsage>(`${gateway.origin}/gateway/sessions/s-json`)
+  t.has(body, { id: 's-json', requests: 1, input_tokens: 50, cached_tokens: 25, output_tokens: 4, reasoning_tokens: 1, cache_hit_ratio: 0.5 })
+})
+
+t.test('Chat Completions usage (prompt_tokens, completion_tokens) is counted', async (t) => {
+  const { upstream, gateway } = await start(t)
+  upstream.handle(replyJson({
+    id: 'chatcmpl-usage',
+    object: 'chat.completion',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 80, completion_tokens: 9, total_tokens: 89, prompt_tokens_details: { cached_tokens: 64 }, completion_tokens_details: { reasoning_tokens: 2 } }
+  }))
+  const res = await request(`${gateway.baseURL}/chat/completions`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'session-id': 's-chat' } })
+  t.equal(res.statusCode, 200)
+  await res.body.dump()
+  const { body } = await getJson<SessionUsage>(`${gateway.origin}/gateway/sessions/s-chat`)
+  t.has(body, { id: 's-chat', requests: 1, input_tokens: 80, cached_tokens: 64, output_tokens: 9, reasoning_tokens: 2, cache_hit_ratio: 0.8 })
+})
+
+t.test('ADMIN_TOKEN guards the usage routes with a bearer token', async (t) => {
+  const { gateway } = await start(t, { ADMIN_TOKEN: 't0k' })
+  await streamedRequest(gateway, 's-guarded')
+
+  for (const [label, headers] of [
+    ['no token', {}],
+    ['a wrong token', { authorization: 'Bearer t0k-not' }],
+    ['the token, not as a bearer', { authorization: 't0k' }]
+  ] as const) {
+    for (const path of ['/gateway/sessions', '/gateway/sessions/s-guarded']) {
+      const { status, type, body } = await getJson(`${gateway.origin}${path}`, headers)
+      t.equal(status, 401, `${label}: ${path}`)
+      t.match(type, /^application\/json/)
+      t.match(body, { error: { type: 'authentication_error', code: 'invalid_admin_token' } })
+      t.notOk(JSON.stringify(body).includes('s-guarded'), 'no usage data in the refusal')
+    }
+  }
+  const list = await getJson<UsageList>(`${gateway.origin}/gateway/sessions`, { authorization: 'Bearer t0k' })
+  t.equal(list.status, 200)
+  t.same(ids(list.body), ['s-guarded'])
+  const one = await getJson<SessionUsage>(`${gateway.origin}/gateway/sessions/s-guarded`, { authorization: 'Bearer t0k' })
+  t.equal(one.status, 200)
+  t.equal(one.body.requests, 1)
+})
+
+t.test('on a non-loopback HOST without ADMIN_TOKEN the usage routes are off', async (t) => {
+  const { gateway } = await start(t, { HOST: '0.0.0.0' })
+  const origin = `http://127.0.0.1:${gateway.port}`
+  await streamedRequest({ ...gateway, baseURL: `${origin}/v1` }, 's-hidden')
+  for (const path of ['/gateway/sessions', '/gateway/sessions/s-hidden', '/gateway/']) {
+    const { status, body } = await getJson(`${origin}${path}`)
+    t.equal(status, 404, path)
+    t.match(body, { error: { code: 'not_found' } })
+  }
+})
+
+t.test('on a non-loopback HOST with ADMIN_TOKEN the usage routes are on, behind the token', async (t) => {
+  const { gateway } = await start(t, { HOST: '0.0.0.0', ADMIN_TOKEN: 't0k' })
+  const origin = `http://127.0.0.1:${gateway.port}`
+  t.equal((await getJson<UsageList>(`${origin}/gateway/sessions`)).status, 401)
+  t.equal((await getJson<UsageList>(`${origin}/gateway/sessions`, { authorization: 'Bearer t0k' })).status, 200)
+})
+
+/** A minimal DOM: enough for the admin page's script, recording what it renders. */
+class FakeElement {
+  textContent: unknown = ''
+  children: FakeElement[] = []
+  attributes: Record<string, string> = {}
+  constructor (readonly tag: string) {}
+  append (...nodes: FakeElement[]): void { this.children.push(...nodes) }
+  replaceChildren (...nodes: FakeElement[]): void { this.children = nodes }
+  setAttribute (name: string, value: string): void { this.attributes[name] = value }
+}
+
+interface RenderedPage {
+  /** Each table row's cells' text. */
+  rows: string[][]
+  totals: Record<string, string>
+  error: string
+  /** Authorization headers the script sent. */
+  authorizations: Array<string | undefined>
+}
+
+/**
+ * Runs the admin page's own script against the live gateway, with a stub DOM, until its first
+ * refresh has settled (the script writes #error either way).
+ */
+async function runPageScript (html: string, pageUrl: string): Promise<RenderedPage> {
+  const script = /<script>([\s\S]*?)<\/script>/.exec(html)?.[1]
+  if (script === undefined) throw new Error('no script in the page')
+  const elements = new Map<string, FakeElement>()
+  const byId = (id: string): FakeElement => {
+    let el = elements.get(id)
+    if (el === undefined) elements.set(id, el = new FakeElement(id))
+    return el
+  }
+  let settled = (_text: string): void => {}
+  const refreshed = new Promise<string>((resolve) => { settled = resolve })
+  const error = byId('error')
+  Object.defineProperty(error, 'textContent', { set: (text: string) => settled(text), get: () => '' })
+  const authorizations: Array<string | undefined> = []
+  const context = createContext({
+    document: { getElementById: byId, createElement: (tag: string) => new FakeElement(tag) },
+    location: new URL(pageUrl),
+    URLSearchParams,
+    sessionStorage: { getItem: () => null, setItem: () => {} },
+    prompt: () => { throw new Error('the page asked for a token') },
+    setInterval: () => 0, // one refresh is enough; no timer left running
+    fetch: async (url: string, init: { headers?: Record<string, string> } = {}) => {
+      authorizations.push(init.headers?.authorization)
+      return await fetch(new URL(url, pageUrl), init)
+    }
+  })
+  runInContext(script, context)
+  const errorText = await refreshed
+  const totals: Record<string, string> = {}
+  for (const [id, el] of elements) if (id.startsWith('t-')) totals[id] = String(el.textContent)
+  return {
+    rows: byId('rows').children.map((tr) => tr.children.map((td) => String(td.textContent))),
+    totals,
+    error: errorText,
+    authorizations
+  }
+}
+
+const CHROMIUM = spawnSync('which', ['chromium'], { encoding: 'utf8' }).stdout.trim()
+
+t.test('the admin page at /gateway/ renders the sessions table', async (t) => {
+  const { gateway } = await start(t)
+  await streamedRequest(gateway, 's-page')
+  await streamedRequest(gateway, 's-page')
+
+  const res = await request(`${gateway.origin}/gateway/`)
+  t.equal(res.statusCode, 200)
+  t.match(String(res.headers['content-type']), /^text\/html/)
+  const html = await res.body.text()
+  t.match(html, /^<!doctype html>/i)
+  t.match(html, /<table>[\s\S]*<thead><tr><th>session<\/th>[\s\S]*<tbody id="rows"><\/tbody>[\s\S]*<\/table>/, 'an empty table the script fills')
+  t.match(html, /<script>[\s\S]*fetch\('sessions\?limit=200'[\s\S]*<\/script>/, 'a script that reads /gateway/sessions')
+
+  // What the script reads, field by field.
+  const { body: page } = await getJson<UsageList>(`${gateway.origin}/gateway/sessions?limit=200`)
+  t.equal(page.total, 1)
+  t.same(Object.keys(page.data[0] ?? {}).sort(), ['cache_hit_ratio', 'cached_tokens', 'first_seen', 'id', 'input_tokens', 'last_seen', 'output_tokens', 'reasoning_tokens', 'requests'])
+
+  const rendered = await runPageScript(html, `${gateway.origin}/gateway/`)
+  t.equal(rendered.error, '', 'the refresh succeeded')
+  t.equal(rendered.rows.length, 1)
+  t.same(rendered.rows[0]!.slice(0, 7), ['s-page', '2', '240', '200', '14', '6', '83.3 %'], 'a row for the session')
+  t.has(rendered.totals, { 't-sessions': '1', 't-requests': '2', 't-input': '240', 't-cached': '200', 't-output': '14', 't-ratio': '83.3 %' })
+
+  if (CHROMIUM === '') {
+    t.comment('chromium is not installed: the page was checked with a stub DOM only')
+    return
+  }
+  const profile = await mkdtemp(join(tmpdir(), 'gateway-chromium-'))
+  t.teardown(async () => { await rm(profile, { recursive: true, force: true }) })
+  // Asynchronous: the gateway answering the browser runs in this process.
+  const { stdout } = await promisify(execFile)(CHROMIUM, [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`, '--virtual-time-budget=3000',
+    '--dump-dom', `${gateway.origin}/gateway/`
+  ], { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 })
+  t.match(stdout, /<tbody id="rows"><tr><td>s-page<\/td><td>2<\/td><td>240<\/td><td>200<\/td><td>14<\/td><td>6<\/td>/, 'chromium rendered a row for the session')
+})
+
+t.test('the admin page sends the token from its URL fragment', async (t) => {
+  const { gateway } = await start(t, { ADMIN_TOKEN: 't0k' })
+  await streamedRequest(gateway, 's-page-token')
+  const res = await request(`${gateway.origin}/gateway/`)
+  t.equal(res.statusCode, 200, 'the page itself needs no token: it holds no data')
+  const rendered = await runPageScript(await res.body.text(), `${gateway.origin}/gateway/#token=t0k`)
+  t.equal(rendered.error, '')
+  t.same(rendered.authorizations, ['Bearer t0k'])
+  t.equal(rendered.rows[0]?.[0], 's-page-token')
+})
+
+const REDIS = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).status === 0
+
+t.test('two gateways sharing Redis agree on a session\'s usage', { skip: REDIS ? false : 'redis-server is not on PATH' }, async (t) => {
+  const redis = await startRedis()
+  t.teardown(async () => { await redis.close() })
+  const a = await start(t, { REDIS_URL: redis.url })
+  const b = await start(t, { REDIS_URL: redis.url })
+  await Promise.all([a.gateway, b.gateway].map(async (gateway) => await untilReady(gateway)))
+
+  await streamedRequest(a.gateway, 's-shared')
+  // A reads on the connection it wrote on, so its write is in Redis before this answer.
+  t.has((await getJson<SessionUsage>(`${a.gateway.origin}/gateway/sessions/s-shared`)).body, { requests: 1, input_tokens: 120 })
+  await streamedRequest(b.gateway, 's-shared')
+  const fromB = await getJson<SessionUsage>(`${b.gateway.origin}/gateway/sessions/s-shared`)
+  t.has(fromB.body, { id: 's-shared', requests: 2, input_tokens: 240, cached_tokens: 200, output_tokens: 14, reasoning_tokens: 6, cache_hit_ratio: 0.8333 }, 'read from B')
+  const fromA = await getJson<SessionUsage>(`${a.gateway.origin}/gateway/sessions/s-shared`)
+  t.same(fromA.body, fromB.body, 'A reads the same totals')
+  const listA = await getJson<UsageList>(`${a.gateway.origin}/gateway/sessions`)
+  t.equal(listA.body.total, 1)
+  t.has(listA.body.data[0], { id: 's-shared', requests: 2 })
+})
+
+/** Resolves once /readyz reports the shared store connected (polls the condition itself). */
+async function untilReady (gateway: RunningGateway): Promise<void> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const { body } = await getJson<{ status: string }>(`${gateway.origin}/readyz`)
+    if (body.status === 'ready') return
+    if (Date.now() > deadline) throw new Error(`the gateway never connected to Redis: ${JSON.stringify(body)}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * The gateway's reading of WebSocket traffic, piece by piece: frames found across any
+ * chunking, text messages reassembled and inflated (with and without context takeover), and
+ * Responses events told apart, never throwing on garbage.
+ */
+import { constants, createDeflateRaw, type DeflateRaw } from 'node:zlib'
+import t from 'tap'
+import { FrameParser, Opcode, unmask, type FrameHeader } from '../../../src/websocket/frame-parser.js'
+import { FrameObserver } from '../../../src/websocket/frame-observer.js'
+import { ResponseEventReader } from '../../../src/websocket/response-events.js'
+import { TextMessages } from '../../../src/websocket/text-messages.js'
+import { randomChunks } from '../../support/mock-upstream.js'
+import { encodeFrame, type FrameSpec } from '../../support/raw-websocket.js'
+import { responseEvents } from '../../support/websocket-upstream.js'
+
+interface SeenFrame { opcode: number, fin: boolean, rsv1: boolean, payload: Buffer }
+
+function parseAll (bytes: Buffer, seed: number): { frames: SeenFrame[], boundaries: number, parser: FrameParser } {
+  const frames: SeenFrame[] = []
+  let parts: Buffer[] = []
+  let boundaries = 0
+  const parser = new FrameParser({
+    onFrameStart: () => { parts = [] },
+    onFramePayload: (frame: FrameHeader, slice: Buffer, offset: number) => {
+      parts.push(frame.maskKey === undefined ? Buffer.from(slice) : unmask(slice, frame.maskKey, offset))
+    },
+    onFrameEnd: (frame: FrameHeader) => {
+      frames.push({ opcode: frame.opcode, fin: frame.fin, rsv1: frame.rsv1, payload: Buffer.concat(parts) })
+    }
+  })
+  for (const chunk of randomChunks(bytes, seed, 9)) {
+    parser.push(chunk)
+    if (parser.atBoundary) boundaries++
+  }
+  return { frames, boundaries, parser }
+}
+
+t.test('frames are found whatever the chunking: every length encoding, masked or not, control frames in between', async (t) => {
+  const specs: FrameSpec[] = [
+    { opcode: Opcode.text, payload: '' },
+    { opcode: Opcode.text, payload: 'short', masked: true },
+    { opcode: Opcode.binary, payload: Buffer.alloc(125, 1) },
+    { opcode: Opcode.binary, payload: Buffer.alloc(126, 2), masked: true },
+    { opcode: Opcode.text, payload: Buffer.alloc(65_535, 3), fin: false, rsv1: true },
+    { opcode: Opcode.ping, payload: 'ping' },
+    { opcode: Opcode.continuation, payload: Buffer.alloc(65_536, 4), masked: true },
+    { opcode: Opcode.close, payload: Buffer.from([0x03, 0xe8, 0x6f, 0x6b]) }
+  ]
+  const bytes = Buffer.concat(specs.map(encodeFrame))
+  for (const seed of [1, 2, 3, 42, 1234]) {
+    const { frames, parser } = parseAll(bytes, seed)
+    t.equal(frames.length, specs.length, `seed ${seed}: every frame`)
+    frames.forEach((frame, i) => {
+      const spec = specs[i]!
+      const payload = typeof spec.payload === 'string' ? Buffer.from(spec.payload) : spec.payload
+      t.ok(frame.opcode === spec.opcode && frame.fin === (spec.fin ?? true) && frame.rsv1 === (spec.rsv1 ?? false) && frame.payload.equals(payload), `seed ${seed}: frame ${i}`)
+    })
+    t.ok(parser.atBoundary, 'between frames at the end')
+  }
+})
+
+t.test('a frame that breaks the rules stops the reading for good, and never throws', async (t) => {
+  for (const bad of [
+    Buffer.from([0x83, 0x00]), // reserved opcode
+    Buffer.from([0x09, 0x00]), // fragmented ping
+    Buffer.concat([Buffer.from([0x89, 0x7e, 0x00, 0x80]), Buffer.alloc(128)]), // ping longer than 125
+    Buffer.from([0x82, 0x7f, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]) // a length beyond 2^53
+  ]) {
+    const { frames, parser } = parseAll(Buffer.concat([encodeFrame({ opcode: Opcode.text, payload: 'ok' }), bad, encodeFrame({ opcode: Opcode.text, payload: 'unseen' })]), 7)
+    t.equal(frames.length, 1)
+    t.ok(parser.failed)
+    t.notOk(parser.atBoundary, 'no boundary is claimed once lost')
+  }
+})
+
+t.test('the first Close frame\'s code is read, masked or split', async (t) => {
+  for (const masked of [false, true]) {
+    const codes: number[] = []
+    const observer = new FrameObserver({ onClose: (code) => codes.push(code) })
+    const close = encodeFrame({ opcode: Opcode.close, payload: Buffer.from([0x0f, 0xa1, 0x62, 0x79, 0x65]), masked })
+    for (const chunk of randomChunks(Buffer.concat([close, encodeFrame({ opcode: Opcode.close, payload: Buffer.from([0x03, 0xe8]), masked })]), 3, 2)) observer.push(chunk)
+    t.same(codes, [4001], masked ? 'masked' : 'plain')
+    t.equal(observer.closeCode, 4001)
+  }
+  const empty = new FrameObserver({})
+  empty.push(encodeFrame({ opcode: Opcode.close, payload: '' }))
+  t.equal(empty.closeCode, 1005, 'a Close without a code reports 1005')
+})
+
+/** Compresses messages as a permessage-deflate sender does: sync flush, trailer stripped. */
+async function deflateMessages (texts: string[], contextTakeover: boolean): Promise<Buffer[]> {
+  const out: Buffer[] = []
+  let deflate: DeflateRaw | undefined
+  for (const text of texts) {
+    if (deflate === undefined || !contextTakeover) deflate = createDeflateRaw()
+    const stream = deflate
+    const chunks: Buffer[] = []
+    const onData = (chunk: Buffer): void => { chunks.push(chunk) }
+    stream.on('data', onData)
+    stream.write(text)
+    await new Promise<void>((resolve) => stream.flush(constants.Z_SYNC_FLUSH, () => resolve()))
+    stream.off('data', onData)
+    const data = Buffer.concat(chunks)
+    out.push(data.subarray(0, data.length - 4))
+  }
+  return out
+}
+
+async function readMessages (frames: Buffer, deflate: { noContextTakeover: boolean } | undefined, count: number, maxMessageBytes?: number): Promise<Array<[string, boolean]>> {
+  const messages: Array<[string, boolean]> = []
+  return await new Promise((resolve, reject) => {
+    const reader = new TextMessages({
+      deflate,
+      maxMessageBytes,
+      onMessage: (text, complete) => {
+        messages.push([text.toString('utf8'), complete])
+        if (messages.length === count) resolve(messages)
+      },
+      onLost: () => reject(new Error('lost'))
+    })
+    const observer = new FrameObserver({ messages: reader })
+    for (const chunk of randomChunks(frames, 99, 13)) observer.push(chunk)
+  })
+}
+
+t.test('text messages are reassembled and inflated in order, with or without context takeover', async (t) => {
+  const texts = responseEvents('resp_inflate', 'the same words again and again, the same words')
+  for (const contextTakeover of [true, false]) {
+    const compressed = await deflateMessages(texts, contextTakeover)
+    const frames: Buffer[] = []
+    compressed.forEach((data, i) => {
+      if (i === 2) {
+        // A fragmented compressed message: RSV1 only on its first frame, a ping in between.
+        frames.push(encodeFrame({ opcode: Opcode.text, payload: data.subarray(0, 5), fin: false, rsv1: true }))
+        frames.push(encodeFrame({ opcode: Opcode.ping, payload: '' }))
+        frames.push(encodeFrame({ opcode: Opcode.continuation, payload: data.subarray(5) }))
+      } else {
+        frames.push(encodeFrame({ opcode: Opcode.text, payload: data, rsv1: true }))
+      }
+      // Uncompressed messages may be mixed in; they keep their place.
+      if (i === 4) frames.push(encodeFrame({ opcode: Opcode.text, payload: '{"type":"plain"}' }))
+      if (i === 5) frames.push(encodeFrame({ opcode: Opcode.binary, payload: Buffer.from([1, 2, 3]) }))
+    })
+    const expected = [...texts.slice(0, 5), '{"type":"plain"}', ...texts.slice(5)]
+    const messages = await readMessages(Buffer.concat(frames), { noContextTakeover: !contextTakeover }, expected.length)
+    t.same(messages.map(([text]) => text), expected, contextTakeover ? 'one window across messages' : 'a fresh window per message')
+    t.ok(messages.every(([, complete]) => complete))
+  }
+})
+
+t.test('a message longer than the limit is handed on cut, marked incomplete', async (t) => {
+  const long = JSON.stringify({ type: 'response.completed', response: { id: 'resp_long', filler: 'x'.repeat(5000) } })
+  const plain = await readMessages(encodeFrame({ opcode: Opcode.text, payload: long }), undefined, 1, 1000)
+  t.same(plain, [[long.slice(0, 1000), false]])
+  const [compressed] = await deflateMessages([long], true)
+  const inflated = await readMessages(encodeFrame({ opcode: Opcode.text, payload: compressed!, rsv1: true }), { noContextTakeover: false }, 1, 1000)
+  t.same(inflated, [[long.slice(0, 1000), false]])
+})
+
+t.test('compressed frames without an agreed compression, or corrupt ones, end the reading without throwing', async (t) => {
+  let lost = 0
+  const reader = new TextMessages({ deflate: undefined, onMessage: () => t.fail('nothing readable'), onLost: () => { lost++ } })
+  new FrameObserver({ messages: reader }).push(encodeFrame({ opcode: Opcode.text, payload: 'x', rsv1: true }))
+  t.equal(lost, 1)
+  const corrupt = await new Promise<boolean>((resolve) => {
+    const inflating = new TextMessages({ deflate: { noContextTakeover: false }, onMessage: () => resolve(false), onLost: () => resolve(true) })
+    new FrameObserver({ messages: inflating }).push(encodeFrame({ opcode: Opcode.text, payload: Buffer.from([0xff, 0xff, 0xff, 0xff]), rsv1: true }))
+  })
+  t.ok(corrupt)
+})
+
+t.test('Responses events: types told apart from their first bytes, ids and usage read from the few that carry them', async (t) => {
+  const seen: { types: Array<string | undefined>, ids: string[], usage: unknown[] } = { types: [], ids: [], usage: [] }
+  const reader = new ResponseEventReader({
+    onEvent: (type) => seen.types.push(type),
+    onResponseId: (id) => seen.ids.push(id),
+    onUsage: (usage) => seen.usage.push(usage)
+  })
+  for (const event of responseEvents('resp_a', 'hi')) reader.read(Buffer.from(event), true)
+  t.same(seen.ids, ['resp_a'], 'the id is learned once, from response.created')
+  t.same(seen.usage, [{ input: 120, cached: 100, output: 7, reasoning: 3 }])
+  t.equal(seen.types.at(-1), 'response.completed')
+
+  // response.created cut short: the id comes from response.completed instead.
+  reader.read(Buffer.from('{"type":"response.created","response":{"id":"resp_b"'), false)
+  reader.read(Buffer.from(JSON.stringify({ type: 'response.completed', response: { id: 'resp_b', usage: null } })), true)
+  // type not the first key: parsed whole.
+  reader.read(Buffer.from(JSON.stringify({ response: { id: 'resp_c' }, type: 'response.created' })), true)
+  reader.read(Buffer.from('not json'), true)
+  reader.read(Buffer.from('{"type":"error","error":{"message":"x"}}'), true)
+  t.same(seen.ids, ['resp_a', 'resp_b', 'resp_c'])
+  t.same(seen.types.slice(-5), ['response.created', 'response.completed', 'response.created', undefined, 'error'])
+})
+
+t.test('messages still waiting for the inflater when the connection closes are all handed on (soak regression)', async (t) => {
+  // Under load the inflater runs behind the relay; the connection's close used to discard the
+  // queue, and with it the final events' usage and response ids.
+  const texts = responseEvents('resp_closing', 'words that compress, words that compress')
+  const compressed = await deflateMessages(texts, true)
+  const frames = Buffer.concat(compressed.map((data) => encodeFrame({ opcode: Opcode.text, payload: data, rsv1: true })))
+  const messages: string[] = []
+  let lost = false
+  const done = new Promise<void>((resolve) => {
+    const reader = new TextMessages({
+      deflate: { noContextTakeover: false },
+      onMessage: (text) => {
+        messages.push(text.toString('utf8'))
+        if (messages.length === texts.length) resolve()
+      },
+      onLost: () => { lost = true; resolve() }
+    })
+    new FrameObserver({ messages: reader }).push(frames)
+    // Every message is queued and the first is inflating: the connection closes now.
+    reader.finish()
+    t.notOk(reader.settled, 'the queue was not empty when the connection closed')
+  })
+  await done
+  t.notOk(lost)
+  t.same(messages, texts, 'every queued message was inflated and handed on, in order')
+})
