@@ -28,8 +28,8 @@ export interface AdmissionDeps {
 
 /**
  * The checks every request passes before anything goes upstream, HTTP and WebSocket alike,
- * in one order: shutting down → path → WebSocket mode → rate limit → client key → body size →
- * session header. The first that fails is the answer.
+ * in one order: method → shutting down → path → WebSocket mode → rate limit → client key →
+ * body size → session header. The first that fails is the answer.
  */
 export class Admission {
   readonly #deps: AdmissionDeps
@@ -41,6 +41,8 @@ export class Admission {
   /** The admitted request, or the GatewayError to refuse it with. */
   admit (req: IncomingMessage, transport: Transport): Admitted | GatewayError {
     const { config, target, auth, sessions, drain, rateLimiter } = this.#deps
+    // TRACE asks the upstream to echo the request back, managed key included.
+    if (req.method === 'TRACE') return errors.methodNotAllowed('TRACE')
     if (!drain.accepting) return errors.shuttingDown()
     const url = req.url ?? '/'
     const path = upstreamPath(url, target)

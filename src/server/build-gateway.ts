@@ -68,8 +68,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
   acceptWebSockets(app.server, entryDeps)
   app.register(healthRoutes, { accepting: () => drain.accepting, store: () => store.health() })
   if (config.metrics.port === -1) app.register(metricsRoutes, { metrics })
-  // Usage is nobody's business off this host unless an admin token guards it.
-  if (config.admin.token !== '' || isLoopbackHost(config.server.host)) app.register(adminRoutes, { store, token: config.admin.token })
+  if (adminRoutesServed(config)) app.register(adminRoutes, { store, token: config.admin.token })
   let metricsServer: MetricsServer | undefined
 
   return {
@@ -90,6 +89,14 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
       return cut
     }
   }
+}
+
+/**
+ * Usage is nobody's business off this host unless an admin token guards it; in managed mode
+ * not even on loopback (in a pod every container shares it), since the gateway's key pays.
+ */
+function adminRoutesServed ({ admin, server, upstream }: GatewayConfig): boolean {
+  return admin.token !== '' || (isLoopbackHost(server.host) && upstream.apiKey === '')
 }
 
 /**
@@ -127,6 +134,9 @@ function createApp (config: GatewayConfig, logger: Logger, forward: (req: Incomi
   app.server.requestTimeout = config.server.requestTimeoutMs
   app.server.setTimeout(0) // an idle socket mid-stream is the upstream's idle timeout's call
   app.server.headersTimeout = config.server.headersTimeoutMs
+  // Node's default (2,000) drops later headers silently, a session-id among them; the header
+  // block is bounded by MAX_HEADER_BYTES instead.
+  app.server.maxHeadersCount = 0
   app.server.on('connect', refuseConnect)
 
   app.setNotFoundHandler((request, reply) => errors.notFound(request.method, request.url.split('?')[0] ?? '/').reply(reply))

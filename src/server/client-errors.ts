@@ -1,22 +1,27 @@
+import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { errors, type GatewayError } from '../errors.js'
 
 /**
  * Answers requests Node's HTTP parser refused (malformed, smuggling-shaped, headers too
- * large) with an OpenAI-style body and closes the socket; never leaves it hanging.
+ * large) with an OpenAI-style body and closes the socket; never leaves it hanging. When a
+ * valid request before the bad bytes is still being answered, its answer goes first: the
+ * upstream ran (and billed) it, and a client reads responses in order.
  */
 export function answerClientError (err: Error & { code?: string }, socket: Socket): void {
-  if (!socket.writable || (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true) {
-    socket.destroy()
-    return
-  }
   const error = gatewayErrorFor(err.code)
-  if (error === undefined) {
+  if (!socket.writable || error === undefined) {
     socket.destroy()
     return
   }
-  error.endSocket(socket)
+  const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+  if (answering === null || answering === undefined || answering.writableFinished) {
+    error.endSocket(socket)
+    return
+  }
+  answering.once('finish', () => { if (socket.writable) error.endSocket(socket); else socket.destroy() })
+  answering.once('close', () => { if (!answering.writableFinished) socket.destroy() })
 }
 
 /** CONNECT asks for a tunnel to any host; the gateway only ever talks to its upstream. */

@@ -28,9 +28,12 @@ export function isProxyTarget (target: string): boolean {
  * Maps a client request target (`/v1/responses?x=1`) to the upstream's
  * (`{basePath}/responses?x=1`, plus `upstream.url`'s own query, e.g. Azure's api-version).
  * Returns undefined for a target that is not under `/v1` or that holds dot segments, which could
- * walk out of the upstream's base path.
+ * walk out of the upstream's base path. A fragment is dropped.
  */
-export function upstreamPath (clientTarget: string, upstream: UpstreamTarget): string | undefined {
+export function upstreamPath (target: string, upstream: UpstreamTarget): string | undefined {
+  // A #fragment is the client's own business (RFC 9110 §4.2.4): it never goes upstream.
+  const fragmentAt = target.indexOf('#')
+  const clientTarget = fragmentAt === -1 ? target : target.slice(0, fragmentAt)
   if (!isProxyTarget(clientTarget)) return undefined
   const rest = clientTarget.slice(CLIENT_PREFIX.length)
   if (hasDotSegment(rest)) return undefined

@@ -68,6 +68,7 @@ export async function startMockUpstream (handler: UpstreamHandler = replyJson({ 
       })
     })
   })
+  server.maxHeadersCount = 0 // sees every header the gateway sends, however many
   server.on('connection', (socket) => {
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
