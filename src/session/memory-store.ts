@@ -55,8 +55,11 @@ export class MemorySessionStore implements SessionStore {
   }
 
   bind (keys: readonly string[], sessionId: string): void {
-    const expiresAt = this.#now() + this.#idleTtlMs
+    const now = this.#now()
+    const expiresAt = now + this.#idleTtlMs
     for (const key of keys) {
+      const bound = this.#entries.get(key)
+      if (bound !== undefined && bound.expiresAt > now && bound.sessionId !== sessionId) continue
       this.#entries.delete(key)
       this.#entries.set(key, { sessionId, expiresAt })
     }
@@ -66,6 +69,11 @@ export class MemorySessionStore implements SessionStore {
       this.#bindsSinceSweep = 0
       this.#evictOverflow()
     }
+  }
+
+  /** Forgets `key` if it is bound to `sessionId` (a binding the shared store refused). */
+  unbind (key: string, sessionId: string): void {
+    if (this.#entries.get(key)?.sessionId === sessionId) this.#entries.delete(key)
   }
 
   recordUsage (sessionId: string, tokens: TokenUsage, at: number): void {
