@@ -73,7 +73,7 @@ async function sharing (gateway: RunningGateway): Promise<void> {
 
 t.test('issue 15: the memory store never rebinds a key another session owns, and renews its own', async (t) => {
   let now = 1_000_000
-  const store = new MemorySessionStore({ maxEntries: 100, idleTtlMs: 1_000, now: () => now })
+  const store = new MemorySessionStore({ maxBytes: 64 * 1024 * 1024, maxEntries: 100, idleTtlMs: 1_000, now: () => now })
   store.bind(['conv:B', 'pck:shared'], 'victim')
   store.bind(['resp:A1', 'conv:B', 'pck:new'], 'attacker')
   t.same(await store.lookup(['conv:B', 'pck:shared', 'resp:A1', 'pck:new']), ['victim', 'victim', 'attacker', 'attacker'],
@@ -93,7 +93,7 @@ t.test('issue 15: the Redis store binds a key only if no other session owns it, 
   const probe = new Redis(redis.url)
   t.teardown(() => probe.disconnect())
   const storeFor = (): RedisSessionStore => {
-    const store = new RedisSessionStore({ url: redis.url, timeoutMs: 1_000, idleTtlMs: 3_600_000, keyPrefix: 't:', localMaxEntries: 100, logger: createLogger('silent') })
+    const store = new RedisSessionStore({ url: redis.url, timeoutMs: 1_000, idleTtlMs: 3_600_000, keyPrefix: 't:', localMaxEntries: 100, localMaxBytes: 1024 * 1024, logger: createLogger('silent') })
     t.teardown(async () => { await store.close() })
     return store
   }

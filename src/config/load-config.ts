@@ -24,6 +24,7 @@ export const SETTINGS = {
   upstreamConnections: setting('upstream.connections', 'UPSTREAM_CONNECTIONS', 0, integer(0, 1_000_000)),
   originator: setting('session.originator', 'ORIGINATOR', 'codex_cli_rs', headerToken()),
   sessionMaxEntries: setting('session.max_entries', 'SESSION_MAX_ENTRIES', 100_000, integer(1, 100_000_000)),
+  sessionMaxBytes: setting('session.max_bytes', 'SESSION_MAX_BYTES', 64 * 1024 * 1024, integer(64 * 1024, 2 ** 40)),
   sessionIdleTtlSeconds: setting('session.idle_ttl_seconds', 'SESSION_IDLE_TTL_SECONDS', 24 * 60 * 60, integer(1, 365 * 24 * 60 * 60)),
   sessionReadBody: setting('session.read_body', 'SESSION_READ_BODY', true, boolean()),
   redisUrl: setting('redis.url', 'REDIS_URL', '', redisUrl()),
@@ -81,6 +82,8 @@ export interface GatewayConfig {
     originator: string
     /** Most lineage bindings the in-memory store (or Redis's local copy) holds. */
     maxEntries: number
+    /** Estimated bytes the in-memory store (or Redis's local copy) may hold: bindings, usage, records. */
+    maxBytes: number
     /** A binding unused for this long is forgotten (memory) or expires (Redis key TTL). */
     idleTtlMs: number
     /** Read JSON bodies for previous_response_id / conversation / prompt_cache_key. */
@@ -189,6 +192,7 @@ function assemble (v: Values): GatewayConfig {
     session: {
       originator: v.originator,
       maxEntries: v.sessionMaxEntries,
+      maxBytes: v.sessionMaxBytes,
       idleTtlMs: v.sessionIdleTtlSeconds * 1000,
       readBody: v.sessionReadBody
     },

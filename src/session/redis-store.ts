@@ -13,6 +13,8 @@ export interface RedisStoreOptions {
   keyPrefix: string
   /** Bounds the local copy kept for when Redis is away. */
   localMaxEntries: number
+  /** Bounds the local copy's estimated bytes, like the in-memory store's. */
+  localMaxBytes: number
   logger: Logger
 }
 
@@ -46,7 +48,7 @@ export class RedisSessionStore implements SessionStore {
   #closed = false
 
   constructor (options: RedisStoreOptions) {
-    this.#local = new MemorySessionStore({ maxEntries: options.localMaxEntries, idleTtlMs: options.idleTtlMs })
+    this.#local = new MemorySessionStore({ maxBytes: options.localMaxBytes, maxEntries: options.localMaxEntries, idleTtlMs: options.idleTtlMs })
     this.#ttlSeconds = Math.max(1, Math.ceil(options.idleTtlMs / 1000))
     this.#prefix = options.keyPrefix
     this.#logger = options.logger
