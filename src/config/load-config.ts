@@ -50,6 +50,8 @@ export const SETTINGS = {
     originator: setting('ORIGINATOR', 'codex_cli_rs', headerToken()),
     /** Most lineage bindings the in-memory store (or Redis's local copy) holds. */
     maxEntries: setting('SESSION_MAX_ENTRIES', 100_000, integer(1, 100_000_000)),
+    /** Bytes the in-memory store (or Redis's local copy) may hold; whole sessions are evicted past it. */
+    maxBytes: setting('SESSION_MAX_BYTES', 64 * 1024 * 1024, integer(64 * 1024, 2 ** 40)),
     /** A binding unused for this long is forgotten (memory) or expires (Redis key TTL). */
     idleTtlSeconds: setting('SESSION_IDLE_TTL_SECONDS', 24 * 60 * 60, integer(1, 365 * 24 * 60 * 60)),
     /** Read JSON bodies for previous_response_id / conversation / prompt_cache_key. */

@@ -28,6 +28,8 @@ const WANTED = new Map<string, keyof SessionFields>([
   ['prompt_cache_key', 'promptCacheKey']
 ])
 const LONGEST_WANTED_KEY = 20
+// A wanted key written with escapes (`"prompt\u005fcache_key"`) is at most 6 bytes a character.
+const LONGEST_ESCAPED_WANTED_KEY = 6 * LONGEST_WANTED_KEY
 
 /**
  * The session fields of a JSON object body. Returns `{}` for a body that is not a JSON
@@ -43,20 +45,47 @@ export function readSessionFields (body: Buffer): SessionFields {
     if (body[i] !== QUOTE) return fields
     const keyEnd = endOfString(body, i)
     if (keyEnd === -1) return fields
-    const key = keyEnd - i - 1 <= LONGEST_WANTED_KEY ? WANTED.get(body.toString('latin1', i + 1, keyEnd)) : undefined
+    const key = wantedKey(body, i + 1, keyEnd)
     i = skipWhitespace(body, keyEnd + 1)
     if (body[i] !== COLON) return fields
     const valueStart = skipWhitespace(body, i + 1)
     const valueEnd = endOfValue(body, valueStart)
     if (valueEnd === -1) return fields
     if (key !== undefined) {
+      // JSON.parse keeps the last of duplicate keys, so a later value replaces an earlier one,
+      // and a later value that is not a usable id clears it.
       const value = decodeFieldValue(body, valueStart, valueEnd, key)
       if (value !== undefined) fields[key] = value
+      else delete fields[key]
     }
     i = skipWhitespace(body, valueEnd)
     if (body[i] !== COMMA) return fields
     i = skipWhitespace(body, i + 1)
   }
+}
+
+/**
+ * The wanted field named by the key string between `start` and `end` (its quotes excluded), as
+ * JSON.parse reads it: an unescaped short key is looked up as is; one with escapes is decoded
+ * first, so `"prompt\u005fcache_key"` is the field the upstream will see.
+ */
+function wantedKey (body: Buffer, start: number, end: number): keyof SessionFields | undefined {
+  const length = end - start
+  if (length > LONGEST_ESCAPED_WANTED_KEY) return undefined
+  // Multi-byte UTF-8 read as latin1 gives characters above 0x7f, never an ASCII wanted key.
+  if (!hasBackslash(body, start, end)) return length <= LONGEST_WANTED_KEY ? WANTED.get(body.toString('latin1', start, end)) : undefined
+  let key: unknown
+  try {
+    key = JSON.parse(body.toString('utf8', start - 1, end + 1))
+  } catch {
+    return undefined
+  }
+  return typeof key === 'string' ? WANTED.get(key) : undefined
+}
+
+function hasBackslash (body: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (body[i] === BACKSLASH) return true
+  return false
 }
 
 function decodeFieldValue (body: Buffer, start: number, end: number, key: keyof SessionFields): string | undefined {

@@ -7,13 +7,14 @@ import type { SessionStore } from './session-store.js'
 /** Redis when `redis.url` is set, else the in-memory store. */
 export function createSessionStore (config: GatewayConfig, logger: Logger): SessionStore {
   const { session, redis } = config
-  if (redis.url === '') return new MemorySessionStore({ maxEntries: session.maxEntries, idleTtlMs: session.idleTtlSeconds * 1000 })
+  if (redis.url === '') return new MemorySessionStore({ maxBytes: session.maxBytes, maxEntries: session.maxEntries, idleTtlMs: session.idleTtlSeconds * 1000 })
   return new RedisSessionStore({
     url: redis.url,
     timeoutMs: redis.timeoutMs,
     idleTtlMs: session.idleTtlSeconds * 1000,
     keyPrefix: redis.keyPrefix,
     localMaxEntries: session.maxEntries,
+    localMaxBytes: session.maxBytes,
     logger
   })
 }

@@ -1,35 +1,42 @@
 import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
-import { toSessionUsage, type SessionUsage, type UsagePage, type UsageTotals } from './session-usage.js'
-
-interface Entry {
-  sessionId: string
-  expiresAt: number
-}
+import { toSessionUsage, type SessionUsage, type UsagePage } from './session-usage.js'
+import { SESSION_BYTES, sessionEntryBytes, type SessionEntry } from './session-entry.js'
 
 export interface MemoryStoreOptions {
-  /** Most bindings held; the least recently used go first. */
+  /** Estimated bytes the whole store may hold (bindings, usage, per-session records). */
+  maxBytes: number
+  /** Most bindings held, and most sessions: a second bound beside the bytes. */
   maxEntries: number
-  /** A binding not used for this long is forgotten. */
+  /** A session not used for this long is forgotten, with its bindings and usage. */
   idleTtlMs: number
   now?: () => number
 }
 
 /**
- * A bounded in-process store: LRU by count (a Map keeps insertion order; a hit moves the key
- * to the end) with an idle TTL checked on read, so nothing grows without bound.
+ * A bounded in-process store, one entry per session holding its bindings and usage together.
+ * Sessions are kept least recently used first (a Map keeps insertion order; a use moves the
+ * session to the end); past the byte or count bound whole sessions go from the front, and a
+ * session unused for the idle TTL is forgotten, so nothing grows without bound.
+ *
+ * A session may hold at most a quarter of the byte budget: past that its own least recently
+ * used keys go first, so one endless chain can't evict everyone else.
  */
 export class MemorySessionStore implements SessionStore {
   readonly kind = 'memory'
-  readonly #entries = new Map<string, Entry>()
-  #bindsSinceSweep = 0
-  /** Usage totals per session, in least-recently-active order, bounded like the bindings. */
-  readonly #usage = new Map<string, UsageTotals>()
+  /** Least recently used first. */
+  readonly #sessions = new Map<string, SessionEntry>()
+  readonly #byKey = new Map<string, SessionEntry>()
+  #bytes = 0
+  #withUsage = 0
+  #usesSinceSweep = 0
+  readonly #maxBytes: number
   readonly #maxEntries: number
   readonly #idleTtlMs: number
   readonly #now: () => number
 
-  constructor ({ maxEntries, idleTtlMs, now = Date.now }: MemoryStoreOptions) {
+  constructor ({ maxBytes, maxEntries, idleTtlMs, now = Date.now }: MemoryStoreOptions) {
+    this.#maxBytes = maxBytes
     this.#maxEntries = maxEntries
     this.#idleTtlMs = idleTtlMs
     this.#now = now
@@ -39,41 +46,47 @@ export class MemorySessionStore implements SessionStore {
     return keys.map((key) => this.get(key))
   }
 
-  /** Synchronous read, renewing the binding's idle TTL. */
+  /** Synchronous read; a hit is a use of the session, renewing its idle TTL. */
   get (key: string): string | undefined {
-    const entry = this.#entries.get(key)
+    const entry = this.#live(this.#byKey.get(key))
     if (entry === undefined) return undefined
-    const now = this.#now()
-    if (entry.expiresAt <= now) {
-      this.#entries.delete(key)
-      return undefined
-    }
-    this.#entries.delete(key)
-    entry.expiresAt = now + this.#idleTtlMs
-    this.#entries.set(key, entry)
-    return entry.sessionId
+    // Keys are kept in use order too, for trimming a session over its share.
+    entry.keys.delete(key)
+    entry.keys.add(key)
+    this.#touch(entry)
+    return entry.id
   }
 
   bind (keys: readonly string[], sessionId: string): void {
-    const expiresAt = this.#now() + this.#idleTtlMs
+    if (keys.length === 0) return
+    const entry = this.#entryFor(sessionId)
     for (const key of keys) {
-      this.#entries.delete(key)
-      this.#entries.set(key, { sessionId, expiresAt })
+      const owner = this.#live(this.#byKey.get(key))
+      if (owner !== undefined && owner !== entry) continue // never taken over
+      if (owner === entry) entry.keys.delete(key) // renewed: to the end of its use order
+      else this.#addKey(entry, key)
+      entry.keys.add(key)
     }
-    // Sweeping on every bind would cost an iterator per request; every 256th is enough to
-    // keep expired entries from piling up, and the count bound is checked every time.
-    if (this.#entries.size > this.#maxEntries || ++this.#bindsSinceSweep >= 256) {
-      this.#bindsSinceSweep = 0
-      this.#evictOverflow()
-    }
+    // Every key was another session's: nothing to hold for this one.
+    if (entry.keys.size === 0 && entry.usage === undefined) return this.#drop(entry)
+    this.#touch(entry)
+    this.#enforceBounds(entry)
+  }
+
+  /** Forgets `key` if it is bound to `sessionId` (a binding the shared store refused). */
+  unbind (key: string, sessionId: string): void {
+    const entry = this.#byKey.get(key)
+    if (entry?.id === sessionId) this.#removeKey(entry, key)
   }
 
   recordUsage (sessionId: string, tokens: TokenUsage, at: number): void {
-    let totals = this.#usage.get(sessionId)
+    const entry = this.#entryFor(sessionId)
+    let totals = entry.usage
     if (totals === undefined) {
       totals = { requests: 0, input: 0, cached: 0, output: 0, reasoning: 0, firstSeen: at, lastSeen: at }
-    } else {
-      this.#usage.delete(sessionId)
+      entry.usage = totals
+      this.#withUsage++
+      this.#resize(entry, SESSION_BYTES.usage)
     }
     totals.requests++
     totals.input += tokens.input
@@ -81,18 +94,25 @@ export class MemorySessionStore implements SessionStore {
     totals.output += tokens.output
     totals.reasoning += tokens.reasoning
     totals.lastSeen = at
-    this.#usage.set(sessionId, totals)
-    if (this.#usage.size > this.#maxEntries) this.#usage.delete(this.#usage.keys().next().value as string)
+    this.#touch(entry)
+    this.#enforceBounds(entry)
   }
 
   async usage (sessionId: string): Promise<SessionUsage | undefined> {
-    const totals = this.#usage.get(sessionId)
+    const totals = this.#sessions.get(sessionId)?.usage
     return totals === undefined ? undefined : toSessionUsage(sessionId, totals)
   }
 
   async recentUsage (limit: number, offset: number): Promise<UsagePage> {
-    const ids = [...this.#usage.keys()].reverse().slice(offset, offset + limit)
-    return { sessions: ids.map((id) => toSessionUsage(id, this.#usage.get(id)!)), total: this.#usage.size }
+    const sessions: SessionUsage[] = []
+    let skipped = 0
+    for (const entry of [...this.#sessions.values()].reverse()) {
+      if (sessions.length === limit) break
+      if (entry.usage === undefined) continue
+      if (skipped++ < offset) continue
+      sessions.push(toSessionUsage(entry.id, entry.usage))
+    }
+    return { sessions, total: this.#withUsage }
   }
 
   health (): StoreHealth {
@@ -100,23 +120,99 @@ export class MemorySessionStore implements SessionStore {
   }
 
   size (): number {
-    return this.#entries.size
+    return this.#byKey.size
+  }
+
+  /** The store's own estimate of the heap it holds, in bytes; never above `maxBytes` after a call returns. */
+  bytes (): number {
+    return this.#bytes
+  }
+
+  /** Sessions held. */
+  sessionCount (): number {
+    return this.#sessions.size
   }
 
   async close (): Promise<void> {
-    this.#entries.clear()
-    this.#usage.clear()
+    this.#sessions.clear()
+    this.#byKey.clear()
+    this.#bytes = 0
+    this.#withUsage = 0
   }
 
-  #evictOverflow (): void {
-    // The Map is in least-recently-used order and every entry has the same idle TTL, so the
-    // expired entries are exactly a prefix of it: drop that, then whatever exceeds the bound.
+  /** The live entry of `sessionId`, or a new one; an expired one is dropped first. */
+  #entryFor (sessionId: string): SessionEntry {
+    const existing = this.#live(this.#sessions.get(sessionId))
+    if (existing !== undefined) return existing
+    const entry: SessionEntry = { id: sessionId, keys: new Set(), usage: undefined, bytes: 0, expiresAt: this.#now() + this.#idleTtlMs }
+    this.#sessions.set(sessionId, entry)
+    this.#resize(entry, sessionEntryBytes(sessionId))
+    return entry
+  }
+
+  /** `entry` if it has not expired; an expired one is dropped. */
+  #live (entry: SessionEntry | undefined): SessionEntry | undefined {
+    if (entry === undefined || entry.expiresAt > this.#now()) return entry
+    this.#drop(entry)
+    return undefined
+  }
+
+  #touch (entry: SessionEntry): void {
+    entry.expiresAt = this.#now() + this.#idleTtlMs
+    this.#sessions.delete(entry.id)
+    this.#sessions.set(entry.id, entry)
+  }
+
+  #addKey (entry: SessionEntry, key: string): void {
+    this.#byKey.set(key, entry)
+    this.#resize(entry, SESSION_BYTES.perKey + 2 * key.length)
+  }
+
+  #removeKey (entry: SessionEntry, key: string): void {
+    entry.keys.delete(key)
+    this.#byKey.delete(key)
+    this.#resize(entry, -(SESSION_BYTES.perKey + 2 * key.length))
+  }
+
+  /** Every change to what a session holds goes through here, so the total stays exact. */
+  #resize (entry: SessionEntry, delta: number): void {
+    entry.bytes += delta
+    this.#bytes += delta
+  }
+
+  /** Drops a whole session: its bindings and its usage go together. */
+  #drop (entry: SessionEntry): void {
+    for (const key of entry.keys) this.#byKey.delete(key)
+    if (entry.usage !== undefined) this.#withUsage--
+    this.#sessions.delete(entry.id)
+    this.#bytes -= entry.bytes
+  }
+
+  /**
+   * Keeps the store within its bounds after `current` grew: `current` first gives up its oldest
+   * keys beyond its share; then expired sessions go, then least recently used ones.
+   */
+  #enforceBounds (current: SessionEntry): void {
+    while (current.bytes > this.#maxBytes / 4 && current.keys.size > 0) this.#removeOldestKey(current)
+    // Expired sessions are exactly a prefix (one idle TTL for all, LRU order): sweeping them on
+    // every use would cost an iterator per request; every 256th use is enough.
+    const sweep = ++this.#usesSinceSweep >= 256
+    if (!sweep && !this.#overBounds()) return
+    if (sweep) this.#usesSinceSweep = 0
     const now = this.#now()
-    let excess = this.#entries.size - this.#maxEntries
-    for (const [key, entry] of this.#entries) {
-      if (entry.expiresAt > now && excess <= 0) break
-      this.#entries.delete(key)
-      excess--
+    for (const entry of this.#sessions.values()) {
+      if (!this.#overBounds() && !(sweep && entry.expiresAt <= now)) return
+      if (entry === current) break // the only session left: it is over the count bound alone
+      this.#drop(entry)
     }
+    while (this.#overBounds() && current.keys.size > 0) this.#removeOldestKey(current)
+  }
+
+  #overBounds (): boolean {
+    return this.#bytes > this.#maxBytes || this.#byKey.size > this.#maxEntries || this.#sessions.size > this.#maxEntries
+  }
+
+  #removeOldestKey (entry: SessionEntry): void {
+    this.#removeKey(entry, entry.keys.values().next().value as string)
   }
 }

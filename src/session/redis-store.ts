@@ -13,8 +13,23 @@ export interface RedisStoreOptions {
   keyPrefix: string
   /** Bounds the local copy kept for when Redis is away. */
   localMaxEntries: number
+  /** Bounds the local copy's estimated bytes, like the in-memory store's. */
+  localMaxBytes: number
   logger: Logger
 }
+
+/**
+ * Binds KEYS[1] to ARGV[1] for ARGV[2] seconds unless another session owns it, atomically;
+ * renews it when ARGV[1] already does. Returns 1 when the key is ARGV[1]'s, 0 when not. One key
+ * a script, so it runs unchanged on Redis Cluster.
+ */
+const BIND_UNLESS_OWNED = `
+local owner = redis.call('GET', KEYS[1])
+if owner == false or owner == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+return 0`
 
 /**
  * Bindings shared by every replica through Redis, each key with a TTL. Every binding is also
@@ -33,7 +48,7 @@ export class RedisSessionStore implements SessionStore {
   #closed = false
 
   constructor (options: RedisStoreOptions) {
-    this.#local = new MemorySessionStore({ maxEntries: options.localMaxEntries, idleTtlMs: options.idleTtlMs })
+    this.#local = new MemorySessionStore({ maxBytes: options.localMaxBytes, maxEntries: options.localMaxEntries, idleTtlMs: options.idleTtlMs })
     this.#ttlSeconds = Math.max(1, Math.ceil(options.idleTtlMs / 1000))
     this.#prefix = options.keyPrefix
     this.#logger = options.logger
@@ -69,8 +84,13 @@ export class RedisSessionStore implements SessionStore {
     this.#local.bind(keys, sessionId)
     if (keys.length === 0 || this.#redis.status !== 'ready') return
     const pipeline = this.#redis.pipeline()
-    for (const key of keys) pipeline.set(this.#prefix + key, sessionId, 'EX', this.#ttlSeconds)
-    pipeline.exec().catch((err: Error) => this.#degraded(err.message))
+    for (const key of keys) pipeline.eval(BIND_UNLESS_OWNED, 1, this.#prefix + key, sessionId, this.#ttlSeconds)
+    pipeline.exec()
+      .then((results) => {
+        // Another replica's session owns the key: the local copy must not claim it either.
+        results?.forEach(([err, bound], i) => { if (err === null && bound === 0) this.#local.unbind(keys[i]!, sessionId) })
+      })
+      .catch((err: Error) => this.#degraded(err.message))
   }
 
   /**

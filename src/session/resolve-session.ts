@@ -25,8 +25,9 @@ const DERIVED_ID_NAMESPACE = '6f1c2b1e-4f43-4d0a-9d43-2b5b8f0e7a10'
  *  3. `conversation` → one session per conversation;
  *  4. `prompt_cache_key` → one session per key;
  *  5. otherwise the session bound to the client's connection, made on its first request.
- * Whatever decided it, the request's lineage keys are bound to the session, and so are the
- * response ids it produces (`learnResponse`), so any rule finds it again later.
+ * Whatever decided it, the request's lineage keys that no other session owns are bound to the
+ * session, and so are the response ids it produces (`learnResponse`), so any rule finds it
+ * again later. A key bound to one session is never rebound to another.
  */
 export class SessionResolver {
   // Keyed weakly by the socket, so a connection's session goes when the connection does.
@@ -63,7 +64,10 @@ export class SessionResolver {
 
     const known = await this.#store.lookup(keys)
     const session = pickKnown(keys, known) ?? derive(fields) ?? this.fromConnection(connection)
-    this.#store.bind(keys, session.id)
+    // A key another session owns stays with it: this request's lineage decides this request
+    // only, so naming someone's conversation beside your own response id takes nothing over.
+    // Keys already ours are bound again to renew their idle TTL. The store enforces it too.
+    this.#store.bind(keys.filter((_, i) => known[i] === undefined || known[i] === session.id), session.id)
     return session
   }
 

@@ -10,7 +10,10 @@ export interface SessionStore {
   readonly kind: 'memory' | 'redis'
   /** The sessions bound to `keys`, in the same order; undefined where a key is unknown. */
   lookup (keys: readonly string[]): Promise<Array<string | undefined>>
-  /** Binds every key to `sessionId` (or renews the binding), for the configured idle TTL. */
+  /**
+   * Binds each key to `sessionId` for the configured idle TTL, or renews it when it is already
+   * bound to `sessionId`. A key bound to another session is left alone: never taken over.
+   */
   bind (keys: readonly string[], sessionId: string): void
   /** Adds one finished request, and the tokens it used, to the session's totals. */
   recordUsage (sessionId: string, tokens: TokenUsage, at: number): void

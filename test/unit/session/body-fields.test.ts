@@ -159,3 +159,111 @@ t.test('a 5 MB body with look-alike keys inside strings yields only its real top
   t.ok(body.length > 5_000_000, `${body.length} bytes`)
   t.same(readSessionFields(body), { previousResponseId: 'resp_last' })
 })
+
+t.test('issue 15: a key name written with JSON escapes is the same field to the scanner as to JSON.parse', async (t) => {
+  // Regression: keys were compared byte for byte, so "prompt\u005fcache_key" was that field to
+  // the upstream's parser but not to the gateway.
+  t.same(read('{"prompt\\u005fcache_key":"k_escaped"}'), { promptCacheKey: 'k_escaped' })
+  t.same(read('{"\\u0070revious_response_id":"resp_esc","conv\\u0065rsation":{"id":"conv_esc"}}'),
+    { previousResponseId: 'resp_esc', conversation: 'conv_esc' })
+  t.same(read('{"\\u0070\\u0072\\u006f\\u006d\\u0070\\u0074\\u005f\\u0063\\u0061\\u0063\\u0068\\u0065\\u005f\\u006b\\u0065\\u0079":"every_char"}'),
+    { promptCacheKey: 'every_char' }, 'every character escaped: the longest form of a wanted key')
+  t.same(read('{"prompt\\/cache_key":"slash","conversation\\n":"newline","prompt\\u005Fcache_key ":"space"}'), {},
+    'an escape that makes another key does not match')
+  t.same(read('{"prompt_cache_key\\u005":"broken escape"}'), {}, 'a broken escape names no field')
+})
+
+t.test('issue 15: of duplicate top-level keys the last one counts, as in JSON.parse', async (t) => {
+  t.same(read('{"conversation":"conv_first","conversation":"conv_last"}'), { conversation: 'conv_last' })
+  t.same(read('{"prompt_cache_key":"k1","model":"x","prompt\\u005fcache_key":"k2"}'), { promptCacheKey: 'k2' }, 'escaped or not')
+  t.same(read('{"previous_response_id":"resp_1","previous_response_id":null}'), {}, 'a later null clears an earlier id')
+  t.same(read('{"conversation":{"id":"conv_obj"},"conversation":""}'), {}, 'a later empty string too')
+  t.same(read('{"conversation":{"id":"a","id":"b"}}'), { conversation: 'b' }, 'inside a conversation object as well')
+})
+
+t.test('issue 15: the scanner agrees with JSON.parse on generated bodies', async (t) => {
+  const seeds = [1, 0xdecafbad, 0x5eed5eed]
+  let compared = 0
+  for (const seed of seeds) {
+    const next = xorshift32(seed)
+    for (let n = 0; n < 2_000; n++) {
+      const body = generatedBody(next)
+      const expected = fieldsOfParsed(JSON.parse(body) as Record<string, unknown>) // the generator makes valid JSON only
+      const found = read(body)
+      if (!sameFields(found, expected)) {
+        t.fail('scanner and JSON.parse disagree', { seed, n, body, found, expected })
+        return
+      }
+      compared++
+    }
+  }
+  t.equal(compared, 6_000, 'every generated body gave the same fields as JSON.parse')
+})
+
+function sameFields (a: object, b: object): boolean {
+  const keys = Object.keys(a)
+  const value = (o: object, key: string): unknown => (o as Record<string, unknown>)[key]
+  return keys.length === Object.keys(b).length && keys.every((key) => value(a, key) === value(b, key))
+}
+
+/** What the scanner should find, read from JSON.parse's result. */
+function fieldsOfParsed (parsed: Record<string, unknown>): Record<string, string> {
+  const fields: Record<string, string> = {}
+  const usable = (value: unknown): value is string => typeof value === 'string' && value !== ''
+  if (usable(parsed.previous_response_id)) fields.previousResponseId = parsed.previous_response_id
+  const conversation = parsed.conversation
+  const conversationId = conversation !== null && typeof conversation === 'object' ? (conversation as { id?: unknown }).id : conversation
+  if (usable(conversationId)) fields.conversation = conversationId
+  if (usable(parsed.prompt_cache_key)) fields.promptCacheKey = parsed.prompt_cache_key
+  return fields
+}
+
+type Random = () => number
+
+const pick = <T>(next: Random, items: readonly T[]): T => items[next() % items.length]!
+const FIELD_NAMES = ['previous_response_id', 'conversation', 'prompt_cache_key', 'id', 'model', 'input', 'prompt_cache', 'conversations', 'Conversation', '__proto__']
+const STRING_PIECES = ['resp_1', 'conv_x', 'k', '', '"', '\\', '/', ' ', 'é', '日本', '🎉', '{"conversation":"fake"}', '\n', '\u0001', 'previous_response_id']
+
+/** A JSON object body with wanted keys at the top level and nested, duplicated, escaped and spaced at random. */
+function generatedBody (next: Random): string {
+  const members: string[] = []
+  const count = next() % 6
+  for (let i = 0; i < count; i++) members.push(`${space(next)}${jsonString(next, pick(next, FIELD_NAMES))}${space(next)}:${space(next)}${jsonValue(next, 0)}${space(next)}`)
+  return `${space(next)}{${members.length === 0 ? space(next) : members.join(',')}}${space(next)}`
+}
+
+function jsonValue (next: Random, depth: number): string {
+  const kind = next() % (depth > 2 ? 5 : 8)
+  switch (kind) {
+    case 0: return pick(next, ['null', 'true', 'false'])
+    case 1: return pick(next, ['0', '-12', '3.5e2', '1E-3'])
+    case 2: case 3: case 4: return jsonString(next, Array.from({ length: next() % 4 }, () => pick(next, STRING_PIECES)).join(''))
+    case 5: return `[${Array.from({ length: next() % 3 }, () => space(next) + jsonValue(next, depth + 1) + space(next)).join(',')}]`
+    default: {
+      const members = Array.from({ length: next() % 4 }, () =>
+        `${space(next)}${jsonString(next, pick(next, FIELD_NAMES))}${space(next)}:${space(next)}${jsonValue(next, depth + 1)}${space(next)}`)
+      return `{${members.join(',')}}`
+    }
+  }
+}
+
+/** A JSON string literal of `text`, each character written plainly or as one of its escapes at random. */
+function jsonString (next: Random, text: string): string {
+  let out = '"'
+  for (const char of text) {
+    const plain = JSON.stringify(char).slice(1, -1) // escapes what must be escaped
+    const roll = next() % 8
+    if (roll === 0) {
+      out += [...char].map((c) => [...Array(c.length).keys()].map((i) => '\\u' + c.charCodeAt(i).toString(16).padStart(4, '0')).join('')).join('')
+    } else if (roll === 1 && char === '/') {
+      out += '\\/'
+    } else {
+      out += plain
+    }
+  }
+  return out + '"'
+}
+
+function space (next: Random): string {
+  return next() % 4 === 0 ? pick(next, [' ', '\n', '\t ', '\r\n  ']) : ''
+}

@@ -1,13 +1,14 @@
 /**
- * The in-memory session store: bounded by count (least recently used first out) and by an
- * idle TTL, so a long-running gateway's memory does not grow with every response it sees.
+ * The in-memory session store: bounded by estimated bytes and by count (least recently used
+ * sessions first out, each as a whole) and by an idle TTL, so a long-running gateway's memory
+ * does not grow with every response it sees.
  */
 import t from 'tap'
 import { MemorySessionStore } from '../../../src/session/memory-store.js'
 
-function clockedStore (maxEntries: number, idleTtlMs: number): { store: MemorySessionStore, advance: (ms: number) => void } {
+function clockedStore (maxEntries: number, idleTtlMs: number, maxBytes = 64 * 1024 * 1024): { store: MemorySessionStore, advance: (ms: number) => void } {
   let now = 1_000_000
-  const store = new MemorySessionStore({ maxEntries, idleTtlMs, now: () => now })
+  const store = new MemorySessionStore({ maxBytes, maxEntries, idleTtlMs, now: () => now })
   return { store, advance: (ms) => { now += ms } }
 }
 
@@ -23,14 +24,16 @@ t.test('past max entries, the least recently used binding is forgotten first', a
   t.same(await store.lookup(['a', 'c', 'd']), ['s1', 's3', 's4'])
 })
 
-t.test('a binding unused for the idle TTL is forgotten; using it renews it', async (t) => {
+t.test('a session unused for the idle TTL is forgotten; using any of its bindings renews all of them', async (t) => {
+  // The idle TTL is a session's, not a binding's: the session is kept and evicted as a whole.
   const { store, advance } = clockedStore(100, 1_000)
-  store.bind(['kept', 'idle'], 's')
+  store.bind(['kept', 'kept-too'], 's1')
+  store.bind(['idle'], 's2')
   advance(600)
-  t.equal(store.get('kept'), 's', 'used within the TTL: renewed')
+  t.equal(store.get('kept'), 's1', 'used within the TTL: renewed')
   advance(600)
   t.equal(store.get('idle'), undefined, 'unused for 1,200 ms > 1,000 ms: gone')
-  t.equal(store.get('kept'), 's', 'renewed 600 ms ago: still there')
+  t.equal(store.get('kept-too'), 's1', "its session was used 600 ms ago: still there")
 })
 
 t.test('expired bindings are swept even if never read again, so the size stays bounded by use', async (t) => {
@@ -52,4 +55,90 @@ t.test('usage totals are bounded by max entries too, the least recently active f
   t.equal(await store.usage('two'), undefined, 'two was the least recently active')
   t.match(await store.usage('one'), { requests: 2, input_tokens: 20, cached_tokens: 10, cache_hit_ratio: 0.5 })
   t.same((await store.recentUsage(10, 0)).sessions.map((s) => s.id), ['three', 'one'])
+})
+
+const TOKENS = { input: 10, cached: 5, output: 1, reasoning: 0 }
+const longId = (n: number): string => `session-${n}-`.padEnd(256, 'x')
+
+t.test('issue 15: the whole store stays within SESSION_MAX_BYTES while filling with long session ids', async (t) => {
+  const maxBytes = 1024 * 1024
+  const { store } = clockedStore(1_000_000, 60_000, maxBytes)
+  let highest = 0
+  for (let n = 0; n < 10_000; n++) {
+    store.recordUsage(longId(n), TOKENS, n)
+    store.bind([`resp:resp_${n}_${'r'.repeat(48)}`, `pck:key-${n}`], longId(n))
+    highest = Math.max(highest, store.bytes())
+  }
+  t.ok(highest <= maxBytes, `the estimate never went over the bound (highest ${highest})`)
+  t.ok(store.bytes() > maxBytes * 0.9, `and the budget is used (${store.bytes()} bytes)`)
+  t.ok(store.sessionCount() < 10_000 && store.sessionCount() > 100, `${store.sessionCount()} sessions held`)
+  t.equal(store.size(), 2 * store.sessionCount(), 'every held session has both its bindings')
+  t.equal(store.get('pck:key-9999'), longId(9_999), 'the newest session is held')
+  t.equal(store.get('pck:key-0'), undefined, 'the oldest is gone')
+})
+
+t.test('issue 15: an evicted session takes all its bindings and its usage with it; recently used sessions survive', async (t) => {
+  const { store } = clockedStore(1_000_000, 60_000, 256 * 1024)
+  store.bind(['resp:old-1', 'conv:old'], 'old')
+  store.recordUsage('old', TOKENS, 1)
+  store.bind(['resp:hot-1', 'conv:hot'], 'hot')
+  store.recordUsage('hot', TOKENS, 1)
+  let n = 0
+  // Reading usage does not count as a use; a lookup would (and would keep the session alive).
+  while (await store.usage('old') !== undefined) {
+    store.get('resp:hot-1') // the hot session is used between every newcomer
+    store.bind([`resp:filler-${n}`], longId(n))
+    store.recordUsage(longId(n), TOKENS, n)
+    n++
+    if (n > 100_000) throw new Error('the old session was never evicted')
+  }
+  t.same(await store.lookup(['resp:old-1', 'conv:old']), [undefined, undefined], "all of the old session's bindings went")
+  t.equal(await store.usage('old'), undefined, 'and its usage with them')
+  t.notOk((await store.recentUsage(1_000, 0)).sessions.some((s) => s.id === 'old'), 'it is not listed either')
+  t.same(await store.lookup(['resp:hot-1', 'conv:hot']), ['hot', 'hot'], 'the recently used session survived whole')
+  t.match(await store.usage('hot'), { requests: 1 })
+})
+
+t.test('issue 15: one session holds at most a quarter of the budget, giving up its least recently used keys', async (t) => {
+  const maxBytes = 256 * 1024
+  const { store } = clockedStore(1_000_000, 60_000, maxBytes)
+  store.bind(['conv:other'], 'other')
+  store.bind(['conv:endless'], 'endless')
+  for (let n = 0; n < 5_000; n++) {
+    store.bind([`resp:turn-${n}`], 'endless')
+    store.get('conv:endless') // in use all along
+  }
+  t.ok(store.bytes() <= maxBytes / 4 + 2_000, `the endless session stays near its share (${store.bytes()} bytes in all)`)
+  t.equal(store.get('conv:other'), 'other', 'and did not evict another session')
+  t.equal(store.get('conv:endless'), 'endless', 'its recently used keys are kept')
+  t.equal(store.get('resp:turn-4999'), 'endless')
+  t.equal(store.get('resp:turn-0'), undefined, 'its oldest are not')
+})
+
+t.test('the byte count follows what is held: unbinding or forgetting gives the bytes back', async (t) => {
+  const { store, advance } = clockedStore(1_000, 1_000)
+  store.bind(['a'], 's')
+  const one = store.bytes()
+  store.bind(['b'], 's')
+  t.ok(store.bytes() > one)
+  store.unbind('b', 's')
+  t.equal(store.bytes(), one, 'unbinding gives back what binding took')
+  store.bind(['c'], 's') // the session is used: binding again for it is its own
+  store.unbind('c', 'not-its-session')
+  t.equal(store.get('c'), 's', 'only the owning session can be unbound')
+  advance(2_000)
+  t.equal(store.get('a'), undefined)
+  t.equal(store.bytes(), 0, 'an expired session gives back everything')
+  t.equal(store.sessionCount(), 0)
+})
+
+t.test("issue 15: the Redis store's local copy holds to the same byte bound", async (t) => {
+  const { RedisSessionStore } = await import('../../../src/session/redis-store.js')
+  const { createLogger } = await import('../../../src/observe/logger.js')
+  // Nothing listens on port 1: every binding stays local, as during an outage.
+  const store = new RedisSessionStore({ url: 'redis://127.0.0.1:1', timeoutMs: 100, idleTtlMs: 60_000, keyPrefix: 't:', localMaxEntries: 1_000_000, localMaxBytes: 256 * 1024, logger: createLogger('silent') })
+  t.teardown(async () => { await store.close() })
+  for (let n = 0; n < 5_000; n++) store.bind([`resp:resp_${n}`], longId(n))
+  t.ok(store.size() < 5_000 && store.size() > 50, `the local copy holds ${store.size()} of 5,000 bindings`)
+  t.same(await store.lookup(['resp:resp_4999', 'resp:resp_0']), [longId(4_999), undefined], 'the newest, not the oldest')
 })

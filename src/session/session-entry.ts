@@ -1,0 +1,36 @@
+import type { UsageTotals } from './session-usage.js'
+
+/**
+ * Everything the in-memory store holds for one session, in one object: its lineage keys, its
+ * usage totals and the bytes they are estimated to take, so the session is counted, kept and
+ * evicted as a whole. Bindings point at the entry, so the session id is stored once.
+ */
+export interface SessionEntry {
+  readonly id: string
+  /** Its lineage keys, least recently used first. */
+  readonly keys: Set<string>
+  usage: UsageTotals | undefined
+  /** Estimated heap bytes of all of the above; per-session records add theirs here too. */
+  bytes: number
+  expiresAt: number
+}
+
+/**
+ * Conservative estimates of the heap one session costs, measured with `npm run bench:store`
+ * (bench/store-memory.mjs) on Node 20 x64 and rounded up. Strings count 2 bytes a character
+ * (V8 stores ASCII in 1, but UTF-16 in 2); the fixed parts cover object headers, Map and Set
+ * slots at their worst load factor, and the string headers.
+ */
+export const SESSION_BYTES = {
+  /** The entry object, its empty Set, its slot in the sessions Map, the id's string header. */
+  session: 400,
+  /** A key's slot in the key Map and in its session's Set, and its string header. */
+  perKey: 200,
+  /** A usage totals object, with its two timestamps as heap numbers. */
+  usage: 150
+}
+
+/** The estimated bytes of a new, empty session entry for `sessionId`. */
+export function sessionEntryBytes (sessionId: string): number {
+  return SESSION_BYTES.session + 2 * sessionId.length
+}
