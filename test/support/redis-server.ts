@@ -1,10 +1,12 @@
 /**
  * A real, throwaway redis-server for tests: on a free loopback port, no persistence, killed
- * and restarted on the same port at will. Fails loudly when redis-server is not installed.
+ * and restarted on the same port at will. Tests that start one declare it with
+ * `needs('redis-server')` (./needs.ts), which skips them on a machine without Redis.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
+import { has } from './needs.js'
 
 export interface RunningRedis {
   port: number
@@ -22,12 +24,11 @@ export interface RunningRedis {
   close: () => Promise<void>
 }
 
-/** Throws with an actionable message when `redis-server` cannot be run. */
+/** Throws with an actionable message when `redis-server` cannot be run (a test without `needs('redis-server')`). */
 export function requireRedisServer (): void {
-  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' })
-  if (probe.error !== undefined || probe.status !== 0) {
-    throw new Error('redis-server is not on PATH (or does not run): these tests need a real Redis. ' +
-      'Install it, e.g. `apt-get install -y redis-server`, or put its bin directory on PATH.')
+  if (!has('redis-server')) {
+    throw new Error("redis-server is not on PATH: declare the test with needs('redis-server') (test/support/needs.ts), " +
+      'or install it: apt-get install -y redis-server')
   }
 }
 
@@ -58,7 +59,7 @@ export async function startRedis (): Promise<RunningRedis> {
 }
 
 /** A port nothing listens on right now: bound by the OS, then released. */
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   const server = createServer()
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
