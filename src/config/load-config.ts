@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
-import { boolean, ConfigError, headerMap, headerToken, httpUrl, integer, list, oneOf, redisUrl, secret, setting, text, type Setting } from './settings.js'
+import { boolean, ConfigError, headerMap, headerToken, hostPorts, httpUrl, integer, list, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
+import { checkRedisSettings, type RedisTarget } from './redis-settings.js'
 
 const MINUTE = 60_000
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -29,6 +30,17 @@ export const SETTINGS = {
   redisUrl: setting('redis.url', 'REDIS_URL', '', redisUrl()),
   redisTimeoutMs: setting('redis.timeout_ms', 'REDIS_TIMEOUT_MS', 250, integer(10, MINUTE)),
   redisKeyPrefix: setting('redis.key_prefix', 'REDIS_KEY_PREFIX', 'session-gateway:', text()),
+  redisUsername: setting('redis.username', 'REDIS_USERNAME', '', text({ allowEmpty: true })),
+  redisPassword: setting('redis.password', 'REDIS_PASSWORD', '', secret()),
+  redisSentinels: setting('redis.sentinels', 'REDIS_SENTINELS', [] as string[], hostPorts()),
+  redisSentinelName: setting('redis.sentinel_name', 'REDIS_SENTINEL_NAME', '', text({ allowEmpty: true })),
+  redisClusterNodes: setting('redis.cluster_nodes', 'REDIS_CLUSTER_NODES', [] as string[], hostPorts()),
+  redisTls: setting('redis.tls', 'REDIS_TLS', false, boolean()),
+  redisTlsCaFile: setting('redis.tls_ca_file', 'REDIS_TLS_CA_FILE', '', readableFile()),
+  redisTlsCertFile: setting('redis.tls_cert_file', 'REDIS_TLS_CERT_FILE', '', readableFile()),
+  redisTlsKeyFile: setting('redis.tls_key_file', 'REDIS_TLS_KEY_FILE', '', readableFile()),
+  redisTlsVerify: setting('redis.tls_verify', 'REDIS_TLS_VERIFY', true, boolean()),
+  redisReplayMaxEntries: setting('redis.replay_max_entries', 'REDIS_REPLAY_MAX_ENTRIES', 10_000, integer(0, 10_000_000)),
   logLevel: setting('log.level', 'LOG_LEVEL', 'info' as LogLevel, oneOf(LOG_LEVELS)),
   websocket: setting('server.websocket', 'WEBSOCKET', 'proxy' as WebSocketMode, oneOf(WEBSOCKET_MODES)),
   maxHeaderBytes: setting('server.max_header_bytes', 'MAX_HEADER_BYTES', 16 * 1024, integer(1024, 1024 * 1024)),
@@ -86,12 +98,13 @@ export interface GatewayConfig {
     /** Read JSON bodies for previous_response_id / conversation / prompt_cache_key. */
     readBody: boolean
   }
-  /** Shared session store; `url` '' keeps sessions in memory. */
-  redis: {
-    url: string
+  /** Shared session store, reached by url, Sentinels or Cluster nodes; none set keeps sessions in memory. */
+  redis: RedisTarget & {
     /** Longest a request waits on Redis before deciding its session locally. */
     timeoutMs: number
     keyPrefix: string
+    /** Most bindings made while Redis was away that are written to it when it returns; 0 = none. */
+    replayMaxEntries: number
   }
   log: { level: LogLevel }
   /** Where clients' credentials come from and go. */
@@ -150,6 +163,7 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConf
     config.upstreamHeaders[header] = value
   }
   checkManagedMode(config)
+  checkRedisSettings(config.redis)
   return config
 }
 
@@ -192,7 +206,18 @@ function assemble (v: Values): GatewayConfig {
       idleTtlMs: v.sessionIdleTtlSeconds * 1000,
       readBody: v.sessionReadBody
     },
-    redis: { url: v.redisUrl, timeoutMs: v.redisTimeoutMs, keyPrefix: v.redisKeyPrefix },
+    redis: {
+      url: v.redisUrl,
+      username: v.redisUsername,
+      password: v.redisPassword,
+      sentinels: v.redisSentinels,
+      sentinelName: v.redisSentinelName,
+      clusterNodes: v.redisClusterNodes,
+      tls: { enabled: v.redisTls || /^rediss:/i.test(v.redisUrl), caFile: v.redisTlsCaFile, certFile: v.redisTlsCertFile, keyFile: v.redisTlsKeyFile, verify: v.redisTlsVerify },
+      timeoutMs: v.redisTimeoutMs,
+      keyPrefix: v.redisKeyPrefix,
+      replayMaxEntries: v.redisReplayMaxEntries
+    },
     log: { level: v.logLevel },
     auth: { upstreamApiKey: v.upstreamApiKey, gatewayApiKeys: v.gatewayApiKeys, allowUnauthenticated: v.allowUnauthenticated },
     upstreamHeaders: { ...v.upstreamHeaders },

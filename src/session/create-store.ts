@@ -1,19 +1,21 @@
 import type { GatewayConfig } from '../config/load-config.js'
 import type { Logger } from '../observe/logger.js'
 import { MemorySessionStore } from './memory-store.js'
+import { usesRedis } from './redis-connection.js'
 import { RedisSessionStore } from './redis-store.js'
 import type { SessionStore } from './session-store.js'
 
-/** Redis when `redis.url` is set, else the in-memory store. */
+/** Redis when a `redis.*` setting names one (URL, Sentinels or Cluster nodes), else the in-memory store. */
 export function createSessionStore (config: GatewayConfig, logger: Logger): SessionStore {
   const { session, redis } = config
-  if (redis.url === '') return new MemorySessionStore({ maxEntries: session.maxEntries, idleTtlMs: session.idleTtlMs })
+  if (!usesRedis(redis)) return new MemorySessionStore({ maxEntries: session.maxEntries, idleTtlMs: session.idleTtlMs })
   return new RedisSessionStore({
-    url: redis.url,
+    target: redis,
     timeoutMs: redis.timeoutMs,
     idleTtlMs: session.idleTtlMs,
     keyPrefix: redis.keyPrefix,
     localMaxEntries: session.maxEntries,
+    replayMaxEntries: redis.replayMaxEntries,
     logger
   })
 }
