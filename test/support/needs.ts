@@ -84,7 +84,7 @@ export function has (program: Program): boolean {
 export function needs (...programs: Program[]): NeedsOptions {
   const missing = programs.filter((program) => !has(program)).map((program) => REQUIREMENTS[program] as Requirement)
   if (missing.length === 0) return { skip: false }
-  const why = missing.map(({ what, install }) => `${what} is not on PATH (install it: ${install})`).join('; ')
+  const why = missing.map(({ what, install }) => `no ${what} found on PATH (install it: ${install})`).join('; ')
   if (process.env.CI === 'true') throw new Error(`${why}: under CI=true these tests must run, not be skipped`)
   return { skip: `${why}: skipped` }
 }
