@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
-import { boolean, ConfigError, headerMap, headerToken, httpUrl, integer, list, oneOf, redisUrl, secret, setting, text, type Setting } from './settings.js'
+import { checkRedisSettings } from './redis-settings.js'
+import { boolean, ConfigError, headerMap, headerToken, hostPorts, httpUrl, integer, list, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
 
 const MINUTE = 60_000
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -62,7 +63,25 @@ export const SETTINGS = {
     url: setting('REDIS_URL', '', redisUrl()),
     /** Longest a request waits on Redis before deciding its session locally. */
     timeoutMs: setting('REDIS_TIMEOUT_MS', 250, integer(10, MINUTE)),
-    keyPrefix: setting('REDIS_KEY_PREFIX', 'session-gateway:', text())
+    keyPrefix: setting('REDIS_KEY_PREFIX', 'session-gateway:', text()),
+    /** ACL user and password; when set they win over the ones in `url`. */
+    username: setting('REDIS_USERNAME', '', text({ allowEmpty: true })),
+    password: setting('REDIS_PASSWORD', '', secret()),
+    /** `host:port` of each Sentinel, asked for the master named `sentinelName`. */
+    sentinels: setting('REDIS_SENTINELS', [] as string[], hostPorts()),
+    sentinelName: setting('REDIS_SENTINEL_NAME', '', text({ allowEmpty: true })),
+    /** `host:port` of some Cluster nodes; the rest are discovered. */
+    clusterNodes: setting('REDIS_CLUSTER_NODES', [] as string[], hostPorts()),
+    /** TLS for Sentinel or Cluster (a `rediss://` URL turns it on by itself). */
+    tls: setting('REDIS_TLS', false, boolean()),
+    /** PEM files; '' for none (the system's CAs, no client certificate). */
+    tlsCaFile: setting('REDIS_TLS_CA_FILE', '', readableFile()),
+    tlsCertFile: setting('REDIS_TLS_CERT_FILE', '', readableFile()),
+    tlsKeyFile: setting('REDIS_TLS_KEY_FILE', '', readableFile()),
+    /** Check the server's certificate and name; off only for testing. */
+    tlsVerify: setting('REDIS_TLS_VERIFY', true, boolean()),
+    /** Most bindings made while Redis was away that are written to it when it returns; 0 = none. */
+    replayMaxEntries: setting('REDIS_REPLAY_MAX_ENTRIES', 10_000, integer(0, 10_000_000))
   },
   auth: {
     /** Keys clients present (`Authorization: Bearer …`) in managed mode. */
@@ -139,6 +158,7 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConf
   const typed = config as GatewayConfig
   addEnvHeaders(typed.upstream, env)
   checkManagedMode(typed)
+  checkRedisSettings(typed.redis)
   return typed
 }
 

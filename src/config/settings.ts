@@ -4,6 +4,7 @@
  * `load-config.ts` applies them (defaults < YAML < environment); nothing else reads
  * `process.env`.
  */
+import { readFileSync } from 'node:fs'
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -149,5 +150,33 @@ export function headerMap (): Parse<Record<string, string>> {
       out[name.toLowerCase()] = String(v)
     }
     return out
+  }
+}
+
+/** `host:port` addresses (`[v6]:port` too): a YAML list or a comma-separated string; [] when unset. */
+export function hostPorts (): Parse<string[]> {
+  return (raw, key) => {
+    const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined
+    if (items === undefined) throw new ConfigError(key, 'expected a list of host:port or a comma-separated string')
+    return items.map((item) => String(item).trim()).filter((item) => item !== '').map((item) => {
+      const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(item)
+      if (match === null || Number(match[2]) < 1 || Number(match[2]) > 65535) throw new ConfigError(key, `expected host:port, got ${JSON.stringify(item)}`)
+      return item
+    })
+  }
+}
+
+/** A path to a (small) file that can be read now: checked at start, not at first use; '' when unset. */
+export function readableFile (): Parse<string> {
+  const parseText = text({ allowEmpty: true })
+  return (raw, key) => {
+    const path = parseText(raw, key)
+    if (path === '') return path
+    try {
+      readFileSync(path) // a directory passes an access check but not this
+    } catch (err) {
+      throw new ConfigError(key, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+    }
+    return path
   }
 }

@@ -1,12 +1,15 @@
-import { Redis } from 'ioredis'
+import type { RedisTarget } from '../config/redis-settings.js'
 import type { Logger } from '../observe/logger.js'
 import { MemorySessionStore } from './memory-store.js'
+import { createRedisClient, type RedisClient } from './redis-connection.js'
+import { ReplayQueue, type PendingBinding } from './replay-queue.js'
 import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
 import { toSessionUsage, type SessionUsage, type UsagePage, type UsageTotals } from './session-usage.js'
 
 export interface RedisStoreOptions {
-  url: string
+  /** Where Redis is: a URL, Sentinels or Cluster nodes, with TLS and credentials. */
+  target: RedisTarget
   /** Longest a request waits for Redis before deciding from local knowledge. */
   timeoutMs: number
   idleTtlMs: number
@@ -15,8 +18,13 @@ export interface RedisStoreOptions {
   localMaxEntries: number
   /** Bounds the local copy's estimated bytes, like the in-memory store's. */
   localMaxBytes: number
+  /** Most bindings made while Redis is away that are written to it when it returns (oldest dropped first). */
+  replayMaxEntries: number
   logger: Logger
 }
+
+/** Bindings written to Redis per round trip while replaying: small, so requests interleave. */
+const REPLAY_BATCH = 100
 
 /**
  * Binds KEYS[1] to ARGV[1] for ARGV[2] seconds unless another session owns it, atomically;
@@ -35,33 +43,36 @@ return 0`
  * Bindings shared by every replica through Redis, each key with a TTL. Every binding is also
  * kept locally, so when Redis is slow or down requests go on within `timeoutMs`, decided from
  * what this process knows; the outage is logged once and the client reconnects by itself.
+ * Bindings made meanwhile are queued (bounded) and written when Redis returns, never over a
+ * binding Redis holds already. Usage counted meanwhile stays in this process.
+ *
+ * Works alike on one Redis and on a Cluster: no command spans two keys, since keys of one
+ * call may live on different nodes.
  */
 export class RedisSessionStore implements SessionStore {
   readonly kind = 'redis'
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #local: MemorySessionStore
+  readonly #idleTtlMs: number
   readonly #ttlSeconds: number
   readonly #prefix: string
   readonly #logger: Logger
   readonly #maxUsageSessions: number
+  /** Bindings made while Redis was away, written when it returns. */
+  readonly #replay: ReplayQueue
+  #replaying = false
   #degradedBy: string | undefined = 'connecting'
   #closed = false
 
   constructor (options: RedisStoreOptions) {
     this.#local = new MemorySessionStore({ maxBytes: options.localMaxBytes, maxEntries: options.localMaxEntries, idleTtlMs: options.idleTtlMs })
+    this.#idleTtlMs = options.idleTtlMs
     this.#ttlSeconds = Math.max(1, Math.ceil(options.idleTtlMs / 1000))
     this.#prefix = options.keyPrefix
     this.#logger = options.logger
     this.#maxUsageSessions = options.localMaxEntries
-    this.#redis = new Redis(options.url, {
-      // Fail commands at once while disconnected instead of queueing them behind a reconnect.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: options.timeoutMs,
-      connectTimeout: Math.max(options.timeoutMs, 1_000),
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-      lazyConnect: false
-    })
+    this.#replay = new ReplayQueue(options.replayMaxEntries)
+    this.#redis = createRedisClient(options.target, options.timeoutMs)
     this.#redis.on('ready', () => this.#recovered())
     this.#redis.on('error', (err: Error & { code?: string }) => this.#degraded(err.code ?? err.message))
     this.#redis.on('end', () => this.#degraded('connection ended'))
@@ -71,7 +82,8 @@ export class RedisSessionStore implements SessionStore {
     const local = keys.map((key) => this.#local.get(key))
     if (keys.length === 0 || this.#redis.status !== 'ready') return local
     try {
-      const shared = await this.#redis.mget(keys.map((key) => this.#prefix + key))
+      // One GET per key, not MGET: in a Cluster the keys may be on different nodes.
+      const shared = await Promise.all(keys.map(async (key) => await this.#redis.get(this.#prefix + key)))
       this.#recovered()
       return keys.map((_, i) => shared[i] ?? local[i])
     } catch (err) {
@@ -82,27 +94,38 @@ export class RedisSessionStore implements SessionStore {
 
   bind (keys: readonly string[], sessionId: string): void {
     this.#local.bind(keys, sessionId)
-    if (keys.length === 0 || this.#redis.status !== 'ready') return
-    const pipeline = this.#redis.pipeline()
-    for (const key of keys) pipeline.eval(BIND_UNLESS_OWNED, 1, this.#prefix + key, sessionId, this.#ttlSeconds)
-    pipeline.exec()
-      .then((results) => {
+    if (keys.length === 0) return
+    const expiresAt = Date.now() + this.#idleTtlMs
+    if (this.#redis.status !== 'ready') {
+      for (const key of keys) this.#replay.add(key, sessionId, expiresAt)
+      return
+    }
+    // One script call per key, not a pipeline: in a Cluster the keys may be on different nodes.
+    for (const key of keys) {
+      this.#replay.forget(key)
+      this.#redis.eval(BIND_UNLESS_OWNED, 1, this.#prefix + key, sessionId, this.#ttlSeconds).then((bound) => {
         // Another replica's session owns the key: the local copy must not claim it either.
-        results?.forEach(([err, bound], i) => { if (err === null && bound === 0) this.#local.unbind(keys[i]!, sessionId) })
+        if (bound === 0) this.#local.unbind(key, sessionId)
+      }, (err: Error) => {
+        this.#replay.add(key, sessionId, expiresAt)
+        this.#degraded(err.message)
       })
-      .catch((err: Error) => this.#degraded(err.message))
+    }
   }
 
   /**
    * Totals are a Redis hash per session (`usage:<id>`, with the idle TTL) and a sorted set of
    * session ids by last activity (`usage-recent`), trimmed to `localMaxEntries`. While Redis is
-   * away, usage is counted locally only.
+   * away, usage is counted locally only, and stays local: counters are not replayed, since a
+   * replay cut short could not tell which increments had landed.
    */
   recordUsage (sessionId: string, tokens: TokenUsage, at: number): void {
     this.#local.recordUsage(sessionId, tokens, at)
     if (this.#redis.status !== 'ready') return
     const key = this.#prefix + 'usage:' + sessionId
     const recent = this.#prefix + 'usage-recent'
+    const failed = (err: Error): void => this.#degraded(err.message)
+    // Two pipelines, one per key: in a Cluster a pipeline must stay on one node.
     this.#redis.pipeline()
       .hincrby(key, 'requests', 1)
       .hincrby(key, 'input', tokens.input)
@@ -112,10 +135,13 @@ export class RedisSessionStore implements SessionStore {
       .hsetnx(key, 'firstSeen', at)
       .hset(key, 'lastSeen', at)
       .expire(key, this.#ttlSeconds)
+      .exec()
+      .catch(failed)
+    this.#redis.pipeline()
       .zadd(recent, at, sessionId)
       .zremrangebyrank(recent, 0, -(this.#maxUsageSessions + 1))
       .exec()
-      .catch((err: Error) => this.#degraded(err.message))
+      .catch(failed)
   }
 
   async usage (sessionId: string): Promise<SessionUsage | undefined> {
@@ -137,12 +163,11 @@ export class RedisSessionStore implements SessionStore {
         this.#redis.zrevrange(recent, offset, offset + limit - 1),
         this.#redis.zcard(recent)
       ])
-      const pipeline = this.#redis.pipeline()
-      for (const id of ids) pipeline.hgetall(this.#prefix + 'usage:' + id)
-      const rows = (await pipeline.exec()) ?? []
+      // One HGETALL per session: in a Cluster their hashes live on different nodes.
+      const rows = await Promise.all(ids.map(async (id) => await this.#redis.hgetall(this.#prefix + 'usage:' + id)))
       const sessions: SessionUsage[] = []
       ids.forEach((id, i) => {
-        const totals = parseTotals(rows[i]?.[1] as Record<string, string> | undefined)
+        const totals = parseTotals(rows[i])
         if (totals !== undefined) sessions.push(toSessionUsage(id, totals))
       })
       return { sessions, total }
@@ -184,6 +209,37 @@ export class RedisSessionStore implements SessionStore {
     const wasConnecting = this.#degradedBy === 'connecting'
     this.#degradedBy = undefined
     if (!wasConnecting) this.#logger.info('session store: redis is back, sessions shared again')
+    void this.#replayPending()
+  }
+
+  /**
+   * Writes the bindings queued while Redis was away, a batch per round trip so requests go on
+   * meanwhile. SET NX: a key another replica bound while this one could not reach Redis keeps
+   * that binding. Stops at the first failure; what is left waits for the next recovery.
+   */
+  async #replayPending (): Promise<void> {
+    if (this.#replaying || this.#replay.size === 0) return
+    this.#replaying = true
+    const counts = { written: 0, kept: 0, expired: 0 }
+    try {
+      for (let batch = this.#replay.oldest(REPLAY_BATCH); batch.length > 0 && !this.#closed; batch = this.#replay.oldest(REPLAY_BATCH)) {
+        const results = await Promise.all(batch.map(async (entry) => await this.#replayOne(entry)))
+        for (const result of results) counts[result]++
+        this.#replay.done(batch)
+      }
+      this.#logger.info({ ...counts, dropped: this.#replay.takeDropped() }, 'session store: bindings made while redis was away are written to it')
+    } catch (err) {
+      this.#degraded((err as Error).message)
+    } finally {
+      this.#replaying = false
+    }
+  }
+
+  async #replayOne ({ key, sessionId, expiresAt }: PendingBinding): Promise<'written' | 'kept' | 'expired'> {
+    const ttlMs = expiresAt - Date.now()
+    if (ttlMs <= 0) return 'expired'
+    const set = await this.#redis.set(this.#prefix + key, sessionId, 'PX', ttlMs, 'NX')
+    return set === 'OK' ? 'written' : 'kept'
   }
 }
 

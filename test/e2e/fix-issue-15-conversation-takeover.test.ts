@@ -14,6 +14,7 @@ import { answerWithNewResponses, postResponse, type Exchange } from '../support/
 import { MemorySessionStore } from '../../src/session/memory-store.js'
 import { RedisSessionStore } from '../../src/session/redis-store.js'
 import { createLogger } from '../../src/observe/logger.js'
+import { loadConfig } from '../../src/config/load-config.js'
 
 type Post = (gateway: RunningGateway, body: unknown, headers?: Record<string, string>) => Promise<Exchange>
 
@@ -93,7 +94,7 @@ t.test('issue 15: the Redis store binds a key only if no other session owns it, 
   const probe = new Redis(redis.url)
   t.teardown(() => probe.disconnect())
   const storeFor = (): RedisSessionStore => {
-    const store = new RedisSessionStore({ url: redis.url, timeoutMs: 1_000, idleTtlMs: 3_600_000, keyPrefix: 't:', localMaxEntries: 100, localMaxBytes: 1024 * 1024, logger: createLogger('silent') })
+    const store = new RedisSessionStore({ target: loadConfig({ env: { REDIS_URL: redis.url } }).redis, replayMaxEntries: 0, timeoutMs: 1_000, idleTtlMs: 3_600_000, keyPrefix: 't:', localMaxEntries: 100, localMaxBytes: 1024 * 1024, logger: createLogger('silent') })
     t.teardown(async () => { await store.close() })
     return store
   }

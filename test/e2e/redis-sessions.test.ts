@@ -10,6 +10,7 @@ import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
+import { needs } from '../support/needs.js'
 import { startRedis, type RunningRedis } from '../support/redis-server.js'
 import { answerWithNewResponses, postResponse, type Exchange } from '../support/responses-client.js'
 
@@ -65,7 +66,7 @@ async function startCluster (t: Test, replicas: number): Promise<Cluster> {
   return { redis, upstream, answered, gateways, post: async (gateway, body) => await postResponse(gateway, upstream, answered, body) }
 }
 
-t.test('two gateways share sessions through Redis, ride out its outage, and share again when it returns', async (t) => {
+t.test('two gateways share sessions through Redis, ride out its outage, and share again when it returns', needs('redis-server'), async (t) => {
   const { redis, upstream, gateways, post } = await startCluster(t, 2)
   const [one, two] = gateways as [RunningGateway, RunningGateway]
   for (const gateway of gateways) t.ok(isReady(await readyzUntil(gateway, isReady, 'redis ok at start')), 'ready, store redis ok')
@@ -120,7 +121,7 @@ t.test('two gateways share sessions through Redis, ride out its outage, and shar
   }
 })
 
-t.test('a gateway started while Redis is down serves at once, and shares once Redis is up', async (t) => {
+t.test('a gateway started while Redis is down serves at once, and shares once Redis is up', needs('redis-server'), async (t) => {
   const { redis, upstream, answered } = await startCluster(t, 0)
   await redis.kill()
   const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, REDIS_TIMEOUT_MS: '200' }
@@ -143,7 +144,7 @@ t.test('a gateway started while Redis is down serves at once, and shares once Re
   t.equal(continued.session, made.session, 'sessions are shared once Redis is up')
 })
 
-t.test('a hung Redis (stopped, never answering) does not hang requests: they are decided locally', async (t) => {
+t.test('a hung Redis (stopped, never answering) does not hang requests: they are decided locally', needs('redis-server'), async (t) => {
   const { redis, gateways, post } = await startCluster(t, 1)
   const gateway = gateways[0]!
   await readyzUntil(gateway, isReady, 'redis ok')
@@ -164,7 +165,7 @@ t.test('a hung Redis (stopped, never answering) does not hang requests: they are
   await readyzUntil(gateway, isReady, 'ok once redis answers again')
 })
 
-t.test('closing a gateway does not log a Redis outage', async (t) => {
+t.test('closing a gateway does not log a Redis outage', needs('redis-server'), async (t) => {
   // Regression: the store's own disconnect ended the Redis connection, which it took for an
   // outage, so every clean shutdown logged "redis unavailable".
   const toRedis: Socket[] = []

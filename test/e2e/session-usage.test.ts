@@ -8,6 +8,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { replyJson, replySse, responseStream, type MockUpstream } from '../support/mock-upstream.js'
 import { startGatewayWithUpstream, type RunningGateway, type Teardown } from '../support/gateway.js'
+import { needs } from '../support/needs.js'
 import { startRedis } from '../support/redis-server.js'
 import type { SessionUsage } from '../../src/session/session-usage.js'
 
@@ -282,9 +283,7 @@ t.test('the admin page sends the token from its URL fragment', async (t) => {
   t.equal(rendered.rows[0]?.[0], 's-page-token')
 })
 
-const REDIS = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).status === 0
-
-t.test('two gateways sharing Redis agree on a session\'s usage', { skip: REDIS ? false : 'redis-server is not on PATH' }, async (t) => {
+t.test('two gateways sharing Redis agree on a session\'s usage', needs('redis-server'), async (t) => {
   const redis = await startRedis()
   t.teardown(async () => { await redis.close() })
   const a = await start(t, { REDIS_URL: redis.url })

@@ -9,6 +9,7 @@ import t from 'tap'
 import { Agent, request } from 'undici'
 import { replyJson, replySse, responseStream, startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
+import { needs } from '../support/needs.js'
 import { startRedis } from '../support/redis-server.js'
 
 const CONCURRENT = 50
@@ -75,7 +76,7 @@ async function readyWithRedis (gateway: RunningGateway): Promise<void> {
 
 const linesSaying = (gateway: RunningGateway, text: string): number => gateway.logs.filter((l) => String(l.msg).includes(text)).length
 
-t.test(`a stopped Redis under ${CONCURRENT} concurrent requests: all complete while it is stopped, the outage is logged once, sharing resumes after`, async (t) => {
+t.test(`a stopped Redis under ${CONCURRENT} concurrent requests: all complete while it is stopped, the outage is logged once, sharing resumes after`, needs('redis-server'), async (t) => {
   const redis = await startRedis()
   t.teardown(redis.close)
   t.teardown(redis.resume) // (teardowns run last-in first-out: resumed, then killed)

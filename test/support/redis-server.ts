@@ -1,14 +1,23 @@
 /**
  * A real, throwaway redis-server for tests: on a free loopback port, no persistence, killed
- * and restarted on the same port at will. Fails loudly when redis-server is not installed.
+ * and restarted on the same port at will. Tests that start one declare it with
+ * `needs('redis-server')` (./needs.ts), which skips them on a machine without Redis.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
+import { has } from './needs.js'
+
+export interface RedisServerOptions {
+  /** Serve TLS only (`--port 0 --tls-port PORT`) with these PEM files; clients need not present certificates. */
+  tls?: { certFile: string, keyFile: string, caFile: string }
+  /** More `redis-server` arguments, e.g. `['--requirepass', 'x']` or cluster mode. */
+  args?: string[]
+}
 
 export interface RunningRedis {
   port: number
-  /** `redis://127.0.0.1:PORT` */
+  /** `redis://127.0.0.1:PORT`, or `rediss://…` with TLS */
   url: string
   /** SIGKILLs the server (no goodbye to clients) and resolves once it has exited. */
   kill: () => Promise<void>
@@ -22,19 +31,19 @@ export interface RunningRedis {
   close: () => Promise<void>
 }
 
-/** Throws with an actionable message when `redis-server` cannot be run. */
+/** Throws with an actionable message when `redis-server` cannot be run (a test without `needs('redis-server')`). */
 export function requireRedisServer (): void {
-  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' })
-  if (probe.error !== undefined || probe.status !== 0) {
-    throw new Error('redis-server is not on PATH (or does not run): these tests need a real Redis. ' +
-      'Install it, e.g. `apt-get install -y redis-server`, or put its bin directory on PATH.')
+  if (!has('redis-server')) {
+    throw new Error("redis-server is not on PATH: declare the test with needs('redis-server') (test/support/needs.ts), " +
+      'or install it: apt-get install -y redis-server')
   }
 }
 
-export async function startRedis (): Promise<RunningRedis> {
+export async function startRedis (options: RedisServerOptions = {}): Promise<RunningRedis> {
   requireRedisServer()
   const port = await freePort()
-  let child: ChildProcess | undefined = await spawnRedis(port)
+  const args = [...listenArgs(port, options.tls), ...(options.args ?? [])]
+  let child: ChildProcess | undefined = await spawnRedis(args)
   const stop = async (signal: NodeJS.Signals): Promise<void> => {
     const running = child
     child = undefined
@@ -45,20 +54,20 @@ export async function startRedis (): Promise<RunningRedis> {
   }
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${options.tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
     kill: async () => { await stop('SIGKILL') },
     pause: () => { child?.kill('SIGSTOP') },
     resume: () => { child?.kill('SIGCONT') },
     restart: async () => {
       await stop('SIGKILL')
-      child = await spawnRedis(port)
+      child = await spawnRedis(args)
     },
     close: async () => { await stop('SIGKILL') }
   }
 }
 
 /** A port nothing listens on right now: bound by the OS, then released. */
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   const server = createServer()
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -70,20 +79,31 @@ async function freePort (): Promise<number> {
   return address.port
 }
 
-/** Spawns redis-server and resolves when it logs that it accepts connections. */
-async function spawnRedis (port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', [
-    '--port', String(port),
+function listenArgs (port: number, tls: RedisServerOptions['tls']): string[] {
+  if (tls === undefined) return ['--port', String(port)]
+  return ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile,
+    '--tls-ca-cert-file', tls.caFile, '--tls-auth-clients', 'no']
+}
+
+/** Spawns a throwaway redis-server (loopback, no persistence) and resolves once it accepts connections. */
+async function spawnRedis (args: string[]): Promise<ChildProcess> {
+  return await spawnUntil('redis-server', [
     '--bind', '127.0.0.1',
     '--save', '',
     '--appendonly', 'no',
-    '--dir', tmpdir()
-  ], { stdio: ['ignore', 'pipe', 'pipe'] })
+    '--dir', tmpdir(),
+    ...args
+  ], 'Ready to accept connections')
+}
+
+/** Spawns `command` and resolves when its output shows `marker`; rejects if it exits first. */
+export async function spawnUntil (command: string, args: string[], marker: string): Promise<ChildProcess> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   return await new Promise((resolve, reject) => {
     const onData = (chunk: Buffer): void => {
       output += chunk.toString('utf8')
-      if (output.includes('Ready to accept connections')) {
+      if (output.includes(marker)) {
         cleanup()
         child.stdout?.resume() // keep draining so a chatty server never blocks on a full pipe
         resolve(child)
@@ -91,7 +111,7 @@ async function spawnRedis (port: number): Promise<ChildProcess> {
     }
     const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
       cleanup()
-      reject(new Error(`redis-server on port ${port} exited before it was ready (code ${code}, signal ${signal}):\n${output}`))
+      reject(new Error(`${command} ${args.join(' ')} exited before it was ready (code ${code}, signal ${signal}):\n${output}`))
     }
     const onError = (err: Error): void => {
       cleanup()

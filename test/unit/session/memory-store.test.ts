@@ -135,8 +135,9 @@ t.test('the byte count follows what is held: unbinding or forgetting gives the b
 t.test("issue 15: the Redis store's local copy holds to the same byte bound", async (t) => {
   const { RedisSessionStore } = await import('../../../src/session/redis-store.js')
   const { createLogger } = await import('../../../src/observe/logger.js')
+  const { loadConfig } = await import('../../../src/config/load-config.js')
   // Nothing listens on port 1: every binding stays local, as during an outage.
-  const store = new RedisSessionStore({ url: 'redis://127.0.0.1:1', timeoutMs: 100, idleTtlMs: 60_000, keyPrefix: 't:', localMaxEntries: 1_000_000, localMaxBytes: 256 * 1024, logger: createLogger('silent') })
+  const store = new RedisSessionStore({ target: loadConfig({ env: { REDIS_URL: 'redis://127.0.0.1:1' } }).redis, replayMaxEntries: 0, timeoutMs: 100, idleTtlMs: 60_000, keyPrefix: 't:', localMaxEntries: 1_000_000, localMaxBytes: 256 * 1024, logger: createLogger('silent') })
   t.teardown(async () => { await store.close() })
   for (let n = 0; n < 5_000; n++) store.bind([`resp:resp_${n}`], longId(n))
   t.ok(store.size() < 5_000 && store.size() > 50, `the local copy holds ${store.size()} of 5,000 bindings`)

@@ -1,0 +1,90 @@
+import { readFileSync } from 'node:fs'
+import type { ConnectionOptions } from 'node:tls'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import { redisTlsEnabled, type RedisTarget } from '../config/redis-settings.js'
+
+/** A single Redis (direct or found through Sentinel) or a Redis Cluster: the store uses either alike. */
+export type RedisClient = Redis | Cluster
+
+/** Whether any `redis.*` setting asks for Redis at all. */
+export function usesRedis (target: RedisTarget): boolean {
+  return target.url !== '' || target.sentinels.length > 0 || target.clusterNodes.length > 0
+}
+
+/**
+ * Connects to Redis as `target` describes. Commands fail at once while disconnected (no
+ * offline queue, no retries) and after `timeoutMs`: a request must never wait on Redis longer
+ * than that. Reconnecting goes on in the background for as long as the process runs.
+ */
+export function createRedisClient (target: RedisTarget, timeoutMs: number): RedisClient {
+  const retry = (attempt: number): number => Math.min(attempt * 200, 2_000)
+  const common: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: timeoutMs,
+    connectTimeout: Math.max(timeoutMs, 1_000),
+    lazyConnect: false,
+    ...credentials(target),
+    ...(redisTlsEnabled(target) ? { tls: tlsOptions(target) } : {})
+  }
+  if (target.clusterNodes.length > 0) {
+    const options: ClusterOptions = { enableOfflineQueue: false, clusterRetryStrategy: retry, slotsRefreshTimeout: Math.max(timeoutMs, 1_000), redisOptions: common }
+    return new Cluster(target.clusterNodes.map(hostPort), options)
+  }
+  if (target.sentinels.length > 0) {
+    return new Redis({
+      ...common,
+      retryStrategy: retry,
+      sentinels: target.sentinels.map(hostPort),
+      name: target.sentinelName,
+      sentinelRetryStrategy: retry,
+      // Sentinels speak TLS when the data nodes do (one CA for both).
+      ...(redisTlsEnabled(target) ? { enableTLSForSentinelMode: true, sentinelTLS: tlsOptions(target) } : {})
+    })
+  }
+  return new Redis({ ...fromUrl(target.url), ...common, retryStrategy: retry })
+}
+
+/**
+ * Host, port and database from `redis.url`. Parsed here rather than by ioredis, whose URL
+ * values would win over the explicit settings; credentials are taken by `credentials`.
+ */
+function fromUrl (url: string): RedisOptions {
+  const parsed = new URL(url)
+  const db = Number(parsed.pathname.slice(1) || 0)
+  return {
+    host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: Number(parsed.port || 6379),
+    ...(Number.isSafeInteger(db) && db > 0 ? { db } : {})
+  }
+}
+
+/** The settings' user and password, else the URL's; none when neither has them. */
+function credentials (target: RedisTarget): Pick<RedisOptions, 'username' | 'password'> {
+  const url = target.url === '' ? undefined : new URL(target.url)
+  const username = target.username !== '' ? target.username : decodeURIComponent(url?.username ?? '')
+  const password = target.password !== '' ? target.password : decodeURIComponent(url?.password ?? '')
+  return {
+    ...(username !== '' ? { username } : {}),
+    ...(password !== '' ? { password } : {})
+  }
+}
+
+function tlsOptions (tls: RedisTarget): ConnectionOptions {
+  const file = (path: string): Buffer | undefined => path === '' ? undefined : readFileSync(path)
+  const ca = file(tls.tlsCaFile)
+  const cert = file(tls.tlsCertFile)
+  const key = file(tls.tlsKeyFile)
+  return {
+    rejectUnauthorized: tls.tlsVerify,
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {})
+  }
+}
+
+/** `host:port` or `[v6]:port`, already validated by the settings. */
+function hostPort (address: string): { host: string, port: number } {
+  const at = address.lastIndexOf(':')
+  return { host: address.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(at + 1)) }
+}

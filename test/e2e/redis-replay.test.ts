@@ -1,0 +1,96 @@
+/**
+ * Bindings made while Redis was away are written to it when it returns: a response made
+ * through one gateway during an outage is continued through another afterwards. The replay is
+ * bounded (oldest dropped first) and never overwrites a binding Redis holds for another
+ * session. Runs real redis-server processes.
+ */
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { Writable } from 'node:stream'
+import { loadConfig } from '../../src/config/load-config.js'
+import { createLogger } from '../../src/observe/logger.js'
+import { RedisSessionStore } from '../../src/session/redis-store.js'
+import { startGateway, type RunningGateway } from '../support/gateway.js'
+import { logLines, type LogLine } from '../support/log-lines.js'
+import { startMockUpstream } from '../support/mock-upstream.js'
+import { needs } from '../support/needs.js'
+import { startRedis } from '../support/redis-server.js'
+import { answerWithNewResponses, postResponse } from '../support/responses-client.js'
+import { startTcpProxy } from '../support/tcp-proxy.js'
+
+const REPLAYED = 'session store: bindings made while redis was away are written to it'
+
+/** Polls `read` until `done` holds: the store changes state on its Redis client's events, which a test cannot hook. */
+async function until<T> (read: () => T | Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    const value = await read()
+    if (done(value)) return value
+    if (Date.now() > deadline) throw new Error(`never ${what}; last: ${JSON.stringify(value)}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+async function storeState (gateway: RunningGateway): Promise<string> {
+  const res = await fetch(`${gateway.origin}/readyz`)
+  return ((await res.json()) as { store: { state: string } }).store.state
+}
+
+t.test('a response made through one gateway while Redis was down is continued through another once Redis is back', needs('redis-server'), async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const upstream = await startMockUpstream()
+  t.teardown(upstream.close)
+  const answered = answerWithNewResponses(upstream)
+  const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, REDIS_TIMEOUT_MS: '200' }
+  const [one, two] = [await startGateway(env), await startGateway(env)]
+  t.teardown(one.close)
+  t.teardown(two.close)
+  for (const gateway of [one, two]) await until(async () => await storeState(gateway), (s) => s === 'ok', 'connected')
+
+  await redis.kill()
+  await until(async () => await storeState(one), (s) => s === 'degraded', 'degraded')
+  const during = await postResponse(one, upstream, answered, { model: 'gpt-5', input: 'made during the outage', stream: true })
+  t.equal(during.status, 200)
+
+  await redis.restart() // empty: only a replay can bring the binding back
+  const replayed = await one.waitForLog((line) => line.msg === REPLAYED)
+  t.match(replayed, { written: 1, kept: 0, dropped: 0 }, 'its binding (the response id) is written')
+  await until(async () => await storeState(two), (s) => s === 'ok', 'gateway 2 reconnected')
+  const continued = await postResponse(two, upstream, answered, { model: 'gpt-5', previous_response_id: during.responseId })
+  t.equal(continued.session, during.session, 'gateway 2, which never saw the response, continues it in its session')
+  t.equal(continued.source, 'previous_response')
+})
+
+t.test('the replay keeps a binding Redis already holds for another session, and drops the oldest past its bound', needs('redis-server'), async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const proxy = await startTcpProxy(redis.port)
+  t.teardown(proxy.close)
+  const probe = new Redis(redis.url)
+  t.teardown(() => probe.disconnect())
+
+  const logs = logLines()
+  const sink = new Writable({ write (chunk: Buffer, _encoding, done) { for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.add(JSON.parse(line) as LogLine); done() } })
+  const config = loadConfig({ env: { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_REPLAY_MAX_ENTRIES: '2' } })
+  const store = new RedisSessionStore({ target: config.redis, timeoutMs: 200, idleTtlMs: 3_600_000, keyPrefix: 'gw:', localMaxEntries: 100, localMaxBytes: 1024 * 1024, replayMaxEntries: config.redis.replayMaxEntries, logger: createLogger('info', sink) })
+  t.teardown(async () => { await store.close() })
+  await until(() => store.health().state, (s) => s === 'ok', 'connected')
+
+  proxy.cut() // this replica loses Redis; the others (the probe) do not
+  await until(() => store.health().state, (s) => s === 'degraded', 'degraded')
+  store.bind(['conv:oldest'], 'session-a')
+  store.bind(['conv:contested'], 'session-a')
+  store.bind(['conv:newest'], 'session-a')
+  await probe.set('gw:conv:contested', 'session-b') // another replica bound it meanwhile
+
+  proxy.restore()
+  const replayed = await logs.waitFor((line) => line.msg === REPLAYED)
+  t.match(replayed, { written: 1, kept: 1, dropped: 1 })
+  t.equal(await probe.get('gw:conv:contested'), 'session-b', "the other replica's binding is kept")
+  t.equal(await probe.get('gw:conv:newest'), 'session-a', 'a binding made during the outage is written')
+  const ttl = await probe.pttl('gw:conv:newest')
+  t.ok(ttl > 0 && ttl <= 3_600_000, `with what is left of its idle TTL (${ttl} ms)`)
+  t.equal(await probe.get('gw:conv:oldest'), null, 'the oldest, past the bound of 2, is not')
+  t.same(await store.lookup(['conv:contested']), ['session-b'], "and this replica now follows Redis's binding")
+})

@@ -1,0 +1,106 @@
+/**
+ * The `redis.*` settings for production Redis (credentials, TLS, Sentinel, Cluster, replay):
+ * read from YAML and the environment, checked at start, refused by name when wrong or when
+ * they contradict each other; a password is never echoed. The CLI exits 2 on each refusal.
+ * `npm test` builds first; run `npx tsc -p tsconfig.json` before running this file alone.
+ */
+import { spawnSync } from 'node:child_process'
+import { existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { redisTlsEnabled } from '../../src/config/redis-settings.js'
+import t, { type Test } from 'tap'
+import { loadConfig } from '../../src/config/load-config.js'
+import { ConfigError } from '../../src/config/settings.js'
+
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js')
+
+function refusal (load: () => unknown): ConfigError {
+  try {
+    load()
+  } catch (err) {
+    if (err instanceof ConfigError) return err
+    throw err
+  }
+  throw new Error('expected a ConfigError')
+}
+
+function refuses (t: Test, env: Record<string, string>, key: string, problem: RegExp): void {
+  const err = refusal(() => loadConfig({ env }))
+  t.equal(err.key, key, `${JSON.stringify(env)}: blamed on ${key}`)
+  t.match(err.message, problem)
+}
+
+t.test('defaults: no Redis, TLS verified when on, 10,000 bindings replayed', async (t) => {
+  const { redis } = loadConfig({})
+  t.same(redis, {
+    url: '',
+    username: '',
+    password: '',
+    sentinels: [],
+    sentinelName: '',
+    clusterNodes: [],
+    tls: false,
+    tlsCaFile: '',
+    tlsCertFile: '',
+    tlsKeyFile: '',
+    tlsVerify: true,
+    timeoutMs: 250,
+    keyPrefix: 'session-gateway:',
+    replayMaxEntries: 10_000
+  })
+})
+
+t.test('settings from YAML and the environment', async (t) => {
+  const dir = t.testdir({ 'ca.pem': 'ca' })
+  const file = join(dir, 'gateway.yaml')
+  writeFileSync(file, `redis:\n  sentinels: [10.0.0.1:26379, "[::1]:26380"]\n  sentinel_name: main\n  tls: true\n  tls_ca_file: ${join(dir, 'ca.pem')}\n  replay_max_entries: 0\n`)
+  const fromYaml = loadConfig({ file }).redis
+  t.same(fromYaml.sentinels, ['10.0.0.1:26379', '[::1]:26380'])
+  t.equal(fromYaml.sentinelName, 'main')
+  t.same([fromYaml.tls, fromYaml.tlsCaFile, fromYaml.tlsCertFile, fromYaml.tlsKeyFile, fromYaml.tlsVerify], [true, join(dir, 'ca.pem'), '', '', true])
+  t.equal(fromYaml.replayMaxEntries, 0)
+
+  const fromEnv = loadConfig({ env: { REDIS_CLUSTER_NODES: 'a:7000, b:7001', REDIS_USERNAME: 'gw', REDIS_PASSWORD: 's3cret', REDIS_TLS_VERIFY: 'false' } }).redis
+  t.same(fromEnv.clusterNodes, ['a:7000', 'b:7001'])
+  t.equal(fromEnv.username, 'gw')
+  t.equal(fromEnv.password, 's3cret')
+  t.equal(fromEnv.tlsVerify, false)
+  t.equal(redisTlsEnabled(loadConfig({ env: { REDIS_URL: 'rediss://r.example:6380' } }).redis), true, 'a rediss:// URL turns TLS on')
+})
+
+t.test('conflicting ways to reach Redis are refused, naming the keys', async (t) => {
+  refuses(t, { REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'a:7000' }, 'redis.url + redis.cluster_nodes', /REDIS_URL.*REDIS_CLUSTER_NODES.*only one way/)
+  refuses(t, { REDIS_URL: 'redis://r:6379', REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm' }, 'redis.url + redis.sentinels', /only one way/)
+  refuses(t, { REDIS_URL: 'redis://r', REDIS_SENTINELS: 's:26379', REDIS_CLUSTER_NODES: 'a:7000' }, 'redis.url + redis.sentinels + redis.cluster_nodes', /only one way/)
+  refuses(t, { REDIS_SENTINELS: 's:26379' }, 'redis.sentinel_name', /required with redis.sentinels/)
+  refuses(t, { REDIS_URL: 'redis://r', REDIS_SENTINEL_NAME: 'm' }, 'redis.sentinels', /required with redis.sentinel_name/)
+})
+
+t.test('bad values are refused, naming the setting', async (t) => {
+  const dir = t.testdir({ 'ca.pem': 'ca' })
+  refuses(t, { REDIS_CLUSTER_NODES: 'a:7000,nope' }, 'REDIS_CLUSTER_NODES', /host:port, got "nope"/)
+  refuses(t, { REDIS_SENTINELS: 'a:99999' }, 'REDIS_SENTINELS', /host:port/)
+  refuses(t, { REDIS_URL: 'rediss://r', REDIS_TLS_CA_FILE: join(dir, 'missing.pem') }, 'REDIS_TLS_CA_FILE', /cannot read .*ENOENT/)
+  refuses(t, { REDIS_URL: 'rediss://r', REDIS_TLS_CA_FILE: dir }, 'REDIS_TLS_CA_FILE', /cannot read .*EISDIR/)
+  refuses(t, { REDIS_URL: 'redis://r', REDIS_TLS_CA_FILE: join(dir, 'ca.pem') }, 'redis.tls_ca_file', /TLS is off/)
+  refuses(t, { REDIS_URL: 'rediss://r', REDIS_TLS_CERT_FILE: join(dir, 'ca.pem') }, 'redis.tls_key_file', /both/)
+  refuses(t, { REDIS_TLS_VERIFY: 'maybe' }, 'REDIS_TLS_VERIFY', /true or false/)
+  refuses(t, { REDIS_REPLAY_MAX_ENTRIES: '-1' }, 'REDIS_REPLAY_MAX_ENTRIES', /from 0/)
+})
+
+t.test('a refused password is never echoed', async (t) => {
+  const err = refusal(() => loadConfig({ env: { REDIS_PASSWORD: 'top secret' } }))
+  t.equal(err.key, 'REDIS_PASSWORD')
+  t.notMatch(err.message, /top|secret/)
+})
+
+t.test('the CLI exits 2 on conflicting Redis settings, naming them, without echoing the password', { skip: existsSync(CLI) ? false : `${CLI} is missing: run npx tsc -p tsconfig.json (npm test does)` }, async (t) => {
+  const run = spawnSync(process.execPath, [CLI], {
+    encoding: 'utf8',
+    timeout: 10_000,
+    env: { PATH: process.env.PATH, REDIS_URL: 'redis://gw:pw-in-url-3f9a@127.0.0.1:1', REDIS_CLUSTER_NODES: '127.0.0.1:2', REDIS_PASSWORD: 'pw-setting-8e1c' }
+  })
+  t.equal(run.status, 2)
+  t.match(run.stderr, /config redis\.url \+ redis\.cluster_nodes: .*only one way to reach Redis/)
+  t.notMatch(run.stderr + run.stdout, /pw-in-url|pw-setting/, 'no password in the message')
+})
