@@ -16,7 +16,9 @@ export function answerClientError (err: Error & { code?: string }, socket: Socke
     return
   }
   const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
-  if (answering === null || answering === undefined || answering.writableFinished) {
+  // A client that closed its side mid-request (EOF) is gone: answering at once ends the socket,
+  // and with it the request in flight, so its upstream work is cancelled.
+  if (answering === null || answering === undefined || answering.writableFinished || err.code === 'HPE_INVALID_EOF_STATE') {
     error.endSocket(socket)
     return
   }
