@@ -40,7 +40,12 @@ async function start (config: GatewayConfig): Promise<void> {
 
   let stopping = false
   const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) return
+    if (stopping) {
+      // A second signal: no more waiting for load balancers (SHUTDOWN_DELAY_MS).
+      logger.info({ signal }, 'shutting down: delay skipped')
+      void gateway.close()
+      return
+    }
     stopping = true
     logger.info({ signal, grace_ms: config.server.shutdownGraceMs }, 'shutting down: draining in-flight requests')
     gateway.close().then((cut) => {

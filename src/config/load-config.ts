@@ -26,7 +26,9 @@ export const SETTINGS = {
     /** Largest request body accepted; larger ones get 413 before anything goes upstream. */
     bodyLimitBytes: setting('BODY_LIMIT', 64 * 1024 * 1024, integer(1024, 2 ** 31)),
     maxHeaderBytes: setting('MAX_HEADER_BYTES', 16 * 1024, integer(1024, 1024 * 1024)),
-    /** How long in-flight requests may run on after SIGTERM before they are cut. */
+    /** After SIGTERM, how long to go on accepting and serving while /readyz answers 503 (load balancers stop sending). */
+    shutdownDelayMs: setting('SHUTDOWN_DELAY_MS', 0, integer(0, 10 * MINUTE)),
+    /** How long in-flight requests may run on after the delay before they are cut. */
     shutdownGraceMs: setting('SHUTDOWN_GRACE_MS', 30_000, integer(0, 60 * MINUTE)),
     /** WebSocket upgrades: `proxy` them upstream, or `reject` them with 426 so clients use HTTP. */
     websocket: setting('WEBSOCKET', 'proxy' as WebSocketMode, oneOf(WEBSOCKET_MODES))

@@ -28,7 +28,7 @@ export interface AdmissionDeps {
 
 /**
  * The checks every request passes before anything goes upstream, HTTP and WebSocket alike,
- * in one order: method → shutting down → path → WebSocket mode → rate limit → client key →
+ * in one order: method → shutting down (WebSockets) → path → WebSocket mode → rate limit → client key →
  * body size → session header. The first that fails is the answer.
  */
 export class Admission {
@@ -43,7 +43,9 @@ export class Admission {
     const { config, target, auth, sessions, drain, rateLimiter } = this.#deps
     // TRACE asks the upstream to echo the request back, managed key included.
     if (req.method === 'TRACE') return errors.methodNotAllowed('TRACE')
-    if (!drain.accepting) return errors.shuttingDown()
+    // While draining, a request that reached an open connection is served (its connection then
+    // closes); a WebSocket would outlive the drain, so it is sent elsewhere.
+    if (transport === 'websocket' && !drain.accepting) return errors.shuttingDown()
     const url = req.url ?? '/'
     const path = upstreamPath(url, target)
     if (path === undefined) return hasDotSegment(url) ? errors.badPath() : errors.notFound(req.method ?? 'GET', pathOf(url))

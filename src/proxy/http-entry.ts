@@ -40,9 +40,10 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
 
   return function forward (req: IncomingMessage, res: ServerResponse): void {
     const exchange = new Exchange(deps.exchanges, 'http', req)
+    // Draining: this request is served, and its connection closed after it.
+    if (!deps.exchanges.drain.accepting) res.shouldKeepAlive = false
     const admitted = admission.admit(req, 'http')
     if (admitted instanceof GatewayError) {
-      if (admitted.code === 'shutting_down') res.shouldKeepAlive = false
       exchange.refuse(admitted, res)
       return
     }

@@ -17,7 +17,7 @@ import { createUpstreamAgent } from '../upstream/upstream-agent.js'
 import { isProxyTarget, upstreamTarget } from '../upstream/upstream-path.js'
 import { adminRoutes } from './admin-routes.js'
 import { answerClientError, refuseConnect } from './client-errors.js'
-import { Drain } from './drain.js'
+import { closeListenerOnly, Drain } from './drain.js'
 import { healthRoutes } from './health-routes.js'
 import { metricsRoutes, startMetricsServer, type MetricsServer } from './metrics-routes.js'
 
@@ -29,8 +29,9 @@ export interface Gateway {
   /** Starts listening; resolves to the bound address, e.g. `http://127.0.0.1:8080`. */
   listen (): Promise<string>
   /**
-   * Stops accepting, lets in-flight requests finish for up to `server.shutdown_grace_ms`, then
-   * cuts what is left. Resolves to the number of requests that had to be cut.
+   * After `server.shutdown_delay_ms` (readiness 503, still serving), stops listening, serves
+   * what reached open connections, lets in-flight requests finish for up to
+   * `server.shutdown_grace_ms`, then cuts what is left. Resolves to the number of requests that had to be cut.
    */
   close (): Promise<number>
 }
@@ -66,10 +67,11 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
   const forward = createForwarder(entryDeps)
   const app = createApp(config, logger, forward)
   acceptWebSockets(app.server, entryDeps)
-  app.register(healthRoutes, { accepting: () => drain.accepting, store: () => store.health() })
+  app.register(healthRoutes, { ready: () => drain.ready, store: () => store.health() })
   if (config.metrics.port === -1) app.register(metricsRoutes, { metrics })
   if (adminRoutesServed(config)) app.register(adminRoutes, { store, token: config.admin.token })
   let metricsServer: MetricsServer | undefined
+  let closing: Promise<number> | undefined
 
   return {
     app,
@@ -81,12 +83,21 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
     },
     metricsAddress: () => metricsServer?.address,
     async close () {
-      const cut = await drain.run(app.server, config.server.shutdownGraceMs, async () => await app.close())
-      // Streams cut after the grace period take their upstream requests with them.
-      await (cut > 0 ? upstream.destroy() : upstream.close())
-      await store.close()
-      await metricsServer?.close()
-      return cut
+      // Asked again while closing (a second SIGTERM): skip what is left of the delay.
+      if (closing !== undefined) {
+        drain.skipDelay()
+        return await closing
+      }
+      closing = (async () => {
+        const times = { delayMs: config.server.shutdownDelayMs, graceMs: config.server.shutdownGraceMs }
+        const cut = await drain.run(app.server, times, async () => await app.close())
+        // Streams cut after the grace period take their upstream requests with them.
+        await (cut > 0 ? upstream.destroy() : upstream.close())
+        await store.close()
+        await metricsServer?.close()
+        return cut
+      })()
+      return await closing
     }
   }
 }
@@ -118,7 +129,8 @@ function createApp (config: GatewayConfig, logger: Logger, forward: (req: Incomi
     loggerInstance: logger as FastifyBaseLogger,
     // One line per request is written when its exchange ends; Fastify's own would double it.
     logController: new LogController({ disableRequestLogging: true }),
-    forceCloseConnections: 'idle',
+    // The drain closes connections itself: see closeListenerOnly.
+    forceCloseConnections: false,
     // During a drain /readyz answers its own 503 (shutting_down) and /v1 gets an OpenAI-style 503.
     return503OnClosing: false,
     exposeHeadRoutes: false,
@@ -138,6 +150,7 @@ function createApp (config: GatewayConfig, logger: Logger, forward: (req: Incomi
   // block is bounded by MAX_HEADER_BYTES instead.
   app.server.maxHeadersCount = 0
   app.server.on('connect', refuseConnect)
+  closeListenerOnly(app.server)
 
   app.setNotFoundHandler((request, reply) => errors.notFound(request.method, request.url.split('?')[0] ?? '/').reply(reply))
   app.setErrorHandler((err, _request, reply) => {

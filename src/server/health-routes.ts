@@ -3,7 +3,7 @@ import type { StoreHealth } from '../session/session-store.js'
 
 export interface Readiness {
   /** False once shutdown has begun: load balancers should stop sending new work. */
-  accepting (): boolean
+  ready (): boolean
   store (): StoreHealth
 }
 
@@ -19,7 +19,7 @@ export async function healthRoutes (app: FastifyInstance, readiness: Readiness):
   app.get('/readyz', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
     const store = readiness.store()
-    if (!readiness.accepting()) return await reply.code(503).send({ status: 'shutting_down', store })
+    if (!readiness.ready()) return await reply.code(503).send({ status: 'shutting_down', store })
     return { status: store.state === 'ok' ? 'ready' : 'degraded', store }
   })
 }

@@ -361,7 +361,7 @@ t.test('docker/k8s-sidecar.yaml: probes, ports and shutdown match the gateway co
     }
   }
 
-  t.ok(pod.terminationGracePeriodSeconds * 1000 > config.server.shutdownGraceMs, `terminationGracePeriodSeconds (${pod.terminationGracePeriodSeconds}) outlasts SHUTDOWN_GRACE_MS`)
+  t.ok(pod.terminationGracePeriodSeconds * 1000 > config.server.shutdownDelayMs + config.server.shutdownGraceMs, `terminationGracePeriodSeconds (${pod.terminationGracePeriodSeconds}) outlasts SHUTDOWN_DELAY_MS + SHUTDOWN_GRACE_MS`)
   t.equal(sidecar.securityContext?.runAsNonRoot ?? pod.securityContext?.runAsNonRoot, true, 'runAsNonRoot')
   t.equal(sidecar.securityContext?.readOnlyRootFilesystem, true, 'readOnlyRootFilesystem')
   t.equal(sidecar.securityContext?.allowPrivilegeEscalation, false, 'no privilege escalation')

@@ -5,6 +5,7 @@
  * `npm test` builds first; run `npx tsc -p tsconfig.json` before running this file alone.
  */
 import { once } from 'node:events'
+import { connect } from 'node:net'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import { randomChunks, responseStream, startMockUpstream } from '../support/mock-upstream.js'
@@ -81,4 +82,64 @@ t.test(`SIGTERM with ${STREAMS} streams in flight: no new connections, every str
   t.match(await gateway.waitForLog((l) => l.msg === 'shut down'), { cut: 0 }, 'nothing had to be cut')
   await Promise.all(upstream.requests.map(async (r) => await r.closed))
   t.equal(upstream.requests.filter((r) => r.abortedByPeer()).length, 0, 'no upstream response was cut short')
+})
+
+/** One request on a connection of its own: the status it got, or the error that ended it. */
+async function lateRequest (port: number, session: string): Promise<string> {
+  return await new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    let connected = false
+    socket.on('connect', () => {
+      connected = true
+      socket.write(`POST /v1/responses HTTP/1.1\r\nHost: x\r\nsession-id: ${session}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`)
+    })
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(connected ? `after connect: ${err.code ?? err.message}` : `at connect: ${err.code ?? err.message}`))
+    socket.on('close', () => {
+      const head = Buffer.concat(chunks).toString('latin1')
+      resolve(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? (connected ? 'closed without an answer' : 'at connect: closed'))
+    })
+  })
+}
+
+t.test('regression: requests that reach the gateway around SIGTERM are served, never reset; later ones are refused at connect', async (t) => {
+  const release = gate()
+  const upstream = await startMockUpstream(async (req, res) => {
+    const session = String(req.headers['session-id'])
+    if (session.startsWith('late-')) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')
+      return
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' })
+    res.write('event: response.created\ndata: {}\n\n')
+    await release.opened
+    res.end('event: response.completed\ndata: {}\n\n')
+  })
+  const clients = new Agent({ connections: STREAMS })
+  t.teardown(async () => { release.open(); await clients.close(); await upstream.close() })
+  const gateway = startGatewayProcess(t, { HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: upstream.url, SHUTDOWN_GRACE_MS: String(GRACE_MS) })
+  const port = await gateway.port()
+
+  const streams = await Promise.all(Array.from({ length: STREAMS }, async (_, i) => {
+    const res = await request(`http://127.0.0.1:${port}/v1/responses`, { dispatcher: clients, method: 'POST', headers: { 'session-id': `held-${i}` }, body: '{}' })
+    return res
+  }))
+  // 200 more, on fresh connections, spread over the 100 ms around the signal.
+  const late: Array<Promise<string>> = []
+  for (let i = 0; i < STREAMS; i++) {
+    if (i === STREAMS / 2) gateway.child.kill('SIGTERM')
+    late.push(lateRequest(port, `late-${i}`))
+    await new Promise((resolve) => setTimeout(resolve, 100 / STREAMS))
+  }
+  const outcomes = await Promise.all(late)
+  release.open()
+  await Promise.all(streams.map(async (res) => await res.body.text()))
+  const tally = new Map<string, number>()
+  for (const outcome of outcomes) tally.set(outcome, (tally.get(outcome) ?? 0) + 1)
+  t.comment(`late requests: ${JSON.stringify(Object.fromEntries(tally))}`)
+  const bad = outcomes.filter((o) => o !== '200' && o !== 'at connect: ECONNREFUSED')
+  t.same(bad, [], 'every late request was served (200) or refused at connect; none reset, none 503')
+  t.ok((tally.get('200') ?? 0) >= STREAMS / 2, 'at least every request sent before the signal was served')
+  t.same(await gateway.exited, { code: 0, signal: null }, 'exit 0')
 })
