@@ -30,6 +30,14 @@ export interface TracingConfig {
 
 type Env = Record<string, string | undefined>
 
+/** Every variable read here, for the docs and deployment-file checks. */
+export const TRACING_ENV_NAMES = [
+  'OTEL_SDK_DISABLED', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_PROTOCOL',
+  'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS', 'OTEL_SERVICE_NAME',
+  'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_BSP_SCHEDULE_DELAY', 'OTEL_BSP_EXPORT_TIMEOUT',
+  'OTEL_BSP_MAX_QUEUE_SIZE', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE'
+] as const
+
 /** The tracing settings from `OTEL_*` variables; `enabled` is false without an endpoint or with OTEL_SDK_DISABLED=true. */
 export function tracingFromEnv (env: Env): TracingConfig {
   const value = (name: string): string | undefined => {

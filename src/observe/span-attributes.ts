@@ -6,7 +6,7 @@
  * package asks users to copy them rather than import them; so they are spelled out here.
  */
 import {
-  ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_PATH
+  ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_PATH
 } from '@opentelemetry/semantic-conventions'
 import type { ExchangeOutcome } from '../proxy/exchange.js'
 import type { Session } from '../session/resolve-session.js'
@@ -29,12 +29,14 @@ export function spanName (operation: string | undefined, model: string | undefin
   return `${method} ${routeLabel(path)}`
 }
 
-/** What is known of a request as it arrives. */
+/**
+ * What is known of a request as it arrives. Every attribute is serialised into every export
+ * (the exporter's main cost), so none repeats another: the route is in the span's name.
+ */
 export function requestAttributes (method: string, path: string, operation: string | undefined): SpanAttributes {
   const attributes: SpanAttributes = {
     [ATTR_HTTP_REQUEST_METHOD]: method,
     [ATTR_URL_PATH]: path,
-    [ATTR_HTTP_ROUTE]: routeLabel(path),
     'session_gateway.upstream': 'default'
   }
   if (operation !== undefined) Object.assign(attributes, genAiAttributes(operation))
@@ -49,13 +51,26 @@ export function sessionAttributes (session: Session): SpanAttributes {
   return { 'session.id': session.id, 'gen_ai.conversation.id': session.id, 'session_gateway.session_source': session.source }
 }
 
+/** Host and port of each upstream origin seen, parsed once rather than per attempt. */
+const servers = new Map<string, { address: string, port: number }>()
+
+function serverOf (origin: string): { address: string, port: number } {
+  let server = servers.get(origin)
+  if (server === undefined) {
+    const url = new URL(origin)
+    server = { address: url.hostname, port: Number(url.port !== '' ? url.port : url.protocol === 'https:' ? 443 : 80) }
+    servers.set(origin, server)
+  }
+  return server
+}
+
 /** An upstream attempt's target: its host, never its credentials or query. */
 export function attemptAttributes (target: AttemptTarget, operation: string | undefined): SpanAttributes {
-  const url = new URL(target.origin)
+  const server = serverOf(target.origin)
   const attributes: SpanAttributes = {
     [ATTR_HTTP_REQUEST_METHOD]: target.method,
-    [ATTR_SERVER_ADDRESS]: url.hostname,
-    [ATTR_SERVER_PORT]: Number(url.port !== '' ? url.port : url.protocol === 'https:' ? 443 : 80),
+    [ATTR_SERVER_ADDRESS]: server.address,
+    [ATTR_SERVER_PORT]: server.port,
     [ATTR_URL_PATH]: target.path,
     'session_gateway.upstream': target.upstream
   }

@@ -21,7 +21,6 @@ t.test('request, session, attempt and usage attributes', async (t) => {
   t.same(requestAttributes('POST', '/v1/responses', 'chat'), {
     'http.request.method': 'POST',
     'url.path': '/v1/responses',
-    'http.route': '/v1/responses',
     'session_gateway.upstream': 'default',
     'gen_ai.operation.name': 'chat',
     'gen_ai.provider.name': 'openai',
