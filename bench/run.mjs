@@ -73,12 +73,14 @@ async function main () {
     const profileDir = options.cpuProfile ? join(ROOT, 'bench', 'results', 'profiles', `${startedAt.toISOString().replace(/[:.]/g, '-')}-${scenario.key}`) : undefined
     if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
     run.cpuProfileDir = profileDir
+    run.scenarioKey = scenario.key
     try {
       results[scenario.name] = await scenario.run(run)
     } catch (err) {
       run.fail(`(${scenario.key}) did not complete: ${err.stack ?? err}`)
     } finally {
       run.cpuProfileDir = undefined
+      run.scenarioKey = undefined
     }
     if (profileDir !== undefined) {
       const profile = readProfile(run, profileDir)
@@ -93,7 +95,7 @@ async function main () {
   mkdirSync(dirname(out), { recursive: true })
   writeFileSync(out, report + '\n')
   // The numbers behind the report, to compare runs or render them again.
-  const { note, fail, progress, ...settings } = run
+  const { note, fail, progress, scenarioKey, ...settings } = run
   writeFileSync(out.replace(/(\.md)?$/, '.json'), JSON.stringify({ machine, run: settings, results, profiles }, null, 2) + '\n')
   process.stdout.write(report + '\n')
   run.progress(`report written to ${relative(process.cwd(), out) || out}`)
@@ -108,7 +110,7 @@ async function main () {
 /** Smoke mode's contract: every proxy that could run did, in every scenario, without an error. */
 function checkSmoke (run, results) {
   for (const [name, scenario] of Object.entries(results)) {
-    for (const proxy of proxiesToRun(run)) {
+    for (const proxy of proxiesToRun(run, SCENARIOS.find((s) => s.name === name)?.key)) {
       const rows = scenario.perProxy[proxy.id]
       if (rows === undefined) {
         run.fail(`smoke: ${proxy.label} has no result in scenario ${name}`)

@@ -14,18 +14,28 @@ export const ROOT = join(BENCH, '..')
 export const GATEWAY_CLI = join(ROOT, 'dist', 'src', 'cli.js')
 const SESSION = '0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b'
 
-/** The proxies, anchors first; `label` is how the report names them. */
+/**
+ * The proxies, anchors first; `label` is how the report names them. A `variantOf` the gateway
+ * is the gateway configured differently (not an anchor), measured only in its `scenarios`.
+ */
 export const PROXIES = [
   { id: 'nginx', label: 'nginx', needs: 'nginx', start: startNginxProxy },
   { id: 'node-undici', label: 'node:http + undici', start: startNodeProxy('node-undici-proxy.mjs') },
   { id: 'fastify-http-proxy', label: 'fastify + @fastify/http-proxy', start: startNodeProxy('fastify-http-proxy.mjs') },
-  { id: 'session-gateway', label: 'session-gateway', start: startGateway }
+  { id: 'session-gateway', label: 'session-gateway', start: startGateway },
+  { id: 'session-gateway-tracing', label: 'session-gateway + tracing', variantOf: 'session-gateway', scenarios: ['a'], start: startTracedGateway }
 ]
 export const GATEWAY_ID = 'session-gateway'
+export const TRACING_ID = 'session-gateway-tracing'
 
-/** The proxies this run uses: selected by `--proxies`, and with their tool installed. */
-export function proxiesToRun (run) {
-  return PROXIES.filter((proxy) => run.options.proxies.includes(proxy.id) && (proxy.needs === undefined || run.tools[proxy.needs] !== undefined))
+/**
+ * The proxies this run uses in scenario `scenarioKey` (default: the one under way): selected by
+ * `--proxies`, with their tool installed, and meant for that scenario.
+ */
+export function proxiesToRun (run, scenarioKey = run.scenarioKey) {
+  return PROXIES.filter((proxy) => run.options.proxies.includes(proxy.id) &&
+    (proxy.needs === undefined || run.tools[proxy.needs] !== undefined) &&
+    (proxy.scenarios === undefined || scenarioKey === undefined || proxy.scenarios.includes(scenarioKey)))
 }
 
 /**
@@ -90,17 +100,42 @@ function startNodeProxy (script) {
 }
 
 /** session-gateway as an operator runs it: the built CLI, its defaults, a log line per request. */
-async function startGateway (run, upstream) {
+async function startGateway (run, upstream, { name = 'session-gateway', env = {} } = {}) {
   if (!existsSync(GATEWAY_CLI)) throw new Error(`${GATEWAY_CLI} is missing: run "npm run build" first`)
   const port = await freePort()
   const profile = run.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${run.cpuProfileDir}`]
-  const proc = startProcess('session-gateway', process.execPath, [...profile, GATEWAY_CLI], {
+  const proc = startProcess(name, process.execPath, [...profile, GATEWAY_CLI], {
     // Exactly these settings: nothing from the caller's environment (REDIS_URL, CONFIG_FILE…).
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), UPSTREAM_URL: `${upstream.origin}/v1`, LOG_LEVEL: 'info' },
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), UPSTREAM_URL: `${upstream.origin}/v1`, LOG_LEVEL: 'info', ...env },
     cwd: ROOT,
-    logFile: join(run.dir, 'session-gateway.log')
+    logFile: join(run.dir, `${name}.log`)
   })
   return await ready(proc, port, 'node')
+}
+
+/**
+ * The gateway with tracing on, every request sampled, exporting OTLP/protobuf to a local sink
+ * (its own process, not counted in the gateway's CPU). The queue is made large enough that
+ * no span is dropped at the load's rate, so every span's cost is measured.
+ */
+async function startTracedGateway (run, upstream) {
+  const sinkPort = await freePort()
+  const sink = startProcess('otlp-sink', process.execPath, [join(BENCH, 'upstream', 'otlp-sink.mjs'), String(sinkPort)], {
+    env: { PATH: process.env.PATH ?? '' },
+    logFile: join(run.dir, 'otlp-sink.log')
+  })
+  await waitForPort(sink, sinkPort)
+  const gateway = await startGateway(run, upstream, {
+    name: 'session-gateway-tracing',
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sinkPort}`,
+      OTEL_TRACES_SAMPLER: 'always_on',
+      OTEL_BSP_MAX_QUEUE_SIZE: '65536',
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '2048',
+      OTEL_BSP_SCHEDULE_DELAY: '200'
+    }
+  })
+  return { ...gateway, stop: async () => { await gateway.stop(); await sink.stop('SIGTERM', 5_000) } }
 }
 
 async function ready (proc, port, kind) {

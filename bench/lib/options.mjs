@@ -1,7 +1,7 @@
 /** The benchmark's command line, and the sizes of its three modes: full, --quick and --smoke. */
 import { parseArgs } from 'node:util'
 
-const PROXY_IDS = ['nginx', 'node-undici', 'fastify-http-proxy', 'session-gateway']
+const PROXY_IDS = ['nginx', 'node-undici', 'fastify-http-proxy', 'session-gateway', 'session-gateway-tracing']
 
 export const USAGE = `Usage: node bench/run.mjs [--smoke | --quick] [options]
 
@@ -15,7 +15,8 @@ Options
   --only a,b,c,d       scenarios to run (a short, b long, c held, d large bodies)
   --without nginx,wrk  act as if these were not installed (Node upstream / load generator)
   --proxies LIST       only these proxies: nginx, node-undici, fastify-http-proxy,
-                       session-gateway (default: all four)
+                       session-gateway, session-gateway-tracing (default: all; the
+                       tracing one runs in (a) only)
   --rounds N           rounds of (a), (b) and (d)
   --seconds S          length of one (a) round per proxy
   --connections N      (a) keep-alive connections

@@ -2,12 +2,12 @@
  * The run as markdown: the machine on top, the targets, then one section per scenario with
  * each proxy's medians over rounds and session-gateway's ratios against each anchor.
  */
-import { GATEWAY_ID, PROXIES } from '../lib/contenders.mjs'
+import { GATEWAY_ID, PROXIES, TRACING_ID } from '../lib/contenders.mjs'
 import { DIRECT } from '../scenarios/long-streams.mjs'
 import { SHORT_STREAM, SMALL_REQUEST, SHORT_STREAM_EVENTS } from '../fixtures/responses-sse.mjs'
 import { evaluateTargets, medianOf } from './targets.mjs'
 
-const ANCHORS = PROXIES.filter((p) => p.id !== GATEWAY_ID)
+const ANCHORS = PROXIES.filter((p) => p.id !== GATEWAY_ID && p.variantOf === undefined)
 
 function fixed (value, digits) {
   return Number.isFinite(value) ? value.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—'
@@ -49,6 +49,7 @@ function proxyRows (scenario, run, columns, cells, extra = []) {
 
 function whyMissing (proxy, run) {
   if (!run.options.proxies.includes(proxy.id)) return 'not selected (--proxies)'
+  if (proxy.scenarios !== undefined) return `measured in (${proxy.scenarios.join(', ')}) only`
   if (proxy.needs !== undefined && run.tools[proxy.needs] === undefined) {
     return run.options.without.includes(proxy.needs) ? `skipped (--without ${proxy.needs})` : `skipped: ${proxy.needs} is not installed`
   }
@@ -68,6 +69,13 @@ function ratioTable (scenario, fields) {
     return Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : '—'
   })])
   return table(['session-gateway ÷', ...fields.map((f) => f.label)], ['l', ...fields.map(() => 'r')], rows)
+}
+
+/** Tracing on (every request sampled and exported) against tracing off, when both ran. */
+function tracingCost (short) {
+  const ratio = (field) => medianOf(short, TRACING_ID, field) / medianOf(short, GATEWAY_ID, field)
+  if (!Number.isFinite(ratio('cpuMicrosPerRequest'))) return []
+  return [`Tracing on ÷ off (every request sampled, OTLP/protobuf to a local sink): CPU / request ${ratio('cpuMicrosPerRequest').toFixed(2)}×, requests/s ${ratio('requestsPerSecond').toFixed(2)}×, p99 ${ratio('p99Ms').toFixed(2)}×.`, '']
 }
 
 function machineLines (run, machine, startedAt, elapsedMs) {
@@ -103,7 +111,7 @@ export function renderReport ({ run, machine, results, startedAt, elapsedMs, pro
       `${short.connections} keep-alive connections, each POSTing a ${SMALL_REQUEST.length}-byte JSON body (no session header) and reading a ${SHORT_STREAM.length.toLocaleString('en')}-byte, ${SHORT_STREAM_EVENTS}-event \`text/event-stream\` reply from ${short.upstream}; load from ${short.loadgen}; ${short.rounds} round(s) of ${short.seconds} s per proxy.`, '',
       table(['Proxy', 'Requests/s', 'CPU µs / request', 'p50 ms', 'p99 ms', 'Errors'], ['l', 'r', 'r', 'r', 'r', 'r'],
         proxyRows(short, run, 5, (id) => [withRange(short, id, 'requestsPerSecond', 0), withRange(short, id, 'cpuMicrosPerRequest', 1), fixed(medianOf(short, id, 'p50Ms'), 2), withRange(short, id, 'p99Ms', 2), errorsCell(short, id)])), '',
-      ratioTable(short, [{ label: 'Requests/s', field: 'requestsPerSecond' }, { label: 'CPU / request', field: 'cpuMicrosPerRequest' }, { label: 'p50', field: 'p50Ms' }, { label: 'p99', field: 'p99Ms' }]), '')
+      ratioTable(short, [{ label: 'Requests/s', field: 'requestsPerSecond' }, { label: 'CPU / request', field: 'cpuMicrosPerRequest' }, { label: 'p50', field: 'p50Ms' }, { label: 'p99', field: 'p99Ms' }]), '', ...tracingCost(short))
   }
   if (long !== undefined) {
     out.push('## (b) Long streams: latency added per event', '',

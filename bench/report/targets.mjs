@@ -2,7 +2,7 @@
  * The issue's performance targets for session-gateway, each computed from a run's medians.
  * A target whose scenario did not run (or whose anchor was missing) is reported as not measured.
  */
-import { GATEWAY_ID } from '../lib/contenders.mjs'
+import { GATEWAY_ID, TRACING_ID } from '../lib/contenders.mjs'
 import { median } from '../lib/stats.mjs'
 
 const RSS_LIMIT_MB = 400
@@ -18,8 +18,8 @@ export function medianOf (scenario, proxyId, field) {
 const times = (x) => `${x.toFixed(2)}×`
 const verdict = (ok) => ok ? 'pass' : '**FAIL**'
 
-function ratioTarget (label, scenario, field, anchorId, limit) {
-  const ratio = medianOf(scenario, GATEWAY_ID, field) / medianOf(scenario, anchorId, field)
+function ratioTarget (label, scenario, field, anchorId, limit, gatewayId = GATEWAY_ID) {
+  const ratio = medianOf(scenario, gatewayId, field) / medianOf(scenario, anchorId, field)
   if (!Number.isFinite(ratio)) return { label, measured: 'not measured', result: '—' }
   return { label, measured: times(ratio), result: verdict(ratio <= limit) }
 }
@@ -30,7 +30,8 @@ export function evaluateTargets (results) {
   const targets = [
     ratioTarget('(a) CPU per proxied request ≤ 0.8× fastify + @fastify/http-proxy', short, 'cpuMicrosPerRequest', 'fastify-http-proxy', 0.8),
     ratioTarget('(a) CPU per proxied request ≤ 1.3× node:http + undici', short, 'cpuMicrosPerRequest', 'node-undici', 1.3),
-    ratioTarget('(a) p99 latency no worse than fastify + @fastify/http-proxy (≤ 1.00×)', short, 'p99Ms', 'fastify-http-proxy', 1.0)
+    ratioTarget('(a) p99 latency no worse than fastify + @fastify/http-proxy (≤ 1.00×)', short, 'p99Ms', 'fastify-http-proxy', 1.0),
+    ratioTarget('(a) CPU per request with tracing on (100% sampled) ≤ 1.25× tracing off', short, 'cpuMicrosPerRequest', GATEWAY_ID, 1.25, TRACING_ID)
   ]
 
   const heldRows = held?.perProxy[GATEWAY_ID]

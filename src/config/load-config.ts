@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { checkRedisSettings } from './redis-settings.js'
+import { tracingFromEnv, type TracingConfig } from './tracing-env.js'
 import { boolean, ConfigError, headerMap, headerToken, hostPorts, httpUrl, integer, list, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
 
 const MINUTE = 60_000
@@ -110,8 +111,11 @@ export const SETTINGS = {
 
 type Table = typeof SETTINGS
 
-/** The typed config: the settings table with each setting replaced by its value. */
-export type GatewayConfig = { [S in keyof Table]: { [K in keyof Table[S]]: Table[S][K] extends Setting<infer V> ? V : never } }
+/**
+ * The typed config: the settings table with each setting replaced by its value, plus tracing,
+ * which comes from the standard OTEL_* variables only (tracing-env.ts).
+ */
+export type GatewayConfig = { [S in keyof Table]: { [K in keyof Table[S]]: Table[S][K] extends Setting<infer V> ? V : never } } & { tracing: TracingConfig }
 
 /** A setting with its YAML path (`server.headers_timeout_ms`) and where its value goes in the config. */
 export interface NamedSetting extends Setting<unknown> {
@@ -157,7 +161,8 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConf
     else value = copyOf(spec.default)
     ;(config[spec.section] ??= {})[spec.key] = value
   }
-  const typed = config as GatewayConfig
+  const typed = config as unknown as GatewayConfig
+  typed.tracing = tracingFromEnv(env)
   addEnvHeaders(typed.upstream, env)
   checkManagedMode(typed)
   checkRedisSettings(typed.redis)

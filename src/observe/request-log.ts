@@ -12,13 +12,15 @@ export interface ExchangeLogRecord {
   session: Session | undefined
   durationMs: number
   outcome: ExchangeOutcome
+  /** The exchange's trace, when tracing is on. */
+  traceId?: string | undefined
 }
 
 /**
  * One JSON line per request when it ends: `request` for proxied HTTP requests and WebSockets,
  * `refused` for those the gateway answered itself without going upstream.
  */
-export function logExchange (logger: Logger, { transport, method, path, session, durationMs, outcome }: ExchangeLogRecord): void {
+export function logExchange (logger: Logger, { transport, method, path, session, durationMs, outcome, traceId }: ExchangeLogRecord): void {
   if (outcome.refusedWith !== undefined) {
     logger.info({
       transport: transport === 'websocket' ? transport : undefined,
@@ -27,7 +29,8 @@ export function logExchange (logger: Logger, { transport, method, path, session,
       status: outcome.status,
       duration_ms: round(durationMs),
       ended_by: 'gateway',
-      error: outcome.refusedWith
+      error: outcome.refusedWith,
+      trace_id: traceId
     }, 'refused')
     return
   }
@@ -45,7 +48,8 @@ export function logExchange (logger: Logger, { transport, method, path, session,
       duration_ms: round(durationMs),
       bytes_out: outcome.bytesOut,
       ended_by: outcome.endedBy,
-      error: outcome.failure?.code
+      error: outcome.failure?.code,
+      trace_id: traceId
     }, 'request')
     return
   }
@@ -62,7 +66,8 @@ export function logExchange (logger: Logger, { transport, method, path, session,
     bytes_out: outcome.bytesOut,
     ended_by: ws.closedBy,
     close_code: ws.closeCode,
-    error: outcome.failure?.code
+    error: outcome.failure?.code,
+    trace_id: traceId
   }, 'request')
 }
 

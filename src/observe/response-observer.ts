@@ -14,6 +14,10 @@ export interface ResponseFacts {
   holdUsage (): void
   /** The inflated body has been read (or failed to inflate): no more usage will come. */
   releaseUsage (): void
+  /** True when the model is wanted too (tracing is on); reading it costs a search of response.created. */
+  readonly traced?: boolean
+  /** `response.model` of response.created (or a JSON body's `model`). */
+  onResponseModel? (model: string): void
 }
 
 const WATCHED_EVENTS = ['response.created', ...FINAL_EVENTS]
@@ -38,9 +42,11 @@ export class ResponseObserver implements ResponseTap {
   #jsonBytes = 0
   #knownId: string | undefined
   #encoding: string | undefined
+  readonly #wantsModel: boolean
 
   constructor (facts: ResponseFacts) {
     this.#facts = facts
+    this.#wantsModel = facts.traced === true
   }
 
   onResponseStart (status: number, headers: string[]): void {
@@ -97,9 +103,10 @@ export class ResponseObserver implements ResponseTap {
   }
 
   #onJsonBody (body: Buffer): void {
-    const parsed = parseJson(body.toString('utf8')) as { id?: unknown, object?: unknown, usage?: unknown } | undefined
+    const parsed = parseJson(body.toString('utf8')) as { id?: unknown, object?: unknown, model?: unknown, usage?: unknown } | undefined
     if (parsed === undefined || (parsed.object !== undefined && parsed.object !== 'response' && parsed.object !== 'chat.completion')) return
     if (typeof parsed.id === 'string' && parsed.object !== 'chat.completion') this.#learnId(parsed.id)
+    if (this.#wantsModel && typeof parsed.model === 'string') this.#learnModel(parsed.model)
     this.#learnUsage(parsed.usage)
   }
 
@@ -109,7 +116,10 @@ export class ResponseObserver implements ResponseTap {
     // response.created, the usage near the end of the final event. Anything else is parsed.
     if (type === 'response.created') {
       const id = leadingResponseId(data)
-      if (id !== undefined) return this.#learnId(id)
+      if (id !== undefined) {
+        if (this.#wantsModel) this.#learnModel(responseModel(data))
+        return this.#learnId(id)
+      }
     } else if (type !== undefined && FINAL_EVENTS.has(type) && this.#knownId !== undefined) {
       const usage = trailingUsage(data)
       if (usage !== undefined) {
@@ -118,9 +128,10 @@ export class ResponseObserver implements ResponseTap {
         return
       }
     }
-    const event = parseJson(data) as { type?: unknown, response?: { id?: unknown, usage?: unknown } } | undefined
+    const event = parseJson(data) as { type?: unknown, response?: { id?: unknown, model?: unknown, usage?: unknown } } | undefined
     if (event === undefined || typeof event.type !== 'string') return
     if (event.type === 'response.created') {
+      if (this.#wantsModel && typeof event.response?.model === 'string') this.#learnModel(event.response.model)
       if (typeof event.response?.id === 'string') this.#learnId(event.response.id)
     } else if (FINAL_EVENTS.has(event.type)) {
       if (typeof event.response?.id === 'string') this.#learnId(event.response.id)
@@ -134,6 +145,15 @@ export class ResponseObserver implements ResponseTap {
     this.#knownId = id
     try {
       this.#facts.onResponseId(id)
+    } catch {
+      // An observer must never break the relay.
+    }
+  }
+
+  #learnModel (model: string | undefined): void {
+    if (model === undefined) return
+    try {
+      this.#facts.onResponseModel?.(model)
     } catch {
       // An observer must never break the relay.
     }
@@ -171,6 +191,17 @@ const LEADING_RESPONSE_ID = /^\{"type":"response\.created"(?:,"sequence_number":
 /** `response.id` of a response.created event as the API writes it; undefined for any other shape. */
 export function leadingResponseId (data: string): string | undefined {
   return LEADING_RESPONSE_ID.exec(data)?.[1]
+}
+
+const MODEL = /"model":"([^"\\]{1,200})"/
+
+/**
+ * `response.model` of a response.created event as the API writes it: the first `"model"` key
+ * whose value is a plain string. Keys inside string values are escaped (`\"model\"`), so the
+ * instructions cannot fake one; the response's own key comes before its tools and output.
+ */
+export function responseModel (data: string): string | undefined {
+  return MODEL.exec(data)?.[1]
 }
 
 /**

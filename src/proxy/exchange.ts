@@ -5,6 +5,7 @@ import type { GatewayMetrics, Transport } from '../observe/metrics.js'
 import { logExchange } from '../observe/request-log.js'
 import type { ResponseFacts } from '../observe/response-observer.js'
 import { routeLabel } from '../observe/route-label.js'
+import type { AttemptSpan, ExchangeSpan, ExchangeTracer } from '../observe/tracing.js'
 import type { EndedBy } from '../relay/response-relay.js'
 import type { FailureKind } from '../relay/upstream-failure.js'
 import type { Session, SessionResolver } from '../session/resolve-session.js'
@@ -34,6 +35,8 @@ export interface ExchangeDeps {
   metrics: GatewayMetrics
   sessions: SessionResolver
   drain: Drain
+  /** Undefined when tracing is off: then every span hook below is one `?.` and nothing else. */
+  tracer?: ExchangeTracer | undefined
 }
 
 /**
@@ -54,16 +57,26 @@ export class Exchange implements Drainable, ResponseFacts {
   #ended = false
   #onCloseWhenIdle: (() => void) | undefined
   #onCut: (() => void) | undefined
+  readonly #span: ExchangeSpan | undefined
+  /** Tracing's span waits for usage still being inflated: its outcome, kept until then. */
+  #spanOutcome: ExchangeOutcome | undefined
 
   constructor (private readonly deps: ExchangeDeps, readonly transport: Transport, req: IncomingMessage) {
     this.method = req.method ?? 'GET'
     this.path = pathOf(req.url ?? '/')
+    this.#span = deps.tracer?.startExchange(req, transport, this.path)
+  }
+
+  /** Tracing is on: observers also report the model and, on a WebSocket, its events. */
+  get traced (): boolean {
+    return this.#span !== undefined
   }
 
   /** The request goes upstream: it is in flight (shutdown waits for it) under `session`. */
   admit (session: Session, cut: () => void): void {
     this.session = session
     this.#onCut = cut
+    this.#span?.admitted(session)
     this.deps.metrics.exchangeStarted(this.transport)
     this.deps.drain.add(this)
   }
@@ -89,13 +102,39 @@ export class Exchange implements Drainable, ResponseFacts {
     this.#onCut?.()
   }
 
+  /**
+   * One upstream attempt's client span; undefined when tracing is off. Whoever ends the attempt
+   * ends it. `upstreamPath` may carry a query: it is left out of the span.
+   */
+  startAttempt (origin: string, method: string, upstreamPath: string): AttemptSpan | undefined {
+    // Positional arguments: with tracing off nothing is allocated here.
+    return this.#span?.startAttempt({ upstream: 'default', origin, method, path: pathOf(upstreamPath) })
+  }
+
   onResponseId (id: string): void {
     if (this.session !== undefined) this.deps.sessions.learnResponse(this.session.id, id)
+    this.#span?.responseId(id)
+  }
+
+  /** The model a response names (`response.created`'s `response.model`); reported only when traced. */
+  onResponseModel (model: string): void {
+    this.#span?.responseModel(model)
+  }
+
+  /** WebSocket, traced: the client sent a message (a `response.create`). */
+  onClientMessage (): void {
+    this.#span?.clientMessage()
+  }
+
+  /** WebSocket, traced: an upstream event, by type. */
+  onResponseEvent (type: string | undefined): void {
+    this.#span?.responseEvent(type)
   }
 
   /** A response's usage. A WebSocket carries many responses: each counts as a request of its own. */
   onUsage (tokens: TokenUsage): void {
     this.deps.metrics.tokensUsed(tokens)
+    this.#span?.usage(tokens)
     if (this.transport === 'websocket') {
       if (this.session !== undefined) this.deps.sessions.recordUsage(this.session.id, tokens)
     } else {
@@ -111,6 +150,7 @@ export class Exchange implements Drainable, ResponseFacts {
   releaseUsage (): void {
     this.#usageHeld = false
     if (this.#ended) this.#recordUsage()
+    if (this.#spanOutcome !== undefined) this.#span?.end(this.#spanOutcome)
   }
 
   /** Ends the exchange: the first call counts, later ones are ignored. */
@@ -131,7 +171,14 @@ export class Exchange implements Drainable, ResponseFacts {
       failureKind: outcome.failure?.kind
     }, admitted)
     if (!this.#usageHeld) this.#recordUsage()
-    logExchange(this.deps.logger, { transport: this.transport, method: this.method, path: this.path, session: this.session, durationMs, outcome })
+    if (this.#span !== undefined) this.#endSpan(outcome)
+    logExchange(this.deps.logger, { transport: this.transport, method: this.method, path: this.path, session: this.session, durationMs, outcome, traceId: this.#span?.traceId })
+  }
+
+  #endSpan (outcome: ExchangeOutcome): void {
+    // Usage still inflating ends the span when it is released, so the span carries it.
+    if (this.#usageHeld) this.#spanOutcome = outcome
+    else this.#span?.end(outcome)
   }
 
   #recordUsage (): void {

@@ -75,12 +75,17 @@ function dispatch (deps: HttpEntryDeps, exchange: Exchange, req: IncomingMessage
   const observer = exchange.method === 'POST' && (exchange.path === '/v1/responses' || exchange.path === '/v1/chat/completions')
     ? new ResponseObserver(exchange)
     : undefined
+  // One upstream attempt, one client span (when traced): a retry elsewhere would start another.
+  const attempt = exchange.startAttempt(deps.target.origin, exchange.method, path)
   deps.upstream.dispatch({
     origin: deps.target.origin,
     path,
     method: exchange.method as Dispatcher.HttpMethod,
-    headers: deps.upstreamHeaders(req.rawHeaders, session.id),
+    headers: deps.upstreamHeaders(req.rawHeaders, session.id, attempt?.traceHeaders),
     // undici's core streams async iterables too; its dispatch typings only list streams.
     body: body as Dispatcher.DispatchOptions['body']
-  }, new ResponseRelay(res, exchange.startedAt, (outcome) => exchange.end(outcome), observer))
+  }, new ResponseRelay(res, exchange.startedAt, (outcome) => {
+    attempt?.end(outcome)
+    exchange.end(outcome)
+  }, observer))
 }

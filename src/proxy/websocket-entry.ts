@@ -76,14 +76,19 @@ function answerUpgrade (deps: WebSocketEntryDeps, req: IncomingMessage, socket: 
   }
   const session = admitted.sessionFromHeader ?? deps.sessions.fromConnection(socket)
   exchange.admit(session, () => socket.destroy())
+  const attempt = exchange.startAttempt(deps.target.origin, 'GET', admitted.upstreamPath)
 
   // Whatever is not a 101 is answered on the client's socket like any HTTP response.
-  const refusal = new ResponseRelay(res, exchange.startedAt, (outcome: RelayOutcome) => exchange.end({
-    ...outcome,
-    webSocket: { bytesIn: 0, closeCode: undefined, closedBy: outcome.endedBy === 'client' ? 'client' : 'upstream' }
-  }))
+  const refusal = new ResponseRelay(res, exchange.startedAt, (outcome: RelayOutcome) => {
+    attempt?.end(outcome)
+    exchange.end({
+      ...outcome,
+      webSocket: { bytesIn: 0, closeCode: undefined, closedBy: outcome.endedBy === 'client' ? 'client' : 'upstream' }
+    })
+  })
   const onUpgraded = (rawHeaders: Buffer[], upstreamSocket: Socket): void => {
     upstreamSocket.on('error', () => {})
+    attempt?.end({ status: 101, endedBy: 'complete', ttfbMs: performance.now() - exchange.startedAt })
     if (socket.destroyed) {
       // The client left as the upstream said yes; the relay's 'close' listener reports it.
       upstreamSocket.destroy()
@@ -97,7 +102,7 @@ function answerUpgrade (deps: WebSocketEntryDeps, req: IncomingMessage, socket: 
     origin: deps.target.origin,
     path: admitted.upstreamPath,
     method: 'GET',
-    headers: deps.upstreamHeaders(req.rawHeaders, session.id),
+    headers: deps.upstreamHeaders(req.rawHeaders, session.id, attempt?.traceHeaders),
     upgrade: 'websocket'
   }, new UpgradeHandler(refusal, onUpgraded))
 }
@@ -111,6 +116,13 @@ function startTunnel (exchange: Exchange, client: Socket, upstream: Socket, head
     deflate: upstreamDeflate(rawHeaders),
     onResponseId: (id) => exchange.onResponseId(id),
     onUsage: (usage) => exchange.onUsage(usage),
+    traced: !exchange.traced
+      ? undefined
+      : {
+          onResponseModel: (model) => exchange.onResponseModel(model),
+          onClientMessage: () => exchange.onClientMessage(),
+          onResponseEvent: (type) => exchange.onResponseEvent(type)
+        },
     onEnd: (outcome: TunnelOutcome) => exchange.end({
       status: 101,
       ttfbMs,

@@ -5,8 +5,10 @@ import { isLoopbackHost } from '../config/load-config.js'
 import { errors, GatewayError } from '../errors.js'
 import { createLogger, type Logger } from '../observe/logger.js'
 import { GatewayMetrics } from '../observe/metrics.js'
+import { startTracing } from '../observe/tracing.js'
 import { Admission } from '../proxy/admission.js'
 import { ClientAuth } from '../proxy/client-auth.js'
+import type { ExchangeDeps } from '../proxy/exchange.js'
 import { createForwarder } from '../proxy/http-entry.js'
 import { RateLimiter } from '../proxy/rate-limit.js'
 import { acceptWebSockets } from '../proxy/websocket-entry.js'
@@ -40,6 +42,9 @@ export interface GatewayOptions {
   logger?: Logger
 }
 
+/** Longest the shutdown waits for the last spans to reach the collector. */
+const TRACE_FLUSH_MS = 5_000
+
 /** Wires the gateway's parts together: config → sessions, upstream pool, entries, server. */
 export function buildGateway (config: GatewayConfig, options: GatewayOptions = {}): Gateway {
   const logger = options.logger ?? createLogger(config.log.level)
@@ -62,7 +67,10 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
     drain,
     rateLimiter: config.limits.requestsPerMinute > 0 ? new RateLimiter(config.limits.requestsPerMinute) : undefined
   })
-  const exchanges = { logger, metrics, sessions, drain }
+  const exchanges: ExchangeDeps = { logger, metrics, sessions, drain, tracer: undefined }
+  // Loaded before the first request: listen() awaits it. Off, nothing is imported.
+  const tracing = startTracing(config.tracing)
+  tracing.catch(() => {}) // reported by listen(), not as an unhandled rejection meanwhile
   const entryDeps = { config, target, admission, exchanges, sessions, upstream, upstreamHeaders, logger }
   const forward = createForwarder(entryDeps)
   const app = createApp(config, logger, forward)
@@ -77,6 +85,8 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
     app,
     logger,
     async listen () {
+      exchanges.tracer = await tracing
+      if (exchanges.tracer !== undefined) logTracing(logger, config)
       const address = await app.listen({ host: config.server.host, port: config.server.port })
       if (config.metrics.port !== -1) metricsServer = await startMetricsServer(metrics, config.server.host, config.metrics.port)
       return address
@@ -95,11 +105,18 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
         await (cut > 0 ? upstream.destroy() : upstream.close())
         await store.close()
         await metricsServer?.close()
+        await exchanges.tracer?.shutdown(TRACE_FLUSH_MS)
         return cut
       })()
       return await closing
     }
   }
+}
+
+/** Where spans go; the OTLP headers are secrets and are not logged, nor the URL's credentials or query. */
+function logTracing (logger: Logger, { tracing }: GatewayConfig): void {
+  const endpoint = new URL(tracing.endpoint)
+  logger.info({ endpoint: endpoint.origin + endpoint.pathname, protocol: tracing.protocol, sampler: tracing.sampler }, 'tracing: exporting spans over OTLP')
 }
 
 /**

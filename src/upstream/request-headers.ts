@@ -17,7 +17,11 @@ export interface UpstreamHeaderRules {
   extra?: Record<string, string>
 }
 
-export type UpstreamHeaders = (rawHeaders: string[], sessionId: string) => string[]
+/**
+ * `traceHeaders`: the upstream attempt's `traceparent`/`tracestate` when tracing is on; they
+ * replace the client's. Without them the client's trace headers pass as any other header.
+ */
+export type UpstreamHeaders = (rawHeaders: string[], sessionId: string, traceHeaders?: string[]) => string[]
 
 /**
  * Builds the function that makes an upstream request's headers, as a flat `[name, value, …]`
@@ -40,7 +44,7 @@ export function upstreamHeaderRules ({ defaultOriginator, upstreamApiKey = '', e
   }
   const originatorIsExtra = replaced.has('originator')
 
-  return function upstreamRequestHeaders (rawHeaders, sessionId) {
+  return function upstreamRequestHeaders (rawHeaders, sessionId, traceHeaders) {
     const out: string[] = []
     let dropAlso: Set<string> | undefined
     let hasOriginator = originatorIsExtra
@@ -52,6 +56,7 @@ export function upstreamHeaderRules ({ defaultOriginator, upstreamApiKey = '', e
         continue
       }
       if (isHopByHop(lower) || replaced.has(lower)) continue
+      if (traceHeaders !== undefined && (lower === 'traceparent' || lower === 'tracestate')) continue
       if (lower === 'originator') hasOriginator = true
       out.push(name, rawHeaders[i + 1] as string)
     }
@@ -59,6 +64,7 @@ export function upstreamHeaderRules ({ defaultOriginator, upstreamApiKey = '', e
     out.push('session_id', sessionId, 'session-id', sessionId)
     if (!hasOriginator) out.push('originator', defaultOriginator)
     for (let i = 0; i < added.length; i++) out.push(added[i]!)
+    if (traceHeaders !== undefined) for (let i = 0; i < traceHeaders.length; i++) out.push(traceHeaders[i]!)
     return out
   }
 }

@@ -17,6 +17,8 @@ export interface ResponseEventListener {
   onResponseId: (id: string) => void
   /** The usage of a finished response (`response.completed` or `response.incomplete`). */
   onUsage: (usage: TokenUsage) => void
+  /** `response.model` of each response.created; given only when tracing wants it. */
+  onResponseModel?: ((model: string) => void) | undefined
 }
 
 const TYPE_FIRST = /^\s*\{\s*"type"\s*:\s*"([^"\\]{1,100})"/
@@ -50,6 +52,7 @@ export class ResponseEventReader {
   #learn (type: string, event: ParsedEvent): void {
     const response = event.response
     if (response === null || typeof response !== 'object') return
+    if (type === 'response.created' && typeof response.model === 'string') this.#listener.onResponseModel?.(response.model)
     if (typeof response.id === 'string' && (type === 'response.created' || this.#idPending)) {
       this.#idPending = false
       this.#listener.onResponseId(response.id)
@@ -63,7 +66,7 @@ export class ResponseEventReader {
 
 interface ParsedEvent {
   type?: unknown
-  response?: { id?: unknown, usage?: unknown } | null
+  response?: { id?: unknown, model?: unknown, usage?: unknown } | null
 }
 
 function parseEvent (text: Buffer): ParsedEvent | undefined {

@@ -38,6 +38,12 @@ export interface TunnelOptions {
   onResponseId: (id: string) => void
   onUsage: (usage: TokenUsage) => void
   onEnd: (outcome: TunnelOutcome) => void
+  /** Tracing's hooks, absent when it is off: each response's model, the client's messages, every upstream event. */
+  traced?: {
+    onResponseModel: (model: string) => void
+    onClientMessage: () => void
+    onResponseEvent: (type: string | undefined) => void
+  } | undefined
 }
 
 /**
@@ -81,10 +87,12 @@ export class WebSocketTunnel {
     this.#options = options
     this.#client = options.client
     this.#upstream = options.upstream
+    const traced = options.traced
     const events = new ResponseEventReader({
       onEvent: (type) => this.#onUpstreamEvent(type),
       onResponseId: options.onResponseId,
-      onUsage: options.onUsage
+      onUsage: options.onUsage,
+      onResponseModel: traced?.onResponseModel
     })
     this.#messages = new TextMessages({
       deflate: options.deflate,
@@ -92,7 +100,10 @@ export class WebSocketTunnel {
       onLost: () => this.#checkIdle()
     })
     this.#fromClient = new FrameObserver({
-      onDataMessage: () => { this.#awaitingAnswer++ },
+      onDataMessage: () => {
+        this.#awaitingAnswer++
+        traced?.onClientMessage()
+      },
       onClose: (code) => this.#firstClose('client', code)
     })
     this.#fromUpstream = new FrameObserver({
@@ -160,6 +171,7 @@ export class WebSocketTunnel {
   }
 
   #onUpstreamEvent (type: string | undefined): void {
+    this.#options.traced?.onResponseEvent(type)
     if (type === 'response.created') this.#responding = true
     if (type !== undefined && TERMINAL_EVENTS.has(type)) {
       this.#responding = false

@@ -13,6 +13,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse, parseAllDocuments } from 'yaml'
 import { allSettings, loadConfig, type GatewayConfig } from '../../src/config/load-config.js'
+import { TRACING_ENV_NAMES } from '../../src/config/tracing-env.js'
 import { startGateway } from '../support/gateway.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -36,6 +37,8 @@ function checkVariableNames (t: TapTest, where: string, env: Env): void {
   for (const name of Object.keys(env)) {
     if (settings.has(name)) {
       t.pass(`${where}: ${name} is a setting`)
+    } else if ((TRACING_ENV_NAMES as readonly string[]).includes(name)) {
+      t.pass(`${where}: ${name} is an OpenTelemetry variable the gateway reads`)
     } else if (name in NON_SETTINGS) {
       t.pass(`${where}: ${name} is a known non-setting (${NON_SETTINGS[name]})`)
     } else {
@@ -266,6 +269,26 @@ t.test('docker/compose.yaml wires a gateway, Redis and an example client', async
   t.equal(baseURL.pathname, '/v1', 'OPENAI_BASE_URL ends in /v1')
   t.ok('OPENAI_API_KEY' in clientEnv && clientEnv.OPENAI_API_KEY === undefined, 'OPENAI_API_KEY is passed through from the shell, never written in the file')
   checkDependsOn(t, `compose.yaml ${clientName}`, clientService, services)
+})
+
+t.test('docker/compose.tracing.yaml sends the gateway\'s spans to an OpenTelemetry collector', async (t) => {
+  const { services } = loadCompose('compose.tracing.yaml')
+  const gateways = gatewayServices(services)
+  t.same(gateways.map(([name]) => name), ['gateway'], 'one gateway service, built from ../Dockerfile')
+  const config = await checkGatewayService(t, 'compose.tracing.yaml', 'gateway', gateways[0]![1], services)
+  t.ok(config.tracing.enabled, 'tracing is on')
+  const endpoint = new URL(config.tracing.endpoint)
+  const collector = services[endpoint.hostname]
+  t.match(collector?.image, /^otel\/opentelemetry-collector(-contrib)?:\d/, 'the endpoint names the collector service, a pinned collector image')
+  t.ok(durationMs(String(gateways[0]![1].stop_grace_period)) > config.server.shutdownGraceMs + 5_000, 'stop_grace_period leaves time for the last spans')
+  const mount = (collector?.volumes as string[] | undefined)?.find((v) => v.endsWith(':/etc/otelcol/config.yaml:ro'))
+  t.ok(mount, 'the collector config is mounted where the command reads it')
+  t.same(collector?.command, ['--config=/etc/otelcol/config.yaml'])
+  const collectorConfig = parse(readFileSync(join(dockerDir, mount!.split(':')[0]!), 'utf8')) as Record<string, any>
+  t.equal(collectorConfig.receivers.otlp.protocols.http.endpoint, `0.0.0.0:${endpoint.port}`, 'its OTLP/HTTP receiver listens on the port the gateway sends to')
+  t.equal(endpoint.pathname, '/v1/traces')
+  t.ok(collectorConfig.service.pipelines.traces.receivers.includes('otlp'), 'a traces pipeline reads the OTLP receiver')
+  for (const exporter of collectorConfig.service.pipelines.traces.exporters as string[]) t.ok(exporter in collectorConfig.exporters, `exporter ${exporter} is configured`)
 })
 
 t.test('docker/compose.replicas.yaml runs two replicas behind nginx, sharing Redis', async (t) => {

@@ -47,3 +47,16 @@ t.test('configured extra headers replace a client header of the same name', asyn
   const out = lines(headers(['X-Team', 'red', 'originator', 'client'], 's'))
   t.strictSame(out, ['session_id: s', 'session-id: s', 'x-team: blue', 'originator: fixed'])
 })
+
+t.test("an attempt's trace headers replace the client's; without them the client's pass", async (t) => {
+  const headers = upstreamHeaderRules({ defaultOriginator: 'codex_cli_rs' })
+  const client = ['traceparent', '00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01', 'TraceState', 'v=1', 'originator', 'codex_exec']
+  t.strictSame(lines(headers(client, 's')), [
+    'traceparent: 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01', 'TraceState: v=1', 'originator: codex_exec', 'session_id: s', 'session-id: s'
+  ])
+  const ours = ['traceparent', '00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-cccccccccccccccc-01', 'tracestate', 'v=1']
+  t.strictSame(lines(headers(client, 's', ours)), [
+    'originator: codex_exec', 'session_id: s', 'session-id: s',
+    'traceparent: 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-cccccccccccccccc-01', 'tracestate: v=1'
+  ])
+})

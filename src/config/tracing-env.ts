@@ -1,0 +1,125 @@
+/**
+ * Tracing is configured the way every OpenTelemetry SDK is, by the standard `OTEL_*`
+ * environment variables, not by gateway settings: operators already set them for the rest of
+ * their fleet. They are read here, in the config layer, once, like every other setting.
+ * Tracing is off unless an OTLP endpoint is set.
+ */
+import { ConfigError } from './settings.js'
+
+export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const
+export type OtlpProtocol = typeof OTLP_PROTOCOLS[number]
+
+export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const
+export type SamplerName = typeof SAMPLERS[number]
+
+export interface TracingConfig {
+  enabled: boolean
+  /** Where spans are POSTed: the traces endpoint as given, or the base endpoint + `/v1/traces`. */
+  endpoint: string
+  protocol: OtlpProtocol
+  /** Sent to the collector with every export. Secret: never logged, never in a span. */
+  headers: Record<string, string>
+  serviceName: string
+  resourceAttributes: Record<string, string>
+  sampler: SamplerName
+  /** The ratio of the `*traceidratio` samplers, 0 to 1. */
+  samplerRatio: number
+  /** The batch span processor's settings (OTEL_BSP_*), in its own units. */
+  batch: { scheduledDelayMillis: number, exportTimeoutMillis: number, maxQueueSize: number, maxExportBatchSize: number }
+}
+
+type Env = Record<string, string | undefined>
+
+/** Every variable read here, for the docs and deployment-file checks. */
+export const TRACING_ENV_NAMES = [
+  'OTEL_SDK_DISABLED', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_PROTOCOL',
+  'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS', 'OTEL_SERVICE_NAME',
+  'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_BSP_SCHEDULE_DELAY', 'OTEL_BSP_EXPORT_TIMEOUT',
+  'OTEL_BSP_MAX_QUEUE_SIZE', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE'
+] as const
+
+/** The tracing settings from `OTEL_*` variables; `enabled` is false without an endpoint or with OTEL_SDK_DISABLED=true. */
+export function tracingFromEnv (env: Env): TracingConfig {
+  const value = (name: string): string | undefined => {
+    const raw = env[name]?.trim()
+    return raw === undefined || raw === '' ? undefined : raw
+  }
+  const endpoint = tracesEndpoint(value('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'), value('OTEL_EXPORTER_OTLP_ENDPOINT'))
+  const disabled = value('OTEL_SDK_DISABLED')?.toLowerCase() === 'true'
+  const protocolName = value('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL'
+  const headersName = value('OTEL_EXPORTER_OTLP_TRACES_HEADERS') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_HEADERS' : 'OTEL_EXPORTER_OTLP_HEADERS'
+  const sampler = oneOfChoices(value('OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on', SAMPLERS, 'OTEL_TRACES_SAMPLER')
+  return {
+    enabled: endpoint !== undefined && !disabled,
+    endpoint: endpoint ?? '',
+    protocol: oneOfChoices(value(protocolName) ?? 'http/protobuf', OTLP_PROTOCOLS, protocolName),
+    headers: keyValueList(value(headersName), headersName, { secret: true }),
+    serviceName: value('OTEL_SERVICE_NAME') ?? 'session-gateway',
+    resourceAttributes: keyValueList(value('OTEL_RESOURCE_ATTRIBUTES'), 'OTEL_RESOURCE_ATTRIBUTES', { secret: false }),
+    sampler,
+    samplerRatio: sampler.endsWith('traceidratio') ? ratio(value('OTEL_TRACES_SAMPLER_ARG')) : 1,
+    batch: {
+      scheduledDelayMillis: whole(value('OTEL_BSP_SCHEDULE_DELAY'), 5000, 'OTEL_BSP_SCHEDULE_DELAY'),
+      exportTimeoutMillis: whole(value('OTEL_BSP_EXPORT_TIMEOUT'), 30_000, 'OTEL_BSP_EXPORT_TIMEOUT'),
+      maxQueueSize: whole(value('OTEL_BSP_MAX_QUEUE_SIZE'), 2048, 'OTEL_BSP_MAX_QUEUE_SIZE'),
+      maxExportBatchSize: whole(value('OTEL_BSP_MAX_EXPORT_BATCH_SIZE'), 512, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE')
+    }
+  }
+}
+
+/** The spec's rule: a signal-specific endpoint is used as is; the base one gets `/v1/traces` appended. */
+function tracesEndpoint (traces: string | undefined, base: string | undefined): string | undefined {
+  const [name, raw] = traces !== undefined ? ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', traces] : ['OTEL_EXPORTER_OTLP_ENDPOINT', base]
+  if (raw === undefined) return undefined
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(name, `not a URL: ${JSON.stringify(raw)}`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(name, `expected an http:// or https:// URL, got ${url.protocol}`)
+  if (traces !== undefined) return url.href
+  url.pathname = url.pathname.replace(/\/$/, '') + '/v1/traces'
+  return url.href
+}
+
+function oneOfChoices<const T extends string> (raw: string, choices: readonly T[], name: string): T {
+  const lower = raw.toLowerCase()
+  if ((choices as readonly string[]).includes(lower)) return lower as T
+  throw new ConfigError(name, `expected one of ${choices.join(', ')}, got ${JSON.stringify(raw)}`)
+}
+
+/** `key1=value1,key2=value2`, values percent-encoded (W3C Baggage style, as the spec says). */
+export function keyValueList (raw: string | undefined, name: string, { secret }: { secret: boolean }): Record<string, string> {
+  const out: Record<string, string> = {}
+  if (raw === undefined) return out
+  for (const item of raw.split(',')) {
+    if (item.trim() === '') continue
+    const at = item.indexOf('=')
+    const key = at === -1 ? '' : item.slice(0, at).trim()
+    // A secret list's values are never echoed, not even a malformed one.
+    if (key === '') throw new ConfigError(name, secret ? 'expected key=value pairs separated by commas' : `expected key=value, got ${JSON.stringify(item)}`)
+    let decoded: string
+    try {
+      decoded = decodeURIComponent(item.slice(at + 1).trim())
+    } catch {
+      throw new ConfigError(name, `the value of ${key} is not valid percent-encoding`)
+    }
+    if (!/^[\t\x20-\x7e\x80-\uffff]*$/.test(decoded)) throw new ConfigError(name, `the value of ${key} holds a control character`)
+    out[secret ? key.toLowerCase() : key] = decoded
+  }
+  return out
+}
+
+function ratio (raw: string | undefined): number {
+  if (raw === undefined) return 1
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value < 0 || value > 1) throw new ConfigError('OTEL_TRACES_SAMPLER_ARG', `expected a ratio from 0 to 1, got ${JSON.stringify(raw)}`)
+  return value
+}
+
+function whole (raw: string | undefined, fallback: number, name: string): number {
+  if (raw === undefined) return fallback
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw))) throw new ConfigError(name, `expected a positive whole number, got ${JSON.stringify(raw)}`)
+  return Number(raw)
+}

@@ -1,0 +1,228 @@
+/**
+ * The OpenTelemetry implementation of the gateway's tracing interface: spans built with the
+ * official SDK, batched, and exported over OTLP/HTTP (protobuf or JSON). The only module that
+ * imports @opentelemetry/*, loaded by `startTracing` only when tracing is on.
+ *
+ * Nothing is registered globally (no global provider, context manager or propagator): the
+ * parent of every span is passed explicitly, so the gateway's tracing cannot interfere with a
+ * host application's and costs no async-context tracking.
+ */
+import type { IncomingMessage } from 'node:http'
+import { defaultTextMapGetter, defaultTextMapSetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
+import { W3CTraceContextPropagator } from '@opentelemetry/core'
+import { resourceFromAttributes } from '@opentelemetry/resources'
+import {
+  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type BufferConfig, type Sampler, type SpanExporter
+} from '@opentelemetry/sdk-trace-base'
+import { ATTR_ERROR_TYPE, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
+import type { TracingConfig } from '../config/tracing-env.js'
+import type { ExchangeOutcome } from '../proxy/exchange.js'
+import type { Session } from '../session/resolve-session.js'
+import type { TokenUsage } from '../session/session-usage.js'
+import type { Transport } from './metrics.js'
+import { TERMINAL_EVENTS } from './responses-api.js'
+import {
+  attemptAttributes, genAiAttributes, genAiOperation, isError, modelAttributes, outcomeAttributes, requestAttributes, sessionAttributes, spanName, usageAttributes, type SpanAttributes
+} from './span-attributes.js'
+import type { AttemptSpan, AttemptTarget, ExchangeSpan, ExchangeTracer } from './tracing.js'
+
+const propagator = new W3CTraceContextPropagator()
+
+export async function createOtelTracer (config: TracingConfig): Promise<ExchangeTracer> {
+  const exporter = await createExporter(config)
+  const provider = new BasicTracerProvider({
+    // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES, as the spec says.
+    resource: resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName }),
+    sampler: createSampler(config),
+    spanProcessors: [new BatchSpanProcessor(exporter, config.batch satisfies BufferConfig)]
+  })
+  const tracer = provider.getTracer('session-gateway')
+  return {
+    startExchange: (req, transport, path) => new OtelExchangeSpan(tracer, req, transport, path),
+    shutdown: async (timeoutMs) => { await withTimeout(provider.shutdown(), timeoutMs) }
+  }
+}
+
+async function createExporter ({ endpoint, headers, protocol, batch }: TracingConfig): Promise<SpanExporter> {
+  // Explicit options: the exporters would otherwise read process.env themselves.
+  const options = { url: endpoint, headers, timeoutMillis: batch.exportTimeoutMillis }
+  if (protocol === 'http/json') {
+    const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http')
+    return new OTLPTraceExporter(options)
+  }
+  const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto')
+  return new OTLPTraceExporter(options)
+}
+
+function createSampler ({ sampler, samplerRatio }: TracingConfig): Sampler {
+  switch (sampler) {
+    case 'always_on': return new AlwaysOnSampler()
+    case 'always_off': return new AlwaysOffSampler()
+    case 'traceidratio': return new TraceIdRatioBasedSampler(samplerRatio)
+    case 'parentbased_always_off': return new ParentBasedSampler({ root: new AlwaysOffSampler() })
+    case 'parentbased_traceidratio': return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(samplerRatio) })
+    default: return new ParentBasedSampler({ root: new AlwaysOnSampler() })
+  }
+}
+
+async function withTimeout (work: Promise<void>, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs).unref() })
+  // A collector that is down must not hold up or fail the shutdown.
+  await Promise.race([work.catch(() => {}), timeout])
+  clearTimeout(timer)
+}
+
+/**
+ * An exchange's server span. For HTTP, what the response teaches (model, id, usage) goes on it
+ * and on the current attempt's client span. A WebSocket's exchange is the connection: each
+ * response on it (`response.create` to its terminal event) gets a span of its own, which
+ * takes those facts instead.
+ */
+class OtelExchangeSpan implements ExchangeSpan {
+  readonly #tracer: Tracer
+  readonly #span: Span
+  readonly #context: Context
+  readonly #method: string
+  readonly #path: string
+  readonly #operation: 'chat' | undefined
+  readonly #webSocket: boolean
+  #session: Session | undefined
+  #model: string | undefined
+  #attempt: OtelAttemptSpan | undefined
+  #response: Span | undefined
+  #ended = false
+
+  constructor (tracer: Tracer, req: IncomingMessage, transport: Transport, path: string) {
+    this.#tracer = tracer
+    this.#method = req.method ?? 'GET'
+    this.#path = path
+    this.#webSocket = transport === 'websocket'
+    this.#operation = genAiOperation(this.#method, path, transport)
+    // The client's traceparent (and tracestate), if valid, makes this span its child.
+    const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter)
+    this.#span = tracer.startSpan(spanName(this.#operation, undefined, this.#method, path), {
+      kind: SpanKind.SERVER,
+      attributes: requestAttributes(this.#method, path, this.#operation)
+    }, parent)
+    this.#context = trace.setSpan(parent, this.#span)
+  }
+
+  get traceId (): string {
+    return this.#span.spanContext().traceId
+  }
+
+  admitted (session: Session): void {
+    this.#session = session
+    this.#span.setAttributes(sessionAttributes(session))
+  }
+
+  startAttempt (target: AttemptTarget): AttemptSpan {
+    this.#attempt = new OtelAttemptSpan(this.#tracer, this.#context, target, this.#operation)
+    return this.#attempt
+  }
+
+  responseModel (model: string): void {
+    if (this.#webSocket) {
+      this.#openResponse().setAttributes(modelAttributes(model)).updateName(spanName(this.#operation ?? 'chat', model, this.#method, this.#path))
+      return
+    }
+    this.#model = model
+    this.#learn(modelAttributes(model), model)
+  }
+
+  responseId (id: string): void {
+    this.#learn({ 'gen_ai.response.id': id })
+  }
+
+  usage (tokens: TokenUsage): void {
+    this.#learn(usageAttributes(tokens))
+  }
+
+  clientMessage (): void {
+    this.#openResponse()
+  }
+
+  responseEvent (type: string | undefined): void {
+    if (type === undefined || this.#response === undefined || !TERMINAL_EVENTS.has(type)) return
+    // `error` and `response.failed` end a response that failed; its content is never recorded.
+    if (type === 'error' || type === 'response.failed') this.#response.setAttribute(ATTR_ERROR_TYPE, type).setStatus({ code: SpanStatusCode.ERROR })
+    this.#response.end()
+    this.#response = undefined
+  }
+
+  end (outcome: ExchangeOutcome): void {
+    if (this.#ended) return
+    this.#ended = true
+    if (this.#response !== undefined) {
+      // The connection ended while a response was under way.
+      this.#response.setAttribute(ATTR_ERROR_TYPE, 'connection_closed').setStatus({ code: SpanStatusCode.ERROR }).end()
+      this.#response = undefined
+    }
+    this.#attempt?.end(outcome) // a no-op when the relay ended it already
+    this.#span.setAttributes(outcomeAttributes(outcome))
+    if (isError(outcome)) this.#span.setStatus({ code: SpanStatusCode.ERROR })
+    // A WebSocket's responses may use several models: the connection keeps its route's name.
+    this.#span.updateName(spanName(this.#operation, this.#webSocket ? undefined : this.#model, this.#method, this.#path))
+    this.#span.end()
+  }
+
+  #learn (attributes: SpanAttributes, model?: string): void {
+    if (this.#webSocket) {
+      this.#openResponse().setAttributes(attributes)
+      return
+    }
+    if (!this.#ended) this.#span.setAttributes(attributes)
+    this.#attempt?.learn(attributes, model)
+  }
+
+  /** The WebSocket response under way; one starts when the client asks or the upstream answers unasked. */
+  #openResponse (): Span {
+    this.#response ??= this.#tracer.startSpan(spanName(this.#operation ?? 'chat', undefined, this.#method, this.#path), {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        ...genAiAttributes(this.#operation ?? 'chat'),
+        ...(this.#session === undefined ? {} : sessionAttributes(this.#session)),
+        'session_gateway.upstream': 'default'
+      }
+    }, this.#context)
+    return this.#response
+  }
+}
+
+/** One upstream attempt's client span; its traceparent goes upstream with the request. */
+class OtelAttemptSpan implements AttemptSpan {
+  readonly traceHeaders: string[]
+  readonly #span: Span
+  readonly #operation: 'chat' | undefined
+  readonly #target: AttemptTarget
+  #model: string | undefined
+  #ended = false
+
+  constructor (tracer: Tracer, parent: Context, target: AttemptTarget, operation: 'chat' | undefined) {
+    this.#target = target
+    this.#operation = operation
+    this.#span = tracer.startSpan(spanName(operation, undefined, target.method, target.path), {
+      kind: SpanKind.CLIENT,
+      attributes: attemptAttributes(target, operation)
+    }, parent)
+    const carrier: Record<string, string> = {}
+    propagator.inject(trace.setSpan(parent, this.#span), carrier, defaultTextMapSetter)
+    this.traceHeaders = Object.entries(carrier).flat()
+  }
+
+  learn (attributes: SpanAttributes, model: string | undefined): void {
+    if (this.#ended) return
+    if (model !== undefined) this.#model = model
+    this.#span.setAttributes(attributes)
+  }
+
+  end (outcome: Parameters<AttemptSpan['end']>[0]): void {
+    if (this.#ended) return
+    this.#ended = true
+    this.#span.setAttributes(outcomeAttributes(outcome, true))
+    if (isError(outcome, true)) this.#span.setStatus({ code: SpanStatusCode.ERROR })
+    this.#span.updateName(spanName(this.#operation, this.#model, this.#target.method, this.#target.path))
+    this.#span.end()
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * OpenTelemetry tracing (issue 14): with an OTLP endpoint set, every exchange is a server span
+ * and every upstream attempt a client span, exported to a real OTLP/HTTP receiver in both
+ * protocols; trace context is continued from the client and passed upstream; failures,
+ * aborts and refusals are marked; WebSockets get a span per response; nothing secret is
+ * exported; and with tracing off no OpenTelemetry module is even loaded.
+ */
+import { execFile } from 'node:child_process'
+import http from 'node:http'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import t, { type Test } from 'tap'
+import { request } from 'undici'
+import { startGateway, startGatewayWithUpstream, type RunningGateway } from '../support/gateway.js'
+import { replySse, responseStream, sseEvent, startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
+import { SPAN_KIND, startOtlpReceiver, STATUS, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js'
+import { answerResponseCreates, startWebSocketUpstream } from '../support/websocket-upstream.js'
+import { WebSocket } from '../support/ws.js'
+
+const ROOT = join(import.meta.dirname, '..', '..')
+const OTLP_TOKEN = 'otlp-header-secret-7f3a9c'
+const PROTOCOLS = ['http/protobuf', 'http/json'] as const
+
+/**
+ * A receiver, and a gateway exporting to it in front of a mock upstream. Tap runs teardowns in
+ * the order they were registered: the receiver closes after the gateway, whose close flushes
+ * to it (closed first, it would make that flush wait out its bound).
+ */
+async function startTraced (t: Test, protocol: string = 'http/protobuf', env: Record<string, string> = {}): Promise<{ receiver: OtlpReceiver, upstream: MockUpstream, gateway: RunningGateway }> {
+  const receiver = await startOtlpReceiver()
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { ...tracingEnv(receiver, protocol), ...env })
+  t.teardown(async () => await receiver.close())
+  return { receiver, upstream, gateway }
+}
+
+/** The gateway's tracing settings for `receiver`: a short batch delay so spans arrive at once. */
+function tracingEnv (receiver: OtlpReceiver, protocol: string = 'http/protobuf'): Record<string, string> {
+  return {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+    OTEL_EXPORTER_OTLP_HEADERS: `x-otlp-token=${OTLP_TOKEN}`,
+    OTEL_BSP_SCHEDULE_DELAY: '20',
+    OTEL_SERVICE_NAME: 'gateway-under-test',
+    OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=test'
+  }
+}
+
+function serverSpanOf (spans: ReceivedSpan[], sessionId: string): ReceivedSpan | undefined {
+  return spans.find((span) => span.kind === SPAN_KIND.server && span.attributes['session.id'] === sessionId)
+}
+
+/** Waits for the server span of `sessionId` and its `children` children. */
+async function spansFor (receiver: OtlpReceiver, sessionId: string, children = 1): Promise<{ server: ReceivedSpan, children: ReceivedSpan[] }> {
+  const childrenOf = (spans: ReceivedSpan[], server: ReceivedSpan): ReceivedSpan[] => spans.filter((span) => span.parentSpanId === server.spanId)
+  const spans = await receiver.waitForSpans((spans) => {
+    const server = serverSpanOf(spans, sessionId)
+    return server !== undefined && childrenOf(spans, server).length >= children
+  })
+  const server = serverSpanOf(spans, sessionId)!
+  return { server, children: childrenOf(spans, server) }
+}
+
+for (const protocol of PROTOCOLS) {
+  t.test(`an SSE exchange is a server span with one client span, exported over ${protocol}`, async (t) => {
+    const { receiver, upstream, gateway } = await startTraced(t, protocol)
+    upstream.handle(replySse([responseStream('resp_traced', 'traced answer')]))
+    const res = await request(`${gateway.baseURL}/responses?stream=true`, { method: 'POST', body: '{"model":"gpt-test"}', headers: { 'session-id': 'trace-sse' } })
+    t.equal(res.statusCode, 200)
+    await res.body.dump()
+
+    const { server, children } = await spansFor(receiver, 'trace-sse')
+    t.equal(children.length, 1, 'one upstream attempt, one client span')
+    const client = children[0]!
+    t.equal(server.name, 'chat gpt-test', '{operation} {model}')
+    t.equal(server.parentSpanId, '', 'no client trace context: a root span')
+    t.equal(client.traceId, server.traceId)
+    t.equal(client.kind, SPAN_KIND.client)
+    t.equal(client.name, 'chat gpt-test')
+    t.match(server.attributes, {
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai',
+      'gen_ai.system': 'openai',
+      'gen_ai.request.model': 'gpt-test',
+      'gen_ai.response.model': 'gpt-test',
+      'gen_ai.response.id': 'resp_traced',
+      'gen_ai.usage.input_tokens': 120,
+      'gen_ai.usage.output_tokens': 7,
+      'gen_ai.usage.cache_read.input_tokens': 100,
+      'gen_ai.conversation.id': 'trace-sse',
+      'session.id': 'trace-sse',
+      'http.request.method': 'POST',
+      'http.response.status_code': 200,
+      'url.path': '/v1/responses',
+      'session_gateway.session_source': 'header',
+      'session_gateway.upstream': 'default',
+      'session_gateway.ended_by': 'complete'
+    })
+    t.type(server.attributes['session_gateway.ttfb_ms'], 'number')
+    t.equal(server.attributes['error.type'], undefined)
+    t.equal(server.statusCode, STATUS.unset)
+    t.match(client.attributes, {
+      'server.address': '127.0.0.1',
+      'server.port': Number(new URL(upstream.origin).port),
+      'http.response.status_code': 200,
+      'gen_ai.response.id': 'resp_traced',
+      'gen_ai.usage.output_tokens': 7
+    })
+    t.match(server.resource, { 'service.name': 'gateway-under-test', 'deployment.environment': 'test' })
+
+    const line = await gateway.waitForLog((l) => l.msg === 'request' && l.session === 'trace-sse')
+    t.equal(line.trace_id, server.traceId, 'the log line names the trace')
+    t.equal(receiver.exports[0]!.headers['x-otlp-token'], OTLP_TOKEN, 'OTEL_EXPORTER_OTLP_HEADERS go to the collector')
+    t.match(receiver.exports[0]!.contentType, protocol === 'http/json' ? /^application\/json/ : /^application\/x-protobuf/)
+  })
+}
+
+t.test("a client's traceparent is continued, and the upstream gets the attempt's", async (t) => {
+  const { receiver, upstream, gateway } = await startTraced(t)
+  upstream.handle(replySse([responseStream('resp_parent', 'child')]))
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
+  const parentId = '00f067aa0ba902b7'
+  const res = await request(`${gateway.baseURL}/responses`, {
+    method: 'POST',
+    body: '{}',
+    headers: { 'session-id': 'trace-parent', traceparent: `00-${traceId}-${parentId}-01`, tracestate: 'vendor=opaque' }
+  })
+  await res.body.dump()
+  const { server, children } = await spansFor(receiver, 'trace-parent')
+  t.equal(server.traceId, traceId, 'the same trace')
+  t.equal(server.parentSpanId, parentId, "the client's span is the parent")
+  const seen = upstream.requests.at(-1)!
+  t.equal(seen.headers.traceparent, `00-${traceId}-${children[0]!.spanId}-01`, "upstream's parent is the attempt's client span")
+  t.equal(seen.headers.tracestate, 'vendor=opaque', 'tracestate travels on')
+  t.equal(seen.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'traceparent').length, 1, "the client's own traceparent is replaced, not doubled")
+})
+
+t.test('without tracing a client traceparent passes upstream untouched and logs carry no trace_id', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  const res = await request(`${gateway.baseURL}/models`, { headers: { 'session-id': 'untraced', traceparent } })
+  await res.body.dump()
+  t.equal(upstream.requests.at(-1)!.headers.traceparent, traceparent)
+  const line = await gateway.waitForLog((l) => l.msg === 'request' && l.session === 'untraced')
+  t.notOk('trace_id' in line)
+})
+
+t.test('a client that leaves mid-stream ends both spans with an error', async (t) => {
+  const { receiver, upstream, gateway } = await startTraced(t)
+  upstream.handle(async (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.write(sseEvent({ type: 'response.created', sequence_number: 0, response: { id: 'resp_left', model: 'gpt-test' } }))
+    await req.closed // held open until the gateway cancels it
+  })
+  const req = http.request(`${gateway.baseURL}/responses`, { method: 'POST', agent: false, headers: { 'session-id': 'trace-abort' } })
+  req.on('error', () => {})
+  req.end('{}')
+  const [res] = await new Promise<[http.IncomingMessage]>((resolve) => req.on('response', (r) => resolve([r])))
+  await new Promise((resolve) => res.once('data', resolve))
+  req.destroy()
+
+  const { server, children } = await spansFor(receiver, 'trace-abort')
+  t.equal(server.statusCode, STATUS.error)
+  t.equal(server.attributes['error.type'], 'client_aborted')
+  t.equal(server.attributes['session_gateway.ended_by'], 'client')
+  t.equal(server.name, 'chat gpt-test', 'the model came with response.created')
+  t.equal(children[0]!.statusCode, STATUS.error)
+  t.equal(children[0]!.attributes['error.type'], 'client_aborted')
+})
+
+t.test('an unreachable upstream marks both spans with the failure code', async (t) => {
+  const receiver = await startOtlpReceiver()
+  const upstream = await startMockUpstream()
+  const url = upstream.url
+  await upstream.close() // nothing listens there now
+  const gateway = await startGateway({ UPSTREAM_URL: url, ...tracingEnv(receiver) })
+  t.teardown(async () => { await gateway.close(); await receiver.close() })
+  const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'session-id': 'trace-502' } })
+  await res.body.dump()
+  t.equal(res.statusCode, 502)
+  const { server, children } = await spansFor(receiver, 'trace-502')
+  t.equal(server.statusCode, STATUS.error)
+  t.equal(server.attributes['error.type'], 'ECONNREFUSED')
+  t.equal(server.attributes['http.response.status_code'], 502)
+  t.equal(server.name, 'POST /v1/responses', 'no model known: {method} {route}')
+  t.equal(children[0]!.attributes['error.type'], 'ECONNREFUSED')
+})
+
+for (const protocol of PROTOCOLS) {
+  t.test(`refusals are spans with their error code, and no key or OTLP header value is ever exported (${protocol})`, async (t) => {
+    const clientKey = 'gw-client-key-b81d55'
+    const managedKey = 'sk-managed-key-0c9e21'
+    const wrongKey = 'gw-wrong-key-77aa10'
+    const { receiver, upstream, gateway } = await startTraced(t, protocol, { OPENAI_API_KEY: managedKey, GATEWAY_API_KEYS: clientKey })
+    upstream.handle(replySse([responseStream('resp_keyed', 'secret-free')]))
+    const ok = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'session-id': 'trace-keyed', authorization: `Bearer ${clientKey}` } })
+    await ok.body.dump()
+    const denied = await request(`${gateway.baseURL}/responses?api_key=${wrongKey}`, { method: 'POST', body: '{}', headers: { authorization: `Bearer ${wrongKey}` } })
+    await denied.body.dump()
+    const badSession = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'session-id': 'has a space', authorization: `Bearer ${clientKey}` } })
+    await badSession.body.dump()
+    t.same([ok.statusCode, denied.statusCode, badSession.statusCode], [200, 401, 400])
+
+    const spans = await receiver.waitForSpans((spans) => spans.filter((s) => s.kind === SPAN_KIND.server).length >= 3 && spans.length >= 4)
+    const refused = spans.filter((s) => s.attributes['error.type'] !== undefined)
+    t.match(refused.find((s) => s.attributes['http.response.status_code'] === 401)?.attributes, { 'error.type': 'invalid_api_key', 'url.path': '/v1/responses', 'session_gateway.ended_by': 'gateway' })
+    t.match(refused.find((s) => s.attributes['http.response.status_code'] === 400)?.attributes, { 'error.type': 'invalid_session_id' })
+    t.equal(refused.length, 2, 'only the two refusals carry an error.type')
+    t.ok(refused.every((s) => s.kind === SPAN_KIND.server && s.statusCode === STATUS.unset), "a client's mistake (4xx) is not an ERROR status for the server")
+
+    const exported = Buffer.concat(receiver.exports.map((e) => e.body))
+    for (const secret of [clientKey, managedKey, wrongKey, OTLP_TOKEN, 'Bearer', 'authorization']) {
+      t.equal(exported.indexOf(secret), -1, `${secret} appears in no exported byte`)
+    }
+    t.equal(exported.indexOf('secret-free'), -1, 'no completion content either')
+  })
+}
+
+t.test('a WebSocket is a connection span with a span per response on it', async (t) => {
+  const receiver = await startOtlpReceiver()
+  const upstream = await startWebSocketUpstream()
+  const gateway = await startGateway({ UPSTREAM_URL: upstream.url, ...tracingEnv(receiver) })
+  t.teardown(async () => { await gateway.close(); await upstream.close(); await receiver.close() })
+  const accepted = upstream.nextWebSocket()
+  const ws = new WebSocket(`ws://127.0.0.1:${gateway.port}/v1/responses`, { perMessageDeflate: false, headers: { 'session-id': 'trace-ws' } })
+  t.teardown(() => { ws.terminate() })
+  await new Promise<void>((resolve, reject) => { ws.on('open', () => resolve()); ws.on('error', reject) })
+  let turn = 0
+  answerResponseCreates(await accepted, () => `resp_ws_${++turn}`, 'over the socket')
+  const completed = async (): Promise<void> => await new Promise((resolve) => {
+    const onMessage = (data: Buffer): void => {
+      if (JSON.parse(data.toString('utf8')).type !== 'response.completed') return
+      ws.off('message', onMessage)
+      resolve()
+    }
+    ws.on('message', onMessage)
+  })
+  for (let i = 0; i < 2; i++) {
+    const done = completed()
+    ws.send(JSON.stringify({ type: 'response.create', model: 'gpt-test', input: 'never exported' }))
+    await done
+  }
+  ws.close(1000)
+
+  // The connection span, its upgrade attempt and its two responses.
+  const { server, children } = await spansFor(receiver, 'trace-ws', 3)
+  t.equal(server.name, 'GET /v1/responses')
+  t.match(server.attributes, { 'session_gateway.ended_by': 'complete', 'http.response.status_code': 101, 'gen_ai.conversation.id': 'trace-ws' })
+  const responses = children.filter((s) => s.attributes['gen_ai.response.id'] !== undefined)
+  t.same(responses.map((s) => s.attributes['gen_ai.response.id']).sort(), ['resp_ws_1', 'resp_ws_2'])
+  for (const response of responses) {
+    t.equal(response.kind, SPAN_KIND.client)
+    t.equal(response.name, 'chat gpt-test')
+    t.match(response.attributes, { 'gen_ai.usage.input_tokens': 120, 'gen_ai.usage.output_tokens': 7, 'session.id': 'trace-ws' })
+  }
+  const handshake = children.find((s) => s.attributes['gen_ai.response.id'] === undefined)
+  t.match(handshake?.attributes, { 'http.response.status_code': 101, 'server.address': '127.0.0.1' }, 'the upgrade request is the attempt')
+  t.equal(Buffer.concat(receiver.exports.map((e) => e.body)).indexOf('never exported'), -1, 'no prompt content')
+})
+
+/** Runs a gateway from dist/ in a child process where resolving any @opentelemetry module fails. */
+async function gatewayWithOpenTelemetryBlocked (upstream: MockUpstream, env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const dist = (file: string): string => pathToFileURL(join(ROOT, 'dist', 'src', file)).href
+  const script = `
+    const { buildGateway } = await import(${JSON.stringify(dist('server/build-gateway.js'))})
+    const { loadConfig } = await import(${JSON.stringify(dist('config/load-config.js'))})
+    const env = { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', UPSTREAM_URL: ${JSON.stringify(upstream.url)}, ...JSON.parse(process.argv[1]) }
+    const gateway = buildGateway(loadConfig({ env }))
+    const origin = await gateway.listen()
+    const res = await fetch(origin + '/v1/responses', { method: 'POST', body: '{}', headers: { 'session-id': 'child' } })
+    await res.arrayBuffer()
+    await gateway.close()
+    process.stdout.write(JSON.stringify({ status: res.status }))`
+  const hooks = join(ROOT, 'test', 'support', 'block-opentelemetry.mjs')
+  return await new Promise((resolve) => {
+    execFile(process.execPath, ['--import', pathToFileURL(hooks).href, '--input-type=module', '-e', script, JSON.stringify(env)], { env: { PATH: process.env.PATH ?? '' } }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : (err as { code?: number | null }).code ?? null, stdout, stderr })
+    })
+  })
+}
+
+t.test('with no endpoint set no OpenTelemetry module is loaded', async (t) => {
+  const upstream = await startMockUpstream()
+  t.teardown(async () => await upstream.close())
+  upstream.handle(replySse([responseStream('resp_child', 'plain')]))
+  const off = await gatewayWithOpenTelemetryBlocked(upstream, {})
+  t.equal(off.code, 0, off.stderr)
+  t.same(JSON.parse(off.stdout), { status: 200 }, 'the gateway proxied a request with every @opentelemetry module unloadable')
+  // The control: the same child with an endpoint set must hit the block, or the check proves nothing.
+  const on = await gatewayWithOpenTelemetryBlocked(upstream, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' })
+  t.not(on.code, 0)
+  t.match(on.stderr, /@opentelemetry is blocked/)
+})
+
+t.test('closing the gateway flushes spans still queued', async (t) => {
+  // A batch delay far longer than the test: only the shutdown's flush can deliver the span.
+  const { receiver, upstream, gateway } = await startTraced(t, 'http/protobuf', { OTEL_BSP_SCHEDULE_DELAY: '600000' })
+  upstream.handle(replySse([responseStream('resp_flush', 'flushed')]))
+  const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'session-id': 'trace-flush' } })
+  await res.body.dump()
+  await gateway.waitForLog((l) => l.msg === 'request' && l.session === 'trace-flush')
+  t.equal(receiver.spans.length, 0, 'nothing exported before the close')
+  await gateway.close()
+  t.ok(serverSpanOf(receiver.spans, 'trace-flush'), 'the span was exported by close()')
+})

@@ -1,0 +1,71 @@
+import t, { type Test } from 'tap'
+import { loadConfig } from '../../../src/config/load-config.js'
+import { ConfigError } from '../../../src/config/settings.js'
+import { tracingFromEnv } from '../../../src/config/tracing-env.js'
+
+function refuses (t: Test, env: Record<string, string>, key: string, hidden?: RegExp): void {
+  t.throws(() => tracingFromEnv(env), ConfigError, key)
+  try {
+    tracingFromEnv(env)
+  } catch (err) {
+    t.equal((err as ConfigError).key, key)
+    if (hidden !== undefined) t.notMatch((err as Error).message, hidden, 'a secret is not echoed')
+  }
+}
+
+t.test('tracing is off unless an endpoint is set, and the defaults are the spec\'s', async (t) => {
+  const off = loadConfig({}).tracing
+  t.equal(off.enabled, false)
+  const on = tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })
+  t.match(on, {
+    enabled: true,
+    endpoint: 'http://collector:4318/v1/traces',
+    protocol: 'http/protobuf',
+    headers: {},
+    serviceName: 'session-gateway',
+    sampler: 'parentbased_always_on',
+    samplerRatio: 1,
+    batch: { scheduledDelayMillis: 5000, exportTimeoutMillis: 30_000, maxQueueSize: 2048, maxExportBatchSize: 512 }
+  })
+  t.equal(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' }).enabled, false, 'OTEL_SDK_DISABLED wins')
+  t.equal(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: '' }).enabled, false, 'empty counts as unset')
+})
+
+t.test('endpoints: the traces one as is, the base one with /v1/traces appended', async (t) => {
+  t.equal(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://c.example/otlp/' }).endpoint, 'https://c.example/otlp/v1/traces')
+  t.equal(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://c.example', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://t.example/custom' }).endpoint, 'https://t.example/custom')
+  refuses(t, { OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, 'OTEL_EXPORTER_OTLP_ENDPOINT')
+  refuses(t, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'not a url' }, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT')
+})
+
+t.test('protocol, headers, resource attributes, sampler and batch settings', async (t) => {
+  const config = tracingFromEnv({
+    OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318',
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer%20tok,x-tenant = acme ',
+    OTEL_SERVICE_NAME: 'edge-gateway',
+    OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=prod,service.namespace=ai',
+    OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+    OTEL_TRACES_SAMPLER_ARG: '0.25',
+    OTEL_BSP_SCHEDULE_DELAY: '200',
+    OTEL_BSP_MAX_QUEUE_SIZE: '4096'
+  })
+  t.equal(config.protocol, 'http/json')
+  t.same(config.headers, { authorization: 'Bearer tok', 'x-tenant': 'acme' })
+  t.equal(config.serviceName, 'edge-gateway')
+  t.same(config.resourceAttributes, { 'deployment.environment': 'prod', 'service.namespace': 'ai' })
+  t.equal(config.sampler, 'parentbased_traceidratio')
+  t.equal(config.samplerRatio, 0.25)
+  t.match(config.batch, { scheduledDelayMillis: 200, maxQueueSize: 4096 })
+  t.equal(tracingFromEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }).protocol, 'http/protobuf', 'the traces-specific variable wins')
+})
+
+t.test('invalid values are config errors naming the variable, and secrets are not echoed', async (t) => {
+  refuses(t, { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, 'OTEL_EXPORTER_OTLP_PROTOCOL')
+  refuses(t, { OTEL_TRACES_SAMPLER: 'jaeger_remote' }, 'OTEL_TRACES_SAMPLER')
+  refuses(t, { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '1.5' }, 'OTEL_TRACES_SAMPLER_ARG')
+  refuses(t, { OTEL_BSP_SCHEDULE_DELAY: '-1' }, 'OTEL_BSP_SCHEDULE_DELAY')
+  refuses(t, { OTEL_EXPORTER_OTLP_HEADERS: 'tok-s3cr3t-no-equals' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
+  refuses(t, { OTEL_EXPORTER_OTLP_HEADERS: 'x=%E0%A4%A' }, 'OTEL_EXPORTER_OTLP_HEADERS')
+  refuses(t, { OTEL_EXPORTER_OTLP_HEADERS: 'x=a%0Ab' }, 'OTEL_EXPORTER_OTLP_HEADERS')
+})
