@@ -9,13 +9,21 @@
  */
 import { readFileSync } from 'node:fs'
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import t from 'tap'
+import { spawn } from 'node:child_process'
+import { availableParallelism } from 'node:os'
+import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { randomChunks, responseStream, startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
 import { activeStreams, forceGc, gate, openFds, sha256, trackSockets, turn } from '../support/endurance.js'
 
 const STREAMS = 2_000
+/**
+ * `npm run stress:contention` runs the check ENDURANCE_ROUNDS times in a row with a busy
+ * process on every core beside it (ENDURANCE_CONTENTION=1); `npm test` runs it once, quietly.
+ */
+const ROUNDS = Number(process.env.ENDURANCE_ROUNDS ?? 1)
+const CONTENTION = process.env.ENDURANCE_CONTENTION === '1'
 
 const maxOpenFiles = Number(/^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1])
 if (maxOpenFiles < 4 * STREAMS + 256) throw new Error(`this test needs ${4 * STREAMS + 256} file descriptors; ulimit -n is ${maxOpenFiles}`)
@@ -36,7 +44,19 @@ function plan (i: number): Planned {
   return { session: `load-${i}-${sha256(String(i)).slice(0, 12)}`, chunks: randomChunks(stream, i + 1, 16 + (i % 240)), sha: sha256(stream), bytes: stream.length }
 }
 
-t.test(`${STREAMS} concurrent streams arrive byte-identical, each upstream request in its own session, and nothing is left behind`, async (t) => {
+if (CONTENTION) {
+  // Busy loops on every core, as another workload beside the gateway would be.
+  const burners = Array.from({ length: availableParallelism() }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }))
+  t.teardown(() => { for (const burner of burners) burner.kill('SIGKILL') })
+}
+
+for (let round = 1; round <= ROUNDS; round++) {
+  t.test(`${STREAMS} concurrent streams arrive byte-identical, each upstream request in its own session, and nothing is left behind${ROUNDS > 1 ? ` (round ${round} of ${ROUNDS}${CONTENTION ? ', under CPU contention' : ''})` : ''}`, async (t) => {
+    await concurrentStreams(t)
+  })
+}
+
+async function concurrentStreams (t: Test): Promise<void> {
   const fdsBefore = openFds()
   const planned = Array.from({ length: STREAMS }, (_, i) => plan(i))
   const bySession = new Map(planned.map((p) => [p.session, p]))
@@ -81,8 +101,11 @@ t.test(`${STREAMS} concurrent streams arrive byte-identical, each upstream reque
       body: JSON.stringify({ model: 'gpt-test', input: `question for ${p.session}`, stream: true })
     })
     const body = Buffer.from(await res.body.arrayBuffer())
-    return { status: res.statusCode, sha: sha256(body), bytes: body.length }
-  })
+    return { status: res.statusCode, sha: sha256(body), bytes: body.length, error: undefined as string | undefined }
+  }).map(async (result, i) => await result.catch((err: Error & { code?: string }) => {
+    // A stream the client lost: keep going, and say below who broke it.
+    return { status: 0, sha: '', bytes: 0, error: `${err.code ?? err.name}: ${err.message} (${planned[i]!.session})` }
+  }))
 
   await allArrived.opened
   t.equal(await activeStreams(gateway.origin, scraper), STREAMS, `the gateway counts ${STREAMS} exchanges in flight at once`)
@@ -90,6 +113,13 @@ t.test(`${STREAMS} concurrent streams arrive byte-identical, each upstream reque
   const done = await Promise.all(results)
   const wrong = done.flatMap((r, i) => r.status === 200 && r.sha === planned[i]!.sha ? [] : [{ i, ...r, expected: planned[i]!.bytes }])
   t.same(wrong.slice(0, 5), [], `every response is byte-identical to what the upstream sent for it (${wrong.length} differ)`)
+  for (const lost of wrong.slice(0, 5)) {
+    // Who broke it: the gateway's log line (ended_by, error) and whether the upstream was cut.
+    const session = planned[lost.i]!.session
+    const line = gateway.logs.find((l) => l.msg === 'request' && l.session === session)
+    const seenUpstream = upstream.requests.find((r) => r.headers['session-id'] === session)
+    t.comment(`lost ${session}: client ${lost.error ?? `status ${lost.status}, ${lost.bytes} of ${lost.expected} bytes`}; gateway ${JSON.stringify({ ended_by: line?.ended_by, error: line?.error, status: line?.status, bytes_out: line?.bytes_out })}; upstream ${seenUpstream === undefined ? 'never saw it' : seenUpstream.abortedByPeer() ? 'was cut' : 'finished'}`)
+  }
 
   // Every upstream request carried its own session, under both spellings, exactly once.
   t.equal(upstream.requests.length, STREAMS, 'one upstream request per client request')
@@ -138,4 +168,4 @@ t.test(`${STREAMS} concurrent streams arrive byte-identical, each upstream reque
   await turn()
   const fdsAfter = openFds()
   t.ok(fdsAfter <= fdsBefore + FD_SLACK, `file descriptors: ${fdsBefore} before, ${fdsAfter} after (slack ${FD_SLACK})`)
-})
+}
