@@ -33,6 +33,11 @@ RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 COPY config.example.yaml ./
 COPY --from=build /app/dist/src ./dist/src
+# Node 24 keeps compiled code on disk: warmed here (--help loads every module a default start
+# loads, then exits), read at every start. Measured locally on Node 24: ~180 ms to the first
+# /healthz with the cache, ~210-300 ms without. The cache is root's and read-only at run time.
+ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
+RUN node dist/src/cli.js --help >/dev/null
 
 # The image's `node` user (uid 1000), by number so Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000

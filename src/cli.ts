@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util'
 import { loadConfig, type GatewayConfig } from './config/load-config.js'
 import { ConfigError } from './config/settings.js'
-import { buildGateway } from './server/build-gateway.js'
+import { createGateway } from './server/build-gateway.js'
 
 const USAGE = `Usage: session-gateway [--config FILE]
 
@@ -33,7 +33,7 @@ function main (): void {
 }
 
 async function start (config: GatewayConfig): Promise<void> {
-  const gateway = buildGateway(config)
+  const gateway = await createGateway(config)
   const { logger } = gateway
   const address = await gateway.listen()
   logger.info({ address, upstream: config.upstream.url.href }, 'session-gateway listening')

@@ -29,16 +29,11 @@ export class GatewayError extends Error {
     return JSON.stringify({ error: { message: this.message, type: this.type, code: this.code, param: null } })
   }
 
-  /** Answers on a ServerResponse (a proxied request, a metrics listener, an upgrade's socket) and ends it. */
+  /** Answers on a ServerResponse (a proxied request, the gateway's own routes, an upgrade's socket) and ends it. */
   send (res: ServerResponse): void {
     const body = this.body()
     res.writeHead(this.status, { ...this.headers, 'content-type': ERROR_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
     res.end(body)
-  }
-
-  /** Answers on a Fastify reply (health, metrics and admin routes). */
-  reply<R extends { code: (status: number) => R, headers: (values: Record<string, string>) => R, type: (type: string) => R, send: (body: string) => R }> (reply: R): R {
-    return reply.code(this.status).headers({ ...this.headers }).type(ERROR_CONTENT_TYPE).send(this.body())
   }
 
   /**

@@ -5,6 +5,11 @@ import { ConfigError } from './settings.js'
 /** Where Redis is and how to log in: the `redis.*` settings. At most one of url, sentinels, clusterNodes is set. */
 export type RedisTarget = GatewayConfig['redis']
 
+/** Whether any `redis.*` setting asks for Redis at all. */
+export function usesRedis (target: RedisTarget): boolean {
+  return target.url !== '' || target.sentinels.length > 0 || target.clusterNodes.length > 0
+}
+
 /** TLS is on for `rediss://` URLs, or with `redis.tls: true` (Sentinel, Cluster). */
 export function redisTlsEnabled (redis: RedisTarget): boolean {
   return redis.tls || /^rediss:/i.test(redis.url)

@@ -11,7 +11,7 @@ const SWEEP_ABOVE = 10_000
 /**
  * Requests per minute per client (its key's digest, else its address), in fixed windows that
  * start at a client's first request: the same shape as @fastify/rate-limit's default, applied
- * to HTTP requests and WebSocket handshakes alike, without routing either through Fastify.
+ * to HTTP requests and WebSocket handshakes alike.
  */
 export class RateLimiter {
   readonly #max: number

@@ -5,7 +5,7 @@
  * comes back as the upstream wrote it, and from then on the two connections are joined byte for
  * byte (WebSocketTunnel). Why, and what it costs: docs/websocket.md.
  *
- * Node emits 'upgrade' outside Fastify's routing, so this listens on the server itself.
+ * Node emits 'upgrade' outside its request handling, so this listens on the server itself.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'

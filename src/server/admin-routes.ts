@@ -1,9 +1,9 @@
 import { timingSafeEqual } from 'node:crypto'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { errors } from '../errors.js'
 import { bearerToken, sha256 } from '../http/bearer.js'
 import type { SessionStore } from '../session/session-store.js'
 import { ADMIN_PAGE } from './admin-page.js'
+import { sendJson, type SideRoutes } from './side-routes.js'
 
 export interface AdminDeps {
   store: SessionStore
@@ -17,34 +17,33 @@ const MAX_PAGE = 500
  * `/gateway/`: per-session usage (requests, tokens, cache hit ratio) as JSON and as a small
  * page. Registered only when `ADMIN_TOKEN` is set or the gateway listens on loopback.
  */
-export async function adminRoutes (app: FastifyInstance, { store, token }: AdminDeps): Promise<void> {
+export function adminRoutes (routes: SideRoutes, { store, token }: AdminDeps): void {
   const tokenDigest = token === '' ? undefined : sha256(token)
-  app.addHook('onRequest', async (request, reply) => {
-    if (tokenDigest === undefined) return
-    const presented = bearerToken(request.headers.authorization)
-    if (presented === undefined || !timingSafeEqual(sha256(presented), tokenDigest)) {
-      // The page itself is public (it holds no data); it asks for the token and sends it.
-      if (request.url === '/gateway/' || request.url === '/gateway') return
-      return await errors.adminUnauthorized().reply(reply)
-    }
+  routes.guard('/gateway', ({ req, url }) => {
+    if (tokenDigest === undefined) return undefined
+    const presented = bearerToken(req.headers.authorization)
+    if (presented !== undefined && timingSafeEqual(sha256(presented), tokenDigest)) return undefined
+    // The page itself is public (it holds no data); it asks for the token and sends it.
+    if (url.pathname === '/gateway/' || url.pathname === '/gateway') return undefined
+    return errors.adminUnauthorized()
   })
 
-  app.get('/gateway/', async (_request, reply) => {
-    return await reply.header('cache-control', 'no-store').type('text/html; charset=utf-8').send(ADMIN_PAGE)
+  routes.get('/gateway/', ({ res }) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(ADMIN_PAGE)
   })
-  app.get('/gateway', async (_request, reply) => await reply.redirect('/gateway/'))
+  routes.get('/gateway', ({ res }) => { res.writeHead(302, { location: '/gateway/' }).end() })
 
-  app.get('/gateway/sessions', async (request: FastifyRequest<{ Querystring: { limit?: string, offset?: string } }>, reply) => {
-    const limit = clamp(Number(request.query.limit ?? 50), 1, MAX_PAGE)
-    const offset = clamp(Number(request.query.offset ?? 0), 0, Number.MAX_SAFE_INTEGER)
+  routes.get('/gateway/sessions', async ({ res, url }) => {
+    const limit = clamp(Number(url.searchParams.get('limit') ?? 50), 1, MAX_PAGE)
+    const offset = clamp(Number(url.searchParams.get('offset') ?? 0), 0, Number.MAX_SAFE_INTEGER)
     const page = await store.recentUsage(limit, offset)
-    return await reply.header('cache-control', 'no-store').send({ object: 'list', data: page.sessions, total: page.total, limit, offset })
+    sendJson(res, 200, { object: 'list', data: page.sessions, total: page.total, limit, offset })
   })
 
-  app.get('/gateway/sessions/:id', async (request: FastifyRequest<{ Params: { id: string } }>, reply) => {
-    const usage = await store.usage(request.params.id)
-    if (usage === undefined) return await errors.sessionNotFound(request.params.id).reply(reply)
-    return await reply.header('cache-control', 'no-store').send(usage)
+  routes.get('/gateway/sessions/:id', async ({ res, params: [id = ''] }) => {
+    const usage = await store.usage(id)
+    if (usage === undefined) throw errors.sessionNotFound(id)
+    sendJson(res, 200, usage)
   })
 }
 

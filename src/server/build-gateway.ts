@@ -1,8 +1,7 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import type { GatewayConfig } from '../config/load-config.js'
 import { isLoopbackHost } from '../config/load-config.js'
-import { errors, GatewayError } from '../errors.js'
 import { createLogger, type Logger } from '../observe/logger.js'
 import { GatewayMetrics } from '../observe/metrics.js'
 import { startTracing } from '../observe/tracing.js'
@@ -14,17 +13,19 @@ import { RateLimiter } from '../proxy/rate-limit.js'
 import { acceptWebSockets } from '../proxy/websocket-entry.js'
 import { createSessionStore } from '../session/create-store.js'
 import { SessionResolver } from '../session/resolve-session.js'
+import type { SessionStore } from '../session/session-store.js'
 import { upstreamHeaderRules } from '../upstream/request-headers.js'
 import { createUpstreamAgent } from '../upstream/upstream-agent.js'
 import { isProxyTarget, upstreamTarget } from '../upstream/upstream-path.js'
 import { adminRoutes } from './admin-routes.js'
 import { answerClientError, refuseConnect } from './client-errors.js'
-import { closeListenerOnly, Drain } from './drain.js'
+import { closeListener, Drain } from './drain.js'
 import { healthRoutes } from './health-routes.js'
 import { metricsRoutes, startMetricsServer, type MetricsServer } from './metrics-routes.js'
+import { SideRoutes } from './side-routes.js'
 
 export interface Gateway {
-  app: FastifyInstance
+  server: Server
   logger: Logger
   /** The separate metrics listener's address, when `METRICS_PORT` is set. */
   metricsAddress (): string | undefined
@@ -40,16 +41,24 @@ export interface Gateway {
 
 export interface GatewayOptions {
   logger?: Logger
+  /** The session store, made with `createSessionStore` (see `createGateway`). */
+  store: SessionStore
+}
+
+/** Makes the session store the config asks for, then the gateway around it. */
+export async function createGateway (config: GatewayConfig, options: { logger?: Logger } = {}): Promise<Gateway> {
+  const logger = options.logger ?? createLogger(config.log.level)
+  return buildGateway(config, { logger, store: await createSessionStore(config, logger) })
 }
 
 /** Longest the shutdown waits for the last spans to reach the collector. */
 const TRACE_FLUSH_MS = 5_000
 
 /** Wires the gateway's parts together: config → sessions, upstream pool, entries, server. */
-export function buildGateway (config: GatewayConfig, options: GatewayOptions = {}): Gateway {
+export function buildGateway (config: GatewayConfig, options: GatewayOptions): Gateway {
   const logger = options.logger ?? createLogger(config.log.level)
   const upstream = createUpstreamAgent(config.upstream)
-  const store = createSessionStore(config, logger)
+  const { store } = options
   const sessions = new SessionResolver(store)
   const metrics = new GatewayMetrics(() => store.size())
   const drain = new Drain()
@@ -73,21 +82,22 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
   tracing.catch(() => {}) // reported by listen(), not as an unhandled rejection meanwhile
   const entryDeps = { config, target, admission, exchanges, sessions, upstream, upstreamHeaders, logger }
   const forward = createForwarder(entryDeps)
-  const app = createApp(config, logger, forward)
-  acceptWebSockets(app.server, entryDeps)
-  app.register(healthRoutes, { ready: () => drain.ready, store: () => store.health() })
-  if (config.metrics.port === -1) app.register(metricsRoutes, { metrics })
-  if (adminRoutesServed(config)) app.register(adminRoutes, { store, token: config.admin.token })
+  const routes = new SideRoutes(logger)
+  healthRoutes(routes, { ready: () => drain.ready, store: () => store.health() })
+  if (config.metrics.port === -1) metricsRoutes(routes, { metrics })
+  if (adminRoutesServed(config)) adminRoutes(routes, { store, token: config.admin.token })
+  const server = createHttpServer(config, forward, routes)
+  acceptWebSockets(server, entryDeps)
   let metricsServer: MetricsServer | undefined
   let closing: Promise<number> | undefined
 
   return {
-    app,
+    server,
     logger,
     async listen () {
       exchanges.tracer = await tracing
       if (exchanges.tracer !== undefined) logTracing(logger, config)
-      const address = await app.listen({ host: config.server.host, port: config.server.port })
+      const address = await listenOn(server, config.server.host, config.server.port)
       if (config.metrics.port !== -1) metricsServer = await startMetricsServer(metrics, config.server.host, config.metrics.port)
       return address
     },
@@ -100,7 +110,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
       }
       closing = (async () => {
         const times = { delayMs: config.server.shutdownDelayMs, graceMs: config.server.shutdownGraceMs }
-        const cut = await drain.run(app.server, times, async () => await app.close())
+        const cut = await drain.run(server, times, async () => await closeListener(server))
         // Streams cut after the grace period take their upstream requests with them.
         await (cut > 0 ? upstream.destroy() : upstream.close())
         await store.close()
@@ -128,51 +138,40 @@ function adminRoutesServed ({ admin, server, upstream }: GatewayConfig): boolean
 }
 
 /**
- * The HTTP server and Fastify around it. Proxied requests skip Fastify (routing,
- * request/reply objects, hooks): the server hands /v1 targets straight to the forwarder.
- * Health, metrics and admin routes are Fastify's.
+ * The HTTP server. Proxied requests (/v1) go straight to the forwarder; the gateway's own few
+ * routes (health, metrics, admin) to its small router.
  */
-function createApp (config: GatewayConfig, logger: Logger, forward: (req: IncomingMessage, res: ServerResponse) => void): FastifyInstance {
-  const app = Fastify({
-    serverFactory: (fastifyHandler) => createServer({
-      maxHeaderSize: config.server.maxHeaderBytes,
-      // Node enforces headersTimeout only on this interval's ticks (default 30 s): without it a
-      // slowloris held its socket for up to 30 s past SERVER_HEADERS_TIMEOUT_MS.
-      connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.server.headersTimeoutMs / 2))
-    }, (req, res) => {
-      if (isProxyTarget(req.url ?? '/')) forward(req, res)
-      else fastifyHandler(req, res)
-    }),
-    loggerInstance: logger as FastifyBaseLogger,
-    // One line per request is written when its exchange ends; Fastify's own would double it.
-    logController: new LogController({ disableRequestLogging: true }),
-    // The drain closes connections itself: see closeListenerOnly.
-    forceCloseConnections: false,
-    // During a drain /readyz answers its own 503 (shutting_down) and /v1 gets an OpenAI-style 503.
-    return503OnClosing: false,
-    exposeHeadRoutes: false,
-    routerOptions: { maxParamLength: 8192 },
-    clientErrorHandler: answerClientError,
-    // Requests Fastify's router refuses before any route runs, answered OpenAI-style too.
-    frameworkErrors: (error, _request, reply) => {
-      (error.code === 'FST_ERR_BAD_URL' ? errors.badUrl() : errors.malformedRequest()).send(reply.raw)
-    }
+function createHttpServer (config: GatewayConfig, forward: (req: IncomingMessage, res: ServerResponse) => void, routes: SideRoutes): Server {
+  const server = createServer({
+    maxHeaderSize: config.server.maxHeaderBytes,
+    // Node enforces headersTimeout only on this interval's ticks (default 30 s): without it a
+    // slowloris held its socket for up to 30 s past SERVER_HEADERS_TIMEOUT_MS.
+    connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.server.headersTimeoutMs / 2)),
+    keepAliveTimeout: config.server.keepAliveTimeoutMs,
+    requestTimeout: config.server.requestTimeoutMs,
+    headersTimeout: config.server.headersTimeoutMs
+  }, (req, res) => {
+    if (isProxyTarget(req.url ?? '/')) forward(req, res)
+    else routes.handle(req, res)
   })
-  // With a serverFactory these are ours to set (Fastify sets them only on servers it creates).
-  app.server.keepAliveTimeout = config.server.keepAliveTimeoutMs
-  app.server.requestTimeout = config.server.requestTimeoutMs
-  app.server.setTimeout(0) // an idle socket mid-stream is the upstream's idle timeout's call
-  app.server.headersTimeout = config.server.headersTimeoutMs
+  server.setTimeout(0) // an idle socket mid-stream is the upstream's idle timeout's call
   // Node's default (2,000) drops later headers silently, a session-id among them; the header
   // block is bounded by MAX_HEADER_BYTES instead.
-  app.server.maxHeadersCount = 0
-  app.server.on('connect', refuseConnect)
-  closeListenerOnly(app.server)
+  server.maxHeadersCount = 0
+  server.on('clientError', answerClientError)
+  server.on('connect', refuseConnect)
+  return server
+}
 
-  app.setNotFoundHandler((request, reply) => errors.notFound(request.method, request.url.split('?')[0] ?? '/').reply(reply))
-  app.setErrorHandler((err, _request, reply) => {
-    if (!(err instanceof GatewayError)) logger.error({ err }, 'unhandled error')
-    return (err instanceof GatewayError ? err : errors.internal()).reply(reply)
+/** Listens; resolves to the bound address, e.g. `http://127.0.0.1:8080`. */
+async function listenOn (server: Server, host: string, port: number): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
   })
-  return app
+  const { address, port: bound } = server.address() as AddressInfo
+  return `http://${address.includes(':') ? `[${address}]` : address}:${bound}`
 }

@@ -109,17 +109,15 @@ export class Drain {
 }
 
 /**
- * `server.close()` as Node ≥ 19 does it also destroys every idle connection at once, and an
- * accepted connection whose request Node has not read yet counts as idle: its request would be
- * reset although it reached the gateway. This makes `close()` stop the listener only; the drain
- * closes connections itself.
+ * Stops the listener and resolves once every connection has closed. Not `server.close()`: as
+ * Node ≥ 19 does it, that also destroys every idle connection at once, and an accepted
+ * connection whose request Node has not read yet counts as idle, so its request would be reset
+ * although it reached the gateway; the drain closes connections itself. Connections the kernel
+ * completed but Node has not accepted yet are taken first.
  */
-export function closeListenerOnly (server: Server): void {
-  server.close = function close (callback?: (err?: Error) => void) {
-    // Connections the kernel completed but Node has not accepted yet are taken first.
-    acceptQueueEmptied(server).then(() => NetServer.prototype.close.call(server, callback), () => NetServer.prototype.close.call(server, callback))
-    return this
-  }
+export async function closeListener (server: Server): Promise<void> {
+  await acceptQueueEmptied(server).catch(() => {})
+  await new Promise<void>((resolve) => { NetServer.prototype.close.call(server, () => resolve()) })
 }
 
 function closeIdleConnections (server: Server, silentToo: boolean): void {

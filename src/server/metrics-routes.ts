@@ -1,14 +1,14 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { FastifyInstance } from 'fastify'
 import { errors } from '../errors.js'
 import type { GatewayMetrics } from '../observe/metrics.js'
+import type { SideRoutes } from './side-routes.js'
 
 /** `GET /metrics` on the main port (when no `METRICS_PORT` is set). */
-export async function metricsRoutes (app: FastifyInstance, { metrics }: { metrics: GatewayMetrics }): Promise<void> {
-  app.get('/metrics', async (_request, reply) => {
+export function metricsRoutes (routes: SideRoutes, { metrics }: { metrics: GatewayMetrics }): void {
+  routes.get('/metrics', async ({ res }) => {
     const { contentType, body } = await metrics.render()
-    return await reply.type(contentType).header('cache-control', 'no-store').send(body)
+    res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body)
   })
 }
 

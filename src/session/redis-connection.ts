@@ -6,10 +6,6 @@ import { redisTlsEnabled, type RedisTarget } from '../config/redis-settings.js'
 /** A single Redis (direct or found through Sentinel) or a Redis Cluster: the store uses either alike. */
 export type RedisClient = Redis | Cluster
 
-/** Whether any `redis.*` setting asks for Redis at all. */
-export function usesRedis (target: RedisTarget): boolean {
-  return target.url !== '' || target.sentinels.length > 0 || target.clusterNodes.length > 0
-}
 
 /**
  * Connects to Redis as `target` describes. Commands fail at once while disconnected (no

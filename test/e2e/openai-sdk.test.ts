@@ -20,7 +20,7 @@ interface Harness {
 async function setUp (t: Test): Promise<Harness> {
   const { upstream, gateway } = await startGatewayWithUpstream(t)
   let connections = 0
-  gateway.gateway.app.server.on('connection', () => { connections++ })
+  gateway.gateway.server.on('connection', () => { connections++ })
   const client = new OpenAI({ baseURL: gateway.baseURL, apiKey: API_KEY, maxRetries: 0 })
   return { upstream, client, connections: () => connections }
 }

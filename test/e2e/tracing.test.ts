@@ -261,10 +261,10 @@ t.test('a WebSocket is a connection span with a span per response on it', async 
 async function gatewayWithOpenTelemetryBlocked (upstream: MockUpstream, env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
   const dist = (file: string): string => pathToFileURL(join(ROOT, 'dist', 'src', file)).href
   const script = `
-    const { buildGateway } = await import(${JSON.stringify(dist('server/build-gateway.js'))})
+    const { createGateway } = await import(${JSON.stringify(dist('server/build-gateway.js'))})
     const { loadConfig } = await import(${JSON.stringify(dist('config/load-config.js'))})
     const env = { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', UPSTREAM_URL: ${JSON.stringify(upstream.url)}, ...JSON.parse(process.argv[1]) }
-    const gateway = buildGateway(loadConfig({ env }))
+    const gateway = await createGateway(loadConfig({ env }))
     const origin = await gateway.listen()
     const res = await fetch(origin + '/v1/responses', { method: 'POST', body: '{}', headers: { 'session-id': 'child' } })
     await res.arrayBuffer()

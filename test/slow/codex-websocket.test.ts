@@ -20,7 +20,7 @@ async function setUp (t: Test, env: Record<string, string> = {}): Promise<{ upst
   const upstream = await startWebSocketUpstream({ perMessageDeflate: { threshold: 0 } })
   const gateway = await startGateway({ UPSTREAM_URL: upstream.url, ...env })
   const upgradesAtGateway: IncomingMessage[] = []
-  gateway.gateway.app.server.on('upgrade', (req: IncomingMessage) => upgradesAtGateway.push(req))
+  gateway.gateway.server.on('upgrade', (req: IncomingMessage) => upgradesAtGateway.push(req))
   t.teardown(async () => { await gateway.close(); await upstream.close() })
   return { upstream, gateway, upgradesAtGateway }
 }

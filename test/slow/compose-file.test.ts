@@ -23,7 +23,8 @@ const read = (path: string): string => readFileSync(join(root, path), 'utf8')
 /** Variables a deployment may set that are not gateway settings, and why. */
 const NON_SETTINGS: Record<string, string> = {
   NODE_ENV: 'tells Node libraries they run in production; the gateway reads no NODE_ENV',
-  CONFIG_FILE: 'read by the CLI (src/cli.ts): the YAML file to load settings from'
+  CONFIG_FILE: 'read by the CLI (src/cli.ts): the YAML file to load settings from',
+  NODE_COMPILE_CACHE: 'read by Node 24 itself: where compiled code is cached between starts (warmed in the image)'
 }
 const settingEnvNames = (): Set<string> => new Set(allSettings().map((spec) => spec.env))
 

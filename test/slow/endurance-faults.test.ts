@@ -310,7 +310,7 @@ t.test('a client that leaves at any stage: the upstream work it started is cance
     begun.set(session, raw)
     beginning(session).open()
   })
-  const sockets = trackSockets(gateway.gateway.app.server)
+  const sockets = trackSockets(gateway.gateway.server)
 
   interface Stage {
     name: string

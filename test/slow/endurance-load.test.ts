@@ -85,11 +85,11 @@ async function concurrentStreams (t: Test): Promise<void> {
   let gateway: RunningGateway | undefined
   t.teardown(async () => { await gateway?.close(); await upstream.close() })
   gateway = await startGateway({ UPSTREAM_URL: upstream.url })
-  const gatewaySockets = trackSockets(gateway.gateway.app.server)
+  const gatewaySockets = trackSockets(gateway.gateway.server)
   const upstreamSockets = trackSockets(upstream.server)
   // Weak references to the gateway's side of every exchange: after the run, nothing should hold them.
   const exchanges: Array<WeakRef<object>> = []
-  gateway.gateway.app.server.on('request', (_req, res) => { exchanges.push(new WeakRef(res)) })
+  gateway.gateway.server.on('request', (_req, res) => { exchanges.push(new WeakRef(res)) })
 
   const clients = new Agent({ connections: STREAMS, pipelining: 1 })
   const scraper = new Agent({ connections: 1 })

@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net'
 import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
-import { buildGateway, type Gateway } from '../../src/server/build-gateway.js'
+import { createGateway, type Gateway } from '../../src/server/build-gateway.js'
 import { loadConfig, type GatewayConfig } from '../../src/config/load-config.js'
 import { createLogger } from '../../src/observe/logger.js'
 import { logLines } from './log-lines.js'
@@ -44,7 +44,7 @@ export async function startGateway (env: Record<string, string>): Promise<Runnin
       done()
     }
   })
-  const gateway = buildGateway(config, { logger: createLogger(config.log.level, sink) })
+  const gateway = await createGateway(config, { logger: createLogger(config.log.level, sink) })
   const origin = await gateway.listen()
   const port = Number(new URL(origin).port)
   let closed: Promise<number> | undefined

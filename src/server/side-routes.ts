@@ -1,0 +1,98 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { errors, GatewayError } from '../errors.js'
+import type { Logger } from '../observe/logger.js'
+
+/** A request to one of the gateway's own routes, with its parsed URL and path parameters. */
+export interface SideRequest {
+  req: IncomingMessage
+  res: ServerResponse
+  url: URL
+  /** The values of the pattern's `:name` segments, decoded, in order. */
+  params: string[]
+}
+
+export type SideHandler = (request: SideRequest) => void | Promise<void>
+/** Runs before the routes under a prefix: the error to refuse with, or undefined to go on. */
+export type SideGuard = (request: SideRequest) => GatewayError | undefined
+
+interface Route {
+  segments: string[]
+  handler: SideHandler
+}
+
+/**
+ * The gateway's own few routes (health, metrics, admin): GET only, exact segments or `:name`
+ * ones. Proxied traffic never comes here; a framework's router, hooks and reply objects
+ * would cost more memory and start-up time than these routes are worth.
+ */
+export class SideRoutes {
+  readonly #routes: Route[] = []
+  readonly #guards: Array<{ prefix: string, guard: SideGuard }> = []
+  readonly #logger: Logger
+
+  constructor (logger: Logger) {
+    this.#logger = logger
+  }
+
+  /** `pattern` like `/gateway/sessions/:id`. */
+  get (pattern: string, handler: SideHandler): void {
+    this.#routes.push({ segments: pattern.split('/'), handler })
+  }
+
+  guard (prefix: string, guard: SideGuard): void {
+    this.#guards.push({ prefix, guard })
+  }
+
+  /** Answers a request for a route, or with an OpenAI-style 404 (400 for a broken URL). */
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const method = req.method ?? 'GET'
+    let url: URL
+    let match: { route: Route, params: string[] } | undefined
+    try {
+      url = new URL(req.url ?? '/', 'http://gateway')
+      match = method === 'GET' ? this.#match(url.pathname) : undefined
+    } catch {
+      errors.badUrl().send(res)
+      return
+    }
+    if (match === undefined) {
+      errors.notFound(method, url.pathname).send(res)
+      return
+    }
+    const request = { req, res, url, params: match.params }
+    const refused = this.#guards.find(({ prefix }) => url.pathname.startsWith(prefix))?.guard(request)
+    if (refused !== undefined) {
+      refused.send(res)
+      return
+    }
+    Promise.resolve(match.route.handler(request)).catch((err: unknown) => {
+      if (!(err instanceof GatewayError)) this.#logger.error({ err }, 'unhandled error')
+      if (!res.headersSent) (err instanceof GatewayError ? err : errors.internal()).send(res)
+      else res.destroy()
+    })
+  }
+
+  /** Throws URIError for a broken percent-escape in a parameter. */
+  #match (pathname: string): { route: Route, params: string[] } | undefined {
+    const segments = pathname.split('/')
+    for (const route of this.#routes) {
+      if (route.segments.length !== segments.length) continue
+      const params: string[] = []
+      let matched = true
+      for (let i = 0; i < segments.length && matched; i++) {
+        const want = route.segments[i]!
+        if (want.startsWith(':') && segments[i] !== '') params.push(decodeURIComponent(segments[i]!))
+        else matched = want === segments[i]
+      }
+      if (matched) return { route, params }
+    }
+    return undefined
+  }
+}
+
+/** A JSON answer that no cache keeps. */
+export function sendJson (res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.end(text)
+}
