@@ -6,13 +6,14 @@ const PROXY_IDS = ['nginx', 'node-undici', 'fastify-http-proxy', 'session-gatewa
 export const USAGE = `Usage: node bench/run.mjs [--smoke | --quick] [options]
 
 Modes
-  (default)            full run: 5 rounds, 10,000 held streams for 60 s (about 11 minutes)
-  --quick              3 short rounds, 1,000 held streams for 10 s (about 3 minutes)
+  (default)            full run: 7 rounds, 10,000 held streams for 60 s (about 12 minutes)
+  --quick              5 short rounds, 1,000 held streams for 10 s (about 4 minutes)
   --smoke              one tiny round of each scenario; checks every proxy answers correctly
                        and exits non-zero if one does not (about 15 seconds)
 
 Options
-  --only a,b,c,d       scenarios to run (a short, b long, c held, d large bodies)
+  --only a,b,c,d,e     scenarios to run (a short, b long, c held, d large bodies,
+                       e footprint: start time and idle memory)
   --without nginx,wrk  act as if these were not installed (Node upstream / load generator)
   --proxies LIST       only these proxies: nginx, node-undici, fastify-http-proxy,
                        session-gateway, session-gateway-tracing (default: all; the
@@ -32,22 +33,25 @@ Options
 
 const MODES = {
   full: {
-    short: { rounds: 5, connections: 50, seconds: 10, warmupSeconds: 5 },
+    short: { rounds: 7, connections: 50, seconds: 8, warmupSeconds: 5 },
     long: { rounds: 5, streams: 20, events: 40, intervalMs: 100 },
     held: { rounds: 1, streams: 10_000, holdSeconds: 60, intervalMs: 1000, openPerSecond: 2000 },
-    large: { rounds: 5, bytes: 5 * 2 ** 20, requestsPerKind: 40 }
+    large: { rounds: 5, bytes: 5 * 2 ** 20, requestsPerKind: 40 },
+    footprint: { starts: 9 }
   },
   quick: {
-    short: { rounds: 3, connections: 50, seconds: 5, warmupSeconds: 2 },
+    short: { rounds: 5, connections: 50, seconds: 5, warmupSeconds: 3 },
     long: { rounds: 3, streams: 20, events: 20, intervalMs: 100 },
     held: { rounds: 1, streams: 1000, holdSeconds: 10, intervalMs: 1000, openPerSecond: 2000 },
-    large: { rounds: 3, bytes: 5 * 2 ** 20, requestsPerKind: 20 }
+    large: { rounds: 3, bytes: 5 * 2 ** 20, requestsPerKind: 20 },
+    footprint: { starts: 5 }
   },
   smoke: {
     short: { rounds: 1, connections: 8, seconds: 1, warmupSeconds: 0 },
     long: { rounds: 1, streams: 4, events: 5, intervalMs: 20 },
     held: { rounds: 1, streams: 50, holdSeconds: 1, intervalMs: 250, openPerSecond: 2000 },
-    large: { rounds: 1, bytes: 2 ** 20, requestsPerKind: 2 }
+    large: { rounds: 1, bytes: 2 ** 20, requestsPerKind: 2 },
+    footprint: { starts: 1 }
   }
 }
 
@@ -88,8 +92,8 @@ export function readOptions (argv) {
   if (values.hold !== undefined) sizes.held.holdSeconds = number('hold', values.hold)
   if (values.interval !== undefined) sizes.held.intervalMs = number('interval', values.interval)
   if (values['body-mb'] !== undefined) sizes.large.bytes = Math.round(number('body-mb', values['body-mb']) * 2 ** 20)
-  const scenarios = (values.only ?? 'a,b,c,d').split(',').map((s) => s.trim()).filter(Boolean)
-  for (const s of scenarios) if (!['a', 'b', 'c', 'd'].includes(s)) throw new Error(`--only takes a, b, c and d, not "${s}"`)
+  const scenarios = (values.only ?? 'a,b,c,d,e').split(',').map((s) => s.trim()).filter(Boolean)
+  for (const s of scenarios) if (!['a', 'b', 'c', 'd', 'e'].includes(s)) throw new Error(`--only takes a, b, c, d and e, not "${s}"`)
   const without = (values.without ?? '').split(',').map((s) => s.trim()).filter(Boolean)
   for (const w of without) if (!['nginx', 'wrk'].includes(w)) throw new Error(`--without takes nginx and wrk, not "${w}"`)
   const proxies = values.proxies === undefined ? PROXY_IDS : values.proxies.split(',').map((s) => s.trim()).filter(Boolean)

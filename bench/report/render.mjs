@@ -105,7 +105,14 @@ export function renderReport ({ run, machine, results, startedAt, elapsedMs, pro
 
   out.push('## Targets', '', table(['Target (session-gateway)', 'Measured', 'Result'], ['l', 'r', 'l'], evaluateTargets(results).map((t) => [t.label, t.measured, t.result])), '')
 
-  const { short, long, held, large } = results
+  const { short, long, held, large, footprint } = results
+  if (footprint !== undefined) {
+    const id = GATEWAY_ID
+    out.push('## (e) Footprint: start time and idle memory', '',
+      `session-gateway started ${footprint.starts} time(s) with its defaults (memory store, info logs, metrics): time from spawning \`node dist/src/cli.js\` to its first 200 on /healthz, and its VmRSS after ${5} more health checks and 1 s idle. Median (lowest–highest).`, '',
+      table(['Proxy', 'Start to first /healthz ms', 'Idle RSS MB'], ['l', 'r', 'r'],
+        [['session-gateway', withRange(footprint, id, 'startMs', 0), withRange(footprint, id, 'idleRssMb', 1)]]), '')
+  }
   if (short !== undefined) {
     out.push('## (a) Short streamed responses', '',
       `${short.connections} keep-alive connections, each POSTing a ${SMALL_REQUEST.length}-byte JSON body (no session header) and reading a ${SHORT_STREAM.length.toLocaleString('en')}-byte, ${SHORT_STREAM_EVENTS}-event \`text/event-stream\` reply from ${short.upstream}; load from ${short.loadgen}; ${short.rounds} round(s) of ${short.seconds} s per proxy.`, '',

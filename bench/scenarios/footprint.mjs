@@ -1,0 +1,64 @@
+/**
+ * (e) What a sidecar costs before any traffic: session-gateway started again and again with its
+ * defaults, the time from spawning `node dist/src/cli.js` to its first 200 on /healthz, and its
+ * resident memory (VmRSS) once it has answered a few health checks and sat idle for a second.
+ * A thousand pods pay the idle memory a thousand times, and the start time gates each pod.
+ */
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { GATEWAY_CLI, GATEWAY_ID, ROOT } from '../lib/contenders.mjs'
+import { freePort } from '../lib/processes.mjs'
+
+const IDLE_MS = 1_000
+const HEALTH_CHECKS = 5
+
+export async function footprint (run) {
+  const { starts } = run.options.footprint
+  const results = { starts, perProxy: { [GATEWAY_ID]: [] } }
+  for (let i = 0; i < starts; i++) {
+    const row = await startOnce()
+    run.progress(`(e) start ${i + 1}/${starts}: first /healthz after ${row.startMs.toFixed(0)} ms, idle RSS ${row.idleRssMb.toFixed(1)} MB`)
+    results.perProxy[GATEWAY_ID].push(row)
+  }
+  return results
+}
+
+async function startOnce () {
+  const port = await freePort()
+  const startedAt = performance.now()
+  const child = spawn(process.execPath, [GATEWAY_CLI], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info' },
+    stdio: 'ignore'
+  })
+  try {
+    const health = `http://127.0.0.1:${port}/healthz`
+    // Polled, as a kubelet or load balancer would: the first 200 is the moment it can serve.
+    while (!(await answers(health))) {
+      if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode} before answering`)
+      await sleep(2)
+    }
+    const startMs = performance.now() - startedAt
+    for (let i = 0; i < HEALTH_CHECKS; i++) await answers(health)
+    await sleep(IDLE_MS)
+    return { startMs, idleRssMb: residentMb(child.pid) }
+  } finally {
+    child.kill('SIGKILL')
+  }
+}
+
+async function answers (url) {
+  try {
+    const response = await fetch(url)
+    await response.arrayBuffer()
+    return response.status === 200
+  } catch {
+    return false
+  }
+}
+
+function residentMb (pid) {
+  const kb = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
+  return kb / 1024
+}
