@@ -19,7 +19,7 @@ import { createUpstreamAgent } from '../upstream/upstream-agent.js'
 import { isProxyTarget, upstreamTarget } from '../upstream/upstream-path.js'
 import { adminRoutes } from './admin-routes.js'
 import { answerClientError, refuseConnect } from './client-errors.js'
-import { closeListener, Drain } from './drain.js'
+import { Drain } from './drain.js'
 import { healthRoutes } from './health-routes.js'
 import { metricsRoutes, startMetricsServer, type MetricsServer } from './metrics-routes.js'
 import { SideRoutes } from './side-routes.js'
@@ -110,7 +110,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
       }
       closing = (async () => {
         const times = { delayMs: config.server.shutdownDelayMs, graceMs: config.server.shutdownGraceMs }
-        const cut = await drain.run(server, times, async () => await closeListener(server))
+        const cut = await drain.run(server, times)
         // Streams cut after the grace period take their upstream requests with them.
         await (cut > 0 ? upstream.destroy() : upstream.close())
         await store.close()

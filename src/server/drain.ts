@@ -73,11 +73,8 @@ export class Drain {
     this.#endDelay?.()
   }
 
-  /**
-   * Drains `server`; `closeServer` stops its listener and resolves once every connection has
-   * closed. Resolves to the number of exchanges that had to be cut.
-   */
-  async run (server: Server, times: DrainTimes, closeServer: () => Promise<void>): Promise<number> {
+  /** Drains `server`: resolves once every connection has closed, to the number of exchanges that had to be cut. */
+  async run (server: Server, times: DrainTimes): Promise<number> {
     this.#ready = false
     if (times.delayMs > 0) {
       await new Promise<void>((resolve) => {
@@ -85,6 +82,10 @@ export class Drain {
         this.#endDelay = () => { clearTimeout(timer); resolve() }
       })
     }
+    // Connections the kernel completed but Node has not accepted yet are taken first: closing
+    // the listener would reset them.
+    await acceptQueueEmptied(server).catch(() => {})
+    const allClosed = closeListener(server)
     this.#accepting = false
     const startedAt = performance.now()
     for (const work of [...this.#inFlight]) work.closeWhenIdle()
@@ -99,7 +100,7 @@ export class Drain {
     // request (or stayed silent a while), so a request whose bytes are still unread is served.
     const sweep = setInterval(() => closeIdleConnections(server, performance.now() - startedAt > SILENT_CONNECTION_MS), SWEEP_MS)
     try {
-      await closeServer()
+      await allClosed
     } finally {
       clearTimeout(grace)
       clearInterval(sweep)
@@ -109,14 +110,12 @@ export class Drain {
 }
 
 /**
- * Stops the listener and resolves once every connection has closed. Not `server.close()`: as
- * Node ≥ 19 does it, that also destroys every idle connection at once, and an accepted
- * connection whose request Node has not read yet counts as idle, so its request would be reset
- * although it reached the gateway; the drain closes connections itself. Connections the kernel
- * completed but Node has not accepted yet are taken first.
+ * Closes the listener at once and resolves once every connection has closed. Not
+ * `server.close()`: as Node ≥ 19 does it, that also destroys every idle connection, and an
+ * accepted connection whose request Node has not read yet counts as idle, so its request would
+ * be reset although it reached the gateway; the drain closes connections itself.
  */
-export async function closeListener (server: Server): Promise<void> {
-  await acceptQueueEmptied(server).catch(() => {})
+async function closeListener (server: Server): Promise<void> {
   await new Promise<void>((resolve) => { NetServer.prototype.close.call(server, () => resolve()) })
 }
 
