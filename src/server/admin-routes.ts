@@ -2,11 +2,15 @@ import { timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { errors } from '../errors.js'
 import { bearerToken, sha256 } from '../http/bearer.js'
+import type { CacheHistory } from '../observe/cache-history.js'
+import { toCallView } from '../session/call-record.js'
 import type { SessionStore } from '../session/session-store.js'
 import { ADMIN_PAGE } from './admin-page.js'
 
 export interface AdminDeps {
   store: SessionStore
+  /** Per-minute totals of this process's model calls, for the hit ratio over time. */
+  history: CacheHistory
   /** '' = no token: the routes are served only because the gateway listens on loopback. */
   token: string
 }
@@ -17,7 +21,7 @@ const MAX_PAGE = 500
  * `/gateway/`: per-session usage (requests, tokens, cache hit ratio) as JSON and as a small
  * page. Registered only when `ADMIN_TOKEN` is set or the gateway listens on loopback.
  */
-export async function adminRoutes (app: FastifyInstance, { store, token }: AdminDeps): Promise<void> {
+export async function adminRoutes (app: FastifyInstance, { store, history, token }: AdminDeps): Promise<void> {
   const tokenDigest = token === '' ? undefined : sha256(token)
   app.addHook('onRequest', async (request, reply) => {
     if (tokenDigest === undefined) return
@@ -45,6 +49,16 @@ export async function adminRoutes (app: FastifyInstance, { store, token }: Admin
     const usage = await store.usage(request.params.id)
     if (usage === undefined) return await errors.sessionNotFound(request.params.id).reply(reply)
     return await reply.header('cache-control', 'no-store').send(usage)
+  })
+
+  app.get('/gateway/sessions/:id/requests', async (request: FastifyRequest<{ Params: { id: string } }>, reply) => {
+    const calls = await store.calls(request.params.id)
+    if (calls === undefined) return await errors.sessionNotFound(request.params.id).reply(reply)
+    return await reply.header('cache-control', 'no-store').send({ object: 'list', data: calls.map(toCallView) })
+  })
+
+  app.get('/gateway/cache-history', async (_request, reply) => {
+    return await reply.header('cache-control', 'no-store').send({ object: 'list', data: history.series() })
   })
 }
 

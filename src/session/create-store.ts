@@ -7,8 +7,8 @@ import type { SessionStore } from './session-store.js'
 
 /** Redis when a `redis.*` setting names one (URL, Sentinels or Cluster nodes), else the in-memory store. */
 export function createSessionStore (config: GatewayConfig, logger: Logger): SessionStore {
-  const { session, redis } = config
-  if (!usesRedis(redis)) return new MemorySessionStore({ maxBytes: session.maxBytes, maxEntries: session.maxEntries, idleTtlMs: session.idleTtlSeconds * 1000 })
+  const { session, redis, cache } = config
+  if (!usesRedis(redis)) return new MemorySessionStore({ maxBytes: session.maxBytes, maxEntries: session.maxEntries, idleTtlMs: session.idleTtlSeconds * 1000, recordsPerSession: cache.recordsPerSession })
   return new RedisSessionStore({
     target: redis,
     timeoutMs: redis.timeoutMs,
@@ -17,6 +17,7 @@ export function createSessionStore (config: GatewayConfig, logger: Logger): Sess
     localMaxEntries: session.maxEntries,
     localMaxBytes: session.maxBytes,
     replayMaxEntries: redis.replayMaxEntries,
+    recordsPerSession: cache.recordsPerSession,
     logger
   })
 }
