@@ -26,7 +26,7 @@ const BACKSLASH = 0x5c
  * A tap on a JSON request body as its chunks pass upstream: a small tokenizer that tracks
  * depth and strings, and feeds the bytes of the three wanted top-level values into a hash
  * each. It never copies, delays or parses the body; inside strings it jumps from quote to
- * backslash with `indexOf`, so most bytes are skipped natively.
+ * quote with `indexOf`, so most bytes are skipped natively.
  *
  * Values are hashed as written (whitespace inside them counts); of duplicate keys the last
  * counts, as with `JSON.parse`; escaped keys (`"tool\u0073"`) are read as the key they spell.
@@ -52,17 +52,16 @@ export class PrefixFingerprint {
   readonly #hashes = new Map<Field, Hash>()
   #model: Buffer[] = []
   #modelBytes = 0
-  /** The current chunk's next quote and backslash, found once per chunk region. */
-  #nextQuote = -1
-  #nextBackslash = -1
 
   /** Feeds one chunk as it passes; never throws. */
   push (chunk: Buffer): void {
     if (this.#failed || (this.#started && this.#depth === 0)) return
-    this.#nextQuote = -1
-    this.#nextBackslash = -1
     this.#from = 0
     let i = 0
+    if (this.#inString && this.#escaped) {
+      this.#escaped = false
+      i = 1 // the byte a backslash at the end of the last chunk escaped
+    }
     const n = chunk.length
     while (i < n && !this.#failed) {
       i = this.#inString ? this.#stringStep(chunk, i) : this.#structureStep(chunk, i)
@@ -79,24 +78,29 @@ export class PrefixFingerprint {
     return { fingerprint: digest.digest('hex').slice(0, 16), model: this.#modelName() }
   }
 
-  /** Inside a string: skips to its next quote or backslash. Returns the next index. */
+  /**
+   * Inside a string, at an unescaped byte: jumps from quote to quote with `indexOf`; a quote
+   * after an odd run of backslashes is escaped. Backslashes elsewhere are never looked at.
+   * Returns the next index.
+   */
   #stringStep (chunk: Buffer, i: number): number {
-    if (this.#escaped) {
-      this.#escaped = false
-      return i + 1
+    for (let from = i; ;) {
+      const q = chunk.indexOf(QUOTE, from)
+      if (q === -1) {
+        // The string goes on in the next chunk; an odd run of backslashes here escapes its first byte.
+        this.#escaped = oddBackslashesBefore(chunk, chunk.length, i)
+        return chunk.length
+      }
+      if (!oddBackslashesBefore(chunk, q, i)) return this.#endString(chunk, q)
+      from = q + 1
     }
-    if (this.#nextQuote < i) this.#nextQuote = indexOrEnd(chunk, QUOTE, i)
-    if (this.#nextBackslash < i) this.#nextBackslash = indexOrEnd(chunk, BACKSLASH, i)
-    const j = Math.min(this.#nextQuote, this.#nextBackslash)
-    if (j === chunk.length) return j
-    if (chunk[j] === BACKSLASH) {
-      this.#escaped = true
-      return j + 1
-    }
+  }
+
+  #endString (chunk: Buffer, q: number): number {
     this.#inString = false
-    if (this.#key !== undefined) this.#endKey(chunk, j)
-    else if (this.#field !== undefined && this.#kind === 'string' && this.#depth === 1) this.#endValue(chunk, j + 1)
-    return j + 1
+    if (this.#key !== undefined) this.#endKey(chunk, q)
+    else if (this.#field !== undefined && this.#kind === 'string' && this.#depth === 1) this.#endValue(chunk, q + 1)
+    return q + 1
   }
 
   /** Outside strings: one byte of structure. Returns the next index. */
@@ -200,9 +204,11 @@ export class PrefixFingerprint {
   }
 }
 
-function indexOrEnd (chunk: Buffer, byte: number, from: number): number {
-  const at = chunk.indexOf(byte, from)
-  return at === -1 ? chunk.length : at
+/** Whether the backslashes right before `end` (not before `floor`) are an odd run. */
+function oddBackslashesBefore (chunk: Buffer, end: number, floor: number): boolean {
+  let at = end - 1
+  while (at >= floor && chunk[at] === BACKSLASH) at--
+  return (end - 1 - at) % 2 === 1
 }
 
 function unescapeKey (raw: string): string {
