@@ -61,6 +61,16 @@ export const SETTINGS = {
     /** Read JSON bodies for previous_response_id / conversation / prompt_cache_key. */
     readBody: setting('SESSION_READ_BODY', true, boolean())
   },
+  cache: {
+    /** Read the request's model, instructions and tools as its body streams upstream, for `prefix_changed`. */
+    analysis: setting('CACHE_ANALYSIS', true, boolean()),
+    /** A prompt below this many input tokens can't be cached: its outcome is `n/a`. */
+    minTokens: setting('CACHE_MIN_TOKENS', 1024, integer(0, 10_000_000)),
+    /** A gap longer than this since the session's previous call explains a miss as `idle`. */
+    idleSeconds: setting('CACHE_IDLE_SECONDS', 300, integer(0, 7 * 24 * 60 * 60)),
+    /** Model calls kept per session (the newest), in the session store. */
+    recordsPerSession: setting('CACHE_RECORDS_PER_SESSION', 100, integer(1, 10_000))
+  },
   redis: {
     /** Shared session store; '' keeps sessions in memory. */
     url: setting('REDIS_URL', '', redisUrl()),

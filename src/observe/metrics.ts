@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { FailureKind } from '../relay/upstream-failure.js'
 import type { EndedBy } from '../relay/response-relay.js'
+import type { CallRecord } from '../session/call-record.js'
 import type { TokenUsage } from '../session/session-usage.js'
 
 export type Transport = 'http' | 'websocket'
@@ -25,6 +26,10 @@ interface TransportChildren {
   clientAborts: { inc: () => void }
 }
 
+/** Model names kept as label values; later ones are counted as `other`, so the series stay bounded. */
+export const MAX_MODEL_LABELS = 20
+const TOKEN_TYPES = ['input', 'cached', 'output', 'reasoning'] as const
+
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
 
 /**
@@ -40,6 +45,10 @@ export class GatewayMetrics {
   readonly #upstreamErrors: Counter<'kind'>
   readonly #clientAborts: Counter<'transport'>
   readonly #tokens: Counter<'type'>
+  readonly #cacheRequests: Counter<'outcome'>
+  readonly #cacheMisses: Counter<'reason'>
+  readonly #modelTokens: Counter<'model' | 'type'>
+  readonly #models = new Set<string>()
   readonly #requestChildren = new Map<string, { inc: () => void }>()
   readonly #byTransport: Record<Transport, TransportChildren>
 
@@ -52,6 +61,11 @@ export class GatewayMetrics {
     this.#upstreamErrors = new Counter({ name: 'session_gateway_upstream_errors_total', help: 'Upstream failures, by kind: connect, timeout, reset, protocol, status (5xx).', labelNames: ['kind'], registers })
     this.#clientAborts = new Counter({ name: 'session_gateway_client_aborts_total', help: 'Exchanges the client left before their end.', labelNames: ['transport'], registers })
     this.#tokens = new Counter({ name: 'session_gateway_tokens_total', help: 'Tokens reported by the upstream in usage, by type: input, cached, output, reasoning.', labelNames: ['type'], registers })
+    this.#cacheRequests = new Counter({ name: 'session_gateway_cache_requests_total', help: 'Model calls by prompt cache outcome: hit (cached >= half the input), partial, miss, n/a (prompt too short, or no usage).', labelNames: ['outcome'], registers })
+    this.#cacheMisses = new Counter({ name: 'session_gateway_cache_misses_total', help: 'Cache misses by reason: first_request, rebound, prefix_changed, idle, unexplained.', labelNames: ['reason'], registers })
+    this.#modelTokens = new Counter({ name: 'session_gateway_model_tokens_total', help: `Tokens of model calls by model (the first ${MAX_MODEL_LABELS} seen; the rest as other) and type.`, labelNames: ['model', 'type'], registers })
+    for (const outcome of ['hit', 'partial', 'miss', 'n/a']) this.#cacheRequests.inc({ outcome }, 0)
+    for (const reason of ['first_request', 'rebound', 'prefix_changed', 'idle', 'unexplained']) this.#cacheMisses.inc({ reason }, 0)
     new Gauge({ // eslint-disable-line no-new
       name: 'session_gateway_sessions',
       help: 'Session bindings held by this process\'s store.',
@@ -103,6 +117,23 @@ export class GatewayMetrics {
     this.#tokens.inc({ type: 'cached' }, usage.cached)
     this.#tokens.inc({ type: 'output' }, usage.output)
     this.#tokens.inc({ type: 'reasoning' }, usage.reasoning)
+  }
+
+  /** A model call's record: its cache outcome, miss reason and tokens by model. */
+  callRecorded (record: CallRecord): void {
+    this.#cacheRequests.inc({ outcome: record.cache })
+    if (record.missReason !== null) this.#cacheMisses.inc({ reason: record.missReason })
+    const model = this.#modelLabel(record.model)
+    const counts = { input: record.input, cached: record.cached, output: record.output, reasoning: record.reasoning }
+    for (const type of TOKEN_TYPES) this.#modelTokens.inc({ model, type }, counts[type])
+  }
+
+  #modelLabel (model: string | null): string {
+    if (model === null) return 'unknown'
+    if (this.#models.has(model)) return model
+    if (this.#models.size >= MAX_MODEL_LABELS) return 'other'
+    this.#models.add(model)
+    return model
   }
 
   async render (): Promise<{ contentType: string, body: string }> {

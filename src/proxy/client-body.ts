@@ -51,7 +51,7 @@ export async function readRequestBody (req: IncomingMessage, limitBytes: number)
  * `limitBytes` (a `content-length` body is judged before it is sent). undici then aborts the
  * upstream request and the relay answers 413; the rest of the client's body is drained.
  */
-export async function * limitedBody (req: IncomingMessage, limitBytes: number): AsyncGenerator<Buffer> {
+export async function * limitedBody (req: IncomingMessage, limitBytes: number, onChunk?: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
   let size = 0
   // destroyOnReturn false: stopping early must not destroy the client's socket before the 413.
   for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
@@ -60,6 +60,7 @@ export async function * limitedBody (req: IncomingMessage, limitBytes: number): 
       req.resume()
       throw errors.bodyTooLarge(limitBytes)
     }
+    onChunk?.(chunk)
     yield chunk
   }
 }

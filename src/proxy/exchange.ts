@@ -3,6 +3,8 @@ import type { GatewayError } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
 import type { GatewayMetrics, Transport } from '../observe/metrics.js'
 import { logExchange } from '../observe/request-log.js'
+import type { CallRecorder } from '../observe/call-recorder.js'
+import { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
 import type { ResponseFacts } from '../observe/response-observer.js'
 import { routeLabel } from '../observe/route-label.js'
 import type { AttemptSpan, ExchangeSpan, ExchangeTracer } from '../observe/tracing.js'
@@ -37,6 +39,8 @@ export interface ExchangeDeps {
   drain: Drain
   /** Undefined when tracing is off: then every span hook below is one `?.` and nothing else. */
   tracer?: ExchangeTracer | undefined
+  /** Records each model call with its cache outcome; undefined: none are recorded. */
+  calls?: CallRecorder | undefined
 }
 
 /**
@@ -52,6 +56,8 @@ export class Exchange implements Drainable, ResponseFacts {
   /** The client's path without its query (queries may carry keys). */
   readonly path: string
   session: Session | undefined
+  /** The upstream this request goes to, by name: one place for the record, the span and metrics. */
+  upstream = 'default'
   #tokens: TokenUsage | undefined
   #usageHeld = false
   #ended = false
@@ -60,11 +66,39 @@ export class Exchange implements Drainable, ResponseFacts {
   readonly #span: ExchangeSpan | undefined
   /** Tracing's span waits for usage still being inflated: its outcome, kept until then. */
   #spanOutcome: ExchangeOutcome | undefined
+  /** A model call's request prefix, read as its body streams upstream. */
+  #prefix: PrefixFingerprint | undefined
+  #responseModel: string | undefined
+  /** A WebSocket's current model call began here (its client message); `performance.now()` time. */
+  #callStartedAt: number
+  /** What the end said, kept for a call record written once held usage is released. */
+  #ending: { status: number, ttfbMs: number, durationMs: number } | undefined
 
   constructor (private readonly deps: ExchangeDeps, readonly transport: Transport, req: IncomingMessage) {
     this.method = req.method ?? 'GET'
     this.path = pathOf(req.url ?? '/')
     this.#span = deps.tracer?.startExchange(req, transport, this.path)
+    this.#callStartedAt = this.startedAt
+  }
+
+  /** POST /v1/responses or /v1/chat/completions: a model call, with usage and a cache outcome. */
+  get isModelCall (): boolean {
+    return this.method === 'POST' && (this.path === '/v1/responses' || this.path === '/v1/chat/completions')
+  }
+
+  /**
+   * The tap the request body is pushed through as it goes upstream, when cache analysis wants
+   * the prefix of this model call; undefined otherwise (then nothing is read).
+   */
+  tapRequestBody (): PrefixFingerprint | undefined {
+    if (this.deps.calls?.analysis !== true || !this.isModelCall) return undefined
+    this.#prefix = new PrefixFingerprint()
+    return this.#prefix
+  }
+
+  /** WebSocket: the client sent a message, so a response (a model call of its own) begins. */
+  onCallStart (): void {
+    this.#callStartedAt = performance.now()
   }
 
   /** Tracing is on: observers also report the model and, on a WebSocket, its events. */
@@ -108,7 +142,7 @@ export class Exchange implements Drainable, ResponseFacts {
    */
   startAttempt (origin: string, method: string, upstreamPath: string): AttemptSpan | undefined {
     // Positional arguments: with tracing off nothing is allocated here.
-    return this.#span?.startAttempt({ upstream: 'default', origin, method, path: pathOf(upstreamPath) })
+    return this.#span?.startAttempt({ upstream: this.upstream, origin, method, path: pathOf(upstreamPath) })
   }
 
   onResponseId (id: string): void {
@@ -116,8 +150,9 @@ export class Exchange implements Drainable, ResponseFacts {
     this.#span?.responseId(id)
   }
 
-  /** The model a response names (`response.created`'s `response.model`); reported only when traced. */
+  /** The model a response names (`response.created`'s `response.model`); HTTP reports it only when traced. */
   onResponseModel (model: string): void {
+    this.#responseModel = model
     this.#span?.responseModel(model)
   }
 
@@ -137,6 +172,7 @@ export class Exchange implements Drainable, ResponseFacts {
     this.#span?.usage(tokens)
     if (this.transport === 'websocket') {
       if (this.session !== undefined) this.deps.sessions.recordUsage(this.session.id, tokens)
+      this.#recordWebSocketCall(tokens)
     } else {
       this.#tokens = tokens
     }
@@ -160,6 +196,7 @@ export class Exchange implements Drainable, ResponseFacts {
     const admitted = this.session !== undefined
     if (admitted) this.deps.drain.delete(this)
     const durationMs = performance.now() - this.startedAt
+    this.#ending = { status: outcome.status, ttfbMs: outcome.ttfbMs, durationMs }
     this.deps.metrics.exchangeEnded({
       route: routeLabel(this.path),
       method: this.method,
@@ -182,6 +219,37 @@ export class Exchange implements Drainable, ResponseFacts {
   }
 
   #recordUsage (): void {
-    if (this.transport === 'http' && this.session !== undefined) this.deps.sessions.recordUsage(this.session.id, this.#tokens ?? NO_TOKENS)
+    if (this.transport !== 'http' || this.session === undefined) return
+    this.deps.sessions.recordUsage(this.session.id, this.#tokens ?? NO_TOKENS)
+    const ending = this.#ending
+    if (this.deps.calls === undefined || !this.isModelCall || ending === undefined) return
+    const prefix = this.#prefix?.result()
+    this.deps.calls.record(this.session.id, {
+      time: performance.timeOrigin + this.startedAt,
+      upstream: this.upstream,
+      fingerprint: prefix?.fingerprint ?? null,
+      tokens: this.#tokens,
+      model: prefix?.model ?? this.#responseModel ?? null,
+      status: ending.status,
+      ttfbMs: ending.ttfbMs < 0 ? null : ending.ttfbMs,
+      durationMs: ending.durationMs
+    })
+  }
+
+  /** Each response of a WebSocket is a model call of its own; its prefix is not read (docs/websocket.md). */
+  #recordWebSocketCall (tokens: TokenUsage): void {
+    if (this.deps.calls === undefined || this.session === undefined) return
+    const now = performance.now()
+    this.deps.calls.record(this.session.id, {
+      time: performance.timeOrigin + this.#callStartedAt,
+      upstream: this.upstream,
+      fingerprint: null,
+      tokens,
+      model: this.#responseModel ?? null,
+      status: 101,
+      ttfbMs: null,
+      durationMs: now - this.#callStartedAt
+    })
+    this.#callStartedAt = now // a response the client did not ask for anew starts here
   }
 }

@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici'
 import type { GatewayConfig } from '../config/load-config.js'
 import { errors, GatewayError } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
+import type { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
 import { ResponseObserver } from '../observe/response-observer.js'
 import { ResponseRelay } from '../relay/response-relay.js'
 import { readSessionFields } from '../session/body-fields.js'
@@ -10,6 +11,7 @@ import type { Session, SessionResolver } from '../session/resolve-session.js'
 import type { UpstreamHeaders } from '../upstream/request-headers.js'
 import type { UpstreamTarget } from '../upstream/upstream-path.js'
 import type { Admission } from './admission.js'
+import { tapStreamedBody } from './body-tap.js'
 import { hasBody, isPlainJson, limitedBody, readRequestBody } from './client-body.js'
 import { Exchange, type ExchangeDeps } from './exchange.js'
 
@@ -47,17 +49,21 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
       exchange.refuse(admitted, res)
       return
     }
-    const streamedBody = !hasBody(req) ? null : req.headers['content-length'] === undefined ? limitedBody(req, bodyLimitBytes) : req
+    // Cache analysis reads a plain JSON model call's prefix as its bytes pass, whichever way they go.
+    const tap = hasBody(req) && isPlainJson(req) ? exchange.tapRequestBody() : undefined
+    const onChunk = tap === undefined ? undefined : (chunk: Buffer) => tap.push(chunk)
+    const streamedBody = !hasBody(req) ? null : req.headers['content-length'] === undefined ? limitedBody(req, bodyLimitBytes, onChunk) : req
     if (admitted.sessionFromHeader !== undefined) {
       // The client decided: the body is never looked at.
-      dispatch(deps, exchange, req, res, admitted.upstreamPath, admitted.sessionFromHeader, streamedBody)
+      dispatch(deps, exchange, req, res, admitted.upstreamPath, admitted.sessionFromHeader, streamedBody, tap)
       return
     }
     if (streamedBody === null || !config.session.readBody || !isPlainJson(req)) {
-      dispatch(deps, exchange, req, res, admitted.upstreamPath, sessions.fromConnection(req.socket), streamedBody)
+      dispatch(deps, exchange, req, res, admitted.upstreamPath, sessions.fromConnection(req.socket), streamedBody, tap)
       return
     }
     readRequestBody(req, bodyLimitBytes).then(async (body) => {
+      tap?.push(body)
       const session = await sessions.fromBody(readSessionFields(body), req.socket)
       if (res.destroyed) return // the client left while its body was read
       dispatch(deps, exchange, req, res, admitted.upstreamPath, session, body)
@@ -69,12 +75,11 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
   }
 }
 
-function dispatch (deps: HttpEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, path: string, session: Session, body: RequestBody): void {
+function dispatch (deps: HttpEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, path: string, session: Session, body: RequestBody, tap?: PrefixFingerprint): void {
   exchange.admit(session, () => res.destroy())
+  if (tap !== undefined && body === req) tapStreamedBody(req, tap)
   // Only model calls carry response ids and usage worth the observer's copy of the body.
-  const observer = exchange.method === 'POST' && (exchange.path === '/v1/responses' || exchange.path === '/v1/chat/completions')
-    ? new ResponseObserver(exchange)
-    : undefined
+  const observer = exchange.isModelCall ? new ResponseObserver(exchange) : undefined
   // One upstream attempt, one client span (when traced): a retry elsewhere would start another.
   const attempt = exchange.startAttempt(deps.target.origin, exchange.method, path)
   deps.upstream.dispatch({

@@ -116,10 +116,11 @@ function startTunnel (exchange: Exchange, client: Socket, upstream: Socket, head
     deflate: upstreamDeflate(rawHeaders),
     onResponseId: (id) => exchange.onResponseId(id),
     onUsage: (usage) => exchange.onUsage(usage),
+    onClientMessage: () => exchange.onCallStart(),
+    onResponseModel: (model) => exchange.onResponseModel(model),
     traced: !exchange.traced
       ? undefined
       : {
-          onResponseModel: (model) => exchange.onResponseModel(model),
           onClientMessage: () => exchange.onClientMessage(),
           onResponseEvent: (type) => exchange.onResponseEvent(type)
         },

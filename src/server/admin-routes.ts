@@ -1,12 +1,16 @@
 import { timingSafeEqual } from 'node:crypto'
 import { errors } from '../errors.js'
 import { bearerToken, sha256 } from '../http/bearer.js'
+import type { CacheHistory } from '../observe/cache-history.js'
+import { toCallView } from '../session/call-record.js'
 import type { SessionStore } from '../session/session-store.js'
 import { ADMIN_PAGE } from './admin-page.js'
 import { sendJson, type SideRoutes } from './side-routes.js'
 
 export interface AdminDeps {
   store: SessionStore
+  /** Per-minute totals of this process's model calls, for the hit ratio over time. */
+  history: CacheHistory
   /** '' = no token: the routes are served only because the gateway listens on loopback. */
   token: string
 }
@@ -17,7 +21,7 @@ const MAX_PAGE = 500
  * `/gateway/`: per-session usage (requests, tokens, cache hit ratio) as JSON and as a small
  * page. Registered only when `ADMIN_TOKEN` is set or the gateway listens on loopback.
  */
-export function adminRoutes (routes: SideRoutes, { store, token }: AdminDeps): void {
+export function adminRoutes (routes: SideRoutes, { store, history, token }: AdminDeps): void {
   const tokenDigest = token === '' ? undefined : sha256(token)
   routes.guard('/gateway', ({ req, url }) => {
     if (tokenDigest === undefined) return undefined
@@ -45,6 +49,14 @@ export function adminRoutes (routes: SideRoutes, { store, token }: AdminDeps): v
     if (usage === undefined) throw errors.sessionNotFound(id)
     sendJson(res, 200, usage)
   })
+
+  routes.get('/gateway/sessions/:id/requests', async ({ res, params: [id = ''] }) => {
+    const calls = await store.calls(id)
+    if (calls === undefined) throw errors.sessionNotFound(id)
+    sendJson(res, 200, { object: 'list', data: calls.map(toCallView) })
+  })
+
+  routes.get('/gateway/cache-history', ({ res }) => { sendJson(res, 200, { object: 'list', data: history.series() }) })
 }
 
 function clamp (value: number, min: number, max: number): number {

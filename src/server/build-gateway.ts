@@ -3,6 +3,9 @@ import type { AddressInfo } from 'node:net'
 import type { GatewayConfig } from '../config/load-config.js'
 import { isLoopbackHost } from '../config/load-config.js'
 import { createLogger, type Logger } from '../observe/logger.js'
+import { CacheHistory } from '../observe/cache-history.js'
+import { CallRecorder } from '../observe/call-recorder.js'
+import type { CacheRules } from '../observe/cache-outcome.js'
 import { GatewayMetrics } from '../observe/metrics.js'
 import { startTracing } from '../observe/tracing.js'
 import { Admission } from '../proxy/admission.js'
@@ -76,7 +79,9 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
     drain,
     rateLimiter: config.limits.requestsPerMinute > 0 ? new RateLimiter(config.limits.requestsPerMinute) : undefined
   })
-  const exchanges: ExchangeDeps = { logger, metrics, sessions, drain, tracer: undefined }
+  const history = new CacheHistory()
+  const calls = new CallRecorder({ store, metrics, history, rules: cacheRules(config), analysis: config.cache.analysis, logger })
+  const exchanges: ExchangeDeps = { logger, metrics, sessions, drain, tracer: undefined, calls }
   // Loaded before the first request: listen() awaits it. Off, nothing is imported.
   const tracing = startTracing(config.tracing)
   tracing.catch(() => {}) // reported by listen(), not as an unhandled rejection meanwhile
@@ -85,7 +90,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
   const routes = new SideRoutes(logger)
   healthRoutes(routes, { ready: () => drain.ready, store: () => store.health() })
   if (config.metrics.port === -1) metricsRoutes(routes, { metrics })
-  if (adminRoutesServed(config)) adminRoutes(routes, { store, token: config.admin.token })
+  if (adminRoutesServed(config)) adminRoutes(routes, { store, history, token: config.admin.token })
   const server = createHttpServer(config, forward, routes)
   acceptWebSockets(server, entryDeps)
   let metricsServer: MetricsServer | undefined
@@ -121,6 +126,10 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
       return await closing
     }
   }
+}
+
+function cacheRules ({ cache }: GatewayConfig): CacheRules {
+  return { minTokens: cache.minTokens, idleMs: cache.idleSeconds * 1000 }
 }
 
 /** Where spans go; the OTLP headers are secrets and are not logged, nor the URL's credentials or query. */

@@ -9,8 +9,8 @@ import type { SessionStore } from './session-store.js'
  * in-memory store. The Redis client (ioredis, ~20 MB and ~100 ms to load) is imported only then.
  */
 export async function createSessionStore (config: GatewayConfig, logger: Logger): Promise<SessionStore> {
-  const { session, redis } = config
-  if (!usesRedis(redis)) return new MemorySessionStore({ maxBytes: session.maxBytes, maxEntries: session.maxEntries, idleTtlMs: session.idleTtlSeconds * 1000 })
+  const { session, redis, cache } = config
+  if (!usesRedis(redis)) return new MemorySessionStore({ maxBytes: session.maxBytes, maxEntries: session.maxEntries, idleTtlMs: session.idleTtlSeconds * 1000, recordsPerSession: cache.recordsPerSession })
   const { RedisSessionStore } = await import('./redis-store.js')
   return new RedisSessionStore({
     target: redis,
@@ -20,6 +20,7 @@ export async function createSessionStore (config: GatewayConfig, logger: Logger)
     localMaxEntries: session.maxEntries,
     localMaxBytes: session.maxBytes,
     replayMaxEntries: redis.replayMaxEntries,
+    recordsPerSession: cache.recordsPerSession,
     logger
   })
 }

@@ -1,7 +1,8 @@
 import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
 import { toSessionUsage, type SessionUsage, type UsagePage } from './session-usage.js'
-import { SESSION_BYTES, sessionEntryBytes, type SessionEntry } from './session-entry.js'
+import type { CallRecord } from './call-record.js'
+import { callRecordBytes, SESSION_BYTES, sessionEntryBytes, type SessionEntry } from './session-entry.js'
 
 export interface MemoryStoreOptions {
   /** Estimated bytes the whole store may hold (bindings, usage, per-session records). */
@@ -10,6 +11,8 @@ export interface MemoryStoreOptions {
   maxEntries: number
   /** A session not used for this long is forgotten, with its bindings and usage. */
   idleTtlMs: number
+  /** Call records kept per session (the newest). */
+  recordsPerSession?: number
   now?: () => number
 }
 
@@ -33,9 +36,11 @@ export class MemorySessionStore implements SessionStore {
   readonly #maxBytes: number
   readonly #maxEntries: number
   readonly #idleTtlMs: number
+  readonly #recordsPerSession: number
   readonly #now: () => number
 
-  constructor ({ maxBytes, maxEntries, idleTtlMs, now = Date.now }: MemoryStoreOptions) {
+  constructor ({ maxBytes, maxEntries, idleTtlMs, recordsPerSession = 100, now = Date.now }: MemoryStoreOptions) {
+    this.#recordsPerSession = recordsPerSession
     this.#maxBytes = maxBytes
     this.#maxEntries = maxEntries
     this.#idleTtlMs = idleTtlMs
@@ -68,7 +73,7 @@ export class MemorySessionStore implements SessionStore {
       entry.keys.add(key)
     }
     // Every key was another session's: nothing to hold for this one.
-    if (entry.keys.size === 0 && entry.usage === undefined) return this.#drop(entry)
+    if (entry.keys.size === 0 && entry.usage === undefined && entry.records === undefined) return this.#drop(entry)
     this.#touch(entry)
     this.#enforceBounds(entry)
   }
@@ -96,6 +101,24 @@ export class MemorySessionStore implements SessionStore {
     totals.lastSeen = at
     this.#touch(entry)
     this.#enforceBounds(entry)
+  }
+
+  async recordCall (sessionId: string, build: (previous: CallRecord | undefined) => CallRecord): Promise<CallRecord> {
+    const entry = this.#entryFor(sessionId)
+    const records = entry.records ??= []
+    const record = build(records[0])
+    records.unshift(record)
+    this.#resize(entry, callRecordBytes(record))
+    while (records.length > this.#recordsPerSession) this.#removeOldestRecord(entry)
+    this.#touch(entry)
+    this.#enforceBounds(entry)
+    return record
+  }
+
+  async calls (sessionId: string): Promise<CallRecord[] | undefined> {
+    const entry = this.#live(this.#sessions.get(sessionId))
+    if (entry === undefined || (entry.usage === undefined && entry.records === undefined)) return undefined
+    return entry.records === undefined ? [] : [...entry.records]
   }
 
   async usage (sessionId: string): Promise<SessionUsage | undefined> {
@@ -144,7 +167,7 @@ export class MemorySessionStore implements SessionStore {
   #entryFor (sessionId: string): SessionEntry {
     const existing = this.#live(this.#sessions.get(sessionId))
     if (existing !== undefined) return existing
-    const entry: SessionEntry = { id: sessionId, keys: new Set(), usage: undefined, bytes: 0, expiresAt: this.#now() + this.#idleTtlMs }
+    const entry: SessionEntry = { id: sessionId, keys: new Set(), usage: undefined, records: undefined, bytes: 0, expiresAt: this.#now() + this.#idleTtlMs }
     this.#sessions.set(sessionId, entry)
     this.#resize(entry, sessionEntryBytes(sessionId))
     return entry
@@ -193,6 +216,8 @@ export class MemorySessionStore implements SessionStore {
    * keys beyond its share; then expired sessions go, then least recently used ones.
    */
   #enforceBounds (current: SessionEntry): void {
+    // Over its share, a session gives up its oldest records (all but the last), then its oldest keys.
+    while (current.bytes > this.#maxBytes / 4 && (current.records?.length ?? 0) > 1) this.#removeOldestRecord(current)
     while (current.bytes > this.#maxBytes / 4 && current.keys.size > 0) this.#removeOldestKey(current)
     // Expired sessions are exactly a prefix (one idle TTL for all, LRU order): sweeping them on
     // every use would cost an iterator per request; every 256th use is enough.
@@ -210,6 +235,11 @@ export class MemorySessionStore implements SessionStore {
 
   #overBounds (): boolean {
     return this.#bytes > this.#maxBytes || this.#byKey.size > this.#maxEntries || this.#sessions.size > this.#maxEntries
+  }
+
+  #removeOldestRecord (entry: SessionEntry): void {
+    const record = entry.records?.pop()
+    if (record !== undefined) this.#resize(entry, -callRecordBytes(record))
   }
 
   #removeOldestKey (entry: SessionEntry): void {

@@ -1,5 +1,6 @@
 import type { RedisTarget } from '../config/redis-settings.js'
 import type { Logger } from '../observe/logger.js'
+import { parseCallRecord, type CallRecord } from './call-record.js'
 import { MemorySessionStore } from './memory-store.js'
 import { createRedisClient, type RedisClient } from './redis-connection.js'
 import { ReplayQueue, type PendingBinding } from './replay-queue.js'
@@ -20,6 +21,8 @@ export interface RedisStoreOptions {
   localMaxBytes: number
   /** Most bindings made while Redis is away that are written to it when it returns (oldest dropped first). */
   replayMaxEntries: number
+  /** Call records kept per session (the newest); 100 unless given. */
+  recordsPerSession?: number
   logger: Logger
 }
 
@@ -58,6 +61,7 @@ export class RedisSessionStore implements SessionStore {
   readonly #prefix: string
   readonly #logger: Logger
   readonly #maxUsageSessions: number
+  readonly #recordsPerSession: number
   /** Bindings made while Redis was away, written when it returns. */
   readonly #replay: ReplayQueue
   #replaying = false
@@ -65,7 +69,8 @@ export class RedisSessionStore implements SessionStore {
   #closed = false
 
   constructor (options: RedisStoreOptions) {
-    this.#local = new MemorySessionStore({ maxBytes: options.localMaxBytes, maxEntries: options.localMaxEntries, idleTtlMs: options.idleTtlMs })
+    this.#local = new MemorySessionStore({ maxBytes: options.localMaxBytes, maxEntries: options.localMaxEntries, idleTtlMs: options.idleTtlMs, recordsPerSession: options.recordsPerSession })
+    this.#recordsPerSession = options.recordsPerSession ?? 100
     this.#idleTtlMs = options.idleTtlMs
     this.#ttlSeconds = Math.max(1, Math.ceil(options.idleTtlMs / 1000))
     this.#prefix = options.keyPrefix
@@ -142,6 +147,45 @@ export class RedisSessionStore implements SessionStore {
       .zremrangebyrank(recent, 0, -(this.#maxUsageSessions + 1))
       .exec()
       .catch(failed)
+  }
+
+  /**
+   * Records are a capped list per session, newest first (`records:<id>`: LPUSH, LTRIM and
+   * EXPIRE with the idle TTL, one key, so Cluster-safe). Its head is the previous call the next
+   * one is judged against, so every replica judges alike. While Redis is away records are kept
+   * locally only, like usage.
+   */
+  async recordCall (sessionId: string, build: (previous: CallRecord | undefined) => CallRecord): Promise<CallRecord> {
+    if (this.#redis.status !== 'ready') return await this.#local.recordCall(sessionId, build)
+    const key = this.#prefix + 'records:' + sessionId
+    let previous: CallRecord | undefined
+    try {
+      previous = parseCallRecord(await this.#redis.lindex(key, 0))
+    } catch (err) {
+      this.#degraded((err as Error).message)
+      return await this.#local.recordCall(sessionId, build)
+    }
+    const record = await this.#local.recordCall(sessionId, () => build(previous))
+    this.#redis.pipeline()
+      .lpush(key, JSON.stringify(record))
+      .ltrim(key, 0, this.#recordsPerSession - 1)
+      .expire(key, this.#ttlSeconds)
+      .exec()
+      .catch((err: Error) => this.#degraded(err.message))
+    return record
+  }
+
+  async calls (sessionId: string): Promise<CallRecord[] | undefined> {
+    if (this.#redis.status !== 'ready') return await this.#local.calls(sessionId)
+    try {
+      const items = await this.#redis.lrange(this.#prefix + 'records:' + sessionId, 0, -1)
+      if (items.length > 0) return items.map((item) => parseCallRecord(item)).filter((r): r is CallRecord => r !== undefined)
+      // A session with usage but no model calls yet (only other routes) is known, with none.
+      return (await this.#redis.exists(this.#prefix + 'usage:' + sessionId)) === 1 ? [] : undefined
+    } catch (err) {
+      this.#degraded((err as Error).message)
+      return await this.#local.calls(sessionId)
+    }
   }
 
   async usage (sessionId: string): Promise<SessionUsage | undefined> {

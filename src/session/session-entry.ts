@@ -1,3 +1,4 @@
+import type { CallRecord } from './call-record.js'
 import type { UsageTotals } from './session-usage.js'
 
 /**
@@ -10,6 +11,8 @@ export interface SessionEntry {
   /** Its lineage keys, least recently used first. */
   readonly keys: Set<string>
   usage: UsageTotals | undefined
+  /** Its last model calls, newest first; undefined before the first. */
+  records: CallRecord[] | undefined
   /** Estimated heap bytes of all of the above; per-session records add theirs here too. */
   bytes: number
   expiresAt: number
@@ -27,10 +30,17 @@ export const SESSION_BYTES = {
   /** A key's slot in the key Map and in its session's Set, and its string header. */
   perKey: 200,
   /** A usage totals object, with its two timestamps as heap numbers. */
-  usage: 150
+  usage: 150,
+  /** A call record: an object of 13 fields, its slot in the array; its strings add theirs. */
+  record: 320
 }
 
 /** The estimated bytes of a new, empty session entry for `sessionId`. */
 export function sessionEntryBytes (sessionId: string): number {
   return SESSION_BYTES.session + 2 * sessionId.length
+}
+
+/** The estimated bytes of one call record. */
+export function callRecordBytes (r: CallRecord): number {
+  return SESSION_BYTES.record + 2 * ((r.model?.length ?? 0) + r.upstream.length + (r.fingerprint?.length ?? 0))
 }

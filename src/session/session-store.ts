@@ -1,3 +1,4 @@
+import type { CallRecord } from './call-record.js'
 import type { TokenUsage } from './session-usage.js'
 import type { SessionUsage, UsagePage } from './session-usage.js'
 
@@ -17,6 +18,13 @@ export interface SessionStore {
   bind (keys: readonly string[], sessionId: string): void
   /** Adds one finished request, and the tokens it used, to the session's totals. */
   recordUsage (sessionId: string, tokens: TokenUsage, at: number): void
+  /**
+   * Adds a model call's record, built from the session's previous one (undefined for its
+   * first), and keeps the session's last `recordsPerSession`. Resolves to the record kept.
+   */
+  recordCall (sessionId: string, build: (previous: CallRecord | undefined) => CallRecord): Promise<CallRecord>
+  /** The session's call records, newest first; undefined when the session is unknown. */
+  calls (sessionId: string): Promise<CallRecord[] | undefined>
   /** The session's totals, or undefined when it is unknown. */
   usage (sessionId: string): Promise<SessionUsage | undefined>
   /** The most recently active sessions first. */

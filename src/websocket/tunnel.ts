@@ -37,10 +37,13 @@ export interface TunnelOptions {
   deflate: DeflateParams | undefined
   onResponseId: (id: string) => void
   onUsage: (usage: TokenUsage) => void
+  /** The client sent a data message (a `response.create`): a model call begins. */
+  onClientMessage?: (() => void) | undefined
+  /** `response.model` of each response.created (read anyway, with its id). */
+  onResponseModel?: ((model: string) => void) | undefined
   onEnd: (outcome: TunnelOutcome) => void
-  /** Tracing's hooks, absent when it is off: each response's model, the client's messages, every upstream event. */
+  /** Tracing's hooks, absent when it is off: the client's messages, every upstream event. */
   traced?: {
-    onResponseModel: (model: string) => void
     onClientMessage: () => void
     onResponseEvent: (type: string | undefined) => void
   } | undefined
@@ -92,7 +95,7 @@ export class WebSocketTunnel {
       onEvent: (type) => this.#onUpstreamEvent(type),
       onResponseId: options.onResponseId,
       onUsage: options.onUsage,
-      onResponseModel: traced?.onResponseModel
+      onResponseModel: options.onResponseModel
     })
     this.#messages = new TextMessages({
       deflate: options.deflate,
@@ -102,6 +105,7 @@ export class WebSocketTunnel {
     this.#fromClient = new FrameObserver({
       onDataMessage: () => {
         this.#awaitingAnswer++
+        options.onClientMessage?.()
         traced?.onClientMessage()
       },
       onClose: (code) => this.#firstClose('client', code)

@@ -1,9 +1,3 @@
-import { execFile, spawnSync } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
-import { createContext, runInContext } from 'node:vm'
 import t from 'tap'
 import { request } from 'undici'
 import { replyJson, replySse, responseStream, type MockUpstream } from '../support/mock-upstream.js'
@@ -169,118 +163,18 @@ t.test('on a non-loopback HOST with ADMIN_TOKEN the usage routes are on, behind 
   t.equal((await getJson<UsageList>(`${origin}/gateway/sessions`, { authorization: 'Bearer t0k' })).status, 200)
 })
 
-/** A minimal DOM: enough for the admin page's script, recording what it renders. */
-class FakeElement {
-  textContent: unknown = ''
-  children: FakeElement[] = []
-  attributes: Record<string, string> = {}
-  constructor (readonly tag: string) {}
-  append (...nodes: FakeElement[]): void { this.children.push(...nodes) }
-  replaceChildren (...nodes: FakeElement[]): void { this.children = nodes }
-  setAttribute (name: string, value: string): void { this.attributes[name] = value }
-}
-
-interface RenderedPage {
-  /** Each table row's cells' text. */
-  rows: string[][]
-  totals: Record<string, string>
-  error: string
-  /** Authorization headers the script sent. */
-  authorizations: Array<string | undefined>
-}
-
-/**
- * Runs the admin page's own script against the live gateway, with a stub DOM, until its first
- * refresh has settled (the script writes #error either way).
- */
-async function runPageScript (html: string, pageUrl: string): Promise<RenderedPage> {
-  const script = /<script>([\s\S]*?)<\/script>/.exec(html)?.[1]
-  if (script === undefined) throw new Error('no script in the page')
-  const elements = new Map<string, FakeElement>()
-  const byId = (id: string): FakeElement => {
-    let el = elements.get(id)
-    if (el === undefined) elements.set(id, el = new FakeElement(id))
-    return el
-  }
-  let settled = (_text: string): void => {}
-  const refreshed = new Promise<string>((resolve) => { settled = resolve })
-  const error = byId('error')
-  Object.defineProperty(error, 'textContent', { set: (text: string) => settled(text), get: () => '' })
-  const authorizations: Array<string | undefined> = []
-  const context = createContext({
-    document: { getElementById: byId, createElement: (tag: string) => new FakeElement(tag) },
-    location: new URL(pageUrl),
-    URLSearchParams,
-    sessionStorage: { getItem: () => null, setItem: () => {} },
-    prompt: () => { throw new Error('the page asked for a token') },
-    setInterval: () => 0, // one refresh is enough; no timer left running
-    fetch: async (url: string, init: { headers?: Record<string, string> } = {}) => {
-      authorizations.push(init.headers?.authorization)
-      return await fetch(new URL(url, pageUrl), init)
-    }
-  })
-  runInContext(script, context)
-  const errorText = await refreshed
-  const totals: Record<string, string> = {}
-  for (const [id, el] of elements) if (id.startsWith('t-')) totals[id] = String(el.textContent)
-  return {
-    rows: byId('rows').children.map((tr) => tr.children.map((td) => String(td.textContent))),
-    totals,
-    error: errorText,
-    authorizations
-  }
-}
-
-const CHROMIUM = spawnSync('which', ['chromium'], { encoding: 'utf8' }).stdout.trim()
-
-t.test('the admin page at /gateway/ renders the sessions table', async (t) => {
+t.test('the admin page at /gateway/ is served whole by the gateway: nothing from elsewhere, values as text', async (t) => {
   const { gateway } = await start(t)
-  await streamedRequest(gateway, 's-page')
-  await streamedRequest(gateway, 's-page')
-
   const res = await request(`${gateway.origin}/gateway/`)
   t.equal(res.statusCode, 200)
   t.match(String(res.headers['content-type']), /^text\/html/)
   const html = await res.body.text()
   t.match(html, /^<!doctype html>/i)
-  t.match(html, /<table>[\s\S]*<thead><tr><th>session<\/th>[\s\S]*<tbody id="rows"><\/tbody>[\s\S]*<\/table>/, 'an empty table the script fills')
-  t.match(html, /<script>[\s\S]*fetch\('sessions\?limit=200'[\s\S]*<\/script>/, 'a script that reads /gateway/sessions')
-
-  // What the script reads, field by field.
-  const { body: page } = await getJson<UsageList>(`${gateway.origin}/gateway/sessions?limit=200`)
-  t.equal(page.total, 1)
-  t.same(Object.keys(page.data[0] ?? {}).sort(), ['cache_hit_ratio', 'cached_tokens', 'first_seen', 'id', 'input_tokens', 'last_seen', 'output_tokens', 'reasoning_tokens', 'requests'])
-
-  const rendered = await runPageScript(html, `${gateway.origin}/gateway/`)
-  t.equal(rendered.error, '', 'the refresh succeeded')
-  t.equal(rendered.rows.length, 1)
-  t.same(rendered.rows[0]!.slice(0, 7), ['s-page', '2', '240', '200', '14', '6', '83.3 %'], 'a row for the session')
-  t.has(rendered.totals, { 't-sessions': '1', 't-requests': '2', 't-input': '240', 't-cached': '200', 't-output': '14', 't-ratio': '83.3 %' })
-
-  if (CHROMIUM === '') {
-    t.comment('chromium is not installed: the page was checked with a stub DOM only')
-    return
-  }
-  const profile = await mkdtemp(join(tmpdir(), 'gateway-chromium-'))
-  t.teardown(async () => { await rm(profile, { recursive: true, force: true }) })
-  // Asynchronous: the gateway answering the browser runs in this process.
-  const { stdout } = await promisify(execFile)(CHROMIUM, [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`, '--virtual-time-budget=3000',
-    '--dump-dom', `${gateway.origin}/gateway/`
-  ], { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 })
-  t.match(stdout, /<tbody id="rows"><tr><td>s-page<\/td><td>2<\/td><td>240<\/td><td>200<\/td><td>14<\/td><td>6<\/td>/, 'chromium rendered a row for the session')
-})
-
-t.test('the admin page sends the token from its URL fragment', async (t) => {
-  const { gateway } = await start(t, { ADMIN_TOKEN: 't0k' })
-  await streamedRequest(gateway, 's-page-token')
-  const res = await request(`${gateway.origin}/gateway/`)
-  t.equal(res.statusCode, 200, 'the page itself needs no token: it holds no data')
-  const rendered = await runPageScript(await res.body.text(), `${gateway.origin}/gateway/#token=t0k`)
-  t.equal(rendered.error, '')
-  t.same(rendered.authorizations, ['Bearer t0k'])
-  t.equal(rendered.rows[0]?.[0], 's-page-token')
+  t.notMatch(html, /\b(src|href)=["']?(https?:)?\/\//i, 'no script, style or image from another origin')
+  t.notMatch(html, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/, 'nothing inserted as HTML')
+  t.match(html, /<form id="signin"/, 'a sign-in form, not prompt()')
+  t.notMatch(html, /prompt\(/)
+  // In a real browser: test/slow/admin-page.test.ts.
 })
 
 t.test('two gateways sharing Redis agree on a session\'s usage', needs('redis-server'), async (t) => {

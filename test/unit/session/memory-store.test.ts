@@ -4,6 +4,7 @@
  * does not grow with every response it sees.
  */
 import t from 'tap'
+import type { CallRecord } from '../../../src/session/call-record.js'
 import { MemorySessionStore } from '../../../src/session/memory-store.js'
 
 function clockedStore (maxEntries: number, idleTtlMs: number, maxBytes = 64 * 1024 * 1024): { store: MemorySessionStore, advance: (ms: number) => void } {
@@ -142,4 +143,30 @@ t.test("issue 15: the Redis store's local copy holds to the same byte bound", as
   for (let n = 0; n < 5_000; n++) store.bind([`resp:resp_${n}`], longId(n))
   t.ok(store.size() < 5_000 && store.size() > 50, `the local copy holds ${store.size()} of 5,000 bindings`)
   t.same(await store.lookup(['resp:resp_4999', 'resp:resp_0']), [longId(4_999), undefined], 'the newest, not the oldest')
+})
+
+t.test('call records: newest first, capped per session, counted in the byte budget, gone with the session', async (t) => {
+  let now = 1_000
+  const store = new MemorySessionStore({ maxBytes: 1024 * 1024, maxEntries: 1000, idleTtlMs: 60_000, recordsPerSession: 3, now: () => now })
+  const record = (i: number, previous: CallRecord | undefined): CallRecord => ({ time: i, model: 'gpt-5', upstream: 'default', status: 200, ttfbMs: 1, durationMs: 2, input: i, cached: 0, output: 0, reasoning: 0, cache: 'n/a', missReason: null, fingerprint: previous === undefined ? 'first' : 'next' })
+  const seen: Array<CallRecord | undefined> = []
+  const before = store.bytes()
+  for (let i = 1; i <= 5; i++) await store.recordCall('s', (previous) => { seen.push(previous); return record(i, previous) })
+  t.same(seen.map((p) => p?.time), [undefined, 1, 2, 3, 4], 'each call is built from the previous one')
+  t.same((await store.calls('s'))!.map((r) => r.time), [5, 4, 3])
+  const held = store.bytes() - before
+  t.ok(held > 3 * 320 && held < 3 * 320 + 1000, `three records and one session counted (${held} bytes)`)
+  t.equal(await store.calls('unknown'), undefined)
+  now += 60_001
+  t.equal(await store.calls('s'), undefined, 'expired with the session')
+})
+
+t.test('a session over its share of the bytes gives up its oldest records first', async (t) => {
+  const store = new MemorySessionStore({ maxBytes: 64 * 1024, maxEntries: 1000, idleTtlMs: 60_000, recordsPerSession: 10_000 })
+  const record: CallRecord = { time: 1, model: 'x'.repeat(100), upstream: 'default', status: 200, ttfbMs: 1, durationMs: 2, input: 0, cached: 0, output: 0, reasoning: 0, cache: 'n/a', missReason: null, fingerprint: null }
+  for (let i = 0; i < 1000; i++) await store.recordCall('greedy', () => ({ ...record, time: i }))
+  t.ok(store.bytes() <= 64 * 1024 / 4, `held ${store.bytes()} bytes`)
+  const kept = (await store.calls('greedy'))!
+  t.equal(kept[0]!.time, 999, 'the newest is kept')
+  t.ok(kept.length > 10 && kept.length < 1000)
 })

@@ -1,0 +1,64 @@
+/**
+ * Model calls whose usage the test chooses: the request carries it in `metadata.test_usage`
+ * (`[input, cached]`), and the mock upstream answers with exactly that usage.
+ */
+import { Readable } from 'node:stream'
+import { request } from 'undici'
+import type { CallView } from '../../src/session/call-record.js'
+import { responseStream, type UpstreamHandler } from './mock-upstream.js'
+
+export const TOOLS = [{ type: 'function', name: 'shell', description: 'run a command', parameters: { type: 'object', properties: { cmd: { type: 'string' } } } }]
+export const OTHER_TOOLS = [...TOOLS, { type: 'web_search' }]
+
+let responses = 0
+
+/** Answers a Responses call with a stream whose usage is the request's `metadata.test_usage`. */
+export const answerWithChosenUsage: UpstreamHandler = (req, res) => {
+  const body = JSON.parse(req.body.toString('utf8')) as { metadata?: { test_usage?: [number, number] } }
+  const [input, cached] = body.metadata?.test_usage ?? [0, 0]
+  const usage = { input_tokens: input, input_tokens_details: { cached_tokens: cached }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 2 }, total_tokens: input + 5 }
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' })
+  res.end(responseStream(`resp_cache_${++responses}`, 'ok', usage))
+}
+
+export interface CallOptions {
+  session?: string
+  tools?: unknown[]
+  instructions?: string
+  model?: string
+  usage: [number, number]
+  /** How the body goes: with content-length (default) or chunked. */
+  chunked?: boolean
+}
+
+/** The body of a model call with the given prefix and chosen usage. */
+export function callBody ({ tools = TOOLS, instructions = 'You are terse.', model = 'gpt-5', usage }: CallOptions): string {
+  return JSON.stringify({ model, instructions, tools, input: [{ role: 'user', content: `question ${++responses}` }], stream: true, metadata: { test_usage: usage } })
+}
+
+/** One streamed model call through the gateway at `baseURL`, read to its end. */
+export async function modelCall (baseURL: string, options: CallOptions): Promise<void> {
+  const text = callBody(options)
+  const headers: Record<string, string> = { 'content-type': 'application/json' }
+  if (options.session !== undefined) headers['session-id'] = options.session
+  const body = options.chunked === true ? Readable.from([Buffer.from(text.slice(0, 40)), Buffer.from(text.slice(40))]) : text
+  const res = await request(`${baseURL}/responses`, { method: 'POST', body, headers })
+  if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}: ${await res.body.text()}`)
+  await res.body.dump()
+}
+
+/** GET /gateway/sessions/{id}/requests: status and records (newest first). */
+export async function callRecords (origin: string, session: string, headers: Record<string, string> = {}): Promise<{ status: number, data: CallView[] }> {
+  const res = await request(`${origin}/gateway/sessions/${encodeURIComponent(session)}/requests`, { headers })
+  const body = await res.body.json() as { data?: CallView[] }
+  return { status: res.statusCode, data: body.data ?? [] }
+}
+
+/** Polls the records until `count` are there (Redis writes land after the call ends). */
+export async function recordsUntil (origin: string, session: string, count: number): Promise<CallView[]> {
+  for (;;) {
+    const { data } = await callRecords(origin, session)
+    if (data.length >= count) return data
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}

@@ -1,0 +1,88 @@
+import t from 'tap'
+import { PrefixFingerprint, type RequestPrefix } from '../../../src/observe/prefix-fingerprint.js'
+
+function prefixOf (...chunks: Array<string | Buffer>): RequestPrefix | undefined {
+  const tap = new PrefixFingerprint()
+  for (const chunk of chunks) tap.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+  return tap.result()
+}
+
+const TOOLS = [{ type: 'function', name: 'shell', parameters: { type: 'object', properties: { cmd: { type: 'string', description: 'a "quoted" \\ thing {not} [json]' } } } }]
+const BODY = JSON.stringify({ model: 'gpt-5', instructions: 'Be brief.\n"Really" \\ brief: }]', input: [{ role: 'user', content: 'hi "there" {' }], tools: TOOLS, stream: true })
+
+t.test('the same fields give the same fingerprint, and the model is read', async (t) => {
+  const a = prefixOf(BODY)
+  t.ok(a)
+  t.match(a!.fingerprint, /^[0-9a-f]{16}$/)
+  t.equal(a!.model, 'gpt-5')
+  t.same(prefixOf(BODY), a)
+})
+
+t.test('split at every byte offset gives the same fingerprint', async (t) => {
+  const whole = prefixOf(BODY)!
+  const bytes = Buffer.from(BODY)
+  for (let i = 0; i <= bytes.length; i++) {
+    const split = prefixOf(bytes.subarray(0, i), bytes.subarray(i))
+    if (split?.fingerprint !== whole.fingerprint || split.model !== 'gpt-5') {
+      t.fail(`split at ${i} gives ${JSON.stringify(split)}`)
+      return
+    }
+  }
+  // And one byte at a time.
+  const tap = new PrefixFingerprint()
+  for (let i = 0; i < bytes.length; i++) tap.push(bytes.subarray(i, i + 1))
+  t.same(tap.result(), whole)
+})
+
+t.test('fields in any order, and other fields, do not change it', async (t) => {
+  const a = prefixOf(JSON.stringify({ model: 'm', instructions: 'x', tools: TOOLS, input: 'one' }))
+  const b = prefixOf(JSON.stringify({ input: 'two', tools: TOOLS, stream: false, instructions: 'x', metadata: { model: 'other', tools: [] }, model: 'm' }))
+  t.equal(a!.fingerprint, b!.fingerprint)
+  t.equal(b!.model, 'm', 'a nested model key is not the request model')
+})
+
+t.test('each of model, instructions and tools changes it', async (t) => {
+  const base = { model: 'm', instructions: 'x', tools: TOOLS, input: 'hi' }
+  const fp = (body: object): string => prefixOf(JSON.stringify(body))!.fingerprint
+  t.not(fp({ ...base, model: 'n' }), fp(base))
+  t.not(fp({ ...base, instructions: 'y' }), fp(base))
+  t.not(fp({ ...base, tools: [...TOOLS, { type: 'web_search' }] }), fp(base))
+  t.not(fp({ model: 'm', input: 'hi' }), fp(base), 'absent fields count as absent')
+  t.equal(fp({ ...base, input: 'something else entirely' }), fp(base))
+})
+
+t.test('escapes: escaped quotes inside values, and keys written with escapes', async (t) => {
+  const plain = prefixOf('{"model":"m","tools":[{"d":"a\\"],}"}],"input":"\\\\"}')
+  const escapedKey = prefixOf('{"input":"\\\\","tool\\u0073":[{"d":"a\\"],}"}],"\\u006dodel":"m"}')
+  t.ok(plain)
+  t.equal(escapedKey!.fingerprint, plain!.fingerprint)
+  t.equal(escapedKey!.model, 'm')
+  t.equal(prefixOf('{"model":"gpt\\u002d5"}')!.model, 'gpt-5', 'the model name is decoded')
+})
+
+t.test('nested objects and arrays, scalars and whitespace', async (t) => {
+  const body = '{ "tools" : [ {"a": {"b": [1, 2, {"c": "}"}]}} ] , "model" : "m" ,"instructions":null, "n": -1.5e3, "t": true}'
+  const r = prefixOf(body)
+  t.ok(r)
+  t.equal(r!.model, 'm')
+  t.not(prefixOf(body.replace('"instructions":null', '"instructions":"x"'))!.fingerprint, r!.fingerprint)
+})
+
+t.test('of duplicate keys the last counts, as with JSON.parse', async (t) => {
+  t.equal(prefixOf('{"model":"a","model":"b"}')!.fingerprint, prefixOf('{"model":"b"}')!.fingerprint)
+  t.equal(prefixOf('{"model":"a","model":"b"}')!.model, 'b')
+})
+
+t.test('no prefix for what is not one whole JSON object', async (t) => {
+  t.equal(prefixOf('[1,2]'), undefined)
+  t.equal(prefixOf('model=gpt-5'), undefined)
+  t.equal(prefixOf('{"model":"m","tools":[1,'), undefined, 'cut short')
+  t.equal(prefixOf(Buffer.from([0x1f, 0x8b, 0x08, 0x00])), undefined, 'gzip bytes')
+  t.equal(prefixOf(''), undefined)
+})
+
+t.test('a long model value is hashed but not kept as a name', async (t) => {
+  const r = prefixOf(JSON.stringify({ model: 'x'.repeat(1000) }))
+  t.ok(r)
+  t.equal(r!.model, undefined)
+})
