@@ -8,7 +8,7 @@
 import { createServer } from 'node:http'
 import { Client } from 'undici'
 import { PrefixFingerprint } from '../../dist/src/observe/prefix-fingerprint.js'
-import { buildGateway } from '../../dist/src/server/build-gateway.js'
+import { createGateway } from '../../dist/src/server/build-gateway.js'
 import { loadConfig } from '../../dist/src/config/load-config.js'
 import { createLogger } from '../../dist/src/observe/logger.js'
 
@@ -53,7 +53,7 @@ async function throughGateways () {
   const url = `http://127.0.0.1:${upstream.address().port}/v1`
   const start = async (analysis) => {
     const config = loadConfig({ env: { HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: url, LOG_LEVEL: 'silent', CACHE_ANALYSIS: analysis } })
-    const gateway = buildGateway(config, { logger: createLogger('silent') })
+    const gateway = await createGateway(config, { logger: createLogger('silent') })
     return { gateway, client: new Client(await gateway.listen(), { pipelining: 1 }) }
   }
   const on = await start('true')

@@ -11,7 +11,7 @@ import type { Session, SessionResolver } from '../session/resolve-session.js'
 import type { UpstreamHeaders } from '../upstream/request-headers.js'
 import type { UpstreamTarget } from '../upstream/upstream-path.js'
 import type { Admission } from './admission.js'
-import { tapStreamedBody } from './body-tap.js'
+import { afterWrite, tapStreamedBody } from './body-tap.js'
 import { hasBody, isPlainJson, limitedBody, readRequestBody } from './client-body.js'
 import { Exchange, type ExchangeDeps } from './exchange.js'
 
@@ -51,7 +51,7 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
     }
     // Cache analysis reads a plain JSON model call's prefix as its bytes pass, whichever way they go.
     const tap = hasBody(req) && isPlainJson(req) ? exchange.tapRequestBody() : undefined
-    const onChunk = tap === undefined ? undefined : (chunk: Buffer) => tap.push(chunk)
+    const onChunk = tap === undefined ? undefined : afterWrite(tap)
     const streamedBody = !hasBody(req) ? null : req.headers['content-length'] === undefined ? limitedBody(req, bodyLimitBytes, onChunk) : req
     if (admitted.sessionFromHeader !== undefined) {
       // The client decided: the body is never looked at.
@@ -63,10 +63,10 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
       return
     }
     readRequestBody(req, bodyLimitBytes).then(async (body) => {
-      tap?.push(body)
       const session = await sessions.fromBody(readSessionFields(body), req.socket)
       if (res.destroyed) return // the client left while its body was read
       dispatch(deps, exchange, req, res, admitted.upstreamPath, session, body)
+      if (tap !== undefined) afterWrite(tap)(body)
     }).catch((err: unknown) => {
       if (res.headersSent || res.destroyed) return
       if (!(err instanceof GatewayError)) logger.error({ err }, 'deciding a session from the request body failed')
