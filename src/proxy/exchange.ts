@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { GatewayError } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
-import type { GatewayMetrics, Transport } from '../observe/metrics.js'
+import { NO_UPSTREAM, type GatewayMetrics, type Transport } from '../observe/metrics.js'
 import { logExchange } from '../observe/request-log.js'
 import type { ResponseFacts } from '../observe/response-observer.js'
 import { routeLabel } from '../observe/route-label.js'
@@ -49,6 +49,10 @@ export class Exchange implements Drainable, ResponseFacts {
   /** The client's path without its query (queries may carry keys). */
   readonly path: string
   session: Session | undefined
+  /** The upstream the request went to (the last one tried); set by the entry before each attempt. */
+  upstream: string | undefined
+  /** Upstreams tried: more than 1 after a failover. */
+  attempts = 0
   #tokens: TokenUsage | undefined
   #usageHeld = false
   #ended = false
@@ -95,7 +99,7 @@ export class Exchange implements Drainable, ResponseFacts {
 
   /** A response's usage. A WebSocket carries many responses: each counts as a request of its own. */
   onUsage (tokens: TokenUsage): void {
-    this.deps.metrics.tokensUsed(tokens)
+    this.deps.metrics.tokensUsed(tokens, this.upstream ?? NO_UPSTREAM)
     if (this.transport === 'websocket') {
       if (this.session !== undefined) this.deps.sessions.recordUsage(this.session.id, tokens)
     } else {
@@ -125,13 +129,14 @@ export class Exchange implements Drainable, ResponseFacts {
       method: this.method,
       status: outcome.status,
       transport: this.transport,
+      upstream: this.upstream ?? NO_UPSTREAM,
       ttfbMs: outcome.ttfbMs,
       durationMs,
       endedBy: outcome.endedBy,
       failureKind: outcome.failure?.kind
     }, admitted)
     if (!this.#usageHeld) this.#recordUsage()
-    logExchange(this.deps.logger, { transport: this.transport, method: this.method, path: this.path, session: this.session, durationMs, outcome })
+    logExchange(this.deps.logger, { transport: this.transport, method: this.method, path: this.path, session: this.session, upstream: this.upstream, attempts: this.attempts, durationMs, outcome })
   }
 
   #recordUsage (): void {

@@ -36,7 +36,7 @@ export const ADMIN_PAGE = `<!doctype html>
 <p>Cache hit ratio while this page is open:</p>
 <svg id="chart" width="600" height="80" viewBox="0 0 600 80" role="img" aria-label="cache hit ratio over time"><polyline id="line" fill="none" stroke="#0a7" stroke-width="2" points=""/></svg>
 <table>
-  <thead><tr><th>session</th><th>requests</th><th>input</th><th>cached</th><th>output</th><th>reasoning</th><th>cache hit ratio</th><th>last seen</th></tr></thead>
+  <thead><tr><th>session</th><th>requests</th><th>input</th><th>cached</th><th>output</th><th>reasoning</th><th>cache hit ratio</th><th>upstream</th><th>last seen</th></tr></thead>
   <tbody id="rows"></tbody>
 </table>
 <script>
@@ -60,7 +60,7 @@ export const ADMIN_PAGE = `<!doctype html>
       sum.requests += s.requests; sum.input += s.input_tokens; sum.cached += s.cached_tokens; sum.output += s.output_tokens
       const tr = document.createElement('tr')
       tr.append(cell(s.id), cell(s.requests), cell(s.input_tokens), cell(s.cached_tokens), cell(s.output_tokens),
-        cell(s.reasoning_tokens), cell(percent(s.cache_hit_ratio)), cell(new Date(s.last_seen).toLocaleTimeString()))
+        cell(s.reasoning_tokens), cell(percent(s.cache_hit_ratio)), cell(s.upstream ?? ''), cell(new Date(s.last_seen).toLocaleTimeString()))
       rows.append(tr)
     }
     const ratio = sum.input === 0 ? 0 : sum.cached / sum.input

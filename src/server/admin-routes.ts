@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { errors } from '../errors.js'
 import { bearerToken, sha256 } from '../http/bearer.js'
 import type { SessionStore } from '../session/session-store.js'
+import type { SessionUsage } from '../session/session-usage.js'
 import { ADMIN_PAGE } from './admin-page.js'
 
 export interface AdminDeps {
@@ -38,14 +39,21 @@ export async function adminRoutes (app: FastifyInstance, { store, token }: Admin
     const limit = clamp(Number(request.query.limit ?? 50), 1, MAX_PAGE)
     const offset = clamp(Number(request.query.offset ?? 0), 0, Number.MAX_SAFE_INTEGER)
     const page = await store.recentUsage(limit, offset)
-    return await reply.header('cache-control', 'no-store').send({ object: 'list', data: page.sessions, total: page.total, limit, offset })
+    const data = await Promise.all(page.sessions.map(async (usage) => await withUpstream(store, usage)))
+    return await reply.header('cache-control', 'no-store').send({ object: 'list', data, total: page.total, limit, offset })
   })
 
   app.get('/gateway/sessions/:id', async (request: FastifyRequest<{ Params: { id: string } }>, reply) => {
     const usage = await store.usage(request.params.id)
     if (usage === undefined) return await errors.sessionNotFound(request.params.id).reply(reply)
-    return await reply.header('cache-control', 'no-store').send(usage)
+    return await reply.header('cache-control', 'no-store').send(await withUpstream(store, usage))
   })
+}
+
+/** The session's upstream, with several upstreams (a session is bound to one only then). */
+async function withUpstream (store: SessionStore, usage: SessionUsage): Promise<SessionUsage & { upstream?: string }> {
+  const upstream = await store.upstreamOf(usage.id)
+  return upstream === undefined ? usage : { ...usage, upstream }
 }
 
 function clamp (value: number, min: number, max: number): number {

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { GatewayConfig } from '../config/load-config.js'
-import { isLoopbackHost } from '../config/load-config.js'
+import { isLoopbackHost, isManaged } from '../config/load-config.js'
 import { errors, GatewayError } from '../errors.js'
 import { createLogger, type Logger } from '../observe/logger.js'
 import { GatewayMetrics } from '../observe/metrics.js'
@@ -12,9 +12,10 @@ import { RateLimiter } from '../proxy/rate-limit.js'
 import { acceptWebSockets } from '../proxy/websocket-entry.js'
 import { createSessionStore } from '../session/create-store.js'
 import { SessionResolver } from '../session/resolve-session.js'
-import { upstreamHeaderRules } from '../upstream/request-headers.js'
 import { createUpstreamAgent } from '../upstream/upstream-agent.js'
-import { isProxyTarget, upstreamTarget } from '../upstream/upstream-path.js'
+import { isProxyTarget } from '../upstream/upstream-path.js'
+import { startUpstreamProbes } from '../upstream/upstream-probe.js'
+import { UpstreamSet } from '../upstream/upstream-set.js'
 import { adminRoutes } from './admin-routes.js'
 import { answerClientError, refuseConnect } from './client-errors.js'
 import { Drain } from './drain.js'
@@ -45,28 +46,34 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
   const upstream = createUpstreamAgent(config.upstream)
   const store = createSessionStore(config, logger)
   const sessions = new SessionResolver(store)
-  const metrics = new GatewayMetrics(() => store.size())
-  const drain = new Drain()
-  const target = upstreamTarget(config.upstream.url)
-  const upstreamHeaders = upstreamHeaderRules({
-    defaultOriginator: config.session.originator,
-    upstreamApiKey: config.upstream.apiKey,
-    extra: config.upstream.headers
+  const upstreams = new UpstreamSet(config)
+  const metrics = new GatewayMetrics(() => store.size(), {
+    names: upstreams.all.map((u) => u.name),
+    isHealthy: (name) => upstreams.get(name)?.health.isHealthy() ?? false
   })
+  const drain = new Drain()
   const admission = new Admission({
     config,
-    target,
-    auth: new ClientAuth(config.upstream.apiKey !== '', config.auth.gatewayApiKeys),
+    // Where a path is valid does not depend on the upstream: the first one's target checks it.
+    target: upstreams.all[0]!.target,
+    auth: new ClientAuth(isManaged(config), config.auth.gatewayApiKeys),
     sessions,
     drain,
     rateLimiter: config.limits.requestsPerMinute > 0 ? new RateLimiter(config.limits.requestsPerMinute) : undefined
   })
   const exchanges = { logger, metrics, sessions, drain }
-  const entryDeps = { config, target, admission, exchanges, sessions, upstream, upstreamHeaders, logger }
+  const attempts = { metrics, sessions, logger }
+  const entryDeps = { config, admission, exchanges, sessions, upstream, upstreams, attempts, logger }
   const forward = createForwarder(entryDeps)
   const app = createApp(config, logger, forward)
   acceptWebSockets(app.server, entryDeps)
-  app.register(healthRoutes, { accepting: () => drain.accepting, store: () => store.health() })
+  const stopProbes = upstreams.single === undefined ? startUpstreamProbes(upstreams.all, upstream, logger) : () => {}
+  app.register(healthRoutes, {
+    accepting: () => drain.accepting,
+    store: () => store.health(),
+    // One upstream is not judged (as before routing): /readyz says nothing of it.
+    upstreams: upstreams.single === undefined ? () => upstreams.all.map((u) => ({ name: u.name, group: u.group, ...u.health.report() })) : undefined
+  })
   if (config.metrics.port === -1) app.register(metricsRoutes, { metrics })
   if (adminRoutesServed(config)) app.register(adminRoutes, { store, token: config.admin.token })
   let metricsServer: MetricsServer | undefined
@@ -81,6 +88,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
     },
     metricsAddress: () => metricsServer?.address,
     async close () {
+      stopProbes()
       const cut = await drain.run(app.server, config.server.shutdownGraceMs, async () => await app.close())
       // Streams cut after the grace period take their upstream requests with them.
       await (cut > 0 ? upstream.destroy() : upstream.close())
@@ -95,8 +103,8 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions = {
  * Usage is nobody's business off this host unless an admin token guards it; in managed mode
  * not even on loopback (in a pod every container shares it), since the gateway's key pays.
  */
-function adminRoutesServed ({ admin, server, upstream }: GatewayConfig): boolean {
-  return admin.token !== '' || (isLoopbackHost(server.host) && upstream.apiKey === '')
+function adminRoutesServed (config: GatewayConfig): boolean {
+  return config.admin.token !== '' || (isLoopbackHost(config.server.host) && !isManaged(config))
 }
 
 /**
