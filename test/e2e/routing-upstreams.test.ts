@@ -56,6 +56,19 @@ function upstreamsEnv (ups: UpstreamProcess[], extra: Record<string, Record<stri
   return JSON.stringify(ups.map((u) => ({ name: u.name, url: u.url, ...extra[u.name] })))
 }
 
+/**
+ * Polls /readyz until the Redis store says ok: it connects on its client's own events, which a
+ * test cannot hook (as in redis-sessions.test.ts).
+ */
+async function storeReady (gateway: RunningGateway): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ready = await (await fetch(`${gateway.origin}/readyz`)).json() as { store: { state: string } }
+    if (ready.store.state === 'ok') return
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  throw new Error('the Redis store never became ready')
+}
+
 async function metric (gateway: RunningGateway, line: string): Promise<number> {
   const text = await (await fetch(`${gateway.origin}/metrics`)).text()
   const found = text.split('\n').find((l) => l.startsWith(line + ' '))
@@ -99,7 +112,8 @@ t.test('two gateways without shared state pick the same upstream for the same se
 
 t.test('failover: a killed upstream tears its streams, its sessions move without a failed request, and stay moved after it returns', async (t) => {
   const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
-  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
+  const probe = { probe_path: '/models', probe_interval_ms: 200 }
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups, { a: probe, b: probe, c: probe }) })
   t.teardown(gateway.close)
   const sessions = Array.from({ length: 30 }, (_, i) => `steady-${i}`)
   const home = new Map<string, string>()
@@ -125,8 +139,11 @@ t.test('failover: a killed upstream tears its streams, its sessions move without
 
   await ups.find((u) => u.name === victim)!.restart()
   for (const session of onVictim) t.equal((await send(gateway, { session })).upstream, moved.get(session), `${session} stays where it moved`)
-  // New sessions whose first choice is the restarted upstream go to it again once its cooldown
-  // ends; its ejection is cleared by a success, which the health record lets through after it.
+  // Its active probe ends the ejection as soon as it answers; then it takes new sessions again.
+  await gateway.waitForLog((l) => l.msg === 'upstream back: its health probe answered' && l.upstream === victim)
+  let landed = 0
+  for (let i = 0; i < 30; i++) if ((await send(gateway, { session: `fresh-${i}` })).upstream === victim) landed++
+  t.ok(landed > 0, `new sessions reach the restarted upstream again (${landed} of 30)`)
   const ready = await (await fetch(`${gateway.origin}/readyz`)).json() as { upstreams: Array<{ name: string, state: string }> }
   t.equal(ready.upstreams.length, 3, '/readyz lists each upstream')
   heldElsewhere.close()
@@ -200,7 +217,7 @@ t.test('lineage across replicas sharing Redis, and a rebinding one replica made 
   const one = await startGateway(env)
   const two = await startGateway(env)
   t.teardown(async () => { await one.close(); await two.close() })
-  await one.waitForLog(() => true).catch(() => {})
+  for (const gateway of [one, two]) await storeReady(gateway)
   const first = await send(one, { body: { prompt_cache_key: 'shared-chain' } })
   await one.waitForLog((l) => l.msg === 'request')
   const chained = await send(two, { body: { previous_response_id: first.json.id } })
