@@ -12,7 +12,8 @@ Modes
                        and exits non-zero if one does not (about 15 seconds)
 
 Options
-  --only a,b,c,d       scenarios to run (a short, b long, c held, d large bodies)
+  --only a,b,c,d       scenarios to run (a short, b long, c held, d large bodies; e routing: one
+                       upstream against three, run only when named)
   --without nginx,wrk  act as if these were not installed (Node upstream / load generator)
   --proxies LIST       only these proxies: nginx, node-undici, fastify-http-proxy,
                        session-gateway (default: all four)
@@ -88,7 +89,7 @@ export function readOptions (argv) {
   if (values.interval !== undefined) sizes.held.intervalMs = number('interval', values.interval)
   if (values['body-mb'] !== undefined) sizes.large.bytes = Math.round(number('body-mb', values['body-mb']) * 2 ** 20)
   const scenarios = (values.only ?? 'a,b,c,d').split(',').map((s) => s.trim()).filter(Boolean)
-  for (const s of scenarios) if (!['a', 'b', 'c', 'd'].includes(s)) throw new Error(`--only takes a, b, c and d, not "${s}"`)
+  for (const s of scenarios) if (!['a', 'b', 'c', 'd', 'e'].includes(s)) throw new Error(`--only takes a, b, c, d and e, not "${s}"`)
   const without = (values.without ?? '').split(',').map((s) => s.trim()).filter(Boolean)
   for (const w of without) if (!['nginx', 'wrk'].includes(w)) throw new Error(`--without takes nginx and wrk, not "${w}"`)
   const proxies = values.proxies === undefined ? PROXY_IDS : values.proxies.split(',').map((s) => s.trim()).filter(Boolean)
