@@ -3,7 +3,9 @@
  * restarted for real: session affinity, weights, lineage within a group, failover before the
  * first byte, per-upstream keys and header templates, WebSocket handshake failover.
  */
+import { spawnSync } from 'node:child_process'
 import http from 'node:http'
+import { join } from 'node:path'
 import t from 'tap'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
 import { needs } from '../support/needs.js'
@@ -268,4 +270,18 @@ t.test('WebSocket: a refused or unreachable upstream at the handshake fails over
   t.not(servedBy, home, 'the handshake went to the next upstream')
   ws.socket.destroy()
   t.match(await gateway.waitForLog((l) => l.msg === 'request' && l.transport === 'websocket'), { upstream: servedBy, attempts: 2 })
+})
+
+t.test('config errors in upstreams stop the command with status 2, naming the key', async (t) => {
+  const cli = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js')
+  const run = (env: Record<string, string>): { status: number | null, stderr: string } => {
+    const result = spawnSync(process.execPath, [cli], { env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env }, encoding: 'utf8', timeout: 20_000 })
+    return { status: result.status, stderr: result.stderr }
+  }
+  const both = run({ UPSTREAM_URL: 'http://127.0.0.1:9/v1', UPSTREAMS: '[{"name":"a","url":"http://127.0.0.1:1"}]' })
+  t.equal(both.status, 2)
+  t.match(both.stderr, /config UPSTREAM_URL: set UPSTREAM_URL or UPSTREAMS, not both/)
+  const twice = run({ UPSTREAMS: '[{"name":"a","url":"http://127.0.0.1:1"},{"name":"a","url":"http://127.0.0.1:2"}]' })
+  t.equal(twice.status, 2)
+  t.match(twice.stderr, /config UPSTREAMS\[1\]\.name: "a" is used twice/)
 })
