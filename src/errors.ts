@@ -87,6 +87,9 @@ export const errors = {
     `No session ${JSON.stringify(id)} is known to this gateway.`),
   webSocketsDisabled: () => new GatewayError(426, 'invalid_request_error', 'websockets_disabled',
     'This gateway does not proxy WebSockets (WEBSOCKET=reject); send the request over HTTP instead.'),
+  upstreamUnavailable: (group: string) => new GatewayError(503, 'upstream_error', 'upstream_unavailable',
+    `No upstream of group "${group}" is healthy, and this request continues a response or conversation stored there: ` +
+    'it is not sent to another group, where that id does not exist. Retry when the group recovers.', { 'retry-after': '5' }),
   shuttingDown: () => new GatewayError(503, 'server_error', 'shutting_down',
     'The gateway is shutting down; retry on another instance.'),
   internal: () => new GatewayError(500, 'server_error', 'internal_error',

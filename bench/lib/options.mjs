@@ -13,7 +13,8 @@ Modes
 
 Options
   --only a,b,c,d,e     scenarios to run (a short, b long, c held, d large bodies,
-                       e footprint: start time and idle memory)
+                       e footprint: start time and idle memory; f routing: one upstream
+                       against three, run only when named)
   --without nginx,wrk  act as if these were not installed (Node upstream / load generator)
   --proxies LIST       only these proxies: nginx, node-undici, fastify-http-proxy,
                        session-gateway, session-gateway-tracing (default: all; the
@@ -93,7 +94,7 @@ export function readOptions (argv) {
   if (values.interval !== undefined) sizes.held.intervalMs = number('interval', values.interval)
   if (values['body-mb'] !== undefined) sizes.large.bytes = Math.round(number('body-mb', values['body-mb']) * 2 ** 20)
   const scenarios = (values.only ?? 'a,b,c,d,e').split(',').map((s) => s.trim()).filter(Boolean)
-  for (const s of scenarios) if (!['a', 'b', 'c', 'd', 'e'].includes(s)) throw new Error(`--only takes a, b, c, d and e, not "${s}"`)
+  for (const s of scenarios) if (!['a', 'b', 'c', 'd', 'e', 'f'].includes(s)) throw new Error(`--only takes a, b, c, d, e and f, not "${s}"`)
   const without = (values.without ?? '').split(',').map((s) => s.trim()).filter(Boolean)
   for (const w of without) if (!['nginx', 'wrk'].includes(w)) throw new Error(`--without takes nginx and wrk, not "${w}"`)
   const proxies = values.proxies === undefined ? PROXY_IDS : values.proxies.split(',').map((s) => s.trim()).filter(Boolean)

@@ -39,7 +39,7 @@ async function runWithWrk ({ url, body, connections, seconds, wrk }) {
   }
 }
 
-async function runWithUndici ({ url, body, connections, seconds, maxRequests = Infinity, expectedBytes }) {
+async function runWithUndici ({ url, body, connections, seconds, maxRequests = Infinity, expectedBytes, sessions = 0 }) {
   const target = new URL(url)
   const pool = new Pool(target.origin, { connections, pipelining: 1 })
   const latencies = []
@@ -52,7 +52,9 @@ async function runWithUndici ({ url, body, connections, seconds, maxRequests = I
       issued++
       const sentAt = performance.now()
       try {
-        const response = await pool.request({ path: target.pathname, method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        // `sessions` > 0: each request names one of that many sessions (the routing scenario).
+        const headers = sessions > 0 ? { 'content-type': 'application/json', 'session-id': `bench-${issued % sessions}` } : { 'content-type': 'application/json' }
+        const response = await pool.request({ path: target.pathname, method: 'POST', headers, body })
         const received = await response.body.arrayBuffer()
         if (response.statusCode !== 200 || (expectedBytes !== undefined && received.byteLength !== expectedBytes)) errors++
       } catch {

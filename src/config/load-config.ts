@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { checkRedisSettings } from './redis-settings.js'
+import { resolveUpstreams } from './resolve-upstreams.js'
 import { tracingFromEnv, type TracingConfig } from './tracing-env.js'
+import { upstreamList, type UpstreamSpec } from './upstream-list.js'
 import { boolean, ConfigError, headerMap, headerToken, hostPorts, httpUrl, integer, list, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
 
 const MINUTE = 60_000
@@ -48,6 +50,19 @@ export const SETTINGS = {
     /** Extra headers on every upstream request; after loading, also those of `envHeaders` whose variable is set. */
     headers: setting('UPSTREAM_HEADERS', {} as Record<string, string>, headerMap()),
     envHeaders: setting('UPSTREAM_ENV_HEADERS', {} as Record<string, string>, headerMap())
+  },
+  /** Several upstreams (a YAML list at the top level; env: a JSON array). Empty: the one at `upstream.url`. */
+  upstreams: setting('UPSTREAMS', [] as UpstreamSpec[], upstreamList()),
+  routing: {
+    /** Most upstreams one request is tried on, when the earlier ones fail before answering. */
+    maxAttempts: setting('UPSTREAM_MAX_ATTEMPTS', 3, integer(1, 100)),
+    /** Largest request body kept in memory so it can be sent again to another upstream; 0 = never retry a body. */
+    replayBodyBytes: setting('UPSTREAM_REPLAY_BODY_BYTES', 8 * 1024 * 1024, integer(0, 2 ** 31)),
+    /** Failures in a row that eject an upstream (connect error, timeout, reset before headers, 5xx, 429). */
+    failuresToEject: setting('UPSTREAM_FAILURES_TO_EJECT', 3, integer(1, 1000)),
+    /** First ejection's length; each ejection in a row doubles it, up to `maxCooldownMs`. */
+    cooldownMs: setting('UPSTREAM_COOLDOWN_MS', 5_000, integer(100, 24 * 60 * MINUTE)),
+    maxCooldownMs: setting('UPSTREAM_MAX_COOLDOWN_MS', MINUTE, integer(100, 24 * 60 * MINUTE))
   },
   session: {
     /** `originator` header sent upstream when the client sent none. */
@@ -117,15 +132,18 @@ export const SETTINGS = {
   log: {
     level: setting('LOG_LEVEL', 'info' as LogLevel, oneOf(LOG_LEVELS))
   }
-} satisfies Record<string, Record<string, Setting<unknown>>>
+} satisfies Record<string, Record<string, Setting<unknown>> | Setting<unknown>>
 
 type Table = typeof SETTINGS
 
 /**
- * The typed config: the settings table with each setting replaced by its value, plus tracing,
- * which comes from the standard OTEL_* variables only (tracing-env.ts).
+ * The typed config: the settings table with each setting replaced by its value (a top-level
+ * setting, `upstreams`, is its value directly), plus tracing, which comes from the standard
+ * OTEL_* variables only (tracing-env.ts).
  */
-export type GatewayConfig = { [S in keyof Table]: { [K in keyof Table[S]]: Table[S][K] extends Setting<infer V> ? V : never } } & { tracing: TracingConfig }
+export type GatewayConfig = {
+  [S in keyof Table]: Table[S] extends Setting<infer V> ? V : { [K in keyof Table[S]]: Table[S][K] extends Setting<infer V> ? V : never }
+} & { tracing: TracingConfig }
 
 /** A setting with its YAML path (`server.headers_timeout_ms`) and where its value goes in the config. */
 export interface NamedSetting extends Setting<unknown> {
@@ -138,11 +156,19 @@ export interface NamedSetting extends Setting<unknown> {
 export function allSettings (): NamedSetting[] {
   const out: NamedSetting[] = []
   for (const [section, entries] of Object.entries(SETTINGS)) {
+    if (isSetting(entries)) {
+      out.push({ ...entries, section, key: '', path: section })
+      continue
+    }
     for (const [key, spec] of Object.entries(entries as Record<string, Setting<unknown>>)) {
       out.push({ ...spec, section, key, path: `${section}.${snakeCase(key)}` })
     }
   }
   return out
+}
+
+function isSetting (value: unknown): value is Setting<unknown> {
+  return typeof (value as Setting<unknown>).parse === 'function'
 }
 
 function snakeCase (camel: string): string {
@@ -162,18 +188,28 @@ export interface ConfigSources {
 /** Reads defaults < YAML file < environment, validates every value once, and returns the typed config. */
 export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConfig {
   const fromFile = file === undefined ? new Map<string, unknown>() : readYamlFile(file)
-  const config: Record<string, Record<string, unknown>> = {}
+  const config: Record<string, unknown> = {}
+  /** Which key set each value that is not a default: YAML path → the env var or YAML path. */
+  const setBy = new Map<string, string>()
   for (const spec of NAMED) {
     const envValue = env[spec.env]
     let value: unknown
     if (envValue !== undefined && envValue !== '') value = spec.parse(envValue, spec.env)
     else if (fromFile.has(spec.path)) value = spec.parse(fromFile.get(spec.path), spec.path)
     else value = copyOf(spec.default)
-    ;(config[spec.section] ??= {})[spec.key] = value
+    if (envValue !== undefined && envValue !== '') setBy.set(spec.path, spec.env)
+    else if (fromFile.has(spec.path)) setBy.set(spec.path, spec.path)
+    if (spec.key === '') config[spec.section] = value
+    else ((config[spec.section] ??= {}) as Record<string, unknown>)[spec.key] = value
   }
   const typed = config as unknown as GatewayConfig
   typed.tracing = tracingFromEnv(env)
   addEnvHeaders(typed.upstream, env)
+  typed.upstreams = resolveUpstreams(typed, env, {
+    url: setBy.get('upstream.url'),
+    upstreams: setBy.get('upstreams'),
+    defaultUrl: SETTINGS.upstream.url.default
+  })
   checkManagedMode(typed)
   checkRedisSettings(typed.redis)
   return typed
@@ -202,10 +238,16 @@ export function isLoopbackHost (host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.')
 }
 
-function checkManagedMode ({ auth, server, upstream }: GatewayConfig): void {
-  if (upstream.apiKey === '' || auth.gatewayApiKeys.length > 0 || auth.allowUnauthenticated) return
+/** Managed mode: the gateway sends its own key(s) upstream, and clients present gateway keys. */
+export function isManaged ({ upstream, upstreams }: GatewayConfig): boolean {
+  return upstream.apiKey !== '' || upstreams.some((spec) => spec.apiKey !== '')
+}
+
+function checkManagedMode (config: GatewayConfig): void {
+  const { auth, server } = config
+  if (!isManaged(config) || auth.gatewayApiKeys.length > 0 || auth.allowUnauthenticated) return
   if (isLoopbackHost(server.host)) return
-  throw new ConfigError('GATEWAY_API_KEYS', `OPENAI_API_KEY is set (managed mode) and HOST ${server.host} is not loopback: anyone who reaches the gateway would spend the key. Set GATEWAY_API_KEYS, or ALLOW_UNAUTHENTICATED=true to mean it, or unset OPENAI_API_KEY for pass-through mode (clients send their own keys)`)
+  throw new ConfigError('GATEWAY_API_KEYS', `${config.upstream.apiKey !== '' ? 'OPENAI_API_KEY is set' : 'an upstream has an api_key'} (managed mode) and HOST ${server.host} is not loopback: anyone who reaches the gateway would spend the key. Set GATEWAY_API_KEYS, or ALLOW_UNAUTHENTICATED=true to mean it, or unset the key for pass-through mode (clients send their own keys)`)
 }
 
 function readYamlFile (file: string): Map<string, unknown> {

@@ -6,12 +6,22 @@ import type { TokenUsage } from '../session/session-usage.js'
 
 export type Transport = 'http' | 'websocket'
 
+/** What the metrics know of the configured upstreams: their names (bounded label values) and health. */
+export interface UpstreamGauge {
+  names: readonly string[]
+  isHealthy: (name: string) => boolean
+}
+
+/** The `upstream` label of a request refused before any upstream was chosen. */
+export const NO_UPSTREAM = 'none'
 
 export interface ExchangeMetrics {
   route: string
   method: string
   status: number
   transport: Transport
+  /** The upstream that answered (the last one tried), or NO_UPSTREAM. */
+  upstream: string
   /** -1 when the upstream never answered. */
   ttfbMs: number
   durationMs: number
@@ -21,7 +31,6 @@ export interface ExchangeMetrics {
 
 interface TransportChildren {
   active: { inc: () => void, dec: () => void }
-  ttfb: { observe: (value: number) => void }
   duration: { observe: (value: number) => void }
   clientAborts: { inc: () => void }
 }
@@ -38,29 +47,39 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
  */
 export class GatewayMetrics {
   readonly registry = new Registry()
-  readonly #requests: Counter<'route' | 'method' | 'status_class' | 'transport'>
+  readonly #requests: Counter<'route' | 'method' | 'status_class' | 'transport' | 'upstream'>
   readonly #active: Gauge<'transport'>
-  readonly #ttfb: Histogram<'transport'>
+  readonly #ttfb: Histogram<'transport' | 'upstream'>
   readonly #duration: Histogram<'transport'>
-  readonly #upstreamErrors: Counter<'kind'>
+  readonly #upstreamErrors: Counter<'kind' | 'upstream'>
   readonly #clientAborts: Counter<'transport'>
-  readonly #tokens: Counter<'type'>
+  readonly #tokens: Counter<'type' | 'upstream'>
+  readonly #rebinds: Counter<'reason'>
   readonly #cacheRequests: Counter<'outcome'>
   readonly #cacheMisses: Counter<'reason'>
   readonly #modelTokens: Counter<'model' | 'type'>
   readonly #models = new Set<string>()
   readonly #requestChildren = new Map<string, { inc: () => void }>()
+  readonly #ttfbChildren = new Map<string, { observe: (value: number) => void }>()
   readonly #byTransport: Record<Transport, TransportChildren>
 
-  constructor (sessionCount: () => number) {
+  constructor (sessionCount: () => number, upstreams: UpstreamGauge = { names: ['default'], isHealthy: () => true }) {
     const registers = [this.registry]
-    this.#requests = new Counter({ name: 'session_gateway_requests_total', help: 'Proxied requests, by route, method, status class and transport.', labelNames: ['route', 'method', 'status_class', 'transport'], registers })
+    this.#requests = new Counter({ name: 'session_gateway_requests_total', help: 'Proxied requests, by route, method, status class, transport and upstream.', labelNames: ['route', 'method', 'status_class', 'transport', 'upstream'], registers })
     this.#active = new Gauge({ name: 'session_gateway_active_streams', help: 'Proxied exchanges in flight (SSE streams, plain requests, WebSockets).', labelNames: ['transport'], registers })
-    this.#ttfb = new Histogram({ name: 'session_gateway_upstream_ttfb_seconds', help: 'Time from the request to the upstream response headers.', labelNames: ['transport'], buckets: LATENCY_BUCKETS, registers })
+    this.#ttfb = new Histogram({ name: 'session_gateway_upstream_ttfb_seconds', help: 'Time from the request to the upstream response headers.', labelNames: ['transport', 'upstream'], buckets: LATENCY_BUCKETS, registers })
     this.#duration = new Histogram({ name: 'session_gateway_request_duration_seconds', help: 'Time from the request to the end of the response.', labelNames: ['transport'], buckets: LATENCY_BUCKETS, registers })
-    this.#upstreamErrors = new Counter({ name: 'session_gateway_upstream_errors_total', help: 'Upstream failures, by kind: connect, timeout, reset, protocol, status (5xx).', labelNames: ['kind'], registers })
+    this.#upstreamErrors = new Counter({ name: 'session_gateway_upstream_errors_total', help: 'Upstream failures, by kind (connect, timeout, reset, protocol, status: a 5xx, or a 429 that was retried elsewhere) and upstream; failed attempts retried elsewhere count too.', labelNames: ['kind', 'upstream'], registers })
     this.#clientAborts = new Counter({ name: 'session_gateway_client_aborts_total', help: 'Exchanges the client left before their end.', labelNames: ['transport'], registers })
-    this.#tokens = new Counter({ name: 'session_gateway_tokens_total', help: 'Tokens reported by the upstream in usage, by type: input, cached, output, reasoning.', labelNames: ['type'], registers })
+    this.#tokens = new Counter({ name: 'session_gateway_tokens_total', help: 'Tokens reported by the upstream in usage, by type (input, cached, output, reasoning) and upstream.', labelNames: ['type', 'upstream'], registers })
+    this.#rebinds = new Counter({ name: 'session_gateway_session_rebinds_total', help: 'Sessions moved to another upstream, by reason: failover (their upstream failed a request), unhealthy (it was ejected), removed (it left the config).', labelNames: ['reason'], registers })
+    new Gauge({ // eslint-disable-line no-new
+      name: 'session_gateway_upstream_healthy',
+      help: '1 while the upstream takes traffic, 0 while it is ejected.',
+      labelNames: ['upstream'],
+      registers,
+      collect () { for (const name of upstreams.names) this.set({ upstream: name }, upstreams.isHealthy(name) ? 1 : 0) }
+    })
     this.#cacheRequests = new Counter({ name: 'session_gateway_cache_requests_total', help: 'Model calls by prompt cache outcome: hit (cached >= half the input), partial, miss, n/a (prompt too short, or no usage).', labelNames: ['outcome'], registers })
     this.#cacheMisses = new Counter({ name: 'session_gateway_cache_misses_total', help: 'Cache misses by reason: first_request, rebound, prefix_changed, idle, unexplained.', labelNames: ['reason'], registers })
     this.#modelTokens = new Counter({ name: 'session_gateway_model_tokens_total', help: `Tokens of model calls by model (the first ${MAX_MODEL_LABELS} seen; the rest as other) and type.`, labelNames: ['model', 'type'], registers })
@@ -72,13 +91,15 @@ export class GatewayMetrics {
       registers,
       collect () { this.set(sessionCount()) }
     })
-    for (const kind of ['connect', 'timeout', 'reset', 'protocol', 'status']) this.#upstreamErrors.inc({ kind }, 0)
-    for (const type of ['input', 'cached', 'output', 'reasoning']) this.#tokens.inc({ type }, 0)
+    for (const upstream of upstreams.names) {
+      for (const kind of ['connect', 'timeout', 'reset', 'protocol', 'status']) this.#upstreamErrors.inc({ kind, upstream }, 0)
+      for (const type of ['input', 'cached', 'output', 'reasoning']) this.#tokens.inc({ type, upstream }, 0)
+    }
+    for (const reason of ['failover', 'unhealthy', 'removed']) this.#rebinds.inc({ reason }, 0)
     this.#clientAborts.inc({ transport: 'http' }, 0)
     // Bound once: prom-client hashes a labels object on every call otherwise.
     const childrenFor = (transport: Transport): TransportChildren => ({
       active: this.#active.labels(transport),
-      ttfb: this.#ttfb.labels(transport),
       duration: this.#duration.labels(transport),
       clientAborts: this.#clientAborts.labels(transport)
     })
@@ -97,26 +118,45 @@ export class GatewayMetrics {
     const children = this.#byTransport[e.transport]
     if (started) children.active.dec()
     const statusClass = e.status === 0 ? 'none' : `${Math.floor(e.status / 100)}xx`
-    const key = `${e.route} ${e.method} ${statusClass} ${e.transport}`
+    const key = `${e.route} ${e.method} ${statusClass} ${e.transport} ${e.upstream}`
     let child = this.#requestChildren.get(key)
     if (child === undefined) {
-      child = this.#requests.labels(e.route, e.method, statusClass, e.transport)
+      child = this.#requests.labels(e.route, e.method, statusClass, e.transport, e.upstream)
       this.#requestChildren.set(key, child)
     }
     child.inc()
     if (!started) return
-    if (e.ttfbMs >= 0) children.ttfb.observe(e.ttfbMs / 1000)
+    if (e.ttfbMs >= 0) this.#ttfbChild(e.transport, e.upstream).observe(e.ttfbMs / 1000)
     children.duration.observe(e.durationMs / 1000)
     if (e.endedBy === 'client') children.clientAborts.inc()
-    if (e.failureKind !== undefined) this.#upstreamErrors.inc({ kind: e.failureKind })
-    else if (e.status >= 500 && e.endedBy !== 'client') this.#upstreamErrors.inc({ kind: 'status' })
+    if (e.failureKind !== undefined) this.upstreamFailed(e.upstream, e.failureKind)
+    else if (e.status >= 500 && e.endedBy !== 'client') this.upstreamFailed(e.upstream, 'status')
   }
 
-  tokensUsed (usage: TokenUsage): void {
-    this.#tokens.inc({ type: 'input' }, usage.input)
-    this.#tokens.inc({ type: 'cached' }, usage.cached)
-    this.#tokens.inc({ type: 'output' }, usage.output)
-    this.#tokens.inc({ type: 'reasoning' }, usage.reasoning)
+  /** A failed upstream attempt: the exchange's last one (from `exchangeEnded`), or one retried elsewhere. */
+  upstreamFailed (upstream: string, kind: FailureKind | 'status'): void {
+    this.#upstreamErrors.inc({ kind, upstream })
+  }
+
+  sessionRebound (reason: 'failover' | 'unhealthy' | 'removed'): void {
+    this.#rebinds.inc({ reason })
+  }
+
+  tokensUsed (usage: TokenUsage, upstream: string): void {
+    this.#tokens.inc({ type: 'input', upstream }, usage.input)
+    this.#tokens.inc({ type: 'cached', upstream }, usage.cached)
+    this.#tokens.inc({ type: 'output', upstream }, usage.output)
+    this.#tokens.inc({ type: 'reasoning', upstream }, usage.reasoning)
+  }
+
+  #ttfbChild (transport: Transport, upstream: string): { observe: (value: number) => void } {
+    const key = `${transport} ${upstream}`
+    let child = this.#ttfbChildren.get(key)
+    if (child === undefined) {
+      child = this.#ttfb.labels(transport, upstream)
+      this.#ttfbChildren.set(key, child)
+    }
+    return child
   }
 
   /** A model call's record: its cache outcome, miss reason and tokens by model. */

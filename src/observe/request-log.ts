@@ -10,6 +10,10 @@ export interface ExchangeLogRecord {
   path: string
   /** Absent for a request the gateway refused before deciding its session. */
   session: Session | undefined
+  /** The upstream that answered, or the last one tried. */
+  upstream: string | undefined
+  /** Upstreams tried; logged when more than one. */
+  attempts: number
   durationMs: number
   outcome: ExchangeOutcome
   /** The exchange's trace, when tracing is on. */
@@ -20,7 +24,7 @@ export interface ExchangeLogRecord {
  * One JSON line per request when it ends: `request` for proxied HTTP requests and WebSockets,
  * `refused` for those the gateway answered itself without going upstream.
  */
-export function logExchange (logger: Logger, { transport, method, path, session, durationMs, outcome, traceId }: ExchangeLogRecord): void {
+export function logExchange (logger: Logger, { transport, method, path, session, upstream, attempts, durationMs, outcome, traceId }: ExchangeLogRecord): void {
   if (outcome.refusedWith !== undefined) {
     logger.info({
       transport: transport === 'websocket' ? transport : undefined,
@@ -44,6 +48,8 @@ export function logExchange (logger: Logger, { transport, method, path, session,
       status: outcome.status,
       session: session?.id,
       session_source: session?.source,
+      upstream,
+      attempts: attempts > 1 ? attempts : undefined,
       ttfb_ms: ttfbMs,
       duration_ms: round(durationMs),
       bytes_out: outcome.bytesOut,
@@ -60,6 +66,8 @@ export function logExchange (logger: Logger, { transport, method, path, session,
     status: outcome.status,
     session: session?.id,
     session_source: session?.source,
+    upstream,
+    attempts: attempts > 1 ? attempts : undefined,
     ttfb_ms: ttfbMs,
     duration_ms: round(durationMs),
     bytes_in: ws.bytesIn,

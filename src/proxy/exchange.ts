@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { GatewayError } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
-import type { GatewayMetrics, Transport } from '../observe/metrics.js'
+import { NO_UPSTREAM, type GatewayMetrics, type Transport } from '../observe/metrics.js'
 import { logExchange } from '../observe/request-log.js'
 import type { CallRecorder } from '../observe/call-recorder.js'
 import { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
@@ -56,8 +56,10 @@ export class Exchange implements Drainable, ResponseFacts {
   /** The client's path without its query (queries may carry keys). */
   readonly path: string
   session: Session | undefined
-  /** The upstream this request goes to, by name: one place for the record, the span and metrics. */
-  upstream = 'default'
+  /** The upstream the request went to (the last one tried); set by the entry before each attempt. */
+  upstream: string | undefined
+  /** Upstreams tried: more than 1 after a failover. */
+  attempts = 0
   #tokens: TokenUsage | undefined
   #usageHeld = false
   #ended = false
@@ -142,7 +144,7 @@ export class Exchange implements Drainable, ResponseFacts {
    */
   startAttempt (origin: string, method: string, upstreamPath: string): AttemptSpan | undefined {
     // Positional arguments: with tracing off nothing is allocated here.
-    return this.#span?.startAttempt({ upstream: this.upstream, origin, method, path: pathOf(upstreamPath) })
+    return this.#span?.startAttempt({ upstream: this.upstream ?? NO_UPSTREAM, origin, method, path: pathOf(upstreamPath) })
   }
 
   onResponseId (id: string): void {
@@ -168,7 +170,7 @@ export class Exchange implements Drainable, ResponseFacts {
 
   /** A response's usage. A WebSocket carries many responses: each counts as a request of its own. */
   onUsage (tokens: TokenUsage): void {
-    this.deps.metrics.tokensUsed(tokens)
+    this.deps.metrics.tokensUsed(tokens, this.upstream ?? NO_UPSTREAM)
     this.#span?.usage(tokens)
     if (this.transport === 'websocket') {
       if (this.session !== undefined) this.deps.sessions.recordUsage(this.session.id, tokens)
@@ -202,6 +204,7 @@ export class Exchange implements Drainable, ResponseFacts {
       method: this.method,
       status: outcome.status,
       transport: this.transport,
+      upstream: this.upstream ?? NO_UPSTREAM,
       ttfbMs: outcome.ttfbMs,
       durationMs,
       endedBy: outcome.endedBy,
@@ -209,7 +212,7 @@ export class Exchange implements Drainable, ResponseFacts {
     }, admitted)
     if (!this.#usageHeld) this.#recordUsage()
     if (this.#span !== undefined) this.#endSpan(outcome)
-    logExchange(this.deps.logger, { transport: this.transport, method: this.method, path: this.path, session: this.session, durationMs, outcome, traceId: this.#span?.traceId })
+    logExchange(this.deps.logger, { transport: this.transport, method: this.method, path: this.path, session: this.session, upstream: this.upstream, attempts: this.attempts, durationMs, outcome, traceId: this.#span?.traceId })
   }
 
   #endSpan (outcome: ExchangeOutcome): void {
@@ -226,7 +229,7 @@ export class Exchange implements Drainable, ResponseFacts {
     const prefix = this.#prefix?.result()
     this.deps.calls.record(this.session.id, {
       time: performance.timeOrigin + this.startedAt,
-      upstream: this.upstream,
+      upstream: this.upstream ?? NO_UPSTREAM,
       fingerprint: prefix?.fingerprint ?? null,
       tokens: this.#tokens,
       model: prefix?.model ?? this.#responseModel ?? null,
@@ -242,7 +245,7 @@ export class Exchange implements Drainable, ResponseFacts {
     const now = performance.now()
     this.deps.calls.record(this.session.id, {
       time: performance.timeOrigin + this.#callStartedAt,
-      upstream: this.upstream,
+      upstream: this.upstream ?? NO_UPSTREAM,
       fingerprint: null,
       tokens,
       model: this.#responseModel ?? null,

@@ -5,24 +5,29 @@ import { errors, GatewayError } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
 import type { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
 import { ResponseObserver } from '../observe/response-observer.js'
+import type { AttemptSpan } from '../observe/tracing.js'
 import { ResponseRelay } from '../relay/response-relay.js'
 import { readSessionFields } from '../session/body-fields.js'
 import type { Session, SessionResolver } from '../session/resolve-session.js'
-import type { UpstreamHeaders } from '../upstream/request-headers.js'
-import type { UpstreamTarget } from '../upstream/upstream-path.js'
-import type { Admission } from './admission.js'
+import { upstreamPath } from '../upstream/upstream-path.js'
+import type { Upstream, UpstreamSet } from '../upstream/upstream-set.js'
+import type { Admission, Admitted } from './admission.js'
+import { spannedGate } from './attempt-span.js'
+import { UpstreamAttempts, type AttemptDeps } from './attempts.js'
 import { afterWrite, tapStreamedBody } from './body-tap.js'
 import { hasBody, isPlainJson, limitedBody, readRequestBody } from './client-body.js'
 import { Exchange, type ExchangeDeps } from './exchange.js'
+import { replayableBody, type ReplayableBody } from './replay-body.js'
 
 export interface HttpEntryDeps {
   config: GatewayConfig
-  target: UpstreamTarget
   admission: Admission
   exchanges: ExchangeDeps
   sessions: SessionResolver
+  /** The undici pool every upstream request goes through (one Agent, a pool per origin). */
   upstream: Dispatcher
-  upstreamHeaders: UpstreamHeaders
+  upstreams: UpstreamSet
+  attempts: AttemptDeps
   logger: Logger
 }
 
@@ -37,7 +42,7 @@ type RequestBody = Buffer | IncomingMessage | AsyncIterable<Buffer> | null
  * either way byte for byte.
  */
 export function createForwarder (deps: HttpEntryDeps): Forwarder {
-  const { config, admission, sessions, logger } = deps
+  const { config, admission, sessions } = deps
   const { bodyLimitBytes } = config.server
 
   return function forward (req: IncomingMessage, res: ServerResponse): void {
@@ -51,46 +56,119 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
     }
     // Cache analysis reads a plain JSON model call's prefix as its bytes pass, whichever way they go.
     const tap = hasBody(req) && isPlainJson(req) ? exchange.tapRequestBody() : undefined
-    const onChunk = tap === undefined ? undefined : afterWrite(tap)
-    const streamedBody = !hasBody(req) ? null : req.headers['content-length'] === undefined ? limitedBody(req, bodyLimitBytes, onChunk) : req
+    const single = deps.upstreams.single
+    if (single === undefined) {
+      routeRequest(deps, exchange, req, res, admitted, tap).catch((err: unknown) => refuseAfterBody(deps, exchange, res, err))
+      return
+    }
+    const streamedBody = !hasBody(req) ? null : req.headers['content-length'] === undefined ? limitedBody(req, bodyLimitBytes, tap === undefined ? undefined : afterWrite(tap)) : req
     if (admitted.sessionFromHeader !== undefined) {
       // The client decided: the body is never looked at.
-      dispatch(deps, exchange, req, res, admitted.upstreamPath, admitted.sessionFromHeader, streamedBody, tap)
+      dispatch(deps, single, exchange, req, res, admitted.upstreamPath, admitted.sessionFromHeader, streamedBody, tap)
       return
     }
     if (streamedBody === null || !config.session.readBody || !isPlainJson(req)) {
-      dispatch(deps, exchange, req, res, admitted.upstreamPath, sessions.fromConnection(req.socket), streamedBody, tap)
+      dispatch(deps, single, exchange, req, res, admitted.upstreamPath, sessions.fromConnection(req.socket), streamedBody, tap)
       return
     }
     readRequestBody(req, bodyLimitBytes).then(async (body) => {
       const session = await sessions.fromBody(readSessionFields(body), req.socket)
       if (res.destroyed) return // the client left while its body was read
-      dispatch(deps, exchange, req, res, admitted.upstreamPath, session, body)
+      dispatch(deps, single, exchange, req, res, admitted.upstreamPath, session, body)
       if (tap !== undefined) afterWrite(tap)(body)
-    }).catch((err: unknown) => {
-      if (res.headersSent || res.destroyed) return
-      if (!(err instanceof GatewayError)) logger.error({ err }, 'deciding a session from the request body failed')
-      exchange.refuse(err instanceof GatewayError ? err : errors.internal(), res)
-    })
+    }).catch((err: unknown) => refuseAfterBody(deps, exchange, res, err))
   }
 }
 
-function dispatch (deps: HttpEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, path: string, session: Session, body: RequestBody, tap?: PrefixFingerprint): void {
+function refuseAfterBody (deps: HttpEntryDeps, exchange: Exchange, res: ServerResponse, err: unknown): void {
+  if (res.headersSent || res.destroyed) return
+  if (!(err instanceof GatewayError)) deps.logger.error({ err }, 'deciding a session from the request body failed')
+  exchange.refuse(err instanceof GatewayError ? err : errors.internal(), res)
+}
+
+/** One upstream: straight to it, the body streamed once, as before routing existed. */
+function dispatch (deps: HttpEntryDeps, upstream: Upstream, exchange: Exchange, req: IncomingMessage, res: ServerResponse, path: string, session: Session, body: RequestBody, tap?: PrefixFingerprint): void {
   exchange.admit(session, () => res.destroy())
+  exchange.upstream = upstream.name
+  exchange.attempts = 1
   if (tap !== undefined && body === req) tapStreamedBody(req, tap)
-  // Only model calls carry response ids and usage worth the observer's copy of the body.
-  const observer = exchange.isModelCall ? new ResponseObserver(exchange) : undefined
-  // One upstream attempt, one client span (when traced): a retry elsewhere would start another.
-  const attempt = exchange.startAttempt(deps.target.origin, exchange.method, path)
-  deps.upstream.dispatch({
-    origin: deps.target.origin,
+  // One upstream attempt, one client span (when traced).
+  const attempt = exchange.startAttempt(upstream.target.origin, exchange.method, path)
+  deps.upstream.dispatch(upstreamRequest(upstream, exchange, req, path, session, body, attempt),
+    new ResponseRelay(res, exchange.startedAt, (outcome) => {
+      attempt?.end(outcome)
+      exchange.end(outcome)
+    }, observerFor(exchange)))
+}
+
+/**
+ * Several upstreams: the session decides the order (its bound upstream, then rendezvous), and
+ * the body is kept (up to `routing.replay_body_bytes`) so a request that fails before any byte
+ * of an answer reached the client can go to the next upstream.
+ */
+async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, admitted: Admitted, tap: PrefixFingerprint | undefined): Promise<void> {
+  const { session, body } = await sessionAndBody(deps, req, admitted)
+  const boundName = await deps.sessions.upstreamOf(session.id)
+  if (res.destroyed) return // the client left while its body or session was read
+  const lineage = session.source === 'previous_response' || session.source === 'conversation'
+  const plan = deps.upstreams.plan(session.id, boundName, lineage)
+  if (plan.refusal !== undefined) {
+    exchange.refuse(plan.refusal, res)
+    return
+  }
+  exchange.admit(session, () => res.destroy())
+  const observer = observerFor(exchange)
+  const clientTarget = req.url ?? '/'
+  const attempts = new UpstreamAttempts(deps.attempts, exchange, {
+    order: plan.order,
+    boundName,
+    rebindReason: plan.rebindReason,
+    replayable: body.replayable,
+    clientGone: () => res.destroyed
+  }, (upstream, gate) => {
+    const path = upstreamPath(clientTarget, upstream.target)! // admission checked the target
+    // Each attempt its own client span (when traced): a failover shows as several.
+    const attempt = exchange.startAttempt(upstream.target.origin, exchange.method, path)
+    deps.upstream.dispatch(upstreamRequest(upstream, exchange, req, path, session, body.body, attempt),
+      new ResponseRelay(res, exchange.startedAt, (outcome) => {
+        attempt?.end(outcome)
+        exchange.end(outcome)
+      }, observer, attempt === undefined ? gate : spannedGate(gate, attempt, exchange.startedAt)))
+  })
+  if (tap !== undefined) tapBody(tap, req, body.body)
+  attempts.next()
+}
+
+/** The cache tap on a routed request's body: a kept buffer once, or the client's stream as it passes. */
+function tapBody (tap: PrefixFingerprint, req: IncomingMessage, body: ReplayableBody['body']): void {
+  if (Buffer.isBuffer(body)) afterWrite(tap)(body)
+  else if (body === req) tapStreamedBody(req, tap)
+  // A chunked body past the replay limit (read in part, then streamed) has no fingerprint.
+}
+
+/** The session, and the body read once: for its lineage fields when they decide, and to be replayed. */
+async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitted: Admitted): Promise<{ session: Session, body: ReplayableBody }> {
+  const { server, session: sessionSettings, routing } = deps.config
+  if (admitted.sessionFromHeader === undefined && hasBody(req) && sessionSettings.readBody && isPlainJson(req)) {
+    const body = await readRequestBody(req, server.bodyLimitBytes)
+    return { session: await deps.sessions.fromBody(readSessionFields(body), req.socket), body: { body, replayable: true } }
+  }
+  const body = await replayableBody(req, routing.replayBodyBytes, server.bodyLimitBytes)
+  return { session: admitted.sessionFromHeader ?? deps.sessions.fromConnection(req.socket), body }
+}
+
+function upstreamRequest (upstream: Upstream, exchange: Exchange, req: IncomingMessage, path: string, session: Session, body: RequestBody, attempt: AttemptSpan | undefined): Dispatcher.DispatchOptions {
+  return {
+    origin: upstream.target.origin,
     path,
     method: exchange.method as Dispatcher.HttpMethod,
-    headers: deps.upstreamHeaders(req.rawHeaders, session.id, attempt?.traceHeaders),
+    headers: upstream.headers(req.rawHeaders, session.id, attempt?.traceHeaders),
     // undici's core streams async iterables too; its dispatch typings only list streams.
     body: body as Dispatcher.DispatchOptions['body']
-  }, new ResponseRelay(res, exchange.startedAt, (outcome) => {
-    attempt?.end(outcome)
-    exchange.end(outcome)
-  }, observer))
+  }
+}
+
+/** Only model calls carry response ids and usage worth the observer's copy of the body. */
+function observerFor (exchange: Exchange): ResponseObserver | undefined {
+  return exchange.isModelCall ? new ResponseObserver(exchange) : undefined
 }

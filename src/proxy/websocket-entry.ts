@@ -13,23 +13,25 @@ import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
 import { ResponseRelay, type RelayOutcome } from '../relay/response-relay.js'
-import type { SessionResolver } from '../session/resolve-session.js'
-import type { UpstreamHeaders } from '../upstream/request-headers.js'
-import type { UpstreamTarget } from '../upstream/upstream-path.js'
+import type { Session, SessionResolver } from '../session/resolve-session.js'
+import { upstreamPath } from '../upstream/upstream-path.js'
+import type { Upstream, UpstreamSet } from '../upstream/upstream-set.js'
 import { isWebSocketUpgrade, switchingProtocolsHead, upstreamDeflate } from '../websocket/handshake.js'
 import { responseOnSocket } from '../websocket/socket-response.js'
 import { WebSocketTunnel, type TunnelOutcome } from '../websocket/tunnel.js'
 import { UpgradeHandler } from '../websocket/upgrade-handler.js'
 import type { Admission } from './admission.js'
+import { UpstreamAttempts, type AttemptDeps, type AttemptGate } from './attempts.js'
+import { spannedGate } from './attempt-span.js'
 import { Exchange, type ExchangeDeps } from './exchange.js'
 
 export interface WebSocketEntryDeps {
-  target: UpstreamTarget
   admission: Admission
   exchanges: ExchangeDeps
   sessions: SessionResolver
   upstream: Dispatcher
-  upstreamHeaders: UpstreamHeaders
+  upstreams: UpstreamSet
+  attempts: AttemptDeps
   logger: Logger
 }
 
@@ -75,17 +77,55 @@ function answerUpgrade (deps: WebSocketEntryDeps, req: IncomingMessage, socket: 
     return
   }
   const session = admitted.sessionFromHeader ?? deps.sessions.fromConnection(socket)
-  exchange.admit(session, () => socket.destroy())
-  const attempt = exchange.startAttempt(deps.target.origin, 'GET', admitted.upstreamPath)
+  const single = deps.upstreams.single
+  if (single !== undefined) {
+    exchange.admit(session, () => socket.destroy())
+    exchange.upstream = single.name
+    exchange.attempts = 1
+    sendUpgrade(deps, exchange, req, res, socket, head, session, single, admitted.upstreamPath, undefined)
+    return
+  }
+  routeUpgrade(deps, exchange, req, res, socket, head, session).catch((err: unknown) => {
+    deps.logger.error({ err }, 'routing an upgrade failed')
+    socket.destroy()
+  })
+}
 
+/** Several upstreams: chosen at the handshake by the HTTP rules; failover only before a 101. */
+async function routeUpgrade (deps: WebSocketEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, socket: Socket, head: Buffer, session: Session): Promise<void> {
+  const boundName = await deps.sessions.upstreamOf(session.id)
+  if (socket.destroyed) return
+  const plan = deps.upstreams.plan(session.id, boundName, false)
+  if (plan.refusal !== undefined) {
+    exchange.refuse(plan.refusal, res)
+    return
+  }
+  exchange.admit(session, () => socket.destroy())
+  const clientTarget = req.url ?? '/'
+  new UpstreamAttempts(deps.attempts, exchange, {
+    order: plan.order,
+    boundName,
+    rebindReason: plan.rebindReason,
+    replayable: true, // a handshake has no body
+    clientGone: () => socket.destroyed
+  }, (upstream, gate) => {
+    sendUpgrade(deps, exchange, req, res, socket, head, session, upstream, upstreamPath(clientTarget, upstream.target)!, gate)
+  }).next()
+}
+
+/** One attempt: the handshake sent to one upstream. */
+function sendUpgrade (deps: WebSocketEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, socket: Socket, head: Buffer, session: Session, upstream: Upstream, path: string, gate: AttemptGate | undefined): void {
   // Whatever is not a 101 is answered on the client's socket like any HTTP response.
+  // One attempt, one client span (when traced); a handshake retried elsewhere ends its own.
+  const attempt = exchange.startAttempt(upstream.target.origin, 'GET', path)
+  const relayGate = gate === undefined || attempt === undefined ? gate : spannedGate(gate, attempt, exchange.startedAt)
   const refusal = new ResponseRelay(res, exchange.startedAt, (outcome: RelayOutcome) => {
     attempt?.end(outcome)
     exchange.end({
       ...outcome,
       webSocket: { bytesIn: 0, closeCode: undefined, closedBy: outcome.endedBy === 'client' ? 'client' : 'upstream' }
     })
-  })
+  }, undefined, relayGate)
   const onUpgraded = (rawHeaders: Buffer[], upstreamSocket: Socket): void => {
     upstreamSocket.on('error', () => {})
     attempt?.end({ status: 101, endedBy: 'complete', ttfbMs: performance.now() - exchange.startedAt })
@@ -94,15 +134,16 @@ function answerUpgrade (deps: WebSocketEntryDeps, req: IncomingMessage, socket: 
       upstreamSocket.destroy()
       return
     }
+    gate?.served()
     res.detachSocket(socket) // from here on the socket is the tunnel's, not an HTTP response's
     socket.write(switchingProtocolsHead(rawHeaders))
     startTunnel(exchange, socket, upstreamSocket, head, rawHeaders)
   }
   deps.upstream.dispatch({
-    origin: deps.target.origin,
-    path: admitted.upstreamPath,
+    origin: upstream.target.origin,
+    path,
     method: 'GET',
-    headers: deps.upstreamHeaders(req.rawHeaders, session.id, attempt?.traceHeaders),
+    headers: upstream.headers(req.rawHeaders, session.id, attempt?.traceHeaders),
     upgrade: 'websocket'
   }, new UpgradeHandler(refusal, onUpgraded))
 }

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.js'
 import { clientResponseHeaders } from './response-headers.js'
-import { classifyUpstreamFailure, type FailureKind } from './upstream-failure.js'
+import { classifyUpstreamFailure, type FailureKind, type UpstreamFailure } from './upstream-failure.js'
 
 /** Who ended the exchange: it ran to its end, the client left, or the upstream failed. */
 export type EndedBy = 'complete' | 'client' | 'upstream' | 'gateway'
@@ -27,6 +27,19 @@ export interface ResponseTap {
 }
 
 /**
+ * Decides, before anything of an attempt's answer reaches the client, whether to relay it or
+ * to drop it and try another upstream (several upstreams: src/proxy/attempts.ts). On `retry`
+ * the relay writes nothing, lets go of the client's response and aborts its upstream request;
+ * whoever said `retry` owns the response from then on.
+ */
+export interface FailoverGate {
+  /** The upstream's status line and headers arrived (not 1xx). */
+  onStatus (statusCode: number, rawHeaders: Buffer[]): 'relay' | 'retry'
+  /** The upstream failed before its headers (connect error, reset, timeout). */
+  onFailure (failure: UpstreamFailure): 'relay' | 'retry'
+}
+
+/**
  * An undici dispatch handler that writes the upstream's response to the client as it arrives:
  * headers once, then every chunk untouched, pausing the upstream while the client's socket is
  * full. It tears the client connection down when the upstream fails mid-body, so a truncated
@@ -40,6 +53,11 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #startedAt: number
   readonly #onEnd: (outcome: RelayOutcome) => void
   readonly #tap: ResponseTap | undefined
+  readonly #gate: FailoverGate | undefined
+  readonly #onClientClose: () => void
+  readonly #onClientDrain: () => void
+  /** The gate took this attempt's answer away: nothing more of it is the client's. */
+  #handedOver = false
   #abortUpstream: ((err: Error) => void) | undefined
   #resumeUpstream: (() => void) | undefined
   #clientGone = false
@@ -47,24 +65,27 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   #ttfbMs = -1
   #bytesOut = 0
 
-  constructor (res: ServerResponse, startedAt: number, onEnd: (outcome: RelayOutcome) => void, tap?: ResponseTap) {
+  constructor (res: ServerResponse, startedAt: number, onEnd: (outcome: RelayOutcome) => void, tap?: ResponseTap, gate?: FailoverGate) {
     this.#res = res
     this.#startedAt = startedAt
     this.#onEnd = onEnd
     this.#tap = tap
-    res.on('close', () => {
+    this.#gate = gate
+    this.#onClientClose = () => {
       if (res.writableFinished) return
       this.#clientGone = true
       this.#abortUpstream?.(new ClientGoneError())
       // A client that leaves before undici reached onConnect is settled here; the request
       // is aborted as soon as undici hands it a socket.
       this.#end({ status: res.headersSent ? res.statusCode : 0, endedBy: 'client' })
-    })
-    res.on('drain', () => this.#resumeUpstream?.())
+    }
+    this.#onClientDrain = () => this.#resumeUpstream?.()
+    res.on('close', this.#onClientClose)
+    res.on('drain', this.#onClientDrain)
   }
 
   onConnect (abort: (err?: Error) => void): void {
-    if (this.#clientGone) {
+    if (this.#clientGone || this.#handedOver) {
       abort(new ClientGoneError())
       return
     }
@@ -73,6 +94,11 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true // 1xx interim responses are the upstream connection's business
+    if (this.#handedOver) return false
+    if (this.#gate?.onStatus(statusCode, rawHeaders) === 'retry') {
+      this.#handOver()
+      return false
+    }
     this.#ttfbMs = performance.now() - this.#startedAt
     this.#resumeUpstream = resume
     const headers = clientResponseHeaders(rawHeaders)
@@ -86,6 +112,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onData (chunk: Buffer): boolean {
+    if (this.#handedOver) return false
     this.#bytesOut += chunk.length
     // false pauses the upstream socket until 'drain' calls resume: memory stays bounded.
     const more = this.#res.write(chunk)
@@ -94,12 +121,14 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onComplete (): void {
+    if (this.#handedOver) return
     this.#res.end()
     this.#tap?.onResponseEnd()
     this.#end({ status: this.#res.statusCode, endedBy: 'complete' })
   }
 
   onError (err: Error): void {
+    if (this.#handedOver) return // our own abort of a dropped attempt
     if (this.#clientGone || err instanceof ClientGoneError) {
       // Aborting from the 'close' listener lands here first: log the status the client did get.
       this.#end({ status: this.#res.headersSent ? this.#res.statusCode : 0, endedBy: 'client' })
@@ -114,6 +143,10 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
       return
     }
     const failure = classifyUpstreamFailure(err)
+    if (!res.headersSent && this.#gate?.onFailure(failure) === 'retry') {
+      this.#handOver()
+      return
+    }
     if (!res.headersSent) {
       failure.error.send(res)
       this.#end({ status: failure.error.status, endedBy: 'upstream', failure: { kind: failure.kind, code: failure.code } })
@@ -122,6 +155,15 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     // Mid-body: destroying the socket drops the chunked terminator, so the client sees an error.
     this.#end({ status: res.statusCode, endedBy: 'upstream', failure: { kind: failure.kind, code: failure.code } })
     res.destroy()
+  }
+
+  /** Lets go of the client's response (the next attempt's relay takes it) and drops this attempt. */
+  #handOver (): void {
+    this.#handedOver = true
+    this.#ended = true
+    this.#res.off('close', this.#onClientClose)
+    this.#res.off('drain', this.#onClientDrain)
+    this.#abortUpstream?.(new AttemptDroppedError())
   }
 
   #end (outcome: Omit<RelayOutcome, 'ttfbMs' | 'bytesOut'>): void {
@@ -137,5 +179,14 @@ export class ClientGoneError extends Error {
   readonly code = 'CLIENT_GONE'
   constructor () {
     super('the client closed the connection')
+  }
+}
+
+/** The reason handed to undici when an attempt's answer is dropped for another upstream's. */
+export class AttemptDroppedError extends Error {
+  override name = 'AttemptDroppedError'
+  readonly code = 'ATTEMPT_DROPPED'
+  constructor () {
+    super('the answer was dropped: the request goes to another upstream')
   }
 }

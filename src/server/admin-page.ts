@@ -42,7 +42,7 @@ export const ADMIN_PAGE = `<!doctype html>
     <button id="prev" type="button">‹ newer</button><span id="page-info"></span><button id="next" type="button">older ›</button>
   </div>
   <table>
-    <thead><tr><th>session</th><th>requests</th><th>input</th><th>cached</th><th>output</th><th>cache hit ratio</th><th>last seen</th></tr></thead>
+    <thead><tr><th>session</th><th>requests</th><th>input</th><th>cached</th><th>output</th><th>cache hit ratio</th><th>upstream</th><th>last seen</th></tr></thead>
     <tbody id="sessions"></tbody>
   </table>
 </main>
@@ -118,7 +118,7 @@ function drawSessions () {
     first.append(open)
     const tr = document.createElement('tr')
     tr.append(first, cell(s.requests), cell(s.input_tokens), cell(s.cached_tokens), cell(s.output_tokens),
-      cell(percent(s.cache_hit_ratio)), cell(new Date(s.last_seen).toLocaleString()))
+      cell(percent(s.cache_hit_ratio)), cell(s.upstream ?? null), cell(new Date(s.last_seen).toLocaleString()))
     rows.append(tr)
   }
 }

@@ -4,6 +4,7 @@ import { bearerToken, sha256 } from '../http/bearer.js'
 import type { CacheHistory } from '../observe/cache-history.js'
 import { toCallView } from '../session/call-record.js'
 import type { SessionStore } from '../session/session-store.js'
+import type { SessionUsage } from '../session/session-usage.js'
 import { ADMIN_PAGE } from './admin-page.js'
 import { sendJson, type SideRoutes } from './side-routes.js'
 
@@ -41,13 +42,14 @@ export function adminRoutes (routes: SideRoutes, { store, history, token }: Admi
     const limit = clamp(Number(url.searchParams.get('limit') ?? 50), 1, MAX_PAGE)
     const offset = clamp(Number(url.searchParams.get('offset') ?? 0), 0, Number.MAX_SAFE_INTEGER)
     const page = await store.recentUsage(limit, offset)
-    sendJson(res, 200, { object: 'list', data: page.sessions, total: page.total, limit, offset })
+    const data = await Promise.all(page.sessions.map(async (usage) => await withUpstream(store, usage)))
+    sendJson(res, 200, { object: 'list', data, total: page.total, limit, offset })
   })
 
   routes.get('/gateway/sessions/:id', async ({ res, params: [id = ''] }) => {
     const usage = await store.usage(id)
     if (usage === undefined) throw errors.sessionNotFound(id)
-    sendJson(res, 200, usage)
+    sendJson(res, 200, await withUpstream(store, usage))
   })
 
   routes.get('/gateway/sessions/:id/requests', async ({ res, params: [id = ''] }) => {
@@ -57,6 +59,12 @@ export function adminRoutes (routes: SideRoutes, { store, history, token }: Admi
   })
 
   routes.get('/gateway/cache-history', ({ res }) => { sendJson(res, 200, { object: 'list', data: history.series() }) })
+}
+
+/** The session's upstream, with several upstreams (a session is bound to one only then). */
+async function withUpstream (store: SessionStore, usage: SessionUsage): Promise<SessionUsage & { upstream?: string }> {
+  const upstream = await store.upstreamOf(usage.id)
+  return upstream === undefined ? usage : { ...usage, upstream }
 }
 
 function clamp (value: number, min: number, max: number): number {

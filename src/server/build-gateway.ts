@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { GatewayConfig } from '../config/load-config.js'
-import { isLoopbackHost } from '../config/load-config.js'
+import { isLoopbackHost, isManaged } from '../config/load-config.js'
 import { createLogger, type Logger } from '../observe/logger.js'
 import { CacheHistory } from '../observe/cache-history.js'
 import { CallRecorder } from '../observe/call-recorder.js'
@@ -17,13 +17,14 @@ import { acceptWebSockets } from '../proxy/websocket-entry.js'
 import { createSessionStore } from '../session/create-store.js'
 import { SessionResolver } from '../session/resolve-session.js'
 import type { SessionStore } from '../session/session-store.js'
-import { upstreamHeaderRules } from '../upstream/request-headers.js'
 import { createUpstreamAgent } from '../upstream/upstream-agent.js'
-import { isProxyTarget, upstreamTarget } from '../upstream/upstream-path.js'
+import { isProxyTarget } from '../upstream/upstream-path.js'
+import { startUpstreamProbes } from '../upstream/upstream-probe.js'
+import { UpstreamSet } from '../upstream/upstream-set.js'
 import { adminRoutes } from './admin-routes.js'
 import { answerClientError, refuseConnect } from './client-errors.js'
 import { Drain } from './drain.js'
-import { healthRoutes } from './health-routes.js'
+import { healthRoutes, type UpstreamReadiness } from './health-routes.js'
 import { metricsRoutes, startMetricsServer, type MetricsServer } from './metrics-routes.js'
 import { SideRoutes } from './side-routes.js'
 
@@ -57,42 +58,33 @@ export async function createGateway (config: GatewayConfig, options: { logger?: 
 /** Longest the shutdown waits for the last spans to reach the collector. */
 const TRACE_FLUSH_MS = 5_000
 
-/** Wires the gateway's parts together: config → sessions, upstream pool, entries, server. */
+/** Wires the gateway's parts together: config → sessions, upstreams, entries, server. */
 export function buildGateway (config: GatewayConfig, options: GatewayOptions): Gateway {
   const logger = options.logger ?? createLogger(config.log.level)
   const upstream = createUpstreamAgent(config.upstream)
   const { store } = options
   const sessions = new SessionResolver(store)
-  const metrics = new GatewayMetrics(() => store.size())
+  const upstreams = new UpstreamSet(config)
+  const metrics = new GatewayMetrics(() => store.size(), {
+    names: upstreams.all.map((u) => u.name),
+    isHealthy: (name) => upstreams.get(name)?.health.isHealthy() ?? false
+  })
   const drain = new Drain()
-  const target = upstreamTarget(config.upstream.url)
-  const upstreamHeaders = upstreamHeaderRules({
-    defaultOriginator: config.session.originator,
-    upstreamApiKey: config.upstream.apiKey,
-    extra: config.upstream.headers
-  })
-  const admission = new Admission({
-    config,
-    target,
-    auth: new ClientAuth(config.upstream.apiKey !== '', config.auth.gatewayApiKeys),
-    sessions,
-    drain,
-    rateLimiter: config.limits.requestsPerMinute > 0 ? new RateLimiter(config.limits.requestsPerMinute) : undefined
-  })
   const history = new CacheHistory()
   const calls = new CallRecorder({ store, metrics, history, rules: cacheRules(config), analysis: config.cache.analysis, logger })
   const exchanges: ExchangeDeps = { logger, metrics, sessions, drain, tracer: undefined, calls }
   // Loaded before the first request: listen() awaits it. Off, nothing is imported.
   const tracing = startTracing(config.tracing)
   tracing.catch(() => {}) // reported by listen(), not as an unhandled rejection meanwhile
-  const entryDeps = { config, target, admission, exchanges, sessions, upstream, upstreamHeaders, logger }
-  const forward = createForwarder(entryDeps)
+  const admission = createAdmission(config, upstreams, sessions, drain)
+  const entryDeps = { config, admission, exchanges, sessions, upstream, upstreams, attempts: { metrics, sessions, logger }, logger }
   const routes = new SideRoutes(logger)
-  healthRoutes(routes, { ready: () => drain.ready, store: () => store.health() })
+  healthRoutes(routes, { ready: () => drain.ready, store: () => store.health(), upstreams: upstreamReadiness(upstreams) })
   if (config.metrics.port === -1) metricsRoutes(routes, { metrics })
   if (adminRoutesServed(config)) adminRoutes(routes, { store, history, token: config.admin.token })
-  const server = createHttpServer(config, forward, routes)
+  const server = createHttpServer(config, createForwarder(entryDeps), routes)
   acceptWebSockets(server, entryDeps)
+  const stopProbes = upstreams.single === undefined ? startUpstreamProbes(upstreams.all, upstream, logger) : () => {}
   let metricsServer: MetricsServer | undefined
   let closing: Promise<number> | undefined
 
@@ -113,6 +105,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
         drain.skipDelay()
         return await closing
       }
+      stopProbes()
       closing = (async () => {
         const times = { delayMs: config.server.shutdownDelayMs, graceMs: config.server.shutdownGraceMs }
         const cut = await drain.run(server, times)
@@ -126,6 +119,24 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
       return await closing
     }
   }
+}
+
+function createAdmission (config: GatewayConfig, upstreams: UpstreamSet, sessions: SessionResolver, drain: Drain): Admission {
+  return new Admission({
+    config,
+    // Where a path is valid does not depend on the upstream: the first one's target checks it.
+    target: upstreams.all[0]!.target,
+    auth: new ClientAuth(isManaged(config), config.auth.gatewayApiKeys),
+    sessions,
+    drain,
+    rateLimiter: config.limits.requestsPerMinute > 0 ? new RateLimiter(config.limits.requestsPerMinute) : undefined
+  })
+}
+
+/** Several upstreams: each one's state for /readyz. One upstream is not judged (as before routing). */
+function upstreamReadiness (upstreams: UpstreamSet): (() => UpstreamReadiness[]) | undefined {
+  if (upstreams.single !== undefined) return undefined
+  return () => upstreams.all.map((u) => ({ name: u.name, group: u.group, ...u.health.report() }))
 }
 
 function cacheRules ({ cache }: GatewayConfig): CacheRules {
@@ -142,8 +153,8 @@ function logTracing (logger: Logger, { tracing }: GatewayConfig): void {
  * Usage is nobody's business off this host unless an admin token guards it; in managed mode
  * not even on loopback (in a pod every container shares it), since the gateway's key pays.
  */
-function adminRoutesServed ({ admin, server, upstream }: GatewayConfig): boolean {
-  return admin.token !== '' || (isLoopbackHost(server.host) && upstream.apiKey === '')
+function adminRoutesServed (config: GatewayConfig): boolean {
+  return config.admin.token !== '' || (isLoopbackHost(config.server.host) && !isManaged(config))
 }
 
 /**

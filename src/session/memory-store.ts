@@ -73,7 +73,7 @@ export class MemorySessionStore implements SessionStore {
       entry.keys.add(key)
     }
     // Every key was another session's: nothing to hold for this one.
-    if (entry.keys.size === 0 && entry.usage === undefined && entry.records === undefined) return this.#drop(entry)
+    if (entry.keys.size === 0 && entry.usage === undefined && entry.records === undefined && entry.upstream === undefined) return this.#drop(entry)
     this.#touch(entry)
     this.#enforceBounds(entry)
   }
@@ -82,6 +82,25 @@ export class MemorySessionStore implements SessionStore {
   unbind (key: string, sessionId: string): void {
     const entry = this.#byKey.get(key)
     if (entry?.id === sessionId) this.#removeKey(entry, key)
+  }
+
+  async upstreamOf (sessionId: string): Promise<string | undefined> {
+    return this.boundUpstream(sessionId)
+  }
+
+  /**
+   * Synchronous read of the session's upstream. Not a use of the session (the admin page reads
+   * it too): the request that follows renews it when it records its usage.
+   */
+  boundUpstream (sessionId: string): string | undefined {
+    return this.#live(this.#sessions.get(sessionId))?.upstream
+  }
+
+  bindUpstream (sessionId: string, upstream: string): void {
+    const entry = this.#entryFor(sessionId)
+    entry.upstream = upstream
+    this.#touch(entry)
+    this.#enforceBounds(entry)
   }
 
   recordUsage (sessionId: string, tokens: TokenUsage, at: number): void {
@@ -167,7 +186,7 @@ export class MemorySessionStore implements SessionStore {
   #entryFor (sessionId: string): SessionEntry {
     const existing = this.#live(this.#sessions.get(sessionId))
     if (existing !== undefined) return existing
-    const entry: SessionEntry = { id: sessionId, keys: new Set(), usage: undefined, records: undefined, bytes: 0, expiresAt: this.#now() + this.#idleTtlMs }
+    const entry: SessionEntry = { id: sessionId, keys: new Set(), usage: undefined, records: undefined, upstream: undefined, bytes: 0, expiresAt: this.#now() + this.#idleTtlMs }
     this.#sessions.set(sessionId, entry)
     this.#resize(entry, sessionEntryBytes(sessionId))
     return entry

@@ -119,6 +119,33 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
+   * `upstream:<id>`, read with GETEX so a session in use keeps its binding for the idle TTL
+   * without a write per request (Redis 6.2+). While Redis is away the local copy answers.
+   */
+  async upstreamOf (sessionId: string): Promise<string | undefined> {
+    const local = this.#local.boundUpstream(sessionId)
+    if (this.#redis.status !== 'ready') return local
+    try {
+      const shared = await this.#redis.getex(this.#prefix + 'upstream:' + sessionId, 'EX', this.#ttlSeconds)
+      this.#recovered()
+      return shared ?? local
+    } catch (err) {
+      this.#degraded((err as Error).message)
+      return local
+    }
+  }
+
+  /**
+   * Overwrites: a session moves when its upstream fails. Not queued for replay during an
+   * outage: the local copy keeps it, and other replicas' rendezvous order agrees anyway.
+   */
+  bindUpstream (sessionId: string, upstream: string): void {
+    this.#local.bindUpstream(sessionId, upstream)
+    if (this.#redis.status !== 'ready') return
+    this.#redis.set(this.#prefix + 'upstream:' + sessionId, upstream, 'EX', this.#ttlSeconds).catch((err: Error) => this.#degraded(err.message))
+  }
+
+  /**
    * Totals are a Redis hash per session (`usage:<id>`, with the idle TTL) and a sorted set of
    * session ids by last activity (`usage-recent`), trimmed to `localMaxEntries`. While Redis is
    * away, usage is counted locally only, and stays local: counters are not replayed, since a

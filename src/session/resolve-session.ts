@@ -81,6 +81,16 @@ export class SessionResolver {
     return { id, source: 'connection' }
   }
 
+  /** The upstream `sessionId` is bound to, if any (several upstreams only). */
+  async upstreamOf (sessionId: string): Promise<string | undefined> {
+    return await this.#store.upstreamOf(sessionId)
+  }
+
+  /** Binds `sessionId` to the upstream that served it, so its next requests go there directly. */
+  bindUpstream (sessionId: string, upstream: string): void {
+    this.#store.bindUpstream(sessionId, upstream)
+  }
+
   /** Counts a finished request and its tokens toward the session's usage. */
   recordUsage (sessionId: string, tokens: TokenUsage): void {
     this.#store.recordUsage(sessionId, tokens, Date.now())

@@ -13,6 +13,11 @@ export interface SessionEntry {
   usage: UsageTotals | undefined
   /** Its last model calls, newest first; undefined before the first. */
   records: CallRecord[] | undefined
+  /**
+   * The upstream serving it, with several upstreams. The name is the config's own string,
+   * shared by every entry, so it adds no bytes of its own.
+   */
+  upstream: string | undefined
   /** Estimated heap bytes of all of the above; per-session records add theirs here too. */
   bytes: number
   expiresAt: number

@@ -16,6 +16,10 @@ export interface SessionStore {
    * bound to `sessionId`. A key bound to another session is left alone: never taken over.
    */
   bind (keys: readonly string[], sessionId: string): void
+  /** The upstream the session is bound to (several upstreams only); undefined when none yet. */
+  upstreamOf (sessionId: string): Promise<string | undefined>
+  /** Binds the session to `upstream`, replacing an earlier binding (the session moved). */
+  bindUpstream (sessionId: string, upstream: string): void
   /** Adds one finished request, and the tokens it used, to the session's totals. */
   recordUsage (sessionId: string, tokens: TokenUsage, at: number): void
   /**

@@ -13,9 +13,16 @@ export interface UpstreamHeaderRules {
   defaultOriginator: string
   /** Managed mode: the key sent upstream instead of the client's `authorization`. */
   upstreamApiKey?: string
-  /** Extra headers from config; they replace a client's header of the same name. */
+  /** Managed mode for an upstream without a key: the client's authorization (a gateway key) is dropped. */
+  dropClientAuthorization?: boolean
+  /**
+   * Extra headers from config; they replace a client's header of the same name. `{session}` in
+   * a value is replaced by the session id (session-affine routers key on such a header).
+   */
   extra?: Record<string, string>
 }
+
+const SESSION_PLACEHOLDER = '{session}'
 
 /**
  * `traceHeaders`: the upstream attempt's `traceparent`/`tracestate` when tracing is on; they
@@ -30,13 +37,16 @@ export type UpstreamHeaders = (rawHeaders: string[], sessionId: string, traceHea
  * sent none, and the configured extras. Everything that depends only on config is done here,
  * once, not per request.
  */
-export function upstreamHeaderRules ({ defaultOriginator, upstreamApiKey = '', extra = {} }: UpstreamHeaderRules): UpstreamHeaders {
+export function upstreamHeaderRules ({ defaultOriginator, upstreamApiKey = '', dropClientAuthorization = false, extra = {} }: UpstreamHeaderRules): UpstreamHeaders {
   const replaced = new Set([...ALWAYS_REPLACED, ...Object.keys(extra)])
+  if (dropClientAuthorization) replaced.add('authorization')
   const added: string[] = []
+  const templated: string[] = []
   for (const [name, value] of Object.entries(extra)) {
     // In managed mode the managed key is the one authorization sent: an extra one would make two.
     if (upstreamApiKey !== '' && name.toLowerCase() === 'authorization') continue
-    added.push(name, value)
+    if (value.includes(SESSION_PLACEHOLDER)) templated.push(name, value)
+    else added.push(name, value)
   }
   if (upstreamApiKey !== '') {
     replaced.add('authorization')
@@ -64,6 +74,7 @@ export function upstreamHeaderRules ({ defaultOriginator, upstreamApiKey = '', e
     out.push('session_id', sessionId, 'session-id', sessionId)
     if (!hasOriginator) out.push('originator', defaultOriginator)
     for (let i = 0; i < added.length; i++) out.push(added[i]!)
+    for (let i = 0; i < templated.length; i += 2) out.push(templated[i]!, templated[i + 1]!.replaceAll(SESSION_PLACEHOLDER, sessionId))
     if (traceHeaders !== undefined) for (let i = 0; i < traceHeaders.length; i++) out.push(traceHeaders[i]!)
     return out
   }

@@ -1,9 +1,13 @@
 import { createRequire } from 'node:module'
 import type { Agent as UndiciAgent } from 'undici'
 
+const requireUndici = createRequire(import.meta.url)
 // The Agent alone: undici's index also loads fetch, WebSocket, caches and mocks, which the
 // gateway never uses (~8 MB of resident memory and ~40 ms of start-up).
-const Agent = createRequire(import.meta.url)('undici/lib/dispatcher/agent.js') as typeof UndiciAgent
+const Agent = requireUndici('undici/lib/dispatcher/agent.js') as typeof UndiciAgent
+// What undici's index does besides: give every dispatcher request(), stream()… (the health
+// probes call request()). Without it they are undefined, and every probe failed.
+Object.assign((requireUndici('undici/lib/dispatcher/dispatcher.js') as { prototype: object }).prototype, requireUndici('undici/lib/api/index.js'))
 import type { GatewayConfig } from '../config/load-config.js'
 
 /**

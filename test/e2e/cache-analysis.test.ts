@@ -7,6 +7,7 @@ import { startGateway, startGatewayWithUpstream } from '../support/gateway.js'
 import { replyJson, startMockUpstream } from '../support/mock-upstream.js'
 import { needs } from '../support/needs.js'
 import { startRedis } from '../support/redis-server.js'
+import { startUpstreamProcesses } from '../support/upstream-process.js'
 
 const BIG = 2000
 
@@ -43,7 +44,7 @@ t.test('each cache outcome and miss reason, from a real sequence of calls', asyn
   t.match(metrics, /session_gateway_cache_misses_total\{reason="prefix_changed"\} 1\n/)
   t.match(metrics, /session_gateway_cache_misses_total\{reason="first_request"\} 1\n/)
   t.match(metrics, /session_gateway_model_tokens_total\{model="gpt-5",type="cached"\} 2432\n/)
-  t.match(metrics, /session_gateway_tokens_total\{type="cached"\} 2432\n/, 'the existing family is unchanged')
+  t.match(metrics, /session_gateway_tokens_total\{type="cached",upstream="default"\} 2432\n/, 'the existing family is unchanged')
 })
 
 t.test('a gap longer than CACHE_IDLE_SECONDS explains a miss as idle', async (t) => {
@@ -111,7 +112,25 @@ t.test('the prefix tap changes no byte of a 5 MB body, streamed or chunked', asy
   t.same((await callRecords(gateway.origin, 's-big')).data.map((r) => r.miss_reason), ['prefix_changed', 'first_request'], 'and read their prefixes')
 })
 
-t.test('rebound: a session moved to another upstream', { todo: 'needs multi-upstream routing; the reason is unit-tested (test/unit/observe/cache-outcome.test.ts) and exchange.upstream is where routing names the upstream' }, async () => {})
+t.test('rebound: a session whose upstream died and that moved to another misses with reason rebound', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['up-a', 'up-b'])
+  // The upstream processes report 10 input tokens and no cached ones: a miss with this minimum.
+  const gateway = await startGateway({ UPSTREAMS: JSON.stringify(ups.map((u) => ({ name: u.name, url: u.url }))), CACHE_MIN_TOKENS: '1' })
+  t.teardown(gateway.close)
+  const call = async (): Promise<void> => {
+    const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': 's-rebound' }, body: '{"model":"gpt-test","input":"hi"}' })
+    t.equal(res.statusCode, 200)
+    await res.body.dump()
+  }
+  await call()
+  const first = ups.find((u) => u.requests.length > 0)!
+  const other = ups.find((u) => u !== first)!
+  await first.kill()
+  await call()
+  t.equal(other.requests.length, 1, 'the second call was served by the other upstream')
+  const records = (await callRecords(gateway.origin, 's-rebound')).data
+  t.same(records.map((r) => [r.upstream, r.cache, r.miss_reason]), [[other.name, 'miss', 'rebound'], [first.name, 'miss', 'first_request']])
+})
 
 t.test('records are shared by replicas through Redis and survive a restart', needs('redis-server'), async (t) => {
   const redis = await startRedis()

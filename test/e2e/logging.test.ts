@@ -169,6 +169,6 @@ t.test('a request the gateway refuses itself gets one "refused" line with its er
   t.equal(upstream.requests.length, 0, 'nothing went upstream')
   t.notMatch(gateway.logText(), /gk-wrong|sk-q|sk-upstream-refusal/, 'no key in the log')
   const metrics = await (await fetch(`${gateway.origin}/metrics`)).text()
-  t.match(metrics, /session_gateway_requests_total\{route="\/v1\/responses",method="POST",status_class="4xx",transport="http"\} 1\n/, 'counted as a 4xx')
+  t.match(metrics, /session_gateway_requests_total\{route="\/v1\/responses",method="POST",status_class="4xx",transport="http",upstream="none"\} 1\n/, 'counted as a 4xx')
   t.match(metrics, /session_gateway_active_streams\{transport="http"\} 0\n/, 'never counted as in flight')
 })

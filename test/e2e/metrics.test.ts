@@ -112,19 +112,19 @@ t.test('/metrics counts known traffic exactly, and never names a session', async
 
   const requests = samplesOf(samples, 'session_gateway_requests_total')
   t.same(requests.map((s) => ({ ...s.labels, count: s.value })).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))), [
-    { route: '/v1/models', method: 'GET', status_class: '2xx', transport: 'http', count: 1 },
+    { route: '/v1/models', method: 'GET', status_class: '2xx', transport: 'http', upstream: 'default', count: 1 },
     // three completed streams and the one the client left (it had its 200)
-    { route: '/v1/responses', method: 'POST', status_class: '2xx', transport: 'http', count: 4 },
+    { route: '/v1/responses', method: 'POST', status_class: '2xx', transport: 'http', upstream: 'default', count: 4 },
     // the upstream's 500 and the gateway's own 502
-    { route: '/v1/responses', method: 'POST', status_class: '5xx', transport: 'http', count: 2 }
+    { route: '/v1/responses', method: 'POST', status_class: '5xx', transport: 'http', upstream: 'default', count: 2 }
   ], 'requests_total by route, method, status class and transport')
 
   t.equal(valueOf(samples, 'session_gateway_active_streams', { transport: 'http' }), 0, 'no stream is left counted as active')
-  t.equal(valueOf(samples, 'session_gateway_upstream_ttfb_seconds_count', { transport: 'http' }), 6, 'ttfb observed for every request that got upstream headers')
+  t.equal(valueOf(samples, 'session_gateway_upstream_ttfb_seconds_count', { transport: 'http', upstream: 'default' }), 6, 'ttfb observed for every request that got upstream headers')
   t.equal(valueOf(samples, 'session_gateway_request_duration_seconds_count', { transport: 'http' }), 7, 'duration observed for every request')
-  t.equal(valueOf(samples, 'session_gateway_upstream_errors_total', { kind: 'connect' }), 1)
-  t.equal(valueOf(samples, 'session_gateway_upstream_errors_total', { kind: 'status' }), 1)
-  for (const kind of ['timeout', 'reset', 'protocol']) t.equal(valueOf(samples, 'session_gateway_upstream_errors_total', { kind }), 0, `no ${kind} errors`)
+  t.equal(valueOf(samples, 'session_gateway_upstream_errors_total', { kind: 'connect', upstream: 'default' }), 1)
+  t.equal(valueOf(samples, 'session_gateway_upstream_errors_total', { kind: 'status', upstream: 'default' }), 1)
+  for (const kind of ['timeout', 'reset', 'protocol']) t.equal(valueOf(samples, 'session_gateway_upstream_errors_total', { kind, upstream: 'default' }), 0, `no ${kind} errors`)
   t.equal(valueOf(samples, 'session_gateway_client_aborts_total', { transport: 'http' }), 1)
   t.same(Object.fromEntries(samplesOf(samples, 'session_gateway_tokens_total').map((s) => [s.labels.type, s.value])),
     { input: 360, cached: 300, output: 21, reasoning: 9 }, 'tokens_total sums the three completed streams')

@@ -32,13 +32,13 @@ t.test('regression: refused WebSocket handshakes are logged and counted (401, 40
     t.equal(line.transport, 'websocket', `${code}: the refusal line names the transport`)
     t.equal(line.status, status)
   }
-  t.equal(await requestsCounted(gateway.origin, 'route="/v1/responses",method="GET",status_class="4xx",transport="websocket"'), 2, 'the 401 and the 400 are counted')
+  t.equal(await requestsCounted(gateway.origin, 'route="/v1/responses",method="GET",status_class="4xx",transport="websocket",upstream="none"'), 2, 'the 401 and the 400 are counted')
 
   const rejected = await rawWebSocket(rejecting.port, '/v1/responses')
   t.equal(rejected.status, 426)
   await rejected.closed
   await rejecting.waitForLog((l) => l.msg === 'refused' && l.error === 'websockets_disabled')
-  t.equal(await requestsCounted(rejecting.origin, 'route="/v1/responses",method="GET",status_class="4xx",transport="websocket"'), 1, 'the 426 is counted')
+  t.equal(await requestsCounted(rejecting.origin, 'route="/v1/responses",method="GET",status_class="4xx",transport="websocket",upstream="none"'), 1, 'the 426 is counted')
   t.equal(upstream.handshakes.length, 0, 'nothing went upstream')
 })
 

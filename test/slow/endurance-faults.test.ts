@@ -122,8 +122,8 @@ t.test('an upstream that answers with a malformed status line: 502 upstream_fail
   t.match(await bad.body.json(), { error: { type: 'upstream_error', code: 'upstream_failed', message: /malformed/ } })
   // Regression: undici's parser error carries no HPE_ code, so it was counted as a reset.
   t.match(await gateway.waitForLog((l) => l.msg === 'request' && l.session === 'malformed'), { ended_by: 'upstream', status: 502, error: 'HTTPParserError' })
-  t.equal(await metricValue(gateway.origin, 'session_gateway_upstream_errors_total{kind="protocol"}'), 1, 'counted as a protocol error')
-  t.equal(await metricValue(gateway.origin, 'session_gateway_upstream_errors_total{kind="reset"}'), 0, 'not as a reset')
+  t.equal(await metricValue(gateway.origin, 'session_gateway_upstream_errors_total{kind="protocol",upstream="default"}'), 1, 'counted as a protocol error')
+  t.equal(await metricValue(gateway.origin, 'session_gateway_upstream_errors_total{kind="reset",upstream="default"}'), 0, 'not as a reset')
 
   const good = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{"input":"fine"}', headers: { 'content-type': 'application/json' } })
   t.equal(good.statusCode, 200, 'the next request is served')

@@ -190,7 +190,13 @@ function documentedKeys (text: string): Map<string, string> {
   const keys = new Map<string, string>()
   let section = ''
   let comment: string[] = []
+  let topComment: string[] = []
   for (const line of text.split('\n')) {
+    // A top-level setting (`upstreams: []`) is documented by the column-0 comments above it.
+    const topMatch = /^(\w+):\s*\S/.exec(line)
+    const topCommentMatch = /^# ?(.*)$/.exec(line)
+    if (topMatch !== null) keys.set(topMatch[1]!, topComment.join(' '))
+    topComment = topCommentMatch === null ? [] : [...topComment, topCommentMatch[1]!]
     const sectionMatch = /^(\w+):\s*$/.exec(line)
     const keyMatch = /^ {2}(\w+):/.exec(line)
     const commentMatch = /^ {2}# ?(.*)$/.exec(line)

@@ -1,0 +1,91 @@
+/**
+ * The `upstreams:` list (env `UPSTREAMS`, the same list as JSON): several upstreams that new
+ * sessions are spread over, each with its own URL, weight, key, headers and group. Parsed and
+ * checked here; keys named by `api_key_env` are read in load-config.ts, the one reader of the
+ * environment.
+ */
+import { ConfigError, headerMap, httpUrl, integer, secret, text, type Parse } from './settings.js'
+
+/** One upstream as configured. */
+export interface UpstreamSpec {
+  /** `[a-z0-9_-]{1,32}`: in logs, metric labels and admin JSON. */
+  name: string
+  url: URL
+  /** Share of new sessions, relative to the others' weights. */
+  weight: number
+  /** Managed key for this upstream; '' = none (see `apiKeyEnv`, resolved at load). */
+  apiKey: string
+  /** Environment variable holding `apiKey`; '' = none. */
+  apiKeyEnv: string
+  /** Extra request headers; `{session}` in a value is replaced by the session id. */
+  headers: Record<string, string>
+  /** Upstreams of one group share stored responses: lineage may move within it. */
+  group: string
+  /** Active health probe: path under `url` asked with GET; '' = passive health only. */
+  probePath: string
+  probeIntervalMs: number
+}
+
+const NAME = /^[a-z0-9_-]{1,32}$/
+const FIELDS = new Set(['name', 'url', 'weight', 'api_key', 'api_key_env', 'headers', 'group', 'probe_path', 'probe_interval_ms'])
+
+/** A YAML list, or a JSON array in the environment; [] when unset. */
+export function upstreamList (): Parse<UpstreamSpec[]> {
+  return (raw, key) => {
+    let value = raw
+    if (typeof raw === 'string') {
+      try {
+        value = JSON.parse(raw)
+      } catch {
+        throw new ConfigError(key, 'expected a JSON array of upstreams ({"name","url",…})')
+      }
+    }
+    if (!Array.isArray(value)) throw new ConfigError(key, 'expected a list of upstreams')
+    const specs = value.map((item, i) => parseUpstream(item, `${key}[${i}]`))
+    const seen = new Set<string>()
+    for (const [i, spec] of specs.entries()) {
+      if (seen.has(spec.name)) throw new ConfigError(`${key}[${i}].name`, `${JSON.stringify(spec.name)} is used twice: names must be unique`)
+      seen.add(spec.name)
+    }
+    return specs
+  }
+}
+
+function parseUpstream (raw: unknown, key: string): UpstreamSpec {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(key, 'expected a mapping with at least name and url')
+  const item = raw as Record<string, unknown>
+  for (const field of Object.keys(item)) {
+    // A typo (`wieght`) would otherwise be ignored silently.
+    if (!FIELDS.has(field)) throw new ConfigError(`${key}.${field}`, `unknown upstream field (known: ${[...FIELDS].join(', ')})`)
+  }
+  if (item.name === undefined) throw new ConfigError(`${key}.name`, 'is required')
+  if (item.url === undefined) throw new ConfigError(`${key}.url`, 'is required')
+  const name = identifier(item.name, `${key}.name`)
+  const probePath = item.probe_path === undefined ? '' : text()(item.probe_path, `${key}.probe_path`)
+  if (probePath !== '' && !probePath.startsWith('/')) throw new ConfigError(`${key}.probe_path`, 'must start with /')
+  const apiKey = item.api_key === undefined ? '' : secret()(item.api_key, `${key}.api_key`)
+  const apiKeyEnv = item.api_key_env === undefined ? '' : text()(item.api_key_env, `${key}.api_key_env`)
+  if (apiKey !== '' && apiKeyEnv !== '') throw new ConfigError(`${key}.api_key_env`, 'set api_key or api_key_env, not both')
+  return {
+    name,
+    url: httpUrl()(item.url, `${key}.url`),
+    weight: item.weight === undefined ? 1 : weight(item.weight, `${key}.weight`),
+    apiKey,
+    apiKeyEnv,
+    headers: item.headers === undefined ? {} : headerMap()(item.headers, `${key}.headers`),
+    group: item.group === undefined ? name : identifier(item.group, `${key}.group`),
+    probePath,
+    probeIntervalMs: item.probe_interval_ms === undefined ? 10_000 : integer(100, 3_600_000)(item.probe_interval_ms, `${key}.probe_interval_ms`)
+  }
+}
+
+function identifier (raw: unknown, key: string): string {
+  if (typeof raw !== 'string' || !NAME.test(raw)) throw new ConfigError(key, `expected 1 to 32 of a-z, 0-9, _ and -, got ${JSON.stringify(raw)}`)
+  return raw
+}
+
+function weight (raw: unknown, key: string): number {
+  const value = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN
+  if (!Number.isFinite(value) || value <= 0 || value > 1_000_000) throw new ConfigError(key, `expected a number above 0 and at most 1000000, got ${JSON.stringify(raw)}`)
+  return value
+}

@@ -1,0 +1,127 @@
+/**
+ * Several upstreams: one request tried on the upstreams of its route plan, in order, until one
+ * answers. An attempt is one undici dispatch to one upstream with its own handler (the entry's
+ * `StartAttempt`); its `AttemptGate` decides, before a byte reaches the client, whether a
+ * failure is retried on the next upstream, and keeps health, metrics and the session's binding.
+ */
+import type { Logger } from '../observe/logger.js'
+import type { GatewayMetrics } from '../observe/metrics.js'
+import type { FailoverGate } from '../relay/response-relay.js'
+import type { FailureKind, UpstreamFailure } from '../relay/upstream-failure.js'
+import type { SessionResolver } from '../session/resolve-session.js'
+import { retryAfterMs } from '../upstream/upstream-health.js'
+import type { RebindReason, Upstream } from '../upstream/upstream-set.js'
+import type { Exchange } from './exchange.js'
+
+export interface AttemptDeps {
+  metrics: GatewayMetrics
+  sessions: SessionResolver
+  logger: Logger
+}
+
+export interface AttemptPlan {
+  order: Upstream[]
+  /** The upstream the session was bound to before this request, if any. */
+  boundName: string | undefined
+  /** Why the first upstream tried is not the bound one. */
+  rebindReason: RebindReason | undefined
+  /** Whether the request (its body) can be sent again. */
+  replayable: boolean
+  /** True once the client is gone: no further attempt is started. */
+  clientGone: () => boolean
+}
+
+/** Sends the request to `upstream`, with a handler that consults `gate`. */
+export type StartAttempt = (upstream: Upstream, gate: AttemptGate) => void
+
+export class UpstreamAttempts {
+  readonly #deps: AttemptDeps
+  readonly #exchange: Exchange
+  readonly #plan: AttemptPlan
+  readonly #start: StartAttempt
+  #index = -1
+
+  constructor (deps: AttemptDeps, exchange: Exchange, plan: AttemptPlan, start: StartAttempt) {
+    this.#deps = deps
+    this.#exchange = exchange
+    this.#plan = plan
+    this.#start = start
+  }
+
+  /** Starts the next attempt; the first call starts the first. */
+  next (): void {
+    this.#index++
+    const upstream = this.#plan.order[this.#index]!
+    if (this.#index > 0 && this.#plan.clientGone()) {
+      // The client left between two attempts: no relay is listening any more.
+      this.#exchange.end({ status: 0, endedBy: 'client', ttfbMs: -1, bytesOut: 0 })
+      return
+    }
+    this.#exchange.upstream = upstream.name
+    this.#exchange.attempts = this.#index + 1
+    this.#start(upstream, new AttemptGate(this, upstream))
+  }
+
+  /** Whether a failed attempt may be followed by another. */
+  canRetry (): boolean {
+    return this.#plan.replayable && this.#index + 1 < this.#plan.order.length && !this.#plan.clientGone()
+  }
+
+  /** An attempt failed and another follows: counted here (the exchange counts only its last). */
+  retried (upstream: Upstream, kind: FailureKind | 'status'): void {
+    this.#deps.metrics.upstreamFailed(upstream.name, kind)
+    // Not from inside undici's callback that reported the failure.
+    queueMicrotask(() => this.next())
+  }
+
+  /** `upstream` answered: the session is bound to it, so its next requests go there directly. */
+  served (upstream: Upstream): void {
+    upstream.health.recordSuccess()
+    const { boundName, rebindReason } = this.#plan
+    if (boundName === upstream.name) return
+    const session = this.#exchange.session!
+    this.#deps.sessions.bindUpstream(session.id, upstream.name)
+    if (boundName !== undefined) this.#deps.metrics.sessionRebound(this.#index > 0 ? 'failover' : rebindReason ?? 'failover')
+  }
+
+  failed (upstream: Upstream, retryAfter: number): void {
+    const cooldownMs = upstream.health.recordFailure(retryAfter)
+    if (cooldownMs > 0) this.#deps.logger.warn({ upstream: upstream.name, cooldown_ms: cooldownMs }, 'upstream ejected: failed too often in a row')
+  }
+}
+
+/** One attempt's decisions, made before anything of its answer reaches the client. */
+export class AttemptGate implements FailoverGate {
+  readonly #attempts: UpstreamAttempts
+  readonly #upstream: Upstream
+
+  constructor (attempts: UpstreamAttempts, upstream: Upstream) {
+    this.#attempts = attempts
+    this.#upstream = upstream
+  }
+
+  onStatus (statusCode: number, rawHeaders: Buffer[]): 'relay' | 'retry' {
+    if (statusCode < 500 && statusCode !== 429) {
+      this.served()
+      return 'relay'
+    }
+    this.#attempts.failed(this.#upstream, statusCode === 429 ? retryAfterMs(rawHeaders) : 0)
+    return this.#retry('status')
+  }
+
+  onFailure (failure: UpstreamFailure): 'relay' | 'retry' {
+    this.#attempts.failed(this.#upstream, 0)
+    return this.#retry(failure.kind)
+  }
+
+  /** The upstream answered (a status that is relayed, or a WebSocket's 101). */
+  served (): void {
+    this.#attempts.served(this.#upstream)
+  }
+
+  #retry (kind: FailureKind | 'status'): 'relay' | 'retry' {
+    if (!this.#attempts.canRetry()) return 'relay'
+    this.#attempts.retried(this.#upstream, kind)
+    return 'retry'
+  }
+}

@@ -1,0 +1,52 @@
+import type { IncomingMessage } from 'node:http'
+import { errors } from '../errors.js'
+import { hasBody, readRequestBody } from './client-body.js'
+
+/** A request body as undici sends it, and whether it can be sent again to another upstream. */
+export interface ReplayableBody {
+  body: Buffer | AsyncIterable<Buffer> | IncomingMessage | null
+  replayable: boolean
+}
+
+/**
+ * With several upstreams a request that fails before answering is sent to the next one, which
+ * needs its body again: bodies up to `replayLimit` are read into memory first (held while the
+ * attempts run). A larger body streams through once, as with one upstream, and is not retried.
+ * A chunked body is read up to the limit; if it goes on past it, what was read is sent first
+ * and the rest streams behind it (still held to `bodyLimit`).
+ */
+export async function replayableBody (req: IncomingMessage, replayLimit: number, bodyLimit: number): Promise<ReplayableBody> {
+  if (!hasBody(req)) return { body: null, replayable: true }
+  const declared = req.headers['content-length']
+  if (declared !== undefined) {
+    if (Number(declared) > replayLimit) return { body: req, replayable: false }
+    return { body: await readRequestBody(req, bodyLimit), replayable: true }
+  }
+  const iterator = req.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>
+  const head: Buffer[] = []
+  let size = 0
+  for (;;) {
+    const next = await iterator.next()
+    if (next.done === true) return { body: Buffer.concat(head, size), replayable: true }
+    size += next.value.length
+    if (size > bodyLimit) {
+      req.resume() // drain the rest so the 413 can be read
+      throw errors.bodyTooLarge(bodyLimit)
+    }
+    head.push(next.value)
+    if (size > replayLimit) return { body: headThenRest(head, size, iterator, req, bodyLimit), replayable: false }
+  }
+}
+
+async function * headThenRest (head: Buffer[], headSize: number, rest: AsyncIterator<Buffer>, req: IncomingMessage, bodyLimit: number): AsyncGenerator<Buffer> {
+  yield * head
+  let size = headSize
+  for (let next = await rest.next(); next.done !== true; next = await rest.next()) {
+    size += next.value.length
+    if (size > bodyLimit) {
+      req.resume()
+      throw errors.bodyTooLarge(bodyLimit)
+    }
+    yield next.value
+  }
+}

@@ -1,0 +1,82 @@
+/** Passive health of one upstream, with an optional active probe feeding the same record. */
+
+export interface HealthPolicy {
+  /** Failures in a row that eject the upstream. */
+  failuresToEject: number
+  /** First ejection's cooldown; doubled for each ejection in a row, up to `maxCooldownMs`. */
+  cooldownMs: number
+  maxCooldownMs: number
+  now?: () => number
+}
+
+export interface HealthReport {
+  state: 'healthy' | 'ejected'
+  consecutive_failures: number
+  /** While ejected: milliseconds left of the cooldown. */
+  ejected_for_ms?: number
+}
+
+/**
+ * Counts failures in a row (connect error, timeout, reset before headers, 5xx, 429). At
+ * `failuresToEject` the upstream is ejected for a cooldown; when it ends the upstream is tried
+ * again, and one more failure ejects it at once for twice as long (so a dead upstream costs a
+ * failed attempt per cooldown, not per request). A success clears both counts.
+ */
+export class UpstreamHealth {
+  readonly #policy: HealthPolicy
+  readonly #now: () => number
+  #failures = 0
+  /** Ejections in a row, for the doubling. */
+  #ejections = 0
+  #ejectedUntil = 0
+
+  constructor (policy: HealthPolicy) {
+    this.#policy = policy
+    this.#now = policy.now ?? Date.now
+  }
+
+  isHealthy (): boolean {
+    return this.#ejectedUntil <= this.#now()
+  }
+
+  recordSuccess (): void {
+    this.#failures = 0
+    this.#ejections = 0
+    this.#ejectedUntil = 0
+  }
+
+  /**
+   * Counts a failure; `retryAfterMs` (a 429's `retry-after`) is the least cooldown if it ejects.
+   * Returns the cooldown when this failure ejected the upstream, else 0.
+   */
+  recordFailure (retryAfterMs = 0): number {
+    if (!this.isHealthy()) return 0 // in flight before the ejection: already counted
+    this.#failures++
+    // On probation after a cooldown, one failure is enough.
+    if (this.#failures < this.#policy.failuresToEject && this.#ejections === 0) return 0
+    const { cooldownMs, maxCooldownMs } = this.#policy
+    const cooldown = Math.max(retryAfterMs, Math.min(maxCooldownMs, cooldownMs * 2 ** this.#ejections))
+    this.#ejections++
+    this.#ejectedUntil = this.#now() + cooldown
+    return cooldown
+  }
+
+  report (): HealthReport {
+    const left = this.#ejectedUntil - this.#now()
+    return left > 0
+      ? { state: 'ejected', consecutive_failures: this.#failures, ejected_for_ms: left }
+      : { state: 'healthy', consecutive_failures: this.#failures }
+  }
+}
+
+/** `retry-after` as milliseconds: delta-seconds or an HTTP date; 0 when absent or unreadable. */
+export function retryAfterMs (rawHeaders: Buffer[], now = Date.now()): number {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length !== 11 || rawHeaders[i]!.toString('latin1').toLowerCase() !== 'retry-after') continue
+    const value = rawHeaders[i + 1]!.toString('latin1').trim()
+    if (/^\d+$/.test(value)) return Math.min(Number(value), 24 * 60 * 60) * 1000
+    const date = Date.parse(value)
+    return Number.isNaN(date) ? 0 : Math.max(0, date - now)
+  }
+  return 0
+}

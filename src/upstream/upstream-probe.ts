@@ -1,0 +1,42 @@
+import type { Dispatcher } from 'undici'
+import type { Logger } from '../observe/logger.js'
+import type { Upstream } from './upstream-set.js'
+
+/**
+ * Active health checks, for upstreams that set `probe_path`: a GET every `probe_interval_ms`,
+ * with the upstream's own headers (its key, if any). An answer below 500 (and not 429) counts
+ * as a success and ends an ejection at once; anything else counts as a failure, as a failed
+ * request would. Returns a function that stops them.
+ */
+export function startUpstreamProbes (upstreams: readonly Upstream[], dispatcher: Dispatcher, logger: Logger): () => void {
+  const timers = upstreams.filter((upstream) => upstream.spec.probePath !== '').map((upstream) => {
+    const timer = setInterval(() => { void probe(upstream, dispatcher, logger) }, upstream.spec.probeIntervalMs)
+    timer.unref()
+    return timer
+  })
+  return () => { for (const timer of timers) clearInterval(timer) }
+}
+
+async function probe (upstream: Upstream, dispatcher: Dispatcher, logger: Logger): Promise<void> {
+  const { target, spec } = upstream
+  const wasHealthy = upstream.health.isHealthy()
+  try {
+    const res = await dispatcher.request({
+      origin: target.origin,
+      path: target.basePath + spec.probePath,
+      method: 'GET',
+      headers: upstream.headers([], 'health-probe'),
+      headersTimeout: spec.probeIntervalMs,
+      bodyTimeout: spec.probeIntervalMs
+    })
+    await res.body.dump()
+    if (res.statusCode >= 500 || res.statusCode === 429) {
+      upstream.health.recordFailure()
+      return
+    }
+    upstream.health.recordSuccess()
+    if (!wasHealthy) logger.info({ upstream: upstream.name }, 'upstream back: its health probe answered')
+  } catch {
+    upstream.health.recordFailure()
+  }
+}

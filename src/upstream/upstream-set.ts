@@ -1,0 +1,98 @@
+/**
+ * The configured upstreams, each with what a request to it needs (where it is, its headers,
+ * its health), and the plan that orders them for one request's session.
+ */
+import type { GatewayConfig } from '../config/load-config.js'
+import type { UpstreamSpec } from '../config/upstream-list.js'
+import { errors, type GatewayError } from '../errors.js'
+import { rendezvousOrder } from './rendezvous.js'
+import { upstreamHeaderRules, type UpstreamHeaders } from './request-headers.js'
+import { UpstreamHealth } from './upstream-health.js'
+import { upstreamTarget, type UpstreamTarget } from './upstream-path.js'
+
+export interface Upstream {
+  readonly name: string
+  readonly group: string
+  readonly weight: number
+  readonly spec: UpstreamSpec
+  readonly target: UpstreamTarget
+  readonly headers: UpstreamHeaders
+  readonly health: UpstreamHealth
+}
+
+/** Why a session's next request goes to another upstream than the one it was bound to. */
+export type RebindReason = 'failover' | 'unhealthy' | 'removed'
+
+/** The upstreams one request may be tried on, in order, or why it may be tried on none. */
+export type RoutePlan =
+  | { order: Upstream[], rebindReason: RebindReason | undefined, refusal?: undefined }
+  | { refusal: GatewayError, order?: undefined, rebindReason?: undefined }
+
+export class UpstreamSet {
+  readonly all: readonly Upstream[]
+  readonly #byName: ReadonlyMap<string, Upstream>
+  readonly #maxAttempts: number
+
+  constructor (config: GatewayConfig) {
+    const { routing } = config
+    this.all = config.upstreams.map((spec) => ({
+      name: spec.name,
+      group: spec.group,
+      weight: spec.weight,
+      spec,
+      target: upstreamTarget(spec.url),
+      headers: headersFor(config, spec),
+      health: new UpstreamHealth(routing)
+    }))
+    this.#byName = new Map(this.all.map((upstream) => [upstream.name, upstream]))
+    this.#maxAttempts = routing.maxAttempts
+  }
+
+  /** One upstream: no hashing, no health gating, no retries, as before routing existed. */
+  get single (): Upstream | undefined {
+    return this.all.length === 1 ? this.all[0] : undefined
+  }
+
+  get (name: string): Upstream | undefined {
+    return this.#byName.get(name)
+  }
+
+  /**
+   * The order in which a request of `sessionId` is tried. Its bound upstream (`boundName`)
+   * first while it exists and is healthy, then the healthy rest of its group by rendezvous
+   * order, then (without lineage) other groups'. A request whose lineage (previous response,
+   * conversation) lives in a group with no healthy upstream is refused rather than sent where
+   * that response does not exist. Without lineage, when every upstream is ejected, they are
+   * tried anyway: an answer from a recovering upstream beats a certain 503.
+   */
+  plan (sessionId: string, boundName: string | undefined, lineage: boolean): RoutePlan {
+    const ranked = rendezvousOrder(sessionId, this.all)
+    const bound = boundName === undefined ? undefined : this.#byName.get(boundName)
+    const healthy = ranked.filter((upstream) => upstream.health.isHealthy())
+    // Without a binding, lineage is assumed to live where the session would first have gone.
+    const home = bound ?? (lineage ? ranked[0]! : healthy[0] ?? ranked[0]!)
+    const inGroup = healthy.filter((upstream) => upstream.group === home.group)
+    let order = lineage ? inGroup : [...inGroup, ...healthy.filter((upstream) => upstream.group !== home.group)]
+    if (order.length === 0) {
+      if (lineage) return { refusal: errors.upstreamUnavailable(home.group) }
+      order = bound === undefined ? ranked : [bound, ...ranked.filter((upstream) => upstream !== bound)]
+    }
+    if (bound !== undefined && order[0] !== bound && order.includes(bound)) order = [bound, ...order.filter((upstream) => upstream !== bound)]
+    const rebindReason = boundName === undefined || order[0]!.name === boundName ? undefined : bound === undefined ? 'removed' : 'unhealthy'
+    return { order: order.slice(0, this.#maxAttempts), rebindReason }
+  }
+}
+
+/** Headers for one upstream: its own key (else the gateway-wide one), the shared extras, then its own. */
+function headersFor (config: GatewayConfig, spec: UpstreamSpec): UpstreamHeaders {
+  const managed = config.upstream.apiKey !== '' || config.upstreams.some((other) => other.apiKey !== '')
+  const apiKey = spec.apiKey !== '' ? spec.apiKey : config.upstream.apiKey
+  return upstreamHeaderRules({
+    defaultOriginator: config.session.originator,
+    upstreamApiKey: apiKey,
+    // In managed mode a client's authorization is a gateway key: never sent upstream, even to
+    // an upstream without a key of its own (a self-hosted server).
+    dropClientAuthorization: managed && apiKey === '',
+    extra: { ...config.upstream.headers, ...spec.headers }
+  })
+}

@@ -1,0 +1,287 @@
+/**
+ * Several upstreams (issue 12), against mock upstreams that are separate processes, killed and
+ * restarted for real: session affinity, weights, lineage within a group, failover before the
+ * first byte, per-upstream keys and header templates, WebSocket handshake failover.
+ */
+import { spawnSync } from 'node:child_process'
+import http from 'node:http'
+import { join } from 'node:path'
+import t from 'tap'
+import { startGateway, type RunningGateway } from '../support/gateway.js'
+import { needs } from '../support/needs.js'
+import { rawWebSocket } from '../support/raw-websocket.js'
+import { startRedis } from '../support/redis-server.js'
+import { startUpstreamProcesses, type UpstreamProcess } from '../support/upstream-process.js'
+
+interface Answer { status: number, upstream: string | undefined, json: Record<string, unknown> }
+
+/** A POST /v1/responses on a connection of its own (no keep-alive), so no connection session. */
+async function send (gateway: RunningGateway, { session, body = {}, headers = {} }: { session?: string, body?: Record<string, unknown>, headers?: Record<string, string> } = {}): Promise<Answer> {
+  const payload = JSON.stringify({ model: 'gpt-test', input: 'hi', ...body })
+  return await new Promise((resolve, reject) => {
+    const req = http.request(`${gateway.baseURL}/responses`, {
+      method: 'POST',
+      agent: false,
+      headers: { 'content-type': 'application/json', connection: 'close', ...(session === undefined ? {} : { 'session-id': session }), ...headers }
+    }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => {
+        const json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>
+        resolve({ status: res.statusCode ?? 0, upstream: json.upstream as string | undefined, json })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
+/** A held SSE stream: resolves once its head arrived, with a promise for how it ended. */
+async function holdStream (gateway: RunningGateway, session: string): Promise<{ upstream: string, ended: Promise<'complete' | 'torn'>, close: () => void }> {
+  return await new Promise((resolve, reject) => {
+    const req = http.request(`${gateway.baseURL}/responses`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'session-id': session } }, (res) => {
+      const ended = new Promise<'complete' | 'torn'>((done) => {
+        res.on('end', () => done('complete'))
+        res.on('error', () => done('torn'))
+        res.on('aborted', () => done('torn'))
+      })
+      res.resume()
+      resolve({ upstream: String(res.headers['x-upstream']), ended, close: () => req.destroy() })
+    })
+    req.on('error', reject)
+    req.end(JSON.stringify({ model: 'gpt-test', stream: true, hold: true }))
+  })
+}
+
+function upstreamsEnv (ups: UpstreamProcess[], extra: Record<string, Record<string, unknown>> = {}): string {
+  return JSON.stringify(ups.map((u) => ({ name: u.name, url: u.url, ...extra[u.name] })))
+}
+
+/**
+ * Polls /readyz until the Redis store says ok: it connects on its client's own events, which a
+ * test cannot hook (as in redis-sessions.test.ts).
+ */
+async function storeReady (gateway: RunningGateway): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ready = await (await fetch(`${gateway.origin}/readyz`)).json() as { store: { state: string } }
+    if (ready.store.state === 'ok') return
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  throw new Error('the Redis store never became ready')
+}
+
+async function metric (gateway: RunningGateway, line: string): Promise<number> {
+  const text = await (await fetch(`${gateway.origin}/metrics`)).text()
+  const found = text.split('\n').find((l) => l.startsWith(line + ' '))
+  return found === undefined ? NaN : Number(found.split(' ').at(-1))
+}
+
+t.test('affinity: one session over 50 fresh connections reaches one upstream; 1,000 sessions spread by weight', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups, { b: { weight: 2 } }) })
+  t.teardown(gateway.close)
+  const seen = new Set<string>()
+  for (let i = 0; i < 50; i++) {
+    const answer = await send(gateway, { session: 'affine-1' })
+    t.equal(answer.status, 200)
+    seen.add(answer.upstream!)
+  }
+  t.equal(seen.size, 1, `all 50 on one upstream (${[...seen].join(', ')})`)
+
+  const counts: Record<string, number> = { a: 0, b: 0, c: 0 }
+  for (let i = 0; i < 1000; i += 50) {
+    const answers = await Promise.all(Array.from({ length: 50 }, async (_, j) => await send(gateway, { session: `spread-${i + j}` })))
+    for (const answer of answers) counts[answer.upstream!]!++
+  }
+  // Weights 1, 2, 1: a quarter, a half, a quarter, within 5 percentage points (3.5 standard deviations).
+  t.ok(Math.abs(counts.a! / 1000 - 0.25) < 0.05, `a: ${counts.a}`)
+  t.ok(Math.abs(counts.b! / 1000 - 0.5) < 0.05, `b: ${counts.b}`)
+  t.ok(Math.abs(counts.c! / 1000 - 0.25) < 0.05, `c: ${counts.c}`)
+  t.match(await gateway.waitForLog((l) => l.msg === 'request' && l.session === 'affine-1'), { upstream: seen.values().next().value })
+})
+
+t.test('two gateways without shared state pick the same upstream for the same session', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
+  const one = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
+  const two = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
+  t.teardown(async () => { await one.close(); await two.close() })
+  for (let i = 0; i < 20; i++) {
+    const session = `replica-${i}`
+    t.equal((await send(one, { session })).upstream, (await send(two, { session })).upstream, session)
+  }
+})
+
+t.test('failover: a killed upstream tears its streams, its sessions move without a failed request, and stay moved after it returns', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
+  const probe = { probe_path: '/models', probe_interval_ms: 200 }
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups, { a: probe, b: probe, c: probe }) })
+  t.teardown(gateway.close)
+  const sessions = Array.from({ length: 30 }, (_, i) => `steady-${i}`)
+  const home = new Map<string, string>()
+  for (const session of sessions) home.set(session, (await send(gateway, { session })).upstream!)
+  const victim = home.get('steady-0')!
+  const onVictim = sessions.filter((s) => home.get(s) === victim)
+  const other = sessions.find((s) => home.get(s) !== victim)!
+  const heldOnVictim = await holdStream(gateway, onVictim[0]!)
+  const heldElsewhere = await holdStream(gateway, other)
+  t.equal(heldOnVictim.upstream, victim)
+
+  await ups.find((u) => u.name === victim)!.kill()
+  t.equal(await heldOnVictim.ended, 'torn', 'the stream flowing from the killed upstream is torn')
+  const answers = await Promise.all(sessions.map(async (session) => await send(gateway, { session })))
+  t.same(answers.filter((a) => a.status !== 200), [], '0 client-visible failures')
+  const moved = new Map(sessions.map((s, i) => [s, answers[i]!.upstream!]))
+  for (const session of sessions) {
+    if (home.get(session) === victim) t.not(moved.get(session), victim, `${session} moved`)
+    else t.equal(moved.get(session), home.get(session), `${session} stayed`)
+  }
+  t.ok(await metric(gateway, 'session_gateway_session_rebinds_total{reason="failover"}') >= 1, 'rebinds counted')
+  t.ok(gateway.logs.some((l) => l.msg === 'request' && l.attempts === 2), 'a failed-over request logs its attempts')
+
+  await ups.find((u) => u.name === victim)!.restart()
+  for (const session of onVictim) t.equal((await send(gateway, { session })).upstream, moved.get(session), `${session} stays where it moved`)
+  // Its active probe ends the ejection as soon as it answers; then it takes new sessions again.
+  await gateway.waitForLog((l) => l.msg === 'upstream back: its health probe answered' && l.upstream === victim)
+  let landed = 0
+  for (let i = 0; i < 30; i++) if ((await send(gateway, { session: `fresh-${i}` })).upstream === victim) landed++
+  t.ok(landed > 0, `new sessions reach the restarted upstream again (${landed} of 30)`)
+  const ready = await (await fetch(`${gateway.origin}/readyz`)).json() as { upstreams: Array<{ name: string, state: string }> }
+  t.equal(ready.upstreams.length, 3, '/readyz lists each upstream')
+  heldElsewhere.close()
+  t.equal(await heldElsewhere.ended, 'torn', 'closed by the test: the stream from a live upstream was never cut')
+})
+
+t.test('a 5xx before any byte is retried on the next upstream, and counted against the one that failed', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
+  t.teardown(gateway.close)
+  const first = await send(gateway, { session: 'retry-1' })
+  const bad = ups.find((u) => u.name === first.upstream)!
+  await bad.setMode({ status: 503 })
+  const after503 = await send(gateway, { session: 'retry-1' })
+  t.equal(after503.status, 200)
+  t.not(after503.upstream, bad.name, 'served by the other upstream')
+  t.equal(await metric(gateway, `session_gateway_upstream_errors_total{kind="status",upstream="${bad.name}"}`), 1)
+  t.equal((await send(gateway, { session: 'retry-1' })).upstream, after503.upstream, 'the session was rebound: it goes there directly')
+  t.equal(bad.requests.length, 2, 'and not to the failing upstream first')
+})
+
+t.test("a 429 is retried elsewhere and ejects its upstream for at least its retry-after", async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups), UPSTREAM_FAILURES_TO_EJECT: '1' })
+  t.teardown(gateway.close)
+  const first = await send(gateway, { session: 'retry-2' })
+  const limited = ups.find((u) => u.name === first.upstream)!
+  await limited.setMode({ status: 429, retryAfter: 120 })
+  const after429 = await send(gateway, { session: 'retry-2' })
+  t.equal(after429.status, 200)
+  t.not(after429.upstream, limited.name)
+  const ready = await (await fetch(`${gateway.origin}/readyz`)).json() as { status: string, upstreams: Array<{ name: string, state: string, ejected_for_ms?: number }> }
+  t.equal(ready.status, 'ready', 'ready while one upstream is healthy')
+  const state = ready.upstreams.find((u) => u.name === limited.name)!
+  t.equal(state.state, 'ejected')
+  t.ok(state.ejected_for_ms! > 60_000, `retry-after honoured as the least cooldown (${state.ejected_for_ms} ms left; the default cooldown is 5,000)`)
+  t.equal(await metric(gateway, `session_gateway_upstream_healthy{upstream="${limited.name}"}`), 0)
+  t.equal(await metric(gateway, 'session_gateway_session_rebinds_total{reason="failover"}'), 1)
+})
+
+t.test('lineage: previous_response_id goes where its response was served, across connections; never to another group', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['g1-a', 'g1-b', 'g2-a'])
+  const env = {
+    UPSTREAMS: upstreamsEnv(ups, { 'g1-a': { group: 'one' }, 'g1-b': { group: 'one' }, 'g2-a': { group: 'two' } }),
+    UPSTREAM_FAILURES_TO_EJECT: '1'
+  }
+  const gateway = await startGateway(env)
+  t.teardown(gateway.close)
+  // Find a first response served in group one (no session header: the body decides).
+  let first: Answer | undefined
+  for (let i = 0; first === undefined || !first.upstream!.startsWith('g1'); i++) first = await send(gateway, { body: { prompt_cache_key: `chain-${i}` } })
+  const chained = await send(gateway, { body: { previous_response_id: first.json.id } })
+  t.equal(chained.upstream, first.upstream, 'the chain lands where its first response was served')
+
+  for (const u of ups.filter((u) => u.name.startsWith('g1'))) await u.kill()
+  const g2Before = ups.find((u) => u.name === 'g2-a')!.requests.length
+  const failed = await send(gateway, { body: { previous_response_id: chained.json.id } })
+  t.equal(failed.status, 502, 'its group failed: the gateway says so')
+  const refused = await send(gateway, { body: { previous_response_id: chained.json.id } })
+  t.equal(refused.status, 503)
+  t.match(refused.json, { error: { code: 'upstream_unavailable', message: /group "one"/ } })
+  t.equal(ups.find((u) => u.name === 'g2-a')!.requests.length, g2Before, 'nothing went to the other group')
+  t.equal((await send(gateway, { body: { prompt_cache_key: 'fresh' } })).upstream, 'g2-a', 'a request without lineage still goes to the healthy group')
+})
+
+t.test('lineage across replicas sharing Redis, and a rebinding one replica made is followed by the other', needs('redis-server'), async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
+  const env = { UPSTREAMS: upstreamsEnv(ups), REDIS_URL: redis.url }
+  const one = await startGateway(env)
+  const two = await startGateway(env)
+  t.teardown(async () => { await one.close(); await two.close() })
+  for (const gateway of [one, two]) await storeReady(gateway)
+  const first = await send(one, { body: { prompt_cache_key: 'shared-chain' } })
+  await one.waitForLog((l) => l.msg === 'request')
+  const chained = await send(two, { body: { previous_response_id: first.json.id } })
+  t.equal(chained.upstream, first.upstream, 'replica two sends the chain where replica one was served')
+
+  // Replica one moves a session off its killed upstream; replica two, which never saw it fail, follows.
+  const home = (await send(one, { session: 'moved-1' })).upstream!
+  const victim = ups.find((u) => u.name === home)!
+  await victim.kill()
+  const moved = (await send(one, { session: 'moved-1' })).upstream!
+  t.not(moved, home)
+  await victim.restart()
+  t.equal((await send(two, { session: 'moved-1' })).upstream, moved, 'the binding in Redis wins over rendezvous')
+})
+
+t.test('per-upstream keys and {session} headers reach their upstream only; the client key reaches none', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['keyed', 'templated'])
+  const gateway = await startGateway({
+    GATEWAY_API_KEYS: 'gw-client-key',
+    UPSTREAMS: upstreamsEnv(ups, { keyed: { api_key: 'sk-keyed' }, templated: { headers: { 'x-smg-routing-key': '{session}', 'x-fixed': 'f' } } })
+  })
+  t.teardown(gateway.close)
+  for (let i = 0; i < 20; i++) t.equal((await send(gateway, { session: `k-${i}`, headers: { authorization: 'Bearer gw-client-key' } })).status, 200)
+  const keyed = ups[0]!.requests
+  const templated = ups[1]!.requests
+  t.ok(keyed.length > 0 && templated.length > 0, 'both upstreams served some sessions')
+  for (const r of keyed) {
+    t.equal(r.headers.authorization, 'Bearer sk-keyed')
+    t.equal(r.headers['x-smg-routing-key'], undefined)
+  }
+  for (const r of templated) {
+    t.equal(r.headers.authorization, undefined, 'no key of its own: the client key is not passed on')
+    t.equal(r.headers['x-smg-routing-key'], r.headers['session-id'])
+    t.equal(r.headers['x-fixed'], 'f')
+  }
+  t.equal((await send(gateway, { session: 'k-x' })).status, 401, 'clients need a gateway key')
+})
+
+t.test('WebSocket: a refused or unreachable upstream at the handshake fails over before the 101', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
+  t.teardown(gateway.close)
+  const home = (await send(gateway, { session: 'ws-1' })).upstream!
+  await ups.find((u) => u.name === home)!.kill()
+  const ws = await rawWebSocket(gateway.port, '/v1/responses', { 'session-id': 'ws-1' })
+  t.equal(ws.status, 101)
+  const servedBy = ws.headers.find(([name]) => name === 'x-upstream')?.[1]
+  t.not(servedBy, home, 'the handshake went to the next upstream')
+  ws.socket.destroy()
+  t.match(await gateway.waitForLog((l) => l.msg === 'request' && l.transport === 'websocket'), { upstream: servedBy, attempts: 2 })
+})
+
+t.test('config errors in upstreams stop the command with status 2, naming the key', async (t) => {
+  const cli = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js')
+  const run = (env: Record<string, string>): { status: number | null, stderr: string } => {
+    const result = spawnSync(process.execPath, [cli], { env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env }, encoding: 'utf8', timeout: 20_000 })
+    return { status: result.status, stderr: result.stderr }
+  }
+  const both = run({ UPSTREAM_URL: 'http://127.0.0.1:9/v1', UPSTREAMS: '[{"name":"a","url":"http://127.0.0.1:1"}]' })
+  t.equal(both.status, 2)
+  t.match(both.stderr, /config UPSTREAM_URL: set UPSTREAM_URL or UPSTREAMS, not both/)
+  const twice = run({ UPSTREAMS: '[{"name":"a","url":"http://127.0.0.1:1"},{"name":"a","url":"http://127.0.0.1:2"}]' })
+  t.equal(twice.status, 2)
+  t.match(twice.stderr, /config UPSTREAMS\[1\]\.name: "a" is used twice/)
+})

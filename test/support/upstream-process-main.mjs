@@ -1,0 +1,47 @@
+/**
+ * A mock OpenAI-style upstream run as its own process (`node upstream-process-main.mjs PORT
+ * NAME`), so tests can kill it for real (SIGKILL) and start it again on the same port. It
+ * reports every request to its parent over IPC and answers by the mode the parent set:
+ * `ok`, or `{ status, retryAfter }` (e.g. 503, or 429 with retry-after). A POST whose body
+ * holds `"hold":true` gets an SSE stream that starts and never ends. WebSocket handshakes get
+ * a 101 naming the upstream.
+ */
+import { createHash } from 'node:crypto'
+import { createServer } from 'node:http'
+
+const [port, name] = [Number(process.argv[2]), process.argv[3]]
+let mode = { status: 200 }
+let served = 0
+
+process.on('message', (message) => {
+  if (message.mode !== undefined) mode = message.mode
+  process.send({ ack: message.seq })
+})
+
+const server = createServer((req, res) => {
+  const chunks = []
+  req.on('data', (chunk) => chunks.push(chunk))
+  req.on('end', () => {
+    const body = Buffer.concat(chunks).toString('utf8')
+    process.send({ request: { upstream: name, method: req.method, url: req.url, headers: req.headers, body } })
+    if (mode.status !== 200) {
+      const headers = { 'content-type': 'application/json', ...(mode.retryAfter === undefined ? {} : { 'retry-after': String(mode.retryAfter) }) }
+      res.writeHead(mode.status, headers).end(JSON.stringify({ error: { message: `${name} says ${mode.status}`, type: 'server_error' } }))
+      return
+    }
+    const id = `resp_${name.replace(/-/g, '_')}_${++served}`
+    if (body.includes('"hold":true')) {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'x-upstream': name })
+      res.write(`event: response.created\ndata: ${JSON.stringify({ type: 'response.created', response: { id } })}\n\n`)
+      return // held until the process dies
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': name })
+    res.end(JSON.stringify({ id, object: 'response', upstream: name, usage: { input_tokens: 10, output_tokens: 2 } }))
+  })
+})
+server.on('upgrade', (req, socket) => {
+  process.send({ request: { upstream: name, method: req.method, url: req.url, headers: req.headers, body: '' } })
+  const accept = createHash('sha1').update(String(req.headers['sec-websocket-key']) + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nx-upstream: ${name}\r\n\r\n`)
+})
+server.listen(port, '127.0.0.1', () => process.send({ ready: port }))

@@ -1,0 +1,82 @@
+/**
+ * Mock upstreams as child processes (./upstream-process-main.mjs): each on its own loopback
+ * port, killed with SIGKILL and restarted on the same port at will, reporting what it received.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import type { IncomingHttpHeaders } from 'node:http'
+import { join } from 'node:path'
+import { freePort } from './redis-server.js'
+
+export interface SeenRequest {
+  upstream: string
+  method: string
+  url: string
+  headers: IncomingHttpHeaders
+  body: string
+}
+
+export type UpstreamMode = { status: 200 } | { status: number, retryAfter?: number }
+
+export interface UpstreamProcess {
+  name: string
+  port: number
+  /** `http://127.0.0.1:PORT/v1` */
+  url: string
+  /** Everything received since the first start, restarts included. */
+  requests: SeenRequest[]
+  setMode: (mode: UpstreamMode) => Promise<void>
+  /** SIGKILL: no goodbye to open connections. Resolves once the process has exited. */
+  kill: () => Promise<void>
+  /** Starts it again on the same port (in mode `ok`); resolves once it listens. */
+  restart: () => Promise<void>
+}
+
+const MAIN = join(import.meta.dirname, 'upstream-process-main.mjs')
+
+export async function startUpstreamProcess (name: string): Promise<UpstreamProcess> {
+  const port = await freePort()
+  const requests: SeenRequest[] = []
+  let child: ChildProcess | undefined
+  let seq = 0
+  const acks = new Map<number, () => void>()
+  const spawn = async (): Promise<void> => {
+    const started = fork(MAIN, [String(port), name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    child = started
+    await new Promise<void>((resolve, reject) => {
+      started.once('exit', (code) => reject(new Error(`upstream ${name} exited (${code ?? 'signal'}) before listening`)))
+      started.on('message', (message: { ready?: number, request?: SeenRequest, ack?: number }) => {
+        if (message.ready !== undefined) resolve()
+        if (message.request !== undefined) requests.push(message.request)
+        if (message.ack !== undefined) acks.get(message.ack)?.()
+      })
+    })
+  }
+  const kill = async (): Promise<void> => {
+    const running = child
+    child = undefined
+    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return
+    const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()))
+    running.kill('SIGKILL')
+    await exited
+  }
+  await spawn()
+  return {
+    name,
+    port,
+    url: `http://127.0.0.1:${port}/v1`,
+    requests,
+    setMode: async (mode) => {
+      const id = ++seq
+      await new Promise<void>((resolve) => { acks.set(id, resolve); child?.send({ seq: id, mode }) })
+    },
+    kill,
+    restart: async () => { await kill(); await spawn() }
+  }
+}
+
+/** Several upstream processes, all killed at teardown. */
+export async function startUpstreamProcesses (t: { teardown: (fn: () => Promise<void>) => void }, names: string[]): Promise<UpstreamProcess[]> {
+  const started = await Promise.all(names.map(async (name) => await startUpstreamProcess(name)))
+  t.teardown(async () => { await Promise.all(started.map(async (upstream) => await upstream.kill())) })
+  return started
+}

@@ -1,0 +1,86 @@
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { loadConfig } from '../../../src/config/load-config.js'
+import { ConfigError } from '../../../src/config/settings.js'
+
+function refuses (t: Test, load: () => unknown, key: string, problem?: RegExp): void {
+  try {
+    load()
+  } catch (err) {
+    t.type(err, ConfigError, `${key}: a ConfigError`)
+    t.equal((err as ConfigError).key, key, `${key}: the error's key`)
+    if (problem !== undefined) t.match((err as Error).message, problem)
+    return
+  }
+  t.fail(`${key}: expected a ConfigError`)
+}
+
+function yamlFile (t: Test, text: string): string {
+  return join(t.testdir({ 'gateway.yaml': text }), 'gateway.yaml')
+}
+
+t.test('UPSTREAM_URL alone is one upstream named default, in its own group', async (t) => {
+  const config = loadConfig({ env: { UPSTREAM_URL: 'http://127.0.0.1:9/v1' } })
+  t.equal(config.upstreams.length, 1)
+  t.match(config.upstreams[0], { name: 'default', group: 'default', weight: 1, apiKey: '', headers: {} })
+  t.equal(config.upstreams[0]!.url.href, 'http://127.0.0.1:9/v1')
+})
+
+t.test('a YAML upstreams list: defaults for weight and group, keys from the environment', async (t) => {
+  const file = yamlFile(t, [
+    'upstreams:',
+    '  - name: a',
+    '    url: https://api.openai.com/v1',
+    '    api_key_env: KEY_A',
+    '    group: project-1',
+    '  - name: vllm-0',
+    '    url: http://10.0.0.2:8000/v1?x=1',
+    '    weight: 2.5',
+    '    headers: { X-Session-Id: "{session}" }'
+  ].join('\n'))
+  const config = loadConfig({ file, env: { HOST: '127.0.0.1', KEY_A: 'sk-a' } })
+  t.match(config.upstreams, [
+    { name: 'a', group: 'project-1', weight: 1, apiKey: 'sk-a' },
+    { name: 'vllm-0', group: 'vllm-0', weight: 2.5, apiKey: '', headers: { 'x-session-id': '{session}' } }
+  ])
+})
+
+t.test('UPSTREAMS in the environment is the same list as JSON', async (t) => {
+  const config = loadConfig({ env: { HOST: '127.0.0.1', UPSTREAMS: JSON.stringify([{ name: 'x', url: 'http://127.0.0.1:1' }, { name: 'y', url: 'http://127.0.0.1:2', api_key: 'sk-y' }]) } })
+  t.same(config.upstreams.map((u) => u.name), ['x', 'y'])
+  t.equal(config.upstreams[1]!.apiKey, 'sk-y')
+})
+
+t.test('every upstreams error names its key', async (t) => {
+  const list = (items: unknown[]): Record<string, string> => ({ UPSTREAMS: JSON.stringify(items) })
+  refuses(t, () => loadConfig({ env: { UPSTREAMS: '{nope' } }), 'UPSTREAMS', /JSON array/)
+  refuses(t, () => loadConfig({ env: { UPSTREAMS: '{}' } }), 'UPSTREAMS', /list/)
+  refuses(t, () => loadConfig({ env: list([{ url: 'http://x' }]) }), 'UPSTREAMS[0].name', /required/)
+  refuses(t, () => loadConfig({ env: list([{ name: 'a' }]) }), 'UPSTREAMS[0].url', /required/)
+  refuses(t, () => loadConfig({ env: list([{ name: 'A b', url: 'http://x' }]) }), 'UPSTREAMS[0].name', /a-z/)
+  refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'http://x' }, { name: 'a', url: 'http://y' }]) }), 'UPSTREAMS[1].name', /twice/)
+  refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'ftp://x' }]) }), 'UPSTREAMS[0].url', /http/)
+  refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'http://x', weight: 0 }]) }), 'UPSTREAMS[0].weight', /above 0/)
+  refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'http://x', wieght: 2 }]) }), 'UPSTREAMS[0].wieght', /unknown upstream field/)
+  refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'http://x', group: 'G!' }]) }), 'UPSTREAMS[0].group')
+  refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'http://x', headers: { 'x-a': 'line\nbreak' } }]) }), 'UPSTREAMS[0].headers.x-a', /control/)
+  refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'http://x', api_key: 'k', api_key_env: 'K' }]) }), 'UPSTREAMS[0].api_key_env', /not both/)
+  refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'http://x', api_key_env: 'NOT_SET_HERE' }]) }), 'UPSTREAMS[0].api_key_env', /NOT_SET_HERE, which is not set/)
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'upstreams:\n  - name: a\n') }), 'upstreams[0].url', /required/)
+})
+
+t.test('UPSTREAM_URL and upstreams together is a start-up error naming both', async (t) => {
+  const env = { UPSTREAM_URL: 'http://127.0.0.1:9/v1', UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://127.0.0.1:1' }]) }
+  refuses(t, () => loadConfig({ env }), 'UPSTREAM_URL', /UPSTREAM_URL or UPSTREAMS, not both/)
+  const file = yamlFile(t, 'upstream:\n  url: http://127.0.0.1:9\nupstreams:\n  - name: a\n    url: http://127.0.0.1:1\n')
+  refuses(t, () => loadConfig({ file }), 'upstream.url', /not both/)
+  // The example file writes upstream.url at its default: that names no upstream of its own.
+  const atDefault = yamlFile(t, 'upstream:\n  url: https://api.openai.com/v1\nupstreams:\n  - name: a\n    url: http://127.0.0.1:1\n')
+  t.same(loadConfig({ file: atDefault }).upstreams.map((u) => u.name), ['a'])
+})
+
+t.test('a per-upstream key is managed mode: beyond loopback it needs gateway keys', async (t) => {
+  const env = { HOST: '0.0.0.0', UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x', api_key: 'sk-a' }, { name: 'b', url: 'http://y' }]) }
+  refuses(t, () => loadConfig({ env }), 'GATEWAY_API_KEYS', /managed mode/)
+  t.ok(loadConfig({ env: { ...env, GATEWAY_API_KEYS: 'gw-1' } }))
+})

@@ -1,0 +1,35 @@
+import t from 'tap'
+import { retryAfterMs, UpstreamHealth } from '../../../src/upstream/upstream-health.js'
+
+t.test('ejected after N failures in a row, for a cooldown that doubles on repeated ejection, up to the cap', async (t) => {
+  let now = 1_000
+  const health = new UpstreamHealth({ failuresToEject: 3, cooldownMs: 5_000, maxCooldownMs: 12_000, now: () => now })
+  t.equal(health.recordFailure(), 0)
+  health.recordSuccess()
+  t.equal(health.recordFailure(), 0, 'a success in between starts the count again')
+  t.equal(health.recordFailure(), 0)
+  t.equal(health.recordFailure(), 5_000, 'the third in a row ejects for the first cooldown')
+  t.notOk(health.isHealthy())
+  t.match(health.report(), { state: 'ejected', ejected_for_ms: 5_000 })
+  now += 5_000
+  t.ok(health.isHealthy(), 'tried again after the cooldown')
+  t.equal(health.recordFailure(), 10_000, 'on probation one failure ejects again, for twice as long')
+  now += 10_000
+  t.equal(health.recordFailure(), 12_000, 'capped')
+  now += 12_000
+  health.recordSuccess()
+  t.equal(health.recordFailure(), 0, 'a success clears the probation')
+})
+
+t.test("a 429's retry-after is the least cooldown", async (t) => {
+  const health = new UpstreamHealth({ failuresToEject: 1, cooldownMs: 1_000, maxCooldownMs: 60_000, now: () => 0 })
+  t.equal(health.recordFailure(30_000), 30_000)
+})
+
+t.test('retry-after: seconds or an HTTP date', async (t) => {
+  const h = (value: string): Buffer[] => [Buffer.from('Retry-After'), Buffer.from(value)]
+  t.equal(retryAfterMs(h('7')), 7_000)
+  t.equal(retryAfterMs(h(new Date(61_000).toUTCString()), 1_000), 60_000)
+  t.equal(retryAfterMs(h('soon')), 0)
+  t.equal(retryAfterMs([]), 0)
+})
