@@ -129,17 +129,20 @@ export function list (): Parse<string[]> {
   }
 }
 
+/** A structured value: as YAML gave it, or parsed from the JSON an environment variable holds. */
+export function jsonFromEnvironment (raw: unknown, key: string, expected: string): unknown {
+  if (typeof raw !== 'string') return raw
+  try {
+    return JSON.parse(raw)
+  } catch {
+    throw new ConfigError(key, expected)
+  }
+}
+
 /** Header name → string: a YAML mapping, or a JSON object in the environment. */
 export function headerMap (): Parse<Record<string, string>> {
   return (raw, key) => {
-    let value = raw
-    if (typeof raw === 'string') {
-      try {
-        value = JSON.parse(raw)
-      } catch {
-        throw new ConfigError(key, 'expected a JSON object of header names to values')
-      }
-    }
+    const value = jsonFromEnvironment(raw, key, 'expected a JSON object of header names to values')
     if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(key, 'expected a mapping of header names to values')
     const out: Record<string, string> = {}
     for (const [name, v] of Object.entries(value as Record<string, unknown>)) {

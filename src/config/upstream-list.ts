@@ -4,7 +4,7 @@
  * checked here; keys named by `api_key_env` are read in load-config.ts, the one reader of the
  * environment.
  */
-import { ConfigError, headerMap, httpUrl, integer, secret, text, type Parse } from './settings.js'
+import { ConfigError, headerMap, httpUrl, integer, jsonFromEnvironment, secret, text, type Parse } from './settings.js'
 
 /** One upstream as configured. */
 export interface UpstreamSpec {
@@ -32,14 +32,7 @@ const FIELDS = new Set(['name', 'url', 'weight', 'api_key', 'api_key_env', 'head
 /** A YAML list, or a JSON array in the environment; [] when unset. */
 export function upstreamList (): Parse<UpstreamSpec[]> {
   return (raw, key) => {
-    let value = raw
-    if (typeof raw === 'string') {
-      try {
-        value = JSON.parse(raw)
-      } catch {
-        throw new ConfigError(key, 'expected a JSON array of upstreams ({"name","url",…})')
-      }
-    }
+    const value = jsonFromEnvironment(raw, key, 'expected a JSON array of upstreams ({"name","url",…})')
     if (!Array.isArray(value)) throw new ConfigError(key, 'expected a list of upstreams')
     const specs = value.map((item, i) => parseUpstream(item, `${key}[${i}]`))
     const seen = new Set<string>()

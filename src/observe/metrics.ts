@@ -38,6 +38,29 @@ interface TransportChildren {
 /** Model names kept as label values; later ones are counted as `other`, so the series stay bounded. */
 export const MAX_MODEL_LABELS = 20
 const TOKEN_TYPES = ['input', 'cached', 'output', 'reasoning'] as const
+type TokenType = typeof TOKEN_TYPES[number]
+type TokenChildren = Record<TokenType, { inc: (value: number) => void }>
+
+/** The child for `key`, made once by `make`; the map stays bounded by the label sets' own bounds. */
+function cachedChild<C> (children: Map<string, C>, key: string, make: () => C): C {
+  let child = children.get(key)
+  if (child === undefined) {
+    child = make()
+    children.set(key, child)
+  }
+  return child
+}
+
+function tokenChildren (labels: (type: TokenType) => { inc: (value: number) => void }): TokenChildren {
+  return { input: labels('input'), cached: labels('cached'), output: labels('output'), reasoning: labels('reasoning') }
+}
+
+function addTokens (children: TokenChildren, input: number, cached: number, output: number, reasoning: number): void {
+  children.input.inc(input)
+  children.cached.inc(cached)
+  children.output.inc(output)
+  children.reasoning.inc(reasoning)
+}
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
 
@@ -59,6 +82,11 @@ export class GatewayMetrics {
   readonly #cacheMisses: Counter<'reason'>
   readonly #modelTokens: Counter<'model' | 'type'>
   readonly #models = new Set<string>()
+  /** Bound children, by label values: prom-client hashes a labels object on every call otherwise. */
+  readonly #tokenChildren = new Map<string, TokenChildren>()
+  readonly #modelChildren = new Map<string, TokenChildren>()
+  readonly #outcomeChildren = new Map<string, { inc: () => void }>()
+  readonly #reasonChildren = new Map<string, { inc: () => void }>()
   readonly #requestChildren = new Map<string, { inc: () => void }>()
   readonly #ttfbChildren = new Map<string, { observe: (value: number) => void }>()
   readonly #byTransport: Record<Transport, TransportChildren>
@@ -143,10 +171,8 @@ export class GatewayMetrics {
   }
 
   tokensUsed (usage: TokenUsage, upstream: string): void {
-    this.#tokens.inc({ type: 'input', upstream }, usage.input)
-    this.#tokens.inc({ type: 'cached', upstream }, usage.cached)
-    this.#tokens.inc({ type: 'output', upstream }, usage.output)
-    this.#tokens.inc({ type: 'reasoning', upstream }, usage.reasoning)
+    const children = cachedChild(this.#tokenChildren, upstream, () => tokenChildren((type) => this.#tokens.labels(type, upstream)))
+    addTokens(children, usage.input, usage.cached, usage.output, usage.reasoning)
   }
 
   #ttfbChild (transport: Transport, upstream: string): { observe: (value: number) => void } {
@@ -161,11 +187,12 @@ export class GatewayMetrics {
 
   /** A model call's record: its cache outcome, miss reason and tokens by model. */
   callRecorded (record: CallRecord): void {
-    this.#cacheRequests.inc({ outcome: record.cache })
-    if (record.missReason !== null) this.#cacheMisses.inc({ reason: record.missReason })
+    cachedChild(this.#outcomeChildren, record.cache, () => this.#cacheRequests.labels(record.cache)).inc()
+    const reason = record.missReason
+    if (reason !== null) cachedChild(this.#reasonChildren, reason, () => this.#cacheMisses.labels(reason)).inc()
     const model = this.#modelLabel(record.model)
-    const counts = { input: record.input, cached: record.cached, output: record.output, reasoning: record.reasoning }
-    for (const type of TOKEN_TYPES) this.#modelTokens.inc({ model, type }, counts[type])
+    const children = cachedChild(this.#modelChildren, model, () => tokenChildren((type) => this.#modelTokens.labels(model, type)))
+    addTokens(children, record.input, record.cached, record.output, record.reasoning)
   }
 
   #modelLabel (model: string | null): string {

@@ -41,7 +41,7 @@ export function logExchange (logger: Logger, { transport, method, path, session,
   const ws = outcome.webSocket
   const ttfbMs = outcome.ttfbMs < 0 ? null : round(outcome.ttfbMs)
   if (ws === undefined) {
-    // The hot path's line: one flat object, no keys that would be undefined.
+    // The hot path's line: one flat object (keys left undefined are not written).
     logger.info({
       method,
       path,

@@ -106,16 +106,12 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
         return await closing
       }
       stopProbes()
-      closing = (async () => {
-        const times = { delayMs: config.server.shutdownDelayMs, graceMs: config.server.shutdownGraceMs }
-        const cut = await drain.run(server, times)
+      closing = drain.run(server, { delayMs: config.server.shutdownDelayMs, graceMs: config.server.shutdownGraceMs }).then(async (cut) => {
         // Streams cut after the grace period take their upstream requests with them.
         await (cut > 0 ? upstream.destroy() : upstream.close())
-        await store.close()
-        await metricsServer?.close()
-        await exchanges.tracer?.shutdown(TRACE_FLUSH_MS)
+        await Promise.all([store.close(), metricsServer?.close(), exchanges.tracer?.shutdown(TRACE_FLUSH_MS)])
         return cut
-      })()
+      })
       return await closing
     }
   }
