@@ -6,8 +6,8 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 
-/** The content type of every error body the gateway writes. */
-export const ERROR_CONTENT_TYPE = 'application/json; charset=utf-8'
+/** The content type of every JSON body the gateway writes itself (errors, admin and health routes). */
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
 
 export type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'rate_limit_error' | 'server_error' | 'upstream_error'
 
@@ -32,7 +32,7 @@ export class GatewayError extends Error {
   /** Answers on a ServerResponse (a proxied request, the gateway's own routes, an upgrade's socket) and ends it. */
   send (res: ServerResponse): void {
     const body = this.body()
-    res.writeHead(this.status, { ...this.headers, 'content-type': ERROR_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
+    res.writeHead(this.status, { ...this.headers, 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
     res.end(body)
   }
 
@@ -44,7 +44,7 @@ export class GatewayError extends Error {
     const body = this.body()
     let head = `HTTP/1.1 ${this.status} ${STATUS_CODES[this.status] ?? 'Error'}\r\n`
     for (const [name, value] of Object.entries(this.headers)) head += `${name}: ${value}\r\n`
-    socket.end(`${head}content-type: ${ERROR_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+    socket.end(`${head}content-type: ${JSON_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
   }
 }
 

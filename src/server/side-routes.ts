@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { errors, GatewayError } from '../errors.js'
+import { errors, GatewayError, JSON_CONTENT_TYPE } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
 
 /** A request to one of the gateway's own routes, with its parsed URL and path parameters. */
@@ -93,6 +93,6 @@ export class SideRoutes {
 /** A JSON answer that no cache keeps. */
 export function sendJson (res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.writeHead(status, { 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
   res.end(text)
 }

@@ -1,33 +1,15 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { allSettings, loadConfig, type GatewayConfig } from '../../../src/config/load-config.js'
-import { ConfigError } from '../../../src/config/settings.js'
 import { upstreamTarget } from '../../../src/upstream/upstream-path.js'
+import { refuses, yamlFile } from '../../support/config-checks.js'
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', '..', 'config.example.yaml')
 
 /** The config as plain data: `upstream.url` becomes its href, so deep equality really compares it. */
 function plain (config: GatewayConfig): unknown {
   return JSON.parse(JSON.stringify(config))
-}
-
-/** Asserts that `load` throws a ConfigError for `key` whose message names it. */
-function refuses (t: Test, load: () => unknown, key: string, problem?: RegExp): void {
-  try {
-    load()
-  } catch (err) {
-    t.type(err, ConfigError, `${key}: a ConfigError`)
-    t.equal((err as ConfigError).key, key, `${key}: the error's key`)
-    t.match((err as Error).message, key, `${key}: the message names it`)
-    if (problem !== undefined) t.match((err as Error).message, problem)
-    return
-  }
-  t.fail(`${key}: expected a ConfigError`)
-}
-
-function yamlFile (t: Test, text: string): string {
-  return join(t.testdir({ 'gateway.yaml': text }), 'gateway.yaml')
 }
 
 t.test('defaults when nothing is set', async (t) => {

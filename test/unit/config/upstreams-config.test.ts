@@ -1,23 +1,6 @@
-import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { loadConfig } from '../../../src/config/load-config.js'
-import { ConfigError } from '../../../src/config/settings.js'
-
-function refuses (t: Test, load: () => unknown, key: string, problem?: RegExp): void {
-  try {
-    load()
-  } catch (err) {
-    t.type(err, ConfigError, `${key}: a ConfigError`)
-    t.equal((err as ConfigError).key, key, `${key}: the error's key`)
-    if (problem !== undefined) t.match((err as Error).message, problem)
-    return
-  }
-  t.fail(`${key}: expected a ConfigError`)
-}
-
-function yamlFile (t: Test, text: string): string {
-  return join(t.testdir({ 'gateway.yaml': text }), 'gateway.yaml')
-}
+import { refuses, yamlFile } from '../../support/config-checks.js'
 
 t.test('UPSTREAM_URL alone is one upstream named default, in its own group', async (t) => {
   const config = loadConfig({ env: { UPSTREAM_URL: 'http://127.0.0.1:9/v1' } })
