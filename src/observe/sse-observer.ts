@@ -35,7 +35,7 @@ export class SseObserver {
   /** The current line is data of an unwanted event (or too large): drop it without copying. */
   #skippingLine = false
   #type: string | undefined
-  #data: Buffer[] = []
+  #data: string[] = []
   #dataBytes = 0
   #overflow = false
   #stopped = false
@@ -45,9 +45,9 @@ export class SseObserver {
 
   constructor ({ types, wants, onEvent, maxEventBytes = 1024 * 1024 }: SseObserverOptions) {
     if (types !== undefined) {
-      const names = new Set(types)
-      this.#typeBytes = types.map((name) => ({ name, bytes: Buffer.from(name) }))
-      this.#wants = (type) => names.has(type)
+      const compiled = compileTypes(types)
+      this.#typeBytes = compiled.bytes
+      this.#wants = compiled.wants
     } else if (wants !== undefined) {
       this.#wants = wants
     } else {
@@ -143,7 +143,8 @@ export class SseObserver {
         this.#data = []
         return
       }
-      this.#data.push(Buffer.from(buf.subarray(from, end)))
+      // A whole line, so no UTF-8 sequence is cut: decoded once, no copy of its bytes kept.
+      this.#data.push(buf.toString('utf8', from, end))
     } else if (lineEnd - start > this.#maxLineBytes) {
       this.#overflow = true // as when the line arrives in pieces (#keepPartial)
     } else if (startsWithAt(buf, start, EVENT_PREFIX)) {
@@ -160,12 +161,30 @@ export class SseObserver {
     // The type is checked again: data lines read before a late `event:` line were kept.
     const wanted = !this.#overflow && data.length > 0 && (type === undefined || this.#wants(type))
     this.#type = undefined
-    this.#data = []
+    if (data.length > 0) this.#data = []
     this.#dataBytes = 0
     this.#overflow = false
     // Multiple data lines of one event are joined with "\n" (the SSE rule).
-    if (wanted) this.#onEvent(type, data.length === 1 ? data[0]!.toString('utf8') : data.map((d) => d.toString('utf8')).join('\n'))
+    if (wanted) this.#onEvent(type, data.length === 1 ? data[0]! : data.join('\n'))
   }
+}
+
+interface CompiledTypes {
+  bytes: Array<{ name: string, bytes: Buffer }>
+  wants: (type: string) => boolean
+}
+
+/** A `types` list as bytes and a lookup, made once per list: the relay makes an observer per response. */
+const compiledTypes = new WeakMap<readonly string[], CompiledTypes>()
+
+function compileTypes (types: readonly string[]): CompiledTypes {
+  let compiled = compiledTypes.get(types)
+  if (compiled === undefined) {
+    const names = new Set(types)
+    compiled = { bytes: types.map((name) => ({ name, bytes: Buffer.from(name) })), wants: (type) => names.has(type) }
+    compiledTypes.set(types, compiled)
+  }
+  return compiled
 }
 
 /** Stands for every event type not asked for; no real type has a NUL in it. */
