@@ -5,13 +5,14 @@
  * Writes a markdown report to bench/results/ and stdout; progress goes to stderr.
  * See bench/README.md, or `node bench/run.mjs --help`.
  */
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { GATEWAY_CLI, GATEWAY_ID, proxiesToRun, ROOT } from './lib/contenders.mjs'
 import { describeBuild, describeMachine, findTools } from './lib/machine.mjs'
 import { readOptions, USAGE } from './lib/options.mjs'
-import { openFileLimits } from './lib/processes.mjs'
+import { openFileLimits, pinProcesses } from './lib/processes.mjs'
 import { summarizeCpuProfile } from './report/cpu-profile.mjs'
 import { renderReport } from './report/render.mjs'
 import { footprint } from './scenarios/footprint.mjs'
@@ -30,6 +31,25 @@ const SCENARIOS = [
   // Not in the default set: it compares the gateway with itself, not with the anchors.
   { key: 'f', name: 'routing', run: routingCost }
 ]
+
+/**
+ * With two CPUs or more, the measured proxy runs alone on the last one and everything else (the
+ * upstream, wrk, this process with its own load generators) on the others.
+ */
+function placeProcesses (run, machine) {
+  const { tools, options } = run
+  if (!options.pin || tools.taskset === undefined || machine.cpus < 2) {
+    run.placement = 'not pinned'
+    run.note(`Processes not pinned to CPUs (${!options.pin ? '--no-pin' : tools.taskset === undefined ? 'taskset not found' : 'one CPU'}): the proxy shares its CPU with the load it serves, so rounds vary more.`)
+    return
+  }
+  const last = machine.cpus - 1
+  const load = last === 1 ? '0' : `0-${last - 1}`
+  pinProcesses({ taskset: tools.taskset, proxy: String(last), load })
+  spawnSync(tools.taskset, ['-a', '-p', '-c', load, String(process.pid)], { stdio: 'ignore' })
+  run.placement = `proxy on CPU ${last}; upstream, load generator and bench on CPU ${load}`
+  run.note(`Pinned (taskset): the measured proxy alone on CPU ${last}; the upstream, the load generator and the bench on CPU ${load}.`)
+}
 
 async function main () {
   let options
@@ -68,7 +88,8 @@ async function main () {
   if (tools.wrk === undefined) {
     run.note(`wrk ${options.without.includes('wrk') ? 'left out (--without wrk)' : 'is not installed'}: (a) load comes from an undici pool inside the bench process, which competes with the proxies for CPU (\`apt-get install wrk\`).`)
   }
-  if (machine.cpus < 4) run.note(`${machine.cpus} CPUs: the load generator, the upstream and the proxy share them, so absolute figures are low and rounds vary; compare ratios.`)
+  placeProcesses(run, machine)
+  if (machine.cpus < 4) run.note(`${machine.cpus} CPUs: ${run.placement === 'not pinned' ? 'the load generator, the upstream and the proxy share them' : 'the load generator and the upstream share what the proxy does not have'}, so absolute figures are low and rounds vary; compare ratios.`)
   run.progress(`scratch directory ${run.dir}`)
 
   const results = {}

@@ -47,12 +47,13 @@ export async function startStaticUpstream (run) {
   const port = await freePort()
   const file = join(run.dir, 'nginx-upstream.conf')
   writeFileSync(file, staticUpstreamConfig({ dir: run.dir, port, body: SHORT_STREAM, workerConnections: nginxConnections(run), fileLimit: run.fileLimit }))
-  return await startNginx(run, 'nginx (static upstream)', file, port)
+  return await startNginx(run, 'nginx (static upstream)', file, port, 'load')
 }
 
 export async function startNodeUpstream (run, name = 'node-upstream') {
   const port = await freePort()
   const proc = startProcess(name, process.execPath, [join(BENCH, 'upstream', 'node-upstream.mjs'), String(port)], {
+    role: 'load',
     env: { PATH: process.env.PATH ?? '' },
     logFile: join(run.dir, `${name}.log`)
   })
@@ -74,13 +75,14 @@ async function startNginxProxy (run, upstream) {
   writeFileSync(file, reverseProxyConfig({
     dir: run.dir, port, upstreamPort: new URL(upstream.origin).port, sessionId: SESSION, workerConnections: nginxConnections(run), fileLimit: run.fileLimit
   }))
-  return await startNginx(run, 'nginx', file, port)
+  return await startNginx(run, 'nginx', file, port, 'proxy')
 }
 
-async function startNginx (run, name, file, port) {
+async function startNginx (run, name, file, port, role) {
   const slug = name.replace(/\W+/g, '-')
   // -e: the log for errors before the config's error_log applies (the default may be unwritable).
   const proc = startProcess(name, run.tools.nginx, ['-p', run.dir, '-c', file, '-e', join(run.dir, `${slug}-startup.log`), '-g', 'daemon off;'], {
+    role,
     env: { PATH: process.env.PATH ?? '' },
     logFile: join(run.dir, `${slug}.log`)
   })
@@ -91,6 +93,7 @@ function startNodeProxy (script) {
   return async (run, upstream) => {
     const port = await freePort()
     const proc = startProcess(script, process.execPath, [join(BENCH, 'proxies', script)], {
+      role: 'proxy',
       env: { PATH: process.env.PATH ?? '', UPSTREAM_ORIGIN: upstream.origin, PORT: String(port) },
       cwd: ROOT,
       logFile: join(run.dir, `${script}.log`)
@@ -105,6 +108,7 @@ async function startGateway (run, upstream, { name = 'session-gateway', env = {}
   const port = await freePort()
   const profile = run.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${run.cpuProfileDir}`]
   const proc = startProcess(name, process.execPath, [...profile, GATEWAY_CLI], {
+    role: 'proxy',
     // Exactly these settings: nothing from the caller's environment (REDIS_URL, CONFIG_FILE…).
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), UPSTREAM_URL: `${upstream.origin}/v1`, LOG_LEVEL: 'info', ...env },
     cwd: ROOT,
@@ -121,6 +125,7 @@ async function startGateway (run, upstream, { name = 'session-gateway', env = {}
 async function startTracedGateway (run, upstream) {
   const sinkPort = await freePort()
   const sink = startProcess('otlp-sink', process.execPath, [join(BENCH, 'upstream', 'otlp-sink.mjs'), String(sinkPort)], {
+    role: 'load',
     env: { PATH: process.env.PATH ?? '' },
     logFile: join(run.dir, 'otlp-sink.log')
   })

@@ -26,12 +26,13 @@ function versionOf (command, args) {
   return `${stdout ?? ''}${stderr ?? ''}`.trim().split('\n')[0] || 'unknown version'
 }
 
-/** `{ nginx, wrk }`: paths of the tools to use; a tool in `without` counts as missing. */
+/** `{ nginx, wrk, taskset }`: paths of the tools to use; a tool in `without` counts as missing. */
 export function findTools (without) {
   const tools = {}
   for (const name of ['nginx', 'wrk']) {
     if (!without.includes(name)) tools[name] = findExecutable(name)
   }
+  tools.taskset = findExecutable('taskset')
   return tools
 }
 

@@ -30,7 +30,9 @@ Options
                        summarise its profile in the report
   --out FILE           where to write the report (default bench/results/latest.md,
                        bench/results/smoke.md for --smoke)
-  --keep               keep the scratch directory (logs, nginx configs)`
+  --keep               keep the scratch directory (logs, nginx configs)
+  --no-pin             do not pin processes to CPUs (default with 2+ CPUs and taskset:
+                       the measured proxy alone on the last CPU, everything else on the rest)`
 
 const MODES = {
   full: {
@@ -75,6 +77,7 @@ export function readOptions (argv) {
       'cpu-prof': { type: 'boolean' },
       out: { type: 'string' },
       keep: { type: 'boolean' },
+      'no-pin': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -109,6 +112,7 @@ export function readOptions (argv) {
     proxies,
     cpuProfile: values['cpu-prof'] === true,
     out: values.out,
-    keep: values.keep === true
+    keep: values.keep === true,
+    pin: values['no-pin'] !== true
   }
 }

@@ -16,6 +16,24 @@ process.once('exit', () => { for (const child of live) child.kill('SIGKILL') })
 /** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ, 100 on Linux). */
 const TICKS_PER_SECOND = 100
 
+/**
+ * Where the run's processes may run: `taskset -c` CPU lists by role (`proxy`: the process
+ * measured; `load`: the upstream, the load generator and the bench itself), or undefined when
+ * nothing is pinned. A measured proxy alone on its CPU is not preempted by the load generator
+ * it is serving, which is most of what made one round differ from the next on a small machine.
+ */
+let placement
+
+export function pinProcesses (cpus) {
+  placement = cpus
+}
+
+/** `[command, args]`, run by taskset on the CPUs of `role` when the run pins processes. */
+export function pinned (role, command, args) {
+  const cpus = role === undefined ? undefined : placement?.[role]
+  return cpus === undefined ? [command, args] : [placement.taskset, ['-c', cpus, command, ...args]]
+}
+
 /** A loopback port nothing listens on right now. */
 export async function freePort () {
   const server = createServer()
@@ -29,11 +47,14 @@ export async function freePort () {
 
 /**
  * Starts `command` with stdout and stderr appended to `logFile`. The returned handle knows
- * whether the process is still running and how to stop it.
+ * whether the process is still running and how to stop it. `role` (`proxy` or `load`) pins it
+ * to that role's CPUs when the run pins processes.
  */
-export function startProcess (name, command, args, { env, logFile, cwd }) {
+export function startProcess (name, command, args, { env, logFile, cwd, role }) {
   const fd = openSync(logFile, 'a')
-  const child = spawn(command, args, { env, cwd, stdio: ['ignore', fd, fd] })
+  // taskset execs the command: the pid stays the process measured.
+  const [file, argv] = pinned(role, command, args)
+  const child = spawn(file, argv, { env, cwd, stdio: ['ignore', fd, fd] })
   closeSync(fd)
   live.add(child)
   let exit

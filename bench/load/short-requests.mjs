@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { Pool } from 'undici'
+import { pinned } from '../lib/processes.mjs'
 import { percentile } from '../lib/stats.mjs'
 
 const WRK_SCRIPT = join(import.meta.dirname, 'wrk-post.lua')
@@ -21,8 +22,9 @@ export async function runShortRequests (options) {
 
 async function runWithWrk ({ url, body, connections, seconds, wrk }) {
   const args = ['-t1', `-c${connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '--timeout', '10s', '-s', WRK_SCRIPT, url]
+  const [file, argv] = pinned('load', wrk, args)
   const stdout = await new Promise((resolve, reject) => {
-    execFile(wrk, args, { env: { ...process.env, BENCH_BODY: body.toString('utf8') }, maxBuffer: 1 << 20 }, (err, out, errOut) => {
+    execFile(file, argv, { env: { ...process.env, BENCH_BODY: body.toString('utf8') }, maxBuffer: 1 << 20 }, (err, out, errOut) => {
       if (err) reject(new Error(`wrk failed: ${err.message}\n${errOut}`))
       else resolve(out)
     })

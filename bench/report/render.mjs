@@ -93,6 +93,7 @@ function machineLines (run, machine, startedAt, elapsedMs) {
     `- **Software:** ${tools.join(' · ')} · open-file limit ${run.fileLimit.toLocaleString('en')}`,
     `- **Measured:** session-gateway \`dist/src/cli.js\` ${built}, from ${source}`,
     `- **Run:** ${run.options.mode} mode, started ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, took ${(elapsedMs / 60000).toFixed(1)} min; 1-min load average ${load} (start → end; above the CPU count, other work shared the machine)`,
+    `- **CPUs:** ${run.placement ?? 'not pinned'}`,
     '- **Rerun:** `npm run bench` (full), `npm run bench -- --quick`, `npm run bench:smoke`; see bench/README.md'
   ]
 }

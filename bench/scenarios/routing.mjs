@@ -53,6 +53,7 @@ export async function routingCost (run) {
 async function startGateway (run, name, env) {
   const port = await freePort()
   const proc = startProcess(name, process.execPath, [GATEWAY_CLI], {
+    role: 'proxy',
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
     cwd: ROOT,
     logFile: join(run.dir, `${name}.log`)

@@ -204,6 +204,9 @@ export function responseModel (data: string): string | undefined {
   return MODEL.exec(data)?.[1]
 }
 
+/** The usage object exactly as the Responses API writes it; any other shape is parsed as JSON. */
+const USUAL_USAGE = /^\{"input_tokens":(\d{1,15}),"input_tokens_details":\{"cached_tokens":(\d{1,15})\},"output_tokens":(\d{1,15}),"output_tokens_details":\{"reasoning_tokens":(\d{1,15})\},"total_tokens":\d{1,15}\}$/
+
 /**
  * The `usage` object of a final event, found from its end: the last `"usage":{` key, whose
  * object is cut out by brace matching and parsed alone. Undefined unless it has token counts.
@@ -224,7 +227,10 @@ export function trailingUsage (data: string): unknown {
     } else if (c === 0x7b) {
       depth++
     } else if (c === 0x7d && --depth === 0) {
-      const usage = parseJson(data.slice(start, i + 1)) as { input_tokens?: unknown } | undefined
+      const text = data.slice(start, i + 1)
+      const usual = USUAL_USAGE.exec(text)
+      if (usual !== null) return { input_tokens: Number(usual[1]), input_tokens_details: { cached_tokens: Number(usual[2]) }, output_tokens: Number(usual[3]), output_tokens_details: { reasoning_tokens: Number(usual[4]) } }
+      const usage = parseJson(text) as { input_tokens?: unknown } | undefined
       return typeof usage?.input_tokens === 'number' ? usage : undefined
     }
   }

@@ -1,0 +1,24 @@
+import t from 'tap'
+import { trailingUsage } from '../../../src/observe/response-observer.js'
+import { tokenUsage } from '../../../src/observe/responses-api.js'
+
+const finalEvent = (usage: string): string => `{"type":"response.completed","sequence_number":7,"response":{"id":"resp_1","output":[{"text":"\\"usage\\":{\\"input_tokens\\":999}"}],"usage":${usage}}}`
+
+t.test('the usage of a final event reads the same by the quick path and by JSON.parse', async (t) => {
+  const shapes = [
+    // As the Responses API writes it: the quick path.
+    '{"input_tokens":1536,"input_tokens_details":{"cached_tokens":1024},"output_tokens":38,"output_tokens_details":{"reasoning_tokens":12},"total_tokens":1574}',
+    // Other orders, extra keys, spacing, a missing detail: parsed.
+    '{"output_tokens":38,"input_tokens":1536,"input_tokens_details":{"cached_tokens":1024},"output_tokens_details":{"reasoning_tokens":12},"total_tokens":1574}',
+    '{"input_tokens":1536,"input_tokens_details":{"cached_tokens":1024,"audio_tokens":3},"output_tokens":38,"output_tokens_details":{"reasoning_tokens":12},"total_tokens":1574}',
+    '{ "input_tokens": 1536, "input_tokens_details": { "cached_tokens": 1024 }, "output_tokens": 38, "total_tokens": 1574 }'
+  ]
+  for (const usage of shapes) {
+    t.same(tokenUsage(trailingUsage(finalEvent(usage))), tokenUsage(JSON.parse(usage)), usage)
+  }
+})
+
+t.test('no usage from a final event without token counts', async (t) => {
+  t.equal(trailingUsage(finalEvent('{"total_tokens":5}')), undefined)
+  t.equal(trailingUsage('{"type":"response.completed","response":{"id":"resp_1"}}'), undefined)
+})
