@@ -1,39 +1,42 @@
 /**
- * The per-request metric families, kept as plain cells: recording is a field add on a cell
- * bound once per label set. prom-client's own Counter/Histogram hash the labels object on
- * every call, bound children included (about 0.4 µs a call, ~15 calls a request); these
- * families skip that and hand prom-client's Registry the same values when it is scraped,
- * so `/metrics` reads exactly as before.
+ * Prometheus metric families kept as plain cells, and their text exposition (format 0.0.4).
+ * Recording is a field add on a cell bound once per label set: prom-client's Counter and
+ * Histogram hashed a labels object on every call, bound children included (~0.4 µs a call,
+ * ~15 calls a request), and loading prom-client cost ~55 ms of start and pulled in
+ * @opentelemetry/api for its exemplars even with tracing off.
  */
 
 type MetricType = 'counter' | 'gauge' | 'histogram'
 
-/** What prom-client's Registry reads from a registered metric. */
-interface MetricValue {
-  labels: Record<string, string | number>
-  sharedLabels?: Record<string, string>
-  value: number
-  metricName?: string
+/** A family renders its `# HELP`, `# TYPE` and sample lines. */
+export interface MetricFamily {
+  render: (lines: string[]) => void
 }
 
-interface MetricSnapshot {
-  name: string
-  help: string
-  type: MetricType
-  values: MetricValue[]
-  aggregator: 'sum'
+/** The families of one `/metrics` page, in the order they were registered. */
+export class MetricRegistry {
+  static readonly CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+  readonly #families: MetricFamily[] = []
+
+  register (family: MetricFamily): void {
+    this.#families.push(family)
+  }
+
+  render (): string {
+    const blocks = this.#families.map((family) => {
+      const lines: string[] = []
+      family.render(lines)
+      return lines.join('\n')
+    })
+    return blocks.join('\n\n') + '\n'
+  }
 }
 
-/** The part of prom-client's Registry the families register with. */
-export interface MetricRegistry {
-  registerMetric: (metric: never) => void
-}
-
-abstract class Family<Cell extends { labels: Record<string, string> }> {
+abstract class Family<Cell extends { labels: string }> implements MetricFamily {
   readonly #cells = new Map<string, Cell>()
 
   constructor (readonly name: string, readonly help: string, readonly type: MetricType, readonly labelNames: readonly string[], registry: MetricRegistry) {
-    registry.registerMetric(this as never)
+    registry.register(this)
   }
 
   /** The cell of one label set (values in `labelNames` order), made on first use. */
@@ -41,58 +44,38 @@ abstract class Family<Cell extends { labels: Record<string, string> }> {
     const key = values.length === 1 ? values[0]! : values.join('\u0000')
     let cell = this.#cells.get(key)
     if (cell === undefined) {
-      const labels: Record<string, string> = {}
-      this.labelNames.forEach((name, i) => { labels[name] = values[i]! })
-      cell = this.newCell(labels)
+      cell = this.newCell(this.labelNames.map((name, i) => labelPair(name, values[i]!)).join(','))
       this.#cells.set(key, cell)
     }
     return cell
   }
 
-  protected abstract newCell (labels: Record<string, string>): Cell
-  protected abstract valuesOf (cell: Cell): MetricValue[]
+  protected abstract newCell (labels: string): Cell
+  protected abstract renderCell (cell: Cell, lines: string[]): void
 
-  async get (): Promise<MetricSnapshot> {
-    const values: MetricValue[] = []
-    for (const cell of this.#cells.values()) values.push(...this.valuesOf(cell))
-    return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' }
+  render (lines: string[]): void {
+    lines.push(`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} ${this.type}`)
+    for (const cell of this.#cells.values()) this.renderCell(cell, lines)
   }
 }
 
+/** A counter's (or an up-and-down gauge's) value for one label set; `labels` is rendered already. */
 export class CounterCell {
   value = 0
-  constructor (readonly labels: Record<string, string>) {}
-  inc (by = 1): void {
-    this.value += by
-  }
+  constructor (readonly labels: string) {}
 }
 
 export class CounterFamily extends Family<CounterCell> {
-  constructor (name: string, help: string, labelNames: readonly string[], registry: MetricRegistry) {
-    super(name, help, 'counter', labelNames, registry)
+  constructor (name: string, help: string, labelNames: readonly string[], registry: MetricRegistry, type: 'counter' | 'gauge' = 'counter') {
+    super(name, help, type, labelNames, registry)
   }
 
-  protected newCell (labels: Record<string, string>): CounterCell {
+  protected newCell (labels: string): CounterCell {
     return new CounterCell(labels)
   }
 
-  protected valuesOf (cell: CounterCell): MetricValue[] {
-    return [{ labels: cell.labels, value: cell.value }]
-  }
-}
-
-/** A gauge cell counts up and down (exchanges in flight). */
-export class GaugeFamily extends Family<CounterCell> {
-  constructor (name: string, help: string, labelNames: readonly string[], registry: MetricRegistry) {
-    super(name, help, 'gauge', labelNames, registry)
-  }
-
-  protected newCell (labels: Record<string, string>): CounterCell {
-    return new CounterCell(labels)
-  }
-
-  protected valuesOf (cell: CounterCell): MetricValue[] {
-    return [{ labels: cell.labels, value: cell.value }]
+  protected renderCell (cell: CounterCell, lines: string[]): void {
+    lines.push(sample(this.name, cell.labels, cell.value))
   }
 }
 
@@ -102,7 +85,7 @@ export class HistogramCell {
   sum = 0
   count = 0
 
-  constructor (readonly labels: Record<string, string>, private readonly bounds: readonly number[]) {
+  constructor (readonly labels: string, private readonly bounds: readonly number[]) {
     this.counts = new Float64Array(bounds.length + 1)
   }
 
@@ -121,24 +104,55 @@ export class HistogramFamily extends Family<HistogramCell> {
     super(name, help, 'histogram', labelNames, registry)
   }
 
-  protected newCell (labels: Record<string, string>): HistogramCell {
+  protected newCell (labels: string): HistogramCell {
     return new HistogramCell(labels, this.bounds)
   }
 
-  /** The shape prom-client's own histogram exports: cumulative `_bucket`s by `le`, then `_sum`, `_count`. */
-  protected valuesOf (cell: HistogramCell): MetricValue[] {
-    const bucket = `${this.name}_bucket`
-    const values: MetricValue[] = []
+  /** Cumulative `_bucket`s by `le` (then `+Inf`), `_sum` and `_count`, as Prometheus reads them. */
+  protected renderCell (cell: HistogramCell, lines: string[]): void {
+    const rest = cell.labels === '' ? '' : `,${cell.labels}`
     let cumulative = 0
     this.bounds.forEach((le, i) => {
       cumulative += cell.counts[i]!
-      values.push({ labels: { le }, sharedLabels: cell.labels, value: cumulative, metricName: bucket })
+      lines.push(sample(`${this.name}_bucket`, `le="${le}"${rest}`, cumulative))
     })
-    values.push(
-      { labels: { le: '+Inf' }, sharedLabels: cell.labels, value: cell.count, metricName: bucket },
-      { labels: {}, sharedLabels: cell.labels, value: cell.sum, metricName: `${this.name}_sum` },
-      { labels: {}, sharedLabels: cell.labels, value: cell.count, metricName: `${this.name}_count` }
+    lines.push(
+      sample(`${this.name}_bucket`, `le="+Inf"${rest}`, cell.count),
+      sample(`${this.name}_sum`, cell.labels, cell.sum),
+      sample(`${this.name}_count`, cell.labels, cell.count)
     )
-    return values
   }
+}
+
+/** A gauge whose samples are read when the page is rendered (sessions held, upstream health, process figures). */
+export class ReadGauge implements MetricFamily {
+  constructor (readonly name: string, readonly help: string, private readonly read: () => Array<[labels: Record<string, string>, value: number]>, registry: MetricRegistry, readonly type: 'gauge' | 'counter' = 'gauge') {
+    registry.register(this)
+  }
+
+  render (lines: string[]): void {
+    lines.push(`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} ${this.type}`)
+    for (const [labels, value] of this.read()) {
+      lines.push(sample(this.name, Object.entries(labels).map(([name, v]) => labelPair(name, v)).join(','), value))
+    }
+  }
+}
+
+function sample (name: string, labels: string, value: number): string {
+  return `${name}${labels === '' ? '' : `{${labels}}`} ${formatValue(value)}`
+}
+
+function formatValue (value: number): string {
+  if (Number.isNaN(value)) return 'NaN'
+  if (value === Infinity) return '+Inf'
+  if (value === -Infinity) return '-Inf'
+  return String(value)
+}
+
+function labelPair (name: string, value: string): string {
+  return `${name}="${value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`
+}
+
+function escapeHelp (help: string): string {
+  return help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
 }

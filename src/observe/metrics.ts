@@ -1,5 +1,5 @@
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client'
-import { CounterFamily, GaugeFamily, HistogramFamily, type CounterCell, type HistogramCell } from './metric-families.js'
+import { CounterFamily, HistogramFamily, MetricRegistry, ReadGauge, type CounterCell, type HistogramCell } from './metric-families.js'
+import { registerProcessMetrics } from './process-metrics.js'
 import type { FailureKind } from '../relay/upstream-failure.js'
 import type { EndedBy } from '../relay/response-relay.js'
 import type { CallRecord } from '../session/call-record.js'
@@ -67,10 +67,10 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 /**
  * The Prometheus families dashboards rely on, named exactly. No session id is ever a label.
  * The per-request families are plain cells (metric-families.ts): recording an exchange costs
- * a map lookup and a few adds; prom-client renders them, and the process metrics, when scraped.
+ * a map lookup and a few adds; they and the process's own figures are rendered when scraped.
  */
 export class GatewayMetrics {
-  readonly registry = new Registry()
+  readonly registry = new MetricRegistry()
   readonly #requests: CounterFamily
   readonly #ttfb: HistogramFamily
   readonly #upstreamErrors: CounterFamily
@@ -89,34 +89,23 @@ export class GatewayMetrics {
 
   constructor (sessionCount: () => number, upstreams: UpstreamGauge = { names: ['default'], isHealthy: () => true }) {
     const registry = this.registry
-    const registers = [registry]
     this.#requests = new CounterFamily('session_gateway_requests_total', 'Proxied requests, by route, method, status class, transport and upstream.', ['route', 'method', 'status_class', 'transport', 'upstream'], registry)
-    const active = new GaugeFamily('session_gateway_active_streams', 'Proxied exchanges in flight (SSE streams, plain requests, WebSockets).', ['transport'], registry)
+    const active = new CounterFamily('session_gateway_active_streams', 'Proxied exchanges in flight (SSE streams, plain requests, WebSockets).', ['transport'], registry, 'gauge')
     this.#ttfb = new HistogramFamily('session_gateway_upstream_ttfb_seconds', 'Time from the request to the upstream response headers.', ['transport', 'upstream'], LATENCY_BUCKETS, registry)
     const duration = new HistogramFamily('session_gateway_request_duration_seconds', 'Time from the request to the end of the response.', ['transport'], LATENCY_BUCKETS, registry)
     this.#upstreamErrors = new CounterFamily('session_gateway_upstream_errors_total', 'Upstream failures, by kind (connect, timeout, reset, protocol, status: a 5xx, or a 429 that was retried elsewhere) and upstream; failed attempts retried elsewhere count too.', ['kind', 'upstream'], registry)
     const clientAborts = new CounterFamily('session_gateway_client_aborts_total', 'Exchanges the client left before their end.', ['transport'], registry)
     this.#tokens = new CounterFamily('session_gateway_tokens_total', 'Tokens reported by the upstream in usage, by type (input, cached, output, reasoning) and upstream.', ['type', 'upstream'], registry)
     this.#rebinds = new CounterFamily('session_gateway_session_rebinds_total', 'Sessions moved to another upstream, by reason: failover (their upstream failed a request), unhealthy (it was ejected), removed (it left the config).', ['reason'], registry)
-    new Gauge({ // eslint-disable-line no-new
-      name: 'session_gateway_upstream_healthy',
-      help: '1 while the upstream takes traffic, 0 while it is ejected.',
-      labelNames: ['upstream'],
-      registers,
-      collect () { for (const name of upstreams.names) this.set({ upstream: name }, upstreams.isHealthy(name) ? 1 : 0) }
-    })
+    new ReadGauge('session_gateway_upstream_healthy', '1 while the upstream takes traffic, 0 while it is ejected.', // eslint-disable-line no-new
+      () => upstreams.names.map((name) => [{ upstream: name }, upstreams.isHealthy(name) ? 1 : 0]), registry)
     this.#cacheRequests = new CounterFamily('session_gateway_cache_requests_total', 'Model calls by prompt cache outcome: hit (cached >= half the input), partial, miss, n/a (prompt too short, or no usage).', ['outcome'], registry)
     this.#cacheMisses = new CounterFamily('session_gateway_cache_misses_total', 'Cache misses by reason: first_request, rebound, prefix_changed, idle, unexplained.', ['reason'], registry)
     this.#modelTokens = new CounterFamily('session_gateway_model_tokens_total', `Tokens of model calls by model (the first ${MAX_MODEL_LABELS} seen; the rest as other) and type.`, ['model', 'type'], registry)
     // Exported from the start, so a dashboard sees 0 rather than no series before any traffic.
     for (const outcome of ['hit', 'partial', 'miss', 'n/a']) this.#cacheRequests.cell(outcome)
     for (const reason of ['first_request', 'rebound', 'prefix_changed', 'idle', 'unexplained']) this.#cacheMisses.cell(reason)
-    new Gauge({ // eslint-disable-line no-new
-      name: 'session_gateway_sessions',
-      help: 'Session bindings held by this process\'s store.',
-      registers,
-      collect () { this.set(sessionCount()) }
-    })
+    new ReadGauge('session_gateway_sessions', 'Session bindings held by this process\'s store.', () => [[{}, sessionCount()]], registry) // eslint-disable-line no-new
     for (const upstream of upstreams.names) {
       for (const kind of ['connect', 'timeout', 'reset', 'protocol', 'status']) this.#upstreamErrors.cell(kind, upstream)
       for (const type of ['input', 'cached', 'output', 'reasoning']) this.#tokens.cell(type, upstream)
@@ -129,7 +118,7 @@ export class GatewayMetrics {
       clientAborts: clientAborts.cell(transport)
     })
     this.#byTransport = { http: cellsFor('http'), websocket: cellsFor('websocket') }
-    collectDefaultMetrics({ register: registry, prefix: 'session_gateway_' })
+    registerProcessMetrics(registry, 'session_gateway_')
   }
 
   exchangeStarted (transport: Transport): void {
@@ -202,6 +191,6 @@ export class GatewayMetrics {
   }
 
   async render (): Promise<{ contentType: string, body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+    return { contentType: MetricRegistry.CONTENT_TYPE, body: this.registry.render() }
   }
 }

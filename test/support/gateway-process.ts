@@ -23,10 +23,10 @@ export interface GatewayProcess {
   port: () => Promise<number>
 }
 
-/** Starts the CLI with exactly `env` (plus PATH); killed at teardown if still running. */
-export function startGatewayProcess (t: { teardown: (fn: () => void) => void }, env: Record<string, string>): GatewayProcess {
+/** Starts the CLI with exactly `env` (plus PATH) and `nodeArgs` before it; killed at teardown if still running. */
+export function startGatewayProcess (t: { teardown: (fn: () => void) => void }, env: Record<string, string>, nodeArgs: string[] = []): GatewayProcess {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npx tsc -p tsconfig.json" (npm test does) first`)
-  const child = spawn(process.execPath, [CLI], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...nodeArgs, CLI], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const log = logLines()
   let pending = ''
   let err = ''
