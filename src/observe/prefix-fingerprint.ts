@@ -101,10 +101,9 @@ export class PrefixFingerprint {
     if (this.#mode === KEY) this.#keepKeyPart(chunk, this.#from, n)
   }
 
-  /** Keeps `chunk` (not a copy) to be read by `readHeld` or `result`; true when nothing was held before. */
-  hold (chunk: Buffer): boolean {
+  /** Keeps `chunk` (not a copy) to be read by `readHeld` or `result`. */
+  hold (chunk: Buffer): void {
     this.#held.push(chunk)
-    return this.#held.length === 1
   }
 
   /** Reads up to `maxBytes` of the held chunks, in order; true when some are still held. */
