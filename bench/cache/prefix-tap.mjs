@@ -1,87 +1,157 @@
 /**
- * What the cache analysis tap costs on a 5 MiB JSON model call (`npm run bench:cache`):
- *  1. the tap alone: CPU to push a 5 MiB body through PrefixFingerprint in 64 KiB chunks;
- *  2. through the gateway: median time of a 5 MiB POST (session header, so the body streams)
- *     with CACHE_ANALYSIS on and off, alternating ABBA on one kept-alive connection each,
- *     and the median of paired differences.
+ * What the cache analysis tap costs (`npm run bench:cache`), on a small call, codex-shaped
+ * calls and 5 MiB histories (bench/cache/bodies.mjs):
+ *  1. the tap alone: CPU to read each body through PrefixFingerprint in 64 KiB chunks;
+ *  2. through the gateway, each gateway its own process as deployed (`node dist/src/cli.js`),
+ *     the client and the upstream in this one: the time of a POST (session header, so the
+ *     body streams) to a gateway with CACHE_ANALYSIS on, to one with it off, and to a second
+ *     one with it off, in rotating order on one kept-alive connection each, with a pause after
+ *     each call (a client reads its answer before it sends again), so work the tap leaves
+ *     for after the answer is not charged to the next call. "Added" is the median of the paired
+ *     differences on − off; the control, off′ − off, is what noise alone gives (two gateways
+ *     that differ in nothing). Each comes with a 95% bootstrap interval of that median; the
+ *     tap is "slower" beyond noise when the interval for "added" lies above both 0 and the
+ *     control's interval ("faster" when below both), otherwise "no". The gateways' CPU per call (from /proc) shows what the tap costs
+ *     even where it adds no time; "read" counts the "on" gateway's last records that name the
+ *     request's model, which only the tap reads (a prefix lost or skipped shows there).
+ *
+ * `node bench/cache/prefix-tap.mjs [--quick] [--only small,codex]` (needs `npm run build`).
  */
+import { mkdtempSync } from 'node:fs'
 import { createServer } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
 import { Client } from 'undici'
 import { PrefixFingerprint } from '../../dist/src/observe/prefix-fingerprint.js'
-import { createGateway } from '../../dist/src/server/build-gateway.js'
-import { loadConfig } from '../../dist/src/config/load-config.js'
-import { createLogger } from '../../dist/src/observe/logger.js'
+import { cpuSeconds, freePort, startProcess, waitForPort } from '../lib/processes.mjs'
+import { median, percentile } from '../lib/stats.mjs'
+import { benchBodies } from './bodies.mjs'
 
+const { values: options } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } })
 const MiB = 1024 * 1024
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-const tools = Array.from({ length: 30 }, (_, i) => ({ type: 'function', name: `tool_${i}`, description: 'd'.repeat(400), parameters: { type: 'object', properties: { a: { type: 'string' } } } }))
-/** A 5 MiB agent history whose items repeat `text`. */
-function history (text) {
-  const items = []
-  let size = 0
-  while (size < 5 * MiB) {
-    const item = { role: 'user', content: `line ${items.length}: ${text}` }
-    items.push(item)
-    size += JSON.stringify(item).length
-  }
-  return Buffer.from(JSON.stringify({ model: 'gpt-5', instructions: 'Be terse. '.repeat(500), tools, input: items, stream: false }))
+const CHUNK = 64 * 1024
+
+/** Rounds for a body of `bytes`: about the same time per body. */
+function roundsFor (bytes) {
+  const full = bytes < 10_000 ? 1000 : bytes < MiB ? 400 : 150
+  return options.quick ? Math.ceil(full / 4) : full
 }
-// Quote-heavy: an escaped quote every 12 bytes (JSON or code pasted into messages).
-const body = history('lorem ipsum "quoted" \\ '.repeat(40))
-// Prose: one quoted word per ~400 bytes.
-const prose = history('The quick brown fox jumps over the lazy dog and keeps on running past the river bank. '.repeat(5) + '"fox" ')
 
 function tapAlone (body) {
+  const rounds = roundsFor(body.length) * 2
   const times = []
-  for (let round = 0; round < 40; round++) {
-    const start = process.cpuUsage()
+  for (let round = 0; round < rounds; round++) {
+    const start = process.hrtime.bigint()
     const tap = new PrefixFingerprint()
-    for (let at = 0; at < body.length; at += 64 * 1024) tap.push(body.subarray(at, at + 64 * 1024))
+    for (let at = 0; at < body.length; at += CHUNK) tap.push(body.subarray(at, at + CHUNK))
     if (tap.result() === undefined) throw new Error('no prefix')
-    const used = process.cpuUsage(start)
-    times.push((used.user + used.system) / 1000)
+    times.push(Number(process.hrtime.bigint() - start) / 1e6)
   }
-  return median(times.slice(5))
+  return times.slice(rounds / 4).sort((a, b) => a - b) // the first quarter warms up
 }
 
-async function throughGateways () {
+/** A 95% interval of the median of `xs`, by resampling (seeded, so runs compare). */
+function medianInterval (xs) {
+  let seed = 12345
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+  const medians = []
+  for (let b = 0; b < 1000; b++) medians.push(median(xs.map(() => xs[Math.floor(random() * xs.length)])))
+  medians.sort((a, b) => a - b)
+  return [percentile(medians, 2.5), percentile(medians, 97.5)]
+}
+
+async function startUpstream () {
   const upstream = createServer((req, res) => {
     req.resume()
     req.on('end', () => res.end('{"id":"resp_b","object":"response","usage":{"input_tokens":3000,"input_tokens_details":{"cached_tokens":2900},"output_tokens":1}}'))
   })
   await new Promise((resolve) => upstream.listen(0, '127.0.0.1', resolve))
-  const url = `http://127.0.0.1:${upstream.address().port}/v1`
-  const start = async (analysis) => {
-    const config = loadConfig({ env: { HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: url, LOG_LEVEL: 'silent', CACHE_ANALYSIS: analysis } })
-    const gateway = await createGateway(config, { logger: createLogger('silent') })
-    return { gateway, client: new Client(await gateway.listen(), { pipelining: 1 }) }
-  }
-  const on = await start('true')
-  const off = await start('false')
-  const send = async ({ client }) => {
-    const t0 = performance.now()
-    const res = await client.request({ path: '/v1/responses', method: 'POST', body, headers: { 'content-type': 'application/json', 'session-id': 'bench' } })
-    await res.body.dump()
-    return performance.now() - t0
-  }
-  const times = { on: [], off: [], diff: [] }
-  for (let i = 0; i < 10; i++) { await send(on); await send(off) } // warm up
-  for (let i = 0; i < 100; i++) {
-    const [a, b] = i % 2 === 0 ? [await send(on), await send(off)] : [undefined, await send(off)]
-    const onMs = a ?? await send(on)
-    times.on.push(onMs)
-    times.off.push(b)
-    times.diff.push(onMs - b)
-  }
-  for (const g of [on, off]) { await g.client.close(); await g.gateway.close() }
-  upstream.close()
-  return { on: median(times.on), off: median(times.off), added: median(times.diff) }
+  return upstream
 }
 
-console.log(`node ${process.version}; bodies of ${(body.length / MiB).toFixed(2)} MiB`)
-for (const [label, b] of [['quote-heavy', body], ['prose', prose]]) {
-  const ms = tapAlone(b)
-  console.log(`tap alone, ${label}: ${ms.toFixed(2)} ms CPU per body (${(b.length / MiB / (ms / 1000)).toFixed(0)} MiB/s)`)
+const ADMIN_TOKEN = 'bench-cache'
+
+async function startGateway (dir, name, url, analysis) {
+  const port = await freePort()
+  const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), UPSTREAM_URL: url, LOG_LEVEL: 'warn', CACHE_ANALYSIS: analysis, ADMIN_TOKEN }
+  const proc = startProcess(name, process.execPath, ['dist/src/cli.js'], { env, logFile: join(dir, `${name}.log`), cwd: process.cwd() })
+  await waitForPort(proc, port)
+  return { proc, port, client: new Client(`http://127.0.0.1:${port}`, { pipelining: 1 }) }
 }
-const e2e = await throughGateways()
-console.log(`through the gateway, quote-heavy: analysis on ${e2e.on.toFixed(2)} ms, off ${e2e.off.toFixed(2)} ms, paired difference ${e2e.added.toFixed(2)} ms (medians of 100)`)
+
+/** Of the gateway's newest call records (up to 100), how many name the request's model: only the tap reads it. */
+async function recordsWithPrefix ({ client }) {
+  const res = await client.request({ path: '/gateway/sessions/bench/requests', method: 'GET', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  const { data } = await res.body.json()
+  return `${data.filter((record) => record.model === 'gpt-5').length}/${data.length}`
+}
+
+async function send ({ client }, body, pauseMs) {
+  const t0 = performance.now()
+  const res = await client.request({ path: '/v1/responses', method: 'POST', body, headers: { 'content-type': 'application/json', 'session-id': 'bench' } })
+  await res.body.dump()
+  const ms = performance.now() - t0
+  await sleep(pauseMs)
+  return ms
+}
+
+/** Each round sends `body` once to each gateway, the order rotating; returns the paired differences and CPU per call. */
+async function throughGateways (gateways, body) {
+  const rounds = roundsFor(body.length)
+  const pauseMs = Math.max(1, body.length / 500_000) // ~10 ms after a 5 MiB call
+  const names = ['on', 'off', 'control']
+  for (let i = 0; i < 10; i++) for (const name of names) await send(gateways[name], body, pauseMs) // warm up
+  const times = { on: [], off: [], control: [] }
+  const cpuBefore = Object.fromEntries(names.map((name) => [name, cpuSeconds([gateways[name].proc.pid])]))
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(round + k) % names.length]
+      times[name].push(await send(gateways[name], body, pauseMs))
+    }
+  }
+  const cpuMs = (name) => (cpuSeconds([gateways[name].proc.pid]) - cpuBefore[name]) * 1000 / rounds
+  return {
+    on: median(times.on),
+    off: median(times.off),
+    added: times.on.map((t, i) => t - times.off[i]),
+    control: times.control.map((t, i) => t - times.off[i]),
+    cpu: { on: cpuMs('on'), off: cpuMs('off'), control: cpuMs('control') }
+  }
+}
+
+const ms = (x) => x.toFixed(3)
+const interval = ([low, high]) => `[${ms(low)}, ${ms(high)}]`
+
+async function main () {
+  const bodies = Object.entries(benchBodies()).filter(([name]) => options.only === undefined || options.only.split(',').some((o) => name.includes(o)))
+  console.log(`node ${process.version}; ${options.quick ? 'quick' : 'full'} run\n`)
+  console.log('| body | bytes | tap alone, ms CPU: median [p10, p90] | MB/s |')
+  console.log('| --- | ---: | ---: | ---: |')
+  for (const [name, body] of bodies) {
+    const times = tapAlone(body)
+    const mid = median(times)
+    console.log(`| ${name} | ${body.length.toLocaleString('en')} | ${ms(mid)} [${ms(percentile(times, 10))}, ${ms(percentile(times, 90))}] | ${(body.length / 1e6 / (mid / 1000)).toFixed(0)} |`)
+  }
+  const upstream = await startUpstream()
+  const url = `http://127.0.0.1:${upstream.address().port}/v1`
+  const dir = mkdtempSync(join(tmpdir(), 'bench-cache-'))
+  const gateways = { on: await startGateway(dir, 'on', url, 'true'), off: await startGateway(dir, 'off', url, 'false'), control: await startGateway(dir, 'control', url, 'false') }
+  try {
+    console.log('\n| body | on ms | off ms | added ms [95%] | control off′ − off ms [95%] | beyond noise | CPU ms per call on / off / off′ | read |')
+    console.log('| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |')
+    for (const [name, body] of bodies) {
+      const r = await throughGateways(gateways, body)
+      const added = medianInterval(r.added)
+      const control = medianInterval(r.control)
+      const measurable = added[0] > Math.max(0, control[1]) ? 'slower' : added[1] < Math.min(0, control[0]) ? 'faster' : 'no'
+      console.log(`| ${name} | ${ms(r.on)} | ${ms(r.off)} | ${ms(median(r.added))} ${interval(added)} | ${ms(median(r.control))} ${interval(control)} | ${measurable} | ${r.cpu.on.toFixed(2)} / ${r.cpu.off.toFixed(2)} / ${r.cpu.control.toFixed(2)} | ${await recordsWithPrefix(gateways.on)} |`)
+    }
+  } finally {
+    for (const g of Object.values(gateways)) { await g.client.close(); await g.proc.stop() }
+    upstream.close()
+  }
+}
+
+await main()

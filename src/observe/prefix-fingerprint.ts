@@ -11,195 +11,307 @@ export interface RequestPrefix {
   model: string | undefined
 }
 
+/** The three fields, by index. */
 const FIELDS = ['model', 'instructions', 'tools'] as const
-type Field = typeof FIELDS[number]
-const WANTED = new Set<string>(FIELDS)
+const NONE = -1
 /** Longer keys are none of the three (even written with escapes). */
 const MAX_KEY_BYTES = 64
-/** Longest model name kept for the record. */
+/** Longest model value (with its quotes) kept for the record's model name. */
 const MAX_MODEL_BYTES = 256
+
+// Where the reader is between two bytes.
+/** Before the body's opening brace. */
+const BEFORE = 0
+/** In the top-level object, between its tokens. */
+const TOP = 1
+/** Inside a top-level key. */
+const KEY = 2
+/** Inside a top-level string value. */
+const STRING = 3
+/** Inside a top-level object or array value (depth 2 and more), outside its strings. */
+const NESTED = 4
+/** Inside a string within such a value. */
+const NESTED_STRING = 5
+/** Inside a top-level number, true, false or null. */
+const SCALAR = 6
+/** After the body's closing brace: only whitespace may follow. */
+const AFTER = 7
+const FAILED = 8
 
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
+/**
+ * In a run of escaped quotes (JSON or code pasted into a message) the next quote is near:
+ * looking at this many bytes in a loop costs less than another native `indexOf`.
+ */
+const NEAR_BYTES = 24
 
 /**
  * A tap on a JSON request body as its chunks pass upstream: a small tokenizer that tracks
- * depth and strings, and feeds the bytes of the three wanted top-level values into a hash
- * each. It never copies, delays or parses the body; inside strings it jumps from quote to
- * quote with `indexOf`, so most bytes are skipped natively.
+ * strings and depth, and feeds the bytes of the three wanted top-level values into a hash
+ * each. It never copies, delays or parses the body. Nested values (the `input` history, most
+ * of a body) are crossed by a loop that looks only at quotes and brackets; strings are
+ * crossed with native `indexOf` jumps from quote to quote.
  *
  * Values are hashed as written (whitespace inside them counts); of duplicate keys the last
  * counts, as with `JSON.parse`; escaped keys (`"tool\u0073"`) are read as the key they spell.
- * A body that is not one JSON object, or that ends early, has no prefix.
+ * A body that is not shaped as one JSON object (anything but whitespace around it, unbalanced,
+ * or ended early) has no prefix; other syntax errors are not looked for: the upstream refuses
+ * such a body.
+ *
+ * Chunks are read when pushed, or held (by reference) and read later with `readHeld`: the
+ * caller decides when the reading happens, and `result` reads whatever is still held.
  */
 export class PrefixFingerprint {
+  #mode = BEFORE
+  /** Depth in the top-level value being crossed (NESTED); 2 inside its outer brackets. */
   #depth = 0
-  #started = false
-  #failed = false
-  #inString = false
-  #escaped = false
   #expectKey = false
-  /** Reading a top-level key: its bytes so far (small, copied: keys are short). */
-  #key: Buffer[] | undefined
-  #keyBytes = 0
-  /** The key just read is wanted: its value, when it starts, is hashed. */
-  #pending: Field | undefined
-  /** The value being hashed, and whether it is a string, a container or a bare scalar. */
-  #field: Field | undefined
-  #kind: 'string' | 'container' | 'scalar' = 'scalar'
+  /** The previous chunk ended inside a string on an odd run of backslashes: its first byte is escaped. */
+  #escaped = false
+  /** The field the key just read names (its value, when it starts, is hashed), or NONE. */
+  #pending = NONE
+  /** The field whose value is being hashed, or NONE. */
+  #field = NONE
   /** Where the part of the current chunk still to be hashed (or kept, for a key) starts. */
   #from = 0
-  readonly #hashes = new Map<Field, Hash>()
-  #model: Buffer[] = []
+  readonly #hashes: Array<Hash | undefined> = [undefined, undefined, undefined]
+  /** A top-level key's bytes, escapes unresolved; past MAX_KEY_BYTES only counted. */
+  readonly #key = new Uint8Array(MAX_KEY_BYTES)
+  #keyBytes = 0
+  #model: Buffer | undefined
   #modelBytes = 0
+  /** Chunks held to be read later, and how far the first has been read. */
+  #held: Buffer[] = []
+  #heldAt = 0
+  #result: RequestPrefix | undefined | null = null
 
-  /** Feeds one chunk as it passes; never throws. */
+  /** Reads one chunk now; never throws. */
   push (chunk: Buffer): void {
-    if (this.#failed || (this.#started && this.#depth === 0)) return
-    this.#from = 0
+    if (this.#mode === FAILED || chunk.length === 0) return
     let i = 0
-    if (this.#inString && this.#escaped) {
+    if (this.#escaped) {
       this.#escaped = false
       i = 1 // the byte a backslash at the end of the last chunk escaped
     }
+    this.#from = 0
     const n = chunk.length
-    while (i < n && !this.#failed) {
-      i = this.#inString ? this.#stringStep(chunk, i) : this.#structureStep(chunk, i)
-    }
-    if (this.#field !== undefined) this.#hashPart(chunk, this.#from, n)
-    if (this.#key !== undefined) this.#keepKeyPart(chunk, this.#from, n)
+    while (i < n) i = this.#step(chunk, i)
+    if (this.#field !== NONE) this.#hashPart(chunk, this.#from, n)
+    if (this.#mode === KEY) this.#keepKeyPart(chunk, this.#from, n)
   }
 
-  /** The prefix once the whole body has passed; undefined when it was not one JSON object. */
-  result (): RequestPrefix | undefined {
-    if (this.#failed || !this.#started || this.#depth !== 0) return undefined
-    const digest = createHash('sha256')
-    for (const field of FIELDS) digest.update(`${field}:${this.#hashes.get(field)?.digest('hex') ?? '-'};`)
-    return { fingerprint: digest.digest('hex').slice(0, 16), model: this.#modelName() }
+  /** Keeps `chunk` (not a copy) to be read by `readHeld` or `result`. */
+  hold (chunk: Buffer): void {
+    this.#held.push(chunk)
   }
 
-  /**
-   * Inside a string, at an unescaped byte: jumps from quote to quote with `indexOf`; a quote
-   * after an odd run of backslashes is escaped. Backslashes elsewhere are never looked at.
-   * Returns the next index.
-   */
-  #stringStep (chunk: Buffer, i: number): number {
-    for (let from = i; ;) {
-      const q = chunk.indexOf(QUOTE, from)
-      if (q === -1) {
-        // The string goes on in the next chunk; an odd run of backslashes here escapes its first byte.
-        this.#escaped = oddBackslashesBefore(chunk, chunk.length, i)
-        return chunk.length
-      }
-      if (!oddBackslashesBefore(chunk, q, i)) return this.#endString(chunk, q)
-      from = q + 1
-    }
-  }
-
-  #endString (chunk: Buffer, q: number): number {
-    this.#inString = false
-    if (this.#key !== undefined) this.#endKey(chunk, q)
-    else if (this.#field !== undefined && this.#kind === 'string' && this.#depth === 1) this.#endValue(chunk, q + 1)
-    return q + 1
-  }
-
-  /** Outside strings: one byte of structure. Returns the next index. */
-  #structureStep (chunk: Buffer, i: number): number {
-    const c = chunk[i]!
-    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) {
-      if (this.#field !== undefined && this.#kind === 'scalar' && this.#depth === 1) this.#endValue(chunk, i)
-    } else if (!this.#started) {
-      if (c === 0x7b) {
-        this.#started = true
-        this.#depth = 1
-        this.#expectKey = true
+  /** Reads up to `maxBytes` of the held chunks, in order; true when some are still held. */
+  readHeld (maxBytes = Infinity): boolean {
+    let budget = maxBytes
+    while (budget > 0 && this.#held.length > 0) {
+      const chunk = this.#held[0]!
+      const end = Math.min(chunk.length, this.#heldAt + budget)
+      this.push(this.#heldAt === 0 && end === chunk.length ? chunk : chunk.subarray(this.#heldAt, end))
+      budget -= end - this.#heldAt
+      if (end < chunk.length) {
+        this.#heldAt = end
       } else {
-        this.#failed = true // not a JSON object
+        this.#held.shift()
+        this.#heldAt = 0
       }
+    }
+    return this.#held.length > 0
+  }
+
+  /** The prefix once the whole body has passed (held chunks are read first); undefined when it was not one JSON object. */
+  result (): RequestPrefix | undefined {
+    if (this.#result !== null) return this.#result
+    this.readHeld()
+    if (this.#mode !== AFTER) return (this.#result = undefined)
+    const digest = createHash('sha256')
+    FIELDS.forEach((field, f) => digest.update(`${field}:${this.#hashes[f]?.digest('hex') ?? '-'};`))
+    this.#result = { fingerprint: digest.digest('hex').slice(0, 16), model: this.#modelName() }
+    return this.#result
+  }
+
+  /** Reads from `i` in the current mode; returns where the next step starts. */
+  #step (chunk: Buffer, i: number): number {
+    switch (this.#mode) {
+      case NESTED: return this.#crossNested(chunk, i)
+      case KEY: case STRING: case NESTED_STRING: return this.#crossString(chunk, i)
+      case SCALAR: return this.#crossScalar(chunk, i)
+      case AFTER: return this.#afterBody(chunk, i)
+      case FAILED: return chunk.length
+      default: return this.#structure(chunk, i)
+    }
+  }
+
+  /** Before the body and between the top-level object's tokens: one byte. */
+  #structure (chunk: Buffer, i: number): number {
+    const c = chunk[i]!
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) return i + 1
+    if (this.#mode === BEFORE) {
+      this.#mode = c === 0x7b ? TOP : FAILED // a body that is not a JSON object has no prefix
+      this.#expectKey = true
+    } else if (c === QUOTE && this.#expectKey) {
+      this.#mode = KEY
+      this.#expectKey = false
+      this.#keyBytes = 0
+      this.#from = i + 1
     } else if (c === QUOTE) {
-      this.#inString = true
-      if (this.#depth === 1 && this.#expectKey) this.#startKey(i + 1)
-      else this.#startValue(i, 'string')
+      this.#startValue(i, STRING)
     } else if (c === 0x7b || c === 0x5b) {
-      this.#startValue(i, 'container')
-      this.#depth++
-    } else if (c === 0x7d || c === 0x5d) {
-      this.#closeContainer(chunk, i)
+      this.#startValue(i, NESTED)
+      this.#depth = 2
+    } else if (c === 0x7d) {
+      this.#mode = AFTER
     } else if (c === 0x2c) {
-      if (this.#depth === 1) {
-        if (this.#field !== undefined && this.#kind === 'scalar') this.#endValue(chunk, i)
-        this.#expectKey = true
-      }
+      this.#expectKey = true
+    } else if (c === 0x5d) {
+      this.#mode = FAILED
     } else if (c !== 0x3a) {
-      this.#startValue(i, 'scalar')
+      this.#startValue(i, SCALAR)
     }
     return i + 1
   }
 
-  #closeContainer (chunk: Buffer, i: number): void {
-    if (this.#depth === 1 && this.#field !== undefined && this.#kind === 'scalar') this.#endValue(chunk, i)
-    this.#depth--
-    if (this.#depth === 1 && this.#field !== undefined && this.#kind === 'container') this.#endValue(chunk, i + 1)
-    if (this.#depth < 0) this.#failed = true
+  /** A top-level value begins at `i`: hashed from here when its key is wanted (a repeated key starts over). */
+  #startValue (i: number, mode: number): void {
+    this.#mode = mode
+    if (this.#pending === NONE) return
+    this.#field = this.#pending
+    this.#pending = NONE
+    this.#from = i
+    this.#hashes[this.#field] = createHash('sha256')
+    if (this.#field === 0) this.#modelBytes = 0
   }
 
-  #startKey (from: number): void {
-    this.#expectKey = false
-    this.#key = []
-    this.#keyBytes = 0
-    this.#from = from
+  /** The top-level value being read ends before `end`: back to the object's tokens. */
+  #endValue (chunk: Buffer, end: number): void {
+    this.#mode = TOP
+    if (this.#field === NONE) return
+    this.#hashPart(chunk, this.#from, end)
+    this.#field = NONE
   }
 
-  #endKey (chunk: Buffer, end: number): void {
-    this.#keepKeyPart(chunk, this.#from, end)
-    const raw = this.#keyBytes > MAX_KEY_BYTES ? '' : Buffer.concat(this.#key!).toString('latin1')
-    this.#key = undefined
-    const key = raw.includes('\\') ? unescapeKey(raw) : raw
-    this.#pending = WANTED.has(key) ? key as Field : undefined
+  /**
+   * Inside a container value: only quotes and brackets matter, so this loop looks at nothing
+   * else and crosses strings whole. Returns where the value ends, or the chunk's length.
+   */
+  #crossNested (chunk: Buffer, i: number): number {
+    const n = chunk.length
+    let depth = this.#depth
+    while (i < n) {
+      const c = chunk[i++]!
+      if (c === QUOTE) {
+        const end = this.#stringEnd(chunk, i, i)
+        if (end === -1) {
+          this.#mode = NESTED_STRING
+          this.#depth = depth
+          return n
+        }
+        i = end + 1
+      } else if (c === 0x7b || c === 0x5b) {
+        depth++
+      } else if ((c === 0x7d || c === 0x5d) && --depth === 1) {
+        this.#depth = 1
+        this.#endValue(chunk, i)
+        return i
+      }
+    }
+    this.#depth = depth
+    return n
+  }
+
+  /** Inside a key or a string: to just past its closing quote, or to the chunk's end. */
+  #crossString (chunk: Buffer, i: number): number {
+    const end = this.#stringEnd(chunk, i, i)
+    if (end === -1) return chunk.length
+    if (this.#mode === NESTED_STRING) {
+      this.#mode = NESTED
+    } else if (this.#mode === KEY) {
+      this.#keepKeyPart(chunk, this.#from, end)
+      this.#endKey()
+    } else {
+      this.#endValue(chunk, end + 1)
+    }
+    return end + 1
+  }
+
+  /**
+   * The index of the quote that ends a string, looking from `i`, or -1 when the chunk ends
+   * first (then `#escaped` says whether its last byte opened an escape). `floor` is where the
+   * string's bytes in this chunk begin: backslashes before it are not counted.
+   */
+  #stringEnd (chunk: Buffer, i: number, floor: number): number {
+    const n = chunk.length
+    let q = chunk.indexOf(QUOTE, i)
+    while (q !== -1 && oddBackslashesBefore(chunk, q, floor)) {
+      // An escaped quote: in a run of them the next is near, found sooner by looking.
+      const near = Math.min(n, q + 1 + NEAR_BYTES)
+      let j = q + 1
+      while (j < near && chunk[j] !== QUOTE) j++
+      q = j < near ? j : chunk.indexOf(QUOTE, near)
+    }
+    if (q === -1) this.#escaped = oddBackslashesBefore(chunk, n, floor)
+    return q
+  }
+
+  /** Inside a bare top-level scalar: it ends at whitespace, a comma or a closing brace. */
+  #crossScalar (chunk: Buffer, i: number): number {
+    const n = chunk.length
+    while (i < n) {
+      const c = chunk[i]!
+      if (c === 0x2c || c === 0x7d || c === 0x5d || c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) {
+        this.#endValue(chunk, i)
+        return i // the delimiter is the object's to read
+      }
+      i++
+    }
+    return n
+  }
+
+  /** After the closing brace: anything but whitespace means the body was not one JSON object. */
+  #afterBody (chunk: Buffer, i: number): number {
+    const c = chunk[i]!
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) this.#mode = FAILED
+    return i + 1
   }
 
   #keepKeyPart (chunk: Buffer, from: number, end: number): void {
+    if (this.#keyBytes + end - from <= MAX_KEY_BYTES) this.#key.set(chunk.subarray(from, end), this.#keyBytes)
     this.#keyBytes += end - from
-    if (this.#keyBytes <= MAX_KEY_BYTES) this.#key!.push(Buffer.from(chunk.subarray(from, end)))
   }
 
-  /** A value begins at `i`: hashed from here when its key is wanted (a repeated key starts over). */
-  #startValue (i: number, kind: 'string' | 'container' | 'scalar'): void {
-    if (this.#depth !== 1 || this.#pending === undefined || this.#field !== undefined) return
-    this.#field = this.#pending
-    this.#pending = undefined
-    this.#kind = kind
-    this.#from = i
-    this.#hashes.set(this.#field, createHash('sha256'))
-    if (this.#field === 'model') {
-      this.#model = []
-      this.#modelBytes = 0
-    }
-  }
-
-  #endValue (chunk: Buffer, end: number): void {
-    this.#hashPart(chunk, this.#from, end)
-    this.#field = undefined
+  #endKey (): void {
+    this.#mode = TOP
+    this.#pending = this.#keyBytes > MAX_KEY_BYTES ? NONE : fieldOf(this.#key.subarray(0, this.#keyBytes))
   }
 
   #hashPart (chunk: Buffer, from: number, end: number): void {
     if (end <= from) return
     const part = chunk.subarray(from, end)
-    this.#hashes.get(this.#field!)!.update(part)
-    if (this.#field !== 'model') return
+    this.#hashes[this.#field]!.update(part)
+    if (this.#field === 0) this.#keepModelPart(part)
+  }
+
+  /** The model's bytes, kept for its name; past the limit the name is dropped whole, never kept in pieces. */
+  #keepModelPart (part: Buffer): void {
+    if (this.#modelBytes + part.length <= MAX_MODEL_BYTES) {
+      this.#model ??= Buffer.allocUnsafe(MAX_MODEL_BYTES)
+      part.copy(this.#model, this.#modelBytes)
+    }
     this.#modelBytes += part.length
-    // Past the limit the name is dropped whole, never kept in pieces.
-    if (this.#modelBytes <= MAX_MODEL_BYTES) this.#model.push(Buffer.from(part))
-    else this.#model = []
   }
 
   #modelName (): string | undefined {
-    if (this.#model.length === 0) return undefined
+    if (this.#model === undefined || this.#modelBytes > MAX_MODEL_BYTES || this.#hashes[0] === undefined) return undefined
     try {
-      const value: unknown = JSON.parse(Buffer.concat(this.#model).toString('utf8'))
+      const value: unknown = JSON.parse(this.#model.toString('utf8', 0, this.#modelBytes))
       return typeof value === 'string' ? value : undefined
     } catch {
-      return undefined // longer than kept, or not a string
+      return undefined // not a string
     }
   }
 }
@@ -211,10 +323,15 @@ function oddBackslashesBefore (chunk: Buffer, end: number, floor: number): boole
   return (end - 1 - at) % 2 === 1
 }
 
-function unescapeKey (raw: string): string {
-  try {
-    return JSON.parse(`"${raw}"`) as string
-  } catch {
-    return raw
+/** The field a top-level key names (its raw bytes, escapes unresolved), or NONE. */
+function fieldOf (raw: Uint8Array): number {
+  let key = Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1')
+  if (key.includes('\\')) {
+    try {
+      key = JSON.parse(`"${key}"`) as string
+    } catch {
+      return NONE
+    }
   }
+  return (FIELDS as readonly string[]).indexOf(key)
 }

@@ -1,0 +1,131 @@
+/**
+ * For the prefix tap's property tests: random JSON request bodies written the many ways JSON
+ * allows (whitespace, escapes, duplicate and escaped keys, nesting), and a slow reference that
+ * finds each top-level value's bytes by recursive descent, checked against JSON.parse.
+ */
+import { createHash } from 'node:crypto'
+import { isDeepStrictEqual } from 'node:util'
+import { xorshift32 } from './random.js'
+
+export type Random = () => number
+
+/** A seeded generator of floats in [0, 1). */
+export function randomFrom (seed: number): Random {
+  const next = xorshift32(seed)
+  return () => next() / 0x1_0000_0000
+}
+
+const pick = <T>(random: Random, xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!
+const WS = ['', '', '', ' ', '\n', '\t', '\r\n  ']
+const STRING_BITS = ['a', 'model', 'tools', ' ', '"', '\\', '/', '\n', '\t', '\u0001', 'é', '€', '😀', '{', '}', '[', ']', ',', ':', '\\"', 'x'.repeat(70)]
+
+/** A JSON string literal for `text`, each character written plainly or as an escape at random. */
+export function jsonString (random: Random, text: string): string {
+  let out = '"'
+  for (const ch of text) {
+    const plain = JSON.stringify(ch).slice(1, -1)
+    if (random() < 0.15) out += ch.split('').map((unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`).join('') // surrogates each
+    else if (ch === '/' && random() < 0.5) out += '\\/'
+    else out += plain
+  }
+  return out + '"'
+}
+
+function randomText (random: Random): string {
+  let text = ''
+  const parts = Math.floor(random() * 8)
+  for (let i = 0; i < parts; i++) text += pick(random, STRING_BITS)
+  return text
+}
+
+/** A random JSON value `depth` levels deep at most, written with random whitespace and escapes. */
+export function jsonValue (random: Random, depth: number): string {
+  const ws = (): string => pick(random, WS)
+  const kind = depth <= 0 ? Math.floor(random() * 3) : Math.floor(random() * 5)
+  if (kind === 0) return jsonString(random, randomText(random))
+  if (kind === 1) return pick(random, ['0', '-1.5e3', '12345678901234567890', 'true', 'false', 'null', '0.25'])
+  if (kind === 2) return jsonString(random, pick(random, ['gpt-5', 'tools', 'model', '']))
+  const n = Math.floor(random() * 4)
+  const items = Array.from({ length: n }, () => kind === 3
+    ? `${ws()}${jsonValue(random, depth - 1)}${ws()}`
+    : `${ws()}${jsonString(random, pick(random, ['model', 'tools', 'instructions', 'input', 'k', randomText(random)]))}${ws()}:${ws()}${jsonValue(random, depth - 1)}${ws()}`)
+  return kind === 3 ? `[${items.join(',')}${n === 0 ? ws() : ''}]` : `{${items.join(',')}${n === 0 ? ws() : ''}}`
+}
+
+const TOP_KEYS = ['model', 'instructions', 'tools', 'input', 'stream', 'metadata', 'modelx', 'tool', '']
+
+/** A random request body: a top-level object with some of the three fields (maybe twice, maybe with escaped keys), in any order. */
+export function randomBody (random: Random): Buffer {
+  const ws = (): string => pick(random, WS)
+  const members: string[] = []
+  const n = Math.floor(random() * 9)
+  for (let i = 0; i < n; i++) {
+    const key = pick(random, TOP_KEYS)
+    const value = key === 'model' && random() < 0.7 ? jsonString(random, pick(random, ['gpt-5', 'gpt-5-codex', 'o3 "mini"', 'm\\n', 'é'])) : jsonValue(random, 3)
+    members.push(`${ws()}${jsonString(random, key)}${ws()}:${ws()}${value}${ws()}`)
+  }
+  return Buffer.from(`${ws()}{${members.join(',')}${n === 0 ? ws() : ''}}${ws()}`)
+}
+
+/** The top-level fields' raw bytes (the last of duplicates), read by recursive descent and checked against JSON.parse. */
+export function topLevelSpans (body: Buffer): Map<string, Buffer> {
+  const text = body.toString('latin1') // one character per byte: indices are byte offsets
+  const spans = new Map<string, Buffer>()
+  let at = skipWs(text, 0)
+  if (text[at] !== '{') throw new Error('not an object')
+  at = skipWs(text, at + 1)
+  while (text[at] !== '}') {
+    const keyEnd = valueEnd(text, at)
+    const key = JSON.parse(body.toString('utf8', at, keyEnd)) as string
+    at = skipWs(text, skipWs(text, keyEnd) + 1) // past the colon
+    const end = valueEnd(text, at)
+    spans.set(key, body.subarray(at, end))
+    at = skipWs(text, end)
+    if (text[at] === ',') at = skipWs(text, at + 1)
+  }
+  const parsed = JSON.parse(body.toString('utf8')) as Record<string, unknown>
+  if (!isDeepStrictEqual(Object.keys(parsed).sort(), [...spans.keys()].sort())) throw new Error('keys differ from JSON.parse')
+  for (const [key, raw] of spans) {
+    if (!isDeepStrictEqual(JSON.parse(raw.toString('utf8')), parsed[key])) throw new Error(`${key} differs from JSON.parse`)
+  }
+  return spans
+}
+
+function skipWs (text: string, at: number): number {
+  while (at < text.length && ' \n\r\t'.includes(text[at]!)) at++
+  return at
+}
+
+/** Where the JSON value starting at `at` ends. */
+function valueEnd (text: string, at: number): number {
+  const c = text[at]
+  if (c === '"') {
+    let i = at + 1
+    while (text[i] !== '"') i += text[i] === '\\' ? 2 : 1
+    return i + 1
+  }
+  if (c === '{' || c === '[') {
+    let i = skipWs(text, at + 1)
+    while (text[i] !== '}' && text[i] !== ']') {
+      i = skipWs(text, valueEnd(text, i))
+      if (text[i] === ':' || text[i] === ',') i = skipWs(text, i + 1)
+    }
+    return i + 1
+  }
+  let i = at
+  while (i < text.length && !' \n\r\t,}]'.includes(text[i]!)) i++
+  return i
+}
+
+/** The fingerprint as the gateway defines it: sha256 over each field's sha256 (or `-`), in a fixed order. */
+export function referencePrefix (body: Buffer): { fingerprint: string, model: string | undefined } {
+  const spans = topLevelSpans(body)
+  const digest = createHash('sha256')
+  for (const field of ['model', 'instructions', 'tools']) {
+    const raw = spans.get(field)
+    digest.update(`${field}:${raw === undefined ? '-' : createHash('sha256').update(raw).digest('hex')};`)
+  }
+  const model = spans.get('model')
+  const name: unknown = model === undefined || model.length > 256 ? undefined : JSON.parse(model.toString('utf8'))
+  return { fingerprint: digest.digest('hex').slice(0, 16), model: typeof name === 'string' ? name : undefined }
+}

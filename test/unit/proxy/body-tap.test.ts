@@ -1,0 +1,50 @@
+import t from 'tap'
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import { PrefixFingerprint } from '../../../src/observe/prefix-fingerprint.js'
+import { afterWrite } from '../../../src/proxy/body-tap.js'
+
+const BODY = Buffer.from(JSON.stringify({ model: 'gpt-5', instructions: 'Be "brief".', input: [{ role: 'user', content: 'x'.repeat(300_000) }], tools: [{ type: 'function', name: 'shell' }] }))
+const whole = (): string => {
+  const tap = new PrefixFingerprint()
+  tap.push(BODY)
+  return tap.result()!.fingerprint
+}
+
+t.test('a call that ends before the tap had a turn still has its prefix (lost fingerprints on fast small calls)', async (t) => {
+  // The record is written when the call ends, which can come before the tap's next turn.
+  const tap = new PrefixFingerprint()
+  const feed = afterWrite(tap)
+  for (let at = 0; at < BODY.length; at += 1000) feed(BODY.subarray(at, at + 1000))
+  t.equal(tap.result()?.fingerprint, whole())
+})
+
+t.test('a large buffer is read a slice per turn, in order with the chunks after it', async (t) => {
+  const tap = new PrefixFingerprint()
+  const read: number[] = []
+  const push = tap.push.bind(tap)
+  tap.push = (chunk: Buffer): void => { read.push(chunk.length); push(chunk) }
+  const feed = afterWrite(tap)
+  feed(BODY.subarray(0, 200_000))
+  feed(BODY.subarray(200_000))
+  t.same(read, [], 'nothing is read on the turn the bytes pass')
+  for (let turn = 0; turn < 20; turn++) await nextTurn()
+  t.ok(read.length >= 5 && read.every((n) => n <= 64 * 1024), `read in ${read.length} slices of at most 64 KiB`)
+  t.equal(read.reduce((a, b) => a + b, 0), BODY.length, 'every byte, once')
+  t.equal(tap.result()?.fingerprint, whole(), 'in order')
+})
+
+t.test('reading waits while chunks keep arriving, then catches up', async (t) => {
+  const tap = new PrefixFingerprint()
+  let reads = 0
+  const push = tap.push.bind(tap)
+  tap.push = (chunk: Buffer): void => { reads++; push(chunk) }
+  const feed = afterWrite(tap)
+  for (let at = 0; at < BODY.length; at += 16 * 1024) {
+    feed(BODY.subarray(at, at + 16 * 1024))
+    await nextTurn()
+  }
+  t.equal(reads, 0, 'no reading while the body streams in every turn')
+  for (let turn = 0; turn < 20; turn++) await nextTurn()
+  t.ok(reads > 0)
+  t.equal(tap.result()?.fingerprint, whole())
+})
