@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto'
+import { FieldDigest, shortDigest } from './field-digest.js'
 
 /**
  * A request's prompt-cache prefix, as far as the gateway can see it: a fingerprint of its
@@ -75,7 +75,7 @@ export class PrefixFingerprint {
   #field = NONE
   /** Where the part of the current chunk still to be hashed (or kept, for a key) starts. */
   #from = 0
-  readonly #hashes: Array<Hash | undefined> = [undefined, undefined, undefined]
+  readonly #hashes: Array<FieldDigest | undefined> = [undefined, undefined, undefined]
   /** A top-level key's bytes, escapes unresolved; past MAX_KEY_BYTES only counted. */
   readonly #key = new Uint8Array(MAX_KEY_BYTES)
   #keyBytes = 0
@@ -129,9 +129,8 @@ export class PrefixFingerprint {
     if (this.#result !== null) return this.#result
     this.readHeld()
     if (this.#mode !== AFTER) return (this.#result = undefined)
-    const digest = createHash('sha256')
-    FIELDS.forEach((field, f) => digest.update(`${field}:${this.#hashes[f]?.digest('hex') ?? '-'};`))
-    this.#result = { fingerprint: digest.digest('hex').slice(0, 16), model: this.#modelName() }
+    const [model, instructions, tools] = this.#hashes
+    this.#result = { fingerprint: shortDigest(`model:${model?.digest() ?? '-'};instructions:${instructions?.digest() ?? '-'};tools:${tools?.digest() ?? '-'};`), model: this.#modelName() }
     return this.#result
   }
 
@@ -183,7 +182,7 @@ export class PrefixFingerprint {
     this.#field = this.#pending
     this.#pending = NONE
     this.#from = i
-    this.#hashes[this.#field] = createHash('sha256')
+    this.#hashes[this.#field] = new FieldDigest()
     if (this.#field === 0) this.#modelBytes = 0
   }
 

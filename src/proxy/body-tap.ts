@@ -16,6 +16,16 @@ export function tapStreamedBody (req: IncomingMessage, tap: PrefixFingerprint): 
 }
 
 /**
+ * A body already read whole (to decide its session, or to be replayed): one slice's worth is
+ * just held, for `result()` to read when the call ends (a few µs, no turns of the event loop
+ * scheduled); a larger one is read on idle turns like a streamed one.
+ */
+export function tapReadBody (tap: PrefixFingerprint, body: Buffer): void {
+  if (body.length <= SLICE_BYTES) tap.hold(body)
+  else afterWrite(tap)(body)
+}
+
+/**
  * Hands `tap` each chunk to hold (the request's own buffer, not a copy) and has it read them
  * on turns of the event loop when no new chunk came: while a body streams in as fast as the
  * gateway passes it on, reading waits, then goes on a slice per turn while the upstream reads

@@ -14,7 +14,7 @@ import type { Upstream, UpstreamSet } from '../upstream/upstream-set.js'
 import type { Admission, Admitted } from './admission.js'
 import { spannedGate } from './attempt-span.js'
 import { UpstreamAttempts, type AttemptDeps } from './attempts.js'
-import { afterWrite, tapStreamedBody } from './body-tap.js'
+import { afterWrite, tapReadBody, tapStreamedBody } from './body-tap.js'
 import { hasBody, isPlainJson, limitedBody, readRequestBody } from './client-body.js'
 import { Exchange, type ExchangeDeps } from './exchange.js'
 import { replayableBody, type ReplayableBody } from './replay-body.js'
@@ -75,7 +75,7 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
       const session = await sessions.fromBody(readSessionFields(body), req.socket)
       if (res.destroyed) return // the client left while its body was read
       dispatch(deps, single, exchange, req, res, admitted.upstreamPath, session, body)
-      if (tap !== undefined) afterWrite(tap)(body)
+      if (tap !== undefined) tapReadBody(tap, body)
     }).catch((err: unknown) => refuseAfterBody(deps, exchange, res, err))
   }
 }
@@ -141,7 +141,7 @@ async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: Incom
 
 /** The cache tap on a routed request's body: a kept buffer once, or the client's stream as it passes. */
 function tapBody (tap: PrefixFingerprint, req: IncomingMessage, body: ReplayableBody['body']): void {
-  if (Buffer.isBuffer(body)) afterWrite(tap)(body)
+  if (Buffer.isBuffer(body)) tapReadBody(tap, body)
   else if (body === req) tapStreamedBody(req, tap)
   // A chunked body past the replay limit (read in part, then streamed) has no fingerprint.
 }

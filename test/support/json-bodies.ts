@@ -117,15 +117,32 @@ function valueEnd (text: string, at: number): number {
   return i
 }
 
-/** The fingerprint as the gateway defines it: sha256 over each field's sha256 (or `-`), in a fixed order. */
+/** Two 32-bit FNV-1a lanes over `codes` (bytes or UTF-16 units), as 16 hex digits. */
+function fnvLanes (codes: ArrayLike<number>): string {
+  let a = 0x811c9dc5
+  let b = 0x050c5d1f
+  for (let i = 0; i < codes.length; i++) {
+    a = Math.imul(a ^ codes[i]!, 0x01000193)
+    b = Math.imul(b ^ codes[i]!, 0x01000197)
+  }
+  return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0')
+}
+
+/**
+ * The fingerprint as the gateway defines it: each field's bytes digested (up to 256 bytes by
+ * FNV-1a lanes, `j`…; longer by SHA-256, `s`…; absent `-`), the three joined in a fixed order
+ * and digested by the lanes again.
+ */
 export function referencePrefix (body: Buffer): { fingerprint: string, model: string | undefined } {
   const spans = topLevelSpans(body)
-  const digest = createHash('sha256')
+  let joined = ''
   for (const field of ['model', 'instructions', 'tools']) {
     const raw = spans.get(field)
-    digest.update(`${field}:${raw === undefined ? '-' : createHash('sha256').update(raw).digest('hex')};`)
+    const digest = raw === undefined ? '-' : raw.length <= 256 ? `j${fnvLanes(raw)}` : `s${createHash('sha256').update(raw).digest('hex')}`
+    joined += `${field}:${digest};`
   }
+  const units = Array.from(joined, (c) => c.charCodeAt(0))
   const model = spans.get('model')
   const name: unknown = model === undefined || model.length > 256 ? undefined : JSON.parse(model.toString('utf8'))
-  return { fingerprint: digest.digest('hex').slice(0, 16), model: typeof name === 'string' ? name : undefined }
+  return { fingerprint: fnvLanes(units), model: typeof name === 'string' ? name : undefined }
 }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { PrefixFingerprint } from '../../../src/observe/prefix-fingerprint.js'
-import { afterWrite } from '../../../src/proxy/body-tap.js'
+import { afterWrite, tapReadBody } from '../../../src/proxy/body-tap.js'
 
 const BODY = Buffer.from(JSON.stringify({ model: 'gpt-5', instructions: 'Be "brief".', input: [{ role: 'user', content: 'x'.repeat(300_000) }], tools: [{ type: 'function', name: 'shell' }] }))
 const whole = (): string => {
@@ -47,4 +47,25 @@ t.test('reading waits while chunks keep arriving, then catches up', async (t) =>
   for (let turn = 0; turn < 20; turn++) await nextTurn()
   t.ok(reads > 0)
   t.equal(tap.result()?.fingerprint, whole())
+})
+
+t.test('a body read whole: a small one is read only when the result is asked for, a large one on idle turns', async (t) => {
+  const small = Buffer.from('{"model":"gpt-5","input":"hi"}')
+  const counted = (): { tap: PrefixFingerprint, reads: () => number } => {
+    const tap = new PrefixFingerprint()
+    let reads = 0
+    const push = tap.push.bind(tap)
+    tap.push = (chunk: Buffer): void => { reads++; push(chunk) }
+    return { tap, reads: () => reads }
+  }
+  const quick = counted()
+  tapReadBody(quick.tap, small)
+  for (let turn = 0; turn < 5; turn++) await nextTurn()
+  t.equal(quick.reads(), 0, 'no turn of the event loop spent on a small body')
+  t.equal(quick.tap.result()?.model, 'gpt-5', 'read at the end')
+  const large = counted()
+  tapReadBody(large.tap, BODY)
+  for (let turn = 0; turn < 20; turn++) await nextTurn()
+  t.ok(large.reads() >= 5, 'a large one read a slice per turn')
+  t.equal(large.tap.result()?.fingerprint, whole())
 })

@@ -1,0 +1,67 @@
+import { createHash, type Hash } from 'node:crypto'
+
+/** Values up to this many bytes are digested in JavaScript; longer ones by SHA-256. */
+const SMALL_BYTES = 256
+
+/**
+ * The digest of one value's bytes, fed in parts. A short value (a model name, short
+ * instructions) is digested by two 32-bit FNV-1a lanes in JavaScript: a native SHA-256 object
+ * costs ~1 µs to make and finish, more than hashing a few dozen bytes. A longer one (tools,
+ * long instructions) goes to SHA-256, fed from its first byte (the first SMALL_BYTES are kept
+ * until it is known to be long). Which digest a value gets depends only on its bytes, so equal
+ * values digest equally in every process.
+ */
+export class FieldDigest {
+  #lane1 = 0x811c9dc5
+  #lane2 = 0x050c5d1f
+  #bytes = 0
+  #start: Buffer | undefined
+  #sha: Hash | undefined
+
+  update (part: Buffer): void {
+    if (this.#sha !== undefined) {
+      this.#sha.update(part)
+      return
+    }
+    if (this.#bytes + part.length > SMALL_BYTES) {
+      this.#sha = createHash('sha256')
+      if (this.#start !== undefined) this.#sha.update(this.#start.subarray(0, this.#bytes))
+      this.#sha.update(part)
+      this.#start = undefined
+      return
+    }
+    this.#start ??= Buffer.allocUnsafe(SMALL_BYTES)
+    part.copy(this.#start, this.#bytes)
+    this.#bytes += part.length
+    let lane1 = this.#lane1
+    let lane2 = this.#lane2
+    for (let i = 0; i < part.length; i++) {
+      lane1 = Math.imul(lane1 ^ part[i]!, 0x01000193)
+      lane2 = Math.imul(lane2 ^ part[i]!, 0x01000197)
+    }
+    this.#lane1 = lane1
+    this.#lane2 = lane2
+  }
+
+  /** `j` and 16 hex digits for a short value, `s` and SHA-256's 64 for a long one. */
+  digest (): string {
+    if (this.#sha !== undefined) return `s${this.#sha.digest('hex')}`
+    return `j${hex32(this.#lane1)}${hex32(this.#lane2)}`
+  }
+}
+
+/** 16 hex digits of a short text (a few digests joined): the fingerprint the record keeps. */
+export function shortDigest (text: string): string {
+  let lane1 = 0x811c9dc5
+  let lane2 = 0x050c5d1f
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    lane1 = Math.imul(lane1 ^ c, 0x01000193)
+    lane2 = Math.imul(lane2 ^ c, 0x01000197)
+  }
+  return `${hex32(lane1)}${hex32(lane2)}`
+}
+
+function hex32 (value: number): string {
+  return (value >>> 0).toString(16).padStart(8, '0')
+}

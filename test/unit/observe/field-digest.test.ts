@@ -1,0 +1,27 @@
+import { createHash } from 'node:crypto'
+import t from 'tap'
+import { FieldDigest } from '../../../src/observe/field-digest.js'
+
+const digestOf = (parts: Buffer[]): string => {
+  const d = new FieldDigest()
+  for (const part of parts) d.update(part)
+  return d.digest()
+}
+
+t.test('a value digests the same however it is cut, on both sides of the 256-byte switch', async (t) => {
+  for (const size of [0, 1, 200, 255, 256, 257, 300, 5000]) {
+    const value = Buffer.from(Array.from({ length: size }, (_, i) => 32 + ((i * 7919) % 90)))
+    const whole = digestOf([value])
+    t.equal(digestOf([...value].map((byte) => Buffer.from([byte]))), whole, `${size} bytes, byte by byte`)
+    for (const cut of [1, 100, 255, 256, 257]) {
+      if (cut < size) t.equal(digestOf([value.subarray(0, cut), value.subarray(cut)]), whole, `${size} bytes cut at ${cut}`)
+    }
+    if (size <= 256) t.match(whole, /^j[0-9a-f]{16}$/, `${size} bytes: the JavaScript lanes`)
+    else t.equal(whole, `s${createHash('sha256').update(value).digest('hex')}`, `${size} bytes: SHA-256 of every byte`)
+  }
+})
+
+t.test('different short values differ', async (t) => {
+  const seen = new Set(['"gpt-5"', '"gpt-5-mini"', '"gpt-4.1"', '"o3"', '"gpt-5 "'].map((v) => digestOf([Buffer.from(v)])))
+  t.equal(seen.size, 5)
+})
