@@ -16,8 +16,6 @@ const FIELDS = ['model', 'instructions', 'tools'] as const
 const NONE = -1
 /** Longer keys are none of the three (even written with escapes). */
 const MAX_KEY_BYTES = 64
-/** Longest model value (with its quotes) kept for the record's model name. */
-const MAX_MODEL_BYTES = 256
 
 // Where the reader is between two bytes.
 /** Before the body's opening brace. */
@@ -79,8 +77,6 @@ export class PrefixFingerprint {
   /** A top-level key's bytes, escapes unresolved; past MAX_KEY_BYTES only counted. */
   readonly #key = new Uint8Array(MAX_KEY_BYTES)
   #keyBytes = 0
-  #model: Buffer | undefined
-  #modelBytes = 0
   /** Chunks held to be read later, and how far the first has been read. */
   #held: Buffer[] = []
   #heldAt = 0
@@ -183,7 +179,6 @@ export class PrefixFingerprint {
     this.#pending = NONE
     this.#from = i
     this.#hashes[this.#field] = new FieldDigest()
-    if (this.#field === 0) this.#modelBytes = 0
   }
 
   /** The top-level value being read ends before `end`: back to the object's tokens. */
@@ -245,7 +240,12 @@ export class PrefixFingerprint {
    */
   #stringEnd (chunk: Buffer, i: number, floor: number): number {
     const n = chunk.length
-    let q = chunk.indexOf(QUOTE, i)
+    // Most strings (keys, roles, types, short values) end within a few bytes: looking costs
+    // less than the native call; a long one is jumped with indexOf.
+    const first = Math.min(n, i + NEAR_BYTES)
+    let k = i
+    while (k < first && chunk[k] !== QUOTE) k++
+    let q = k < first ? k : chunk.indexOf(QUOTE, first)
     while (q !== -1 && oddBackslashesBefore(chunk, q, floor)) {
       // An escaped quote: in a run of them the next is near, found sooner by looking.
       const near = Math.min(n, q + 1 + NEAR_BYTES)
@@ -285,32 +285,26 @@ export class PrefixFingerprint {
 
   #endKey (): void {
     this.#mode = TOP
-    this.#pending = this.#keyBytes > MAX_KEY_BYTES ? NONE : fieldOf(this.#key.subarray(0, this.#keyBytes))
+    this.#pending = this.#keyBytes > MAX_KEY_BYTES ? NONE : fieldOf(this.#key, this.#keyBytes)
   }
 
   #hashPart (chunk: Buffer, from: number, end: number): void {
-    if (end <= from) return
-    const part = chunk.subarray(from, end)
-    this.#hashes[this.#field]!.update(part)
-    if (this.#field === 0) this.#keepModelPart(part)
+    if (end > from) this.#hashes[this.#field]!.update(chunk.subarray(from, end))
   }
 
-  /** The model's bytes, kept for its name; past the limit the name is dropped whole, never kept in pieces. */
-  #keepModelPart (part: Buffer): void {
-    if (this.#modelBytes + part.length <= MAX_MODEL_BYTES) {
-      this.#model ??= Buffer.allocUnsafe(MAX_MODEL_BYTES)
-      part.copy(this.#model, this.#modelBytes)
-    }
-    this.#modelBytes += part.length
-  }
-
+  /** The model's name, from its digest's bytes: a value too long for a name (or not a string) has none. */
   #modelName (): string | undefined {
-    if (this.#model === undefined || this.#modelBytes > MAX_MODEL_BYTES || this.#hashes[0] === undefined) return undefined
+    const raw = this.#hashes[0]?.shortValue()
+    if (raw === undefined || raw.length < 2 || raw[0] !== QUOTE) return undefined
+    const text = raw.toString('utf8')
+    let plain = raw[raw.length - 1] === QUOTE
+    for (let i = 1; i < raw.length - 1 && plain; i++) plain = raw[i] !== BACKSLASH && raw[i]! >= 0x20
+    if (plain) return text.slice(1, -1) // what JSON.parse would give, without its call
     try {
-      const value: unknown = JSON.parse(this.#model.toString('utf8', 0, this.#modelBytes))
+      const value: unknown = JSON.parse(text)
       return typeof value === 'string' ? value : undefined
     } catch {
-      return undefined // not a string
+      return undefined
     }
   }
 }
@@ -322,15 +316,27 @@ function oddBackslashesBefore (chunk: Buffer, end: number, floor: number): boole
   return (end - 1 - at) % 2 === 1
 }
 
-/** The field a top-level key names (its raw bytes, escapes unresolved), or NONE. */
-function fieldOf (raw: Uint8Array): number {
-  let key = Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1')
-  if (key.includes('\\')) {
-    try {
-      key = JSON.parse(`"${key}"`) as string
-    } catch {
-      return NONE
+const FIELD_BYTES = FIELDS.map((field) => Buffer.from(field))
+
+/** The field a top-level key names (its first `length` raw bytes, escapes unresolved), or NONE. */
+function fieldOf (key: Uint8Array, length: number): number {
+  let escaped = false
+  for (let i = 0; i < length; i++) if (key[i] === BACKSLASH) escaped = true
+  if (!escaped) {
+    // Compared as bytes: no string is made for the many keys that are none of the three.
+    for (let f = 0; f < FIELD_BYTES.length; f++) {
+      const name = FIELD_BYTES[f]!
+      if (name.length !== length) continue
+      let same = true
+      for (let i = 0; i < length && same; i++) same = key[i] === name[i]
+      if (same) return f
     }
+    return NONE
   }
-  return (FIELDS as readonly string[]).indexOf(key)
+  try {
+    const name = JSON.parse(`"${Buffer.from(key.buffer, key.byteOffset, length).toString('latin1')}"`) as string
+    return (FIELDS as readonly string[]).indexOf(name)
+  } catch {
+    return NONE
+  }
 }
