@@ -12,6 +12,7 @@ import { needs } from '../support/needs.js'
 import { rawWebSocket } from '../support/raw-websocket.js'
 import { startRedis } from '../support/redis-server.js'
 import { startUpstreamProcesses, type UpstreamProcess } from '../support/upstream-process.js'
+import { rendezvousOrder } from '../../src/upstream/rendezvous.js'
 
 interface Answer { status: number, upstream: string | undefined, json: Record<string, unknown> }
 
@@ -271,6 +272,45 @@ t.test('WebSocket: a refused or unreachable upstream at the handshake fails over
   ws.socket.destroy()
   t.match(await gateway.waitForLog((l) => l.msg === 'request' && l.transport === 'websocket'), { upstream: servedBy, attempts: 2 })
 })
+
+/** Session ids whose rendezvous order starts with `first`: they are new, so the handshake goes there first. */
+function sessionsHomedOn (first: string, names: string[], count: number, prefix: string): string[] {
+  const found: string[] = []
+  for (let i = 0; found.length < count; i++) {
+    if (rendezvousOrder(`${prefix}-${i}`, names.map((name) => ({ name, weight: 1 })))[0]!.name === first) found.push(`${prefix}-${i}`)
+  }
+  return found
+}
+
+for (const refusal of [{ status: 503 }, { status: 429, retryAfter: 1200 }]) {
+  t.test(`WebSocket: a handshake refused with ${refusal.status} goes to the next upstream before the 101, and the refusal counts toward ejection`, async (t) => {
+    const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
+    // 3 failures in a row eject (the default); a cooldown longer than the test, so it cannot end in between.
+    const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups), UPSTREAM_COOLDOWN_MS: '600000', UPSTREAM_MAX_COOLDOWN_MS: '600000' })
+    t.teardown(gateway.close)
+    const refusing = ups[0]!
+    await refusing.setMode(refusal)
+    const [first, second, third, afterEjection] = sessionsHomedOn('a', ['a', 'b', 'c'], 4, `ws-${refusal.status}`)
+    for (const [i, session] of [first!, second!, third!].entries()) {
+      const ws = await rawWebSocket(gateway.port, '/v1/responses', { 'session-id': session })
+      t.equal(ws.status, 101, `${session}: the client gets a 101`)
+      const servedBy = ws.headers.find(([name]) => name === 'x-upstream')?.[1]
+      t.not(servedBy, 'a', `${session}: from an upstream that accepted`)
+      t.equal(refusing.requests.length, i + 1, `${session}: the refusing upstream was asked first`)
+      ws.socket.destroy()
+      t.match(await gateway.waitForLog((l) => l.msg === 'request' && l.session === session), { upstream: servedBy, attempts: 2, status: 101 })
+    }
+    t.equal(await metric(gateway, 'session_gateway_upstream_errors_total{kind="status",upstream="a"}'), 3, 'each refusal counted against its upstream')
+    const ready = await (await fetch(`${gateway.origin}/readyz`)).json() as { upstreams: Array<{ name: string, state: string, ejected_for_ms?: number }> }
+    const a = ready.upstreams.find((u) => u.name === 'a')!
+    t.equal(a.state, 'ejected', 'the third refusal in a row ejected it')
+    if (refusal.retryAfter !== undefined) t.ok(a.ejected_for_ms! > 600_000, `the 429's retry-after (1,200 s) is the least cooldown (${a.ejected_for_ms} ms left)`)
+    const ws = await rawWebSocket(gateway.port, '/v1/responses', { 'session-id': afterEjection! })
+    t.equal(ws.status, 101)
+    t.equal(refusing.requests.length, 3, 'an ejected upstream is not asked first')
+    ws.socket.destroy()
+  })
+}
 
 t.test('config errors in upstreams stop the command with status 2, naming the key', async (t) => {
   const cli = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js')

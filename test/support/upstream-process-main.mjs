@@ -4,7 +4,7 @@
  * reports every request to its parent over IPC and answers by the mode the parent set:
  * `ok`, or `{ status, retryAfter }` (e.g. 503, or 429 with retry-after). A POST whose body
  * holds `"hold":true` gets an SSE stream that starts and never ends. WebSocket handshakes get
- * a 101 naming the upstream.
+ * a 101 naming the upstream, or in a refusing mode that status, as a plain HTTP answer.
  */
 import { createHash } from 'node:crypto'
 import { createServer } from 'node:http'
@@ -25,8 +25,7 @@ const server = createServer((req, res) => {
     const body = Buffer.concat(chunks).toString('utf8')
     process.send({ request: { upstream: name, method: req.method, url: req.url, headers: req.headers, body } })
     if (mode.status !== 200) {
-      const headers = { 'content-type': 'application/json', ...(mode.retryAfter === undefined ? {} : { 'retry-after': String(mode.retryAfter) }) }
-      res.writeHead(mode.status, headers).end(JSON.stringify({ error: { message: `${name} says ${mode.status}`, type: 'server_error' } }))
+      res.writeHead(mode.status, refusalHeaders()).end(refusalBody())
       return
     }
     const id = `resp_${name.replace(/-/g, '_')}_${++served}`
@@ -39,8 +38,24 @@ const server = createServer((req, res) => {
     res.end(JSON.stringify({ id, object: 'response', upstream: name, usage: { input_tokens: 10, output_tokens: 2 } }))
   })
 })
+
+function refusalHeaders () {
+  return { 'content-type': 'application/json', ...(mode.retryAfter === undefined ? {} : { 'retry-after': String(mode.retryAfter) }) }
+}
+
+function refusalBody () {
+  return JSON.stringify({ error: { message: `${name} says ${mode.status}`, type: 'server_error' } })
+}
+
 server.on('upgrade', (req, socket) => {
   process.send({ request: { upstream: name, method: req.method, url: req.url, headers: req.headers, body: '' } })
+  if (mode.status !== 200) {
+    const body = refusalBody()
+    const head = Object.entries({ ...refusalHeaders(), 'content-length': String(Buffer.byteLength(body)), 'x-upstream': name }).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+    socket.end(`HTTP/1.1 ${mode.status} Refused\r\n${head}\r\n${body}`)
+    return
+  }
+  socket.on('end', () => socket.end()) // a closed tunnel closes at once, as a real server's would
   const accept = createHash('sha1').update(String(req.headers['sec-websocket-key']) + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nx-upstream: ${name}\r\n\r\n`)
 })
