@@ -11,8 +11,8 @@ import { startGateway, type RunningGateway } from '../support/gateway.js'
 import { needs } from '../support/needs.js'
 import { rawWebSocket } from '../support/raw-websocket.js'
 import { startRedis } from '../support/redis-server.js'
-import { startUpstreamProcesses, type UpstreamProcess } from '../support/upstream-process.js'
-import { rendezvousOrder } from '../../src/upstream/rendezvous.js'
+import { holdStream } from '../support/steady-traffic.js'
+import { sessionsHomedOn, startUpstreamProcesses, type UpstreamProcess } from '../support/upstream-process.js'
 
 interface Answer { status: number, upstream: string | undefined, json: Record<string, unknown> }
 
@@ -35,23 +35,6 @@ async function send (gateway: RunningGateway, { session, body = {}, headers = {}
     })
     req.on('error', reject)
     req.end(payload)
-  })
-}
-
-/** A held SSE stream: resolves once its head arrived, with a promise for how it ended. */
-async function holdStream (gateway: RunningGateway, session: string): Promise<{ upstream: string, ended: Promise<'complete' | 'torn'>, close: () => void }> {
-  return await new Promise((resolve, reject) => {
-    const req = http.request(`${gateway.baseURL}/responses`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'session-id': session } }, (res) => {
-      const ended = new Promise<'complete' | 'torn'>((done) => {
-        res.on('end', () => done('complete'))
-        res.on('error', () => done('torn'))
-        res.on('aborted', () => done('torn'))
-      })
-      res.resume()
-      resolve({ upstream: String(res.headers['x-upstream']), ended, close: () => req.destroy() })
-    })
-    req.on('error', reject)
-    req.end(JSON.stringify({ model: 'gpt-test', stream: true, hold: true }))
   })
 }
 
@@ -272,15 +255,6 @@ t.test('WebSocket: a refused or unreachable upstream at the handshake fails over
   ws.socket.destroy()
   t.match(await gateway.waitForLog((l) => l.msg === 'request' && l.transport === 'websocket'), { upstream: servedBy, attempts: 2 })
 })
-
-/** Session ids whose rendezvous order starts with `first`: they are new, so the handshake goes there first. */
-function sessionsHomedOn (first: string, names: string[], count: number, prefix: string): string[] {
-  const found: string[] = []
-  for (let i = 0; found.length < count; i++) {
-    if (rendezvousOrder(`${prefix}-${i}`, names.map((name) => ({ name, weight: 1 })))[0]!.name === first) found.push(`${prefix}-${i}`)
-  }
-  return found
-}
 
 for (const refusal of [{ status: 503 }, { status: 429, retryAfter: 1200 }]) {
   t.test(`WebSocket: a handshake refused with ${refusal.status} goes to the next upstream before the 101, and the refusal counts toward ejection`, async (t) => {
