@@ -151,6 +151,18 @@ t.test('a 5xx before any byte is retried on the next upstream, and counted again
   t.equal(bad.requests.length, 2, 'and not to the failing upstream first')
 })
 
+t.test('UPSTREAM_REPLAY_BODY_BYTES=0: a request with a body is not sent again, even one read whole to decide its session', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups), UPSTREAM_REPLAY_BODY_BYTES: '0' })
+  t.teardown(gateway.close)
+  for (const u of ups) await u.setMode({ status: 503 })
+  const fromHeader = await send(gateway, { session: 'no-replay-1' })
+  const fromBody = await send(gateway, { body: { prompt_cache_key: 'no-replay-2' } })
+  t.equal(fromHeader.status, 503, "the upstream's answer, not retried")
+  t.equal(fromBody.status, 503, 'a body read for its session is not retried either')
+  t.equal(ups[0]!.requests.length + ups[1]!.requests.length, 2, 'one attempt each')
+})
+
 t.test("a 429 is retried elsewhere and ejects its upstream for at least its retry-after", async (t) => {
   const ups = await startUpstreamProcesses(t, ['a', 'b'])
   const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups), UPSTREAM_FAILURES_TO_EJECT: '1' })
