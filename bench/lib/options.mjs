@@ -24,6 +24,8 @@ Options
   --connections N      (a) and (f) keep-alive connections
   --rate N             (f) requests per second, open loop (default 1500; 0: as fast as
                        each connection can)
+  --routing-aa         (f) an A/A run: the "three upstreams" gateway gets the same one
+                       upstream, so the ratio shows the method's own spread
   --streams N          (c) streams held open at once
   --hold S             (c) seconds each stream stays open
   --interval MS        (c) milliseconds between a stream's events
@@ -76,6 +78,7 @@ export function readOptions (argv) {
       seconds: { type: 'string' },
       connections: { type: 'string' },
       rate: { type: 'string' },
+      'routing-aa': { type: 'boolean' },
       streams: { type: 'string' },
       hold: { type: 'string' },
       interval: { type: 'string' },
@@ -97,6 +100,8 @@ export function readOptions (argv) {
   if (values.rounds !== undefined) sizes.short.rounds = sizes.long.rounds = sizes.large.rounds = sizes.routing.rounds = Math.round(number('rounds', values.rounds))
   if (values.seconds !== undefined) sizes.short.seconds = sizes.routing.seconds = number('seconds', values.seconds)
   if (values.connections !== undefined) sizes.short.connections = sizes.routing.connections = Math.round(number('connections', values.connections))
+  // (f) A/A: both gateways with one upstream, to see how far the method moves when nothing differs.
+  sizes.routing.aa = values['routing-aa'] === true
   if (values.rate !== undefined) sizes.routing.rate = values.rate === '0' ? 0 : Math.round(number('rate', values.rate))
   if (values.streams !== undefined) sizes.held.streams = Math.round(number('streams', values.streams))
   if (values.hold !== undefined) sizes.held.holdSeconds = number('hold', values.hold)

@@ -3,18 +3,17 @@
  * rendezvous, session bound in the store, bodies kept for replay), under the same short-stream
  * load as (a), each request carrying one of 1,000 session ids in `session-id`. Three upstreams
  * (three ports of one Node process) serve the same stream; the one-upstream gateway uses the
- * first. The figure is CPU
- * per request of the gateway process; the undici load generator is used for both, since wrk
- * cannot vary a header per request here.
+ * first. The figure is CPU per request of the gateway process; the undici load generator is
+ * used for both, since wrk cannot vary a header per request here.
  *
  * On a shared 2-CPU machine a minute-scale drift (another process, thermal, GC of the load
- * generator) moves CPU per request by more than the 5 % this measures, and at full speed CPU
- * per request follows throughput (more requests per wake-up, less per request), which the
- * machine's other work moves by ±50 %. So the load is a fixed rate well under saturation
- * (`rate`, requests/s), each round interleaves the two configurations in half-second slices
- * (ABBA), CPU is read from the scheduler's nanosecond counts, and the figure is the median of
- * the rounds' own ratios, reported with their quartiles and range: a ratio between
- * measurements taken in alternating half-seconds cancels what drifts slower than that.
+ * generator) moves CPU per request by more than the 5 % this measures; at full speed CPU per
+ * request follows throughput (more requests per wake-up), which the machine's other work moves
+ * by ±50 %; and two identical gateway processes differ by ~5 % for their whole life. So the
+ * load is a fixed rate well under saturation (`rate`, requests/s), each round starts both
+ * gateways afresh and interleaves them in half-second slices (ABBA), CPU is read from the
+ * scheduler's nanosecond counts, and the figure is the median of the rounds' own ratios,
+ * reported with their quartiles and range.
  */
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -28,25 +27,33 @@ import { runShortRequests } from '../load/short-requests.mjs'
 const SESSIONS = 1000
 /** Each configuration's share of a round is taken in slices this long, alternating. */
 const SLICE_SECONDS = 0.5
+/** Load on each round's fresh gateways before measuring (the first round's is `warmupSeconds`). */
+const ROUND_WARMUP_SECONDS = 1
 export const ROUTING_LIMIT = 1.05
 
 export async function routingCost (run) {
-  const { rounds, connections, seconds, warmupSeconds, rate } = run.options.routing
+  const { rounds, connections, seconds, warmupSeconds, rate, aa } = run.options.routing
   const upstreams = []
-  const gateways = []
-  const results = { connections, seconds, rounds, rate, sliceSeconds: SLICE_SECONDS, sessions: SESSIONS, perConfig: {}, pairedRatios: [] }
+  let gateways = []
+  const results = { aa, connections, seconds, rounds, rate, sliceSeconds: SLICE_SECONDS, sessions: SESSIONS, perConfig: {}, pairedRatios: [] }
   try {
     upstreams.push(await startUpstreamPorts(run, 3))
     const list = upstreams[0].origins.map((origin, i) => ({ name: `u${i}`, url: `${origin}/v1` }))
-    gateways.push({ id: 'one-upstream', server: await startGateway(run, 'one-upstream', { UPSTREAM_URL: list[0].url }) })
-    gateways.push({ id: 'three-upstreams', server: await startGateway(run, 'three-upstreams', { UPSTREAMS: JSON.stringify(list) }) })
-    for (const gateway of gateways) gateway.pool = new Pool(gateway.server.origin, { connections, pipelining: 1 })
+    const configs = [
+      { id: 'one-upstream', env: { UPSTREAM_URL: list[0].url } },
+      // --routing-aa: the same configuration twice, for the method's own spread.
+      { id: 'three-upstreams', env: aa ? { UPSTREAM_URL: list[0].url } : { UPSTREAMS: JSON.stringify(list) } }
+    ]
     const load = async ({ server, pool }, secondsToRun) => await runShortRequests({
       url: `${server.origin}/v1/responses`, body: SMALL_REQUEST, connections, seconds: secondsToRun, sessions: SESSIONS,
       maxRequests: run.options.smoke ? 200 : Infinity, expectedBytes: SHORT_STREAM.length, wrk: undefined, rate, pool
     })
-    if (warmupSeconds > 0) for (const gateway of gateways) await load(gateway, warmupSeconds)
     for (let round = 0; round < rounds; round++) {
+      // Fresh processes every round: two identical gateways differed by ~5 % for their whole
+      // life (an A/A run), so a process's own luck must be a round's noise, not the result's bias.
+      await stopGateways(gateways)
+      gateways = await startGateways(run, configs, connections, round === 0)
+      for (const gateway of gateways) await load(gateway, round === 0 ? warmupSeconds : ROUND_WARMUP_SECONDS)
       const row = await measureRound(gateways, load, seconds, round)
       for (const { id } of gateways) (results.perConfig[id] ??= []).push(row[id])
       const ratio = row['three-upstreams'].cpuMicrosPerRequest / row['one-upstream'].cpuMicrosPerRequest
@@ -54,13 +61,28 @@ export async function routingCost (run) {
       run.progress(`(f) round ${round + 1}/${rounds}: ${describe(row['one-upstream'])} with one upstream, ${describe(row['three-upstreams'])} with three: ${ratio.toFixed(3)}×`)
     }
     Object.assign(results, summarize(results))
+    if (aa) run.note('(f) A/A run: both gateways have one upstream; the ratio is the method\'s own spread, not a routing cost.')
     run.note(`(f) routing: CPU/request three upstreams ÷ one, median of ${rounds} paired rounds ${results.ratio.toFixed(3)}× (quartiles ${results.ratioQ1.toFixed(3)}–${results.ratioQ3.toFixed(3)}, range ${results.ratioLow.toFixed(3)}–${results.ratioHigh.toFixed(3)}); medians ${results.oneMedian.toFixed(1)} and ${results.threeMedian.toFixed(1)} µs; target ≤ ${ROUTING_LIMIT}×.`)
   } finally {
-    for (const { pool } of gateways) await pool?.close()
-    for (const { server } of gateways) await server.stop()
+    await stopGateways(gateways)
     for (const upstream of upstreams) await upstream.stop()
   }
   return results
+}
+
+/** Both gateways, each with its client pool; `profiled`: under --cpu-prof (the first round's only). */
+async function startGateways (run, configs, connections, profiled) {
+  const gateways = []
+  for (const { id, env } of configs) {
+    const server = await startGateway(run, id, env, profiled)
+    gateways.push({ id, server, pool: new Pool(server.origin, { connections, pipelining: 1 }) })
+  }
+  return gateways
+}
+
+async function stopGateways (gateways) {
+  for (const { pool } of gateways) await pool.close()
+  for (const { server } of gateways) await server.stop()
 }
 
 /**
@@ -127,10 +149,10 @@ async function startUpstreamPorts (run, count) {
   return { origins: ports.map((port) => `http://127.0.0.1:${port}`), stop: async () => await proc.stop('SIGTERM', 15_000) }
 }
 
-async function startGateway (run, id, env) {
+async function startGateway (run, id, env, profiled) {
   const port = await freePort()
   // --cpu-prof: each configuration's profile in a folder of its own, summarised side by side.
-  const profileDir = run.cpuProfileDir === undefined ? undefined : join(run.cpuProfileDir, id)
+  const profileDir = run.cpuProfileDir === undefined || !profiled ? undefined : join(run.cpuProfileDir, id)
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
   const profile = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]
   const proc = startProcess(`gateway-${id}`, process.execPath, [...profile, GATEWAY_CLI], {
