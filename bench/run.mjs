@@ -109,8 +109,7 @@ async function main () {
       run.scenarioKey = undefined
     }
     if (profileDir !== undefined) {
-      const profile = readProfile(run, profileDir)
-      if (profile !== undefined) profiles.push({ scenario: scenario.key, ...profile })
+      for (const profile of readProfiles(run, profileDir)) profiles.push({ scenario: scenario.key, ...profile })
     }
   }
   if (options.smoke) checkSmoke(run, results)
@@ -151,14 +150,21 @@ function checkSmoke (run, results) {
   }
 }
 
-function readProfile (run, dir) {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
-  if (files.length === 0) {
-    run.note(`--cpu-prof: ${GATEWAY_ID} wrote no profile to ${dir} (did it exit cleanly?).`)
-    return undefined
+/** The profile in `dir`, or (f) one per configuration in its subfolders, each with that folder's name. */
+function readProfiles (run, dir) {
+  const entries = readdirSync(dir, { withFileTypes: true })
+  const folders = entries.filter((e) => e.isDirectory()).map((e) => ({ label: e.name, dir: join(dir, e.name) }))
+  const profiles = []
+  for (const { label, dir: from } of folders.length > 0 ? folders : [{ label: undefined, dir }]) {
+    const files = readdirSync(from).filter((f) => f.endsWith('.cpuprofile'))
+    if (files.length === 0) {
+      run.note(`--cpu-prof: ${GATEWAY_ID} wrote no profile to ${from} (did it exit cleanly?).`)
+      continue
+    }
+    const file = join(from, files[0])
+    profiles.push({ label, file: relative(ROOT, file), summary: summarizeCpuProfile(file, 20) })
   }
-  const file = join(dir, files[0])
-  return { file: relative(ROOT, file), summary: summarizeCpuProfile(file, 20) }
+  return profiles
 }
 
 process.exitCode = await main()

@@ -9,7 +9,7 @@ import { SHORT_STREAM } from '../fixtures/responses-sse.mjs'
 import { reverseProxyConfig, staticUpstreamConfig } from '../upstream/nginx-configs.mjs'
 import { freePort, processTree, startProcess, waitForPort } from './processes.mjs'
 
-const BENCH = join(import.meta.dirname, '..')
+export const BENCH = join(import.meta.dirname, '..')
 export const ROOT = join(BENCH, '..')
 export const GATEWAY_CLI = join(ROOT, 'dist', 'src', 'cli.js')
 const SESSION = '0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b'

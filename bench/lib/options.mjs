@@ -19,9 +19,13 @@ Options
   --proxies LIST       only these proxies: nginx, node-undici, fastify-http-proxy,
                        session-gateway, session-gateway-tracing (default: all; the
                        tracing one runs in (a) only)
-  --rounds N           rounds of (a), (b) and (d)
-  --seconds S          length of one (a) round per proxy
-  --connections N      (a) keep-alive connections
+  --rounds N           rounds of (a), (b), (d) and (f)
+  --seconds S          length of one (a) or (f) round per proxy
+  --connections N      (a) and (f) keep-alive connections
+  --rate N             (f) requests per second, open loop (default 1500; 0: as fast as
+                       each connection can)
+  --routing-aa         (f) an A/A run: the "three upstreams" gateway gets the same one
+                       upstream, so the ratio shows the method's own spread
   --streams N          (c) streams held open at once
   --hold S             (c) seconds each stream stays open
   --interval MS        (c) milliseconds between a stream's events
@@ -40,21 +44,26 @@ const MODES = {
     long: { rounds: 5, streams: 20, events: 40, intervalMs: 100 },
     held: { rounds: 1, streams: 10_000, holdSeconds: 60, intervalMs: 1000, openPerSecond: 2000 },
     large: { rounds: 5, bytes: 5 * 2 ** 20, requestsPerKind: 40 },
-    footprint: { starts: 9 }
+    footprint: { starts: 9 },
+    // (f): many short rounds, each pairing the two configurations back to back, so that a
+    // ratio is taken between measurements seconds apart, not minutes.
+    routing: { rounds: 21, connections: 50, seconds: 4, warmupSeconds: 5, rate: 1500 }
   },
   quick: {
     short: { rounds: 5, connections: 50, seconds: 5, warmupSeconds: 3 },
     long: { rounds: 3, streams: 20, events: 20, intervalMs: 100 },
     held: { rounds: 1, streams: 1000, holdSeconds: 10, intervalMs: 1000, openPerSecond: 2000 },
     large: { rounds: 3, bytes: 5 * 2 ** 20, requestsPerKind: 20 },
-    footprint: { starts: 5 }
+    footprint: { starts: 5 },
+    routing: { rounds: 11, connections: 50, seconds: 3, warmupSeconds: 3, rate: 1500 }
   },
   smoke: {
     short: { rounds: 1, connections: 8, seconds: 1, warmupSeconds: 0 },
     long: { rounds: 1, streams: 4, events: 5, intervalMs: 20 },
     held: { rounds: 1, streams: 50, holdSeconds: 1, intervalMs: 250, openPerSecond: 2000 },
     large: { rounds: 1, bytes: 2 ** 20, requestsPerKind: 2 },
-    footprint: { starts: 1 }
+    footprint: { starts: 1 },
+    routing: { rounds: 1, connections: 8, seconds: 1, warmupSeconds: 0, rate: 0 }
   }
 }
 
@@ -70,6 +79,8 @@ export function readOptions (argv) {
       rounds: { type: 'string' },
       seconds: { type: 'string' },
       connections: { type: 'string' },
+      rate: { type: 'string' },
+      'routing-aa': { type: 'boolean' },
       streams: { type: 'string' },
       hold: { type: 'string' },
       interval: { type: 'string' },
@@ -89,9 +100,12 @@ export function readOptions (argv) {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, not "${value}"`)
     return n
   }
-  if (values.rounds !== undefined) sizes.short.rounds = sizes.long.rounds = sizes.large.rounds = Math.round(number('rounds', values.rounds))
-  if (values.seconds !== undefined) sizes.short.seconds = number('seconds', values.seconds)
-  if (values.connections !== undefined) sizes.short.connections = Math.round(number('connections', values.connections))
+  if (values.rounds !== undefined) sizes.short.rounds = sizes.long.rounds = sizes.large.rounds = sizes.routing.rounds = Math.round(number('rounds', values.rounds))
+  if (values.seconds !== undefined) sizes.short.seconds = sizes.routing.seconds = number('seconds', values.seconds)
+  if (values.connections !== undefined) sizes.short.connections = sizes.routing.connections = Math.round(number('connections', values.connections))
+  // (f) A/A: both gateways with one upstream, to see how far the method moves when nothing differs.
+  sizes.routing.aa = values['routing-aa'] === true
+  if (values.rate !== undefined) sizes.routing.rate = values.rate === '0' ? 0 : Math.round(number('rate', values.rate))
   if (values.streams !== undefined) sizes.held.streams = Math.round(number('streams', values.streams))
   if (values.hold !== undefined) sizes.held.holdSeconds = number('hold', values.hold)
   if (values.interval !== undefined) sizes.held.intervalMs = number('interval', values.interval)

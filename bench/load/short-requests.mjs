@@ -12,7 +12,7 @@ import { percentile } from '../lib/stats.mjs'
 const WRK_SCRIPT = join(import.meta.dirname, 'wrk-post.lua')
 
 /**
- * @param options `{ url, body, connections, seconds, maxRequests, expectedBytes, wrk }`:
+ * @param options `{ url, body, connections, seconds, maxRequests, expectedBytes, wrk, sessions, rate, pool }`:
  *   `wrk` is the path of the wrk binary, or undefined to use the Node load generator;
  *   `maxRequests` bounds the Node generator (wrk is bounded by time only).
  */
@@ -41,9 +41,15 @@ async function runWithWrk ({ url, body, connections, seconds, wrk }) {
   }
 }
 
-async function runWithUndici ({ url, body, connections, seconds, maxRequests = Infinity, expectedBytes, sessions = 0 }) {
+/**
+ * `rate` > 0: open loop at that many requests per second (request i is due at i / rate s, sent
+ * by the first free connection), so CPU per request is compared at the same load whatever the
+ * machine's other work does to throughput; 0: closed loop, each connection as fast as it can.
+ */
+async function runWithUndici ({ url, body, connections, seconds, maxRequests = Infinity, expectedBytes, sessions = 0, rate = 0, pool: kept }) {
   const target = new URL(url)
-  const pool = new Pool(target.origin, { connections, pipelining: 1 })
+  // `pool`: the caller's, kept open across calls (slices of one measurement reuse connections).
+  const pool = kept ?? new Pool(target.origin, { connections, pipelining: 1 })
   const latencies = []
   let issued = 0
   let errors = 0
@@ -52,6 +58,12 @@ async function runWithUndici ({ url, body, connections, seconds, maxRequests = I
   const worker = async () => {
     while (performance.now() < deadline && issued < maxRequests) {
       issued++
+      if (rate > 0) {
+        const due = startedAt + (issued - 1) * 1000 / rate
+        const wait = due - performance.now()
+        if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
+        if (due >= deadline) break
+      }
       const sentAt = performance.now()
       try {
         // `sessions` > 0: each request names one of that many sessions (the routing scenario).
@@ -67,7 +79,7 @@ async function runWithUndici ({ url, body, connections, seconds, maxRequests = I
   }
   await Promise.all(Array.from({ length: connections }, worker))
   const elapsed = (performance.now() - startedAt) / 1000
-  await pool.close()
+  if (kept === undefined) await pool.close()
   latencies.sort((a, b) => a - b)
   return { requests: latencies.length, errors, seconds: elapsed, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) }
 }

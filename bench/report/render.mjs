@@ -143,12 +143,22 @@ export function renderReport ({ run, machine, results, startedAt, elapsedMs, pro
         proxyRows(large, run, 3, (id) => [withRange(large, id, 'withIdMs', 2), withRange(large, id, 'withoutIdMs', 2), fixed(medianOf(large, id, 'addedMs'), 2)])), '',
       ratioTable(large, [{ label: 'With previous_response_id', field: 'withIdMs' }, { label: 'Without', field: 'withoutIdMs' }]), '')
   }
+  if (results.routing !== undefined) out.push(...renderRouting(results.routing))
   for (const profile of profiles) out.push(...renderProfile(profile))
   return out.join('\n')
 }
 
-function renderProfile ({ scenario, file, summary }) {
-  return [`## session-gateway CPU profile during (${scenario})`, '',
+function renderRouting (routing) {
+  const scenario = { perProxy: routing.perConfig }
+  const row = (id, label) => [label, withRange(scenario, id, 'requestsPerSecond', 0), withRange(scenario, id, 'cpuMicrosPerRequest', 1), withRange(scenario, id, 'p99Ms', 2), String(scenario.perProxy[id].reduce((sum, r) => sum + r.errors, 0))]
+  return ['## (f) Routing cost: three upstreams against one', '',
+    `session-gateway alone, ${routing.rate > 0 ? `${routing.rate.toLocaleString('en')} requests/s (open loop) over ` : ''}${routing.connections} keep-alive connections, each request naming one of ${routing.sessions.toLocaleString('en')} sessions in \`session-id\`; ${routing.rounds} rounds of ${routing.seconds} s per configuration, the two back to back in each round, alternating which goes first.`, '',
+    table(['Configuration', 'Requests/s', 'CPU µs / request', 'p99 ms', 'Errors'], ['l', 'r', 'r', 'r', 'r'], [row('one-upstream', 'one upstream (`UPSTREAM_URL`)'), row('three-upstreams', 'three upstreams (`UPSTREAMS`)')]), '',
+    `Three ÷ one, CPU per request: median of the rounds' own ratios **${fixed(routing.ratio, 3)}×**, middle half ${fixed(routing.ratioQ1, 3)}–${fixed(routing.ratioQ3, 3)}, range ${fixed(routing.ratioLow, 3)}–${fixed(routing.ratioHigh, 3)}; ${routing.roundsWithin} of ${routing.rounds} rounds at or under the limit. Ratio of the two medians: ${fixed(routing.ratioOfMedians, 3)}×.`, '']
+}
+
+function renderProfile ({ scenario, label, file, summary }) {
+  return [`## session-gateway CPU profile during (${scenario})${label === undefined ? '' : `, ${label}`}`, '',
     `From \`${file}\` (\`node --cpu-prof\`; profiling slows the gateway, so its figures in this run are not comparable). ${fixed(summary.totalMs, 0)} ms sampled, of which ${fixed(summary.totalMs - summary.idleMs, 0)} ms busy; shares are of busy time (the process idles while the other proxies have their turn).`, '',
     table(['Area', 'Self ms', 'Share'], ['l', 'r', 'r'], summary.areas.slice(0, 14).map((a) => [a.area, fixed(a.selfMs, 0), `${(a.share * 100).toFixed(1)}%`])), '',
     table(['Function', 'Where', 'Self ms', 'Share'], ['l', 'l', 'r', 'r'], summary.functions.map((f) => [`\`${f.name}\``, f.where === '' ? '' : `\`${f.where}\``, fixed(f.selfMs, 0), `${(f.share * 100).toFixed(1)}%`])), '']

@@ -1,62 +1,166 @@
 /**
  * (f) Routing cost: session-gateway alone, with one upstream and with three (weighted
  * rendezvous, session bound in the store, bodies kept for replay), under the same short-stream
- * load as (a), each request carrying one of 1,000 session ids in `session-id`. Three Node
- * upstreams serve the same stream; the one-upstream gateway uses the first. The figure is CPU
- * per request of the gateway process; the undici load generator is used for both, since wrk
- * cannot vary a header per request here.
+ * load as (a), each request carrying one of 1,000 session ids in `session-id`. Three upstreams
+ * (three ports of one Node process) serve the same stream; the one-upstream gateway uses the
+ * first. The figure is CPU per request of the gateway process; the undici load generator is
+ * used for both, since wrk cannot vary a header per request here.
+ *
+ * On a shared 2-CPU machine a minute-scale drift (another process, thermal, GC of the load
+ * generator) moves CPU per request by more than the 5 % this measures; at full speed CPU per
+ * request follows throughput (more requests per wake-up), which the machine's other work moves
+ * by ±50 %; and two identical gateway processes differ by ~5 % for their whole life. So the
+ * load is a fixed rate well under saturation (`rate`, requests/s), each round starts both
+ * gateways afresh and interleaves them in half-second slices (ABBA), CPU is read from the
+ * scheduler's nanosecond counts, and the figure is the median of the rounds' own ratios,
+ * reported with their quartiles and range.
  */
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { Pool } from 'undici'
 import { SHORT_STREAM, SMALL_REQUEST } from '../fixtures/responses-sse.mjs'
-import { GATEWAY_CLI, ROOT, startNodeUpstream } from '../lib/contenders.mjs'
-import { cpuSeconds, freePort, startProcess, waitForPort } from '../lib/processes.mjs'
+import { BENCH, GATEWAY_CLI, ROOT } from '../lib/contenders.mjs'
+import { cpuSecondsPrecise, freePort, startProcess, waitForPort } from '../lib/processes.mjs'
+import { median, percentile } from '../lib/stats.mjs'
 import { runShortRequests } from '../load/short-requests.mjs'
 
 const SESSIONS = 1000
+/** Each configuration's share of a round is taken in slices this long, alternating. */
+const SLICE_SECONDS = 0.5
+/** Load on each round's fresh gateways before measuring (the first round's is `warmupSeconds`). */
+const ROUND_WARMUP_SECONDS = 1
+export const ROUTING_LIMIT = 1.05
 
 export async function routingCost (run) {
-  const { rounds, connections, seconds, warmupSeconds } = run.options.short
+  const { rounds, connections, seconds, warmupSeconds, rate, aa } = run.options.routing
   const upstreams = []
-  const gateways = []
-  const results = { connections, seconds, rounds, sessions: SESSIONS, perConfig: {} }
+  let gateways = []
+  const results = { aa, connections, seconds, rounds, rate, sliceSeconds: SLICE_SECONDS, sessions: SESSIONS, perConfig: {}, pairedRatios: [] }
   try {
-    for (let i = 0; i < 3; i++) upstreams.push(await startNodeUpstream(run, `routing-upstream-${i}`))
-    const list = upstreams.map((u, i) => ({ name: `u${i}`, url: `${u.origin}/v1` }))
-    gateways.push({ id: 'one-upstream', server: await startGateway(run, 'gateway-one-upstream', { UPSTREAM_URL: list[0].url }) })
-    gateways.push({ id: 'three-upstreams', server: await startGateway(run, 'gateway-three-upstreams', { UPSTREAMS: JSON.stringify(list) }) })
-    const load = async (server, secondsToRun) => await runShortRequests({
+    upstreams.push(await startUpstreamPorts(run, 3))
+    const list = upstreams[0].origins.map((origin, i) => ({ name: `u${i}`, url: `${origin}/v1` }))
+    const configs = [
+      { id: 'one-upstream', env: { UPSTREAM_URL: list[0].url } },
+      // --routing-aa: the same configuration twice, for the method's own spread.
+      { id: 'three-upstreams', env: aa ? { UPSTREAM_URL: list[0].url } : { UPSTREAMS: JSON.stringify(list) } }
+    ]
+    const load = async ({ server, pool }, secondsToRun) => await runShortRequests({
       url: `${server.origin}/v1/responses`, body: SMALL_REQUEST, connections, seconds: secondsToRun, sessions: SESSIONS,
-      maxRequests: run.options.smoke ? 200 : Infinity, expectedBytes: SHORT_STREAM.length, wrk: undefined
+      maxRequests: run.options.smoke ? 200 : Infinity, expectedBytes: SHORT_STREAM.length, wrk: undefined, rate, pool
     })
-    if (warmupSeconds > 0) for (const { server } of gateways) await load(server, warmupSeconds)
     for (let round = 0; round < rounds; round++) {
-      // Alternating order, as in (a): neither always runs first.
-      for (const { id, server } of round % 2 === 0 ? gateways : [...gateways].reverse()) {
-        const before = cpuSeconds(server.pids())
-        const result = await load(server, seconds)
-        const cpu = cpuSeconds(server.pids()) - before
-        const row = { requestsPerSecond: result.requests / result.seconds, cpuMicrosPerRequest: cpu / result.requests * 1e6, p99Ms: result.p99Ms, errors: result.errors }
-        run.progress(`(f) round ${round + 1}/${rounds} ${id}: ${Math.round(row.requestsPerSecond)} req/s, ${row.cpuMicrosPerRequest.toFixed(1)} µs CPU/req, p99 ${row.p99Ms.toFixed(2)} ms, ${row.errors} errors`)
-        ;(results.perConfig[id] ??= []).push(row)
-      }
+      // Fresh processes every round: two identical gateways differed by ~5 % for their whole
+      // life (an A/A run), so a process's own luck must be a round's noise, not the result's bias.
+      await stopGateways(gateways)
+      gateways = await startGateways(run, configs, connections, round === 0)
+      for (const gateway of gateways) await load(gateway, round === 0 ? warmupSeconds : ROUND_WARMUP_SECONDS)
+      const row = await measureRound(gateways, load, seconds, round)
+      for (const { id } of gateways) (results.perConfig[id] ??= []).push(row[id])
+      const ratio = row['three-upstreams'].cpuMicrosPerRequest / row['one-upstream'].cpuMicrosPerRequest
+      results.pairedRatios.push(ratio)
+      run.progress(`(f) round ${round + 1}/${rounds}: ${describe(row['one-upstream'])} with one upstream, ${describe(row['three-upstreams'])} with three: ${ratio.toFixed(3)}×`)
     }
-    const median = (id) => results.perConfig[id].map((r) => r.cpuMicrosPerRequest).sort((a, b) => a - b)[Math.floor(rounds / 2)]
-    results.ratio = median('three-upstreams') / median('one-upstream')
-    run.note(`(f) routing: CPU/request median ${median('one-upstream').toFixed(1)} µs with one upstream, ${median('three-upstreams').toFixed(1)} µs with three (${results.ratio.toFixed(3)}×; target ≤ 1.05×).`)
+    Object.assign(results, summarize(results))
+    if (aa) run.note('(f) A/A run: both gateways have one upstream; the ratio is the method\'s own spread, not a routing cost.')
+    run.note(`(f) routing: CPU/request three upstreams ÷ one, median of ${rounds} paired rounds ${results.ratio.toFixed(3)}× (quartiles ${results.ratioQ1.toFixed(3)}–${results.ratioQ3.toFixed(3)}, range ${results.ratioLow.toFixed(3)}–${results.ratioHigh.toFixed(3)}); medians ${results.oneMedian.toFixed(1)} and ${results.threeMedian.toFixed(1)} µs; target ≤ ${ROUTING_LIMIT}×.`)
   } finally {
-    for (const { server } of gateways) await server.stop()
+    await stopGateways(gateways)
     for (const upstream of upstreams) await upstream.stop()
   }
   return results
 }
 
-async function startGateway (run, name, env) {
+/** Both gateways, each with its client pool; `profiled`: under --cpu-prof (the first round's only). */
+async function startGateways (run, configs, connections, profiled) {
+  const gateways = []
+  for (const { id, env } of configs) {
+    const server = await startGateway(run, id, env, profiled)
+    gateways.push({ id, server, pool: new Pool(server.origin, { connections, pipelining: 1 }) })
+  }
+  return gateways
+}
+
+async function stopGateways (gateways) {
+  for (const { pool } of gateways) await pool.close()
+  for (const { server } of gateways) await server.stop()
+}
+
+/**
+ * One round: `seconds` per configuration, cut into slices of SLICE_SECONDS taken in ABBA order
+ * (the round's parity decides who starts), so contention that changes over a second or more
+ * falls on both alike. CPU is the gateway's, from the scheduler's nanosecond counts.
+ */
+async function measureRound (gateways, load, seconds, round) {
+  const totals = Object.fromEntries(gateways.map(({ id }) => [id, { cpu: 0, requests: 0, seconds: 0, errors: 0, p99s: [] }]))
+  const slices = Math.max(1, Math.round(seconds / SLICE_SECONDS))
+  for (let slice = 0; slice < slices; slice++) {
+    const forward = (slice % 2 === 0) === (round % 2 === 0)
+    for (const gateway of forward ? gateways : [...gateways].reverse()) {
+      const total = totals[gateway.id]
+      const before = cpuSecondsPrecise(gateway.server.pids())
+      const result = await load(gateway, seconds / slices)
+      total.cpu += cpuSecondsPrecise(gateway.server.pids()) - before
+      total.requests += result.requests
+      total.seconds += result.seconds
+      total.errors += result.errors
+      total.p99s.push(result.p99Ms)
+    }
+  }
+  return Object.fromEntries(Object.entries(totals).map(([id, t]) => [id, {
+    requestsPerSecond: t.requests / t.seconds, cpuMicrosPerRequest: t.cpu / t.requests * 1e6, p99Ms: median(t.p99s), errors: t.errors
+  }]))
+}
+
+function describe (row) {
+  return `${Math.round(row.requestsPerSecond)} req/s, ${row.cpuMicrosPerRequest.toFixed(1)} µs CPU/req${row.errors > 0 ? `, ${row.errors} errors` : ''}`
+}
+
+function summarize ({ perConfig, pairedRatios }) {
+  const sorted = [...pairedRatios].sort((a, b) => a - b)
+  const cpu = (id) => perConfig[id].map((r) => r.cpuMicrosPerRequest)
+  return {
+    ratio: median(pairedRatios),
+    ratioQ1: percentile(sorted, 25),
+    ratioQ3: percentile(sorted, 75),
+    ratioLow: sorted[0],
+    ratioHigh: sorted.at(-1),
+    roundsWithin: pairedRatios.filter((r) => r <= ROUTING_LIMIT).length,
+    oneMedian: median(cpu('one-upstream')),
+    threeMedian: median(cpu('three-upstreams')),
+    ratioOfMedians: median(cpu('three-upstreams')) / median(cpu('one-upstream'))
+  }
+}
+
+/**
+ * The three upstreams: three ports of one Node upstream process. On loopback the sender's
+ * write runs the receiver's TCP path and wakes it, so three half-idle upstream processes would
+ * bill the gateway for wake-ups a real network puts on the upstreams' machines; one process
+ * serving three ports costs the machine the same in both configurations, and the gateway still
+ * keeps three origins, three connection pools and the routed path.
+ */
+async function startUpstreamPorts (run, count) {
+  const ports = []
+  for (let i = 0; i < count; i++) ports.push(await freePort())
+  const proc = startProcess('routing-upstream', process.execPath, [join(BENCH, 'upstream', 'node-upstream.mjs'), ...ports.map(String)], {
+    role: 'load',
+    env: { PATH: process.env.PATH ?? '' },
+    logFile: join(run.dir, 'routing-upstream.log')
+  })
+  for (const port of ports) await waitForPort(proc, port)
+  return { origins: ports.map((port) => `http://127.0.0.1:${port}`), stop: async () => await proc.stop('SIGTERM', 15_000) }
+}
+
+async function startGateway (run, id, env, profiled) {
   const port = await freePort()
-  const proc = startProcess(name, process.execPath, [GATEWAY_CLI], {
+  // --cpu-prof: each configuration's profile in a folder of its own, summarised side by side.
+  const profileDir = run.cpuProfileDir === undefined || !profiled ? undefined : join(run.cpuProfileDir, id)
+  if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
+  const profile = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]
+  const proc = startProcess(`gateway-${id}`, process.execPath, [...profile, GATEWAY_CLI], {
     role: 'proxy',
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
     cwd: ROOT,
-    logFile: join(run.dir, `${name}.log`)
+    logFile: join(run.dir, `gateway-${id}.log`)
   })
   await waitForPort(proc, port)
   return { origin: `http://127.0.0.1:${port}`, pids: () => [proc.pid], stop: async () => await proc.stop('SIGTERM', 15_000) }

@@ -1,5 +1,7 @@
 /**
- * The benchmark's Node upstream, run as its own process: `node node-upstream.mjs PORT`.
+ * The benchmark's Node upstream, run as its own process: `node node-upstream.mjs PORT [PORT…]`
+ * (each port its own server, one process serving them all: (f) gives three upstreams that cost
+ * the machine what one does).
  *
  *  - any request: reads the whole body, then answers the fixed short stream, with
  *    `x-bench-body-bytes` (and `x-bench-body-sha256` when asked by `x-bench-digest: 1`) so the
@@ -13,10 +15,10 @@ import { createHash } from 'node:crypto'
 import { createServer } from 'node:http'
 import { monotonicMicros, SHORT_STREAM, timedCompletedEvent, timedCreatedEvent, timedDeltaEvent } from '../fixtures/responses-sse.mjs'
 
-const port = Number(process.argv[2])
+const ports = process.argv.slice(2).map(Number)
 let streams = 0
 
-const server = createServer((req, res) => {
+function answer (req, res) {
   const digest = req.headers['x-bench-digest'] === '1' ? createHash('sha256') : undefined
   let bytes = 0
   req.on('data', (chunk) => {
@@ -39,7 +41,7 @@ const server = createServer((req, res) => {
     res.writeHead(200, headers)
     res.end(SHORT_STREAM)
   })
-})
+}
 
 function sendTimedStream (res, events, intervalMs) {
   const id = `resp_bench_${process.pid}_${++streams}`
@@ -59,9 +61,12 @@ function sendTimedStream (res, events, intervalMs) {
   res.on('close', () => clearTimeout(timer))
 }
 
-// Long streams and idle keep-alive connections are the point here: no server-side timeouts.
-server.keepAliveTimeout = 75_000
-server.headersTimeout = 80_000
-server.requestTimeout = 0
-server.listen({ port, host: '127.0.0.1', backlog: 4096 })
+for (const port of ports) {
+  const server = createServer(answer)
+  // Long streams and idle keep-alive connections are the point here: no server-side timeouts.
+  server.keepAliveTimeout = 75_000
+  server.headersTimeout = 80_000
+  server.requestTimeout = 0
+  server.listen({ port, host: '127.0.0.1', backlog: 4096 })
+}
 process.on('SIGTERM', () => process.exit(0))

@@ -151,7 +151,8 @@ async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitt
   const { server, session: sessionSettings, routing } = deps.config
   if (admitted.sessionFromHeader === undefined && hasBody(req) && sessionSettings.readBody && isPlainJson(req)) {
     const body = await readRequestBody(req, server.bodyLimitBytes)
-    return { session: await deps.sessions.fromBody(readSessionFields(body), req.socket), body: { body, replayable: true } }
+    // Read whole to decide the session; still sent again only within the replay limit.
+    return { session: await deps.sessions.fromBody(readSessionFields(body), req.socket), body: { body, replayable: body.length <= routing.replayBodyBytes } }
   }
   const body = await replayableBody(req, routing.replayBodyBytes, server.bodyLimitBytes)
   return { session: admitted.sessionFromHeader ?? deps.sessions.fromConnection(req.socket), body }

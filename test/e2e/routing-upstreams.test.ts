@@ -11,7 +11,8 @@ import { startGateway, type RunningGateway } from '../support/gateway.js'
 import { needs } from '../support/needs.js'
 import { rawWebSocket } from '../support/raw-websocket.js'
 import { startRedis } from '../support/redis-server.js'
-import { startUpstreamProcesses, type UpstreamProcess } from '../support/upstream-process.js'
+import { holdStream } from '../support/steady-traffic.js'
+import { sessionsHomedOn, startUpstreamProcesses, type UpstreamProcess } from '../support/upstream-process.js'
 
 interface Answer { status: number, upstream: string | undefined, json: Record<string, unknown> }
 
@@ -34,23 +35,6 @@ async function send (gateway: RunningGateway, { session, body = {}, headers = {}
     })
     req.on('error', reject)
     req.end(payload)
-  })
-}
-
-/** A held SSE stream: resolves once its head arrived, with a promise for how it ended. */
-async function holdStream (gateway: RunningGateway, session: string): Promise<{ upstream: string, ended: Promise<'complete' | 'torn'>, close: () => void }> {
-  return await new Promise((resolve, reject) => {
-    const req = http.request(`${gateway.baseURL}/responses`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'session-id': session } }, (res) => {
-      const ended = new Promise<'complete' | 'torn'>((done) => {
-        res.on('end', () => done('complete'))
-        res.on('error', () => done('torn'))
-        res.on('aborted', () => done('torn'))
-      })
-      res.resume()
-      resolve({ upstream: String(res.headers['x-upstream']), ended, close: () => req.destroy() })
-    })
-    req.on('error', reject)
-    req.end(JSON.stringify({ model: 'gpt-test', stream: true, hold: true }))
   })
 }
 
@@ -167,6 +151,18 @@ t.test('a 5xx before any byte is retried on the next upstream, and counted again
   t.equal(bad.requests.length, 2, 'and not to the failing upstream first')
 })
 
+t.test('UPSTREAM_REPLAY_BODY_BYTES=0: a request with a body is not sent again, even one read whole to decide its session', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups), UPSTREAM_REPLAY_BODY_BYTES: '0' })
+  t.teardown(gateway.close)
+  for (const u of ups) await u.setMode({ status: 503 })
+  const fromHeader = await send(gateway, { session: 'no-replay-1' })
+  const fromBody = await send(gateway, { body: { prompt_cache_key: 'no-replay-2' } })
+  t.equal(fromHeader.status, 503, "the upstream's answer, not retried")
+  t.equal(fromBody.status, 503, 'a body read for its session is not retried either')
+  t.equal(ups[0]!.requests.length + ups[1]!.requests.length, 2, 'one attempt each')
+})
+
 t.test("a 429 is retried elsewhere and ejects its upstream for at least its retry-after", async (t) => {
   const ups = await startUpstreamProcesses(t, ['a', 'b'])
   const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups), UPSTREAM_FAILURES_TO_EJECT: '1' })
@@ -271,6 +267,36 @@ t.test('WebSocket: a refused or unreachable upstream at the handshake fails over
   ws.socket.destroy()
   t.match(await gateway.waitForLog((l) => l.msg === 'request' && l.transport === 'websocket'), { upstream: servedBy, attempts: 2 })
 })
+
+for (const refusal of [{ status: 503 }, { status: 429, retryAfter: 1200 }]) {
+  t.test(`WebSocket: a handshake refused with ${refusal.status} goes to the next upstream before the 101, and the refusal counts toward ejection`, async (t) => {
+    const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
+    // 3 failures in a row eject (the default); a cooldown longer than the test, so it cannot end in between.
+    const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups), UPSTREAM_COOLDOWN_MS: '600000', UPSTREAM_MAX_COOLDOWN_MS: '600000' })
+    t.teardown(gateway.close)
+    const refusing = ups[0]!
+    await refusing.setMode(refusal)
+    const [first, second, third, afterEjection] = sessionsHomedOn('a', ['a', 'b', 'c'], 4, `ws-${refusal.status}`)
+    for (const [i, session] of [first!, second!, third!].entries()) {
+      const ws = await rawWebSocket(gateway.port, '/v1/responses', { 'session-id': session })
+      t.equal(ws.status, 101, `${session}: the client gets a 101`)
+      const servedBy = ws.headers.find(([name]) => name === 'x-upstream')?.[1]
+      t.not(servedBy, 'a', `${session}: from an upstream that accepted`)
+      t.equal(refusing.requests.length, i + 1, `${session}: the refusing upstream was asked first`)
+      ws.socket.destroy()
+      t.match(await gateway.waitForLog((l) => l.msg === 'request' && l.session === session), { upstream: servedBy, attempts: 2, status: 101 })
+    }
+    t.equal(await metric(gateway, 'session_gateway_upstream_errors_total{kind="status",upstream="a"}'), 3, 'each refusal counted against its upstream')
+    const ready = await (await fetch(`${gateway.origin}/readyz`)).json() as { upstreams: Array<{ name: string, state: string, ejected_for_ms?: number }> }
+    const a = ready.upstreams.find((u) => u.name === 'a')!
+    t.equal(a.state, 'ejected', 'the third refusal in a row ejected it')
+    if (refusal.retryAfter !== undefined) t.ok(a.ejected_for_ms! > 600_000, `the 429's retry-after (1,200 s) is the least cooldown (${a.ejected_for_ms} ms left)`)
+    const ws = await rawWebSocket(gateway.port, '/v1/responses', { 'session-id': afterEjection! })
+    t.equal(ws.status, 101)
+    t.equal(refusing.requests.length, 3, 'an ejected upstream is not asked first')
+    ws.socket.destroy()
+  })
+}
 
 t.test('config errors in upstreams stop the command with status 2, naming the key', async (t) => {
   const cli = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js')

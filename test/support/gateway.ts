@@ -31,8 +31,9 @@ export interface RunningGateway {
   close: () => Promise<number>
 }
 
-export async function startGateway (env: Record<string, string>): Promise<RunningGateway> {
-  const config = loadConfig({ env: { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env } })
+/** `file`: a YAML config file (`--config`), under `env` as with the CLI. */
+export async function startGateway (env: Record<string, string>, file?: string): Promise<RunningGateway> {
+  const config = loadConfig({ file, env: { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env } })
   const log = logLines()
   let text = ''
   const sink = new Writable({

@@ -5,6 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import type { IncomingHttpHeaders } from 'node:http'
 import { join } from 'node:path'
+import { rendezvousOrder } from '../../src/upstream/rendezvous.js'
 import { freePort } from './redis-server.js'
 
 export interface SeenRequest {
@@ -24,6 +25,8 @@ export interface UpstreamProcess {
   url: string
   /** Everything received since the first start, restarts included. */
   requests: SeenRequest[]
+  /** Resolves once `count` requests matching `predicate` have been received (counting those already in). */
+  received: (predicate: (request: SeenRequest) => boolean, count?: number) => Promise<void>
   setMode: (mode: UpstreamMode) => Promise<void>
   /** SIGKILL: no goodbye to open connections. Resolves once the process has exited. */
   kill: () => Promise<void>
@@ -39,6 +42,7 @@ export async function startUpstreamProcess (name: string): Promise<UpstreamProce
   let child: ChildProcess | undefined
   let seq = 0
   const acks = new Map<number, () => void>()
+  const watchers = new Set<() => void>()
   const spawn = async (): Promise<void> => {
     const started = fork(MAIN, [String(port), name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     child = started
@@ -46,7 +50,10 @@ export async function startUpstreamProcess (name: string): Promise<UpstreamProce
       started.once('exit', (code) => reject(new Error(`upstream ${name} exited (${code ?? 'signal'}) before listening`)))
       started.on('message', (message: { ready?: number, request?: SeenRequest, ack?: number }) => {
         if (message.ready !== undefined) resolve()
-        if (message.request !== undefined) requests.push(message.request)
+        if (message.request !== undefined) {
+          requests.push(message.request)
+          for (const watcher of watchers) watcher()
+        }
         if (message.ack !== undefined) acks.get(message.ack)?.()
       })
     })
@@ -65,6 +72,17 @@ export async function startUpstreamProcess (name: string): Promise<UpstreamProce
     port,
     url: `http://127.0.0.1:${port}/v1`,
     requests,
+    received: async (predicate, count = 1) => {
+      await new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (requests.filter(predicate).length < count) return
+          watchers.delete(check)
+          resolve()
+        }
+        watchers.add(check)
+        check()
+      })
+    },
     setMode: async (mode) => {
       const id = ++seq
       await new Promise<void>((resolve) => { acks.set(id, resolve); child?.send({ seq: id, mode }) })
@@ -79,4 +97,14 @@ export async function startUpstreamProcesses (t: { teardown: (fn: () => Promise<
   const started = await Promise.all(names.map(async (name) => await startUpstreamProcess(name)))
   t.teardown(async () => { await Promise.all(started.map(async (upstream) => await upstream.kill())) })
   return started
+}
+
+/** `count` session ids (`prefix-N`) whose rendezvous order over `names` (equal weights) starts with `first`. */
+export function sessionsHomedOn (first: string, names: string[], count: number, prefix: string): string[] {
+  const upstreams = names.map((name) => ({ name, weight: 1 }))
+  const found: string[] = []
+  for (let i = 0; found.length < count; i++) {
+    if (rendezvousOrder(`${prefix}-${i}`, upstreams)[0]!.name === first) found.push(`${prefix}-${i}`)
+  }
+  return found
 }
