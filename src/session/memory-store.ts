@@ -84,7 +84,8 @@ export class MemorySessionStore implements SessionStore {
     if (entry?.id === sessionId) this.#removeKey(entry, key)
   }
 
-  async upstreamOf (sessionId: string): Promise<string | undefined> {
+  /** Synchronous: a routed request's await then costs no promise of the store's own. */
+  upstreamOf (sessionId: string): string | undefined {
     return this.boundUpstream(sessionId)
   }
 

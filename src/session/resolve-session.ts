@@ -82,8 +82,8 @@ export class SessionResolver {
   }
 
   /** The upstream `sessionId` is bound to, if any (several upstreams only). */
-  async upstreamOf (sessionId: string): Promise<string | undefined> {
-    return await this.#store.upstreamOf(sessionId)
+  upstreamOf (sessionId: string): string | undefined | Promise<string | undefined> {
+    return this.#store.upstreamOf(sessionId)
   }
 
   /** Binds `sessionId` to the upstream that served it, so its next requests go there directly. */

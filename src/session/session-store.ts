@@ -17,7 +17,7 @@ export interface SessionStore {
    */
   bind (keys: readonly string[], sessionId: string): void
   /** The upstream the session is bound to (several upstreams only); undefined when none yet. */
-  upstreamOf (sessionId: string): Promise<string | undefined>
+  upstreamOf (sessionId: string): string | undefined | Promise<string | undefined>
   /** Binds the session to `upstream`, replacing an earlier binding (the session moved). */
   bindUpstream (sessionId: string, upstream: string): void
   /** Adds one finished request, and the tokens it used, to the session's totals. */
