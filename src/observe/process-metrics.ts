@@ -23,6 +23,9 @@ export function registerProcessMetrics (registry: MetricRegistry, prefix: string
   gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', () => process.memoryUsage.rss())
   if (process.platform === 'linux') gauge('process_open_fds', 'Number of open file descriptors.', openFileDescriptors)
   registerEventLoopDelay(registry, prefix)
+  // prom-client's name; Node's undocumented _getActiveHandles is what it counted.
+  const activeHandles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles
+  if (activeHandles !== undefined) gauge('nodejs_active_handles_total', 'Total number of active handles.', () => activeHandles.call(process).length)
   gauge('nodejs_active_resources_total', 'Number of active resources that are currently keeping the event loop alive.', () => process.getActiveResourcesInfo().length)
   gauge('nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.', () => process.memoryUsage().heapTotal)
   gauge('nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', () => process.memoryUsage().heapUsed)
