@@ -28,8 +28,9 @@ import type { AttemptSpan, AttemptTarget, ExchangeSpan, ExchangeTracer } from '.
 
 const propagator = new W3CTraceContextPropagator()
 
-export async function createOtelTracer (config: TracingConfig): Promise<ExchangeTracer> {
-  const exporter = await createExporter(config)
+/** The tracer for `config`; `exporter` replaces the OTLP one (bench/tracing/span-cost.mjs measures the stages apart). */
+export async function createOtelTracer (config: TracingConfig, exporter?: SpanExporter): Promise<ExchangeTracer> {
+  exporter ??= await createExporter(config)
   const provider = new BasicTracerProvider({
     // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES, as the spec says.
     resource: resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName }),
