@@ -20,6 +20,7 @@ import type { ExchangeOutcome } from '../proxy/exchange.js'
 import type { Session } from '../session/resolve-session.js'
 import type { TokenUsage } from '../session/session-usage.js'
 import type { Transport } from './metrics.js'
+import { warmUpExport } from './otel-warm-up.js'
 import { TERMINAL_EVENTS } from './responses-api.js'
 import {
   attemptAttributes, genAiAttributes, genAiOperation, isError, modelAttributes, outcomeAttributes, requestAttributes, sessionAttributes, spanName, usageAttributes, type SpanAttributes
@@ -28,14 +29,21 @@ import type { AttemptSpan, AttemptTarget, ExchangeSpan, ExchangeTracer } from '.
 
 const propagator = new W3CTraceContextPropagator()
 
-export async function createOtelTracer (config: TracingConfig): Promise<ExchangeTracer> {
-  const exporter = await createExporter(config)
-  const provider = new BasicTracerProvider({
-    // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES, as the spec says.
-    resource: resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName }),
+/** The tracer for `config`; `exporter` replaces the OTLP one (bench/tracing/span-cost.mjs measures the stages apart). */
+export async function createOtelTracer (config: TracingConfig, exporter?: SpanExporter): Promise<ExchangeTracer> {
+  exporter ??= await createExporter(config)
+  // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES, as the spec says.
+  const resource = resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName })
+  // Before the first real span: a cold encoder first run under load stays slower (otel-warm-up.ts).
+  warmUpExport(config.protocol, (processor) => exchangeTracer(new BasicTracerProvider({ resource, sampler: new AlwaysOnSampler(), spanProcessors: [processor] })))
+  return exchangeTracer(new BasicTracerProvider({
+    resource,
     sampler: createSampler(config),
     spanProcessors: [new BatchSpanProcessor(exporter, config.batch satisfies BufferConfig)]
-  })
+  }))
+}
+
+function exchangeTracer (provider: BasicTracerProvider): ExchangeTracer {
   const tracer = provider.getTracer('session-gateway')
   return {
     startExchange: (req, transport, path) => new OtelExchangeSpan(tracer, req, transport, path),
