@@ -124,8 +124,8 @@ export class HistogramFamily extends Family<HistogramCell> {
   }
 }
 
-/** A gauge whose samples are read when the page is rendered (sessions held, upstream health, process figures). */
-export class ReadGauge implements MetricFamily {
+/** A family (a gauge, or a counter kept elsewhere) whose samples are read when the page is rendered: sessions held, upstream health, process figures. */
+export class ReadFamily implements MetricFamily {
   constructor (readonly name: string, readonly help: string, private readonly read: () => Array<[labels: Record<string, string>, value: number]>, registry: MetricRegistry, readonly type: 'gauge' | 'counter' = 'gauge') {
     registry.register(this)
   }

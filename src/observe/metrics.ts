@@ -1,4 +1,4 @@
-import { CounterFamily, HistogramFamily, MetricRegistry, ReadGauge, type CounterCell, type HistogramCell } from './metric-families.js'
+import { CounterFamily, HistogramFamily, MetricRegistry, ReadFamily, type CounterCell, type HistogramCell } from './metric-families.js'
 import { registerProcessMetrics } from './process-metrics.js'
 import type { FailureKind } from '../relay/upstream-failure.js'
 import type { EndedBy } from '../relay/response-relay.js'
@@ -46,6 +46,13 @@ function cachedCells<C> (cells: Map<string, C>, key: string, make: () => C): C {
   return found
 }
 
+const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx']
+
+/** `2xx`… for a status, `none` for 0 (no answer): one of six strings, none made per request. */
+function statusClass (status: number): string {
+  return STATUS_CLASSES[Math.floor(status / 100)] ?? `${Math.floor(status / 100)}xx`
+}
+
 /** Model names kept as label values; later ones are counted as `other`, so the series stay bounded. */
 export const MAX_MODEL_LABELS = 20
 
@@ -80,9 +87,7 @@ export class GatewayMetrics {
   readonly #cacheMisses: CounterFamily
   readonly #modelTokens: CounterFamily
   readonly #models = new Set<string>()
-  /** Cells by label values, keyed by one string: the family's own lookup joins its values. */
-  readonly #requestCells = new Map<string, CounterCell>()
-  readonly #ttfbCells = new Map<string, HistogramCell>()
+  /** Token cells by label value: four cells found with one lookup. */
   readonly #tokenCells = new Map<string, TokenCells>()
   readonly #modelCells = new Map<string, TokenCells>()
   readonly #byTransport: Record<Transport, TransportCells>
@@ -97,7 +102,7 @@ export class GatewayMetrics {
     const clientAborts = new CounterFamily('session_gateway_client_aborts_total', 'Exchanges the client left before their end.', ['transport'], registry)
     this.#tokens = new CounterFamily('session_gateway_tokens_total', 'Tokens reported by the upstream in usage, by type (input, cached, output, reasoning) and upstream.', ['type', 'upstream'], registry)
     this.#rebinds = new CounterFamily('session_gateway_session_rebinds_total', 'Sessions moved to another upstream, by reason: failover (their upstream failed a request), unhealthy (it was ejected), removed (it left the config).', ['reason'], registry)
-    new ReadGauge('session_gateway_upstream_healthy', '1 while the upstream takes traffic, 0 while it is ejected.', // eslint-disable-line no-new
+    new ReadFamily('session_gateway_upstream_healthy', '1 while the upstream takes traffic, 0 while it is ejected.', // eslint-disable-line no-new
       () => upstreams.names.map((name) => [{ upstream: name }, upstreams.isHealthy(name) ? 1 : 0]), registry)
     this.#cacheRequests = new CounterFamily('session_gateway_cache_requests_total', 'Model calls by prompt cache outcome: hit (cached >= half the input), partial, miss, n/a (prompt too short, or no usage).', ['outcome'], registry)
     this.#cacheMisses = new CounterFamily('session_gateway_cache_misses_total', 'Cache misses by reason: first_request, rebound, prefix_changed, idle, unexplained.', ['reason'], registry)
@@ -105,7 +110,7 @@ export class GatewayMetrics {
     // Exported from the start, so a dashboard sees 0 rather than no series before any traffic.
     for (const outcome of ['hit', 'partial', 'miss', 'n/a']) this.#cacheRequests.cell(outcome)
     for (const reason of ['first_request', 'rebound', 'prefix_changed', 'idle', 'unexplained']) this.#cacheMisses.cell(reason)
-    new ReadGauge('session_gateway_sessions', 'Session bindings held by this process\'s store.', () => [[{}, sessionCount()]], registry) // eslint-disable-line no-new
+    new ReadFamily('session_gateway_sessions', 'Session bindings held by this process\'s store.', () => [[{}, sessionCount()]], registry) // eslint-disable-line no-new
     for (const upstream of upstreams.names) {
       for (const kind of ['connect', 'timeout', 'reset', 'protocol', 'status']) this.#upstreamErrors.cell(kind, upstream)
       for (const type of ['input', 'cached', 'output', 'reasoning']) this.#tokens.cell(type, upstream)
@@ -129,24 +134,13 @@ export class GatewayMetrics {
   exchangeEnded (e: ExchangeMetrics, started = true): void {
     const cells = this.#byTransport[e.transport]
     if (started) cells.active.value--
-    this.#requestCell(e.route, e.method, e.status, e.transport, e.upstream).value++
+    this.#requests.cell(e.route, e.method, statusClass(e.status), e.transport, e.upstream).value++
     if (!started) return
-    if (e.ttfbMs >= 0) this.#ttfbCell(e.transport, e.upstream).observe(e.ttfbMs / 1000)
+    if (e.ttfbMs >= 0) this.#ttfb.cell(e.transport, e.upstream).observe(e.ttfbMs / 1000)
     cells.duration.observe(e.durationMs / 1000)
     if (e.endedBy === 'client') cells.clientAborts.value++
     if (e.failureKind !== undefined) this.upstreamFailed(e.upstream, e.failureKind)
     else if (e.status >= 500 && e.endedBy !== 'client') this.upstreamFailed(e.upstream, 'status')
-  }
-
-  #requestCell (route: string, method: string, status: number, transport: Transport, upstream: string): CounterCell {
-    const key = `${route} ${method} ${status} ${transport} ${upstream}`
-    let cell = this.#requestCells.get(key)
-    if (cell === undefined) {
-      const statusClass = status === 0 ? 'none' : `${Math.floor(status / 100)}xx`
-      cell = this.#requests.cell(route, method, statusClass, transport, upstream)
-      this.#requestCells.set(key, cell)
-    }
-    return cell
   }
 
   /** A failed upstream attempt: the exchange's last one (from `exchangeEnded`), or one retried elsewhere. */
@@ -161,16 +155,6 @@ export class GatewayMetrics {
   tokensUsed (usage: TokenUsage, upstream: string): void {
     const cells = cachedCells(this.#tokenCells, upstream, () => tokenCells((type) => this.#tokens.cell(type, upstream)))
     addTokens(cells, usage.input, usage.cached, usage.output, usage.reasoning)
-  }
-
-  #ttfbCell (transport: Transport, upstream: string): HistogramCell {
-    const key = `${transport} ${upstream}`
-    let cell = this.#ttfbCells.get(key)
-    if (cell === undefined) {
-      cell = this.#ttfb.cell(transport, upstream)
-      this.#ttfbCells.set(key, cell)
-    }
-    return cell
   }
 
   /** A model call's record: its cache outcome, miss reason and tokens by model. */

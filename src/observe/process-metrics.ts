@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
-import { ReadGauge, type MetricRegistry } from './metric-families.js'
+import { ReadFamily, type MetricRegistry } from './metric-families.js'
 
 /**
  * The process's own figures, read when `/metrics` is scraped, under the names prom-client's
@@ -10,7 +10,7 @@ import { ReadGauge, type MetricRegistry } from './metric-families.js'
  */
 export function registerProcessMetrics (registry: MetricRegistry, prefix: string): void {
   const gauge = (name: string, help: string, read: () => number, type: 'gauge' | 'counter' = 'gauge'): void => {
-    new ReadGauge(`${prefix}${name}`, help, () => [[{}, read()]], registry, type) // eslint-disable-line no-new
+    new ReadFamily(`${prefix}${name}`, help, () => [[{}, read()]], registry, type) // eslint-disable-line no-new
   }
   gauge('process_cpu_user_seconds_total', 'Total user CPU time spent in seconds.', () => process.cpuUsage().user / 1e6, 'counter')
   gauge('process_cpu_system_seconds_total', 'Total system CPU time spent in seconds.', () => process.cpuUsage().system / 1e6, 'counter')
@@ -31,7 +31,7 @@ export function registerProcessMetrics (registry: MetricRegistry, prefix: string
   gauge('nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', () => process.memoryUsage().heapUsed)
   gauge('nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', () => process.memoryUsage().external)
   const [major, minor, patch] = process.versions.node.split('.')
-  new ReadGauge(`${prefix}nodejs_version_info`, 'Node.js version info.', () => [[{ version: process.version, major: major!, minor: minor!, patch: patch! }, 1]], registry) // eslint-disable-line no-new
+  new ReadFamily(`${prefix}nodejs_version_info`, 'Node.js version info.', () => [[{ version: process.version, major: major!, minor: minor!, patch: patch! }, 1]], registry) // eslint-disable-line no-new
 }
 
 /**
@@ -46,7 +46,7 @@ function registerEventLoopDelay (registry: MetricRegistry, prefix: string): void
   const seconds = (ns: number): number => Number.isFinite(ns) ? ns / 1e9 : 0
   // As prom-client measured it: how late a setImmediate queued at the scrape runs (reported at the next one).
   let lastLag = 0
-  new ReadGauge(`${prefix}nodejs_eventloop_lag_seconds`, 'Lag of event loop in seconds.', () => { // eslint-disable-line no-new
+  new ReadFamily(`${prefix}nodejs_eventloop_lag_seconds`, 'Lag of event loop in seconds.', () => { // eslint-disable-line no-new
     const queuedAt = performance.now()
     setImmediate(() => { lastLag = (performance.now() - queuedAt) / 1000 })
     snapshot = { mean: seconds(delay.mean), min: seconds(delay.min), max: seconds(delay.max), stddev: seconds(delay.stddev), p50: seconds(delay.percentile(50)), p90: seconds(delay.percentile(90)), p99: seconds(delay.percentile(99)) }
@@ -54,7 +54,7 @@ function registerEventLoopDelay (registry: MetricRegistry, prefix: string): void
     return [[{}, lastLag]]
   }, registry)
   for (const key of ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'] as const) {
-    new ReadGauge(`${prefix}nodejs_eventloop_lag_${key}_seconds`, `The ${key} of the event loop delay since the last scrape, in seconds.`, () => [[{}, snapshot[key]]], registry) // eslint-disable-line no-new
+    new ReadFamily(`${prefix}nodejs_eventloop_lag_${key}_seconds`, `The ${key} of the event loop delay since the last scrape, in seconds.`, () => [[{}, snapshot[key]]], registry) // eslint-disable-line no-new
   }
 }
 

@@ -84,16 +84,12 @@ export class MemorySessionStore implements SessionStore {
     if (entry?.id === sessionId) this.#removeKey(entry, key)
   }
 
-  /** Synchronous: a routed request's await then costs no promise of the store's own. */
-  upstreamOf (sessionId: string): string | undefined {
-    return this.boundUpstream(sessionId)
-  }
-
   /**
-   * Synchronous read of the session's upstream. Not a use of the session (the admin page reads
-   * it too): the request that follows renews it when it records its usage.
+   * The session's upstream, synchronously (a routed request's await then costs no promise of
+   * the store's own). Not a use of the session (the admin page reads it too): the request that
+   * follows renews it when it records its usage.
    */
-  boundUpstream (sessionId: string): string | undefined {
+  upstreamOf (sessionId: string): string | undefined {
     return this.#live(this.#sessions.get(sessionId))?.upstream
   }
 

@@ -123,7 +123,7 @@ export class RedisSessionStore implements SessionStore {
    * without a write per request (Redis 6.2+). While Redis is away the local copy answers.
    */
   async upstreamOf (sessionId: string): Promise<string | undefined> {
-    const local = this.#local.boundUpstream(sessionId)
+    const local = this.#local.upstreamOf(sessionId)
     if (this.#redis.status !== 'ready') return local
     try {
       const shared = await this.#redis.getex(this.#prefix + 'upstream:' + sessionId, 'EX', this.#ttlSeconds)
