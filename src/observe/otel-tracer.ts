@@ -8,7 +8,7 @@
  * host application's and costs no async-context tracking.
  */
 import type { IncomingMessage } from 'node:http'
-import { defaultTextMapGetter, defaultTextMapSetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
+import { defaultTextMapGetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type SpanContext, type Tracer } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import { resourceFromAttributes } from '@opentelemetry/resources'
 import {
@@ -111,7 +111,7 @@ class OtelExchangeSpan implements ExchangeSpan {
     const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter)
     this.#span = tracer.startSpan(spanName(this.#operation, undefined, this.#method, path), {
       kind: SpanKind.SERVER,
-      attributes: requestAttributes(this.#method, path, this.#operation)
+      attributes: requestAttributes(this.#method, path)
     }, parent)
     this.#context = trace.setSpan(parent, this.#span)
   }
@@ -126,7 +126,7 @@ class OtelExchangeSpan implements ExchangeSpan {
   }
 
   startAttempt (target: AttemptTarget): AttemptSpan {
-    this.#attempt = new OtelAttemptSpan(this.#tracer, this.#context, target, this.#operation)
+    this.#attempt = new OtelAttemptSpan(this.#tracer, this.#context, target, this.#operation, this.#session?.id)
     return this.#attempt
   }
 
@@ -169,18 +169,20 @@ class OtelExchangeSpan implements ExchangeSpan {
     }
     this.#attempt?.end(outcome) // a no-op when the relay ended it already
     this.#span.setAttributes(outcomeAttributes(outcome))
+    // The upstream of the last attempt: the one that answered, or the last one tried.
+    if (this.#attempt !== undefined) this.#span.setAttribute('session_gateway.upstream', this.#attempt.upstream)
     if (isError(outcome)) this.#span.setStatus({ code: SpanStatusCode.ERROR })
     // A WebSocket's responses may use several models: the connection keeps its route's name.
     this.#span.updateName(spanName(this.#operation, this.#webSocket ? undefined : this.#model, this.#method, this.#path))
     this.#span.end()
   }
 
+  /** GenAI facts go on the call's client span: the attempt's, or a WebSocket's response span. */
   #learn (attributes: SpanAttributes, model?: string): void {
     if (this.#webSocket) {
       this.#openResponse().setAttributes(attributes)
       return
     }
-    if (!this.#ended) this.#span.setAttributes(attributes)
     this.#attempt?.learn(attributes, model)
   }
 
@@ -190,12 +192,22 @@ class OtelExchangeSpan implements ExchangeSpan {
       kind: SpanKind.CLIENT,
       attributes: {
         ...genAiAttributes(this.#operation ?? 'chat'),
-        ...(this.#session === undefined ? {} : sessionAttributes(this.#session)),
-        'session_gateway.upstream': 'default'
+        ...(this.#session === undefined ? {} : { 'gen_ai.conversation.id': this.#session.id }),
+        ...(this.#attempt === undefined ? {} : { 'session_gateway.upstream': this.#attempt.upstream })
       }
     }, this.#context)
     return this.#response
   }
+}
+
+/**
+ * `traceparent` (and `tracestate`) naming `context`, as W3C Trace Context writes them: what
+ * the SDK's propagator would inject, without the context objects and carrier it needs for it.
+ */
+function traceHeadersOf (context: SpanContext): string[] {
+  const traceparent = `00-${context.traceId}-${context.spanId}-${context.traceFlags.toString(16).padStart(2, '0')}`
+  const tracestate = context.traceState?.serialize()
+  return tracestate === undefined || tracestate === '' ? ['traceparent', traceparent] : ['traceparent', traceparent, 'tracestate', tracestate]
 }
 
 /** One upstream attempt's client span; its traceparent goes upstream with the request. */
@@ -207,16 +219,18 @@ class OtelAttemptSpan implements AttemptSpan {
   #model: string | undefined
   #ended = false
 
-  constructor (tracer: Tracer, parent: Context, target: AttemptTarget, operation: 'chat' | undefined) {
+  constructor (tracer: Tracer, parent: Context, target: AttemptTarget, operation: 'chat' | undefined, sessionId: string | undefined) {
     this.#target = target
     this.#operation = operation
     this.#span = tracer.startSpan(spanName(operation, undefined, target.method, target.path), {
       kind: SpanKind.CLIENT,
-      attributes: attemptAttributes(target, operation)
+      attributes: attemptAttributes(target, operation, sessionId)
     }, parent)
-    const carrier: Record<string, string> = {}
-    propagator.inject(trace.setSpan(parent, this.#span), carrier, defaultTextMapSetter)
-    this.traceHeaders = Object.entries(carrier).flat()
+    this.traceHeaders = traceHeadersOf(this.#span.spanContext())
+  }
+
+  get upstream (): string {
+    return this.#target.upstream
   }
 
   learn (attributes: SpanAttributes, model: string | undefined): void {

@@ -30,25 +30,24 @@ export function spanName (operation: string | undefined, model: string | undefin
 }
 
 /**
- * What is known of a request as it arrives. Every attribute is serialised into every export
- * (the exporter's main cost), so none repeats another: the route is in the span's name.
+ * What the server span knows of a request as it arrives: the HTTP facts. The GenAI facts
+ * (operation, model, response id, usage) go on the client span of the attempt that made the
+ * call, as the GenAI conventions place them on the inference span: a backend that sums
+ * `gen_ai.usage.*` over a trace's spans (Langfuse, Datadog LLM Observability…) then counts a
+ * call's tokens once. Every attribute is serialised into every export (the exporter's main
+ * cost), so none repeats another: the route is in the span's name.
  */
-export function requestAttributes (method: string, path: string, operation: string | undefined): SpanAttributes {
-  const attributes: SpanAttributes = {
-    [ATTR_HTTP_REQUEST_METHOD]: method,
-    [ATTR_URL_PATH]: path,
-    'session_gateway.upstream': 'default'
-  }
-  if (operation !== undefined) Object.assign(attributes, genAiAttributes(operation))
-  return attributes
+export function requestAttributes (method: string, path: string): SpanAttributes {
+  return { [ATTR_HTTP_REQUEST_METHOD]: method, [ATTR_URL_PATH]: path }
 }
 
 export function genAiAttributes (operation: string): SpanAttributes {
   return { 'gen_ai.operation.name': operation, 'gen_ai.provider.name': 'openai', 'gen_ai.system': 'openai' }
 }
 
+/** The server span's session: who the exchange belongs to and how the gateway decided it. */
 export function sessionAttributes (session: Session): SpanAttributes {
-  return { 'session.id': session.id, 'gen_ai.conversation.id': session.id, 'session_gateway.session_source': session.source }
+  return { 'session.id': session.id, 'session_gateway.session_source': session.source }
 }
 
 /** Host and port of each upstream origin seen, parsed once rather than per attempt. */
@@ -64,8 +63,11 @@ function serverOf (origin: string): { address: string, port: number } {
   return server
 }
 
-/** An upstream attempt's target: its host, never its credentials or query. */
-export function attemptAttributes (target: AttemptTarget, operation: string | undefined): SpanAttributes {
+/**
+ * An upstream attempt's target (its host, never its credentials or query) and, for a model
+ * call, the GenAI operation and its conversation: the session id.
+ */
+export function attemptAttributes (target: AttemptTarget, operation: string | undefined, sessionId: string | undefined): SpanAttributes {
   const server = serverOf(target.origin)
   const attributes: SpanAttributes = {
     [ATTR_HTTP_REQUEST_METHOD]: target.method,
@@ -75,6 +77,7 @@ export function attemptAttributes (target: AttemptTarget, operation: string | un
     'session_gateway.upstream': target.upstream
   }
   if (operation !== undefined) Object.assign(attributes, genAiAttributes(operation))
+  if (operation !== undefined && sessionId !== undefined) attributes['gen_ai.conversation.id'] = sessionId
   return attributes
 }
 

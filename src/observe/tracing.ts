@@ -21,7 +21,7 @@ export interface ExchangeTracer {
 
 /** Where an upstream attempt goes, for its client span. */
 export interface AttemptTarget {
-  /** The upstream's name in config; today always `default`. */
+  /** The upstream's name in config (`default` with `UPSTREAM_URL`). */
   upstream: string
   /** `http://host:port` */
   origin: string

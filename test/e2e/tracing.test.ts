@@ -12,8 +12,9 @@ import { pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { startGateway, startGatewayWithUpstream, type RunningGateway } from '../support/gateway.js'
-import { replySse, responseStream, sseEvent, startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
+import { replyJson, replySse, responseStream, sseEvent, startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
 import { SPAN_KIND, startOtlpReceiver, STATUS, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js'
+import { sessionsHomedOn } from '../support/upstream-process.js'
 import { answerResponseCreates, startWebSocketUpstream } from '../support/websocket-upstream.js'
 import { WebSocket } from '../support/ws.js'
 
@@ -76,7 +77,19 @@ for (const protocol of PROTOCOLS) {
     t.equal(client.traceId, server.traceId)
     t.equal(client.kind, SPAN_KIND.client)
     t.equal(client.name, 'chat gpt-test')
-    t.match(server.attributes, {
+    t.same(server.attributes, {
+      'session.id': 'trace-sse',
+      'http.request.method': 'POST',
+      'http.response.status_code': 200,
+      'url.path': '/v1/responses',
+      'session_gateway.session_source': 'header',
+      'session_gateway.upstream': 'default',
+      'session_gateway.ended_by': 'complete',
+      'session_gateway.ttfb_ms': server.attributes['session_gateway.ttfb_ms']
+    }, 'the server span: HTTP and session facts, no GenAI ones (a backend summing usage would count it twice)')
+    t.type(server.attributes['session_gateway.ttfb_ms'], 'number')
+    t.equal(server.statusCode, STATUS.unset)
+    t.same(client.attributes, {
       'gen_ai.operation.name': 'chat',
       'gen_ai.provider.name': 'openai',
       'gen_ai.system': 'openai',
@@ -87,24 +100,16 @@ for (const protocol of PROTOCOLS) {
       'gen_ai.usage.output_tokens': 7,
       'gen_ai.usage.cache_read.input_tokens': 100,
       'gen_ai.conversation.id': 'trace-sse',
-      'session.id': 'trace-sse',
       'http.request.method': 'POST',
-      'http.response.status_code': 200,
-      'url.path': '/v1/responses',
-      'session_gateway.session_source': 'header',
-      'session_gateway.upstream': 'default',
-      'session_gateway.ended_by': 'complete'
-    })
-    t.type(server.attributes['session_gateway.ttfb_ms'], 'number')
-    t.equal(server.attributes['error.type'], undefined)
-    t.equal(server.statusCode, STATUS.unset)
-    t.match(client.attributes, {
       'server.address': '127.0.0.1',
       'server.port': Number(new URL(upstream.origin).port),
+      'url.path': '/v1/responses',
       'http.response.status_code': 200,
-      'gen_ai.response.id': 'resp_traced',
-      'gen_ai.usage.output_tokens': 7
-    })
+      'session_gateway.upstream': 'default',
+      'session_gateway.ended_by': 'complete',
+      'session_gateway.ttfb_ms': client.attributes['session_gateway.ttfb_ms']
+    }, 'the client span: the GenAI call, with the usage from the stream')
+    t.type(client.attributes['session_gateway.ttfb_ms'], 'number')
     t.match(server.resource, { 'service.name': 'gateway-under-test', 'deployment.environment': 'test' })
 
     const line = await gateway.waitForLog((l) => l.msg === 'request' && l.session === 'trace-sse')
@@ -132,6 +137,52 @@ t.test("a client's traceparent is continued, and the upstream gets the attempt's
   t.equal(seen.headers.traceparent, `00-${traceId}-${children[0]!.spanId}-01`, "upstream's parent is the attempt's client span")
   t.equal(seen.headers.tracestate, 'vendor=opaque', 'tracestate travels on')
   t.equal(seen.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'traceparent').length, 1, "the client's own traceparent is replaced, not doubled")
+})
+
+t.test("an unsampled client trace stays unsampled upstream, and nothing of it is exported", async (t) => {
+  const { receiver, upstream, gateway } = await startTraced(t)
+  upstream.handle(replySse([responseStream('resp_unsampled', 'quiet')]))
+  const traceId = '0af7651916cd43dd8448eb211c80319c'
+  const unsampled = await request(`${gateway.baseURL}/responses`, {
+    method: 'POST', body: '{}', headers: { 'session-id': 'trace-unsampled', traceparent: `00-${traceId}-b7ad6b7169203331-00` }
+  })
+  await unsampled.body.dump()
+  const header = upstream.requests.at(-1)!.headers.traceparent as string
+  t.match(header, new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`), 'the same trace, still not sampled (parent-based sampling)')
+  t.not(header.split('-')[2], 'b7ad6b7169203331', "the upstream's parent is the gateway's (unrecorded) attempt")
+  // A sampled exchange after it: once its spans are in, the unsampled one would have been too.
+  const sampled = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'session-id': 'trace-sampled' } })
+  await sampled.body.dump()
+  const spans = await receiver.waitForSpans((spans) => serverSpanOf(spans, 'trace-sampled') !== undefined)
+  t.notOk(spans.some((span) => span.traceId === traceId), 'no span of the unsampled trace')
+})
+
+t.test('a failover is one client span per attempt under one server span', async (t) => {
+  const receiver = await startOtlpReceiver()
+  const failing = await startMockUpstream(replyJson({ error: { message: 'overloaded', type: 'server_error', code: null } }, 503))
+  const serving = await startMockUpstream(replySse([responseStream('resp_failover', 'second try')]))
+  const upstreams = [{ name: 'a', url: failing.url }, { name: 'b', url: serving.url }]
+  const gateway = await startGateway({ UPSTREAMS: JSON.stringify(upstreams), ...tracingEnv(receiver) })
+  t.teardown(async () => { await gateway.close(); await failing.close(); await serving.close(); await receiver.close() })
+  const [session] = sessionsHomedOn('a', ['a', 'b'], 1, 'trace-failover')
+  const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{"model":"gpt-test"}', headers: { 'session-id': session! } })
+  t.equal(res.statusCode, 200)
+  await res.body.dump()
+  t.equal(failing.requests.length, 1, 'the first upstream was asked first, and failed')
+
+  const { server, children } = await spansFor(receiver, session!, 2)
+  t.equal(children.length, 2)
+  const first = children.find((span) => span.attributes['session_gateway.upstream'] === 'a')
+  const second = children.find((span) => span.attributes['session_gateway.upstream'] === 'b')
+  t.match(first!.attributes, { 'http.response.status_code': 503, 'error.type': '503' })
+  t.equal(first!.statusCode, STATUS.error)
+  t.notOk('gen_ai.usage.input_tokens' in first!.attributes, 'the failed attempt made no call')
+  t.match(second!.attributes, { 'http.response.status_code': 200, 'gen_ai.response.id': 'resp_failover', 'gen_ai.usage.output_tokens': 7 })
+  t.equal(second!.statusCode, STATUS.unset)
+  t.match(server.attributes, { 'session_gateway.upstream': 'b', 'http.response.status_code': 200, 'session_gateway.ended_by': 'complete' }, 'the exchange names the upstream that answered')
+  t.equal(server.statusCode, STATUS.unset, 'the client got its answer')
+  const seen = [failing.requests[0]!, serving.requests[0]!].map((r) => (r.headers.traceparent as string).split('-')[2])
+  t.same(seen, [first!.spanId, second!.spanId], "each upstream's parent is its own attempt's span")
 })
 
 t.test('without tracing a client traceparent passes upstream untouched and logs carry no trace_id', async (t) => {
@@ -244,13 +295,14 @@ t.test('a WebSocket is a connection span with a span per response on it', async 
   // The connection span, its upgrade attempt and its two responses.
   const { server, children } = await spansFor(receiver, 'trace-ws', 3)
   t.equal(server.name, 'GET /v1/responses')
-  t.match(server.attributes, { 'session_gateway.ended_by': 'complete', 'http.response.status_code': 101, 'gen_ai.conversation.id': 'trace-ws' })
+  t.match(server.attributes, { 'session_gateway.ended_by': 'complete', 'http.response.status_code': 101, 'session.id': 'trace-ws', 'session_gateway.upstream': 'default' })
+  t.notOk(Object.keys(server.attributes).some((key) => key.startsWith('gen_ai.')), 'the connection span has no GenAI attributes: its responses do')
   const responses = children.filter((s) => s.attributes['gen_ai.response.id'] !== undefined)
   t.same(responses.map((s) => s.attributes['gen_ai.response.id']).sort(), ['resp_ws_1', 'resp_ws_2'])
   for (const response of responses) {
     t.equal(response.kind, SPAN_KIND.client)
     t.equal(response.name, 'chat gpt-test')
-    t.match(response.attributes, { 'gen_ai.usage.input_tokens': 120, 'gen_ai.usage.output_tokens': 7, 'session.id': 'trace-ws' })
+    t.match(response.attributes, { 'gen_ai.usage.input_tokens': 120, 'gen_ai.usage.output_tokens': 7, 'gen_ai.conversation.id': 'trace-ws', 'session_gateway.upstream': 'default' })
   }
   const handshake = children.find((s) => s.attributes['gen_ai.response.id'] === undefined)
   t.match(handshake?.attributes, { 'http.response.status_code': 101, 'server.address': '127.0.0.1' }, 'the upgrade request is the attempt')

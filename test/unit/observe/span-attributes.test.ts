@@ -18,17 +18,22 @@ t.test('span names: {operation} {model}, else {method} {route} with ids folded',
 })
 
 t.test('request, session, attempt and usage attributes', async (t) => {
-  t.same(requestAttributes('POST', '/v1/responses', 'chat'), {
+  t.same(requestAttributes('POST', '/v1/responses'), { 'http.request.method': 'POST', 'url.path': '/v1/responses' }, 'the server span: HTTP facts only')
+  t.same(sessionAttributes({ id: 's1', source: 'previous_response_id' } as never), { 'session.id': 's1', 'session_gateway.session_source': 'previous_response_id' })
+  t.same(attemptAttributes({ upstream: 'b', origin: 'https://api.openai.com', method: 'POST', path: '/v1/responses' }, 'chat', 's1'), {
     'http.request.method': 'POST',
+    'server.address': 'api.openai.com',
+    'server.port': 443,
     'url.path': '/v1/responses',
-    'session_gateway.upstream': 'default',
+    'session_gateway.upstream': 'b',
     'gen_ai.operation.name': 'chat',
     'gen_ai.provider.name': 'openai',
-    'gen_ai.system': 'openai'
-  })
-  t.notOk('gen_ai.operation.name' in requestAttributes('GET', '/v1/models', undefined))
-  t.same(sessionAttributes({ id: 's1', source: 'previous_response_id' } as never), { 'session.id': 's1', 'gen_ai.conversation.id': 's1', 'session_gateway.session_source': 'previous_response_id' })
-  t.match(attemptAttributes({ upstream: 'default', origin: 'https://api.openai.com', method: 'POST', path: '/v1/responses' }, 'chat'), { 'server.address': 'api.openai.com', 'server.port': 443, 'url.path': '/v1/responses' })
+    'gen_ai.system': 'openai',
+    'gen_ai.conversation.id': 's1'
+  }, 'the client span: the target, and the GenAI operation of a model call')
+  t.same(attemptAttributes({ upstream: 'default', origin: 'http://10.0.0.1:8000', method: 'GET', path: '/v1/models' }, undefined, 's1'), {
+    'http.request.method': 'GET', 'server.address': '10.0.0.1', 'server.port': 8000, 'url.path': '/v1/models', 'session_gateway.upstream': 'default'
+  }, 'not a model call: no GenAI attributes')
   t.same(usageAttributes({ input: 10, cached: 4, output: 3, reasoning: 1 }), { 'gen_ai.usage.input_tokens': 10, 'gen_ai.usage.output_tokens': 3, 'gen_ai.usage.cache_read.input_tokens': 4 })
 })
 
