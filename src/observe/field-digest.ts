@@ -12,8 +12,7 @@ const SMALL_BYTES = 256
  * values digest equally in every process.
  */
 export class FieldDigest {
-  #lane1 = 0x811c9dc5
-  #lane2 = 0x050c5d1f
+  readonly #lanes = newLanes()
   #bytes = 0
   /** A short value's parts (views of the chunks, not copies) until it proves long. */
   #parts: Buffer[] = []
@@ -33,14 +32,7 @@ export class FieldDigest {
     }
     this.#parts.push(part)
     this.#bytes += part.length
-    let lane1 = this.#lane1
-    let lane2 = this.#lane2
-    for (let i = 0; i < part.length; i++) {
-      lane1 = Math.imul(lane1 ^ part[i]!, 0x01000193)
-      lane2 = Math.imul(lane2 ^ part[i]!, 0x01000197)
-    }
-    this.#lane1 = lane1
-    this.#lane2 = lane2
+    feedLanes(this.#lanes, part)
   }
 
   /** The value's bytes when it is short (SMALL_BYTES at most); undefined for a long one. */
@@ -52,20 +44,37 @@ export class FieldDigest {
   /** `j` and 16 hex digits for a short value, `s` and SHA-256's 64 for a long one. */
   digest (): string {
     if (this.#sha !== undefined) return `s${this.#sha.digest('hex')}`
-    return `j${hex32(this.#lane1)}${hex32(this.#lane2)}`
+    return `j${lanesHex(this.#lanes)}`
   }
 }
 
-/** 16 hex digits of a short text (a few digests joined): the fingerprint the record keeps. */
+/** 16 hex digits of a short ASCII text (a few digests joined): the fingerprint the record keeps. */
 export function shortDigest (text: string): string {
-  let lane1 = 0x811c9dc5
-  let lane2 = 0x050c5d1f
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    lane1 = Math.imul(lane1 ^ c, 0x01000193)
-    lane2 = Math.imul(lane2 ^ c, 0x01000197)
+  const lanes = newLanes()
+  feedLanes(lanes, Buffer.from(text, 'latin1'))
+  return lanesHex(lanes)
+}
+
+/** Two 32-bit FNV-1a hashes of the same bytes with different seeds and primes: 64 bits between them. */
+interface Lanes { one: number, two: number }
+
+function newLanes (): Lanes {
+  return { one: 0x811c9dc5, two: 0x050c5d1f }
+}
+
+function feedLanes (lanes: Lanes, bytes: Uint8Array): void {
+  let one = lanes.one
+  let two = lanes.two
+  for (let i = 0; i < bytes.length; i++) {
+    one = Math.imul(one ^ bytes[i]!, 0x01000193)
+    two = Math.imul(two ^ bytes[i]!, 0x01000197)
   }
-  return `${hex32(lane1)}${hex32(lane2)}`
+  lanes.one = one
+  lanes.two = two
+}
+
+function lanesHex (lanes: Lanes): string {
+  return `${hex32(lanes.one)}${hex32(lanes.two)}`
 }
 
 /** Two hex digits per byte value: Number#toString(16) cost ~0.2 µs a call. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import t from 'tap'
-import { FieldDigest } from '../../../src/observe/field-digest.js'
+import { FieldDigest, shortDigest } from '../../../src/observe/field-digest.js'
 
 const digestOf = (parts: Buffer[]): string => {
   const d = new FieldDigest()
@@ -24,4 +24,9 @@ t.test('a value digests the same however it is cut, on both sides of the 256-byt
 t.test('different short values differ', async (t) => {
   const seen = new Set(['"gpt-5"', '"gpt-5-mini"', '"gpt-4.1"', '"o3"', '"gpt-5 "'].map((v) => digestOf([Buffer.from(v)])))
   t.equal(seen.size, 5)
+})
+
+t.test('digests are pinned: fingerprints stored by earlier versions keep matching', async (t) => {
+  t.equal(digestOf([Buffer.from('"gpt-5"')]), 'jdcf013ee104572d8')
+  t.equal(shortDigest('model:j0;instructions:-;tools:-;'), '6eb6f00b68464c01')
 })
