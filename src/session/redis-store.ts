@@ -43,11 +43,27 @@ end
 return 0`
 
 /**
+ * Writes a session's upstream binding made while Redis was away (KEYS[1] = ARGV[1], for ARGV[2]
+ * ms) unless Redis's binding was written or read after it: every write and every read (GETEX)
+ * of one sets its TTL to the full idle TTL, so of two the one with more TTL left was used last.
+ * PTTL is -2 for no key and -1 for a key without a TTL: both are written over. Returns 1 when
+ * written, 0 when Redis's is kept.
+ */
+const SET_UNLESS_USED_SINCE = `
+if redis.call('PTTL', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`
+
+/** A session's upstream binding: `upstream:<session>`, under the key prefix. */
+const upstreamKey = (sessionId: string): string => 'upstream:' + sessionId
+
+/**
  * Bindings shared by every replica through Redis, each key with a TTL. Every binding is also
  * kept locally, so when Redis is slow or down requests go on within `timeoutMs`, decided from
  * what this process knows; the outage is logged once and the client reconnects by itself.
- * Bindings made meanwhile are queued (bounded) and written when Redis returns, never over a
- * binding Redis holds already. Usage counted meanwhile stays in this process.
+ * Bindings made meanwhile are queued (bounded) and written when Redis returns: a lineage key
+ * never over one Redis holds already, a session's upstream unless Redis's was used since. Usage
+ * counted meanwhile stays in this process.
  *
  * Works alike on one Redis and on a Cluster: no command spans two keys, since keys of one
  * call may live on different nodes.
@@ -102,7 +118,7 @@ export class RedisSessionStore implements SessionStore {
     if (keys.length === 0) return
     const expiresAt = Date.now() + this.#idleTtlMs
     if (this.#redis.status !== 'ready') {
-      for (const key of keys) this.#replay.add(key, sessionId, expiresAt)
+      for (const key of keys) this.#replay.add({ kind: 'lineage', key, sessionId, expiresAt })
       return
     }
     // One script call per key, not a pipeline: in a Cluster the keys may be on different nodes.
@@ -112,7 +128,7 @@ export class RedisSessionStore implements SessionStore {
         // Another replica's session owns the key: the local copy must not claim it either.
         if (bound === 0) this.#local.unbind(key, sessionId)
       }, (err: Error) => {
-        this.#replay.add(key, sessionId, expiresAt)
+        this.#replay.add({ kind: 'lineage', key, sessionId, expiresAt })
         this.#degraded(err.message)
       })
     }
@@ -120,13 +136,16 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * `upstream:<id>`, read with GETEX so a session in use keeps its binding for the idle TTL
-   * without a write per request (Redis 6.2+). While Redis is away the local copy answers.
+   * without a write per request (Redis 6.2+). While Redis is away the local copy answers, and
+   * after, until its move made meanwhile is replayed: Redis still holds where it was before.
    */
   async upstreamOf (sessionId: string): Promise<string | undefined> {
     const local = this.#local.upstreamOf(sessionId)
     if (this.#redis.status !== 'ready') return local
+    const pending = this.#replay.size === 0 ? undefined : this.#replay.get(upstreamKey(sessionId))
+    if (pending?.kind === 'upstream') return pending.upstream
     try {
-      const shared = await this.#redis.getex(this.#prefix + 'upstream:' + sessionId, 'EX', this.#ttlSeconds)
+      const shared = await this.#redis.getex(this.#prefix + upstreamKey(sessionId), 'EX', this.#ttlSeconds)
       this.#recovered()
       return shared ?? local
     } catch (err) {
@@ -136,13 +155,23 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
-   * Overwrites: a session moves when its upstream fails. Not queued for replay during an
-   * outage: the local copy keeps it, and other replicas' rendezvous order agrees anyway.
+   * Overwrites: a session moves when its upstream fails. A move made while Redis is away (or
+   * whose write fails) is queued and replayed when it returns, the last per session: else the
+   * binding Redis held from before would send the session back, on every replica.
    */
   bindUpstream (sessionId: string, upstream: string): void {
     this.#local.bindUpstream(sessionId, upstream)
-    if (this.#redis.status !== 'ready') return
-    this.#redis.set(this.#prefix + 'upstream:' + sessionId, upstream, 'EX', this.#ttlSeconds).catch((err: Error) => this.#degraded(err.message))
+    const key = upstreamKey(sessionId)
+    const expiresAt = Date.now() + this.#ttlSeconds * 1000 // Redis's TTL of the binding, to compare with it
+    if (this.#redis.status !== 'ready') {
+      this.#replay.add({ kind: 'upstream', key, upstream, expiresAt })
+      return
+    }
+    this.#replay.forget(key)
+    this.#redis.set(this.#prefix + key, upstream, 'EX', this.#ttlSeconds).catch((err: Error) => {
+      this.#replay.add({ kind: 'upstream', key, upstream, expiresAt })
+      this.#degraded(err.message)
+    })
   }
 
   /**
@@ -285,8 +314,10 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * Writes the bindings queued while Redis was away, a batch per round trip so requests go on
-   * meanwhile. SET NX: a key another replica bound while this one could not reach Redis keeps
-   * that binding. Stops at the first failure; what is left waits for the next recovery.
+   * meanwhile. A lineage key with SET NX: one another replica bound while this one could not
+   * reach Redis keeps that binding. A session's upstream unless another replica wrote or read
+   * it after this one moved it (SET_UNLESS_USED_SINCE). Stops at the first failure; what is
+   * left waits for the next recovery.
    */
   async #replayPending (): Promise<void> {
     if (this.#replaying || this.#replay.size === 0) return
@@ -306,10 +337,14 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
-  async #replayOne ({ key, sessionId, expiresAt }: PendingBinding): Promise<'written' | 'kept' | 'expired'> {
-    const ttlMs = expiresAt - Date.now()
+  async #replayOne (entry: PendingBinding): Promise<'written' | 'kept' | 'expired'> {
+    const ttlMs = entry.expiresAt - Date.now()
     if (ttlMs <= 0) return 'expired'
-    const set = await this.#redis.set(this.#prefix + key, sessionId, 'PX', ttlMs, 'NX')
+    if (entry.kind === 'upstream') {
+      const written = await this.#redis.eval(SET_UNLESS_USED_SINCE, 1, this.#prefix + entry.key, entry.upstream, ttlMs)
+      return written === 1 ? 'written' : 'kept'
+    }
+    const set = await this.#redis.set(this.#prefix + entry.key, entry.sessionId, 'PX', ttlMs, 'NX')
     return set === 'OK' ? 'written' : 'kept'
   }
 }

@@ -1,15 +1,33 @@
-/** A binding made while Redis was away, to be written to it when it returns. */
-export interface PendingBinding {
+/**
+ * A binding made while Redis was away, to be written to it when it returns: a lineage key's
+ * session (`resp:…`, `conv:…`, `pck:…`), or a session's upstream (`upstream:<session>`). Both
+ * share one queue and one bound; a key written again keeps only its newest value.
+ */
+export type PendingBinding = PendingLineage | PendingUpstream
+
+interface Pending {
+  /** The store key, without the configured prefix. */
   key: string
-  sessionId: string
   /** When the binding's idle TTL runs out (epoch ms): it is replayed with what is left of it. */
   expiresAt: number
+}
+
+/** Replayed unless Redis holds the key already: a key is never taken from another session. */
+export interface PendingLineage extends Pending {
+  kind: 'lineage'
+  sessionId: string
+}
+
+/** Replayed unless Redis's binding of the session was written or read since: the later one wins. */
+export interface PendingUpstream extends Pending {
+  kind: 'upstream'
+  upstream: string
 }
 
 /**
  * Bindings waiting for Redis, oldest first, at most `maxEntries` of them: past that the oldest
  * is dropped (and counted), so an outage of any length costs bounded memory. A key bound again
- * keeps only its newest binding.
+ * keeps only its newest binding (for a session's upstream: the last move wins).
  */
 export class ReplayQueue {
   readonly #pending = new Map<string, PendingBinding>()
@@ -24,15 +42,20 @@ export class ReplayQueue {
     return this.#pending.size
   }
 
-  add (key: string, sessionId: string, expiresAt: number): void {
+  add (binding: PendingBinding): void {
     if (this.#maxEntries === 0) return
-    this.#pending.delete(key)
-    this.#pending.set(key, { key, sessionId, expiresAt })
+    this.#pending.delete(binding.key)
+    this.#pending.set(binding.key, binding)
     if (this.#pending.size > this.#maxEntries) {
       // A Map iterates in insertion order: the first key is the oldest binding.
       this.#pending.delete(this.#pending.keys().next().value as string)
       this.#dropped++
     }
+  }
+
+  /** `key`'s binding waiting for Redis, if any. */
+  get (key: string): PendingBinding | undefined {
+    return this.#pending.get(key)
   }
 
   /** Forgets a key's pending binding: a newer one went to Redis directly. */

@@ -42,6 +42,29 @@ export function upstreamPath (target: string, upstream: UpstreamTarget): string 
   return path + (rest.includes('?') ? '&' : '?') + upstream.query
 }
 
+/**
+ * The request target of an upstream's health probe: `probe_path` under the base path, with
+ * `upstream.url`'s query added as it is to every proxied request (Azure's api-version), so the
+ * probe asks what requests ask. A parameter `probe_path` sets itself keeps the probe's value:
+ * the url's is not sent beside it. A fragment is dropped. Worked out once, at start.
+ */
+export function probePath (probe: string, upstream: UpstreamTarget): string {
+  const fragmentAt = probe.indexOf('#')
+  const own = fragmentAt === -1 ? probe : probe.slice(0, fragmentAt)
+  const queryAt = own.indexOf('?')
+  const path = upstream.basePath + (queryAt === -1 ? own : own.slice(0, queryAt))
+  const ownPairs = queryAt === -1 ? [] : own.slice(queryAt + 1).split('&').filter((pair) => pair !== '')
+  const ownNames = new Set(ownPairs.map(parameterName))
+  const added = upstream.query.split('&').filter((pair) => pair !== '' && !ownNames.has(parameterName(pair)))
+  const query = [...ownPairs, ...added].join('&')
+  return query === '' ? path : `${path}?${query}`
+}
+
+/** A query pair's name as a server reads it (percent-decoded, `+` a space), for comparing names. */
+function parameterName (pair: string): string {
+  return new URLSearchParams(pair).keys().next().value ?? ''
+}
+
 /** True when the path part has a `.` or `..` segment, plainly or percent-encoded, or a backslash. */
 export function hasDotSegment (target: string): boolean {
   const queryAt = target.indexOf('?')

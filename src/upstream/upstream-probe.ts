@@ -1,29 +1,32 @@
 import type { Dispatcher } from 'undici'
 import type { Logger } from '../observe/logger.js'
+import { probePath } from './upstream-path.js'
 import type { Upstream } from './upstream-set.js'
 
 /**
- * Active health checks, for upstreams that set `probe_path`: a GET every `probe_interval_ms`,
- * with the upstream's own headers (its key, if any). An answer below 500 (and not 429) counts
+ * Active health checks, for upstreams that set `probe_path`: a GET every `probe_interval_ms`
+ * of `probe_path` under the upstream's url, with the url's query (see `probePath`) and the
+ * upstream's own headers (its key, if any). An answer below 500 (and not 429) counts
  * as a success and ends an ejection at once; anything else counts as a failure, as a failed
  * request would. Returns a function that stops them.
  */
 export function startUpstreamProbes (upstreams: readonly Upstream[], dispatcher: Dispatcher, logger: Logger): () => void {
   const timers = upstreams.filter((upstream) => upstream.spec.probePath !== '').map((upstream) => {
-    const timer = setInterval(() => { void probe(upstream, dispatcher, logger) }, upstream.spec.probeIntervalMs)
+    const path = probePath(upstream.spec.probePath, upstream.target)
+    const timer = setInterval(() => { void probe(upstream, path, dispatcher, logger) }, upstream.spec.probeIntervalMs)
     timer.unref()
     return timer
   })
   return () => { for (const timer of timers) clearInterval(timer) }
 }
 
-async function probe (upstream: Upstream, dispatcher: Dispatcher, logger: Logger): Promise<void> {
+async function probe (upstream: Upstream, path: string, dispatcher: Dispatcher, logger: Logger): Promise<void> {
   const { target, spec } = upstream
   const wasHealthy = upstream.health.isHealthy()
   try {
     const res = await dispatcher.request({
       origin: target.origin,
-      path: target.basePath + spec.probePath,
+      path,
       method: 'GET',
       headers: upstream.headers([], 'health-probe'),
       headersTimeout: spec.probeIntervalMs,

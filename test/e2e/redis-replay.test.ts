@@ -2,7 +2,8 @@
  * Bindings made while Redis was away are written to it when it returns: a response made
  * through one gateway during an outage is continued through another afterwards. The replay is
  * bounded (oldest dropped first) and never overwrites a binding Redis holds for another
- * session. Runs real redis-server processes.
+ * session. A session's upstream moved meanwhile is replayed too, the last move per session,
+ * unless another replica used the session's binding since. Runs real redis-server processes.
  */
 import t from 'tap'
 import { Redis } from 'ioredis'
@@ -93,4 +94,49 @@ t.test('the replay keeps a binding Redis already holds for another session, and 
   t.ok(ttl > 0 && ttl <= 3_600_000, `with what is left of its idle TTL (${ttl} ms)`)
   t.equal(await probe.get('gw:conv:oldest'), null, 'the oldest, past the bound of 2, is not')
   t.same(await store.lookup(['conv:contested']), ['session-b'], "and this replica now follows Redis's binding")
+})
+
+t.test("the replay writes a session's last upstream move over the binding Redis held from before, keeps one another replica used since, within the same bound", needs('redis-server'), async (t) => {
+  const HOUR = 3_600_000
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const proxy = await startTcpProxy(redis.port)
+  t.teardown(proxy.close)
+  const probe = new Redis(redis.url)
+  t.teardown(() => probe.disconnect())
+
+  const logs = logLines()
+  const sink = new Writable({ write (chunk: Buffer, _encoding, done) { for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.add(JSON.parse(line) as LogLine); done() } })
+  const config = loadConfig({ env: { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_REPLAY_MAX_ENTRIES: '4' } })
+  const store = new RedisSessionStore({ target: config.redis, timeoutMs: 200, idleTtlMs: HOUR, keyPrefix: 'gw:', localMaxEntries: 100, localMaxBytes: 1024 * 1024, replayMaxEntries: config.redis.replayMaxEntries, logger: createLogger('info', sink) })
+  t.teardown(async () => { await store.close() })
+  await until(() => store.health().state, (s) => s === 'ok', 'connected')
+  // Every write and read of a binding sets its TTL to the idle TTL, so its TTL tells when it was
+  // last used: this one a second before the outage.
+  await probe.set('gw:upstream:moved', 'a', 'PX', HOUR - 1000)
+
+  proxy.cut()
+  await until(() => store.health().state, (s) => s === 'degraded', 'degraded')
+  store.bind(['conv:oldest'], 'session-a')
+  store.bindUpstream('moved', 'b')
+  store.bindUpstream('contested', 'b')
+  store.bindUpstream('fresh', 'b')
+  store.bindUpstream('moved', 'c') // moved again: only this one waits
+  store.bind(['conv:newest'], 'session-a') // a fifth binding: the oldest of the four goes
+  // Another replica moved 'contested' after this one did (its TTL a second longer than this one's).
+  await probe.set('gw:upstream:contested', 'a', 'PX', HOUR + 1000)
+  t.equal(await store.upstreamOf('moved'), 'c', 'while Redis is away, the local move answers')
+
+  proxy.restore()
+  const replayed = await logs.waitFor((line) => line.msg === REPLAYED)
+  t.match(replayed, { written: 3, kept: 1, expired: 0, dropped: 1 })
+  t.equal(await probe.get('gw:upstream:moved'), 'c', 'the last move is written over the binding from before the outage')
+  const ttl = await probe.pttl('gw:upstream:moved')
+  t.ok(ttl > 0 && ttl <= HOUR, `with what is left of its idle TTL (${ttl} ms)`)
+  t.equal(await probe.get('gw:upstream:fresh'), 'b', 'a move Redis knew nothing of is written')
+  t.equal(await probe.get('gw:upstream:contested'), 'a', "the other replica's later move is kept")
+  t.equal(await probe.get('gw:conv:newest'), 'session-a', 'lineage keys share the queue')
+  t.equal(await probe.get('gw:conv:oldest'), null, 'and its bound: the oldest binding, past 4, is dropped')
+  t.equal(await store.upstreamOf('moved'), 'c')
+  t.equal(await store.upstreamOf('contested'), 'a', 'this replica now follows the binding used last')
 })

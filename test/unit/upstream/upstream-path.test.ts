@@ -1,5 +1,5 @@
 import t from 'tap'
-import { hasDotSegment, isProxyTarget, pathOf, upstreamPath, upstreamTarget } from '../../../src/upstream/upstream-path.js'
+import { hasDotSegment, isProxyTarget, pathOf, probePath, upstreamPath, upstreamTarget } from '../../../src/upstream/upstream-path.js'
 
 const openai = upstreamTarget(new URL('https://api.openai.com/v1'))
 const azure = upstreamTarget(new URL('https://x.openai.azure.com/openai/v1?api-version=preview'))
@@ -30,4 +30,17 @@ t.test('client targets map onto the upstream base path and query', async (t) => 
 t.test('pathOf drops the query string', async (t) => {
   t.equal(pathOf('/v1/responses?key=secret'), '/v1/responses')
   t.equal(pathOf('/v1/responses'), '/v1/responses')
+})
+
+t.test("probe paths go under the base path with the url's query, probe_path's own parameters first and winning", async (t) => {
+  t.equal(probePath('/models', openai), '/v1/models')
+  t.equal(probePath('/models', azure), '/openai/v1/models?api-version=preview')
+  t.equal(probePath('/models?limit=1', openai), '/v1/models?limit=1')
+  t.equal(probePath('/models?limit=1', azure), '/openai/v1/models?limit=1&api-version=preview')
+  t.equal(probePath('/models?api-version=2024-10-21', azure), '/openai/v1/models?api-version=2024-10-21', 'its own api-version, not both')
+  t.equal(probePath('/models?api%2Dversion=2024-10-21', azure), '/openai/v1/models?api%2Dversion=2024-10-21', 'names compared as a server decodes them')
+  t.equal(probePath('/models?', azure), '/openai/v1/models?api-version=preview', 'an empty query adds no stray separator')
+  t.equal(probePath('/models#top', azure), '/openai/v1/models?api-version=preview', 'a fragment is dropped')
+  const twoParams = upstreamTarget(new URL('https://x.example/v1?a=1&b=2'))
+  t.equal(probePath('/health?b=3&c=4', twoParams), '/v1/health?b=3&c=4&a=1')
 })
