@@ -26,8 +26,9 @@ export function isProxyTarget (target: string): boolean {
 
 /**
  * Maps a client request target (`/v1/responses?x=1`) to the upstream's
- * (`{basePath}/responses?x=1`, plus `upstream.url`'s own query, e.g. Azure's api-version).
- * Returns undefined for a target that is not under `/v1` or that holds dot segments, which could
+ * (`{basePath}/responses?x=1`, plus `upstream.url`'s own query, e.g. Azure's api-version). The
+ * url's query is a default: a parameter the client sets itself (an SDK's own api-version) keeps
+ * the client's value, and is not sent twice. Returns undefined for a target that is not under `/v1` or that holds dot segments, which could
  * walk out of the upstream's base path. A fragment is dropped.
  */
 export function upstreamPath (target: string, upstream: UpstreamTarget): string | undefined {
@@ -37,9 +38,10 @@ export function upstreamPath (target: string, upstream: UpstreamTarget): string 
   if (!isProxyTarget(clientTarget)) return undefined
   const rest = clientTarget.slice(CLIENT_PREFIX.length)
   if (hasDotSegment(rest)) return undefined
-  const path = upstream.basePath + rest
-  if (upstream.query === '') return path
-  return path + (rest.includes('?') ? '&' : '?') + upstream.query
+  if (upstream.query === '') return upstream.basePath + rest
+  const queryAt = rest.indexOf('?')
+  if (queryAt === -1) return `${upstream.basePath}${rest}?${upstream.query}`
+  return withQuery(upstream.basePath + rest.slice(0, queryAt), rest.slice(queryAt + 1), upstream.query)
 }
 
 /**
@@ -52,10 +54,15 @@ export function probePath (probe: string, upstream: UpstreamTarget): string {
   const fragmentAt = probe.indexOf('#')
   const own = fragmentAt === -1 ? probe : probe.slice(0, fragmentAt)
   const queryAt = own.indexOf('?')
-  const path = upstream.basePath + (queryAt === -1 ? own : own.slice(0, queryAt))
-  const ownPairs = queryAt === -1 ? [] : own.slice(queryAt + 1).split('&').filter((pair) => pair !== '')
+  if (queryAt === -1) return withQuery(upstream.basePath + own, '', upstream.query)
+  return withQuery(upstream.basePath + own.slice(0, queryAt), own.slice(queryAt + 1), upstream.query)
+}
+
+/** `path` with the `own` query's pairs, then those of `defaults` whose names `own` does not set. */
+function withQuery (path: string, own: string, defaults: string): string {
+  const ownPairs = own.split('&').filter((pair) => pair !== '')
   const ownNames = new Set(ownPairs.map(parameterName))
-  const added = upstream.query.split('&').filter((pair) => pair !== '' && !ownNames.has(parameterName(pair)))
+  const added = defaults.split('&').filter((pair) => pair !== '' && !ownNames.has(parameterName(pair)))
   const query = [...ownPairs, ...added].join('&')
   return query === '' ? path : `${path}?${query}`
 }
