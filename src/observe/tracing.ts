@@ -47,7 +47,7 @@ export interface ExchangeSpan {
   clientMessage (): void
   /** WebSocket: an upstream event; a terminal one ends the open response span. */
   responseEvent (type: string | undefined): void
-  /** Ends the span (and an open response span); later calls are ignored. */
+  /** Ends the span, its current attempt's span if still open, and an open response span; later calls are ignored. */
   end (outcome: ExchangeOutcome): void
 }
 

@@ -94,11 +94,10 @@ function dispatch (deps: HttpEntryDeps, upstream: Upstream, exchange: Exchange, 
   if (tap !== undefined && body === req) tapStreamedBody(req, tap)
   // One upstream attempt, one client span (when traced).
   const attempt = exchange.startAttempt(upstream.target.origin, exchange.method, path)
+  // The exchange's end ends the attempt's span too: later, when the usage of a compressed
+  // answer is still being inflated, so the span the GenAI facts go on is still open for them.
   deps.upstream.dispatch(upstreamRequest(upstream, exchange, req, path, session, body, attempt),
-    new ResponseRelay(res, exchange.startedAt, (outcome) => {
-      attempt?.end(outcome)
-      exchange.end(outcome)
-    }, observerFor(exchange)))
+    new ResponseRelay(res, exchange.startedAt, (outcome) => exchange.end(outcome), observerFor(exchange)))
 }
 
 /**
@@ -129,11 +128,9 @@ async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: Incom
     const path = upstreamPath(clientTarget, upstream.target)! // admission checked the target
     // Each attempt its own client span (when traced): a failover shows as several.
     const attempt = exchange.startAttempt(upstream.target.origin, exchange.method, path)
+    // A retried attempt's span ends at its retry (spannedGate); the last one's with the exchange (as in dispatch).
     deps.upstream.dispatch(upstreamRequest(upstream, exchange, req, path, session, body.body, attempt),
-      new ResponseRelay(res, exchange.startedAt, (outcome) => {
-        attempt?.end(outcome)
-        exchange.end(outcome)
-      }, observer, attempt === undefined ? gate : spannedGate(gate, attempt, exchange.startedAt)))
+      new ResponseRelay(res, exchange.startedAt, (outcome) => exchange.end(outcome), observer, attempt === undefined ? gate : spannedGate(gate, attempt, exchange.startedAt)))
   })
   if (tap !== undefined) tapBody(tap, req, body.body)
   attempts.next()

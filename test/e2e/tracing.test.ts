@@ -6,6 +6,7 @@
  * exported; and with tracing off no OpenTelemetry module is even loaded.
  */
 import { execFile } from 'node:child_process'
+import { gzipSync } from 'node:zlib'
 import http from 'node:http'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -118,6 +119,29 @@ for (const protocol of PROTOCOLS) {
     t.match(receiver.exports[0]!.contentType, protocol === 'http/json' ? /^application\/json/ : /^application\/x-protobuf/)
   })
 }
+
+t.test("a compressed JSON answer's GenAI facts reach the call's client span, which ends once they are in", async (t) => {
+  const { receiver, upstream, gateway } = await startTraced(t)
+  const answer = { id: 'resp_gzipped', object: 'response', model: 'gpt-test', status: 'completed', usage: { input_tokens: 50, input_tokens_details: { cached_tokens: 32 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 55 } }
+  const gzipped = gzipSync(Buffer.from(JSON.stringify(answer)))
+  upstream.handle((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': gzipped.length })
+    res.end(gzipped)
+  })
+  const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{"model":"gpt-test"}', headers: { 'session-id': 'trace-gzip', 'accept-encoding': 'gzip' } })
+  t.same(await res.body.arrayBuffer().then(Buffer.from), gzipped, 'the client gets the compressed bytes as sent')
+  const { server, children } = await spansFor(receiver, 'trace-gzip')
+  t.equal(server.name, 'chat gpt-test')
+  t.match(children[0]!.attributes, {
+    'gen_ai.request.model': 'gpt-test',
+    'gen_ai.response.id': 'resp_gzipped',
+    'gen_ai.usage.input_tokens': 50,
+    'gen_ai.usage.cache_read.input_tokens': 32,
+    'gen_ai.usage.output_tokens': 5,
+    'http.response.status_code': 200
+  })
+  t.equal(children[0]!.name, 'chat gpt-test')
+})
 
 t.test("a client's traceparent is continued, and the upstream gets the attempt's", async (t) => {
   const { receiver, upstream, gateway } = await startTraced(t)
