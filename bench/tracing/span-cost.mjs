@@ -90,7 +90,7 @@ async function measure (variant, sinkPort) {
     OTEL_BSP_MAX_EXPORT_BATCH_SIZE: variant.batch,
     OTEL_BSP_SCHEDULE_DELAY: variant.delay
   })
-  const tracer = await createOtelTracer(config, stageExporter(variant))
+  const tracer = await createOtelTracer(config, { exporter: stageExporter(variant) })
   await drive(tracer, 2_000)
   const before = process.cpuUsage()
   await drive(tracer, EXCHANGES)

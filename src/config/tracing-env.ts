@@ -53,7 +53,7 @@ export function tracingFromEnv (env: Env): TracingConfig {
     enabled: endpoint !== undefined && !disabled,
     endpoint: endpoint ?? '',
     protocol: oneOfChoices(value(protocolName) ?? 'http/protobuf', OTLP_PROTOCOLS, protocolName),
-    headers: keyValueList(value(headersName), headersName, { secret: true }),
+    headers: collectorHeaders(value(headersName), headersName),
     serviceName: value('OTEL_SERVICE_NAME') ?? 'session-gateway',
     resourceAttributes: keyValueList(value('OTEL_RESOURCE_ATTRIBUTES'), 'OTEL_RESOURCE_ATTRIBUTES', { secret: false }),
     sampler,
@@ -109,6 +109,20 @@ export function keyValueList (raw: string | undefined, name: string, { secret }:
     out[secret ? key.toLowerCase() : key] = decoded
   }
   return out
+}
+
+/**
+ * The collector's headers: a key=value list whose keys must be header names and whose values
+ * must be sendable, checked at start, since the exporter would otherwise fail every export
+ * (quietly, on its own timer). Values are secrets: never echoed.
+ */
+function collectorHeaders (raw: string | undefined, name: string): Record<string, string> {
+  const headers = keyValueList(raw, name, { secret: true })
+  for (const [key, headerValue] of Object.entries(headers)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) throw new ConfigError(name, `${JSON.stringify(key)} is not a header name`)
+    if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(headerValue)) throw new ConfigError(name, `the value of ${key} holds a character a header cannot carry`)
+  }
+  return headers
 }
 
 function ratio (raw: string | undefined): number {

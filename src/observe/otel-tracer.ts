@@ -20,6 +20,8 @@ import type { ExchangeOutcome } from '../proxy/exchange.js'
 import type { Session } from '../session/resolve-session.js'
 import type { TokenUsage } from '../session/session-usage.js'
 import type { Transport } from './metrics.js'
+import type { Logger } from './logger.js'
+import { reportingExporter } from './otel-export-report.js'
 import { warmUpExport } from './otel-warm-up.js'
 import { TERMINAL_EVENTS } from './responses-api.js'
 import {
@@ -29,9 +31,13 @@ import type { AttemptSpan, AttemptTarget, ExchangeSpan, ExchangeTracer } from '.
 
 const propagator = new W3CTraceContextPropagator()
 
-/** The tracer for `config`; `exporter` replaces the OTLP one (bench/tracing/span-cost.mjs measures the stages apart). */
-export async function createOtelTracer (config: TracingConfig, exporter?: SpanExporter): Promise<ExchangeTracer> {
+/**
+ * The tracer for `config`. `logger` hears when exports fail and recover; `exporter` replaces
+ * the OTLP one (bench/tracing/span-cost.mjs measures the stages apart).
+ */
+export async function createOtelTracer (config: TracingConfig, { logger, exporter }: { logger?: Logger, exporter?: SpanExporter } = {}): Promise<ExchangeTracer> {
   exporter ??= await createExporter(config)
+  if (logger !== undefined) exporter = reportingExporter(exporter, logger, endpointForLog(config.endpoint))
   // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES, as the spec says.
   const resource = resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName })
   // Before the first real span: a cold encoder first run under load stays slower (otel-warm-up.ts).
@@ -49,6 +55,12 @@ function exchangeTracer (provider: BasicTracerProvider): ExchangeTracer {
     startExchange: (req, transport, path) => new OtelExchangeSpan(tracer, req, transport, path),
     shutdown: async (timeoutMs) => { await withTimeout(provider.shutdown(), timeoutMs) }
   }
+}
+
+/** The endpoint as the start-up line names it: no credentials or query. */
+function endpointForLog (endpoint: string): string {
+  const url = new URL(endpoint)
+  return url.origin + url.pathname
 }
 
 async function createExporter ({ endpoint, headers, protocol, batch }: TracingConfig): Promise<SpanExporter> {

@@ -10,6 +10,7 @@ import type { ExchangeOutcome } from '../proxy/exchange.js'
 import type { RelayOutcome } from '../relay/response-relay.js'
 import type { Session } from '../session/resolve-session.js'
 import type { TokenUsage } from '../session/session-usage.js'
+import type { Logger } from './logger.js'
 import type { Transport } from './metrics.js'
 
 export interface ExchangeTracer {
@@ -59,9 +60,9 @@ export interface AttemptSpan {
   end (outcome: Pick<RelayOutcome, 'status' | 'endedBy' | 'failure' | 'ttfbMs'>): void
 }
 
-/** The tracer for `config`, or undefined when tracing is off (then nothing is imported). */
-export async function startTracing (config: TracingConfig): Promise<ExchangeTracer | undefined> {
+/** The tracer for `config`, or undefined when tracing is off (then nothing is imported). `logger` hears of failed exports. */
+export async function startTracing (config: TracingConfig, logger: Logger): Promise<ExchangeTracer | undefined> {
   if (!config.enabled) return undefined
   const { createOtelTracer } = await import('./otel-tracer.js')
-  return await createOtelTracer(config)
+  return await createOtelTracer(config, { logger })
 }

@@ -74,7 +74,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
   const calls = new CallRecorder({ store, metrics, history, rules: cacheRules(config), analysis: config.cache.analysis, logger })
   const exchanges: ExchangeDeps = { logger, metrics, sessions, drain, tracer: undefined, calls }
   // Loaded before the first request: listen() awaits it. Off, nothing is imported.
-  const tracing = startTracing(config.tracing)
+  const tracing = startTracing(config.tracing, logger)
   tracing.catch(() => {}) // reported by listen(), not as an unhandled rejection meanwhile
   const admission = createAdmission(config, upstreams, sessions, drain)
   const entryDeps = { config, admission, exchanges, sessions, upstream, upstreams, attempts: { metrics, sessions, logger }, logger }

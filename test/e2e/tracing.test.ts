@@ -143,6 +143,39 @@ t.test("a compressed JSON answer's GenAI facts reach the call's client span, whi
   t.equal(children[0]!.name, 'chat gpt-test')
 })
 
+t.test('a collector that refuses exports is reported in the log, once, and so is its recovery', async (t) => {
+  let status = 401
+  const exports: number[] = []
+  const collector = http.createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      exports.push(status)
+      res.writeHead(status, { 'content-type': 'application/x-protobuf', 'content-length': 0 })
+      res.end()
+    })
+  })
+  await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve))
+  const endpoint = `http://127.0.0.1:${(collector.address() as { port: number }).port}`
+  const upstream = await startMockUpstream(replySse([responseStream('resp_refused_export', 'x')]))
+  const gateway = await startGateway({ UPSTREAM_URL: upstream.url, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_HEADERS: `x-otlp-token=${OTLP_TOKEN}`, OTEL_BSP_SCHEDULE_DELAY: '20' })
+  t.teardown(async () => { await gateway.close(); await upstream.close(); collector.closeAllConnections(); await new Promise((resolve) => collector.close(resolve)) })
+  const send = async (session: string): Promise<void> => { await (await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'session-id': session } })).body.dump() }
+
+  await send('export-refused-1')
+  const warning = await gateway.waitForLog((l) => l.msg === 'tracing: exporting spans failed; they are dropped')
+  t.match(warning, { level: 'warn', endpoint: `${endpoint}/v1/traces` })
+  t.ok(Number(warning.lost_spans) >= 1, 'it says how many spans were lost')
+  t.notMatch(JSON.stringify(warning), OTLP_TOKEN, 'no header value in the log')
+  await send('export-refused-2')
+  status = 200
+  await send('export-accepted')
+  const recovered = await gateway.waitForLog((l) => l.msg === 'tracing: spans reach the collector again')
+  t.equal(recovered.level, 'info')
+  t.ok(Number(recovered.lost_spans) >= 2, 'the spans lost meanwhile are counted')
+  t.equal(gateway.logs.filter((l) => l.msg === 'tracing: exporting spans failed; they are dropped').length, 1, 'one warning while it kept failing')
+  t.ok(exports.includes(401) && exports.at(-1) === 200)
+})
+
 t.test("a client's traceparent is continued, and the upstream gets the attempt's", async (t) => {
   const { receiver, upstream, gateway } = await startTraced(t)
   upstream.handle(replySse([responseStream('resp_parent', 'child')]))

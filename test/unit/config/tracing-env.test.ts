@@ -68,4 +68,6 @@ t.test('invalid values are config errors naming the variable, and secrets are no
   refuses(t, { OTEL_EXPORTER_OTLP_HEADERS: 'tok-s3cr3t-no-equals' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
   refuses(t, { OTEL_EXPORTER_OTLP_HEADERS: 'x=%E0%A4%A' }, 'OTEL_EXPORTER_OTLP_HEADERS')
   refuses(t, { OTEL_EXPORTER_OTLP_HEADERS: 'x=a%0Ab' }, 'OTEL_EXPORTER_OTLP_HEADERS')
+  refuses(t, { OTEL_EXPORTER_OTLP_HEADERS: 'bad key=s3cr3t' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
+  refuses(t, { OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-token=caf%C3%A9%E2%82%AC' }, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS')
 })
