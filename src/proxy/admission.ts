@@ -28,8 +28,9 @@ export interface AdmissionDeps {
 
 /**
  * The checks every request passes before anything goes upstream, HTTP and WebSocket alike,
- * in one order: method → shutting down (WebSockets) → path → WebSocket mode → rate limit → client key →
- * body size → session header. The first that fails is the answer.
+ * in one order: method → shutting down (WebSockets) → path → WebSocket mode → client key (checked,
+ * then counted by the rate limit: its 429 comes first) → body size → session header. The first
+ * that fails is the answer.
  */
 export class Admission {
   readonly #deps: AdmissionDeps
@@ -51,12 +52,15 @@ export class Admission {
     if (path === undefined) return hasDotSegment(url) ? errors.badPath() : errors.notFound(req.method ?? 'GET', pathOf(url))
     // 426 makes codex fall back to HTTP at once; anything else costs it seconds of retries.
     if (transport === 'websocket' && config.server.websocket === 'reject') return errors.webSocketsDisabled()
+    const denied = auth.check(req.headers)
     if (rateLimiter !== undefined) {
-      // Per client key (hashed, never logged), else per address.
-      const limited = rateLimiter.take(ClientAuth.keyId(req.headers) ?? req.socket.remoteAddress ?? '')
+      // Per client key (hashed, never logged), else per address. A key the gateway refused counts
+      // against the address, so made-up keys neither escape the limit nor guess keys unbounded;
+      // in pass-through mode the upstream checks the key, and a made-up one only buys a 401.
+      const address = req.socket.remoteAddress ?? ''
+      const limited = rateLimiter.take(denied === undefined ? ClientAuth.keyId(req.headers) ?? address : address)
       if (limited !== undefined) return limited
     }
-    const denied = auth.check(req.headers)
     if (denied !== undefined) return denied
     if (Number(req.headers['content-length']) > config.server.bodyLimitBytes) return errors.bodyTooLarge(config.server.bodyLimitBytes)
     try {

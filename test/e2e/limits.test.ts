@@ -105,6 +105,18 @@ t.test('RATE_LIMIT_PER_MINUTE limits each client key, with a 429 and retry-after
   t.notOk(gateway.logText().includes('sk-client-'), 'no client key in the log')
 })
 
+t.test('with gateway keys, a refused key counts against the address: made-up keys neither escape the limit nor guess unbounded', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { RATE_LIMIT_PER_MINUTE: '2', OPENAI_API_KEY: 'sk-managed-upstream', GATEWAY_API_KEYS: 'gw-good-key' })
+  const send = async (key: string): Promise<number> => {
+    const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` } })
+    await res.body.dump()
+    return res.statusCode
+  }
+  t.same([await send('made-up-1'), await send('made-up-2'), await send('made-up-3'), await send('made-up-4')], [401, 401, 429, 429], 'the third refused key from one address is rate limited')
+  t.same([await send('gw-good-key'), await send('gw-good-key'), await send('gw-good-key')], [200, 200, 429], 'a valid key has its own allowance')
+  t.equal(upstream.requests.length, 2, 'only the valid key reached the upstream')
+})
+
 t.test('without a key, requests are limited per client address', async (t) => {
   const { gateway } = await startGatewayWithUpstream(t, { RATE_LIMIT_PER_MINUTE: '1' })
   const first = await request(`${gateway.baseURL}/models`)
