@@ -59,6 +59,27 @@ t.test('frames are found whatever the chunking: every length encoding, masked or
   }
 })
 
+t.test('unmasking gives the payload back at any length, offset and alignment (words and bytes alike)', async (t) => {
+  const key = Buffer.from([0x12, 0xa5, 0xff, 0x01])
+  const plain = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 31 + 7) & 0xff))
+  let checked = 0
+  for (let length = 0; length <= 80; length++) {
+    for (const start of [0, 1, 2, 3, 5]) {
+      for (let offset = 0; offset < 4; offset++) {
+        const part = plain.subarray(start, start + length)
+        // Masked as a sender would: byte i of the payload with key byte (offset + i) & 3.
+        const masked = Buffer.from(part.map((byte, i) => byte ^ key[(offset + i) & 3]!))
+        const unaligned = Buffer.concat([Buffer.alloc(start), masked]).subarray(start)
+        if (!unmask(unaligned, key, offset).equals(part)) t.fail(`length ${length}, start ${start}, offset ${offset}`)
+        checked++
+      }
+    }
+  }
+  const long = Buffer.from(plain.map((byte, i) => byte ^ key[(2 + i) & 3]!))
+  t.ok(unmask(long.subarray(1), key, 3).equals(plain.subarray(1)), 'a long slice starting mid-payload')
+  t.equal(checked, 81 * 5 * 4)
+})
+
 t.test('a frame that breaks the rules stops the reading for good, and never throws', async (t) => {
   for (const bad of [
     Buffer.from([0x83, 0x00]), // reserved opcode
