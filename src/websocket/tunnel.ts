@@ -12,7 +12,8 @@ import { closeFrame } from './frame-parser.js'
 import { FrameObserver } from './frame-observer.js'
 import { TERMINAL_EVENTS } from '../observe/responses-api.js'
 import { ResponseEventReader } from './response-events.js'
-import { TextMessages, type DeflateParams } from './text-messages.js'
+import type { DeflateParams } from './message-inflater.js'
+import { TextMessages } from './text-messages.js'
 
 /** Who ended it: the side that sent the first Close frame, or whose connection ended first; or the gateway's shutdown. */
 export type TunnelEndedBy = 'client' | 'upstream' | 'shutdown'
