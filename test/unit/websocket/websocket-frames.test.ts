@@ -3,14 +3,13 @@
  * chunking, text messages reassembled and inflated (with and without context takeover), and
  * Responses events told apart, never throwing on garbage.
  */
-import { constants, createDeflateRaw, type DeflateRaw } from 'node:zlib'
 import t from 'tap'
 import { FrameParser, Opcode, unmask, type FrameHeader } from '../../../src/websocket/frame-parser.js'
 import { FrameObserver } from '../../../src/websocket/frame-observer.js'
 import { ResponseEventReader } from '../../../src/websocket/response-events.js'
 import { TextMessages } from '../../../src/websocket/text-messages.js'
 import { randomChunks } from '../../support/mock-upstream.js'
-import { encodeFrame, type FrameSpec } from '../../support/raw-websocket.js'
+import { deflateMessages, encodeFrame, type FrameSpec } from '../../support/raw-websocket.js'
 import { responseEvents } from '../../support/websocket-upstream.js'
 
 interface SeenFrame { opcode: number, fin: boolean, rsv1: boolean, payload: Buffer }
@@ -107,25 +106,6 @@ t.test('the first Close frame\'s code is read, masked or split', async (t) => {
   empty.push(encodeFrame({ opcode: Opcode.close, payload: '' }))
   t.equal(empty.closeCode, 1005, 'a Close without a code reports 1005')
 })
-
-/** Compresses messages as a permessage-deflate sender does: sync flush, trailer stripped. */
-async function deflateMessages (texts: string[], contextTakeover: boolean): Promise<Buffer[]> {
-  const out: Buffer[] = []
-  let deflate: DeflateRaw | undefined
-  for (const text of texts) {
-    if (deflate === undefined || !contextTakeover) deflate = createDeflateRaw()
-    const stream = deflate
-    const chunks: Buffer[] = []
-    const onData = (chunk: Buffer): void => { chunks.push(chunk) }
-    stream.on('data', onData)
-    stream.write(text)
-    await new Promise<void>((resolve) => stream.flush(constants.Z_SYNC_FLUSH, () => resolve()))
-    stream.off('data', onData)
-    const data = Buffer.concat(chunks)
-    out.push(data.subarray(0, data.length - 4))
-  }
-  return out
-}
 
 async function readMessages (frames: Buffer, deflate: { noContextTakeover: boolean } | undefined, count: number, maxMessageBytes?: number): Promise<Array<[string, boolean]>> {
   const messages: Array<[string, boolean]> = []
