@@ -9,12 +9,20 @@ export interface RequestPrefix {
   fingerprint: string
   /** The top-level `model` string; undefined when absent or not a string. */
   model: string | undefined
+  /** Whether any of the three was at the top level: a fingerprint of none says little. */
+  hasPrefixFields: boolean
+  /**
+   * The top-level `type` string (not in the fingerprint): what a WebSocket client message is,
+   * e.g. `response.create`; an HTTP body has none.
+   */
+  type: string | undefined
 }
 
-/** The three fields, by index. */
-const FIELDS = ['model', 'instructions', 'tools'] as const
+/** The three fields of the fingerprint, by index, then `type` (read, not fingerprinted). */
+const FIELDS = ['model', 'instructions', 'tools', 'type'] as const
+const TYPE = 3
 const NONE = -1
-/** Longer keys are none of the three (even written with escapes). */
+/** Longer keys are none of the fields (even written with escapes). */
 const MAX_KEY_BYTES = 64
 
 // Where the reader is between two bytes.
@@ -45,9 +53,9 @@ const BACKSLASH = 0x5c
 const NEAR_BYTES = 24
 
 /**
- * A tap on a JSON request body as its chunks pass upstream: a small tokenizer that tracks
- * strings and depth, and feeds the bytes of the three wanted top-level values into a hash
- * each. It never copies, delays or parses the body. Nested values (the `input` history, most
+ * A tap on a JSON request body (or a WebSocket client message: the same fields, next to its
+ * `type`) as its chunks pass upstream: a small tokenizer that tracks strings and depth, and
+ * feeds the bytes of the wanted top-level values into a hash each. It never copies, delays or parses the body. Nested values (the `input` history, most
  * of a body) are crossed by a loop that looks only at quotes and brackets; strings are
  * crossed with native `indexOf` jumps from quote to quote.
  *
@@ -73,7 +81,7 @@ export class PrefixFingerprint {
   #field = NONE
   /** Where the part of the current chunk still to be hashed (or kept, for a key) starts. */
   #from = 0
-  readonly #hashes: Array<FieldDigest | undefined> = [undefined, undefined, undefined]
+  readonly #hashes: Array<FieldDigest | undefined> = [undefined, undefined, undefined, undefined]
   /** A top-level key's bytes, escapes unresolved; past MAX_KEY_BYTES only counted. */
   readonly #key = new Uint8Array(MAX_KEY_BYTES)
   #keyBytes = 0
@@ -126,7 +134,12 @@ export class PrefixFingerprint {
     this.readHeld()
     if (this.#mode !== AFTER) return (this.#result = undefined)
     const [model, instructions, tools] = this.#hashes
-    this.#result = { fingerprint: shortDigest(`model:${model?.digest() ?? '-'};instructions:${instructions?.digest() ?? '-'};tools:${tools?.digest() ?? '-'};`), model: this.#modelName() }
+    this.#result = {
+      fingerprint: shortDigest(`model:${model?.digest() ?? '-'};instructions:${instructions?.digest() ?? '-'};tools:${tools?.digest() ?? '-'};`),
+      model: shortString(model),
+      hasPrefixFields: model !== undefined || instructions !== undefined || tools !== undefined,
+      type: shortString(this.#hashes[TYPE])
+    }
     return this.#result
   }
 
@@ -291,21 +304,21 @@ export class PrefixFingerprint {
   #hashPart (chunk: Buffer, from: number, end: number): void {
     if (end > from) this.#hashes[this.#field]!.update(chunk.subarray(from, end))
   }
+}
 
-  /** The model's name, from its digest's bytes: a value too long for a name (or not a string) has none. */
-  #modelName (): string | undefined {
-    const raw = this.#hashes[0]?.shortValue()
-    if (raw === undefined || raw.length < 2 || raw[0] !== QUOTE) return undefined
-    const text = raw.toString('utf8')
-    let plain = raw[raw.length - 1] === QUOTE
-    for (let i = 1; i < raw.length - 1 && plain; i++) plain = raw[i] !== BACKSLASH && raw[i]! >= 0x20
-    if (plain) return text.slice(1, -1) // what JSON.parse would give, without its call
-    try {
-      const value: unknown = JSON.parse(text)
-      return typeof value === 'string' ? value : undefined
-    } catch {
-      return undefined
-    }
+/** A short string value, from its digest's bytes: a value too long for a name (or not a string) has none. */
+function shortString (digest: FieldDigest | undefined): string | undefined {
+  const raw = digest?.shortValue()
+  if (raw === undefined || raw.length < 2 || raw[0] !== QUOTE) return undefined
+  const text = raw.toString('utf8')
+  let plain = raw[raw.length - 1] === QUOTE
+  for (let i = 1; i < raw.length - 1 && plain; i++) plain = raw[i] !== BACKSLASH && raw[i]! >= 0x20
+  if (plain) return text.slice(1, -1) // what JSON.parse would give, without its call
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === 'string' ? value : undefined
+  } catch {
+    return undefined
   }
 }
 
@@ -323,7 +336,7 @@ function fieldOf (key: Uint8Array, length: number): number {
   let escaped = false
   for (let i = 0; i < length; i++) if (key[i] === BACKSLASH) escaped = true
   if (!escaped) {
-    // Compared as bytes: no string is made for the many keys that are none of the three.
+    // Compared as bytes: no string is made for the many keys that are none of the fields.
     for (let f = 0; f < FIELD_BYTES.length; f++) {
       const name = FIELD_BYTES[f]!
       if (name.length !== length) continue

@@ -1,8 +1,6 @@
 import type { IncomingMessage } from 'node:http'
+import { afterWrite, SLICE_BYTES } from '../observe/idle-reading.js'
 import type { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
-
-/** Bytes of body the tap reads in one turn of the event loop: no turn waits long behind it. */
-const SLICE_BYTES = 64 * 1024
 
 /**
  * Shows a client's streamed body to `tap` chunk by chunk as undici sends it upstream: the same
@@ -23,33 +21,4 @@ export function tapStreamedBody (req: IncomingMessage, tap: PrefixFingerprint): 
 export function tapReadBody (tap: PrefixFingerprint, body: Buffer): void {
   if (body.length <= SLICE_BYTES) tap.hold(body)
   else afterWrite(tap)(body)
-}
-
-/**
- * Hands `tap` each chunk to hold (the request's own buffer, not a copy) and has it read them
- * on turns of the event loop when no new chunk came: while a body streams in as fast as the
- * gateway passes it on, reading waits, then goes on a slice per turn while the upstream reads
- * the request and thinks. Nothing the tap does stands between a client's bytes and the upstream,
- * and no turn runs long behind it; what is left when the call ends is read by `result()`.
- */
-export function afterWrite (tap: PrefixFingerprint): (chunk: Buffer) => void {
-  let arrived = false
-  let scheduled = false
-  const turn = (): void => {
-    if (arrived) {
-      arrived = false // more may follow at once: wait a turn
-      setImmediate(turn)
-    } else if (tap.readHeld(SLICE_BYTES)) {
-      setImmediate(turn)
-    } else {
-      scheduled = false
-    }
-  }
-  return (chunk) => {
-    tap.hold(chunk)
-    arrived = true
-    if (scheduled) return
-    scheduled = true
-    setImmediate(turn)
-  }
 }

@@ -3,7 +3,7 @@ import type { GatewayError } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
 import { NO_UPSTREAM, type GatewayMetrics, type Transport } from '../observe/metrics.js'
 import { logExchange } from '../observe/request-log.js'
-import type { CallRecorder } from '../observe/call-recorder.js'
+import type { CallRecorder, FinishedCall } from '../observe/call-recorder.js'
 import { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
 import type { ResponseFacts } from '../observe/response-observer.js'
 import { routeLabel } from '../observe/route-label.js'
@@ -88,12 +88,17 @@ export class Exchange implements Drainable, ResponseFacts {
     return this.method === 'POST' && (this.path === '/v1/responses' || this.path === '/v1/chat/completions')
   }
 
+  /** Cache analysis reads request prefixes (CACHE_ANALYSIS): an HTTP model call's body, a WebSocket's messages. */
+  get readsPrefixes (): boolean {
+    return this.deps.calls?.analysis === true
+  }
+
   /**
    * The tap the request body is pushed through as it goes upstream, when cache analysis wants
    * the prefix of this model call; undefined otherwise (then nothing is read).
    */
   tapRequestBody (): PrefixFingerprint | undefined {
-    if (this.deps.calls?.analysis !== true || !this.isModelCall) return undefined
+    if (!this.readsPrefixes || !this.isModelCall) return undefined
     this.#prefix = new PrefixFingerprint()
     return this.#prefix
   }
@@ -168,13 +173,17 @@ export class Exchange implements Drainable, ResponseFacts {
     this.#span?.responseEvent(type)
   }
 
-  /** A response's usage. A WebSocket carries many responses: each counts as a request of its own. */
-  onUsage (tokens: TokenUsage): void {
+  /**
+   * A response's usage. A WebSocket carries many responses: each counts as a request of its
+   * own, with `fingerprint` the prefix of the request it answers when cache analysis reads them
+   * (it resolves once that request has been read: a compressed one may still be inflating).
+   */
+  onUsage (tokens: TokenUsage, fingerprint?: Promise<string | null>): void {
     this.deps.metrics.tokensUsed(tokens, this.upstream ?? NO_UPSTREAM)
     this.#span?.usage(tokens)
     if (this.transport === 'websocket') {
       if (this.session !== undefined) this.deps.sessions.recordUsage(this.session.id, tokens)
-      this.#recordWebSocketCall(tokens)
+      this.#recordWebSocketCall(tokens, fingerprint)
     } else {
       this.#tokens = tokens
     }
@@ -239,11 +248,16 @@ export class Exchange implements Drainable, ResponseFacts {
     })
   }
 
-  /** Each response of a WebSocket is a model call of its own; its prefix is not read (docs/websocket.md). */
-  #recordWebSocketCall (tokens: TokenUsage): void {
-    if (this.deps.calls === undefined || this.session === undefined) return
+  /**
+   * Each response of a WebSocket is a model call of its own, recorded with the prefix of the
+   * `response.create` it answers (docs/websocket.md); without cache analysis, with none.
+   */
+  #recordWebSocketCall (tokens: TokenUsage, fingerprint: Promise<string | null> | undefined): void {
+    const { calls } = this.deps
+    const session = this.session
+    if (calls === undefined || session === undefined) return
     const now = performance.now()
-    this.deps.calls.record(this.session.id, {
+    const call: FinishedCall = {
       time: performance.timeOrigin + this.#callStartedAt,
       upstream: this.upstream ?? NO_UPSTREAM,
       fingerprint: null,
@@ -252,7 +266,9 @@ export class Exchange implements Drainable, ResponseFacts {
       status: 101,
       ttfbMs: null,
       durationMs: now - this.#callStartedAt
-    })
+    }
     this.#callStartedAt = now // a response the client did not ask for anew starts here
+    if (fingerprint === undefined) calls.record(session.id, call)
+    else void fingerprint.then((value) => calls.record(session.id, { ...call, fingerprint: value }))
   }
 }

@@ -2,10 +2,9 @@
  * Watches one direction of a proxied WebSocket, frame by frame, without altering or delaying
  * it: where frames begin and end (so the gateway knows when it may add a Close of its own),
  * when a data message starts, the first Close frame and its status code, and, when asked,
- * the text messages themselves (see TextMessages).
+ * the text messages themselves (see TextMessages and RequestMessages).
  */
 import { FrameParser, Opcode, unmask, type FrameHeader, type FrameListener } from './frame-parser.js'
-import type { TextMessages } from './text-messages.js'
 
 /** RFC 6455 §7.1.5: the code reported for a Close frame that carried none. */
 export const NO_STATUS_CODE = 1005
@@ -15,8 +14,8 @@ export interface FrameObserverOptions {
   onDataMessage?: () => void
   /** The first Close frame of this direction has been seen whole. */
   onClose?: (code: number) => void
-  /** Reads this direction's text messages too. */
-  messages?: TextMessages
+  /** Reads this direction's messages too (TextMessages, or a client's RequestMessages). */
+  messages?: FrameListener | undefined
 }
 
 export class FrameObserver implements FrameListener {

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { clientResponseHeaders } from '../relay/response-headers.js'
-import type { DeflateParams } from './text-messages.js'
+import type { DeflateParams } from './message-inflater.js'
 
 /** A GET whose Upgrade names `websocket`; other upgrades (h2c, …) are not WebSocket ones. */
 export function isWebSocketUpgrade (req: IncomingMessage): boolean {
@@ -32,11 +32,20 @@ export function switchingProtocolsHead (rawHeaders: Buffer[] | string[]): Buffer
  * upstream's own messages; undefined when it accepted none, so its frames are plain.
  */
 export function upstreamDeflate (rawHeaders: Buffer[] | string[]): DeflateParams | undefined {
+  return agreedDeflate(rawHeaders, 'server_no_context_takeover')
+}
+
+/** The same agreement as it applies to the client's messages (`client_no_context_takeover`). */
+export function clientDeflate (rawHeaders: Buffer[] | string[]): DeflateParams | undefined {
+  return agreedDeflate(rawHeaders, 'client_no_context_takeover')
+}
+
+function agreedDeflate (rawHeaders: Buffer[] | string[], noTakeoverParam: string): DeflateParams | undefined {
   for (const value of headerValues(rawHeaders, 'sec-websocket-extensions')) {
     for (const extension of value.split(',')) {
       const [name = '', ...params] = extension.split(';').map((part) => part.trim().toLowerCase())
       if (name !== 'permessage-deflate') continue
-      return { noContextTakeover: params.some((param) => param.split('=')[0]!.trim() === 'server_no_context_takeover') }
+      return { noContextTakeover: params.some((param) => param.split('=')[0]!.trim() === noTakeoverParam) }
     }
   }
   return undefined

@@ -1,21 +1,11 @@
 /**
  * Reassembles the text messages of one direction from its frames, for reading only: fragments
  * are joined, and permessage-deflate messages (RFC 7692) are inflated from a copy of their
- * payload, so the relayed bytes are never touched or held back.
- *
- * Compressed messages are inflated with one zlib stream for the whole connection, as the
- * sender's compressor keeps its window across messages ("context takeover"); it is reset after
- * each message when the sender said `no_context_takeover`. Messages are handed on in the order
- * they were sent, whether they needed inflating or not.
+ * payload (MessageInflater), so the relayed bytes are never touched or held back. Messages are
+ * handed on in the order they were sent, whether they needed inflating or not.
  */
-import { constants, createInflateRaw, type InflateRaw } from 'node:zlib'
 import { Opcode, unmask, type FrameHeader, type FrameListener } from './frame-parser.js'
-
-/** What permessage-deflate the handshake agreed for the direction being read. */
-export interface DeflateParams {
-  /** The sender resets its compressor after every message. */
-  noContextTakeover: boolean
-}
+import { MessageInflater, type DeflateParams } from './message-inflater.js'
 
 export interface TextMessagesOptions {
   /** undefined: no compression agreed; a compressed frame then means the messages cannot be read. */
@@ -40,9 +30,6 @@ interface Message {
   cut: boolean
 }
 
-/** What RFC 7692 §7.2.2 has the sender strip from the end of every compressed message. */
-const DEFLATE_TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff])
-
 export class TextMessages implements FrameListener {
   readonly #deflate: DeflateParams | undefined
   readonly #onMessage: (text: Buffer, complete: boolean) => void
@@ -56,7 +43,7 @@ export class TextMessages implements FrameListener {
   /** The connection closed: drain the queue, then stop. */
   #finishing = false
   #queuedBytes = 0
-  #inflater: InflateRaw | undefined
+  #inflater: MessageInflater | undefined
   #inflating = false
   #lost = false
 
@@ -159,7 +146,7 @@ export class TextMessages implements FrameListener {
 
   #inflate (message: Message): void {
     this.#inflating = true
-    const inflater = this.#inflater ??= this.#createInflater()
+    this.#inflater ??= new MessageInflater(this.#deflate!, () => this.#lose())
     const out: Buffer[] = []
     let outBytes = 0
     let complete = true
@@ -170,25 +157,12 @@ export class TextMessages implements FrameListener {
       out.push(chunk.length > room ? chunk.subarray(0, room) : chunk)
       outBytes += Math.min(chunk.length, room)
     }
-    inflater.on('data', onData)
-    for (const part of message.parts) inflater.write(part)
-    inflater.write(DEFLATE_TRAILER)
-    // The output of every write above has been emitted when the flush calls back.
-    inflater.flush(constants.Z_SYNC_FLUSH, () => {
-      inflater.off('data', onData)
-      if (this.#lost || inflater.destroyed) return
-      if (this.#deflate?.noContextTakeover === true) inflater.reset()
+    this.#inflater.inflate(message.parts, onData, () => {
+      if (this.#lost) return
       this.#inflating = false
       this.#deliver(Buffer.concat(out), complete)
       this.#next()
     })
-  }
-
-  #createInflater (): InflateRaw {
-    // windowBits 15 inflates whatever window (8 to 15 bits) the sender agreed to use.
-    const inflater = createInflateRaw({ windowBits: 15 })
-    inflater.on('error', () => this.#lose())
-    return inflater
   }
 
   #deliver (text: Buffer, complete: boolean): void {

@@ -12,7 +12,9 @@ import { closeFrame } from './frame-parser.js'
 import { FrameObserver } from './frame-observer.js'
 import { TERMINAL_EVENTS } from '../observe/responses-api.js'
 import { ResponseEventReader } from './response-events.js'
-import { TextMessages, type DeflateParams } from './text-messages.js'
+import type { DeflateParams } from './message-inflater.js'
+import type { RequestPrefixes } from './request-prefixes.js'
+import { TextMessages } from './text-messages.js'
 
 /** Who ended it: the side that sent the first Close frame, or whose connection ended first; or the gateway's shutdown. */
 export type TunnelEndedBy = 'client' | 'upstream' | 'shutdown'
@@ -35,6 +37,8 @@ export interface TunnelOptions {
   clientHead: Buffer
   /** The compression the upstream's messages use. */
   deflate: DeflateParams | undefined
+  /** Cache analysis: reads the client's messages for their prefixes; absent when it is off. */
+  requests?: RequestPrefixes | undefined
   onResponseId: (id: string) => void
   onUsage: (usage: TokenUsage) => void
   /** The client sent a data message (a `response.create`): a model call begins. */
@@ -108,7 +112,8 @@ export class WebSocketTunnel {
         options.onClientMessage?.()
         traced?.onClientMessage()
       },
-      onClose: (code) => this.#firstClose('client', code)
+      onClose: (code) => this.#firstClose('client', code),
+      messages: options.requests?.frames
     })
     this.#fromUpstream = new FrameObserver({
       messages: this.#messages,
@@ -180,6 +185,7 @@ export class WebSocketTunnel {
     if (type !== undefined && TERMINAL_EVENTS.has(type)) {
       this.#responding = false
       if (this.#awaitingAnswer > 0) this.#awaitingAnswer--
+      this.#options.requests?.answered()
     }
     // Events of inflated messages come later, outside any relay callback.
     if (!this.#reading) this.#checkIdle()
@@ -244,6 +250,7 @@ export class WebSocketTunnel {
     this.#ended = true
     clearTimeout(this.#linger)
     this.#messages.finish()
+    this.#options.requests?.finish()
     this.#options.onEnd({
       endedBy: this.#endedBy ?? 'client',
       closeCode: this.#closeCode,

@@ -1,10 +1,12 @@
 /**
  * The real codex CLI with `supports_websockets = true` through the gateway: a `codex exec` turn
- * runs over the proxied WebSocket with codex's own session id upstream; and with
- * WEBSOCKET=reject codex falls back to HTTP at once (one upgrade attempt, one POST, no retry).
+ * runs over the proxied WebSocket with codex's own session id upstream, its compressed
+ * response.create messages read for cache analysis; and with WEBSOCKET=reject codex falls back
+ * to HTTP at once (one upgrade attempt, one POST, no retry).
  */
 import type { IncomingMessage } from 'node:http'
 import t, { type Test } from 'tap'
+import { recordsUntil } from '../support/cache-calls.js'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
 import { replySse, responseStream } from '../support/mock-upstream.js'
 import { CODEX_TEST_TIMEOUT as TIMEOUT, checkCodexRuns, describeRun, runCodex, type CodexRun } from '../support/codex-cli.js'
@@ -68,6 +70,14 @@ t.test('codex exec completes a turn over the proxied WebSocket, with its own ses
 
   const line = await gateway.waitForLog((l) => l.transport === 'websocket')
   t.match(line, { method: 'GET', path: '/v1/responses', status: 101, session: codexSession, session_source: 'header' })
+
+  // Cache analysis read codex's own compressed response.create messages: every response has
+  // its request's prefix, and codex's prewarm and its turn share one (same model and tools).
+  await recordsUntil(gateway.origin, String(codexSession), requests.length) // the last may still be inflating
+  const records = await gateway.store.calls(String(codexSession))
+  t.equal(records?.length, requests.length, 'a record per response')
+  const fingerprints = new Set(records?.map((record) => record.fingerprint))
+  t.same([...fingerprints].map((fingerprint) => typeof fingerprint), ['string'], 'one prefix, read from every message')
 })
 
 t.test('with WEBSOCKET=reject codex falls back to HTTP at once: one upgrade refused, one POST, no retry', { timeout: TIMEOUT }, async (t) => {

@@ -1,24 +1,42 @@
 /**
  * Model calls whose usage the test chooses: the request carries it in `metadata.test_usage`
- * (`[input, cached]`), and the mock upstream answers with exactly that usage.
+ * (`[input, cached]`), and the mock upstream answers with exactly that usage, over HTTP or as
+ * the response to a WebSocket's `response.create`.
  */
 import { Readable } from 'node:stream'
 import { request } from 'undici'
 import type { CallView } from '../../src/session/call-record.js'
 import { responseStream, type UpstreamHandler } from './mock-upstream.js'
+import { responseEvents, type UpstreamWebSocket } from './websocket-upstream.js'
+import type { WsSocket } from './ws.js'
 
 export const TOOLS = [{ type: 'function', name: 'shell', description: 'run a command', parameters: { type: 'object', properties: { cmd: { type: 'string' } } } }]
 export const OTHER_TOOLS = [...TOOLS, { type: 'web_search' }]
 
 let responses = 0
 
+interface ChosenUsage { type?: unknown, metadata?: { test_usage?: [number, number] } }
+
+function chosenUsage (body: ChosenUsage): Record<string, unknown> {
+  const [input, cached] = body.metadata?.test_usage ?? [0, 0]
+  return { input_tokens: input, input_tokens_details: { cached_tokens: cached }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 2 }, total_tokens: input + 5 }
+}
+
 /** Answers a Responses call with a stream whose usage is the request's `metadata.test_usage`. */
 export const answerWithChosenUsage: UpstreamHandler = (req, res) => {
-  const body = JSON.parse(req.body.toString('utf8')) as { metadata?: { test_usage?: [number, number] } }
-  const [input, cached] = body.metadata?.test_usage ?? [0, 0]
-  const usage = { input_tokens: input, input_tokens_details: { cached_tokens: cached }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 2 }, total_tokens: input + 5 }
+  const body = JSON.parse(req.body.toString('utf8')) as ChosenUsage
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' })
-  res.end(responseStream(`resp_cache_${++responses}`, 'ok', usage))
+  res.end(responseStream(`resp_cache_${++responses}`, 'ok', chosenUsage(body)))
+}
+
+/** Answers each `response.create` on an upstream WebSocket with a whole response of the usage it chose. */
+export function answerCreatesWithChosenUsage (upstream: UpstreamWebSocket): void {
+  upstream.ws.on('message', (data, isBinary) => {
+    if (isBinary) return
+    const message = JSON.parse(data.toString('utf8')) as ChosenUsage
+    if (message.type !== 'response.create') return
+    for (const event of responseEvents(`resp_ws_cache_${++responses}`, 'ok', chosenUsage(message))) upstream.ws.send(event)
+  })
 }
 
 export interface CallOptions {
@@ -34,6 +52,24 @@ export interface CallOptions {
 /** The body of a model call with the given prefix and chosen usage. */
 export function callBody ({ tools = TOOLS, instructions = 'You are terse.', model = 'gpt-5', usage }: CallOptions): string {
   return JSON.stringify({ model, instructions, tools, input: [{ role: 'user', content: `question ${++responses}` }], stream: true, metadata: { test_usage: usage } })
+}
+
+/** The `response.create` a WebSocket client sends for the same call: `type` first (as codex writes it), then the body's fields. */
+export function createMessage (options: CallOptions): string {
+  return JSON.stringify({ type: 'response.create', ...JSON.parse(callBody(options)) as Record<string, unknown> })
+}
+
+/** One model call over an open WebSocket: a `response.create`, then its events up to response.completed. */
+export async function webSocketCall (ws: WsSocket, options: CallOptions): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const onMessage = (data: Buffer): void => {
+      if ((JSON.parse(data.toString('utf8')) as { type?: string }).type !== 'response.completed') return
+      ws.off('message', onMessage)
+      resolve()
+    }
+    ws.on('message', onMessage)
+    ws.send(createMessage(options), {}, (err) => { if (err !== undefined && err !== null) reject(err) })
+  })
 }
 
 /** One streamed model call through the gateway at `baseURL`, read to its end. */

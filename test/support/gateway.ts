@@ -5,9 +5,11 @@
 import type { AddressInfo } from 'node:net'
 import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
-import { createGateway, type Gateway } from '../../src/server/build-gateway.js'
+import { buildGateway, type Gateway } from '../../src/server/build-gateway.js'
 import { loadConfig, type GatewayConfig } from '../../src/config/load-config.js'
 import { createLogger } from '../../src/observe/logger.js'
+import { createSessionStore } from '../../src/session/create-store.js'
+import type { SessionStore } from '../../src/session/session-store.js'
 import { logLines } from './log-lines.js'
 import { startMockUpstream, type MockUpstream, type UpstreamHandler } from './mock-upstream.js'
 
@@ -22,6 +24,8 @@ export interface RunningGateway {
   port: number
   config: GatewayConfig
   gateway: Gateway
+  /** Its session store, for what no route shows (a call record's prefix fingerprint). */
+  store: SessionStore
   /** Every JSON log line written so far, parsed. */
   logs: Array<Record<string, unknown>>
   /** The raw log text, for "never contains" assertions. */
@@ -45,7 +49,10 @@ export async function startGateway (env: Record<string, string>, file?: string):
       done()
     }
   })
-  const gateway = await createGateway(config, { logger: createLogger(config.log.level, sink) })
+  // What createGateway does, with the store kept at hand.
+  const logger = createLogger(config.log.level, sink)
+  const store = await createSessionStore(config, logger)
+  const gateway = buildGateway(config, { logger, store })
   const origin = await gateway.listen()
   const port = Number(new URL(origin).port)
   let closed: Promise<number> | undefined
@@ -55,6 +62,7 @@ export async function startGateway (env: Record<string, string>, file?: string):
     port,
     config,
     gateway,
+    store,
     logs: log.lines,
     logText: () => text,
     waitForLog: log.waitFor,

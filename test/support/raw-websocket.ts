@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { connect, type Socket } from 'node:net'
+import { constants, createDeflateRaw, type DeflateRaw } from 'node:zlib'
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 
@@ -149,4 +150,23 @@ export async function writeInPieces (socket: Socket, bytes: Buffer, size: number
   for (let at = 0; at < bytes.length; at += size) {
     await new Promise<void>((resolve, reject) => socket.write(bytes.subarray(at, at + size), (err) => err ? reject(err) : resolve()))
   }
+}
+
+/** Compresses messages as a permessage-deflate sender does: sync flush, trailer stripped. */
+export async function deflateMessages (texts: string[], contextTakeover: boolean): Promise<Buffer[]> {
+  const out: Buffer[] = []
+  let deflate: DeflateRaw | undefined
+  for (const text of texts) {
+    if (deflate === undefined || !contextTakeover) deflate = createDeflateRaw()
+    const stream = deflate
+    const chunks: Buffer[] = []
+    const onData = (chunk: Buffer): void => { chunks.push(chunk) }
+    stream.on('data', onData)
+    stream.write(text)
+    await new Promise<void>((resolve) => stream.flush(constants.Z_SYNC_FLUSH, () => resolve()))
+    stream.off('data', onData)
+    const data = Buffer.concat(chunks)
+    out.push(data.subarray(0, data.length - 4))
+  }
+  return out
 }

@@ -101,8 +101,8 @@ export async function startWebSocketUpstream ({ perMessageDeflate = false, http 
 }
 
 /** The events of one complete Responses answer, as the JSON texts a WebSocket sends, one per message. */
-export function responseEvents (responseId: string, text: string): string[] {
-  return responseStream(responseId, text)
+export function responseEvents (responseId: string, text: string, usage?: Record<string, unknown>): string[] {
+  return responseStream(responseId, text, usage)
     .split('\n')
     .filter((line) => line.startsWith('data: '))
     .map((line) => line.slice('data: '.length))

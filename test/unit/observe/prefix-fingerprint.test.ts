@@ -86,3 +86,22 @@ t.test('a long model value is hashed but not kept as a name', async (t) => {
   t.ok(r)
   t.equal(r!.model, undefined)
 })
+
+t.test('a WebSocket response.create: its type is read, and left out of the fingerprint', async (t) => {
+  const body = JSON.parse(BODY) as Record<string, unknown>
+  const message = prefixOf(JSON.stringify({ type: 'response.create', ...body }))!
+  t.equal(message.type, 'response.create')
+  t.equal(message.fingerprint, prefixOf(BODY)!.fingerprint, 'the same prefix as the HTTP body')
+  t.equal(prefixOf(JSON.stringify({ ...body, type: 'response.create' }))!.type, 'response.create', 'wherever the type is')
+  t.equal(prefixOf(BODY)!.type, undefined, 'an HTTP body has none')
+  t.equal(prefixOf('{"type":"response.processed","response_id":"resp_1"}')!.type, 'response.processed')
+})
+
+t.test('whether any of the three fields was at the top level: not when they are nested under response', async (t) => {
+  t.equal(prefixOf(BODY)!.hasPrefixFields, true)
+  t.equal(prefixOf('{"model":"m"}')!.hasPrefixFields, true)
+  t.equal(prefixOf('{"tools":[]}')!.hasPrefixFields, true)
+  const nested = prefixOf(JSON.stringify({ type: 'response.create', response: JSON.parse(BODY) }))!
+  t.equal(nested.hasPrefixFields, false)
+  t.equal(nested.model, undefined)
+})

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { PrefixFingerprint } from '../../../src/observe/prefix-fingerprint.js'
-import { afterWrite, tapReadBody } from '../../../src/proxy/body-tap.js'
+import { afterWrite } from '../../../src/observe/idle-reading.js'
+import { tapReadBody } from '../../../src/proxy/body-tap.js'
 
 const BODY = Buffer.from(JSON.stringify({ model: 'gpt-5', instructions: 'Be "brief".', input: [{ role: 'user', content: 'x'.repeat(300_000) }], tools: [{ type: 'function', name: 'shell' }] }))
 const whole = (): string => {

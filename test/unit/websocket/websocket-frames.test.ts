@@ -3,14 +3,13 @@
  * chunking, text messages reassembled and inflated (with and without context takeover), and
  * Responses events told apart, never throwing on garbage.
  */
-import { constants, createDeflateRaw, type DeflateRaw } from 'node:zlib'
 import t from 'tap'
 import { FrameParser, Opcode, unmask, type FrameHeader } from '../../../src/websocket/frame-parser.js'
 import { FrameObserver } from '../../../src/websocket/frame-observer.js'
 import { ResponseEventReader } from '../../../src/websocket/response-events.js'
 import { TextMessages } from '../../../src/websocket/text-messages.js'
 import { randomChunks } from '../../support/mock-upstream.js'
-import { encodeFrame, type FrameSpec } from '../../support/raw-websocket.js'
+import { deflateMessages, encodeFrame, type FrameSpec } from '../../support/raw-websocket.js'
 import { responseEvents } from '../../support/websocket-upstream.js'
 
 interface SeenFrame { opcode: number, fin: boolean, rsv1: boolean, payload: Buffer }
@@ -59,6 +58,27 @@ t.test('frames are found whatever the chunking: every length encoding, masked or
   }
 })
 
+t.test('unmasking gives the payload back at any length, offset and alignment (words and bytes alike)', async (t) => {
+  const key = Buffer.from([0x12, 0xa5, 0xff, 0x01])
+  const plain = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 31 + 7) & 0xff))
+  let checked = 0
+  for (let length = 0; length <= 80; length++) {
+    for (const start of [0, 1, 2, 3, 5]) {
+      for (let offset = 0; offset < 4; offset++) {
+        const part = plain.subarray(start, start + length)
+        // Masked as a sender would: byte i of the payload with key byte (offset + i) & 3.
+        const masked = Buffer.from(part.map((byte, i) => byte ^ key[(offset + i) & 3]!))
+        const unaligned = Buffer.concat([Buffer.alloc(start), masked]).subarray(start)
+        if (!unmask(unaligned, key, offset).equals(part)) t.fail(`length ${length}, start ${start}, offset ${offset}`)
+        checked++
+      }
+    }
+  }
+  const long = Buffer.from(plain.map((byte, i) => byte ^ key[(2 + i) & 3]!))
+  t.ok(unmask(long.subarray(1), key, 3).equals(plain.subarray(1)), 'a long slice starting mid-payload')
+  t.equal(checked, 81 * 5 * 4)
+})
+
 t.test('a frame that breaks the rules stops the reading for good, and never throws', async (t) => {
   for (const bad of [
     Buffer.from([0x83, 0x00]), // reserved opcode
@@ -86,25 +106,6 @@ t.test('the first Close frame\'s code is read, masked or split', async (t) => {
   empty.push(encodeFrame({ opcode: Opcode.close, payload: '' }))
   t.equal(empty.closeCode, 1005, 'a Close without a code reports 1005')
 })
-
-/** Compresses messages as a permessage-deflate sender does: sync flush, trailer stripped. */
-async function deflateMessages (texts: string[], contextTakeover: boolean): Promise<Buffer[]> {
-  const out: Buffer[] = []
-  let deflate: DeflateRaw | undefined
-  for (const text of texts) {
-    if (deflate === undefined || !contextTakeover) deflate = createDeflateRaw()
-    const stream = deflate
-    const chunks: Buffer[] = []
-    const onData = (chunk: Buffer): void => { chunks.push(chunk) }
-    stream.on('data', onData)
-    stream.write(text)
-    await new Promise<void>((resolve) => stream.flush(constants.Z_SYNC_FLUSH, () => resolve()))
-    stream.off('data', onData)
-    const data = Buffer.concat(chunks)
-    out.push(data.subarray(0, data.length - 4))
-  }
-  return out
-}
 
 async function readMessages (frames: Buffer, deflate: { noContextTakeover: boolean } | undefined, count: number, maxMessageBytes?: number): Promise<Array<[string, boolean]>> {
   const messages: Array<[string, boolean]> = []

@@ -1,0 +1,138 @@
+/**
+ * Reads a WebSocket client's text messages (`response.create` and the like) through a
+ * PrefixFingerprint each, for cache analysis, without touching or holding back the relayed
+ * bytes. Client frames are masked (RFC 6455 §5.3), so each payload slice is read from an
+ * unmasked copy of bytes already written upstream; plain messages are read on idle turns of
+ * the event loop, as HTTP bodies are, and compressed ones (permessage-deflate, as codex sends
+ * them whenever the upstream agrees) are inflated on the side, in order, with the client's own
+ * compression window, and read as their output comes.
+ */
+import { afterWrite } from '../observe/idle-reading.js'
+import { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
+import { Opcode, unmask, type FrameHeader, type FrameListener } from './frame-parser.js'
+import { MessageInflater, type DeflateParams } from './message-inflater.js'
+
+/** One client text message whose last frame has passed. */
+export interface RequestMessage {
+  readonly tap: PrefixFingerprint
+  /** Every byte of it is in the tap (a compressed one: once inflated), so its result can be read. */
+  whole: boolean
+}
+
+export interface RequestMessagesOptions {
+  /** The compression the client's messages use; undefined: none agreed. */
+  deflate: DeflateParams | undefined
+  /** A message's last frame has passed (a compressed one may still be inflating); in order. */
+  onMessage: (message: RequestMessage) => void
+  /** A compressed message has been inflated whole. */
+  onWhole: () => void
+  /** The messages cannot be followed any more (corrupt or unagreed compression, too much waiting); called once. */
+  onLost: () => void
+  /** Compressed bytes allowed to wait for the inflater before reading gives up. */
+  maxQueuedBytes?: number
+}
+
+interface ArrivingMessage extends RequestMessage {
+  compressed: boolean
+  /** Plain messages: hands each unmasked slice to the tap, read on idle turns. */
+  feed: ((bytes: Buffer) => void) | undefined
+  /** Compressed messages: their unmasked payload, until the inflater takes it. */
+  parts: Buffer[]
+  bytes: number
+}
+
+export class RequestMessages implements FrameListener {
+  readonly #options: RequestMessagesOptions
+  readonly #maxQueuedBytes: number
+  #current: ArrivingMessage | undefined
+  /** Whole compressed messages waiting for the inflater to finish the one before. */
+  readonly #queue: ArrivingMessage[] = []
+  #queuedBytes = 0
+  #inflater: MessageInflater | undefined
+  #inflating = false
+  /** The connection closed: inflate what is queued, then stop. */
+  #finishing = false
+  #stopped = false
+
+  constructor (options: RequestMessagesOptions) {
+    this.#options = options
+    this.#maxQueuedBytes = options.maxQueuedBytes ?? 8 * 1024 * 1024
+  }
+
+  onFrameStart (frame: FrameHeader): void {
+    if (this.#stopped || this.#finishing) return
+    if (frame.opcode === Opcode.text) {
+      if (frame.rsv1 && this.#options.deflate === undefined) return this.#lose()
+      const tap = new PrefixFingerprint()
+      this.#current = { tap, whole: false, compressed: frame.rsv1, feed: frame.rsv1 ? undefined : afterWrite(tap), parts: [], bytes: 0 }
+    } else if (frame.opcode === Opcode.binary) {
+      this.#current = undefined
+    }
+  }
+
+  onFramePayload (frame: FrameHeader, slice: Buffer, offset: number): void {
+    const message = this.#current
+    if (message === undefined || frame.opcode >= Opcode.close || this.#stopped) return
+    // An unmasked client frame breaks the protocol (the upstream will close); copied all the same.
+    const bytes = frame.maskKey === undefined ? Buffer.from(slice) : unmask(slice, frame.maskKey, offset)
+    if (message.feed !== undefined) return message.feed(bytes)
+    message.bytes += bytes.length
+    if (this.#queuedBytes + message.bytes > this.#maxQueuedBytes) return this.#lose()
+    message.parts.push(bytes)
+  }
+
+  onFrameEnd (frame: FrameHeader): void {
+    if (frame.opcode >= Opcode.close || !frame.fin) return
+    const message = this.#current
+    this.#current = undefined
+    if (message === undefined || this.#stopped) return
+    message.whole = !message.compressed
+    this.#options.onMessage(message)
+    if (!message.compressed) return
+    this.#queue.push(message)
+    this.#queuedBytes += message.bytes
+    this.#next()
+  }
+
+  /** The connection has closed: messages already queued are still inflated, then the inflater is freed. */
+  finish (): void {
+    this.#current = undefined
+    this.#finishing = true
+    if (!this.#inflating && this.#queue.length === 0) this.#stop()
+  }
+
+  #next (): void {
+    if (this.#inflating || this.#stopped) return
+    const message = this.#queue.shift()
+    if (message === undefined) {
+      if (this.#finishing) this.#stop()
+      return
+    }
+    this.#queuedBytes -= message.bytes
+    this.#inflating = true
+    this.#inflater ??= new MessageInflater(this.#options.deflate!, () => this.#lose())
+    const parts = message.parts
+    message.parts = []
+    this.#inflater.inflate(parts, (chunk) => message.tap.push(chunk), () => {
+      if (this.#stopped) return
+      this.#inflating = false
+      message.whole = true
+      this.#options.onWhole()
+      this.#next()
+    })
+  }
+
+  #stop (): void {
+    this.#stopped = true
+    this.#current = undefined
+    this.#queue.length = 0
+    this.#inflater?.destroy()
+    this.#inflater = undefined
+  }
+
+  #lose (): void {
+    if (this.#stopped) return
+    this.#stop()
+    this.#options.onLost()
+  }
+}

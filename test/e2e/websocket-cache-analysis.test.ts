@@ -1,0 +1,162 @@
+/**
+ * Cache analysis over WebSocket, with real sockets: each `response.create` a client sends is
+ * fingerprinted as its HTTP body would be, so a WebSocket call's miss is explained as
+ * `prefix_changed` against the session's previous call, HTTP or WebSocket — also when the
+ * client compresses its messages (permessage-deflate, as codex does).
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import t, { type Test } from 'tap'
+import { PrefixFingerprint } from '../../src/observe/prefix-fingerprint.js'
+import type { CallRecord } from '../../src/session/call-record.js'
+import { answerCreatesWithChosenUsage, answerWithChosenUsage, callBody, createMessage, modelCall, OTHER_TOOLS, recordsUntil, webSocketCall, type CallOptions } from '../support/cache-calls.js'
+import { startGateway, type RunningGateway } from '../support/gateway.js'
+import { acceptRaw, deflateMessages, encodeFrame, rawWebSocket, writeInPieces } from '../support/raw-websocket.js'
+import { responseEvents, startWebSocketUpstream, type UpstreamWebSocket, type WebSocketUpstream } from '../support/websocket-upstream.js'
+import { WebSocket, type WsSocket } from '../support/ws.js'
+
+const BIG = 2000
+const TEXT = 0x1
+const CONTINUATION = 0x0
+
+async function setUp (t: Test, env: Record<string, string> = {}, perMessageDeflate: false | Record<string, unknown> = false): Promise<{ gateway: RunningGateway, upstream: WebSocketUpstream }> {
+  const upstream = await startWebSocketUpstream({ perMessageDeflate, http: answerWithChosenUsage })
+  const gateway = await startGateway({ UPSTREAM_URL: upstream.url, ...env })
+  t.teardown(async () => { await gateway.close(); await upstream.close() })
+  return { gateway, upstream }
+}
+
+/** A client WebSocket through the gateway in `session`, its upstream end answering every response.create. */
+async function openSession (t: Test, { gateway, upstream }: { gateway: RunningGateway, upstream: WebSocketUpstream }, session: string, perMessageDeflate: false | Record<string, unknown> = false): Promise<{ ws: WsSocket, server: UpstreamWebSocket, agreed: string }> {
+  const accepted = upstream.nextWebSocket()
+  const ws = new WebSocket(`ws://127.0.0.1:${gateway.port}/v1/responses`, { perMessageDeflate, headers: { 'session-id': session } })
+  t.teardown(() => { ws.terminate() })
+  let agreed = ''
+  ws.on('upgrade', (response: IncomingMessage) => { agreed = response.headers['sec-websocket-extensions'] ?? '' })
+  await new Promise<void>((resolve, reject) => {
+    ws.on('open', () => resolve())
+    ws.on('error', reject)
+  })
+  const server = await accepted
+  answerCreatesWithChosenUsage(server)
+  return { ws, server, agreed }
+}
+
+/** The session's records as the store keeps them (with their fingerprints), oldest first, once `count` are there. */
+async function storedRecords (gateway: RunningGateway, session: string, count: number): Promise<CallRecord[]> {
+  await recordsUntil(gateway.origin, session, count)
+  return [...(await gateway.store.calls(session))!].reverse()
+}
+
+/** The fingerprint the HTTP tap gives the body of a call with these options. */
+function httpFingerprint (options: CallOptions): string {
+  const tap = new PrefixFingerprint()
+  tap.push(Buffer.from(callBody(options)))
+  return tap.result()!.fingerprint
+}
+
+t.test('a WebSocket session whose second response.create changes instructions misses with prefix_changed', async (t) => {
+  const setup = await setUp(t)
+  const { ws } = await openSession(t, setup, 's-ws-instructions')
+  await webSocketCall(ws, { usage: [BIG, 0] })
+  await webSocketCall(ws, { usage: [BIG, 0], instructions: 'Now verbose.' })
+  await webSocketCall(ws, { usage: [BIG, 0], instructions: 'Now verbose.' })
+  const records = await storedRecords(setup.gateway, 's-ws-instructions', 3)
+  t.same(records.map((r) => [r.status, r.cache, r.missReason]), [[101, 'miss', 'first_request'], [101, 'miss', 'prefix_changed'], [101, 'miss', 'unexplained']])
+  t.match(records[0]!.fingerprint, /^[0-9a-f]{16}$/)
+  t.not(records[1]!.fingerprint, records[0]!.fingerprint, 'changed instructions, another fingerprint')
+  t.equal(records[2]!.fingerprint, records[1]!.fingerprint, 'an unchanged prefix, the same fingerprint')
+  t.equal(records[0]!.fingerprint, httpFingerprint({ usage: [BIG, 0] }), 'the fingerprint its HTTP body would get')
+})
+
+t.test('an HTTP call and a WebSocket call with the same prefix get the same fingerprint, in one session', async (t) => {
+  const setup = await setUp(t)
+  const session = 's-http-and-ws'
+  await modelCall(setup.gateway.baseURL, { session, usage: [BIG, 0] })
+  await recordsUntil(setup.gateway.origin, session, 1)
+  const { ws } = await openSession(t, setup, session)
+  await webSocketCall(ws, { usage: [BIG, 0] })
+  await recordsUntil(setup.gateway.origin, session, 2)
+  await webSocketCall(ws, { usage: [BIG, 0], tools: OTHER_TOOLS })
+  await recordsUntil(setup.gateway.origin, session, 3)
+  await modelCall(setup.gateway.baseURL, { session, usage: [BIG, 0], tools: OTHER_TOOLS })
+  const records = await storedRecords(setup.gateway, session, 4)
+  t.same(records.map((r) => [r.status, r.missReason]), [[200, 'first_request'], [101, 'unexplained'], [101, 'prefix_changed'], [200, 'unexplained']],
+    'each call judged against the previous one, whichever transport')
+  t.equal(records[1]!.fingerprint, records[0]!.fingerprint, 'HTTP then WebSocket, same prefix')
+  t.equal(records[3]!.fingerprint, records[2]!.fingerprint, 'WebSocket then HTTP, same prefix')
+  t.not(records[2]!.fingerprint, records[1]!.fingerprint)
+})
+
+t.test('compressed client messages are inflated on the side and fingerprinted alike', async (t) => {
+  const variants: Array<[string, Record<string, unknown>]> = [
+    ['the client keeps its window across messages', { threshold: 0 }],
+    ['the client resets its compressor after each message', { threshold: 0, clientNoContextTakeover: true }],
+    ['the client compresses with a 9-bit window', { threshold: 0, clientMaxWindowBits: 9 }]
+  ]
+  for (const [name, upstreamDeflate] of variants) {
+    t.test(name, async (t) => {
+      const setup = await setUp(t, {}, upstreamDeflate)
+      const session = `s-deflate-${name.length}`
+      const { ws, server, agreed } = await openSession(t, setup, session, { threshold: 0 })
+      t.match(agreed, /^permessage-deflate/)
+      if (upstreamDeflate.clientNoContextTakeover === true) t.match(agreed, /client_no_context_takeover/)
+      if (upstreamDeflate.clientMaxWindowBits === 9) t.match(agreed, /client_max_window_bits=9/)
+      const compressed = compressedFramesSeen(server)
+      const calls: CallOptions[] = [{ usage: [BIG, 0] }, { usage: [BIG, 0], instructions: 'Now verbose.' }, { usage: [BIG, 0], instructions: 'Now verbose.' }]
+      for (const call of calls) await webSocketCall(ws, call)
+      t.ok(compressed(), 'the client\'s frames were compressed (RSV1)')
+      const records = await storedRecords(setup.gateway, session, 3)
+      t.same(records.map((r) => r.missReason), ['first_request', 'prefix_changed', 'unexplained'])
+      t.same(records.map((r) => r.fingerprint), calls.map(httpFingerprint), 'the fingerprints their HTTP bodies would get')
+    })
+  }
+})
+
+t.test('a compressed, fragmented response.create goes upstream byte for byte and is still read', async (t) => {
+  const { gateway, upstream } = await setUp(t)
+  const call: CallOptions = { usage: [BIG, 0], instructions: 'Sent in pieces.' }
+  // Two messages through one compressor (context kept), each cut into three masked frames.
+  const compressed = await deflateMessages([createMessage({ usage: [BIG, 0] }), createMessage(call)], true)
+  const framesOf = (payload: Buffer): Buffer => {
+    const third = Math.ceil(payload.length / 3)
+    return Buffer.concat([
+      encodeFrame({ opcode: TEXT, payload: payload.subarray(0, third), fin: false, rsv1: true, masked: true }),
+      encodeFrame({ opcode: CONTINUATION, payload: payload.subarray(third, 2 * third), fin: false, masked: true }),
+      encodeFrame({ opcode: CONTINUATION, payload: payload.subarray(2 * third), masked: true })
+    ])
+  }
+  const fromClient = Buffer.concat(compressed.map(framesOf))
+  const accepted = new Promise<{ socket: Socket, end: ReturnType<typeof acceptRaw> }>((resolve) => {
+    upstream.handleUpgrade((req, socket, head) => resolve({ socket, end: acceptRaw(req, socket, head, ['Sec-WebSocket-Extensions: permessage-deflate']) }))
+  })
+  const client = await rawWebSocket(gateway.port, '/v1/responses', { 'session-id': 's-raw-deflate', 'Sec-WebSocket-Extensions': 'permessage-deflate' })
+  t.equal(client.status, 101)
+  const upstreamSide = await accepted
+  await writeInPieces(client.socket, fromClient, 7)
+  t.ok((await upstreamSide.end.receivedAtLeast(fromClient.length)).equals(fromClient), 'the upstream received exactly the client\'s bytes')
+  // The upstream answers each with a plain (uncompressed) response of the chosen usage.
+  const answers = ['resp_raw_1', 'resp_raw_2'].flatMap((id) => responseEvents(id, 'ok', { input_tokens: BIG, input_tokens_details: { cached_tokens: 0 }, output_tokens: 1 }))
+  upstreamSide.socket.write(Buffer.concat(answers.map((event) => encodeFrame({ opcode: TEXT, payload: event }))))
+  const records = await storedRecords(gateway, 's-raw-deflate', 2)
+  t.same(records.map((r) => r.missReason), ['first_request', 'prefix_changed'])
+  t.same(records.map((r) => r.fingerprint), [httpFingerprint({ usage: [BIG, 0] }), httpFingerprint(call)])
+  client.socket.destroy()
+})
+
+t.test('CACHE_ANALYSIS=false reads no WebSocket message: a changed prefix is not told apart', async (t) => {
+  const setup = await setUp(t, { CACHE_ANALYSIS: 'false' })
+  const { ws } = await openSession(t, setup, 's-ws-off')
+  await webSocketCall(ws, { usage: [BIG, 0] })
+  await webSocketCall(ws, { usage: [BIG, 0], instructions: 'Now verbose.' })
+  const records = await storedRecords(setup.gateway, 's-ws-off', 2)
+  t.same(records.map((r) => [r.missReason, r.fingerprint]), [['first_request', null], ['unexplained', null]])
+})
+
+/** Whether a compressed client frame (RSV1 on its first byte) reached the upstream since this was called. */
+function compressedFramesSeen (server: UpstreamWebSocket): () => boolean {
+  let seen = false
+  // Each ws send is one write, so on loopback a message's first frame starts a chunk here.
+  server.socket.on('data', (chunk: Buffer) => { if ((chunk[0]! & 0x40) !== 0) seen = true })
+  return () => seen
+}

@@ -1,0 +1,119 @@
+/**
+ * A WebSocket client's messages read for their prefixes: each response takes the fingerprint
+ * of the request it answers, whatever the chunking, fragmentation or compression; what cannot
+ * be read gives "unknown" (null), never a wrong fingerprint.
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import t from 'tap'
+import { PrefixFingerprint } from '../../../src/observe/prefix-fingerprint.js'
+import { FrameParser, Opcode } from '../../../src/websocket/frame-parser.js'
+import { RequestPrefixes } from '../../../src/websocket/request-prefixes.js'
+import { randomChunks } from '../../support/mock-upstream.js'
+import { deflateMessages, encodeFrame } from '../../support/raw-websocket.js'
+
+const TOOLS = [{ type: 'function', name: 'shell', parameters: { type: 'object', properties: { cmd: { type: 'string' } } } }]
+const body = (instructions: string): Record<string, unknown> => ({ model: 'gpt-5', instructions, tools: TOOLS, input: [{ role: 'user', content: `"${instructions}" {[` }], stream: true })
+const create = (instructions: string): string => JSON.stringify({ type: 'response.create', ...body(instructions) })
+const PROCESSED = JSON.stringify({ type: 'response.processed', response_id: 'resp_1' })
+
+/** The fingerprint an HTTP body with these instructions gets. */
+function httpFingerprint (instructions: string): string {
+  const tap = new PrefixFingerprint()
+  tap.push(Buffer.from(JSON.stringify(body(instructions))))
+  return tap.result()!.fingerprint
+}
+
+/** Client frames (masked) through a parser into `requests`, in random chunks. */
+function send (requests: RequestPrefixes, frames: Buffer[], seed = 7): void {
+  const parser = new FrameParser(requests.frames)
+  for (const chunk of randomChunks(Buffer.concat(frames), seed, 40)) parser.push(chunk)
+}
+
+const text = (payload: string | Buffer, rsv1 = false): Buffer => encodeFrame({ opcode: Opcode.text, payload, rsv1, masked: true })
+
+t.test('each response takes the oldest unanswered response.create; other messages are passed over', async (t) => {
+  const requests = new RequestPrefixes(undefined)
+  const parser = new FrameParser(requests.frames)
+  parser.push(Buffer.concat([text(PROCESSED), text(create('one')), text(PROCESSED), text(create('two'))]))
+  t.equal(await requests.ofCurrentResponse(), httpFingerprint('one'))
+  t.equal(await requests.ofCurrentResponse(), httpFingerprint('one'), 'asked again before its end: the same request')
+  requests.answered()
+  t.equal(await requests.ofCurrentResponse(), httpFingerprint('two'), 'pipelined: the next one')
+  requests.answered()
+  t.equal(await requests.ofCurrentResponse(), null, 'none left: unknown')
+  requests.answered() // an error answering nothing leaves the next request paired
+  parser.push(text(create('three')))
+  t.equal(await requests.ofCurrentResponse(), httpFingerprint('three'))
+})
+
+t.test('fragmented messages, control frames between fragments, cut anywhere: the HTTP body\'s fingerprint', async (t) => {
+  const message = Buffer.from(create('fragmented'))
+  const frames = [
+    encodeFrame({ opcode: Opcode.text, payload: message.subarray(0, 10), fin: false, masked: true }),
+    encodeFrame({ opcode: Opcode.ping, payload: 'p', masked: true }),
+    encodeFrame({ opcode: Opcode.continuation, payload: message.subarray(10, 100), fin: false, masked: true }),
+    encodeFrame({ opcode: Opcode.continuation, payload: message.subarray(100), masked: true }),
+    encodeFrame({ opcode: Opcode.binary, payload: Buffer.from([1, 2, 3]), masked: true })
+  ]
+  for (const seed of [1, 2, 3, 42]) {
+    const requests = new RequestPrefixes(undefined)
+    send(requests, frames, seed)
+    t.equal(await requests.ofCurrentResponse(), httpFingerprint('fragmented'), `seed ${seed}`)
+  }
+})
+
+t.test('compressed messages are inflated in order, with or without context takeover, and waited for', async (t) => {
+  const texts = [PROCESSED, create('one'), create('two'), create('two')]
+  for (const contextTakeover of [true, false]) {
+    const requests = new RequestPrefixes({ noContextTakeover: !contextTakeover })
+    const compressed = await deflateMessages(texts, contextTakeover)
+    send(requests, compressed.map((payload) => text(payload, true)))
+    // Asked before the inflater had a turn: each answer waits for its message.
+    const answers: Array<Promise<string | null>> = []
+    for (let i = 0; i < 3; i++) {
+      answers.push(requests.ofCurrentResponse())
+      requests.answered()
+    }
+    t.same(await Promise.all(answers), [httpFingerprint('one'), httpFingerprint('two'), httpFingerprint('two')], contextTakeover ? 'one window' : 'a fresh window per message')
+  }
+})
+
+t.test('compressed messages still inflating when the connection closes are read to the end', async (t) => {
+  const requests = new RequestPrefixes({ noContextTakeover: false })
+  send(requests, (await deflateMessages([create('late')], true)).map((payload) => text(payload, true)))
+  requests.finish()
+  t.equal(await requests.ofCurrentResponse(), httpFingerprint('late'))
+})
+
+t.test('a response.create with its fields nested under response has no fingerprint, not a false one', async (t) => {
+  const requests = new RequestPrefixes(undefined)
+  send(requests, [text(JSON.stringify({ type: 'response.create', response: body('nested') }))])
+  t.equal(await requests.ofCurrentResponse(), null)
+})
+
+t.test('what cannot be read makes every prefix unknown from then on, and never throws', async (t) => {
+  t.test('a compressed frame when no compression was agreed', async (t) => {
+    const requests = new RequestPrefixes(undefined)
+    send(requests, [text(create('plain')), text(Buffer.from([0xf2, 0x34, 0x00]), true), text(create('after'))])
+    t.equal(await requests.ofCurrentResponse(), null)
+    requests.answered()
+    t.equal(await requests.ofCurrentResponse(), null)
+  })
+  t.test('corrupt compressed data', async (t) => {
+    const requests = new RequestPrefixes({ noContextTakeover: false })
+    send(requests, [text(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00]), true)])
+    const answer = requests.ofCurrentResponse()
+    await nextTurn()
+    t.equal(await answer, null)
+  })
+  t.test('more compressed bytes waiting for the inflater than allowed', async (t) => {
+    const requests = new RequestPrefixes({ noContextTakeover: false })
+    new FrameParser(requests.frames).push(text(Buffer.alloc(9 * 1024 * 1024, 0x41), true))
+    t.equal(await requests.ofCurrentResponse(), null)
+  })
+  t.test('more unanswered messages than a client pairs', async (t) => {
+    const requests = new RequestPrefixes(undefined)
+    send(requests, Array.from({ length: 65 }, () => text(create('again'))))
+    t.equal(await requests.ofCurrentResponse(), null)
+  })
+})
