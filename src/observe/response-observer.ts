@@ -1,6 +1,7 @@
 import type { ResponseTap } from '../relay/response-relay.js'
 import { brotliDecompress, gunzip, inflate, type InputType, type ZlibOptions } from 'node:zlib'
 import type { TokenUsage } from '../session/session-usage.js'
+import { CHAT_STREAM_DONE, chunkUsage } from './chat-completions-api.js'
 import { FINAL_EVENTS, parseJson, tokenUsage } from './responses-api.js'
 import { SseObserver } from './sse-observer.js'
 
@@ -8,7 +9,7 @@ import { SseObserver } from './sse-observer.js'
 export interface ResponseFacts {
   /** `response.id`, as soon as it is seen (`response.created`, or a JSON body's `id`). */
   onResponseId (id: string): void
-  /** `usage` of a finished response (`response.completed`/`incomplete`, or a JSON body's). */
+  /** `usage` of a finished response (`response.completed`/`incomplete`, a JSON body's, or a chat stream's usage chunk). */
   onUsage (usage: TokenUsage): void
   /** The usage will come after the body has ended: a compressed JSON body is being inflated. */
   holdUsage (): void
@@ -16,11 +17,16 @@ export interface ResponseFacts {
   releaseUsage (): void
   /** True when the model is wanted too (tracing is on); reading it costs a search of response.created. */
   readonly traced?: boolean
-  /** `response.model` of response.created (or a JSON body's `model`). */
+  /** `response.model` of response.created (or a JSON body's or a chat chunk's `model`). */
   onResponseModel? (model: string): void
 }
 
+/** Which API answers: the Responses API (`/v1/responses`) or Chat Completions (`/v1/chat/completions`). */
+export type ModelApi = 'responses' | 'chat'
+
 const WATCHED_EVENTS = ['response.created', ...FINAL_EVENTS]
+/** Chat Completions chunks have no `event:` line: only untyped events are offered. */
+const CHAT_CHUNK_EVENTS: readonly string[] = []
 
 type Inflate = (body: InputType, options: ZlibOptions, done: (err: Error | null, plain: Buffer) => void) => void
 const INFLATE: Record<string, Inflate> = { gzip: gunzip, 'x-gzip': gunzip, deflate: inflate, br: brotliDecompress as Inflate }
@@ -29,10 +35,13 @@ const INFLATE: Record<string, Inflate> = { gzip: gunzip, 'x-gzip': gunzip, defla
 const MAX_EVENT_BYTES = 16 * 1024 * 1024
 /** Largest non-streamed JSON body kept to read its `id`; larger ones pass unobserved. */
 const MAX_JSON_BYTES = 8 * 1024 * 1024
+/** Largest Chat Completions chunk read; the one with the usage has no choices, so it is small. */
+const MAX_CHUNK_BYTES = 1024 * 1024
 
 /**
  * A relay tap that reads response ids from a 2xx Responses answer: from the SSE stream's
- * `response.created` (or `response.completed`) event, or from a JSON body's top-level `id`.
+ * `response.created` (or `response.completed`) event, or from a JSON body's top-level `id`;
+ * and usage from the final event, a JSON body, or a Chat Completions stream's usage chunk.
  * It never delays or alters a byte and stops looking once it has what it needs.
  */
 export class ResponseObserver implements ResponseTap {
@@ -43,10 +52,16 @@ export class ResponseObserver implements ResponseTap {
   #knownId: string | undefined
   #encoding: string | undefined
   readonly #wantsModel: boolean
+  /** Decided once, from the request's path: a Responses stream never pays for chat chunks. */
+  readonly #chat: boolean
+  /** A chat stream's latest usage, reported once: at its usage-only chunk, `[DONE]` or the end. */
+  #chatUsage: object | undefined
+  #chatModelKnown = false
 
-  constructor (facts: ResponseFacts) {
+  constructor (facts: ResponseFacts, api: ModelApi = 'responses') {
     this.#facts = facts
     this.#wantsModel = facts.traced === true
+    this.#chat = api === 'chat'
   }
 
   onResponseStart (status: number, headers: string[]): void {
@@ -56,13 +71,15 @@ export class ResponseObserver implements ResponseTap {
     if (type.startsWith('text/event-stream')) {
       // A compressed stream passes unobserved: inflating every chunk would cost every byte.
       if (encoding !== undefined) return
-      this.#sse = new SseObserver({
-        types: WATCHED_EVENTS,
-        onEvent: (type, data) => this.#onEventData(type, data),
-        // response.created and .completed repeat the instructions, tools and output; agents
-        // with long ones reach megabytes. Only these two events are copied, once each.
-        maxEventBytes: MAX_EVENT_BYTES
-      })
+      this.#sse = this.#chat
+        ? new SseObserver({ types: CHAT_CHUNK_EVENTS, onEvent: (_type, data) => this.#onChatChunk(data), maxEventBytes: MAX_CHUNK_BYTES })
+        : new SseObserver({
+          types: WATCHED_EVENTS,
+          onEvent: (type, data) => this.#onEventData(type, data),
+          // response.created and .completed repeat the instructions, tools and output; agents
+          // with long ones reach megabytes. Only these two events are copied, once each.
+          maxEventBytes: MAX_EVENT_BYTES
+        })
     } else if (type.startsWith('application/json')) {
       // SDKs send accept-encoding, so plain JSON answers often come compressed: a copy is
       // inflated off the byte path, once the client has the whole body.
@@ -83,6 +100,8 @@ export class ResponseObserver implements ResponseTap {
   }
 
   onResponseEnd (): void {
+    // A chat stream that ended without `[DONE]` still counts the usage it carried.
+    if (this.#chatUsage !== undefined) this.#reportChatUsage()
     if (this.#json === undefined) return
     const body = Buffer.concat(this.#json)
     this.#json = undefined
@@ -138,6 +157,35 @@ export class ResponseObserver implements ResponseTap {
       this.#learnUsage(event.response?.usage)
       this.#sse?.stop() // nothing more to learn from this stream
     }
+  }
+
+  /**
+   * One Chat Completions chunk. Its `chatcmpl-` id is not learned: it is no Responses id, so
+   * no request can continue it (`previous_response_id`), as with a non-streamed chat answer.
+   * Usage is a running total in every server that repeats it (vLLM's continuous stats): the
+   * latest counts, once.
+   */
+  #onChatChunk (data: string): void {
+    if (this.#wantsModel && !this.#chatModelKnown) {
+      const model = responseModel(data)
+      this.#chatModelKnown = model !== undefined
+      this.#learnModel(model)
+    }
+    if (data === CHAT_STREAM_DONE) {
+      this.#reportChatUsage()
+      return
+    }
+    const found = chunkUsage(data)
+    if (found === undefined) return
+    this.#chatUsage = found.usage
+    if (found.final) this.#reportChatUsage()
+  }
+
+  #reportChatUsage (): void {
+    const usage = this.#chatUsage
+    this.#chatUsage = undefined
+    this.#sse?.stop() // nothing more to learn from this stream
+    if (usage !== undefined) this.#learnUsage(usage)
   }
 
   #learnId (id: string): void {

@@ -5,7 +5,7 @@ import { NO_UPSTREAM, type GatewayMetrics, type Transport } from '../observe/met
 import { logExchange } from '../observe/request-log.js'
 import type { CallRecorder, FinishedCall } from '../observe/call-recorder.js'
 import { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
-import type { ResponseFacts } from '../observe/response-observer.js'
+import type { ModelApi, ResponseFacts } from '../observe/response-observer.js'
 import { routeLabel } from '../observe/route-label.js'
 import type { AttemptSpan, ExchangeSpan, ExchangeTracer } from '../observe/tracing.js'
 import type { EndedBy } from '../relay/response-relay.js'
@@ -85,7 +85,13 @@ export class Exchange implements Drainable, ResponseFacts {
 
   /** POST /v1/responses or /v1/chat/completions: a model call, with usage and a cache outcome. */
   get isModelCall (): boolean {
-    return this.method === 'POST' && (this.path === '/v1/responses' || this.path === '/v1/chat/completions')
+    return this.modelApi !== undefined
+  }
+
+  /** The API a model call speaks (its answer's shapes differ); undefined for any other request. */
+  get modelApi (): ModelApi | undefined {
+    if (this.method !== 'POST') return undefined
+    return this.path === '/v1/responses' ? 'responses' : this.path === '/v1/chat/completions' ? 'chat' : undefined
   }
 
   /** Cache analysis reads request prefixes (CACHE_ANALYSIS): an HTTP model call's body, a WebSocket's messages. */

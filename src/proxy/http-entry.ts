@@ -169,5 +169,6 @@ function upstreamRequest (upstream: Upstream, exchange: Exchange, req: IncomingM
 
 /** Only model calls carry response ids and usage worth the observer's copy of the body. */
 function observerFor (exchange: Exchange): ResponseObserver | undefined {
-  return exchange.isModelCall ? new ResponseObserver(exchange) : undefined
+  const api = exchange.modelApi
+  return api === undefined ? undefined : new ResponseObserver(exchange, api)
 }

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
+import { chatCompletionStream, chatUsage } from '../support/chat-completions.js'
 import { startGateway, startGatewayWithUpstream, type RunningGateway } from '../support/gateway.js'
 import { replyJson, replySse, responseStream, sseEvent, startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
 import { SPAN_KIND, startOtlpReceiver, STATUS, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js'
@@ -174,6 +175,28 @@ t.test('a collector that refuses exports is reported in the log, once, and so is
   t.ok(Number(recovered.lost_spans) >= 2, 'the spans lost meanwhile are counted')
   t.equal(gateway.logs.filter((l) => l.msg === 'tracing: exporting spans failed; they are dropped').length, 1, 'one warning while it kept failing')
   t.ok(exports.includes(401) && exports.at(-1) === 200)
+})
+
+t.test("a streamed chat completion's usage and model go on its client span, and no chatcmpl- id", async (t) => {
+  const { receiver, upstream, gateway } = await startTraced(t)
+  const stream = chatCompletionStream('chatcmpl-traced', 'a traced chat answer', { usage: chatUsage(), model: 'gpt-chat-resolved' })
+  upstream.handle(replySse([stream]))
+  const body = '{"model":"gpt-chat","stream":true,"stream_options":{"include_usage":true},"messages":[]}'
+  const res = await request(`${gateway.baseURL}/chat/completions`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'session-id': 'trace-chat-stream' } })
+  t.equal(await res.body.text(), stream)
+
+  const { children } = await spansFor(receiver, 'trace-chat-stream')
+  const client = children[0]!
+  t.equal(client.name, 'chat gpt-chat-resolved', 'named after the chunks\' model')
+  t.match(client.attributes, {
+    'gen_ai.operation.name': 'chat',
+    'gen_ai.response.model': 'gpt-chat-resolved',
+    'gen_ai.usage.input_tokens': 1500,
+    'gen_ai.usage.output_tokens': 12,
+    'gen_ai.usage.cache_read.input_tokens': 1280,
+    'url.path': '/v1/chat/completions'
+  })
+  t.notOk('gen_ai.response.id' in client.attributes, 'a chat completion id is not reported as a response id, as for a JSON answer')
 })
 
 t.test("a client's traceparent is continued, and the upstream gets the attempt's", async (t) => {
