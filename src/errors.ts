@@ -52,6 +52,8 @@ export class GatewayError extends Error {
 
 /** What the main listener serves, for its 404s. */
 export const MAIN_ROUTES = 'The gateway serves /v1/* (forwarded upstream), /healthz and /readyz.'
+/** What the separate metrics listener (`METRICS_PORT`) serves, for its 404s. */
+export const METRICS_ROUTES = 'This listener (METRICS_PORT) serves /metrics only; the gateway\'s other routes are on its main port.'
 
 export const errors = {
   invalidSessionId: (header: string) => new GatewayError(400, 'invalid_request_error', 'invalid_session_id',
