@@ -37,6 +37,9 @@ async function start (config: GatewayConfig): Promise<void> {
   const { logger } = gateway
   const address = await gateway.listen()
   logger.info({ address, upstream: config.upstream.url.href }, 'session-gateway listening')
+  const metricsAddress = gateway.metricsAddress()
+  // METRICS_PORT=0 takes any free port: this line says which.
+  if (metricsAddress !== undefined) logger.info({ address: metricsAddress }, 'metrics listening')
 
   let stopping = false
   const stop = (signal: NodeJS.Signals): void => {

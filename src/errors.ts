@@ -19,14 +19,16 @@ export class GatewayError extends Error {
     readonly code: string,
     message: string,
     /** Response headers the error needs besides its body's (`retry-after`, `allow`). */
-    readonly headers: Readonly<Record<string, string>> = {}
+    readonly headers: Readonly<Record<string, string>> = {},
+    /** The request parameter at fault, as OpenAI names it in `param`. */
+    readonly param: string | null = null
   ) {
     super(message)
   }
 
-  /** The response body: `{"error":{"message","type","code"}}`. */
+  /** The response body: `{"error":{"message","type","code","param"}}`. */
   body (): string {
-    return JSON.stringify({ error: { message: this.message, type: this.type, code: this.code, param: null } })
+    return JSON.stringify({ error: { message: this.message, type: this.type, code: this.code, param: this.param } })
   }
 
   /** Answers on a ServerResponse (a proxied request, the gateway's own routes, an upgrade's socket) and ends it. */
@@ -48,6 +50,11 @@ export class GatewayError extends Error {
   }
 }
 
+/** What the main listener serves, for its 404s. */
+export const MAIN_ROUTES = 'The gateway serves /v1/* (forwarded upstream), /healthz and /readyz.'
+/** What the separate metrics listener (`METRICS_PORT`) serves, for its 404s. */
+export const METRICS_ROUTES = 'This listener (METRICS_PORT) serves /metrics only; the gateway\'s other routes are on its main port.'
+
 export const errors = {
   invalidSessionId: (header: string) => new GatewayError(400, 'invalid_request_error', 'invalid_session_id',
     `The ${header} header must be 1 to 256 printable ASCII characters without spaces.`),
@@ -55,10 +62,21 @@ export const errors = {
     'The request path must not contain dot segments (. or ..), encoded slashes or backslashes.'),
   badUrl: () => new GatewayError(400, 'invalid_request_error', 'invalid_path',
     'The request path is not a valid URL path (a broken percent-escape?).'),
+  absoluteFormTarget: () => new GatewayError(400, 'invalid_request_error', 'absolute_form_target',
+    'The gateway is a reverse proxy, not a forward proxy: send requests to its own address with a path (/v1/...), ' +
+    'not a full URL (is it set as the client\'s HTTP proxy?).'),
   methodNotAllowed: (method: string) => new GatewayError(405, 'invalid_request_error', 'method_not_allowed',
     `The gateway does not serve ${method} requests.`, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' }),
-  notFound: (method: string, path: string) => new GatewayError(404, 'invalid_request_error', 'not_found',
-    `No route for ${method} ${path}. The gateway serves /v1/* (forwarded upstream), /healthz and /readyz.`),
+  /** A method other than GET or HEAD on one of the gateway's own routes (health, metrics, admin). */
+  routeMethodNotAllowed: (method: string, path: string) => new GatewayError(405, 'invalid_request_error', 'method_not_allowed',
+    `${path} answers GET and HEAD only, not ${method}.`, { allow: 'GET, HEAD' }),
+  /** `served`: what the listener serves instead. */
+  notFound: (method: string, path: string, served = MAIN_ROUTES) => new GatewayError(404, 'invalid_request_error', 'not_found',
+    `No route for ${method} ${path}. ${served}`),
+  webSocketNotFound: (path: string) => new GatewayError(404, 'invalid_request_error', 'not_found',
+    `No WebSocket route for ${path}. WebSockets are served under /v1/ only (codex opens /v1/responses).`),
+  invalidParameter: (name: string, expected: string) => new GatewayError(400, 'invalid_request_error', 'invalid_parameter',
+    `The query parameter ${name} must be ${expected}.`, {}, name),
   upstreamUnreachable: (detail: string) => new GatewayError(502, 'upstream_error', 'upstream_unreachable',
     `The gateway could not reach the upstream API (${detail}).`),
   upstreamFailed: (detail: string) => new GatewayError(502, 'upstream_error', 'upstream_failed',

@@ -81,7 +81,10 @@ function writeRequestLine (logger: Logger, method: string, path: string, session
   if (upstream !== undefined) line += `,"upstream":${JSON.stringify(upstream)}`
   if (attempts > 1) line += `,"attempts":${attempts}`
   line += `,"ttfb_ms":${ttfbMs === null ? 'null' : ttfbMs},"duration_ms":${round(durationMs)},"bytes_out":${outcome.bytesOut},"ended_by":"${outcome.endedBy}"`
-  if (outcome.failure !== undefined) line += `,"error":${JSON.stringify(outcome.failure.code)}`
+  if (outcome.endedBy !== 'complete') {
+    const error = outcome.failure?.code ?? outcome.stoppedWith
+    if (error !== undefined) line += `,"error":${JSON.stringify(error)}`
+  }
   if (traceId !== undefined) line += `,"trace_id":"${traceId}"`
   const stream = (logger as unknown as Record<symbol, { write: (line: string) => void }>)[pino.symbols.streamSym]!
   stream.write(line + ',"msg":"request"}\n')

@@ -1,6 +1,7 @@
 /**
- * A bounded `route` label for a client path: ids become `{id}` and unknown resources one
- * value, so a metric never gets a series per response id or per typo.
+ * A bounded `route` label for a client path: ids become `{id}`, unknown resources under /v1
+ * `/v1/{other}` and paths outside /v1 (WebSocket upgrades refused there) `{other}`, so a
+ * metric never gets a series per response id or per typo.
  */
 const RESOURCES = new Set([
   'responses', 'models', 'chat', 'completions', 'embeddings', 'files', 'uploads', 'batches',
@@ -24,7 +25,8 @@ export function routeLabel (path: string): string {
 }
 
 function labelFor (path: string): string {
-  // path starts with /v1; no query string.
+  // No query string. HTTP requests are counted only under /v1; refused upgrades on any path.
+  if (path !== '/v1' && !path.startsWith('/v1/')) return '{other}'
   const segments = path.split('/').slice(2).filter((s) => s !== '')
   const resource = segments[0]
   if (resource === undefined) return '/v1'

@@ -94,15 +94,17 @@ export function modelAttributes (model: string): SpanAttributes {
   return { 'gen_ai.request.model': model, 'gen_ai.response.model': model }
 }
 
-type Ending = Pick<ExchangeOutcome, 'status' | 'endedBy' | 'failure' | 'ttfbMs' | 'refusedWith'>
+type Ending = Pick<ExchangeOutcome, 'status' | 'endedBy' | 'failure' | 'ttfbMs' | 'refusedWith' | 'stoppedWith'>
 
 /**
- * What went wrong, if anything: a refusal's error code (`invalid_api_key`), an upstream
- * failure's code (`ECONNREFUSED`), `client_aborted` when the client left first, or the status
+ * What went wrong, if anything: a refusal's error code (`invalid_api_key`), the gateway's own
+ * that stopped a request gone upstream (`request_timeout`), an upstream failure's code
+ * (`ECONNREFUSED`), `client_aborted` when the client left first, or the status
  * of a 5xx. Client spans (`asClient`) also count an upstream 4xx, as HTTP client spans do.
  */
 export function errorType (outcome: Ending, asClient = false): string | undefined {
   if (outcome.refusedWith !== undefined) return outcome.refusedWith
+  if (outcome.stoppedWith !== undefined) return outcome.stoppedWith
   if (outcome.failure !== undefined) return outcome.failure.code
   if (outcome.endedBy === 'client') return 'client_aborted'
   if (outcome.status >= 500 || (asClient && outcome.status >= 400)) return String(outcome.status)

@@ -4,7 +4,7 @@ import { errors, GatewayError } from '../errors.js'
 import type { Transport } from '../observe/metrics.js'
 import type { Session, SessionResolver } from '../session/resolve-session.js'
 import type { Drain } from '../server/drain.js'
-import { hasDotSegment, pathOf, upstreamPath, type UpstreamTarget } from '../upstream/upstream-path.js'
+import { hasDotSegment, isAbsoluteForm, pathOf, upstreamPath, type UpstreamTarget } from '../upstream/upstream-path.js'
 import { ClientAuth } from './client-auth.js'
 import type { RateLimiter } from './rate-limit.js'
 
@@ -49,7 +49,7 @@ export class Admission {
     if (transport === 'websocket' && !drain.accepting) return errors.shuttingDown()
     const url = req.url ?? '/'
     const path = upstreamPath(url, target)
-    if (path === undefined) return hasDotSegment(url) ? errors.badPath() : errors.notFound(req.method ?? 'GET', pathOf(url))
+    if (path === undefined) return unservedTarget(url)
     // 426 makes codex fall back to HTTP at once; anything else costs it seconds of retries.
     if (transport === 'websocket' && config.server.websocket === 'reject') return errors.webSocketsDisabled()
     const denied = auth.check(req.headers)
@@ -69,4 +69,14 @@ export class Admission {
       return err instanceof GatewayError ? err : errors.internal()
     }
   }
+}
+
+/**
+ * Why a target is not forwarded. HTTP requests come here only for `/v1` targets, so only a dot
+ * segment; a WebSocket upgrade comes for any target.
+ */
+function unservedTarget (target: string): GatewayError {
+  if (hasDotSegment(target)) return errors.badPath()
+  if (isAbsoluteForm(target)) return errors.absoluteFormTarget()
+  return errors.webSocketNotFound(pathOf(target))
 }

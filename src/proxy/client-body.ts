@@ -32,7 +32,8 @@ export async function readRequestBody (req: IncomingMessage, limitBytes: number)
       cleanup()
       reject(err)
     }
-    const onAborted = (): void => onError(new Error('client aborted the request body'))
+    // 'aborted' comes before 'error': a request the gateway stopped (a request timeout) says why in `errored`.
+    const onAborted = (): void => onError(req.errored ?? new Error('client aborted the request body'))
     const cleanup = (): void => {
       req.off('data', onData)
       req.off('end', onEnd)

@@ -28,6 +28,8 @@ export interface ExchangeOutcome {
   failure?: { kind: FailureKind, code: string } | undefined
   /** A refusal's error code, e.g. `invalid_api_key`. */
   refusedWith?: string
+  /** The gateway's own error that stopped a request after it went upstream: `body_too_large`, `request_timeout`. */
+  stoppedWith?: string
   /** A WebSocket: frames from the client, its first Close code, and the side that ended it. */
   webSocket?: { bytesIn: number, closeCode: number | undefined, closedBy: 'client' | 'upstream' | 'shutdown' }
 }

@@ -12,6 +12,8 @@ export interface RelayOutcome {
   status: number
   endedBy: EndedBy
   failure?: { kind: FailureKind, code: string }
+  /** The gateway's own error that stopped the request (its body over BODY_LIMIT, or stalled past SERVER_REQUEST_TIMEOUT_MS). */
+  stoppedWith?: string
   /** Milliseconds from the start of the exchange to the upstream's response headers; -1 when none came. */
   ttfbMs: number
   /** Body bytes written to the client. */
@@ -136,10 +138,11 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     }
     const res = this.#res
     if (err instanceof GatewayError) {
-      // The gateway stopped the request itself (e.g. a streamed body over BODY_LIMIT).
+      // The gateway stopped the request itself: a streamed body over BODY_LIMIT, or one that
+      // stalled past SERVER_REQUEST_TIMEOUT_MS.
       if (res.headersSent) res.destroy()
       else err.send(res)
-      this.#end({ status: res.headersSent ? res.statusCode : err.status, endedBy: 'gateway' })
+      this.#end({ status: res.headersSent ? res.statusCode : err.status, endedBy: 'gateway', stoppedWith: err.code })
       return
     }
     const failure = classifyUpstreamFailure(err)

@@ -39,8 +39,8 @@ export function adminRoutes (routes: SideRoutes, { store, history, token }: Admi
   routes.get('/gateway', ({ res }) => { res.writeHead(302, { location: '/gateway/' }).end() })
 
   routes.get('/gateway/sessions', async ({ res, url }) => {
-    const limit = clamp(Number(url.searchParams.get('limit') ?? 50), 1, MAX_PAGE)
-    const offset = clamp(Number(url.searchParams.get('offset') ?? 0), 0, Number.MAX_SAFE_INTEGER)
+    const limit = wholeNumber(url, 'limit', 50, 1, MAX_PAGE)
+    const offset = wholeNumber(url, 'offset', 0, 0, Number.MAX_SAFE_INTEGER)
     const page = await store.recentUsage(limit, offset)
     const data = await Promise.all(page.sessions.map(async (usage) => await withUpstream(store, usage)))
     sendJson(res, 200, { object: 'list', data, total: page.total, limit, offset })
@@ -67,6 +67,13 @@ async function withUpstream (store: SessionStore, usage: SessionUsage): Promise<
   return upstream === undefined ? usage : { ...usage, upstream }
 }
 
-function clamp (value: number, min: number, max: number): number {
-  return Number.isFinite(value) ? Math.min(max, Math.max(min, Math.floor(value))) : min
+/**
+ * A whole-number query parameter, held to [min, max] (the page's `limit` and `offset` say what
+ * was used); anything else (`abc`, `1.5`, empty) is a 400 naming the parameter.
+ */
+function wholeNumber (url: URL, name: string, absent: number, min: number, max: number): number {
+  const text = url.searchParams.get(name)
+  if (text === null) return absent
+  if (!/^-?\d+$/.test(text)) throw errors.invalidParameter(name, `a whole number, from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}`)
+  return Math.min(max, Math.max(min, Number(text)))
 }

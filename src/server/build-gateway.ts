@@ -1,5 +1,4 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { GatewayConfig } from '../config/load-config.js'
 import { isLoopbackHost, isManaged } from '../config/load-config.js'
 import { createLogger, type Logger } from '../observe/logger.js'
@@ -22,9 +21,9 @@ import { isProxyTarget } from '../upstream/upstream-path.js'
 import { startUpstreamProbes } from '../upstream/upstream-probe.js'
 import { UpstreamSet } from '../upstream/upstream-set.js'
 import { adminRoutes } from './admin-routes.js'
-import { answerClientError, refuseConnect } from './client-errors.js'
 import { Drain } from './drain.js'
 import { healthRoutes, type UpstreamReadiness } from './health-routes.js'
+import { answerUnparsedRequests, listenerOptions, listenOn } from './listener.js'
 import { metricsRoutes, startMetricsServer, type MetricsServer } from './metrics-routes.js'
 import { SideRoutes } from './side-routes.js'
 
@@ -95,7 +94,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
       exchanges.tracer = await tracing
       if (exchanges.tracer !== undefined) logTracing(logger, config)
       const address = await listenOn(server, config.server.host, config.server.port)
-      if (config.metrics.port !== -1) metricsServer = await startMetricsServer(metrics, config.server.host, config.metrics.port)
+      if (config.metrics.port !== -1) metricsServer = await startMetricsServer({ metrics, logger, options: listenerOptions(config) }, config.server.host, config.metrics.port)
       return address
     },
     metricsAddress: () => metricsServer?.address,
@@ -158,15 +157,7 @@ function adminRoutesServed (config: GatewayConfig): boolean {
  * routes (health, metrics, admin) to its small router.
  */
 function createHttpServer (config: GatewayConfig, forward: (req: IncomingMessage, res: ServerResponse) => void, routes: SideRoutes): Server {
-  const server = createServer({
-    maxHeaderSize: config.server.maxHeaderBytes,
-    // Node enforces headersTimeout only on this interval's ticks (default 30 s): without it a
-    // slowloris held its socket for up to 30 s past SERVER_HEADERS_TIMEOUT_MS.
-    connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.server.headersTimeoutMs / 2)),
-    keepAliveTimeout: config.server.keepAliveTimeoutMs,
-    requestTimeout: config.server.requestTimeoutMs,
-    headersTimeout: config.server.headersTimeoutMs
-  }, (req, res) => {
+  const server = createServer(listenerOptions(config), (req, res) => {
     if (isProxyTarget(req.url ?? '/')) forward(req, res)
     else routes.handle(req, res)
   })
@@ -174,20 +165,6 @@ function createHttpServer (config: GatewayConfig, forward: (req: IncomingMessage
   // Node's default (2,000) drops later headers silently, a session-id among them; the header
   // block is bounded by MAX_HEADER_BYTES instead.
   server.maxHeadersCount = 0
-  server.on('clientError', answerClientError)
-  server.on('connect', refuseConnect)
+  answerUnparsedRequests(server)
   return server
-}
-
-/** Listens; resolves to the bound address, e.g. `http://127.0.0.1:8080`. */
-async function listenOn (server: Server, host: string, port: number): Promise<string> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const { address, port: bound } = server.address() as AddressInfo
-  return `http://${address.includes(':') ? `[${address}]` : address}:${bound}`
 }

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { errors, type GatewayError } from '../errors.js'
@@ -7,7 +7,8 @@ import { errors, type GatewayError } from '../errors.js'
  * Answers requests Node's HTTP parser refused (malformed, smuggling-shaped, headers too
  * large) with an OpenAI-style body and closes the socket; never leaves it hanging. When a
  * valid request before the bad bytes is still being answered, its answer goes first: the
- * upstream ran (and billed) it, and a client reads responses in order.
+ * upstream ran (and billed) it, and a client reads responses in order. A body that stalls past
+ * SERVER_REQUEST_TIMEOUT_MS before its answer began is stopped instead (`timeOutRequest`).
  */
 export function answerClientError (err: Error & { code?: string }, socket: Socket): void {
   const error = gatewayErrorFor(err.code)
@@ -22,8 +23,35 @@ export function answerClientError (err: Error & { code?: string }, socket: Socke
     error.endSocket(socket)
     return
   }
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && !answering.req.complete && !answering.headersSent) {
+    timeOutRequest(answering, error)
+    return
+  }
+  // Otherwise the response in flight answers a complete request before the late one, or it
+  // already began: its headers went out while its body was still arriving (the upstream
+  // answered early). It is the client's answer; the connection closes after it, and a stalled
+  // answer is cut by the upstream's idle timeout.
   answering.once('finish', () => { if (socket.writable) error.endSocket(socket); else socket.destroy() })
   answering.once('close', () => { if (!answering.writableFinished) socket.destroy() })
+}
+
+/**
+ * The request being answered stalled mid-body (SERVER_REQUEST_TIMEOUT_MS) before anything of
+ * its answer went out. Its body stream fails with the 408, so whatever consumes it stops as it
+ * would for a body over BODY_LIMIT: the body read for the session refuses the request, a body
+ * streaming upstream aborts its attempt and the relay answers; either way the exchange ends
+ * once, as a 408. `Connection: close` follows: the rest of the body is never read.
+ */
+function timeOutRequest (res: ServerResponse, error: GatewayError): void {
+  res.shouldKeepAlive = false
+  const req = res.req
+  // Destroying an unfinished request destroys its socket, which the 408 still has to go out
+  // on; undici detaches a request body the same way before destroying it (nodejs/node#38505).
+  ;(req as Omit<IncomingMessage, 'socket'> & { socket: Socket | null }).socket = null
+  // A request emits its error only to a listener; undici, when the body reaches it only later
+  // (routing still looking up the session's upstream), sees the failure only if it was emitted.
+  req.on('error', () => {})
+  req.destroy(error)
 }
 
 /** CONNECT asks for a tunnel to any host; the gateway only ever talks to its upstream. */

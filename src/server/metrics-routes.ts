@@ -1,10 +1,11 @@
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { errors } from '../errors.js'
+import { createServer, type ServerOptions } from 'node:http'
+import { METRICS_ROUTES } from '../errors.js'
+import type { Logger } from '../observe/logger.js'
 import type { GatewayMetrics } from '../observe/metrics.js'
-import type { SideRoutes } from './side-routes.js'
+import { answerUnparsedRequests, listenOn } from './listener.js'
+import { SideRoutes } from './side-routes.js'
 
-/** `GET /metrics` on the main port (when no `METRICS_PORT` is set). */
+/** `GET /metrics` (and HEAD; a query is ignored): on the main port, or on its own listener. */
 export function metricsRoutes (routes: SideRoutes, { metrics }: { metrics: GatewayMetrics }): void {
   routes.get('/metrics', async ({ res }) => {
     const { contentType, body } = await metrics.render()
@@ -17,29 +18,26 @@ export interface MetricsServer {
   close (): Promise<void>
 }
 
+export interface MetricsServerDeps {
+  metrics: GatewayMetrics
+  logger: Logger
+  /** The main listener's timeouts and header limit (`listenerOptions`). */
+  options: ServerOptions
+}
+
 /**
  * `/metrics` on its own port, so scraping stays off the proxy's listener (and its firewall
- * rules). A bare node:http server: it serves one path.
+ * rules). The same small router as the main port's own routes, with only this route: its
+ * 404s say so, and requests Node cannot parse get the same OpenAI-style answers.
  */
-export async function startMetricsServer (metrics: GatewayMetrics, host: string, port: number): Promise<MetricsServer> {
-  const server = createServer((req, res) => {
-    if (req.url !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      errors.notFound(req.method ?? 'GET', req.url ?? '/').send(res)
-      return
-    }
-    metrics.render().then(({ contentType, body }) => {
-      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body)
-    }, () => {
-      errors.internal().send(res)
-    })
-  })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => resolve())
-  })
-  const { address, port: bound } = server.address() as AddressInfo
+export async function startMetricsServer ({ metrics, logger, options }: MetricsServerDeps, host: string, port: number): Promise<MetricsServer> {
+  const routes = new SideRoutes(logger, METRICS_ROUTES)
+  metricsRoutes(routes, { metrics })
+  const server = createServer(options, routes.handle)
+  answerUnparsedRequests(server)
+  const address = await listenOn(server, host, port)
   return {
-    address: `http://${address.includes(':') ? `[${address}]` : address}:${bound}`,
+    address,
     close: async () => await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { errors, GatewayError, JSON_CONTENT_TYPE } from '../errors.js'
+import { errors, GatewayError, JSON_CONTENT_TYPE, MAIN_ROUTES } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
+import { isAbsoluteForm, pathOf } from '../upstream/upstream-path.js'
 
 /** A request to one of the gateway's own routes, with its parsed URL and path parameters. */
 export interface SideRequest {
@@ -21,17 +22,21 @@ interface Route {
 }
 
 /**
- * The gateway's own few routes (health, metrics, admin): GET only, exact segments or `:name`
- * ones. Proxied traffic never comes here; a framework's router, hooks and reply objects
- * would cost more memory and start-up time than these routes are worth.
+ * The gateway's own few routes (health, metrics, admin): GET and HEAD (answered like GET, less
+ * the body), exact segments or `:name` ones; another method on a route is a 405. Proxied
+ * traffic never comes here; a framework's router, hooks and reply objects would cost more
+ * memory and start-up time than these routes are worth.
  */
 export class SideRoutes {
   readonly #routes: Route[] = []
   readonly #guards: Array<{ prefix: string, guard: SideGuard }> = []
   readonly #logger: Logger
+  readonly #served: string
 
-  constructor (logger: Logger) {
+  /** `served`: what the listener serves, said in its 404s. */
+  constructor (logger: Logger, served = MAIN_ROUTES) {
     this.#logger = logger
+    this.#served = served
   }
 
   /** `pattern` like `/gateway/sessions/:id`. */
@@ -43,22 +48,17 @@ export class SideRoutes {
     this.#guards.push({ prefix, guard })
   }
 
-  /** Answers a request for a route, or with an OpenAI-style 404 (400 for a broken URL). */
+  /**
+   * Answers a request for a route, or with an OpenAI-style 404 (405 for another method than
+   * GET or HEAD, 400 for a broken URL or a full URL as the target).
+   */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const method = req.method ?? 'GET'
-    let url: URL
-    let match: { route: Route, params: string[] } | undefined
-    try {
-      url = new URL(req.url ?? '/', 'http://gateway')
-      match = method === 'GET' ? this.#match(url.pathname) : undefined
-    } catch {
-      errors.badUrl().send(res)
+    const found = this.#find(req)
+    if (found instanceof GatewayError) {
+      found.send(res)
       return
     }
-    if (match === undefined) {
-      errors.notFound(method, url.pathname).send(res)
-      return
-    }
+    const { url, match } = found
     const request = { req, res, url, params: match.params }
     const refused = this.#guards.find(({ prefix }) => url.pathname.startsWith(prefix))?.guard(request)
     if (refused !== undefined) {
@@ -70,6 +70,27 @@ export class SideRoutes {
       if (!res.headersSent) (err instanceof GatewayError ? err : errors.internal()).send(res)
       else res.destroy()
     })
+  }
+
+  /** The route a request is for, or the error that says why there is none. */
+  #find (req: IncomingMessage): { url: URL, match: { route: Route, params: string[] } } | GatewayError {
+    const method = req.method ?? 'GET'
+    const target = req.url ?? '/'
+    // Absolute-form (`GET http://host/…`) is what a client sends a forward proxy.
+    if (!target.startsWith('/')) return isAbsoluteForm(target) ? errors.absoluteFormTarget() : errors.notFound(method, target, this.#served)
+    let url: URL
+    let match: { route: Route, params: string[] } | undefined
+    try {
+      // Not resolved against a base: `//v1/models` would lose `v1` as its host.
+      url = new URL(`http://gateway${target}`)
+      match = this.#match(url.pathname)
+    } catch {
+      return errors.badUrl()
+    }
+    // Named as sent, not as the URL parser normalised it.
+    if (match === undefined) return errors.notFound(method, pathOf(target), this.#served)
+    if (method !== 'GET' && method !== 'HEAD') return errors.routeMethodNotAllowed(method, pathOf(target))
+    return { url, match }
   }
 
   /** Throws URIError for a broken percent-escape in a parameter. */

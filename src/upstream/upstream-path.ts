@@ -90,6 +90,11 @@ export function hasDotSegment (target: string): boolean {
   return false
 }
 
+/** An absolute-form request target (`http://host/path`), what clients send a forward proxy (RFC 9112 §3.2.2). */
+export function isAbsoluteForm (target: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:/i.test(target)
+}
+
 /** The path part of a request target, without its query string (queries may carry keys). */
 export function pathOf (target: string): string {
   const queryAt = target.indexOf('?')

@@ -171,6 +171,22 @@ t.test('with --config config.example.yaml it starts and proxies, and SIGTERM sto
   t.same(await cli.exited, { code: 0, signal: null })
 })
 
+t.test('regression: METRICS_PORT=0 logs the address the metrics listener took', async (t) => {
+  const upstream = await startMockUpstream()
+  t.teardown(async () => { await upstream.close() })
+  const cli = runCli(t, [], gatewayEnv(upstream, { METRICS_PORT: '0' }))
+  const port = await listeningPort(cli)
+  const line = await cli.waitForLog((l) => l.msg === 'metrics listening')
+  const address = new URL(String(line.address))
+  t.equal(address.hostname, '127.0.0.1', 'on the gateway\'s host')
+  t.not(address.port, String(port), 'on a port of its own')
+  const res = await request(`${address.origin}/metrics`)
+  t.equal(res.statusCode, 200, 'the logged address serves /metrics')
+  await res.body.dump()
+  cli.child.kill('SIGTERM')
+  t.equal((await cli.exited).code, 0)
+})
+
 t.test('CONFIG_FILE works like --config; --config wins over it', async (t) => {
   const upstream = await startMockUpstream()
   t.teardown(async () => { await upstream.close() })

@@ -57,8 +57,8 @@ t.test('an absolute-form request target never sends the request to another host'
   const { response } = await rawExchange(gateway.port, rawRequest(
     'GET http://evil.example/v1/models HTTP/1.1', 'Host: evil.example', 'Connection: close'
   ))
-  // The gateway routes on paths only, so the target matches no route: a 404, never a fetch.
-  assertJsonError(t, response, 404, 'not_found', 'absolute-form')
+  // The gateway is no forward proxy: refused with a 400 that says so, never a fetch.
+  assertJsonError(t, response, 400, 'absolute_form_target', 'absolute-form')
   await stillServesAndNothingLeaked(t, gateway, upstream)
 })
 

@@ -5,6 +5,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { replyJson, replySse, responseStream, sseEvent, startMockUpstream } from '../support/mock-upstream.js'
 import { startGateway, startGatewayWithUpstream } from '../support/gateway.js'
+import { headerOf, rawExchange, rawRequest } from '../support/raw-http.js'
 
 /** One sample line of the Prometheus text format. */
 interface Sample {
@@ -185,4 +186,39 @@ t.test('METRICS_PORT=0 serves /metrics on its own listener and not on the main p
   const main = await scrape(`${gateway.origin}/metrics`)
   t.equal(main.status, 404, '/metrics is not on the main port')
   t.match(JSON.parse(main.text), { error: { code: 'not_found' } })
+})
+
+t.test('regression: the METRICS_PORT listener takes a query, answers what it cannot serve OpenAI-style, and uses the server settings', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, {
+    METRICS_PORT: '0', SERVER_HEADERS_TIMEOUT_MS: '1000', SERVER_KEEP_ALIVE_TIMEOUT_MS: '7000', MAX_HEADER_BYTES: '4096'
+  })
+  const address = gateway.gateway.metricsAddress()!
+  const port = Number(new URL(address).port)
+
+  const withQuery = await scrape(`${address}/metrics?name[]=session_gateway_requests_total`)
+  t.equal(withQuery.status, 200, 'a query (as scrapers may add) is ignored, not a 404')
+  const head = await request(`${address}/metrics`, { method: 'HEAD' })
+  t.equal(head.statusCode, 200, 'HEAD too')
+  await head.body.dump()
+
+  const { response: other } = await rawExchange(port, rawRequest('GET /healthz HTTP/1.1', 'Host: x', 'Connection: close'))
+  t.equal(other.status, 404)
+  t.match(JSON.parse(other.body.toString()), { error: { code: 'not_found', message: 'No route for GET /healthz. This listener (METRICS_PORT) serves /metrics only; the gateway\'s other routes are on its main port.' } }, 'the 404 says what this port serves')
+  const { response: post } = await rawExchange(port, rawRequest('POST /metrics HTTP/1.1', 'Host: x', 'Content-Length: 0', 'Connection: close'))
+  t.equal(post.status, 405)
+  t.equal(headerOf(post, 'allow'), 'GET, HEAD')
+
+  for (const [label, bytes, status, code] of [
+    ['garbage', '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\r\n\r\n', 400, 'malformed_request'],
+    ['a header block over MAX_HEADER_BYTES', rawRequest('GET /metrics HTTP/1.1', 'Host: x', `x-big: ${'a'.repeat(6 * 1024)}`), 431, 'headers_too_large'],
+    ['headers never finished (SERVER_HEADERS_TIMEOUT_MS)', 'GET /metrics HTTP/1.1\r\nHost: x\r\n', 408, 'request_timeout']
+  ] as const) {
+    const { response } = await rawExchange(port, bytes)
+    t.equal(response.status, status, label)
+    t.match(headerOf(response, 'content-type'), /^application\/json/, `${label}: JSON`)
+    t.match(JSON.parse(response.body.toString()), { error: { type: 'invalid_request_error', code } }, `${label}: OpenAI-style, and the connection closed`)
+  }
+  const kept = await request(`${address}/metrics`)
+  await kept.body.dump()
+  t.equal(kept.headers['keep-alive'], 'timeout=7', 'SERVER_KEEP_ALIVE_TIMEOUT_MS, not Node\'s 5 s')
 })

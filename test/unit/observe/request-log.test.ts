@@ -25,7 +25,8 @@ t.test('the request line reads as pino writes the same fields, in the same order
   const variants: Array<[string, ExchangeLogRecord]> = [
     ['complete', base],
     ['failed after failover, traced', { ...base, attempts: 2, traceId: '0af7651916cd43dd8448eb211c80319c', outcome: { status: 502, endedBy: 'upstream', ttfbMs: -1, bytesOut: 0, failure: { kind: 'connect', code: 'ECONNREFUSED' } } }],
-    ['no session, no upstream', { ...base, session: undefined, upstream: undefined }]
+    ['no session, no upstream', { ...base, session: undefined, upstream: undefined }],
+    ['stopped by the gateway (a request timeout)', { ...base, outcome: { status: 408, endedBy: 'gateway', ttfbMs: -1, bytesOut: 0, stoppedWith: 'request_timeout' } }]
   ]
   for (const [name, record] of variants) {
     const { logger, lines } = capture()
@@ -43,7 +44,7 @@ t.test('the request line reads as pino writes the same fields, in the same order
       duration_ms: Math.round(record.durationMs * 10) / 10,
       bytes_out: o.bytesOut,
       ended_by: o.endedBy,
-      error: o.failure?.code,
+      error: o.failure?.code ?? o.stoppedWith,
       trace_id: record.traceId
     }, 'request')
     t.equal(lines.length, 2, name)

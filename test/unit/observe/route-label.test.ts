@@ -24,3 +24,8 @@ t.test('unknown resources and deep paths stay bounded', async (t) => {
   for (let i = 0; i < 5000; i++) labels.add(routeLabel(`/v1/responses/resp_${i}`))
   t.strictSame([...labels], ['/v1/responses/{id}'], 'one series for any number of ids')
 })
+
+t.test('regression: paths outside /v1 (refused upgrades) are {other}, not /v1', async (t) => {
+  for (const path of ['/healthz', '/', '/v1x/responses', '//v1/responses', 'http://evil.example/v1/responses']) t.equal(routeLabel(path), '{other}', path)
+  t.equal(routeLabel('/v1/'), '/v1')
+})

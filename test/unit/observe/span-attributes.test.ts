@@ -52,6 +52,9 @@ t.test('error.type and ERROR status: failures, aborts and 5xx; a refusal keeps i
   t.equal(errorType(refused), 'invalid_api_key')
   t.equal(isError(refused), false, "a client's mistake is not the server's error")
   t.equal(isError({ status: 503, endedBy: 'gateway', ttfbMs: -1, refusedWith: 'shutting_down' }), true)
+  const stopped = { status: 408, endedBy: 'gateway' as const, ttfbMs: -1, stoppedWith: 'request_timeout' }
+  t.equal(errorType(stopped), 'request_timeout', 'a request the gateway stopped after it went upstream keeps its code')
+  t.equal(isError(stopped), false)
   const upstream429 = { status: 429, endedBy: 'complete' as const, ttfbMs: 3 }
   t.equal(errorType(upstream429), undefined, 'the server span relays a 4xx without error')
   t.equal(errorType(upstream429, true), '429', 'the client span of the attempt counts it')
