@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { checkRedisSettings } from './redis-settings.js'
 import { resolveUpstreams } from './resolve-upstreams.js'
+import { checkServerSettings } from './server-settings.js'
 import { tracingFromEnv, type TracingConfig } from './tracing-env.js'
 import { upstreamList, type UpstreamSpec } from './upstream-list.js'
 import { boolean, ConfigError, headerMap, headerToken, hostPorts, httpUrl, integer, list, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
@@ -210,6 +211,7 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConf
     upstreams: setBy.get('upstreams'),
     defaultUrl: SETTINGS.upstream.url.default
   })
+  checkServerSettings(typed.server, setBy)
   checkManagedMode(typed)
   checkRedisSettings(typed.redis)
   return typed

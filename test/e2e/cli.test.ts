@@ -112,6 +112,20 @@ t.test('a bad value exits non-zero at once, naming the variable, without a stack
   t.equal(cli.stdout(), '', 'nothing was started, so nothing was logged')
 })
 
+// Regression: with the default request timeout (300000) this in-range value made Node refuse to
+// create the server, "cannot start: ERR_OUT_OF_RANGE … headersTimeout", in Node's words, not ours.
+t.test('a headers timeout above the request timeout exits 2 naming both keys; raised together it starts', async (t) => {
+  const refused = runCli(t, [], { HOST: '127.0.0.1', PORT: '0', SERVER_HEADERS_TIMEOUT_MS: '600000' })
+  t.equal((await refused.exited).code, 2)
+  t.match(refused.stderr(), /^session-gateway: config SERVER_HEADERS_TIMEOUT_MS: server\.headers_timeout_ms \(SERVER_HEADERS_TIMEOUT_MS\) 600000 is longer than server\.request_timeout_ms \(SERVER_REQUEST_TIMEOUT_MS\) 300000/)
+  t.notMatch(refused.stderr(), /ERR_OUT_OF_RANGE|headersTimeout/, "not Node's option names")
+
+  const started = runCli(t, [], { HOST: '127.0.0.1', PORT: '0', SERVER_HEADERS_TIMEOUT_MS: '600000', SERVER_REQUEST_TIMEOUT_MS: '600000' })
+  await listeningPort(started)
+  started.child.kill('SIGTERM')
+  t.equal((await started.exited).code, 0)
+})
+
 t.test('--config with a missing file exits non-zero, naming the file, without a stack trace', async (t) => {
   const cli = runCli(t, ['--config', 'missing.yaml'])
   const { code } = await cli.exited
