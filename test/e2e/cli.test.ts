@@ -142,6 +142,13 @@ t.test('a typo in the YAML file exits non-zero, naming the key', async (t) => {
   t.match(cli.stderr(), /server\.prot: unknown setting/)
 })
 
+t.test('an unknown YAML key left empty exits 2, naming the key', async (t) => {
+  const dir = t.testdir({ 'empty.yaml': 'server:\n  host: 127.0.0.1\n  port: 0\nredis_url:\n' })
+  const cli = runCli(t, ['--config', join(dir, 'empty.yaml')])
+  t.equal((await cli.exited).code, 2)
+  t.match(cli.stderr(), /^session-gateway: config redis_url: unknown setting in /)
+})
+
 t.test('--help prints usage and exits 0', async (t) => {
   const cli = runCli(t, ['--help'])
   const { code } = await cli.exited
