@@ -149,6 +149,13 @@ t.test('an unknown YAML key left empty exits 2, naming the key', async (t) => {
   t.match(cli.stderr(), /^session-gateway: config redis_url: unknown setting in /)
 })
 
+// Regression: accepted at start, then every request failed with 502 (undici UND_ERR_NOT_SUPPORTED).
+t.test('an upstream header the gateway must set itself (expect) exits 2, naming the key and the header', async (t) => {
+  const cli = runCli(t, [], { HOST: '127.0.0.1', PORT: '0', UPSTREAM_HEADERS: '{"x-team":"a","expect":"100-continue"}' })
+  t.equal((await cli.exited).code, 2)
+  t.match(cli.stderr(), /^session-gateway: config UPSTREAM_HEADERS\.expect: expect cannot be configured/)
+})
+
 t.test('--help prints usage and exits 0', async (t) => {
   const cli = runCli(t, ['--help'])
   const { code } = await cli.exited
