@@ -181,6 +181,12 @@ const KNOWN_PATHS = new Set(NAMED.map((spec) => spec.path))
 /** `server`, `upstream`, …: a section written with nothing under it (`server:`) is empty, not unknown. */
 const KNOWN_SECTIONS = new Set(NAMED.filter((spec) => spec.key !== '').map((spec) => spec.section))
 
+/** A setting as messages name it, YAML path and environment variable: `server.port (PORT)`. */
+export function settingName (path: string): string {
+  const spec = NAMED.find((candidate) => candidate.path === path)
+  return spec === undefined ? path : `${path} (${spec.env})`
+}
+
 export interface ConfigSources {
   /** Path of a YAML file; its keys override the defaults. */
   file?: string | undefined
@@ -213,7 +219,7 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConf
     upstreams: setBy.get('upstreams'),
     defaultUrl: SETTINGS.upstream.url.default
   })
-  checkServerSettings(typed.server, setBy)
+  checkServerSettings(typed, setBy)
   checkManagedMode(typed)
   checkRedisSettings(typed.redis)
   return typed

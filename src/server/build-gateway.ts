@@ -1,7 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { GatewayConfig } from '../config/load-config.js'
-import { isLoopbackHost, isManaged } from '../config/load-config.js'
+import { isLoopbackHost, isManaged, settingName } from '../config/load-config.js'
 import { createLogger, type Logger } from '../observe/logger.js'
 import { CacheHistory } from '../observe/cache-history.js'
 import { CallRecorder } from '../observe/call-recorder.js'
@@ -25,6 +24,7 @@ import { adminRoutes } from './admin-routes.js'
 import { answerClientError, refuseConnect } from './client-errors.js'
 import { Drain } from './drain.js'
 import { healthRoutes, type UpstreamReadiness } from './health-routes.js'
+import { listen } from './listen.js'
 import { metricsRoutes, startMetricsServer, type MetricsServer } from './metrics-routes.js'
 import { SideRoutes } from './side-routes.js'
 
@@ -94,8 +94,9 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
     async listen () {
       exchanges.tracer = await tracing
       if (exchanges.tracer !== undefined) logTracing(logger, config)
-      const address = await listenOn(server, config.server.host, config.server.port)
-      if (config.metrics.port !== -1) metricsServer = await startMetricsServer(metrics, config.server.host, config.metrics.port)
+      const address = await listen(server, config.server.host, config.server.port, { host: settingName('server.host'), port: settingName('server.port') })
+      // The main listener is not left open behind a metrics listener that failed.
+      if (config.metrics.port !== -1) metricsServer = await startMetricsServer(metrics, config.server.host, config.metrics.port).catch((err: unknown) => { server.close(); throw err })
       return address
     },
     metricsAddress: () => metricsServer?.address,
@@ -177,17 +178,4 @@ function createHttpServer (config: GatewayConfig, forward: (req: IncomingMessage
   server.on('clientError', answerClientError)
   server.on('connect', refuseConnect)
   return server
-}
-
-/** Listens; resolves to the bound address, e.g. `http://127.0.0.1:8080`. */
-async function listenOn (server: Server, host: string, port: number): Promise<string> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const { address, port: bound } = server.address() as AddressInfo
-  return `http://${address.includes(':') ? `[${address}]` : address}:${bound}`
 }

@@ -1,7 +1,8 @@
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { settingName } from '../config/load-config.js'
 import { errors } from '../errors.js'
 import type { GatewayMetrics } from '../observe/metrics.js'
+import { listen } from './listen.js'
 import type { SideRoutes } from './side-routes.js'
 
 /** `GET /metrics` on the main port (when no `METRICS_PORT` is set). */
@@ -33,13 +34,9 @@ export async function startMetricsServer (metrics: GatewayMetrics, host: string,
       errors.internal().send(res)
     })
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => resolve())
-  })
-  const { address, port: bound } = server.address() as AddressInfo
+  const address = await listen(server, host, port, { host: settingName('server.host'), port: settingName('metrics.port'), serves: '/metrics' })
   return {
-    address: `http://${address.includes(':') ? `[${address}]` : address}:${bound}`,
+    address,
     close: async () => await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 }

@@ -20,3 +20,10 @@ t.test('a headers timeout up to the request timeout, or any with no request time
   t.equal(loadConfig({ env: { SERVER_HEADERS_TIMEOUT_MS: '600000', SERVER_REQUEST_TIMEOUT_MS: '600000' } }).server.headersTimeoutMs, 600_000)
   t.equal(loadConfig({ env: { SERVER_HEADERS_TIMEOUT_MS: '600000', SERVER_REQUEST_TIMEOUT_MS: '0' } }).server.requestTimeoutMs, 0, '0: no request timeout')
 })
+
+t.test('METRICS_PORT equal to PORT is refused: the second listener could never bind', async (t) => {
+  refuses(t, () => loadConfig({ env: { PORT: '9000', METRICS_PORT: '9000' } }), 'METRICS_PORT', /metrics\.port \(METRICS_PORT\) 9000 is server\.port \(PORT\) too/)
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'metrics:\n  port: 8080\n') }), 'metrics.port', /-1 to be served on the main one/)
+  t.equal(loadConfig({ env: { PORT: '0', METRICS_PORT: '0' } }).metrics.port, 0, '0 and 0 are two free ports')
+  t.equal(loadConfig({ env: { PORT: '9000', METRICS_PORT: '9001' } }).metrics.port, 9001)
+})
