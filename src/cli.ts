@@ -4,6 +4,7 @@ import { loadConfig, type GatewayConfig } from './config/load-config.js'
 import { ConfigError } from './config/settings.js'
 import { createGateway } from './server/build-gateway.js'
 import { ListenError } from './server/listen.js'
+import { upstreamTarget } from './upstream/upstream-path.js'
 
 const USAGE = `Usage: session-gateway [--config FILE]
 
@@ -48,7 +49,7 @@ async function start (config: GatewayConfig): Promise<void> {
   const gateway = await createGateway(config)
   const { logger } = gateway
   const address = await gateway.listen()
-  logger.info({ address, upstream: config.upstream.url.href }, 'session-gateway listening')
+  logger.info({ address, upstreams: upstreamsForLog(config) }, 'session-gateway listening')
 
   let stopping = false
   const stop = (signal: NodeJS.Signals): void => {
@@ -72,6 +73,14 @@ async function start (config: GatewayConfig): Promise<void> {
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+}
+
+/** Upstream name → origin and base path: a url's query (Azure's api-version, or a key) is left out. */
+function upstreamsForLog ({ upstreams }: GatewayConfig): Record<string, string> {
+  return Object.fromEntries(upstreams.map(({ name, url }) => {
+    const { origin, basePath } = upstreamTarget(url)
+    return [name, origin + basePath]
+  }))
 }
 
 function fail (message: string, status = EXIT_CONFIG): never {

@@ -214,7 +214,7 @@ t.test('with --config config.example.yaml it starts and proxies, and SIGTERM sto
   const cli = runCli(t, ['--config', EXAMPLE], gatewayEnv(upstream))
   const port = await listeningPort(cli)
   const listening = await cli.waitForLog((l) => l.msg === 'session-gateway listening')
-  t.equal(listening.upstream, upstream.url, 'the environment overrides the file')
+  t.same(listening.upstreams, { default: upstream.url }, 'the environment overrides the file')
 
   const res = await request(`http://127.0.0.1:${port}/v1/responses`, {
     dispatcher: agent,
@@ -233,6 +233,21 @@ t.test('with --config config.example.yaml it starts and proxies, and SIGTERM sto
   t.same(await cli.exited, { code: 0, signal: null })
 })
 
+// Regression: the line named config.upstream.url, https://api.openai.com/v1 (its default), while
+// the gateway routed over UPSTREAMS.
+t.test('the listening line names every upstream routed to, by name, without the url\'s query', async (t) => {
+  const upstreams = [
+    { name: 'a', url: 'http://127.0.0.1:9/openai/v1/?api-version=preview&sig=not-for-logs' },
+    { name: 'b', url: 'http://127.0.0.1:10' }
+  ]
+  const cli = runCli(t, [], { HOST: '127.0.0.1', PORT: '0', UPSTREAMS: JSON.stringify(upstreams) })
+  const listening = await cli.waitForLog((l) => l.msg === 'session-gateway listening')
+  t.same(listening.upstreams, { a: 'http://127.0.0.1:9/openai/v1', b: 'http://127.0.0.1:10' })
+  t.notMatch(cli.stdout(), /api\.openai\.com|not-for-logs|api-version/)
+  cli.child.kill('SIGTERM')
+  t.equal((await cli.exited).code, 0)
+})
+
 t.test('CONFIG_FILE works like --config; --config wins over it', async (t) => {
   const upstream = await startMockUpstream()
   t.teardown(async () => { await upstream.close() })
@@ -243,7 +258,7 @@ t.test('CONFIG_FILE works like --config; --config wins over it', async (t) => {
 
   const viaEnv = runCli(t, [], { CONFIG_FILE: file })
   await listeningPort(viaEnv)
-  t.equal((await viaEnv.waitForLog((l) => l.msg === 'session-gateway listening')).upstream, upstream.url)
+  t.same((await viaEnv.waitForLog((l) => l.msg === 'session-gateway listening')).upstreams, { default: upstream.url })
   viaEnv.child.kill('SIGTERM')
   t.equal((await viaEnv.exited).code, 0)
 
