@@ -24,7 +24,9 @@ COPY src ./src
 RUN npm run build
 
 FROM node:24-bookworm-slim AS runtime
-ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080
+# No HOST or PORT here: the gateway's defaults (0.0.0.0:8080) are what a container needs, and
+# an ENV would beat a mounted YAML file's server.host and server.port (the environment wins).
+ENV NODE_ENV=production
 WORKDIR /app
 # Production dependencies only, from the lockfile: no TypeScript, tap or codex in the image.
 # Everything stays owned by root, so the process (user node) cannot rewrite its own code.
@@ -43,9 +45,10 @@ RUN node dist/src/cli.js --help >/dev/null
 USER 1000:1000
 EXPOSE 8080
 
-# /healthz with the node binary the image already has (no curl or wget in slim images).
+# /healthz with the node binary the image already has (no curl or wget in slim images), on the
+# port the settings give: PORT, else server.port in CONFIG_FILE's file, else 8080.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "dist/src/health-check.js", "/healthz"]
 
 # PID 1 is node itself (exec form: no shell in between to swallow signals). The CLI traps
 # SIGTERM and SIGINT, stops accepting, drains in-flight streams for SHUTDOWN_GRACE_MS, then

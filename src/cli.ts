@@ -3,11 +3,22 @@ import { parseArgs } from 'node:util'
 import { loadConfig, type GatewayConfig } from './config/load-config.js'
 import { ConfigError } from './config/settings.js'
 import { createGateway } from './server/build-gateway.js'
+import { ListenError } from './server/listen.js'
+import { upstreamTarget } from './upstream/upstream-path.js'
 
 const USAGE = `Usage: session-gateway [--config FILE]
 
 Runs the gateway. Settings come from defaults, then the YAML file (--config FILE or
-CONFIG_FILE), then environment variables; see config.example.yaml.`
+CONFIG_FILE), then environment variables; see config.example.yaml.
+Exits 2 on a configuration error, 1 when it cannot start otherwise (a port in use).`
+
+/**
+ * 2: the configuration (or command line) is wrong, and starting again will not help (systemd's
+ * RestartPreventExitStatus=2). 1: anything else, a listener that could not bind among them: the
+ * port may be free and the host name resolvable on the next try.
+ */
+const EXIT_CONFIG = 2
+const EXIT_FAILED = 1
 
 function main (): void {
   let args
@@ -29,14 +40,16 @@ function main (): void {
     if (err instanceof ConfigError) fail(err.message)
     throw err
   }
-  start(config).catch((err: NodeJS.ErrnoException) => fail(`cannot start: ${err.code ?? ''} ${err.message}`.trim()))
+  start(config).catch((err: NodeJS.ErrnoException) => {
+    fail(err instanceof ListenError ? err.message : `cannot start: ${err.code ?? ''} ${err.message}`.trim(), EXIT_FAILED)
+  })
 }
 
 async function start (config: GatewayConfig): Promise<void> {
   const gateway = await createGateway(config)
   const { logger } = gateway
   const address = await gateway.listen()
-  logger.info({ address, upstream: config.upstream.url.href }, 'session-gateway listening')
+  logger.info({ address, upstreams: upstreamsForLog(config) }, 'session-gateway listening')
   const metricsAddress = gateway.metricsAddress()
   // METRICS_PORT=0 takes any free port: this line says which.
   if (metricsAddress !== undefined) logger.info({ address: metricsAddress }, 'metrics listening')
@@ -65,9 +78,17 @@ async function start (config: GatewayConfig): Promise<void> {
   process.on('SIGINT', stop)
 }
 
-function fail (message: string): never {
+/** Upstream name → origin and base path: a url's query (Azure's api-version, or a key) is left out. */
+function upstreamsForLog ({ upstreams }: GatewayConfig): Record<string, string> {
+  return Object.fromEntries(upstreams.map(({ name, url }) => {
+    const { origin, basePath } = upstreamTarget(url)
+    return [name, origin + basePath]
+  }))
+}
+
+function fail (message: string, status = EXIT_CONFIG): never {
   process.stderr.write(`session-gateway: ${message}\n`)
-  process.exit(2)
+  process.exit(status)
 }
 
 main()

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { checkRedisSettings } from './redis-settings.js'
 import { resolveUpstreams } from './resolve-upstreams.js'
+import { checkServerSettings } from './server-settings.js'
 import { tracingFromEnv, type TracingConfig } from './tracing-env.js'
 import { upstreamList, type UpstreamSpec } from './upstream-list.js'
 import { boolean, ConfigError, headerMap, headerToken, hostPorts, httpUrl, integer, list, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
@@ -177,6 +178,14 @@ function snakeCase (camel: string): string {
 
 const NAMED = allSettings()
 const KNOWN_PATHS = new Set(NAMED.map((spec) => spec.path))
+/** `server`, `upstream`, …: a section written with nothing under it (`server:`) is empty, not unknown. */
+const KNOWN_SECTIONS = new Set(NAMED.filter((spec) => spec.key !== '').map((spec) => spec.section))
+
+/** A setting as messages name it, YAML path and environment variable: `server.port (PORT)`. */
+export function settingName (path: string): string {
+  const spec = NAMED.find((candidate) => candidate.path === path)
+  return spec === undefined ? path : `${path} (${spec.env})`
+}
 
 export interface ConfigSources {
   /** Path of a YAML file; its keys override the defaults. */
@@ -210,6 +219,7 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConf
     upstreams: setBy.get('upstreams'),
     defaultUrl: SETTINGS.upstream.url.default
   })
+  checkServerSettings(typed, setBy)
   checkManagedMode(typed)
   checkRedisSettings(typed.redis)
   return typed
@@ -269,9 +279,12 @@ function readYamlFile (file: string): Map<string, unknown> {
   if (document === null || document === undefined) return flat
   if (typeof document !== 'object' || Array.isArray(document)) throw new ConfigError('--config', `${file} must hold a mapping of settings`)
   flatten(document as Record<string, unknown>, '', flat)
-  for (const path of flat.keys()) {
-    // A typo in a key would otherwise be ignored silently and the default used.
-    if (!KNOWN_PATHS.has(path)) throw new ConfigError(path, `unknown setting in ${file}`)
+  for (const [path, value] of flat) {
+    // A typo in a key would otherwise be ignored silently and the default used; so would a key
+    // left empty (`redis_url:`), which is as unknown as one with a value.
+    if (!KNOWN_PATHS.has(path) && !(value === null && KNOWN_SECTIONS.has(path))) throw new ConfigError(path, `unknown setting in ${file}`)
+    // A known key left empty (`port:`) keeps its default, as an empty environment variable does.
+    if (value === null) flat.delete(path)
   }
   return flat
 }
@@ -280,8 +293,10 @@ function flatten (node: Record<string, unknown>, prefix: string, into: Map<strin
   for (const [key, value] of Object.entries(node)) {
     const path = prefix + key
     if (value !== null && typeof value === 'object' && !Array.isArray(value) && !KNOWN_PATHS.has(path)) {
-      flatten(value as Record<string, unknown>, path + '.', into)
-    } else if (value !== null) {
+      // An empty mapping (`serverr: {}`) names its key all the same: kept as an empty value.
+      if (Object.keys(value).length === 0) into.set(path, null)
+      else flatten(value as Record<string, unknown>, path + '.', into)
+    } else {
       into.set(path, value)
     }
   }

@@ -139,6 +139,16 @@ export function jsonFromEnvironment (raw: unknown, key: string, expected: string
   }
 }
 
+/**
+ * Headers a configured header may not name: they frame the request's body or belong to one
+ * connection (hop-by-hop), so the gateway and undici set them per request, and Host comes from
+ * the upstream's url. Sent on every request, some make undici refuse it (expect,
+ * transfer-encoding, keep-alive, upgrade) or the body not match (content-length): each request
+ * fails with 502, and with several upstreams each is ejected in turn; the rest misdirect it or
+ * break WebSocket handshakes. (The proxy's own hop-by-hop list is in src/http/hop-by-hop.ts.)
+ */
+const REFUSED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'expect', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade'])
+
 /** Header name → string: a YAML mapping, or a JSON object in the environment. */
 export function headerMap (): Parse<Record<string, string>> {
   return (raw, key) => {
@@ -147,6 +157,7 @@ export function headerMap (): Parse<Record<string, string>> {
     const out: Record<string, string> = {}
     for (const [name, v] of Object.entries(value as Record<string, unknown>)) {
       if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new ConfigError(key, `invalid header name ${JSON.stringify(name)}`)
+      if (REFUSED_HEADERS.has(name.toLowerCase())) throw new ConfigError(`${key}.${name}`, `${name} cannot be configured: it frames the request or belongs to one connection, so it is set per request (and a host belongs in the upstream's url)`)
       if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`${key}.${name}`, 'expected a string')
       // Any control character but tab would fail every upstream request, so refuse it here.
       if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(String(v))) throw new ConfigError(`${key}.${name}`, 'must not contain control characters (a line break?)')

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { GatewayConfig } from '../config/load-config.js'
-import { isLoopbackHost, isManaged } from '../config/load-config.js'
+import { isLoopbackHost, isManaged, settingName } from '../config/load-config.js'
 import { createLogger, type Logger } from '../observe/logger.js'
 import { CacheHistory } from '../observe/cache-history.js'
 import { CallRecorder } from '../observe/call-recorder.js'
@@ -23,7 +23,8 @@ import { UpstreamSet } from '../upstream/upstream-set.js'
 import { adminRoutes } from './admin-routes.js'
 import { Drain } from './drain.js'
 import { healthRoutes, type UpstreamReadiness } from './health-routes.js'
-import { answerUnparsedRequests, listenerOptions, listenOn } from './listener.js'
+import { answerUnparsedRequests, listenerOptions } from './listener.js'
+import { listen } from './listen.js'
 import { metricsRoutes, startMetricsServer, type MetricsServer } from './metrics-routes.js'
 import { SideRoutes } from './side-routes.js'
 
@@ -93,8 +94,9 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
     async listen () {
       exchanges.tracer = await tracing
       if (exchanges.tracer !== undefined) logTracing(logger, config)
-      const address = await listenOn(server, config.server.host, config.server.port)
-      if (config.metrics.port !== -1) metricsServer = await startMetricsServer({ metrics, logger, options: listenerOptions(config) }, config.server.host, config.metrics.port)
+      const address = await listen(server, config.server.host, config.server.port, { host: settingName('server.host'), port: settingName('server.port') })
+      // The main listener is not left open behind a metrics listener that failed.
+      if (config.metrics.port !== -1) metricsServer = await startMetricsServer({ metrics, logger, options: listenerOptions(config) }, config.server.host, config.metrics.port).catch((err: unknown) => { server.close(); throw err })
       return address
     },
     metricsAddress: () => metricsServer?.address,

@@ -1,5 +1,4 @@
 import type { Server, ServerOptions } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { GatewayConfig } from '../config/load-config.js'
 import { answerClientError, refuseConnect } from './client-errors.js'
 
@@ -23,17 +22,4 @@ export function listenerOptions ({ server }: GatewayConfig): ServerOptions {
 export function answerUnparsedRequests (server: Server): void {
   server.on('clientError', answerClientError)
   server.on('connect', refuseConnect)
-}
-
-/** Listens; resolves to the bound address, e.g. `http://127.0.0.1:8080`. */
-export async function listenOn (server: Server, host: string, port: number): Promise<string> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const { address, port: bound } = server.address() as AddressInfo
-  return `http://${address.includes(':') ? `[${address}]` : address}:${bound}`
 }

@@ -1,8 +1,10 @@
 import { createServer, type ServerOptions } from 'node:http'
+import { settingName } from '../config/load-config.js'
 import { METRICS_ROUTES } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
 import type { GatewayMetrics } from '../observe/metrics.js'
-import { answerUnparsedRequests, listenOn } from './listener.js'
+import { listen } from './listen.js'
+import { answerUnparsedRequests } from './listener.js'
 import { SideRoutes } from './side-routes.js'
 
 /** `GET /metrics` (and HEAD; a query is ignored): on the main port, or on its own listener. */
@@ -35,7 +37,7 @@ export async function startMetricsServer ({ metrics, logger, options }: MetricsS
   metricsRoutes(routes, { metrics })
   const server = createServer(options, routes.handle)
   answerUnparsedRequests(server)
-  const address = await listenOn(server, host, port)
+  const address = await listen(server, host, port, { host: settingName('server.host'), port: settingName('metrics.port'), serves: '/metrics' })
   return {
     address,
     close: async () => await new Promise<void>((resolve) => server.close(() => resolve()))

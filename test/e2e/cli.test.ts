@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
@@ -101,31 +102,92 @@ async function readAtLeast (body: AsyncIterator<Buffer>, into: Buffer[], bytes: 
 
 
 
-t.test('a bad value exits non-zero at once, naming the variable, without a stack trace', async (t) => {
+t.test('a bad value exits 2 at once, naming the variable, without a stack trace', async (t) => {
   const startedAt = performance.now()
   const cli = runCli(t, [], { PORT: 'abc' })
   const { code } = await cli.exited
-  t.not(code, 0)
+  t.equal(code, 2, 'a configuration error: 2')
   t.ok(performance.now() - startedAt < 10_000, 'it exits instead of waiting on anything')
   t.match(cli.stderr(), /^session-gateway: config PORT: expected a whole number, got "abc"\n$/)
   t.notMatch(cli.stderr(), /\n\s+at /, 'no stack trace')
   t.equal(cli.stdout(), '', 'nothing was started, so nothing was logged')
 })
 
-t.test('--config with a missing file exits non-zero, naming the file, without a stack trace', async (t) => {
+// Regression: with the default request timeout (300000) this in-range value made Node refuse to
+// create the server, "cannot start: ERR_OUT_OF_RANGE … headersTimeout", in Node's words, not ours.
+t.test('a headers timeout above the request timeout exits 2 naming both keys; raised together it starts', async (t) => {
+  const refused = runCli(t, [], { HOST: '127.0.0.1', PORT: '0', SERVER_HEADERS_TIMEOUT_MS: '600000' })
+  t.equal((await refused.exited).code, 2)
+  t.match(refused.stderr(), /^session-gateway: config SERVER_HEADERS_TIMEOUT_MS: server\.headers_timeout_ms \(SERVER_HEADERS_TIMEOUT_MS\) 600000 is longer than server\.request_timeout_ms \(SERVER_REQUEST_TIMEOUT_MS\) 300000/)
+  t.notMatch(refused.stderr(), /ERR_OUT_OF_RANGE|headersTimeout/, "not Node's option names")
+
+  const started = runCli(t, [], { HOST: '127.0.0.1', PORT: '0', SERVER_HEADERS_TIMEOUT_MS: '600000', SERVER_REQUEST_TIMEOUT_MS: '600000' })
+  await listeningPort(started)
+  started.child.kill('SIGTERM')
+  t.equal((await started.exited).code, 0)
+})
+
+t.test('--config with a missing file exits 2, naming the file, without a stack trace', async (t) => {
   const cli = runCli(t, ['--config', 'missing.yaml'])
   const { code } = await cli.exited
-  t.not(code, 0)
+  t.equal(code, 2, 'a configuration error: 2')
   t.match(cli.stderr(), /^session-gateway: config --config: cannot read missing\.yaml: ENOENT\n$/)
   t.notMatch(cli.stderr(), /\n\s+at /, 'no stack trace')
 })
 
-t.test('a typo in the YAML file exits non-zero, naming the key', async (t) => {
+t.test('a typo in the YAML file exits 2, naming the key', async (t) => {
   const dir = t.testdir({ 'typo.yaml': 'server:\n  prot: 9000\n' })
   const cli = runCli(t, ['--config', join(dir, 'typo.yaml')])
   const { code } = await cli.exited
-  t.not(code, 0)
+  t.equal(code, 2, 'a configuration error: 2')
   t.match(cli.stderr(), /server\.prot: unknown setting/)
+})
+
+t.test('an unknown YAML key left empty exits 2, naming the key', async (t) => {
+  const dir = t.testdir({ 'empty.yaml': 'server:\n  host: 127.0.0.1\n  port: 0\nredis_url:\n' })
+  const cli = runCli(t, ['--config', join(dir, 'empty.yaml')])
+  t.equal((await cli.exited).code, 2)
+  t.match(cli.stderr(), /^session-gateway: config redis_url: unknown setting in /)
+})
+
+// Regression: accepted at start, then every request failed with 502 (undici UND_ERR_NOT_SUPPORTED).
+t.test('an upstream header the gateway must set itself (expect) exits 2, naming the key and the header', async (t) => {
+  const cli = runCli(t, [], { HOST: '127.0.0.1', PORT: '0', UPSTREAM_HEADERS: '{"x-team":"a","expect":"100-continue"}' })
+  t.equal((await cli.exited).code, 2)
+  t.match(cli.stderr(), /^session-gateway: config UPSTREAM_HEADERS\.expect: expect cannot be configured/)
+})
+
+/** A port on 127.0.0.1 that something else holds until the test ends. */
+async function portInUse (t: Test): Promise<number> {
+  const holder = createServer()
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => await new Promise<void>((resolve) => holder.close(() => resolve())))
+  return (holder.address() as AddressInfo).port
+}
+
+// Regression: these said "cannot start: EADDRINUSE … 0.0.0.0:21123" or "ENOTFOUND …", naming no
+// setting, and exited 2, which systemd's RestartPreventExitStatus=2 never retries.
+t.test('a port in use exits 1 (worth retrying), naming PORT or METRICS_PORT', async (t) => {
+  const held = await portInUse(t)
+  const main = runCli(t, [], { HOST: '127.0.0.1', PORT: String(held) })
+  t.equal((await main.exited).code, 1)
+  t.equal(main.stderr(), `session-gateway: cannot listen on 127.0.0.1:${held}, server.port (PORT): EADDRINUSE, the port is in use\n`)
+
+  const metrics = runCli(t, [], { HOST: '127.0.0.1', PORT: '0', METRICS_PORT: String(held) })
+  t.equal((await metrics.exited).code, 1)
+  t.equal(metrics.stderr(), `session-gateway: cannot listen for /metrics on 127.0.0.1:${held}, metrics.port (METRICS_PORT): EADDRINUSE, the port is in use\n`)
+})
+
+t.test('a HOST that does not resolve exits 1, naming HOST', async (t) => {
+  const cli = runCli(t, [], { HOST: 'no-such-host.invalid', PORT: '0' })
+  t.equal((await cli.exited).code, 1)
+  t.match(cli.stderr(), /^session-gateway: cannot listen on no-such-host\.invalid:0, server\.host \(HOST\): (ENOTFOUND|EAI_AGAIN|EAI_FAIL), /)
+})
+
+t.test('METRICS_PORT equal to PORT is a configuration error: exit 2, naming both', async (t) => {
+  const cli = runCli(t, [], { HOST: '127.0.0.1', PORT: '21123', METRICS_PORT: '21123' })
+  t.equal((await cli.exited).code, 2)
+  t.match(cli.stderr(), /^session-gateway: config METRICS_PORT: metrics\.port \(METRICS_PORT\) 21123 is server\.port \(PORT\) too/)
 })
 
 t.test('--help prints usage and exits 0', async (t) => {
@@ -136,10 +198,10 @@ t.test('--help prints usage and exits 0', async (t) => {
   t.equal(cli.stderr(), '')
 })
 
-t.test('an unknown flag exits non-zero with the usage', async (t) => {
+t.test('an unknown flag exits 2 with the usage', async (t) => {
   const cli = runCli(t, ['--port', '80'])
   const { code } = await cli.exited
-  t.not(code, 0)
+  t.equal(code, 2, 'a configuration error: 2')
   t.match(cli.stderr(), /--port/)
   t.match(cli.stderr(), /Usage: session-gateway/)
 })
@@ -152,7 +214,7 @@ t.test('with --config config.example.yaml it starts and proxies, and SIGTERM sto
   const cli = runCli(t, ['--config', EXAMPLE], gatewayEnv(upstream))
   const port = await listeningPort(cli)
   const listening = await cli.waitForLog((l) => l.msg === 'session-gateway listening')
-  t.equal(listening.upstream, upstream.url, 'the environment overrides the file')
+  t.same(listening.upstreams, { default: upstream.url }, 'the environment overrides the file')
 
   const res = await request(`http://127.0.0.1:${port}/v1/responses`, {
     dispatcher: agent,
@@ -187,6 +249,21 @@ t.test('regression: METRICS_PORT=0 logs the address the metrics listener took', 
   t.equal((await cli.exited).code, 0)
 })
 
+// Regression: the line named config.upstream.url, https://api.openai.com/v1 (its default), while
+// the gateway routed over UPSTREAMS.
+t.test('the listening line names every upstream routed to, by name, without the url\'s query', async (t) => {
+  const upstreams = [
+    { name: 'a', url: 'http://127.0.0.1:9/openai/v1/?api-version=preview&sig=not-for-logs' },
+    { name: 'b', url: 'http://127.0.0.1:10' }
+  ]
+  const cli = runCli(t, [], { HOST: '127.0.0.1', PORT: '0', UPSTREAMS: JSON.stringify(upstreams) })
+  const listening = await cli.waitForLog((l) => l.msg === 'session-gateway listening')
+  t.same(listening.upstreams, { a: 'http://127.0.0.1:9/openai/v1', b: 'http://127.0.0.1:10' })
+  t.notMatch(cli.stdout(), /api\.openai\.com|not-for-logs|api-version/)
+  cli.child.kill('SIGTERM')
+  t.equal((await cli.exited).code, 0)
+})
+
 t.test('CONFIG_FILE works like --config; --config wins over it', async (t) => {
   const upstream = await startMockUpstream()
   t.teardown(async () => { await upstream.close() })
@@ -197,7 +274,7 @@ t.test('CONFIG_FILE works like --config; --config wins over it', async (t) => {
 
   const viaEnv = runCli(t, [], { CONFIG_FILE: file })
   await listeningPort(viaEnv)
-  t.equal((await viaEnv.waitForLog((l) => l.msg === 'session-gateway listening')).upstream, upstream.url)
+  t.same((await viaEnv.waitForLog((l) => l.msg === 'session-gateway listening')).upstreams, { default: upstream.url })
   viaEnv.child.kill('SIGTERM')
   t.equal((await viaEnv.exited).code, 0)
 
@@ -207,7 +284,7 @@ t.test('CONFIG_FILE works like --config; --config wins over it', async (t) => {
   t.equal((await flagWins.exited).code, 0)
 
   const missing = runCli(t, [], { CONFIG_FILE: join(dir, 'missing.yaml') })
-  t.not((await missing.exited).code, 0)
+  t.equal((await missing.exited).code, 2)
   t.match(missing.stderr(), /cannot read .*missing\.yaml/)
 })
 

@@ -140,7 +140,8 @@ const argsOf = (keyword: string): string[] => runtime.instructions.filter((i) =>
 /** Runs a health check's `node -e …` the way the container would, against `port`. */
 async function runCheck (argv: string[], env: Env = {}): Promise<number | null> {
   if (argv[0] !== 'node') throw new Error(`health checks run the image's node, not ${argv[0]}`)
-  const child = spawn(process.execPath, argv.slice(1), { env: { PATH: process.env.PATH, ...env }, stdio: 'ignore' })
+  // cwd: the repository root stands for the image's WORKDIR, where dist/src is.
+  const child = spawn(process.execPath, argv.slice(1), { cwd: root, env: { PATH: process.env.PATH, ...env }, stdio: 'ignore' })
   const [code] = await once(child, 'close') as [number | null]
   return code
 }
@@ -165,6 +166,8 @@ t.test('Dockerfile: Node 24, production install, non-root, port, health check, P
   t.ok(name === 'node' || (/^\d+$/.test(name) && name !== '0'), `runs as a non-root user (${user})`)
 
   checkVariableNames(t, 'Dockerfile ENV', imageEnv)
+  // Set by the image, they would beat a mounted YAML file's server.host and server.port.
+  t.notOk('HOST' in imageEnv || 'PORT' in imageEnv, 'the image sets neither HOST nor PORT: the defaults serve, and a YAML file can change them')
   const config = configFor(t, 'Dockerfile ENV', imageEnv)
   t.ok(['0.0.0.0', '::'].includes(config.server.host), 'listens on every interface, so published ports reach it')
   t.same(argsOf('EXPOSE').flatMap((args) => args.split(/\s+/)).map((port) => Number(port.split('/')[0])), [config.server.port], 'EXPOSE matches PORT')
@@ -182,6 +185,9 @@ t.test('Dockerfile: Node 24, production install, non-root, port, health check, P
 
   const gateway = await startGateway({ UPSTREAM_URL: 'http://127.0.0.1:9/v1' })
   t.equal(await runCheck(check!, { ...imageEnv, PORT: String(gateway.port) }), 0, 'HEALTHCHECK passes against a running gateway (node only, no curl)')
+  const file = join(t.testdir({ 'gateway.yaml': `server:\n  port: ${gateway.port}\n` }), 'gateway.yaml')
+  t.equal(await runCheck(check!, { ...imageEnv, CONFIG_FILE: file }), 0, 'HEALTHCHECK finds a port set in a mounted YAML file (CONFIG_FILE)')
+  t.equal(await runCheck(check!, { ...imageEnv, CONFIG_FILE: file, PORT: '9' }), 1, 'and PORT, which the gateway prefers, before it (nothing listens on 9)')
   await gateway.close()
   t.equal(await runCheck(check!, { ...imageEnv, PORT: String(gateway.port) }), 1, 'HEALTHCHECK fails once it has stopped')
 })

@@ -140,6 +140,16 @@ t.test('the production install runs the gateway without dev dependencies and dra
     t.equal(upstreamRequest.headers.authorization, 'Bearer sk-test')
   })
 
+  t.test("the image's HEALTHCHECK (dist/src/health-check.js) passes from the production install", async (t) => {
+    const check = spawn(process.execPath, ['dist/src/health-check.js', '/healthz'], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: new URL(address).port },
+      stdio: 'ignore'
+    })
+    const [code] = await once(check, 'close') as [number | null]
+    t.equal(code, 0)
+  })
+
   t.test('SIGTERM lets the stream in flight finish, then the process exits 0', async (t) => {
     const events = responseStream('resp_drain', 'still streaming while shutting down').split(/(?<=\n\n)/)
     const head = events.slice(0, 3).join('')

@@ -118,6 +118,23 @@ t.test('an unknown YAML key (a typo) is refused, naming it', async (t) => {
   refuses(t, () => loadConfig({ file: yamlFile(t, 'port: 9000\n') }), 'port', /unknown setting/)
 })
 
+// Regression: keys with nothing after the colon were dropped before the unknown-key check, so a
+// file with `serverr:` or `redis_url:` started with the defaults.
+t.test('an unknown YAML key is refused even when it is left empty', async (t) => {
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'serverr:\n') }), 'serverr', /unknown setting/)
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'redis_url:\n') }), 'redis_url', /unknown setting/)
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'redis_url: ~\n') }), 'redis_url', /unknown setting/)
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'server:\n  prot:\n') }), 'server.prot', /unknown setting/)
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'serverr: {}\n') }), 'serverr', /unknown setting/)
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'server:\n  tls: {}\n') }), 'server.tls', /unknown setting/)
+})
+
+t.test('a known YAML key or section left empty keeps its defaults', async (t) => {
+  const defaults = plain(loadConfig({}))
+  t.strictSame(plain(loadConfig({ file: yamlFile(t, 'server:\n  port:\n  host: ~\nupstreams:\nupstream:\n  headers:\n') })), defaults)
+  t.strictSame(plain(loadConfig({ file: yamlFile(t, 'server: {}\nredis: {}\n') })), defaults)
+})
+
 t.test('an unreadable file is refused', async (t) => {
   const dir = t.testdir({})
   const missing = join(dir, 'missing.yaml')

@@ -1,0 +1,36 @@
+/**
+ * The checks that span the listener's settings (`server.*`, and `metrics.port` beside
+ * `server.port`), each valid alone: Node would refuse them at start, in its own words.
+ */
+import type { GatewayConfig } from './load-config.js'
+import { ConfigError } from './settings.js'
+
+/** YAML path → the key that set it (an env var or the YAML path itself); absent for a default. */
+export type SetBy = ReadonlyMap<string, string>
+
+const HEADERS = ['server.headers_timeout_ms', 'SERVER_HEADERS_TIMEOUT_MS'] as const
+const REQUEST = ['server.request_timeout_ms', 'SERVER_REQUEST_TIMEOUT_MS'] as const
+
+export function checkServerSettings ({ server, metrics }: GatewayConfig, setBy: SetBy): void {
+  checkTimeouts(server, setBy)
+  // Both listen on server.host: the second could never bind (0 is a free port each).
+  if (metrics.port === server.port && server.port !== 0) {
+    throw new ConfigError(setBy.get('metrics.port') ?? 'metrics.port', `metrics.port (METRICS_PORT) ${metrics.port} is server.port (PORT) too: /metrics needs a port of its own, or -1 to be served on the main one`)
+  }
+}
+
+/**
+ * The request headers are part of the request: Node refuses a headers timeout longer than the
+ * request timeout (unless that is 0, none). Blamed on the key that was set, the headers' first.
+ */
+function checkTimeouts (server: GatewayConfig['server'], setBy: SetBy): void {
+  const { headersTimeoutMs, requestTimeoutMs } = server
+  if (requestTimeoutMs === 0 || headersTimeoutMs <= requestTimeoutMs) return
+  const key = setBy.get(HEADERS[0]) ?? setBy.get(REQUEST[0]) ?? HEADERS[0]
+  throw new ConfigError(key, `${named(HEADERS, headersTimeoutMs, setBy)} is longer than ${named(REQUEST, requestTimeoutMs, setBy)}, ` +
+    `which includes the headers: lower ${HEADERS[0]} (${HEADERS[1]}), or raise ${REQUEST[0]} (${REQUEST[1]}) to at least ${headersTimeoutMs}, or set it to 0 (none)`)
+}
+
+function named ([path, env]: readonly [string, string], value: number, setBy: SetBy): string {
+  return `${path} (${env}) ${value}${setBy.has(path) ? '' : ' (its default)'}`
+}
