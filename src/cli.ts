@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { loadConfig, type GatewayConfig } from './config/load-config.js'
 import { ConfigError } from './config/settings.js'
 import { createGateway } from './server/build-gateway.js'
-import { ListenError } from './server/listen.js'
+import { ListenError } from './server/listener.js'
 import { upstreamTarget } from './upstream/upstream-path.js'
 
 const USAGE = `Usage: session-gateway [--config FILE]

@@ -1,4 +1,5 @@
 import type { Server, ServerOptions } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import type { GatewayConfig } from '../config/load-config.js'
 import { answerClientError, refuseConnect } from './client-errors.js'
 
@@ -22,4 +23,55 @@ export function listenerOptions ({ server }: GatewayConfig): ServerOptions {
 export function answerUnparsedRequests (server: Server): void {
   server.on('clientError', answerClientError)
   server.on('connect', refuseConnect)
+}
+
+/** The settings a listener's address comes from, as messages name them: `server.port (PORT)`. */
+export interface ListenerSettings {
+  host: string
+  port: string
+  /** What the listener serves, when it is not the gateway itself: `/metrics`. */
+  serves?: string
+}
+
+/**
+ * A listener could not bind. Unlike a ConfigError it may pass on its own (the previous process
+ * still holds the port, DNS not up yet), so the CLI exits 1, which supervisors retry, not 2.
+ */
+export class ListenError extends Error {
+  override name = 'ListenError'
+  constructor (readonly code: string, message: string) {
+    super(message)
+  }
+}
+
+/** The usual failures: which of the two settings to name, and what the code means. */
+const CAUSES: Record<string, { blame: 'host' | 'port', problem: string }> = {
+  EADDRINUSE: { blame: 'port', problem: 'the port is in use' },
+  EACCES: { blame: 'port', problem: 'no permission to listen on this port (below 1024 needs a privilege)' },
+  EADDRNOTAVAIL: { blame: 'host', problem: 'the address is not one of this machine\'s' },
+  ENOTFOUND: { blame: 'host', problem: 'the host name does not resolve' },
+  EAI_AGAIN: { blame: 'host', problem: 'the host name could not be resolved for now' },
+  EAI_FAIL: { blame: 'host', problem: 'the host name could not be resolved' }
+}
+
+/** Listens on `host:port`; resolves to the bound address (`http://127.0.0.1:8080`), or rejects with a ListenError naming the setting to look at. */
+export async function listen (server: Server, host: string, port: number, settings: ListenerSettings): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => reject(listenError(err, host, port, settings))
+    server.once('error', onError)
+    server.listen(port, host, () => {
+      server.off('error', onError)
+      resolve()
+    })
+  })
+  const { address, port: bound } = server.address() as AddressInfo
+  return `http://${address.includes(':') ? `[${address}]` : address}:${bound}`
+}
+
+function listenError (err: NodeJS.ErrnoException, host: string, port: number, settings: ListenerSettings): ListenError {
+  const code = err.code ?? 'ERROR'
+  const cause = CAUSES[code]
+  const named = cause === undefined ? `${settings.host} and ${settings.port}` : settings[cause.blame]
+  const where = `${settings.serves === undefined ? '' : `for ${settings.serves} `}on ${host.includes(':') ? `[${host}]` : host}:${port}`
+  return new ListenError(code, `cannot listen ${where}, ${named}: ${code}, ${cause?.problem ?? err.message}`)
 }

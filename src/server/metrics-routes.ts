@@ -3,8 +3,7 @@ import { settingName } from '../config/load-config.js'
 import { METRICS_ROUTES } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
 import type { GatewayMetrics } from '../observe/metrics.js'
-import { listen } from './listen.js'
-import { answerUnparsedRequests } from './listener.js'
+import { answerUnparsedRequests, listen } from './listener.js'
 import { SideRoutes } from './side-routes.js'
 
 /** `GET /metrics` (and HEAD; a query is ignored): on the main port, or on its own listener. */
