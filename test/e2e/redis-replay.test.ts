@@ -5,36 +5,41 @@
  * session. A session's upstream moved meanwhile is replayed too, the last move per session,
  * unless another replica used the session's binding since. Runs real redis-server processes.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { Writable } from 'node:stream'
 import { loadConfig } from '../../src/config/load-config.js'
 import { createLogger } from '../../src/observe/logger.js'
 import { RedisSessionStore } from '../../src/session/redis-store.js'
-import { startGateway, type RunningGateway } from '../support/gateway.js'
-import { logLines, type LogLine } from '../support/log-lines.js'
+import { startGateway } from '../support/gateway.js'
+import { logLines, type LogLine, type LogLines } from '../support/log-lines.js'
 import { startMockUpstream } from '../support/mock-upstream.js'
 import { needs } from '../support/needs.js'
 import { startRedis } from '../support/redis-server.js'
 import { answerWithNewResponses, postResponse } from '../support/responses-client.js'
-import { startTcpProxy } from '../support/tcp-proxy.js'
+import { storeState, until } from '../support/polling.js'
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js'
 
 const REPLAYED = 'session store: bindings made while redis was away are written to it'
 
-/** Polls `read` until `done` holds: the store changes state on its Redis client's events, which a test cannot hook. */
-async function until<T> (read: () => T | Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const value = await read()
-    if (done(value)) return value
-    if (Date.now() > deadline) throw new Error(`never ${what}; last: ${JSON.stringify(value)}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-async function storeState (gateway: RunningGateway): Promise<string> {
-  const res = await fetch(`${gateway.origin}/readyz`)
-  return ((await res.json()) as { store: { state: string } }).store.state
+/**
+ * One replica's Redis store, reaching a real redis-server through a TCP proxy the test can cut,
+ * a direct client standing for the other replicas, and the store's log lines; connected.
+ */
+async function replicaBehindProxy (t: Test, { replayMaxEntries, idleTtlMs }: { replayMaxEntries: number, idleTtlMs: number }): Promise<{ proxy: TcpProxy, probe: Redis, logs: LogLines, store: RedisSessionStore }> {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const proxy = await startTcpProxy(redis.port)
+  t.teardown(proxy.close)
+  const probe = new Redis(redis.url)
+  t.teardown(() => probe.disconnect())
+  const logs = logLines()
+  const sink = new Writable({ write (chunk: Buffer, _encoding, done) { for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.add(JSON.parse(line) as LogLine); done() } })
+  const config = loadConfig({ env: { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_REPLAY_MAX_ENTRIES: String(replayMaxEntries) } })
+  const store = new RedisSessionStore({ target: config.redis, timeoutMs: 200, idleTtlMs, keyPrefix: 'gw:', localMaxEntries: 100, localMaxBytes: 1024 * 1024, replayMaxEntries: config.redis.replayMaxEntries, logger: createLogger('info', sink) })
+  t.teardown(async () => { await store.close() })
+  await until(() => store.health().state, (s) => s === 'ok', 'connected')
+  return { proxy, probe, logs, store }
 }
 
 t.test('a response made through one gateway while Redis was down is continued through another once Redis is back', needs('redis-server'), async (t) => {
@@ -64,19 +69,7 @@ t.test('a response made through one gateway while Redis was down is continued th
 })
 
 t.test('the replay keeps a binding Redis already holds for another session, and drops the oldest past its bound', needs('redis-server'), async (t) => {
-  const redis = await startRedis()
-  t.teardown(redis.close)
-  const proxy = await startTcpProxy(redis.port)
-  t.teardown(proxy.close)
-  const probe = new Redis(redis.url)
-  t.teardown(() => probe.disconnect())
-
-  const logs = logLines()
-  const sink = new Writable({ write (chunk: Buffer, _encoding, done) { for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.add(JSON.parse(line) as LogLine); done() } })
-  const config = loadConfig({ env: { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_REPLAY_MAX_ENTRIES: '2' } })
-  const store = new RedisSessionStore({ target: config.redis, timeoutMs: 200, idleTtlMs: 3_600_000, keyPrefix: 'gw:', localMaxEntries: 100, localMaxBytes: 1024 * 1024, replayMaxEntries: config.redis.replayMaxEntries, logger: createLogger('info', sink) })
-  t.teardown(async () => { await store.close() })
-  await until(() => store.health().state, (s) => s === 'ok', 'connected')
+  const { proxy, probe, logs, store } = await replicaBehindProxy(t, { replayMaxEntries: 2, idleTtlMs: 3_600_000 })
 
   proxy.cut() // this replica loses Redis; the others (the probe) do not
   await until(() => store.health().state, (s) => s === 'degraded', 'degraded')
@@ -98,19 +91,7 @@ t.test('the replay keeps a binding Redis already holds for another session, and 
 
 t.test("the replay writes a session's last upstream move over the binding Redis held from before, keeps one another replica used since, within the same bound", needs('redis-server'), async (t) => {
   const HOUR = 3_600_000
-  const redis = await startRedis()
-  t.teardown(redis.close)
-  const proxy = await startTcpProxy(redis.port)
-  t.teardown(proxy.close)
-  const probe = new Redis(redis.url)
-  t.teardown(() => probe.disconnect())
-
-  const logs = logLines()
-  const sink = new Writable({ write (chunk: Buffer, _encoding, done) { for (const line of chunk.toString('utf8').split('\n')) if (line !== '') logs.add(JSON.parse(line) as LogLine); done() } })
-  const config = loadConfig({ env: { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_REPLAY_MAX_ENTRIES: '4' } })
-  const store = new RedisSessionStore({ target: config.redis, timeoutMs: 200, idleTtlMs: HOUR, keyPrefix: 'gw:', localMaxEntries: 100, localMaxBytes: 1024 * 1024, replayMaxEntries: config.redis.replayMaxEntries, logger: createLogger('info', sink) })
-  t.teardown(async () => { await store.close() })
-  await until(() => store.health().state, (s) => s === 'ok', 'connected')
+  const { proxy, probe, logs, store } = await replicaBehindProxy(t, { replayMaxEntries: 4, idleTtlMs: HOUR })
   // Every write and read of a binding sets its TTL to the idle TTL, so its TTL tells when it was
   // last used: this one a second before the outage.
   await probe.set('gw:upstream:moved', 'a', 'PX', HOUR - 1000)

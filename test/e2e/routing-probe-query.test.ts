@@ -7,18 +7,8 @@
 import http from 'node:http'
 import t from 'tap'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
-import { replyJson, startMockUpstream, type MockUpstream, type RecordedRequest } from '../support/mock-upstream.js'
+import { received, replyJson, startMockUpstream, type RecordedRequest } from '../support/mock-upstream.js'
 import { sessionsHomedOn } from '../support/upstream-process.js'
-
-/** Resolves with the first request `upstream` received, or receives, that matches `predicate`. */
-async function received (upstream: MockUpstream, predicate: (req: RecordedRequest) => boolean): Promise<RecordedRequest> {
-  const seen = upstream.requests.find(predicate)
-  if (seen !== undefined) return seen
-  for (;;) {
-    const next = await upstream.nextRequest()
-    if (predicate(next)) return next
-  }
-}
 
 const requestLine = (req: RecordedRequest): string => `${req.method} ${req.url}`
 const isProbe = (req: RecordedRequest): boolean => req.method === 'GET'

@@ -10,26 +10,11 @@ import { Redis } from 'ioredis'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
 import { needs } from '../support/needs.js'
 import { startRedis } from '../support/redis-server.js'
+import { storeState, until } from '../support/polling.js'
 import { startTcpProxy } from '../support/tcp-proxy.js'
 import { sessionsHomedOn, startUpstreamProcesses } from '../support/upstream-process.js'
 
 const REPLAYED = 'session store: bindings made while redis was away are written to it'
-
-/** Polls `read` until `done` holds: the store changes state on its Redis client's events, which a test cannot hook. */
-async function until<T> (read: () => T | Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const value = await read()
-    if (done(value)) return value
-    if (Date.now() > deadline) throw new Error(`never ${what}; last: ${JSON.stringify(value)}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-async function storeState (gateway: RunningGateway): Promise<string> {
-  const res = await fetch(`${gateway.origin}/readyz`)
-  return ((await res.json()) as { store: { state: string } }).store.state
-}
 
 /** A POST /v1/responses for `session` on a connection of its own; resolves with the upstream that answered. */
 async function send (gateway: RunningGateway, session: string): Promise<{ status: number, upstream: string | undefined }> {

@@ -11,7 +11,7 @@ import { request } from 'undici'
 import { loadConfig } from '../../src/config/load-config.js'
 import { gatewayFromRecipe, recipeKeys, routingRecipe, routingRecipes } from '../support/doc-recipes.js'
 import type { RunningGateway } from '../support/gateway.js'
-import type { MockUpstream, RecordedRequest, UpstreamHandler } from '../support/mock-upstream.js'
+import { received, type MockUpstream, type RecordedRequest, type UpstreamHandler } from '../support/mock-upstream.js'
 
 /** Answers like the Responses API, with an id that names the host that answered. */
 function responsesFrom (host: string): UpstreamHandler {
@@ -32,16 +32,6 @@ async function post (gateway: RunningGateway, body: Record<string, unknown>, hea
 }
 
 const modelCalls = (upstream: MockUpstream): RecordedRequest[] => upstream.requests.filter((r) => r.method === 'POST')
-
-/** Resolves once `upstream` has received a request matching `predicate` (those already in count). */
-async function received (upstream: MockUpstream, predicate: (req: RecordedRequest) => boolean): Promise<RecordedRequest> {
-  const seen = upstream.requests.find(predicate)
-  if (seen !== undefined) return seen
-  for (;;) {
-    const next = await upstream.nextRequest()
-    if (predicate(next)) return next
-  }
-}
 
 t.test('every recipe on the page loads as a configuration, as written', async (t) => {
   const recipes = routingRecipes()

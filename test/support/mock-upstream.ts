@@ -91,6 +91,16 @@ export async function startMockUpstream (handler: UpstreamHandler = replyJson({ 
 }
 
 /** Answers every request with the given JSON and status. */
+/** Resolves with the first request `upstream` received, or receives, that matches `predicate`. */
+export async function received (upstream: MockUpstream, predicate: (req: RecordedRequest) => boolean): Promise<RecordedRequest> {
+  const seen = upstream.requests.find(predicate)
+  if (seen !== undefined) return seen
+  for (;;) {
+    const next = await upstream.nextRequest()
+    if (predicate(next)) return next
+  }
+}
+
 export function replyJson (body: unknown, status = 200, headers: Record<string, string> = {}): UpstreamHandler {
   return (_req, res) => {
     const text = JSON.stringify(body)
