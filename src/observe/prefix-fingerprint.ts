@@ -2,14 +2,16 @@ import { FieldDigest, shortDigest } from './field-digest.js'
 
 /**
  * A request's prompt-cache prefix, as far as the gateway can see it: a fingerprint of its
- * top-level `model`, `instructions` and `tools`, and the model's name.
+ * top-level `model`, `instructions` and `tools` — and, for a Chat Completions call, whose
+ * instructions are its first message, of `messages` up to the end of its first object —
+ * and the model's name.
  */
 export interface RequestPrefix {
-  /** 16 hex digits; equal for equal values of the three fields, whatever their order. */
+  /** 16 hex digits; equal for equal values of the fields, whatever their order. */
   fingerprint: string
   /** The top-level `model` string; undefined when absent or not a string. */
   model: string | undefined
-  /** Whether any of the three was at the top level: a fingerprint of none says little. */
+  /** Whether any of the fields was at the top level: a fingerprint of none says little. */
   hasPrefixFields: boolean
   /**
    * The top-level `type` string (not in the fingerprint): what a WebSocket client message is,
@@ -18,9 +20,13 @@ export interface RequestPrefix {
   type: string | undefined
 }
 
-/** The three fields of the fingerprint, by index, then `type` (read, not fingerprinted). */
-const FIELDS = ['model', 'instructions', 'tools', 'type'] as const
+/**
+ * The fingerprint's fields by index, `type` (read, not fingerprinted), and `messages` (a chat
+ * call's: only its first object is fingerprinted, the system message a chat client puts there).
+ */
+const FIELDS = ['model', 'instructions', 'tools', 'type', 'messages'] as const
 const TYPE = 3
+const MESSAGES = 4
 const NONE = -1
 /** Longer keys are none of the fields (even written with escapes). */
 const MAX_KEY_BYTES = 64
@@ -81,7 +87,7 @@ export class PrefixFingerprint {
   #field = NONE
   /** Where the part of the current chunk still to be hashed (or kept, for a key) starts. */
   #from = 0
-  readonly #hashes: Array<FieldDigest | undefined> = [undefined, undefined, undefined, undefined]
+  readonly #hashes: Array<FieldDigest | undefined> = [undefined, undefined, undefined, undefined, undefined]
   /** A top-level key's bytes, escapes unresolved; past MAX_KEY_BYTES only counted. */
   readonly #key = new Uint8Array(MAX_KEY_BYTES)
   #keyBytes = 0
@@ -133,11 +139,13 @@ export class PrefixFingerprint {
     if (this.#result !== null) return this.#result
     this.readHeld()
     if (this.#mode !== AFTER) return (this.#result = undefined)
-    const [model, instructions, tools] = this.#hashes
+    const [model, instructions, tools, , messages] = this.#hashes
+    // `messages` is added only when present: a Responses call's fingerprint is what it was.
+    const chat = messages === undefined ? '' : `messages:${messages.digest()};`
     this.#result = {
-      fingerprint: shortDigest(`model:${model?.digest() ?? '-'};instructions:${instructions?.digest() ?? '-'};tools:${tools?.digest() ?? '-'};`),
+      fingerprint: shortDigest(`model:${model?.digest() ?? '-'};instructions:${instructions?.digest() ?? '-'};tools:${tools?.digest() ?? '-'};${chat}`),
       model: shortString(model),
-      hasPrefixFields: model !== undefined || instructions !== undefined || tools !== undefined,
+      hasPrefixFields: model !== undefined || instructions !== undefined || tools !== undefined || messages !== undefined,
       type: shortString(this.#hashes[TYPE])
     }
     return this.#result
@@ -221,10 +229,17 @@ export class PrefixFingerprint {
         i = end + 1
       } else if (c === 0x7b || c === 0x5b) {
         depth++
-      } else if ((c === 0x7d || c === 0x5d) && --depth === 1) {
-        this.#depth = 1
-        this.#endValue(chunk, i)
-        return i
+      } else if (c === 0x7d || c === 0x5d) {
+        if (--depth === 1) {
+          this.#depth = 1
+          this.#endValue(chunk, i)
+          return i
+        }
+        // `messages`: its first object has ended; the rest of the conversation is crossed unhashed.
+        if (depth === 2 && this.#field === MESSAGES) {
+          this.#hashPart(chunk, this.#from, i)
+          this.#field = NONE
+        }
       }
     }
     this.#depth = depth

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
+import OpenAI from 'openai'
 import t from 'tap'
 import { request } from 'undici'
 import { answerWithChosenUsage, callRecords, modelCall, OTHER_TOOLS, recordsUntil } from '../support/cache-calls.js'
 import { startGateway, startGatewayWithUpstream } from '../support/gateway.js'
-import { replyJson, startMockUpstream } from '../support/mock-upstream.js'
+import { replyJson, startMockUpstream, type UpstreamHandler } from '../support/mock-upstream.js'
 import { needs } from '../support/needs.js'
 import { startRedis } from '../support/redis-server.js'
 import { startUpstreamProcesses } from '../support/upstream-process.js'
@@ -45,6 +46,46 @@ t.test('each cache outcome and miss reason, from a real sequence of calls', asyn
   t.match(metrics, /session_gateway_cache_misses_total\{reason="first_request"\} 1\n/)
   t.match(metrics, /session_gateway_model_tokens_total\{model="gpt-5",type="cached"\} 2432\n/)
   t.match(metrics, /session_gateway_tokens_total\{type="cached",upstream="default"\} 2432\n/, 'the existing family is unchanged')
+})
+
+/** A Chat Completions answer whose cached tokens are the request's `metadata.cached` (the SDK sends metadata as strings). */
+const answerChatWithChosenCache: UpstreamHandler = (req, res) => {
+  const body = JSON.parse(req.body.toString('utf8')) as { model: string, metadata?: { cached?: string } }
+  const text = JSON.stringify({
+    id: `chatcmpl-${Math.random().toString(36).slice(2)}`,
+    object: 'chat.completion',
+    created: 1,
+    model: body.model,
+    choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: BIG, completion_tokens: 5, total_tokens: BIG + 5, prompt_tokens_details: { cached_tokens: Number(body.metadata?.cached ?? 0) } }
+  })
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+t.test('a chat call\'s first message is its prefix: a changed system prompt is prefix_changed, a new turn is not', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, {}, answerChatWithChosenCache)
+  const client = new OpenAI({ baseURL: gateway.baseURL, apiKey: 'sk-test', maxRetries: 0 })
+  const session = 's-chat-prefix'
+  const call = async (system: string, user: string, cached: number): Promise<void> => {
+    await client.chat.completions.create({
+      model: 'gpt-4.1',
+      messages: [{ role: 'system', content: system }, { role: 'user', content: user }],
+      metadata: { cached: String(cached) }
+    }, { headers: { 'session-id': session } })
+  }
+  await call('You are terse.', 'first question', 0)
+  await call('You are terse.', 'a new turn, same system prompt', 0)
+  await call('You are verbose.', 'the system prompt changed', 0)
+  await call('You are verbose.', 'and again', 1920)
+  const { data } = await callRecords(gateway.origin, session)
+  t.same(data.map((r) => [r.cache, r.miss_reason]).reverse(), [
+    ['miss', 'first_request'],
+    ['miss', 'unexplained'],
+    ['miss', 'prefix_changed'],
+    ['hit', null]
+  ], 'only the changed system message explains its miss')
+  t.equal(data[0]!.model, 'gpt-4.1')
 })
 
 t.test('a gap longer than CACHE_IDLE_SECONDS explains a miss as idle', async (t) => {

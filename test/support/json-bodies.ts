@@ -48,13 +48,13 @@ export function jsonValue (random: Random, depth: number): string {
   const n = Math.floor(random() * 4)
   const items = Array.from({ length: n }, () => kind === 3
     ? `${ws()}${jsonValue(random, depth - 1)}${ws()}`
-    : `${ws()}${jsonString(random, pick(random, ['model', 'tools', 'instructions', 'input', 'k', randomText(random)]))}${ws()}:${ws()}${jsonValue(random, depth - 1)}${ws()}`)
+    : `${ws()}${jsonString(random, pick(random, ['model', 'tools', 'instructions', 'messages', 'input', 'k', randomText(random)]))}${ws()}:${ws()}${jsonValue(random, depth - 1)}${ws()}`)
   return kind === 3 ? `[${items.join(',')}${n === 0 ? ws() : ''}]` : `{${items.join(',')}${n === 0 ? ws() : ''}}`
 }
 
-const TOP_KEYS = ['model', 'instructions', 'tools', 'input', 'stream', 'metadata', 'modelx', 'tool', '']
+const TOP_KEYS = ['model', 'instructions', 'tools', 'messages', 'input', 'stream', 'metadata', 'modelx', 'tool', '']
 
-/** A random request body: a top-level object with some of the three fields (maybe twice, maybe with escaped keys), in any order. */
+/** A random request body: a top-level object with some of the fingerprinted fields (maybe twice, maybe with escaped keys), in any order. */
 export function randomBody (random: Random): Buffer {
   const ws = (): string => pick(random, WS)
   const members: string[] = []
@@ -117,6 +117,22 @@ function valueEnd (text: string, at: number): number {
   return i
 }
 
+/**
+ * A container's bytes up to the end of the first container directly inside it (a chat call's
+ * first message), or all of them when it holds none (or is no container).
+ */
+function firstContainerEnd (raw: Buffer): number {
+  const text = raw.toString('latin1')
+  if (text[0] !== '[' && text[0] !== '{') return raw.length
+  let i = skipWs(text, 1)
+  while (text[i] !== '}' && text[i] !== ']') {
+    if (text[i] === '{' || text[i] === '[') return valueEnd(text, i)
+    i = skipWs(text, valueEnd(text, i))
+    if (text[i] === ':' || text[i] === ',') i = skipWs(text, i + 1)
+  }
+  return raw.length
+}
+
 /** Two 32-bit FNV-1a lanes over `codes` (bytes or UTF-16 units), as 16 hex digits. */
 function fnvLanes (codes: ArrayLike<number>): string {
   let a = 0x811c9dc5
@@ -130,17 +146,20 @@ function fnvLanes (codes: ArrayLike<number>): string {
 
 /**
  * The fingerprint as the gateway defines it: each field's bytes digested (up to 256 bytes by
- * FNV-1a lanes, `j`…; longer by SHA-256, `s`…; absent `-`), the three joined in a fixed order
- * and digested by the lanes again.
+ * FNV-1a lanes, `j`…; longer by SHA-256, `s`…; absent `-`), the three joined in a fixed order,
+ * then `messages` up to the end of its first container when there is one, and digested by the
+ * lanes again.
  */
 export function referencePrefix (body: Buffer): { fingerprint: string, model: string | undefined } {
   const spans = topLevelSpans(body)
   let joined = ''
+  const digestOf = (raw: Buffer): string => raw.length <= 256 ? `j${fnvLanes(raw)}` : `s${createHash('sha256').update(raw).digest('hex')}`
   for (const field of ['model', 'instructions', 'tools']) {
     const raw = spans.get(field)
-    const digest = raw === undefined ? '-' : raw.length <= 256 ? `j${fnvLanes(raw)}` : `s${createHash('sha256').update(raw).digest('hex')}`
-    joined += `${field}:${digest};`
+    joined += `${field}:${raw === undefined ? '-' : digestOf(raw)};`
   }
+  const messages = spans.get('messages')
+  if (messages !== undefined) joined += `messages:${digestOf(messages.subarray(0, firstContainerEnd(messages)))};`
   const units = Array.from(joined, (c) => c.charCodeAt(0))
   const model = spans.get('model')
   const name: unknown = model === undefined || model.length > 256 ? undefined : JSON.parse(model.toString('utf8'))
