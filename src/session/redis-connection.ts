@@ -34,6 +34,9 @@ export function createRedisClient (target: RedisTarget, timeoutMs: number): Redi
       sentinels: target.sentinels.map(hostPort),
       name: target.sentinelName,
       sentinelRetryStrategy: retry,
+      // The Sentinels' own credentials: the data nodes' (`credentials`) are not sent to them.
+      ...(target.sentinelUsername !== '' ? { sentinelUsername: target.sentinelUsername } : {}),
+      ...(target.sentinelPassword !== '' ? { sentinelPassword: target.sentinelPassword } : {}),
       // Sentinels speak TLS when the data nodes do (one CA for both).
       ...(redisTlsEnabled(target) ? { enableTLSForSentinelMode: true, sentinelTLS: tlsOptions(target) } : {})
     })
