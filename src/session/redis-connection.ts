@@ -45,6 +45,20 @@ export function createRedisClient (target: RedisTarget, timeoutMs: number): Redi
 }
 
 /**
+ * An error of the Redis client as the outage's reason (logged, and in `/readyz`): credentials
+ * refused are named by the settings that hold them, telling a Sentinel's refusal (which the
+ * client reports as "All sentinels are unreachable … Last error: WRONGPASS …") from a data
+ * node's; anything else is its code or message. Neither ever holds the password itself.
+ */
+export function outageReason (err: Error & { code?: string }): string {
+  const refused = /\b(NOAUTH|WRONGPASS)\b/.exec(err.message)?.[1]
+  if (refused === undefined) return err.code ?? err.message
+  return /^All sentinels are unreachable/.test(err.message)
+    ? `the Sentinels refused the gateway's credentials (${refused}): check redis.sentinel_password (REDIS_SENTINEL_PASSWORD) and redis.sentinel_username (REDIS_SENTINEL_USERNAME)`
+    : `Redis refused the gateway's credentials (${refused}): check redis.password (REDIS_PASSWORD) and redis.username (REDIS_USERNAME), or the URL's`
+}
+
+/**
  * Host, port and database from `redis.url`. Parsed here rather than by ioredis, whose URL
  * values would win over the explicit settings; credentials are taken by `credentials`.
  */

@@ -2,7 +2,7 @@ import type { RedisTarget } from '../config/redis-settings.js'
 import type { Logger } from '../observe/logger.js'
 import { parseCallRecord, type CallRecord } from './call-record.js'
 import { MemorySessionStore } from './memory-store.js'
-import { createRedisClient, type RedisClient } from './redis-connection.js'
+import { createRedisClient, outageReason, type RedisClient } from './redis-connection.js'
 import { ReplayQueue, type PendingBinding } from './replay-queue.js'
 import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
@@ -95,7 +95,7 @@ export class RedisSessionStore implements SessionStore {
     this.#replay = new ReplayQueue(options.replayMaxEntries)
     this.#redis = createRedisClient(options.target, options.timeoutMs)
     this.#redis.on('ready', () => this.#recovered())
-    this.#redis.on('error', (err: Error & { code?: string }) => this.#degraded(err.code ?? err.message))
+    this.#redis.on('error', (err: Error & { code?: string }) => this.#degraded(outageReason(err)))
     this.#redis.on('end', () => this.#degraded('connection ended'))
   }
 
