@@ -34,6 +34,9 @@ export function createRedisClient (target: RedisTarget, timeoutMs: number): Redi
       sentinels: target.sentinels.map(hostPort),
       name: target.sentinelName,
       sentinelRetryStrategy: retry,
+      // Without it a Sentinel that accepts connections but answers nothing (hung, stopped) is
+      // waited on forever, and the Sentinels after it in the list are never asked.
+      sentinelCommandTimeout: Math.max(timeoutMs, 1_000),
       // The Sentinels' own credentials: the data nodes' (`credentials`) are not sent to them.
       ...(target.sentinelUsername !== '' ? { sentinelUsername: target.sentinelUsername } : {}),
       ...(target.sentinelPassword !== '' ? { sentinelPassword: target.sentinelPassword } : {}),

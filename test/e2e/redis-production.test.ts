@@ -164,6 +164,22 @@ t.test('through Sentinel two gateways find the master and share sessions', needs
   await sharesSessions(t, gateways, one, two)
 })
 
+t.test('a hung Sentinel (accepting connections, answering nothing) is passed over for the next one', needs('redis-server'), async (t) => {
+  const master = await startRedis()
+  t.teardown(master.close)
+  const hung = await startSentinel(master.port, 'gateway-master')
+  t.teardown(hung.close)
+  const answering = await startSentinel(master.port, 'gateway-master')
+  t.teardown(answering.close)
+  hung.pause()
+  const gateways = await replicas(t)
+  const env = { REDIS_SENTINELS: `${hung.address},${answering.address}`, REDIS_SENTINEL_NAME: 'gateway-master' }
+  const one = await gateways.start(env)
+  const two = await gateways.start(env)
+  for (const gateway of [one, two]) await storeBecomes(gateway, 'ok')
+  await sharesSessions(t, gateways, one, two)
+})
+
 t.test('through a Sentinel with a password of its own, in front of data nodes with an ACL user: sessions shared; a missing or wrong password is named, the store degraded but serving', needs('redis-server'), async (t) => {
   const data = { username: 'gateway', password: 'pw-data-51c7' }
   const sentinelPassword = 'pw-sentinel-a93e'

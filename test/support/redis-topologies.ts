@@ -150,6 +150,8 @@ export interface RunningSentinel {
   port: number
   /** Where the Sentinel says the master is now (`SENTINEL get-master-addr-by-name`): `127.0.0.1:PORT`. */
   masterAddress: () => Promise<string>
+  /** SIGSTOPs the Sentinel: connections are still accepted (by the kernel), nothing is answered. */
+  pause: () => void
   close: () => Promise<void>
 }
 
@@ -179,6 +181,7 @@ export async function startSentinel (masterPort: number, name: string, options: 
     address: `127.0.0.1:${port}`,
     port,
     masterAddress: async () => ((await ask(port, ['SENTINEL', 'get-master-addr-by-name', name], auth)) as string[]).join(':'),
+    pause: () => { child.kill('SIGSTOP') },
     close
   }
   try {
