@@ -99,6 +99,9 @@ export const SETTINGS = {
     /** `host:port` of each Sentinel, asked for the master named `sentinelName`. */
     sentinels: setting('REDIS_SENTINELS', [] as string[], hostPorts()),
     sentinelName: setting('REDIS_SENTINEL_NAME', '', text({ allowEmpty: true })),
+    /** The Sentinels' own ACL user and password (their `requirepass`), not the data nodes'. */
+    sentinelUsername: setting('REDIS_SENTINEL_USERNAME', '', text({ allowEmpty: true })),
+    sentinelPassword: setting('REDIS_SENTINEL_PASSWORD', '', secret()),
     /** `host:port` of some Cluster nodes; the rest are discovered. */
     clusterNodes: setting('REDIS_CLUSTER_NODES', [] as string[], hostPorts()),
     /** TLS for Sentinel or Cluster (a `rediss://` URL turns it on by itself). */

@@ -17,7 +17,8 @@ export function redisTlsEnabled (redis: RedisTarget): boolean {
 
 /**
  * Settings that are each valid but do not go together: two ways to reach Redis at once, a
- * Sentinel without its master's name, a client certificate without its key, TLS files with TLS off.
+ * Sentinel without its master's name, a client certificate without its key, TLS files with TLS off,
+ * Sentinel credentials without Sentinels.
  */
 export function checkRedisSettings (redis: RedisTarget): void {
   const ways = [
@@ -32,7 +33,18 @@ export function checkRedisSettings (redis: RedisTarget): void {
   }
   if (redis.sentinels.length > 0 && redis.sentinelName === '') throw new ConfigError('redis.sentinel_name', 'is required with redis.sentinels (REDIS_SENTINELS): the name of the master the Sentinels watch')
   if (redis.sentinels.length === 0 && redis.sentinelName !== '') throw new ConfigError('redis.sentinels', 'is required with redis.sentinel_name (REDIS_SENTINEL_NAME)')
+  checkSentinelCredentials(redis)
   if ((redis.tlsCertFile === '') !== (redis.tlsKeyFile === '')) throw new ConfigError(redis.tlsCertFile === '' ? 'redis.tls_cert_file' : 'redis.tls_key_file', 'a client certificate needs both redis.tls_cert_file and redis.tls_key_file')
   const tlsFile = redis.tlsCaFile !== '' ? 'redis.tls_ca_file' : redis.tlsCertFile !== '' ? 'redis.tls_cert_file' : undefined
   if (tlsFile !== undefined && !redisTlsEnabled(redis)) throw new ConfigError(tlsFile, 'is set but TLS is off: use a rediss:// URL, or redis.tls: true (REDIS_TLS) with Sentinel or Cluster')
+}
+
+/**
+ * The Sentinels' credentials are used only to ask Sentinels, and a user is sent only with a
+ * password (AUTH user pass): either alone would be ignored without a word.
+ */
+function checkSentinelCredentials (redis: RedisTarget): void {
+  const key = redis.sentinelPassword !== '' ? 'redis.sentinel_password' : redis.sentinelUsername !== '' ? 'redis.sentinel_username' : undefined
+  if (key !== undefined && redis.sentinels.length === 0) throw new ConfigError(key, 'is set but redis.sentinels (REDIS_SENTINELS) is not: it is the Sentinels\' own password; the data nodes\' is redis.password (REDIS_PASSWORD)')
+  if (redis.sentinelUsername !== '' && redis.sentinelPassword === '') throw new ConfigError('redis.sentinel_password', 'is required with redis.sentinel_username (REDIS_SENTINEL_USERNAME): a Sentinel ACL user logs in with a password')
 }

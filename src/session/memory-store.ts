@@ -138,11 +138,13 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async usage (sessionId: string): Promise<SessionUsage | undefined> {
-    const totals = this.#sessions.get(sessionId)?.usage
+    const totals = this.#live(this.#sessions.get(sessionId))?.usage
     return totals === undefined ? undefined : toSessionUsage(sessionId, totals)
   }
 
+  /** Expired sessions are dropped first, so the total counts only sessions that can be listed. */
   async recentUsage (limit: number, offset: number): Promise<UsagePage> {
+    this.#dropExpired()
     const sessions: SessionUsage[] = []
     let skipped = 0
     for (const entry of [...this.#sessions.values()].reverse()) {
@@ -194,6 +196,15 @@ export class MemorySessionStore implements SessionStore {
     if (entry === undefined || entry.expiresAt > this.#now()) return entry
     this.#drop(entry)
     return undefined
+  }
+
+  /** Expired sessions are exactly a prefix: one idle TTL for all, least recently used first. */
+  #dropExpired (): void {
+    const now = this.#now()
+    for (const entry of this.#sessions.values()) {
+      if (entry.expiresAt > now) return
+      this.#drop(entry)
+    }
   }
 
   #touch (entry: SessionEntry): void {

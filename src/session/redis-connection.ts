@@ -34,11 +34,31 @@ export function createRedisClient (target: RedisTarget, timeoutMs: number): Redi
       sentinels: target.sentinels.map(hostPort),
       name: target.sentinelName,
       sentinelRetryStrategy: retry,
+      // Without it a Sentinel that accepts connections but answers nothing (hung, stopped) is
+      // waited on forever, and the Sentinels after it in the list are never asked.
+      sentinelCommandTimeout: Math.max(timeoutMs, 1_000),
+      // The Sentinels' own credentials: the data nodes' (`credentials`) are not sent to them.
+      ...(target.sentinelUsername !== '' ? { sentinelUsername: target.sentinelUsername } : {}),
+      ...(target.sentinelPassword !== '' ? { sentinelPassword: target.sentinelPassword } : {}),
       // Sentinels speak TLS when the data nodes do (one CA for both).
       ...(redisTlsEnabled(target) ? { enableTLSForSentinelMode: true, sentinelTLS: tlsOptions(target) } : {})
     })
   }
   return new Redis({ ...fromUrl(target.url), ...common, retryStrategy: retry })
+}
+
+/**
+ * An error of the Redis client as the outage's reason (logged, and in `/readyz`): credentials
+ * refused are named by the settings that hold them, telling a Sentinel's refusal (which the
+ * client reports as "All sentinels are unreachable … Last error: WRONGPASS …") from a data
+ * node's; anything else is its code or message. Neither ever holds the password itself.
+ */
+export function outageReason (err: Error & { code?: string }): string {
+  const refused = /\b(NOAUTH|WRONGPASS)\b/.exec(err.message)?.[1]
+  if (refused === undefined) return err.code ?? err.message
+  return /^All sentinels are unreachable/.test(err.message)
+    ? `the Sentinels refused the gateway's credentials (${refused}): check redis.sentinel_password (REDIS_SENTINEL_PASSWORD) and redis.sentinel_username (REDIS_SENTINEL_USERNAME)`
+    : `Redis refused the gateway's credentials (${refused}): check redis.password (REDIS_PASSWORD) and redis.username (REDIS_USERNAME), or the URL's`
 }
 
 /**

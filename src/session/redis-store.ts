@@ -2,7 +2,7 @@ import type { RedisTarget } from '../config/redis-settings.js'
 import type { Logger } from '../observe/logger.js'
 import { parseCallRecord, type CallRecord } from './call-record.js'
 import { MemorySessionStore } from './memory-store.js'
-import { createRedisClient, type RedisClient } from './redis-connection.js'
+import { createRedisClient, outageReason, type RedisClient } from './redis-connection.js'
 import { ReplayQueue, type PendingBinding } from './replay-queue.js'
 import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
@@ -95,7 +95,7 @@ export class RedisSessionStore implements SessionStore {
     this.#replay = new ReplayQueue(options.replayMaxEntries)
     this.#redis = createRedisClient(options.target, options.timeoutMs)
     this.#redis.on('ready', () => this.#recovered())
-    this.#redis.on('error', (err: Error & { code?: string }) => this.#degraded(err.code ?? err.message))
+    this.#redis.on('error', (err: Error & { code?: string }) => this.#degraded(outageReason(err)))
     this.#redis.on('end', () => this.#degraded('connection ended'))
   }
 
@@ -255,14 +255,22 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
+  /**
+   * The page and the total are read from `usage-recent` after dropping the sessions whose
+   * usage hash has expired: a member's score is its last use, and the hash's TTL was set
+   * (with the same idle TTL) at that use, so a score older than the TTL is a hash gone. One
+   * MULTI on one key (Cluster-safe), so the total counts what the page is a slice of.
+   */
   async recentUsage (limit: number, offset: number): Promise<UsagePage> {
     if (this.#redis.status !== 'ready') return await this.#local.recentUsage(limit, offset)
     try {
       const recent = this.#prefix + 'usage-recent'
-      const [ids, total] = await Promise.all([
-        this.#redis.zrevrange(recent, offset, offset + limit - 1),
-        this.#redis.zcard(recent)
-      ])
+      const replies = await this.#redis.multi()
+        .zremrangebyscore(recent, '-inf', Date.now() - this.#ttlSeconds * 1000)
+        .zrevrange(recent, offset, offset + limit - 1)
+        .zcard(recent)
+        .exec()
+      const [ids, total] = [replyOf<string[]>(replies, 1), replyOf<number>(replies, 2)]
       // One HGETALL per session: in a Cluster their hashes live on different nodes.
       const rows = await Promise.all(ids.map(async (id) => await this.#redis.hgetall(this.#prefix + 'usage:' + id)))
       const sessions: SessionUsage[] = []
@@ -347,6 +355,13 @@ export class RedisSessionStore implements SessionStore {
     const set = await this.#redis.set(this.#prefix + entry.key, entry.sessionId, 'PX', ttlMs, 'NX')
     return set === 'OK' ? 'written' : 'kept'
   }
+}
+
+/** The reply of a MULTI's `index`th command; its error, or a MULTI aborted, is thrown. */
+function replyOf<T> (replies: Array<[Error | null, unknown]> | null, index: number): T {
+  const [err, reply] = replies?.[index] ?? [new Error('redis MULTI aborted'), undefined]
+  if (err !== null) throw err
+  return reply as T
 }
 
 function parseTotals (hash: Record<string, string> | undefined): UsageTotals | undefined {

@@ -1,6 +1,6 @@
 /**
- * Redis as people run it: over TLS, behind an ACL user and password, found through Sentinel,
- * or as a Cluster. Each way, two gateways share sessions through it; a wrong CA or password
+ * Redis as people run it: over TLS, behind an ACL user and password, found through Sentinel
+ * (with passwords of its own), or as a Cluster. Each way, two gateways share sessions through it; a wrong CA or password
  * leaves the store degraded while requests are still served, and no password reaches a log.
  * Runs real redis-server processes (and openssl, redis-cli for the TLS and Cluster cases).
  */
@@ -8,8 +8,10 @@ import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
+import { startGatewayProcess } from '../support/gateway-process.js'
 import { startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
 import { needs } from '../support/needs.js'
+import { until } from '../support/polling.js'
 import { startRedis } from '../support/redis-server.js'
 import { makeTlsFiles, startRedisCluster, startSentinel } from '../support/redis-topologies.js'
 import { answerWithNewResponses, postResponse, type Exchange } from '../support/responses-client.js'
@@ -19,6 +21,11 @@ interface Readiness { status: string, store: { kind: string, state: string, deta
 async function readiness (gateway: RunningGateway): Promise<Readiness> {
   const res = await request(`${gateway.origin}/readyz`)
   return await res.body.json() as Readiness
+}
+
+/** Polls /readyz until the store is degraded for a reason matching `reason` (at first it is degraded as `connecting`). */
+async function degradedBy (gateway: RunningGateway, reason: RegExp): Promise<Readiness> {
+  return await until(async () => await readiness(gateway), (ready) => ready.store.state === 'degraded' && reason.test(ready.store.detail ?? ''), `saw the store degraded by ${reason}`)
 }
 
 /** Polls /readyz until the store is in `state`: it changes on its Redis client's events, which a test cannot hook. */
@@ -96,10 +103,11 @@ t.test('with an ACL user and password two gateways share sessions; a wrong passw
   await sharesSessions(t, gateways, inUrl, inSettings)
 
   const wrong = await gateways.start({ REDIS_URL: redis.url, REDIS_USERNAME: 'gateway', REDIS_PASSWORD: wrongPassword, LOG_LEVEL: 'debug' })
-  t.match(await storeBecomes(wrong, 'degraded'), { status: 'degraded', store: { detail: /redis unavailable/ } })
+  const refused = (code: string): RegExp => new RegExp(`redis unavailable \\(Redis refused the gateway's credentials \\(${code}\\): check redis\\.password \\(REDIS_PASSWORD\\)`)
+  t.match(await degradedBy(wrong, refused('WRONGPASS')), { status: 'degraded' }, 'a wrong password is degraded, naming the setting')
   t.equal((await gateways.post(wrong, { model: 'gpt-5', input: 'still served' })).status, 200, 'requests are still served')
   const noAuth = await gateways.start({ REDIS_URL: redis.url })
-  await storeBecomes(noAuth, 'degraded')
+  await degradedBy(noAuth, refused('NOAUTH'))
   t.pass('without credentials the store is degraded too')
 
   for (const gateway of [inUrl, inSettings, wrong, noAuth]) {
@@ -133,7 +141,7 @@ t.test('through a Redis Cluster two gateways share lineage and per-session usage
   await gateways.post(one, { model: 'gpt-5', input: 'usage', stream: true }, { 'session-id': 's-cluster' })
   await gateways.post(two, { model: 'gpt-5', input: 'more', stream: true }, { 'session-id': 's-cluster' })
   const usage = async (gateway: RunningGateway): Promise<Record<string, unknown>> => await (await request(`${gateway.origin}/gateway/sessions/s-cluster`)).body.json() as Record<string, unknown>
-  const counted = await until(async () => await usage(one), (u) => u.requests === 2)
+  const counted = await until(async () => await usage(one), (u) => u.requests === 2, 'saw usage from both gateways add up')
   t.match(counted, { id: 's-cluster', requests: 2, input_tokens: 240, cached_tokens: 200 }, 'usage from both gateways adds up in one total')
   t.same(await usage(two), counted, 'and both read the same')
   const list = await (await request(`${two.origin}/gateway/sessions`)).body.json() as { data: Array<{ id: string }> }
@@ -156,15 +164,61 @@ t.test('through Sentinel two gateways find the master and share sessions', needs
   await sharesSessions(t, gateways, one, two)
 })
 
-/** Polls `read` until `done` holds or 15 s pass; returns the last value for the caller to check. */
-async function until<T> (read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const value = await read()
-    if (done(value) || Date.now() > deadline) return value
-    await new Promise((resolve) => setTimeout(resolve, 20))
+t.test('a hung Sentinel (accepting connections, answering nothing) is passed over for the next one', needs('redis-server'), async (t) => {
+  const master = await startRedis()
+  t.teardown(master.close)
+  const hung = await startSentinel(master.port, 'gateway-master')
+  t.teardown(hung.close)
+  const answering = await startSentinel(master.port, 'gateway-master')
+  t.teardown(answering.close)
+  hung.pause()
+  const gateways = await replicas(t)
+  const env = { REDIS_SENTINELS: `${hung.address},${answering.address}`, REDIS_SENTINEL_NAME: 'gateway-master' }
+  const one = await gateways.start(env)
+  const two = await gateways.start(env)
+  for (const gateway of [one, two]) await storeBecomes(gateway, 'ok')
+  await sharesSessions(t, gateways, one, two)
+})
+
+t.test('through a Sentinel with a password of its own, in front of data nodes with an ACL user: sessions shared; a missing or wrong password is named, the store degraded but serving', needs('redis-server'), async (t) => {
+  const data = { username: 'gateway', password: 'pw-data-51c7' }
+  const sentinelPassword = 'pw-sentinel-a93e'
+  const watcher = { username: 'watcher', password: 'pw-watcher-0d4b' }
+  const master = await startRedis({ args: ['--user', 'default', 'off', '--user', data.username, 'on', `>${data.password}`, '~*', '&*', '+@all'] })
+  t.teardown(master.close)
+  const sentinel = await startSentinel(master.port, 'auth-master', { dataAuth: data, requirePass: sentinelPassword, user: watcher })
+  t.teardown(sentinel.close)
+  const gateways = await replicas(t)
+  const env = { REDIS_SENTINELS: sentinel.address, REDIS_SENTINEL_NAME: 'auth-master', REDIS_USERNAME: data.username, REDIS_PASSWORD: data.password }
+  const withPassword = await gateways.start({ ...env, REDIS_SENTINEL_PASSWORD: sentinelPassword })
+  const withUser = await gateways.start({ ...env, REDIS_SENTINEL_USERNAME: watcher.username, REDIS_SENTINEL_PASSWORD: watcher.password })
+  for (const gateway of [withPassword, withUser]) await storeBecomes(gateway, 'ok')
+  await sharesSessions(t, gateways, withPassword, withUser)
+
+  const sentinelRefused = (code: string): RegExp => new RegExp(`the Sentinels refused the gateway's credentials \\(${code}\\): check redis\\.sentinel_password \\(REDIS_SENTINEL_PASSWORD\\)`)
+  const missing = await gateways.start(env)
+  t.match(await degradedBy(missing, sentinelRefused('NOAUTH')), { status: 'degraded' }, 'no Sentinel password: /readyz names the setting')
+  const wrong = await gateways.start({ ...env, REDIS_SENTINEL_PASSWORD: 'pw-wrong-77f2' })
+  await degradedBy(wrong, sentinelRefused('WRONGPASS'))
+  t.pass('a wrong one too')
+  t.equal((await gateways.post(wrong, { model: 'gpt-5', input: 'still served' })).status, 200, 'and requests are still served')
+  const wrongData = await gateways.start({ ...env, REDIS_PASSWORD: 'pw-wrong-data-3b1a', REDIS_SENTINEL_PASSWORD: sentinelPassword })
+  await degradedBy(wrongData, /Redis refused the gateway's credentials \(WRONGPASS\): check redis\.password \(REDIS_PASSWORD\)/)
+  t.pass("the Sentinels' password right and the data nodes' wrong: the data nodes' is named")
+
+  const cli = startGatewayProcess(t, { ...env, REDIS_SENTINEL_PASSWORD: 'pw-wrong-77f2', HOST: '127.0.0.1', PORT: '0' })
+  const warned = await cli.waitForLog((line) => line.msg === 'session store: redis not reachable at start, deciding sessions locally until it is')
+  t.match(warned.reason, sentinelRefused('WRONGPASS'), 'the CLI warns at start, naming the setting')
+  const port = await cli.port()
+  t.match(await (await request(`http://127.0.0.1:${port}/readyz`)).body.json(), { status: 'degraded' }, 'and keeps serving, degraded')
+
+  for (const gateway of [withPassword, withUser, missing, wrong, wrongData]) {
+    const text = gateway.logText() + JSON.stringify(await readiness(gateway))
+    t.notOk([data.password, sentinelPassword, watcher.password, 'pw-wrong'].some((pw) => text.includes(pw)), 'no password in its logs or /readyz')
   }
-}
+  t.notOk(cli.stderr().includes('pw-'), 'nor in the CLI\'s stderr')
+})
+
 
 /** How many keys one Cluster node holds. */
 async function keysOn (port: number): Promise<number> {

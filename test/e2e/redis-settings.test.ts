@@ -38,6 +38,8 @@ t.test('defaults: no Redis, TLS verified when on, 10,000 bindings replayed', asy
     password: '',
     sentinels: [],
     sentinelName: '',
+    sentinelUsername: '',
+    sentinelPassword: '',
     clusterNodes: [],
     tls: false,
     tlsCaFile: '',
@@ -66,6 +68,10 @@ t.test('settings from YAML and the environment', async (t) => {
   t.equal(fromEnv.password, 's3cret')
   t.equal(fromEnv.tlsVerify, false)
   t.equal(redisTlsEnabled(loadConfig({ env: { REDIS_URL: 'rediss://r.example:6380' } }).redis), true, 'a rediss:// URL turns TLS on')
+
+  writeFileSync(file, 'redis:\n  sentinels: [10.0.0.1:26379]\n  sentinel_name: main\n  sentinel_username: watcher\n  sentinel_password: from-yaml\n')
+  t.match(loadConfig({ file }).redis, { sentinelUsername: 'watcher', sentinelPassword: 'from-yaml', password: '' }, "the Sentinels' credentials, apart from the data nodes'")
+  t.match(loadConfig({ file, env: { REDIS_SENTINEL_PASSWORD: 'from-env' } }).redis, { sentinelPassword: 'from-env' }, 'the environment wins')
 })
 
 t.test('conflicting ways to reach Redis are refused, naming the keys', async (t) => {
@@ -74,6 +80,15 @@ t.test('conflicting ways to reach Redis are refused, naming the keys', async (t)
   refuses(t, { REDIS_URL: 'redis://r', REDIS_SENTINELS: 's:26379', REDIS_CLUSTER_NODES: 'a:7000' }, 'redis.url + redis.sentinels + redis.cluster_nodes', /only one way/)
   refuses(t, { REDIS_SENTINELS: 's:26379' }, 'redis.sentinel_name', /required with redis.sentinels/)
   refuses(t, { REDIS_URL: 'redis://r', REDIS_SENTINEL_NAME: 'm' }, 'redis.sentinels', /required with redis.sentinel_name/)
+})
+
+t.test("the Sentinels' credentials are refused without Sentinels, and a user without a password", async (t) => {
+  refuses(t, { REDIS_URL: 'redis://r', REDIS_SENTINEL_PASSWORD: 'pw' }, 'redis.sentinel_password', /redis.sentinels \(REDIS_SENTINELS\) is not.*data nodes' is redis.password/)
+  refuses(t, { REDIS_CLUSTER_NODES: 'a:7000', REDIS_SENTINEL_USERNAME: 'watcher' }, 'redis.sentinel_username', /redis.sentinels \(REDIS_SENTINELS\) is not/)
+  refuses(t, { REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm', REDIS_SENTINEL_USERNAME: 'watcher' }, 'redis.sentinel_password', /required with redis.sentinel_username/)
+  const err = refusal(() => loadConfig({ env: { REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm', REDIS_SENTINEL_PASSWORD: 'pw 9d2f' } }))
+  t.equal(err.key, 'REDIS_SENTINEL_PASSWORD')
+  t.notMatch(err.message, /9d2f/, 'a refused Sentinel password is not echoed either')
 })
 
 t.test('bad values are refused, naming the setting', async (t) => {

@@ -1,8 +1,10 @@
 import t from 'tap'
+import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { replyJson, replySse, responseStream, type MockUpstream } from '../support/mock-upstream.js'
 import { startGatewayWithUpstream, type RunningGateway, type Teardown } from '../support/gateway.js'
 import { needs } from '../support/needs.js'
+import { until } from '../support/polling.js'
 import { startRedis } from '../support/redis-server.js'
 import type { SessionUsage } from '../../src/session/session-usage.js'
 
@@ -195,6 +197,30 @@ t.test('two gateways sharing Redis agree on a session\'s usage', needs('redis-se
   const listA = await getJson<UsageList>(`${a.gateway.origin}/gateway/sessions`)
   t.equal(listA.body.total, 1)
   t.has(listA.body.data[0], { id: 's-shared', requests: 2 })
+})
+
+t.test('on Redis, sessions whose usage expired no longer count in /gateway/sessions total', needs('redis-server'), async (t) => {
+  const redis = await startRedis()
+  t.teardown(async () => { await redis.close() })
+  const { gateway } = await start(t, { REDIS_URL: redis.url, SESSION_IDLE_TTL_SECONDS: '1' })
+  await untilReady(gateway)
+  for (const id of ['s-ttl-1', 's-ttl-2', 's-ttl-3']) await streamedRequest(gateway, id)
+
+  // Each page read on the way must agree with itself: the total counts what can be listed.
+  const mismatches: string[] = []
+  const list = async (): Promise<UsageList> => {
+    const { body } = await getJson<UsageList>(`${gateway.origin}/gateway/sessions`)
+    if (body.total !== body.data.length) mismatches.push(`total ${body.total} with ${JSON.stringify(ids(body))} listed`)
+    return body
+  }
+  await until(async () => (await getJson(`${gateway.origin}/gateway/sessions/s-ttl-3`)).status, (status) => status === 404, 'saw the last session\'s usage expire in Redis')
+  const after = await until(list, (page) => page.total === 0, 'counted 0 sessions once every usage had expired')
+  t.same(after.data, [], 'and none is listed')
+  t.same(mismatches, [], 'no page counted a session it did not list')
+
+  const client = new Redis({ host: '127.0.0.1', port: redis.port })
+  t.teardown(() => { client.disconnect() })
+  t.equal(await client.zcard('session-gateway:usage-recent'), 0, 'the expired sessions are gone from the recent-sessions index')
 })
 
 /** Resolves once /readyz reports the shared store connected (polls the condition itself). */

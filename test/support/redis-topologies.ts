@@ -1,12 +1,15 @@
 /**
- * Redis as people run it in production, for tests: certificates for TLS, a three-node Cluster
- * and a Sentinel, all real processes on free loopback ports, all stopped by `close`.
+ * Redis as people run it in production, for tests: certificates for TLS, a three-node Cluster,
+ * a replica and Sentinels (with passwords, and quick to fail over if asked), all real
+ * processes on free loopback ports, all stopped by `close`.
  */
 import { execFile, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { Redis } from 'ioredis'
+import { until } from './polling.js'
 import { freePort, spawnUntil, startRedis, type RunningRedis } from './redis-server.js'
 
 const run = promisify(execFile)
@@ -75,18 +78,89 @@ async function untilClusterOk (port: number): Promise<void> {
   throw new Error(`redis cluster node ${port} never reported cluster_state:ok:\n${info}`)
 }
 
+/** An ACL user and password, or a password alone (the default user's, `requirepass`). */
+export interface RedisAuth {
+  username?: string
+  password: string
+}
+
+/**
+ * One command to the server on `port`, on a connection of its own, logged in with `auth`.
+ * A Sentinel too: it answers plain clients.
+ */
+export async function ask (port: number, command: Array<string | number>, auth?: RedisAuth): Promise<unknown> {
+  const client = new Redis({ host: '127.0.0.1', port, ...auth, lazyConnect: true, enableReadyCheck: false, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+  client.on('error', () => {}) // the command's own rejection says what went wrong
+  try {
+    await client.connect()
+    const [name, ...args] = command
+    return await client.call(String(name), ...args)
+  } finally {
+    client.disconnect()
+  }
+}
+
+export interface ReplicaOptions {
+  /** More `redis-server` arguments: the master's ACL users, say, so the replica has them too. */
+  args?: string[]
+  /** How it logs in to the master (`masteruser`, `masterauth`), and how it is asked here. */
+  auth?: RedisAuth
+}
+
+/** A replica of `master` (`replicaof`); resolves once its link to the master is up and synced. */
+export async function startReplica (master: RunningRedis, options: ReplicaOptions = {}): Promise<RunningRedis> {
+  const { auth } = options
+  const replica = await startRedis({
+    args: [
+      '--replicaof', '127.0.0.1', String(master.port),
+      ...(auth?.username !== undefined ? ['--masteruser', auth.username] : []),
+      ...(auth !== undefined ? ['--masterauth', auth.password] : []),
+      ...(options.args ?? [])
+    ]
+  })
+  try {
+    await until(async () => String(await ask(replica.port, ['INFO', 'replication'], auth)), (info) => info.includes('master_link_status:up'), `saw replica ${replica.port} linked to master ${master.port}`)
+    return replica
+  } catch (err) {
+    await replica.close()
+    throw err
+  }
+}
+
+export interface SentinelOptions {
+  /** Sentinels that must agree the master is down before one fails it over; 1 unless given. */
+  quorum?: number
+  /** `down-after-milliseconds`: how long the master may not answer before it is down (Sentinel's own default: 30 s). */
+  downAfterMs?: number
+  /** `failover-timeout` (Sentinel's own default: 3 min; a failed failover is retried after twice that). */
+  failoverTimeoutMs?: number
+  /** How the Sentinel logs in to the master and replicas (`auth-user`, `auth-pass`). */
+  dataAuth?: RedisAuth
+  /** The Sentinel's own password (`requirepass`: the default user's). */
+  requirePass?: string
+  /** An ACL user of the Sentinel's own, allowed every command. */
+  user?: Required<RedisAuth>
+  /** Resolve only once the Sentinel knows this many replicas of the master, linked to it: a failover needs one. */
+  replicas?: number
+}
+
 export interface RunningSentinel {
   /** `127.0.0.1:PORT`, as REDIS_SENTINELS takes it. */
   address: string
+  port: number
+  /** Where the Sentinel says the master is now (`SENTINEL get-master-addr-by-name`): `127.0.0.1:PORT`. */
+  masterAddress: () => Promise<string>
+  /** SIGSTOPs the Sentinel: connections are still accepted (by the kernel), nothing is answered. */
+  pause: () => void
   close: () => Promise<void>
 }
 
-/** A Sentinel watching `masterPort` under `name`; resolves once it monitors the master. */
-export async function startSentinel (masterPort: number, name: string): Promise<RunningSentinel> {
+/** A Sentinel watching `masterPort` under `name`; resolves once it monitors the master (and knows `replicas` replicas). */
+export async function startSentinel (masterPort: number, name: string, options: SentinelOptions = {}): Promise<RunningSentinel> {
   const dir = await mkdtemp(join(tmpdir(), 'gateway-redis-sentinel-'))
   const port = await freePort()
   const config = join(dir, 'sentinel.conf') // Sentinel rewrites its config file, so it gets its own
-  await writeFile(config, `port ${port}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor ${name} 127.0.0.1 ${masterPort} 1\n`)
+  await writeFile(config, sentinelConfig(port, dir, masterPort, name, options))
   let child: ChildProcess
   try {
     child = await spawnUntil('redis-server', [config, '--sentinel'], `+monitor master ${name}`)
@@ -94,15 +168,59 @@ export async function startSentinel (masterPort: number, name: string): Promise<
     await rm(dir, { recursive: true, force: true })
     throw err
   }
-  return {
-    address: `127.0.0.1:${port}`,
-    close: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve))
-        child.kill('SIGKILL')
-        await exited
-      }
-      await rm(dir, { recursive: true, force: true })
+  const close = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGKILL')
+      await exited
     }
+    await rm(dir, { recursive: true, force: true })
   }
+  const auth = options.requirePass !== undefined ? { password: options.requirePass } : options.user
+  const sentinel = {
+    address: `127.0.0.1:${port}`,
+    port,
+    masterAddress: async () => ((await ask(port, ['SENTINEL', 'get-master-addr-by-name', name], auth)) as string[]).join(':'),
+    pause: () => { child.kill('SIGSTOP') },
+    close
+  }
+  try {
+    if (options.replicas !== undefined) await untilSentinelKnowsReplicas(port, name, options.replicas, auth)
+    return sentinel
+  } catch (err) {
+    await close()
+    throw err
+  }
+}
+
+function sentinelConfig (port: number, dir: string, masterPort: number, name: string, options: SentinelOptions): string {
+  const lines = [
+    `port ${port}`,
+    'bind 127.0.0.1',
+    `dir ${dir}`,
+    `sentinel monitor ${name} 127.0.0.1 ${masterPort} ${options.quorum ?? 1}`,
+    ...(options.downAfterMs !== undefined ? [`sentinel down-after-milliseconds ${name} ${options.downAfterMs}`] : []),
+    ...(options.failoverTimeoutMs !== undefined ? [`sentinel failover-timeout ${name} ${options.failoverTimeoutMs}`] : []),
+    ...(options.dataAuth?.username !== undefined ? [`sentinel auth-user ${name} ${options.dataAuth.username}`] : []),
+    ...(options.dataAuth !== undefined ? [`sentinel auth-pass ${name} ${options.dataAuth.password}`] : []),
+    ...(options.requirePass !== undefined ? [`requirepass ${options.requirePass}`] : []),
+    ...(options.user !== undefined ? [`user ${options.user.username} on >${options.user.password} +@all`] : [])
+  ]
+  return lines.join('\n') + '\n'
+}
+
+/** Sentinel learns replicas from the master's INFO (every 10 s): until then it has none to promote. */
+async function untilSentinelKnowsReplicas (port: number, name: string, count: number, auth: RedisAuth | undefined): Promise<void> {
+  const linked = async (): Promise<number> => {
+    const replicas = (await ask(port, ['SENTINEL', 'replicas', name], auth)) as string[][]
+    return replicas.map(fieldsOf).filter((r) => r.flags === 'slave' && r['master-link-status'] === 'ok').length
+  }
+  await until(linked, (n) => n >= count, `saw the Sentinel on ${port} know ${count} replica(s) of ${name}`)
+}
+
+/** `[k1, v1, k2, v2, …]`, as Sentinel answers, as an object. */
+function fieldsOf (flat: string[]): Record<string, string> {
+  const fields: Record<string, string> = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!
+  return fields
 }

@@ -58,6 +58,20 @@ t.test('usage totals are bounded by max entries too, the least recently active f
   t.same((await store.recentUsage(10, 0)).sessions.map((s) => s.id), ['three', 'one'])
 })
 
+t.test('a session idle past the TTL is neither listed, counted in the total, nor answered by usage', async (t) => {
+  const { store, advance } = clockedStore(100, 1_000)
+  const tokens = { input: 10, cached: 5, output: 1, reasoning: 0 }
+  store.recordUsage('idle', tokens, 1)
+  advance(600)
+  store.recordUsage('used', tokens, 2)
+  t.same(await store.recentUsage(10, 0), { sessions: [await store.usage('used'), await store.usage('idle')], total: 2 })
+  advance(600)
+  t.equal(await store.usage('idle'), undefined, 'unused for 1,200 ms > 1,000 ms: unknown')
+  const page = await store.recentUsage(10, 0)
+  t.same(page.sessions.map((s) => s.id), ['used'])
+  t.equal(page.total, 1, 'the total counts only the session listed')
+})
+
 const TOKENS = { input: 10, cached: 5, output: 1, reasoning: 0 }
 const longId = (n: number): string => `session-${n}-`.padEnd(256, 'x')
 
