@@ -136,6 +136,11 @@ export class Exchange implements Drainable, ResponseFacts {
     this.end({ status: error.status, endedBy: 'gateway', ttfbMs: -1, bytesOut: 0, refusedWith: error.code })
   }
 
+  /** The client left before anything of an answer reached it (status 0: it got none). */
+  endClientGone (): void {
+    this.end({ status: 0, endedBy: 'client', ttfbMs: -1, bytesOut: 0 })
+  }
+
   /** Shutdown hooks of a long-lived exchange (a WebSocket's tunnel). */
   onDrain (closeWhenIdle: () => void, cut: () => void): void {
     this.#onCloseWhenIdle = closeWhenIdle
