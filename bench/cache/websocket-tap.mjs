@@ -1,8 +1,9 @@
 /**
  * What reading a WebSocket client's `response.create` for its prefix costs (CACHE_ANALYSIS),
  * per message, on the bodies of bench/cache/bodies.mjs sent as `{"type":"response.create",…}`:
- *  - off: the client direction's frames parsed for their headers only (what runs with the tap off);
- *  - plain: a masked text frame read through RequestPrefixes (unmasked copy + PrefixFingerprint);
+ *  - off: the client direction's frames parsed for their headers only (the floor: the gateway
+ *    reads every client message for its type, with CACHE_ANALYSIS on or off, as in "plain");
+ *  - plain: a masked text frame read through ClientRequests (unmasked copy + PrefixFingerprint);
  *  - compressed: the same message permessage-deflate compressed (as codex sends it whenever
  *    the upstream agrees), inflated on the side and read;
  *  - HTTP tap: the body through PrefixFingerprint alone, for comparison.
@@ -17,7 +18,7 @@ import { constants, deflateRawSync } from 'node:zlib'
 import { parseArgs } from 'node:util'
 import { PrefixFingerprint } from '../../dist/src/observe/prefix-fingerprint.js'
 import { FrameParser } from '../../dist/src/websocket/frame-parser.js'
-import { RequestPrefixes } from '../../dist/src/websocket/request-prefixes.js'
+import { ClientRequests } from '../../dist/src/websocket/client-requests.js'
 import { median } from '../lib/stats.mjs'
 import { benchBodies } from './bodies.mjs'
 
@@ -86,7 +87,7 @@ async function main () {
     const off = await measure(rounds, async () => pushReads(headersOnly, plainFrame))
     // One reader per connection, as in the gateway: its inflater serves every message.
     const read = (frame, deflate) => {
-      const requests = new RequestPrefixes(deflate)
+      const requests = new ClientRequests(deflate)
       return async () => {
         pushReads(requests.frames, frame)
         if (await requests.ofCurrentResponse() === null) throw new Error('no fingerprint')

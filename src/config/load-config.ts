@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { checkRedisSettings } from './redis-settings.js'
 import { resolveUpstreams } from './resolve-upstreams.js'
+import { checkRoutingSettings } from './routing-settings.js'
 import { checkServerSettings } from './server-settings.js'
 import { tracingFromEnv, type TracingConfig } from './tracing-env.js'
 import { upstreamList, type UpstreamSpec } from './upstream-list.js'
@@ -61,7 +62,7 @@ export const SETTINGS = {
     replayBodyBytes: setting('UPSTREAM_REPLAY_BODY_BYTES', 8 * 1024 * 1024, integer(0, 2 ** 31)),
     /** Failures in a row that eject an upstream (connect error, timeout, reset before headers, 5xx, 429). */
     failuresToEject: setting('UPSTREAM_FAILURES_TO_EJECT', 3, integer(1, 1000)),
-    /** First ejection's length; each ejection in a row doubles it, up to `maxCooldownMs`. */
+    /** First ejection's length; each ejection in a row doubles it, up to `maxCooldownMs` (which it may not exceed). */
     cooldownMs: setting('UPSTREAM_COOLDOWN_MS', 5_000, integer(100, 24 * 60 * MINUTE)),
     maxCooldownMs: setting('UPSTREAM_MAX_COOLDOWN_MS', MINUTE, integer(100, 24 * 60 * MINUTE))
   },
@@ -223,6 +224,7 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConf
     defaultUrl: SETTINGS.upstream.url.default
   })
   checkServerSettings(typed, setBy)
+  checkRoutingSettings(typed, setBy)
   checkManagedMode(typed)
   checkRedisSettings(typed.redis)
   return typed

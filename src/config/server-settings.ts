@@ -3,10 +3,7 @@
  * `server.port`), each valid alone: Node would refuse them at start, in its own words.
  */
 import type { GatewayConfig } from './load-config.js'
-import { ConfigError } from './settings.js'
-
-/** YAML path → the key that set it (an env var or the YAML path itself); absent for a default. */
-export type SetBy = ReadonlyMap<string, string>
+import { ConfigError, namedValue, type SetBy } from './settings.js'
 
 const HEADERS = ['server.headers_timeout_ms', 'SERVER_HEADERS_TIMEOUT_MS'] as const
 const REQUEST = ['server.request_timeout_ms', 'SERVER_REQUEST_TIMEOUT_MS'] as const
@@ -27,10 +24,7 @@ function checkTimeouts (server: GatewayConfig['server'], setBy: SetBy): void {
   const { headersTimeoutMs, requestTimeoutMs } = server
   if (requestTimeoutMs === 0 || headersTimeoutMs <= requestTimeoutMs) return
   const key = setBy.get(HEADERS[0]) ?? setBy.get(REQUEST[0]) ?? HEADERS[0]
-  throw new ConfigError(key, `${named(HEADERS, headersTimeoutMs, setBy)} is longer than ${named(REQUEST, requestTimeoutMs, setBy)}, ` +
+  throw new ConfigError(key, `${namedValue(HEADERS, headersTimeoutMs, setBy)} is longer than ${namedValue(REQUEST, requestTimeoutMs, setBy)}, ` +
     `which includes the headers: lower ${HEADERS[0]} (${HEADERS[1]}), or raise ${REQUEST[0]} (${REQUEST[1]}) to at least ${headersTimeoutMs}, or set it to 0 (none)`)
 }
 
-function named ([path, env]: readonly [string, string], value: number, setBy: SetBy): string {
-  return `${path} (${env}) ${value}${setBy.has(path) ? '' : ' (its default)'}`
-}

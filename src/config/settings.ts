@@ -13,6 +13,14 @@ export class ConfigError extends Error {
   }
 }
 
+/** YAML path → the key that set it (an env var or the YAML path itself); absent for a default. */
+export type SetBy = ReadonlyMap<string, string>
+
+/** A value as checks that span two settings name it: `server.port (PORT) 8080`, `… (its default)` when nobody set it. */
+export function namedValue ([path, env]: readonly [string, string], value: number, setBy: SetBy): string {
+  return `${path} (${env}) ${value}${setBy.has(path) ? '' : ' (its default)'}`
+}
+
 /** Turns a raw value (YAML scalar or environment string) into a typed one, or throws ConfigError. */
 export type Parse<T> = (raw: unknown, key: string) => T
 

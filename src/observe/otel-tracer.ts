@@ -159,8 +159,8 @@ class OtelExchangeSpan implements ExchangeSpan {
     this.#learn(usageAttributes(tokens))
   }
 
-  clientMessage (): void {
-    this.#openResponse()
+  clientMessage (startedAt: number): void {
+    this.#openResponse(performance.timeOrigin + startedAt)
   }
 
   responseEvent (type: string | undefined): void {
@@ -198,10 +198,14 @@ class OtelExchangeSpan implements ExchangeSpan {
     this.#attempt?.learn(attributes, model)
   }
 
-  /** The WebSocket response under way; one starts when the client asks or the upstream answers unasked. */
-  #openResponse (): Span {
+  /**
+   * The WebSocket response under way; one starts when the client asks (at `startTime`, its
+   * request's first frame, epoch milliseconds) or the upstream answers unasked (now).
+   */
+  #openResponse (startTime?: number): Span {
     this.#response ??= this.#tracer.startSpan(spanName(this.#operation ?? 'chat', undefined, this.#method, this.#path), {
       kind: SpanKind.CLIENT,
+      startTime,
       attributes: {
         ...genAiAttributes(this.#operation ?? 'chat'),
         ...(this.#session === undefined ? {} : { 'gen_ai.conversation.id': this.#session.id }),

@@ -44,8 +44,11 @@ export interface ExchangeSpan {
   responseModel (model: string): void
   responseId (id: string): void
   usage (tokens: TokenUsage): void
-  /** WebSocket: the client sent a message (`response.create`): a response span starts unless one is open. */
-  clientMessage (): void
+  /**
+   * WebSocket: the client sent a `response.create` whose first frame came at `startedAt`
+   * (`performance.now()` time): a response span starts then, unless one is open.
+   */
+  clientMessage (startedAt: number): void
   /** WebSocket: an upstream event; a terminal one ends the open response span. */
   responseEvent (type: string | undefined): void
   /** Ends the span, its current attempt's span if still open, and an open response span; later calls are ignored. */

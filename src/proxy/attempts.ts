@@ -54,7 +54,7 @@ export class UpstreamAttempts {
     const upstream = this.#plan.order[this.#index]!
     if (this.#index > 0 && this.#plan.clientGone()) {
       // The client left between two attempts: no relay is listening any more.
-      this.#exchange.end({ status: 0, endedBy: 'client', ttfbMs: -1, bytesOut: 0 })
+      this.#exchange.endClientGone()
       return
     }
     this.#exchange.upstream = upstream.name

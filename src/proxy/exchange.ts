@@ -111,9 +111,13 @@ export class Exchange implements Drainable, ResponseFacts {
     return this.#prefix
   }
 
-  /** WebSocket: the client sent a message, so a response (a model call of its own) begins. */
-  onCallStart (): void {
-    this.#callStartedAt = performance.now()
+  /**
+   * WebSocket: the client sent a `response.create`, whose first frame came at `startedAt`, so a
+   * response (a model call of its own, with a span of its own when traced) begins.
+   */
+  onWebSocketRequest (startedAt: number): void {
+    this.#callStartedAt = startedAt
+    this.#span?.clientMessage(startedAt)
   }
 
   /** Tracing is on: observers also report the model and, on a WebSocket, its events. */
@@ -134,6 +138,11 @@ export class Exchange implements Drainable, ResponseFacts {
   refuse (error: GatewayError, res: ServerResponse): void {
     error.send(res)
     this.end({ status: error.status, endedBy: 'gateway', ttfbMs: -1, bytesOut: 0, refusedWith: error.code })
+  }
+
+  /** The client left before anything of an answer reached it (status 0: it got none). */
+  endClientGone (): void {
+    this.end({ status: 0, endedBy: 'client', ttfbMs: -1, bytesOut: 0 })
   }
 
   /** Shutdown hooks of a long-lived exchange (a WebSocket's tunnel). */
@@ -169,11 +178,6 @@ export class Exchange implements Drainable, ResponseFacts {
   onResponseModel (model: string): void {
     this.#responseModel = model
     this.#span?.responseModel(model)
-  }
-
-  /** WebSocket, traced: the client sent a message (a `response.create`). */
-  onClientMessage (): void {
-    this.#span?.clientMessage()
   }
 
   /** WebSocket, traced: an upstream event, by type. */

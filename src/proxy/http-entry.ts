@@ -74,15 +74,18 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
     }
     readRequestBody(req, bodyLimitBytes).then(async (body) => {
       const session = await sessions.fromBody(readSessionFields(body), req.socket)
-      if (res.destroyed) return // the client left while its body was read
+      if (res.destroyed) return exchange.endClientGone() // the client left while its session was decided
       dispatch(deps, single, exchange, req, res, admitted.upstreamPath, session, body)
       if (tap !== undefined) tapReadBody(tap, body)
     }).catch((err: unknown) => refuseAfterBody(deps, exchange, res, err))
   }
 }
 
+/** Reading the body (or deciding the session) failed before anything went upstream. */
 function refuseAfterBody (deps: HttpEntryDeps, exchange: Exchange, res: ServerResponse, err: unknown): void {
-  if (res.headersSent || res.destroyed) return
+  // The client left while its body was read: its abort is the reading's failure.
+  if (res.destroyed) return exchange.endClientGone()
+  if (res.headersSent) return
   if (!(err instanceof GatewayError)) deps.logger.error({ err }, 'deciding a session from the request body failed')
   exchange.refuse(err instanceof GatewayError ? err : errors.internal(), res)
 }
@@ -109,7 +112,7 @@ function dispatch (deps: HttpEntryDeps, upstream: Upstream, exchange: Exchange, 
 async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, admitted: Admitted, tap: PrefixFingerprint | undefined): Promise<void> {
   const { session, body } = await sessionAndBody(deps, req, admitted)
   const boundName = await deps.sessions.upstreamOf(session.id)
-  if (res.destroyed) return // the client left while its body or session was read
+  if (res.destroyed) return exchange.endClientGone() // the client left while its body or session was read
   const lineage = session.source === 'previous_response' || session.source === 'conversation'
   const plan = deps.upstreams.plan(session.id, boundName, lineage)
   if (plan.refusal !== undefined) {

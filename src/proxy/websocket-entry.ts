@@ -17,7 +17,6 @@ import type { Session, SessionResolver } from '../session/resolve-session.js'
 import { upstreamPath } from '../upstream/upstream-path.js'
 import type { Upstream, UpstreamSet } from '../upstream/upstream-set.js'
 import { clientDeflate, isWebSocketUpgrade, switchingProtocolsHead, upstreamDeflate } from '../websocket/handshake.js'
-import { RequestPrefixes } from '../websocket/request-prefixes.js'
 import { responseOnSocket } from '../websocket/socket-response.js'
 import { WebSocketTunnel, type TunnelOutcome } from '../websocket/tunnel.js'
 import { UpgradeHandler } from '../websocket/upgrade-handler.js'
@@ -151,25 +150,18 @@ function sendUpgrade (deps: WebSocketEntryDeps, exchange: Exchange, req: Incomin
 
 function startTunnel (exchange: Exchange, client: Socket, upstream: Socket, head: Buffer, rawHeaders: Buffer[]): void {
   const ttfbMs = performance.now() - exchange.startedAt
-  // Cache analysis reads each response.create's prefix; with it off, client frames are parsed for their headers only.
-  const requests = exchange.readsPrefixes ? new RequestPrefixes(clientDeflate(rawHeaders)) : undefined
   const tunnel = new WebSocketTunnel({
     client,
     upstream,
     clientHead: head,
     deflate: upstreamDeflate(rawHeaders),
-    requests,
+    clientDeflate: clientDeflate(rawHeaders),
     onResponseId: (id) => exchange.onResponseId(id),
-    // Asked before the response's terminal event marks its request answered.
-    onUsage: (usage) => exchange.onUsage(usage, requests?.ofCurrentResponse()),
-    onClientMessage: () => exchange.onCallStart(),
+    // Cache analysis asks for the prefix of the response.create each response answers.
+    onUsage: (usage, fingerprint) => exchange.onUsage(usage, exchange.readsPrefixes ? fingerprint() : undefined),
+    onRequest: (startedAt) => exchange.onWebSocketRequest(startedAt),
     onResponseModel: (model) => exchange.onResponseModel(model),
-    traced: !exchange.traced
-      ? undefined
-      : {
-          onClientMessage: () => exchange.onClientMessage(),
-          onResponseEvent: (type) => exchange.onResponseEvent(type)
-        },
+    onResponseEvent: exchange.traced ? (type) => exchange.onResponseEvent(type) : undefined,
     onEnd: (outcome: TunnelOutcome) => exchange.end({
       status: 101,
       ttfbMs,

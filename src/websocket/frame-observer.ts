@@ -1,8 +1,8 @@
 /**
  * Watches one direction of a proxied WebSocket, frame by frame, without altering or delaying
  * it: where frames begin and end (so the gateway knows when it may add a Close of its own),
- * when a data message starts, the first Close frame and its status code, and, when asked,
- * the text messages themselves (see TextMessages and RequestMessages).
+ * the first Close frame and its status code, and, when asked, the text messages themselves
+ * (see TextMessages and RequestMessages).
  */
 import { FrameParser, Opcode, unmask, type FrameHeader, type FrameListener } from './frame-parser.js'
 
@@ -10,8 +10,6 @@ import { FrameParser, Opcode, unmask, type FrameHeader, type FrameListener } fro
 export const NO_STATUS_CODE = 1005
 
 export interface FrameObserverOptions {
-  /** A text or binary message begins (its first frame). */
-  onDataMessage?: () => void
   /** The first Close frame of this direction has been seen whole. */
   onClose?: (code: number) => void
   /** Reads this direction's messages too (TextMessages, or a client's RequestMessages). */
@@ -44,7 +42,6 @@ export class FrameObserver implements FrameListener {
   }
 
   onFrameStart (frame: FrameHeader): void {
-    if (frame.opcode === Opcode.text || frame.opcode === Opcode.binary) this.#options.onDataMessage?.()
     if (frame.opcode === Opcode.close && this.#closeCode === undefined) this.#closeHead = Buffer.alloc(0)
     this.#options.messages?.onFrameStart(frame)
   }

@@ -1,6 +1,6 @@
 /**
  * Reads a WebSocket client's text messages (`response.create` and the like) through a
- * PrefixFingerprint each, for cache analysis, without touching or holding back the relayed
+ * PrefixFingerprint each, for their type and prefix, without touching or holding back the relayed
  * bytes. Client frames are masked (RFC 6455 §5.3), so each payload slice is read from an
  * unmasked copy of bytes already written upstream; plain messages are read on idle turns of
  * the event loop, as HTTP bodies are, and compressed ones (permessage-deflate, as codex sends
@@ -12,9 +12,11 @@ import { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
 import { Opcode, unmask, type FrameHeader, type FrameListener } from './frame-parser.js'
 import { MessageInflater, type DeflateParams } from './message-inflater.js'
 
-/** One client text message whose last frame has passed. */
+/** One client text message. */
 export interface RequestMessage {
   readonly tap: PrefixFingerprint
+  /** `performance.now()` when its first frame began. */
+  readonly startedAt: number
   /** Every byte of it is in the tap (a compressed one: once inflated), so its result can be read. */
   whole: boolean
 }
@@ -22,8 +24,10 @@ export interface RequestMessage {
 export interface RequestMessagesOptions {
   /** The compression the client's messages use; undefined: none agreed. */
   deflate: DeflateParams | undefined
+  /** A message's first frame has begun; in order. */
+  onStart: (message: RequestMessage) => void
   /** A message's last frame has passed (a compressed one may still be inflating); in order. */
-  onMessage: (message: RequestMessage) => void
+  onEnd: (message: RequestMessage) => void
   /** A compressed message has been inflated whole. */
   onWhole: () => void
   /** The messages cannot be followed any more (corrupt or unagreed compression, too much waiting); called once. */
@@ -64,7 +68,8 @@ export class RequestMessages implements FrameListener {
     if (frame.opcode === Opcode.text) {
       if (frame.rsv1 && this.#options.deflate === undefined) return this.#lose()
       const tap = new PrefixFingerprint()
-      this.#current = { tap, whole: false, compressed: frame.rsv1, feed: frame.rsv1 ? undefined : afterWrite(tap), parts: [], bytes: 0 }
+      this.#current = { tap, startedAt: performance.now(), whole: false, compressed: frame.rsv1, feed: frame.rsv1 ? undefined : afterWrite(tap), parts: [], bytes: 0 }
+      this.#options.onStart(this.#current)
     } else if (frame.opcode === Opcode.binary) {
       this.#current = undefined
     }
@@ -87,7 +92,7 @@ export class RequestMessages implements FrameListener {
     this.#current = undefined
     if (message === undefined || this.#stopped) return
     message.whole = !message.compressed
-    this.#options.onMessage(message)
+    this.#options.onEnd(message)
     if (!message.compressed) return
     this.#queue.push(message)
     this.#queuedBytes += message.bytes

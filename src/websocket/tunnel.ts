@@ -12,8 +12,8 @@ import { closeFrame } from './frame-parser.js'
 import { FrameObserver } from './frame-observer.js'
 import { TERMINAL_EVENTS } from '../observe/responses-api.js'
 import { ResponseEventReader } from './response-events.js'
+import { ClientRequests } from './client-requests.js'
 import type { DeflateParams } from './message-inflater.js'
-import type { RequestPrefixes } from './request-prefixes.js'
 import { TextMessages } from './text-messages.js'
 
 /** Who ended it: the side that sent the first Close frame, or whose connection ended first; or the gateway's shutdown. */
@@ -37,20 +37,21 @@ export interface TunnelOptions {
   clientHead: Buffer
   /** The compression the upstream's messages use. */
   deflate: DeflateParams | undefined
-  /** Cache analysis: reads the client's messages for their prefixes; absent when it is off. */
-  requests?: RequestPrefixes | undefined
+  /** The compression the client's messages use (they are read for their type, and prefix). */
+  clientDeflate: DeflateParams | undefined
   onResponseId: (id: string) => void
-  onUsage: (usage: TokenUsage) => void
-  /** The client sent a data message (a `response.create`): a model call begins. */
-  onClientMessage?: (() => void) | undefined
+  /**
+   * A response's usage. `fingerprint` asks for the prefix of the request it answers (cache
+   * analysis); it must be asked now, if at all: the response's terminal event comes next.
+   */
+  onUsage: (usage: TokenUsage, fingerprint: () => Promise<string | null>) => void
+  /** The client sent a `response.create` whose first frame came at `startedAt`: a model call begins. Known once the message is read. */
+  onRequest?: ((startedAt: number) => void) | undefined
   /** `response.model` of each response.created (read anyway, with its id). */
   onResponseModel?: ((model: string) => void) | undefined
   onEnd: (outcome: TunnelOutcome) => void
-  /** Tracing's hooks, absent when it is off: the client's messages, every upstream event. */
-  traced?: {
-    onClientMessage: () => void
-    onResponseEvent: (type: string | undefined) => void
-  } | undefined
+  /** Tracing's hook, absent when it is off: every upstream event; a terminal one once the request it answers is known. */
+  onResponseEvent?: ((type: string | undefined) => void) | undefined
 }
 
 /**
@@ -74,10 +75,10 @@ export class WebSocketTunnel {
   readonly #fromClient: FrameObserver
   readonly #fromUpstream: FrameObserver
   readonly #messages: TextMessages
+  /** The client's messages: which are requests (`response.create`), and which are answered. */
+  readonly #requests: ClientRequests
   #bytesIn = 0
   #bytesOut = 0
-  /** Client data messages not yet answered by a terminal event. */
-  #awaitingAnswer = 0
   #responding = false
   #endedBy: TunnelEndedBy | undefined
   #closeCode: number | undefined
@@ -94,26 +95,31 @@ export class WebSocketTunnel {
     this.#options = options
     this.#client = options.client
     this.#upstream = options.upstream
-    const traced = options.traced
+    const requests = this.#requests = new ClientRequests(options.clientDeflate, {
+      // Not after the end: a message inflated then starts nothing.
+      onRequest: (startedAt) => { if (!this.#ended) options.onRequest?.(startedAt) },
+      // A compressed message inflated later, outside any relay callback.
+      onChange: () => { if (!this.#reading) this.#checkIdle() }
+    })
+    const fingerprint = async (): Promise<string | null> => await requests.ofCurrentResponse()
     const events = new ResponseEventReader({
       onEvent: (type) => this.#onUpstreamEvent(type),
       onResponseId: options.onResponseId,
-      onUsage: options.onUsage,
+      onUsage: (usage) => options.onUsage(usage, fingerprint),
       onResponseModel: options.onResponseModel
     })
     this.#messages = new TextMessages({
       deflate: options.deflate,
-      onMessage: (text, complete) => events.read(text, complete),
+      // The requests an event may answer are read before it, so each is known when its response starts.
+      onMessage: (text, complete) => {
+        requests.beforeEvent()
+        events.read(text, complete)
+      },
       onLost: () => this.#checkIdle()
     })
     this.#fromClient = new FrameObserver({
-      onDataMessage: () => {
-        this.#awaitingAnswer++
-        options.onClientMessage?.()
-        traced?.onClientMessage()
-      },
       onClose: (code) => this.#firstClose('client', code),
-      messages: options.requests?.frames
+      messages: requests.frames
     })
     this.#fromUpstream = new FrameObserver({
       messages: this.#messages,
@@ -148,8 +154,9 @@ export class WebSocketTunnel {
   /**
    * Shutdown: closes the WebSocket with 1001 (going away) as soon as no response is under way
    * (now, if none is), so codex reconnects to another instance for its next turn and loses
-   * nothing. While the upstream's messages cannot be read, that moment never comes and the
-   * grace period's `cut` ends it.
+   * nothing. A client message counts as owed until it is read and found not to be a
+   * `response.create`, or the response to it is over. While either side's messages cannot be
+   * read, that moment never comes and the grace period's `cut` ends it.
    */
   closeWhenIdle (): void {
     this.#closingWhenIdle = true
@@ -180,12 +187,14 @@ export class WebSocketTunnel {
   }
 
   #onUpstreamEvent (type: string | undefined): void {
-    this.#options.traced?.onResponseEvent(type)
+    const onResponseEvent = this.#options.onResponseEvent
     if (type === 'response.created') this.#responding = true
     if (type !== undefined && TERMINAL_EVENTS.has(type)) {
       this.#responding = false
-      if (this.#awaitingAnswer > 0) this.#awaitingAnswer--
-      this.#options.requests?.answered()
+      // Tracing hears of the end once the request it answers is read (a compressed one may still be inflating).
+      this.#requests.answered(onResponseEvent === undefined ? undefined : () => onResponseEvent(type))
+    } else {
+      onResponseEvent?.(type)
     }
     // Events of inflated messages come later, outside any relay callback.
     if (!this.#reading) this.#checkIdle()
@@ -193,8 +202,9 @@ export class WebSocketTunnel {
 
   #checkIdle (): void {
     if (!this.#closingWhenIdle || this.#goneAway || this.#reading || this.#ended) return
-    const idle = !this.#responding && this.#awaitingAnswer === 0 && !this.#messages.lost && this.#messages.settled
-    if (idle && this.#fromUpstream.atBoundary) this.#goAway()
+    // Unread client messages count as owed: only a response.create is, but its type is known only once read.
+    const idle = !this.#responding && !this.#messages.lost && this.#messages.settled && this.#fromUpstream.atBoundary && this.#requests.idle
+    if (idle) this.#goAway()
   }
 
   /**
@@ -247,10 +257,11 @@ export class WebSocketTunnel {
 
   #finish (): void {
     if (this.#ended) return
+    // A request no event has asked about yet is known before the end (tracing ends its span as cut short).
+    this.#requests.finish()
     this.#ended = true
     clearTimeout(this.#linger)
     this.#messages.finish()
-    this.#options.requests?.finish()
     this.#options.onEnd({
       endedBy: this.#endedBy ?? 'client',
       closeCode: this.#closeCode,

@@ -139,3 +139,17 @@ t.test('a chunked body over BODY_LIMIT that is not read for its session is refus
   }
   t.equal(upstream.requests.length, 0, 'nothing reached the upstream')
 })
+
+// A chunked body cut at the limit while it streams upstream ends after it went upstream, so its
+// line is a `request` line, not a `refused` one; it carries the same error code all the same.
+t.test('a chunked body cut at BODY_LIMIT while streaming upstream is logged with error body_too_large, as a refused one is', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, { BODY_LIMIT: '2048' })
+  const streamed = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: chunked(BIG), headers: { 'content-type': 'application/json', 'session-id': 's-cut' } })
+  t.equal(streamed.statusCode, 413)
+  await streamed.body.dump()
+  t.has(await gateway.waitForLog((l) => l.msg === 'request' && l.session === 's-cut'), { status: 413, ended_by: 'gateway', error: 'body_too_large' }, 'cut while streaming')
+  const declared = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: BIG, headers: { 'content-type': 'application/json', 'session-id': 's-declared' } })
+  t.equal(declared.statusCode, 413)
+  await declared.body.dump()
+  t.has(await gateway.waitForLog((l) => l.msg === 'refused'), { status: 413, ended_by: 'gateway', error: 'body_too_large' }, 'refused by its content-length')
+})

@@ -2,8 +2,8 @@ import http from 'node:http'
 import { once } from 'node:events'
 import t from 'tap'
 import { request } from 'undici'
-import { replyJson, replySse, resetMidStream, responseStream, sseEvent, type MockUpstream } from '../support/mock-upstream.js'
-import { startGatewayWithUnreachableUpstream, startGatewayWithUpstream, type RunningGateway } from '../support/gateway.js'
+import { replyJson, replySse, resetMidStream, responseStream, sseEvent, startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
+import { startGateway, startGatewayWithUnreachableUpstream, startGatewayWithUpstream, type RunningGateway } from '../support/gateway.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8' }
@@ -103,6 +103,39 @@ t.test('a client that leaves before the upstream answered is logged as ended_by 
   t.has(await logFor(gateway, 'log-client-early'), { status: 0, ended_by: 'client', ttfb_ms: null, bytes_out: 0 })
   await settle(gateway, upstream)
   t.equal(linesFor(gateway, 'log-client-early').length, 1)
+})
+
+/**
+ * Starts a JSON POST with no session header (so its body is read to decide the session) and
+ * drops the connection once the gateway has the request, halfway through its body.
+ */
+async function leaveMidBody (gateway: RunningGateway): Promise<void> {
+  const received = new Promise<void>((resolve) => gateway.gateway.server.once('request', () => resolve()))
+  const client = http.request(`${gateway.baseURL}/responses`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } })
+  client.on('error', () => {}) // destroyed on purpose
+  client.write('{"model":"gpt-test","input":"half of it')
+  await received
+  client.destroy()
+}
+
+// Regression: the body read for the session failed with the client's abort, and the request
+// ended without a line (and without a metric): a client leaving looked like no request at all.
+t.test('a client that leaves while its body is read for the session is logged as ended_by client, with no status', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  const other = await startMockUpstream()
+  const routed = await startGateway({ UPSTREAMS: JSON.stringify([{ name: 'a', url: upstream.url }, { name: 'b', url: other.url }]) })
+  t.teardown(async () => { await routed.close(); await other.close() })
+  for (const [label, g] of [['one upstream', gateway], ['several upstreams', routed]] as const) {
+    await leaveMidBody(g)
+    const line = await g.waitForLog((l) => l.msg === 'request')
+    t.has(line, { method: 'POST', path: '/v1/responses', status: 0, ended_by: 'client', ttfb_ms: null, bytes_out: 0 }, label)
+    t.equal(line.session, undefined, `${label}: no session was decided`)
+    const metrics = await (await fetch(`${g.origin}/metrics`)).text()
+    t.match(metrics, /session_gateway_requests_total\{route="\/v1\/responses",method="POST",status_class="none",transport="http",upstream="none"\} 1\n/, `${label}: counted, with no status`)
+  }
+  t.equal(upstream.requests.length + other.requests.length, 0, 'nothing went upstream')
+  await settle(gateway, upstream)
+  t.equal(gateway.logs.filter((l) => l.msg === 'request' && l.session === undefined).length, 1, 'one line for the request that was left')
 })
 
 t.test('an upstream that breaks mid-stream is logged as ended_by upstream with an error code', async (t) => {

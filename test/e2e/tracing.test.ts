@@ -17,8 +17,8 @@ import { startGateway, startGatewayWithUpstream, type RunningGateway } from '../
 import { replyJson, replySse, responseStream, sseEvent, startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
 import { SPAN_KIND, startOtlpReceiver, STATUS, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js'
 import { sessionsHomedOn } from '../support/upstream-process.js'
-import { answerResponseCreates, startWebSocketUpstream } from '../support/websocket-upstream.js'
-import { WebSocket } from '../support/ws.js'
+import { answerResponseCreates, startWebSocketUpstream, type UpstreamWebSocket } from '../support/websocket-upstream.js'
+import { WebSocket, type WsSocket } from '../support/ws.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 const OTLP_TOKEN = 'otlp-header-secret-7f3a9c'
@@ -387,6 +387,56 @@ t.test('a WebSocket is a connection span with a span per response on it', async 
   const handshake = children.find((s) => s.attributes['gen_ai.response.id'] === undefined)
   t.match(handshake?.attributes, { 'http.response.status_code': 101, 'server.address': '127.0.0.1' }, 'the upgrade request is the attempt')
   t.equal(Buffer.concat(receiver.exports.map((e) => e.body)).indexOf('never exported'), -1, 'no prompt content')
+})
+
+/** A traced gateway in front of a WebSocket upstream, and a client WebSocket through it in `session`. */
+async function tracedWebSocket (t: Test, session: string): Promise<{ receiver: OtlpReceiver, ws: WsSocket, server: UpstreamWebSocket }> {
+  const receiver = await startOtlpReceiver()
+  const upstream = await startWebSocketUpstream()
+  const gateway = await startGateway({ UPSTREAM_URL: upstream.url, ...tracingEnv(receiver) })
+  t.teardown(async () => { await gateway.close(); await upstream.close(); await receiver.close() })
+  const accepted = upstream.nextWebSocket()
+  const ws = new WebSocket(`ws://127.0.0.1:${gateway.port}/v1/responses`, { perMessageDeflate: false, headers: { 'session-id': session } })
+  t.teardown(() => { ws.terminate() })
+  await new Promise<void>((resolve, reject) => { ws.on('open', () => resolve()); ws.on('error', reject) })
+  return { receiver, ws, server: await accepted }
+}
+
+/** Resolves when the upstream end has received a message of `type`. */
+async function upstreamReceived (server: UpstreamWebSocket, type: string): Promise<void> {
+  await new Promise<void>((resolve) => server.ws.on('message', (data: Buffer) => { if (JSON.parse(data.toString('utf8')).type === type) resolve() }))
+}
+
+// Regression: every client message opened a response span, so a response.processed (which no
+// response answers) left one open, ended as connection_closed when the socket closed.
+t.test('a WebSocket message other than response.create opens no response span', async (t) => {
+  const { receiver, ws, server } = await tracedWebSocket(t, 'trace-ws-other')
+  answerResponseCreates(server, () => 'resp_ws_answered', 'answered')
+  const completed = new Promise<void>((resolve) => ws.on('message', (data: Buffer) => { if (JSON.parse(data.toString('utf8')).type === 'response.completed') resolve() }))
+  ws.send(JSON.stringify({ type: 'response.create', model: 'gpt-test', input: 'one turn' }))
+  await completed
+  const processed = upstreamReceived(server, 'response.processed')
+  ws.send(JSON.stringify({ type: 'response.processed', response_id: 'resp_ws_answered' }))
+  await processed
+  ws.close(1000)
+
+  // The connection span ends after every span on it: once it is in, so are they.
+  const { children } = await spansFor(receiver, 'trace-ws-other', 2)
+  const responses = children.filter((s) => s.attributes['http.response.status_code'] === undefined)
+  t.same(responses.map((s) => s.attributes['gen_ai.response.id']), ['resp_ws_answered'], 'one response span, the response.create\'s')
+  t.notOk(children.some((s) => s.attributes['error.type'] === 'connection_closed'), 'none left open to end as connection_closed')
+  t.equal(children.length, 2, 'the upgrade attempt and the one response')
+})
+
+t.test('a response.create whose answer never comes is a response span ended as connection_closed', async (t) => {
+  const { receiver, ws, server } = await tracedWebSocket(t, 'trace-ws-unanswered')
+  const arrived = upstreamReceived(server, 'response.create')
+  ws.send(JSON.stringify({ type: 'response.create', model: 'gpt-test', input: 'never answered' }))
+  await arrived
+  ws.close(1000)
+  const { children } = await spansFor(receiver, 'trace-ws-unanswered', 2)
+  const response = children.find((s) => s.attributes['http.response.status_code'] === undefined)
+  t.match(response, { kind: SPAN_KIND.client, statusCode: STATUS.error, attributes: { 'error.type': 'connection_closed', 'gen_ai.conversation.id': 'trace-ws-unanswered' } })
 })
 
 /** Runs a gateway from dist/ in a child process where resolving any @opentelemetry module fails. */

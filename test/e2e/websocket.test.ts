@@ -28,7 +28,7 @@ async function setUp (t: Test, env: Record<string, string> = {}, options: WebSoc
 }
 
 /** Opens a `ws` client through the gateway and waits for it to be open. */
-async function openClient (t: Test, url: string, options: { headers?: Record<string, string>, perMessageDeflate?: boolean, onUpgrade?: (response: IncomingMessage) => void } = {}): Promise<WsSocket> {
+async function openClient (t: Test, url: string, options: { headers?: Record<string, string>, perMessageDeflate?: boolean | Record<string, unknown>, onUpgrade?: (response: IncomingMessage) => void } = {}): Promise<WsSocket> {
   const ws = new WebSocket(url, { perMessageDeflate: options.perMessageDeflate ?? false, headers: options.headers ?? {} })
   t.teardown(() => { ws.terminate() })
   if (options.onUpgrade !== undefined) ws.on('upgrade', options.onUpgrade)
@@ -365,6 +365,47 @@ t.test('shutdown closes idle WebSockets with 1001 at once, and busy ones when th
   t.equal(JSON.parse(busyMessages.at(-1)!).type, 'response.completed')
   t.equal(await closing, 0, 'nothing had to be cut')
   t.equal((await busyServer.closed).code, 1001, 'the upstream got a Close 1001 too')
+})
+
+// Regression: every client data message counted as awaiting an answer, so a socket whose last
+// messages were a response.processed and a response.steer (which no response answers) waited
+// out the whole grace period on shutdown, and was cut, instead of closing at once.
+t.test('shutdown closes at once, with 1001, a WebSocket whose last messages were not response.create', async (t) => {
+  const variants: Array<[string, false | Record<string, unknown>]> = [
+    ['plain frames', false],
+    // threshold 0: every message compressed, so the gateway reads their types only inflated.
+    ['compressed frames', { threshold: 0 }]
+  ]
+  for (const [name, deflate] of variants) {
+    t.test(name, async (t) => {
+      const { upstream, gateway } = await setUp(t, { SHUTDOWN_GRACE_MS: '20000' }, { perMessageDeflate: deflate })
+      const accepted = upstream.nextWebSocket()
+      const client = await openClient(t, wsURL(gateway), { perMessageDeflate: deflate })
+      const server = await accepted
+      // A whole turn first: its request answered…
+      client.send(JSON.stringify({ type: 'response.create', input: 'one turn' }))
+      await server.nextMessage()
+      const events = responseEvents('resp_before_shutdown', 'answered')
+      const lastEvent = new Promise<void>((resolve) => {
+        let seen = 0
+        client.on('message', () => { if (++seen === events.length) resolve() })
+      })
+      for (const event of events) server.ws.send(event)
+      await lastEvent
+      // …then messages the upstream answers with no response.
+      client.send(JSON.stringify({ type: 'response.processed', response_id: 'resp_before_shutdown' }))
+      client.send(JSON.stringify({ type: 'response.steer', input: 'and one more thing' }))
+      t.equal(JSON.parse((await server.nextMessage()).data.toString('utf8')).type, 'response.processed')
+      t.equal(JSON.parse((await server.nextMessage()).data.toString('utf8')).type, 'response.steer')
+
+      const clientClosed = closedWith(client)
+      const closing = gateway.close()
+      t.same(await clientClosed, { code: 1001, reason: 'gateway shutting down' }, 'closed as idle')
+      t.equal(await closing, 0, 'nothing had to be cut')
+      t.equal((await server.closed).code, 1001, 'the upstream got a Close 1001 too')
+      t.match(await webSocketLog(gateway), { ended_by: 'shutdown', close_code: 1001 })
+    })
+  }
 })
 
 t.test('shutdown cuts a WebSocket still busy when the grace period ends, and counts it', async (t) => {

@@ -1,13 +1,14 @@
 /**
- * A WebSocket client's messages read for their prefixes: each response takes the fingerprint
- * of the request it answers, whatever the chunking, fragmentation or compression; what cannot
- * be read gives "unknown" (null), never a wrong fingerprint.
+ * A WebSocket client's messages read for their type and prefix: only a `response.create` is
+ * owed an answer (and reported as a request), each response takes the fingerprint of the
+ * request it answers, whatever the chunking, fragmentation or compression; what cannot be read
+ * gives "unknown" (null), never a wrong fingerprint, and is never idle.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import t from 'tap'
 import { PrefixFingerprint } from '../../../src/observe/prefix-fingerprint.js'
 import { FrameParser, Opcode } from '../../../src/websocket/frame-parser.js'
-import { RequestPrefixes } from '../../../src/websocket/request-prefixes.js'
+import { ClientRequests } from '../../../src/websocket/client-requests.js'
 import { randomChunks } from '../../support/mock-upstream.js'
 import { deflateMessages, encodeFrame } from '../../support/raw-websocket.js'
 
@@ -15,6 +16,7 @@ const TOOLS = [{ type: 'function', name: 'shell', parameters: { type: 'object', 
 const body = (instructions: string): Record<string, unknown> => ({ model: 'gpt-5', instructions, tools: TOOLS, input: [{ role: 'user', content: `"${instructions}" {[` }], stream: true })
 const create = (instructions: string): string => JSON.stringify({ type: 'response.create', ...body(instructions) })
 const PROCESSED = JSON.stringify({ type: 'response.processed', response_id: 'resp_1' })
+const STEER = JSON.stringify({ type: 'response.steer', input: [{ role: 'user', content: 'and also' }] })
 
 /** The fingerprint an HTTP body with these instructions gets. */
 function httpFingerprint (instructions: string): string {
@@ -24,7 +26,7 @@ function httpFingerprint (instructions: string): string {
 }
 
 /** Client frames (masked) through a parser into `requests`, in random chunks. */
-function send (requests: RequestPrefixes, frames: Buffer[], seed = 7): void {
+function send (requests: ClientRequests, frames: Buffer[], seed = 7): void {
   const parser = new FrameParser(requests.frames)
   for (const chunk of randomChunks(Buffer.concat(frames), seed, 40)) parser.push(chunk)
 }
@@ -32,7 +34,7 @@ function send (requests: RequestPrefixes, frames: Buffer[], seed = 7): void {
 const text = (payload: string | Buffer, rsv1 = false): Buffer => encodeFrame({ opcode: Opcode.text, payload, rsv1, masked: true })
 
 t.test('each response takes the oldest unanswered response.create; other messages are passed over', async (t) => {
-  const requests = new RequestPrefixes(undefined)
+  const requests = new ClientRequests(undefined)
   const parser = new FrameParser(requests.frames)
   parser.push(Buffer.concat([text(PROCESSED), text(create('one')), text(PROCESSED), text(create('two'))]))
   t.equal(await requests.ofCurrentResponse(), httpFingerprint('one'))
@@ -46,6 +48,76 @@ t.test('each response takes the oldest unanswered response.create; other message
   t.equal(await requests.ofCurrentResponse(), httpFingerprint('three'))
 })
 
+t.test('only a response.create is owed an answer and reported; other messages are read and owe nothing', async (t) => {
+  const started: number[] = []
+  const requests = new ClientRequests(undefined, { onRequest: (startedAt) => started.push(startedAt) })
+  const parser = new FrameParser(requests.frames)
+  t.ok(requests.idle, 'nothing sent')
+  parser.push(Buffer.concat([text(PROCESSED), text(STEER)]))
+  t.ok(requests.idle, 'a response.processed and a response.steer owe nothing')
+  t.same(started, [], 'and are no requests')
+  const before = performance.now()
+  parser.push(text(create('one')))
+  t.notOk(requests.idle, 'a response.create is owed its answer')
+  t.equal(started.length, 1, 'reported once read')
+  t.ok(started[0]! >= before && started[0]! <= performance.now(), 'with the time its first frame came')
+  requests.answered()
+  t.ok(requests.idle, 'answered')
+  t.equal(started.length, 1)
+
+  const message = Buffer.from(STEER)
+  parser.push(encodeFrame({ opcode: Opcode.text, payload: message.subarray(0, 10), fin: false, masked: true }))
+  t.notOk(requests.idle, 'a message still arriving may be a response.create: owed until read')
+  parser.push(encodeFrame({ opcode: Opcode.continuation, payload: message.subarray(10), masked: true }))
+  t.ok(requests.idle, 'read whole, it was not')
+  parser.push(encodeFrame({ opcode: Opcode.binary, payload: Buffer.from([1, 2, 3]), masked: true }))
+  t.ok(requests.idle, 'a binary message is no response.create')
+
+  parser.push(Buffer.concat([text(STEER), text(create('last'))]))
+  requests.finish()
+  t.equal(started.length, 2, 'a response.create no event asked about is reported when the connection closes')
+})
+
+t.test('a compressed message is owed until inflated and read; an answer waits for it, and tracing hears of it after the request', async (t) => {
+  const order: string[] = []
+  let changed = (): void => {}
+  const requests = new ClientRequests({ noContextTakeover: false }, {
+    onRequest: () => order.push('request'),
+    onChange: () => changed()
+  })
+  const parser = new FrameParser(requests.frames)
+  const [steer, one] = await deflateMessages([STEER, create('one')], true)
+  parser.push(text(steer!, true))
+  t.notOk(requests.idle, 'not read yet: it could be a response.create')
+  await new Promise<void>((resolve) => { changed = resolve })
+  t.ok(requests.idle, 'inflated and read: a response.steer owes nothing')
+
+  parser.push(text(one!, true))
+  requests.answered(() => order.push('answered'))
+  t.same(order, [], 'the answer waits for the request it may answer')
+  await new Promise<void>((resolve) => { changed = resolve })
+  t.same(order, ['request', 'answered'], 'the request is reported before its answer')
+  t.ok(requests.idle)
+})
+
+t.test('an upstream event answers only a message sent whole before it came', async (t) => {
+  let inflated = 0
+  let onInflated = (): void => {}
+  const requests = new ClientRequests({ noContextTakeover: false }, { onChange: () => { inflated++; onInflated() } })
+  const parser = new FrameParser(requests.frames)
+  const [processed, one] = await deflateMessages([PROCESSED, create('one')], true)
+  parser.push(text(processed!, true))
+  let answered = false
+  // An `error` answering the response.processed, come before the gateway inflated it…
+  requests.answered(() => { answered = true })
+  // …and a response.create sent after it.
+  parser.push(text(one!, true))
+  while (inflated < 2) await new Promise<void>((resolve) => { onInflated = resolve })
+  t.ok(answered, 'the error answered no request')
+  t.notOk(requests.idle, 'the response.create sent after it is still owed its answer')
+  t.equal(await requests.ofCurrentResponse(), httpFingerprint('one'))
+})
+
 t.test('fragmented messages, control frames between fragments, cut anywhere: the HTTP body\'s fingerprint', async (t) => {
   const message = Buffer.from(create('fragmented'))
   const frames = [
@@ -56,7 +128,7 @@ t.test('fragmented messages, control frames between fragments, cut anywhere: the
     encodeFrame({ opcode: Opcode.binary, payload: Buffer.from([1, 2, 3]), masked: true })
   ]
   for (const seed of [1, 2, 3, 42]) {
-    const requests = new RequestPrefixes(undefined)
+    const requests = new ClientRequests(undefined)
     send(requests, frames, seed)
     t.equal(await requests.ofCurrentResponse(), httpFingerprint('fragmented'), `seed ${seed}`)
   }
@@ -65,7 +137,7 @@ t.test('fragmented messages, control frames between fragments, cut anywhere: the
 t.test('compressed messages are inflated in order, with or without context takeover, and waited for', async (t) => {
   const texts = [PROCESSED, create('one'), create('two'), create('two')]
   for (const contextTakeover of [true, false]) {
-    const requests = new RequestPrefixes({ noContextTakeover: !contextTakeover })
+    const requests = new ClientRequests({ noContextTakeover: !contextTakeover })
     const compressed = await deflateMessages(texts, contextTakeover)
     send(requests, compressed.map((payload) => text(payload, true)))
     // Asked before the inflater had a turn: each answer waits for its message.
@@ -79,40 +151,40 @@ t.test('compressed messages are inflated in order, with or without context takeo
 })
 
 t.test('compressed messages still inflating when the connection closes are read to the end', async (t) => {
-  const requests = new RequestPrefixes({ noContextTakeover: false })
+  const requests = new ClientRequests({ noContextTakeover: false })
   send(requests, (await deflateMessages([create('late')], true)).map((payload) => text(payload, true)))
   requests.finish()
   t.equal(await requests.ofCurrentResponse(), httpFingerprint('late'))
 })
 
 t.test('a response.create with its fields nested under response has no fingerprint, not a false one', async (t) => {
-  const requests = new RequestPrefixes(undefined)
+  const requests = new ClientRequests(undefined)
   send(requests, [text(JSON.stringify({ type: 'response.create', response: body('nested') }))])
   t.equal(await requests.ofCurrentResponse(), null)
 })
 
 t.test('what cannot be read makes every prefix unknown from then on, and never throws', async (t) => {
   t.test('a compressed frame when no compression was agreed', async (t) => {
-    const requests = new RequestPrefixes(undefined)
+    const requests = new ClientRequests(undefined)
     send(requests, [text(create('plain')), text(Buffer.from([0xf2, 0x34, 0x00]), true), text(create('after'))])
     t.equal(await requests.ofCurrentResponse(), null)
     requests.answered()
     t.equal(await requests.ofCurrentResponse(), null)
   })
   t.test('corrupt compressed data', async (t) => {
-    const requests = new RequestPrefixes({ noContextTakeover: false })
+    const requests = new ClientRequests({ noContextTakeover: false })
     send(requests, [text(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00]), true)])
     const answer = requests.ofCurrentResponse()
     await nextTurn()
     t.equal(await answer, null)
   })
   t.test('more compressed bytes waiting for the inflater than allowed', async (t) => {
-    const requests = new RequestPrefixes({ noContextTakeover: false })
+    const requests = new ClientRequests({ noContextTakeover: false })
     new FrameParser(requests.frames).push(text(Buffer.alloc(9 * 1024 * 1024, 0x41), true))
     t.equal(await requests.ofCurrentResponse(), null)
   })
   t.test('more unanswered messages than a client pairs', async (t) => {
-    const requests = new RequestPrefixes(undefined)
+    const requests = new ClientRequests(undefined)
     send(requests, Array.from({ length: 65 }, () => text(create('again'))))
     t.equal(await requests.ofCurrentResponse(), null)
   })
