@@ -34,6 +34,9 @@ export class GatewayError extends Error {
   /** Answers on a ServerResponse (a proxied request, the gateway's own routes, an upgrade's socket) and ends it. */
   send (res: ServerResponse): void {
     const body = this.body()
+    // A body refused part-way may stop coming once its client has the 413: kept alive, the
+    // connection would read the client's next request as the rest of it (nginx closes too).
+    if (this.code === 'body_too_large' && res.req?.complete === false) res.shouldKeepAlive = false
     res.writeHead(this.status, { ...this.headers, 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
     res.end(body)
   }

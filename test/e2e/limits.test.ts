@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import t from 'tap'
-import { request } from 'undici'
+import { Client, request } from 'undici'
 import { startGatewayWithUpstream } from '../support/gateway.js'
 import { headerOf, rawExchange, rawRequest } from '../support/raw-http.js'
 
@@ -152,4 +152,24 @@ t.test('a chunked body cut at BODY_LIMIT while streaming upstream is logged with
   t.equal(declared.statusCode, 413)
   await declared.body.dump()
   t.has(await gateway.waitForLog((l) => l.msg === 'refused'), { status: 413, ended_by: 'gateway', error: 'body_too_large' }, 'refused by its content-length')
+})
+
+// A client may stop sending a body once it has the answer: the 413 then closes the connection,
+// or the gateway would read the client's next request as the rest of the body and hang it.
+t.test('a chunked body cut at BODY_LIMIT closes its connection: the client\'s next request on a new one is answered', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, { BODY_LIMIT: '2048' })
+  const client = new Client(gateway.origin, { pipelining: 1 })
+  t.teardown(async () => { await client.destroy() })
+  const huge = (): Readable => Readable.from((function * () { for (let i = 0; i < 1000; i++) yield Buffer.alloc(1000, 0x78) })())
+  for (const headers of [{ 'content-type': 'application/json' }, { 'content-type': 'application/json', 'session-id': 's-cut-close' }, { 'content-type': 'application/octet-stream' }]) {
+    const res = await client.request({ path: '/v1/responses', method: 'POST', body: huge(), headers }).catch(() => undefined)
+    if (res !== undefined) {
+      t.equal(res.statusCode, 413)
+      t.equal(res.headers.connection, 'close', `${headers['content-type']}${'session-id' in headers ? ', session-id' : ''}: the connection closes after the 413`)
+      await res.body.dump()
+    }
+  }
+  const next = await client.request({ path: '/v1/responses', method: 'POST', body: jsonOf(100), headers: { 'content-type': 'application/json' } })
+  t.equal(next.statusCode, 200, 'the next request is answered')
+  await next.body.dump()
 })
