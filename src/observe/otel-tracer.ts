@@ -144,6 +144,7 @@ class OtelExchangeSpan implements ExchangeSpan {
 
   responseModel (model: string): void {
     if (this.#webSocket) {
+      if (this.#ended) return // see #learn
       this.#openResponse().setAttributes(modelAttributes(model)).updateName(spanName(this.#operation ?? 'chat', model, this.#method, this.#path))
       return
     }
@@ -192,7 +193,9 @@ class OtelExchangeSpan implements ExchangeSpan {
   /** GenAI facts go on the call's client span: the attempt's, or a WebSocket's response span. */
   #learn (attributes: SpanAttributes, model?: string): void {
     if (this.#webSocket) {
-      this.#openResponse().setAttributes(attributes)
+      // An upstream message still inflating when the connection ended reports late: its
+      // response was ended as connection_closed, and a new one would never end.
+      if (!this.#ended) this.#openResponse().setAttributes(attributes)
       return
     }
     this.#attempt?.learn(attributes, model)
