@@ -57,6 +57,8 @@ export class Exchange implements Drainable, ResponseFacts {
   readonly method: string
   /** The client's path without its query (queries may carry keys). */
   readonly path: string
+  /** The API a model call speaks (its answer's shapes differ); undefined for any other request. */
+  readonly modelApi: ModelApi | undefined
   session: Session | undefined
   /** The upstream the request went to (the last one tried); set by the entry before each attempt. */
   upstream: string | undefined
@@ -81,6 +83,7 @@ export class Exchange implements Drainable, ResponseFacts {
   constructor (private readonly deps: ExchangeDeps, readonly transport: Transport, req: IncomingMessage) {
     this.method = req.method ?? 'GET'
     this.path = pathOf(req.url ?? '/')
+    this.modelApi = modelApiOf(this.method, this.path)
     this.#span = deps.tracer?.startExchange(req, transport, this.path)
     this.#callStartedAt = this.startedAt
   }
@@ -90,11 +93,6 @@ export class Exchange implements Drainable, ResponseFacts {
     return this.modelApi !== undefined
   }
 
-  /** The API a model call speaks (its answer's shapes differ); undefined for any other request. */
-  get modelApi (): ModelApi | undefined {
-    if (this.method !== 'POST') return undefined
-    return this.path === '/v1/responses' ? 'responses' : this.path === '/v1/chat/completions' ? 'chat' : undefined
-  }
 
   /** Cache analysis reads request prefixes (CACHE_ANALYSIS): an HTTP model call's body, a WebSocket's messages. */
   get readsPrefixes (): boolean {
@@ -283,4 +281,9 @@ export class Exchange implements Drainable, ResponseFacts {
     if (fingerprint === undefined) calls.record(session.id, call)
     else void fingerprint.then((value) => calls.record(session.id, { ...call, fingerprint: value }))
   }
+}
+
+function modelApiOf (method: string, path: string): ModelApi | undefined {
+  if (method !== 'POST') return undefined
+  return path === '/v1/responses' ? 'responses' : path === '/v1/chat/completions' ? 'chat' : undefined
 }
