@@ -61,9 +61,10 @@ const NEAR_BYTES = 24
 /**
  * A tap on a JSON request body (or a WebSocket client message: the same fields, next to its
  * `type`) as its chunks pass upstream: a small tokenizer that tracks strings and depth, and
- * feeds the bytes of the wanted top-level values into a hash each. It never copies, delays or parses the body. Nested values (the `input` history, most
- * of a body) are crossed by a loop that looks only at quotes and brackets; strings are
- * crossed with native `indexOf` jumps from quote to quote.
+ * feeds the bytes of the wanted top-level values into a hash each. It never copies, delays or
+ * parses the body. Nested values (the `input` history, most of a body) are crossed by a loop
+ * that looks only at quotes and brackets; strings are crossed with native `indexOf` jumps from
+ * quote to quote.
  *
  * Values are hashed as written (whitespace inside them counts); of duplicate keys the last
  * counts, as with `JSON.parse`; escaped keys (`"tool\u0073"`) are read as the key they spell.
