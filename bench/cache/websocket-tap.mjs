@@ -1,8 +1,9 @@
 /**
  * What reading a WebSocket client's `response.create` for its prefix costs (CACHE_ANALYSIS),
  * per message, on the bodies of bench/cache/bodies.mjs sent as `{"type":"response.create",…}`:
- *  - off: the client direction's frames parsed for their headers only (the floor: the gateway
- *    reads every client message for its type, with CACHE_ANALYSIS on or off, as in "plain");
+ *  - headers: the client direction's frames parsed for their headers only (the floor);
+ *  - type only: what CACHE_ANALYSIS=false costs: each message read until its top-level `type`
+ *    (plain, through ClientRequests with readsPrefixes false), which codex writes first;
  *  - plain: a masked text frame read through ClientRequests (unmasked copy + PrefixFingerprint);
  *  - compressed: the same message permessage-deflate compressed (as codex sends it whenever
  *    the upstream agrees), inflated on the side and read;
@@ -75,8 +76,8 @@ function pushReads (listener, frame) {
 async function main () {
   const bodies = Object.entries(benchBodies()).filter(([name]) => options.only === undefined || options.only.split(',').some((o) => name.includes(o)))
   console.log(`node ${process.version}; ${options.quick ? 'quick' : 'full'} run; ms per message, median\n`)
-  console.log('| message | bytes | compressed bytes | off, CPU | plain, CPU | compressed, CPU | compressed, until known | HTTP tap alone, CPU |')
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+  console.log('| message | bytes | compressed bytes | headers, CPU | type only, CPU | plain, CPU | compressed, CPU | compressed, until known | HTTP tap alone, CPU |')
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
   for (const [name, body] of bodies) {
     const message = Buffer.concat([Buffer.from('{"type":"response.create",'), body.subarray(1)])
     const deflated = deflateMessage(message)
@@ -86,14 +87,17 @@ async function main () {
     const headersOnly = { onFrameStart () {}, onFramePayload () {}, onFrameEnd () {} }
     const off = await measure(rounds, async () => pushReads(headersOnly, plainFrame))
     // One reader per connection, as in the gateway: its inflater serves every message.
-    const read = (frame, deflate) => {
-      const requests = new ClientRequests(deflate)
+    const read = (frame, deflate, readsPrefixes = true) => {
+      const requests = new ClientRequests(deflate, { readsPrefixes })
       return async () => {
         pushReads(requests.frames, frame)
-        if (await requests.ofCurrentResponse() === null) throw new Error('no fingerprint')
+        // Resolves once the message is read: with its fingerprint, or (type only) with none.
+        if ((await requests.ofCurrentResponse() === null) === readsPrefixes) throw new Error(readsPrefixes ? 'no fingerprint' : 'a fingerprint')
+        if (requests.idle) throw new Error('the response.create is not owed an answer')
         requests.answered()
       }
     }
+    const typeOnly = await measure(rounds, read(plainFrame, undefined, false))
     const plain = await measure(rounds, read(plainFrame, undefined))
     const compressed = await measure(rounds, read(compressedFrame, { noContextTakeover: true }))
     const http = await measure(rounds, async () => {
@@ -102,7 +106,7 @@ async function main () {
       tap.result()
     })
     const ms = (x) => x.toFixed(3)
-    console.log(`| ${name} | ${message.length.toLocaleString('en')} | ${deflated.length.toLocaleString('en')} | ${ms(off.cpu)} | ${ms(plain.cpu)} | ${ms(compressed.cpu)} | ${ms(compressed.wall)} | ${ms(http.cpu)} |`)
+    console.log(`| ${name} | ${message.length.toLocaleString('en')} | ${deflated.length.toLocaleString('en')} | ${ms(off.cpu)} | ${ms(typeOnly.cpu)} | ${ms(plain.cpu)} | ${ms(compressed.cpu)} | ${ms(compressed.wall)} | ${ms(http.cpu)} |`)
   }
 }
 

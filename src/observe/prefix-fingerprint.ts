@@ -49,6 +49,8 @@ const SCALAR = 6
 /** After the body's closing brace: only whitespace may follow. */
 const AFTER = 7
 const FAILED = 8
+/** A type-only tap has read the top-level `type`: nothing after it is looked at. */
+const TYPE_READ = 9
 
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
@@ -76,6 +78,11 @@ const NEAR_BYTES = 24
  * caller decides when the reading happens, and `result` reads whatever is still held.
  */
 export class PrefixFingerprint {
+  /**
+   * Only `type` is wanted (a WebSocket client message when cache analysis is off): no other
+   * field is hashed, and reading stops at the first top-level `type`.
+   */
+  readonly #typeOnly: boolean
   #mode = BEFORE
   /** Depth in the top-level value being crossed (NESTED); 2 inside its outer brackets. */
   #depth = 0
@@ -97,9 +104,18 @@ export class PrefixFingerprint {
   #heldAt = 0
   #result: RequestPrefix | undefined | null = null
 
+  constructor ({ typeOnly = false }: { typeOnly?: boolean } = {}) {
+    this.#typeOnly = typeOnly
+  }
+
+  /** Nothing more will be read: the body failed to be one object, or a type-only tap has its type. */
+  get settled (): boolean {
+    return this.#mode === FAILED || this.#mode === TYPE_READ
+  }
+
   /** Reads one chunk now; never throws. */
   push (chunk: Buffer): void {
-    if (this.#mode === FAILED || chunk.length === 0) return
+    if (this.settled || chunk.length === 0) return
     let i = 0
     if (this.#escaped) {
       this.#escaped = false
@@ -121,6 +137,11 @@ export class PrefixFingerprint {
   readHeld (maxBytes = Infinity): boolean {
     let budget = maxBytes
     while (budget > 0 && this.#held.length > 0) {
+      if (this.settled) {
+        this.#held.length = 0 // the rest would not be looked at
+        this.#heldAt = 0
+        break
+      }
       const chunk = this.#held[0]!
       const end = Math.min(chunk.length, this.#heldAt + budget)
       this.push(this.#heldAt === 0 && end === chunk.length ? chunk : chunk.subarray(this.#heldAt, end))
@@ -152,6 +173,12 @@ export class PrefixFingerprint {
     return this.#result
   }
 
+  /** The top-level `type` string once the whole body has passed (a type-only tap: once it is read). */
+  type (): string | undefined {
+    this.readHeld()
+    return this.#mode === TYPE_READ ? shortString(this.#hashes[TYPE]) : this.result()?.type
+  }
+
   /** Reads from `i` in the current mode; returns where the next step starts. */
   #step (chunk: Buffer, i: number): number {
     switch (this.#mode) {
@@ -159,7 +186,7 @@ export class PrefixFingerprint {
       case KEY: case STRING: case NESTED_STRING: return this.#crossString(chunk, i)
       case SCALAR: return this.#crossScalar(chunk, i)
       case AFTER: return this.#afterBody(chunk, i)
-      case FAILED: return chunk.length
+      case FAILED: case TYPE_READ: return chunk.length
       default: return this.#structure(chunk, i)
     }
   }
@@ -208,6 +235,7 @@ export class PrefixFingerprint {
     this.#mode = TOP
     if (this.#field === NONE) return
     this.#hashPart(chunk, this.#from, end)
+    if (this.#typeOnly) this.#mode = TYPE_READ // only `type` is ever hashed in this mode
     this.#field = NONE
   }
 
@@ -314,7 +342,8 @@ export class PrefixFingerprint {
 
   #endKey (): void {
     this.#mode = TOP
-    this.#pending = this.#keyBytes > MAX_KEY_BYTES ? NONE : fieldOf(this.#key, this.#keyBytes)
+    const field = this.#keyBytes > MAX_KEY_BYTES ? NONE : fieldOf(this.#key, this.#keyBytes)
+    this.#pending = this.#typeOnly && field !== TYPE ? NONE : field
   }
 
   #hashPart (chunk: Buffer, from: number, end: number): void {

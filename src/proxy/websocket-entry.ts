@@ -156,6 +156,7 @@ function startTunnel (exchange: Exchange, client: Socket, upstream: Socket, head
     clientHead: head,
     deflate: upstreamDeflate(rawHeaders),
     clientDeflate: clientDeflate(rawHeaders),
+    readsPrefixes: exchange.readsPrefixes,
     onResponseId: (id) => exchange.onResponseId(id),
     // Cache analysis asks for the prefix of the response.create each response answers.
     onUsage: (usage, fingerprint) => exchange.onUsage(usage, exchange.readsPrefixes ? fingerprint() : undefined),

@@ -25,6 +25,8 @@ import { RequestMessages, type RequestMessage } from './request-messages.js'
 const MAX_UNANSWERED = 64
 
 export interface ClientRequestsOptions {
+  /** Cache analysis reads each request's prefix (the default); false: only each message's `type` is read. */
+  readsPrefixes?: boolean
   /** A `response.create` was read: a model call began at `startedAt` (its first frame, `performance.now()` time). In order. */
   onRequest?: ((startedAt: number) => void) | undefined
   /** `idle` may have changed with no call in progress (a message inflated, reading lost). */
@@ -61,6 +63,7 @@ export class ClientRequests {
     this.#options = options
     this.frames = new RequestMessages({
       deflate,
+      typesOnly: options.readsPrefixes === false,
       onStart: (message) => this.#start(message),
       onEnd: () => { this.#ended++ },
       onWhole: () => this.#changed(),
@@ -135,7 +138,7 @@ export class ClientRequests {
       const sent = this.#unread[0]!
       if (!sent.message.whole) return
       this.#unread.shift()
-      if (sent.message.tap.result()?.type !== 'response.create') continue
+      if (sent.message.tap.type() !== 'response.create') continue
       this.#requests.push(sent)
       this.#options.onRequest?.(sent.message.startedAt)
     }
@@ -164,6 +167,7 @@ export class ClientRequests {
   #lose (): void {
     if (this.#lost) return
     this.#lost = true
+    this.frames.stop() // nothing read from now on could be paired
     this.#unread.length = 0
     this.#requests.length = 0
     for (const question of this.#questions.splice(0)) {

@@ -24,6 +24,8 @@ export interface RequestMessage {
 export interface RequestMessagesOptions {
   /** The compression the client's messages use; undefined: none agreed. */
   deflate: DeflateParams | undefined
+  /** Only each message's `type` is wanted (cache analysis off): its reading stops there. */
+  typesOnly?: boolean
   /** A message's first frame has begun; in order. */
   onStart: (message: RequestMessage) => void
   /** A message's last frame has passed (a compressed one may still be inflating); in order. */
@@ -67,17 +69,22 @@ export class RequestMessages implements FrameListener {
     if (this.#stopped || this.#finishing) return
     if (frame.opcode === Opcode.text) {
       if (frame.rsv1 && this.#options.deflate === undefined) return this.#lose()
-      const tap = new PrefixFingerprint()
+      // A data frame inside an unfinished message breaks the protocol (the upstream will close):
+      // that message would never end, so nothing after it could be paired.
+      if (this.#current !== undefined) return this.#lose()
+      const tap = new PrefixFingerprint({ typeOnly: this.#options.typesOnly === true })
       this.#current = { tap, startedAt: performance.now(), whole: false, compressed: frame.rsv1, feed: frame.rsv1 ? undefined : afterWrite(tap), parts: [], bytes: 0 }
-      this.#options.onStart(this.#current)
+      safely(this.#options.onStart, this.#current)
     } else if (frame.opcode === Opcode.binary) {
-      this.#current = undefined
+      if (this.#current !== undefined) return this.#lose()
     }
   }
 
   onFramePayload (frame: FrameHeader, slice: Buffer, offset: number): void {
     const message = this.#current
     if (message === undefined || frame.opcode >= Opcode.close || this.#stopped) return
+    // A plain message whose tap has all it wants (its type) needs no more copies.
+    if (message.feed !== undefined && message.tap.settled) return
     // An unmasked client frame breaks the protocol (the upstream will close); copied all the same.
     const bytes = frame.maskKey === undefined ? Buffer.from(slice) : unmask(slice, frame.maskKey, offset)
     if (message.feed !== undefined) return message.feed(bytes)
@@ -92,11 +99,21 @@ export class RequestMessages implements FrameListener {
     this.#current = undefined
     if (message === undefined || this.#stopped) return
     message.whole = !message.compressed
-    this.#options.onEnd(message)
+    safely(this.#options.onEnd, message)
     if (!message.compressed) return
     this.#queue.push(message)
     this.#queuedBytes += message.bytes
     this.#next()
+  }
+
+  /** Messages are still being read: not stopped (reading lost, or the connection closed and all read). */
+  get reading (): boolean {
+    return !this.#stopped
+  }
+
+  /** Reading stops for good: nothing more is copied, queued or inflated (no `onLost`: the caller knows). */
+  stop (): void {
+    this.#stop()
   }
 
   /** The connection has closed: messages already queued are still inflated, then the inflater is freed. */
@@ -122,7 +139,7 @@ export class RequestMessages implements FrameListener {
       if (this.#stopped) return
       this.#inflating = false
       message.whole = true
-      this.#options.onWhole()
+      safely(this.#options.onWhole)
       this.#next()
     })
   }
@@ -138,6 +155,15 @@ export class RequestMessages implements FrameListener {
   #lose (): void {
     if (this.#stopped) return
     this.#stop()
-    this.#options.onLost()
+    safely(this.#options.onLost)
+  }
+}
+
+/** Calls what the reader reports to: its failure must never break the relay it reads beside (as in TextMessages). */
+function safely<T extends unknown[]> (report: (...args: T) => void, ...args: T): void {
+  try {
+    report(...args)
+  } catch {
+    // Reading is an observer's: a failure to report loses a fact, never a byte.
   }
 }

@@ -39,6 +39,8 @@ export interface TunnelOptions {
   deflate: DeflateParams | undefined
   /** The compression the client's messages use (they are read for their type, and prefix). */
   clientDeflate: DeflateParams | undefined
+  /** Cache analysis wants each request's prefix (the default); false: only the client messages' types are read. */
+  readsPrefixes?: boolean
   onResponseId: (id: string) => void
   /**
    * A response's usage. `fingerprint` asks for the prefix of the request it answers (cache
@@ -96,6 +98,7 @@ export class WebSocketTunnel {
     this.#client = options.client
     this.#upstream = options.upstream
     const requests = this.#requests = new ClientRequests(options.clientDeflate, {
+      readsPrefixes: options.readsPrefixes,
       // Not after the end: a message inflated then starts nothing.
       onRequest: (startedAt) => { if (!this.#ended) options.onRequest?.(startedAt) },
       // A compressed message inflated later, outside any relay callback.

@@ -144,7 +144,7 @@ t.test('a compressed, fragmented response.create goes upstream byte for byte and
   client.socket.destroy()
 })
 
-t.test('CACHE_ANALYSIS=false reads no WebSocket message: a changed prefix is not told apart', async (t) => {
+t.test('CACHE_ANALYSIS=false reads a WebSocket message only for its type: a changed prefix is not told apart', async (t) => {
   const setup = await setUp(t, { CACHE_ANALYSIS: 'false' })
   const { ws } = await openSession(t, setup, 's-ws-off')
   await webSocketCall(ws, { usage: [BIG, 0] })

@@ -131,3 +131,21 @@ t.test('a body without `messages` keeps the fingerprint earlier versions stored'
   const body = prefixOf(JSON.stringify({ model: 'gpt-5', instructions: 'x', tools: TOOLS, input: [{ role: 'user', content: 'hi' }] }))!
   t.equal(body.fingerprint, '53d89925b635e0cb')
 })
+
+t.test('a type-only tap reads the top-level type and stops there, wherever it stands', async (t) => {
+  const typeOf = (...chunks: string[]): { type: string | undefined, settled: boolean } => {
+    const tap = new PrefixFingerprint({ typeOnly: true })
+    for (const chunk of chunks) tap.push(Buffer.from(chunk))
+    return { type: tap.type(), settled: tap.settled }
+  }
+  const first = JSON.stringify({ type: 'response.create', ...JSON.parse(BODY) as object })
+  t.same(typeOf(first.slice(0, 30)), { type: 'response.create', settled: true }, 'type first: known from the first bytes, the rest is never looked at')
+  t.same(typeOf(BODY.slice(0, -1), ',"type":"response.steer"}'), { type: 'response.steer', settled: true }, 'type last: read all the same')
+  t.same(typeOf('{"response":{"type":"x"},"type":"response.processed"}'), { type: 'response.processed', settled: true }, 'a nested type is not the message\'s')
+  t.same(typeOf(BODY), { type: undefined, settled: false }, 'no type')
+  const held = new PrefixFingerprint({ typeOnly: true })
+  held.hold(Buffer.from(first.slice(0, 40)))
+  held.hold(Buffer.from(first.slice(40)))
+  t.equal(held.type(), 'response.create', 'held chunks: read up to the type, the rest dropped')
+  t.equal(held.readHeld(), false)
+})

@@ -187,5 +187,28 @@ t.test('what cannot be read makes every prefix unknown from then on, and never t
     const requests = new ClientRequests(undefined)
     send(requests, Array.from({ length: 65 }, () => text(create('again'))))
     t.equal(await requests.ofCurrentResponse(), null)
+    t.equal(requests.frames.reading, false, 'nothing more is copied or read for the rest of the connection')
   })
+
+  t.test('a data frame inside an unfinished message: that message could never end, so reading stops', async (t) => {
+    const requests = new ClientRequests(undefined)
+    const first = encodeFrame({ opcode: Opcode.text, payload: create('one').slice(0, 20), fin: false, masked: true })
+    send(requests, [first, text(create('two'))])
+    t.equal(await requests.ofCurrentResponse(), null, 'answered unknown, not left waiting')
+    t.equal(requests.idle, false)
+    t.equal(requests.frames.reading, false)
+  })
+})
+
+t.test('cache analysis off: only each message\'s type is read, and a request still counts', async (t) => {
+  const requests = new ClientRequests(undefined, { readsPrefixes: false })
+  const started: number[] = []
+  const typed = new ClientRequests(undefined, { readsPrefixes: false, onRequest: (at) => started.push(at) })
+  send(requests, [text(PROCESSED), text(create('one'))])
+  send(typed, [text(create('one')), text(STEER)])
+  t.equal(await requests.ofCurrentResponse(), null, 'no fingerprint is taken')
+  t.equal(typed.idle, false, 'its response.create is owed an answer')
+  t.equal(started.length, 1, 'the response.create is a request; the steer is not')
+  typed.answered()
+  t.equal(typed.idle, true, 'answered, and the steer owes nothing')
 })
