@@ -34,9 +34,7 @@ export class GatewayError extends Error {
   /** Answers on a ServerResponse (a proxied request, the gateway's own routes, an upgrade's socket) and ends it. */
   send (res: ServerResponse): void {
     const body = this.body()
-    // A body refused part-way may stop coming once its client has the 413: kept alive, the
-    // connection would read the client's next request as the rest of it (nginx closes too).
-    if (this.code === 'body_too_large' && res.req?.complete === false) res.shouldKeepAlive = false
+    closeIfBodyUnread(res)
     res.writeHead(this.status, { ...this.headers, 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
     res.end(body)
   }
@@ -51,6 +49,18 @@ export class GatewayError extends Error {
     for (const [name, value] of Object.entries(this.headers)) head += `${name}: ${value}\r\n`
     socket.end(`${head}content-type: ${JSON_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
   }
+}
+
+/**
+ * A gateway error that goes out before its request's body has all arrived closes the
+ * connection (`Connection: close`, as nginx does): a client may stop sending once it has the
+ * answer, and whatever was reading the body has let go of it, so a kept-alive connection could
+ * take the client's next request for the rest of the body, or wait for a rest that never comes.
+ * An upstream's own early answer is relayed as it came: a body that then stalls meets
+ * SERVER_REQUEST_TIMEOUT_MS, which closes the connection after that answer (client-errors.ts).
+ */
+export function closeIfBodyUnread (res: ServerResponse): void {
+  if (res.req?.complete === false) res.shouldKeepAlive = false
 }
 
 /** What the main listener serves, for its 404s. */

@@ -18,7 +18,7 @@ export async function readRequestBody (req: IncomingMessage, limitBytes: number)
       size += chunk.length
       if (size > limitBytes) {
         cleanup()
-        req.resume() // drain the rest so the 413 can be read by the client
+        drainRest(req) // the rest passes into nothing, so the client can read the 413
         reject(errors.bodyTooLarge(limitBytes))
         return
       }
@@ -50,20 +50,31 @@ export async function readRequestBody (req: IncomingMessage, limitBytes: number)
 /**
  * A chunked request body streamed upstream, cut off with `body_too_large` once it passes
  * `limitBytes` (a `content-length` body is judged before it is sent). undici then aborts the
- * upstream request and the relay answers 413; the rest of the client's body is drained.
+ * upstream request and the relay answers 413. However the reading stops (too large, or undici
+ * let go: the upstream answered or failed first), the rest of the body is drained.
  */
 export async function * limitedBody (req: IncomingMessage, limitBytes: number, onChunk?: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
   let size = 0
-  // destroyOnReturn false: stopping early must not destroy the client's socket before the 413.
-  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > limitBytes) {
-      req.resume()
-      throw errors.bodyTooLarge(limitBytes)
+  try {
+    // destroyOnReturn false: stopping early must not destroy the client's socket before the answer.
+    for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      size += chunk.length
+      if (size > limitBytes) throw errors.bodyTooLarge(limitBytes)
+      onChunk?.(chunk)
+      yield chunk
     }
-    onChunk?.(chunk)
-    yield chunk
+  } finally {
+    drainRest(req)
   }
+}
+
+/**
+ * Lets the rest of a body the gateway stopped reading pass into nothing, so a client still
+ * sending can read its answer. Only once the reader has let go: while an iterator's 'readable'
+ * listener is attached, `resume()` does nothing (here, the `for await` has closed it by now).
+ */
+export function drainRest (req: IncomingMessage): void {
+  if (!req.readableEnded) req.resume()
 }
 
 /** A request has a body when it says so in its framing headers (RFC 9112 §6.3). */

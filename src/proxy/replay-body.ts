@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { errors } from '../errors.js'
-import { hasBody, readRequestBody } from './client-body.js'
+import { drainRest, hasBody, readRequestBody } from './client-body.js'
 
 /** A request body as undici sends it, and whether it can be sent again to another upstream. */
 export interface ReplayableBody {
@@ -30,7 +30,8 @@ export async function replayableBody (req: IncomingMessage, replayLimit: number,
     if (next.done === true) return { body: Buffer.concat(head, size), replayable: true }
     size += next.value.length
     if (size > bodyLimit) {
-      req.resume() // drain the rest so the 413 can be read
+      await iterator.return?.() // lets go of the body, so that it can be drained
+      drainRest(req)
       throw errors.bodyTooLarge(bodyLimit)
     }
     head.push(next.value)
@@ -39,14 +40,17 @@ export async function replayableBody (req: IncomingMessage, replayLimit: number,
 }
 
 async function * headThenRest (head: Buffer[], headSize: number, rest: AsyncIterator<Buffer>, req: IncomingMessage, bodyLimit: number): AsyncGenerator<Buffer> {
-  yield * head
-  let size = headSize
-  for (let next = await rest.next(); next.done !== true; next = await rest.next()) {
-    size += next.value.length
-    if (size > bodyLimit) {
-      req.resume()
-      throw errors.bodyTooLarge(bodyLimit)
+  try {
+    yield * head
+    let size = headSize
+    for (let next = await rest.next(); next.done !== true; next = await rest.next()) {
+      size += next.value.length
+      if (size > bodyLimit) throw errors.bodyTooLarge(bodyLimit)
+      yield next.value
     }
-    yield next.value
+  } finally {
+    // Too large, or undici let go (the upstream answered or failed first): the rest drains.
+    await rest.return?.()
+    drainRest(req)
   }
 }

@@ -1,7 +1,9 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import t from 'tap'
 import { Client, request } from 'undici'
-import { startGatewayWithUpstream } from '../support/gateway.js'
+import { startGateway, startGatewayWithUpstream } from '../support/gateway.js'
 import { headerOf, rawExchange, rawRequest } from '../support/raw-http.js'
 
 /** A JSON body of exactly `bytes` bytes. */
@@ -172,4 +174,47 @@ t.test('a chunked body cut at BODY_LIMIT closes its connection: the client\'s ne
   const next = await client.request({ path: '/v1/responses', method: 'POST', body: jsonOf(100), headers: { 'content-type': 'application/json' } })
   t.equal(next.statusCode, 200, 'the next request is answered')
   await next.body.dump()
+})
+
+// Whatever stops the gateway reading a body before it has all arrived — an upstream that answers
+// early, or one that fails mid-upload — the client's next request is answered, never left behind
+// an unread body; the gateway's own 502 closes the connection (an early answer is relayed as is).
+t.test('an upstream that answers or fails before the body has all arrived: the next request is answered, and a 502 closes the connection', async (t) => {
+  let failNext = false
+  const upstream = createServer((req, res) => {
+    if (req.url?.includes('/models') === true) return res.end('{"object":"list","data":[]}')
+    if (failNext) {
+      req.once('data', () => req.socket.destroy()) // reset mid-upload
+      return
+    }
+    // Answers at once, reading nothing of the body.
+    res.writeHead(400, { 'content-type': 'application/json' })
+    res.end('{"error":{"message":"refused early","type":"invalid_request_error","code":null}}')
+  })
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { upstream.close(); upstream.closeAllConnections() })
+  const { port } = upstream.address() as AddressInfo
+  const gateway = await startGateway({ UPSTREAM_URL: `http://127.0.0.1:${port}/v1` })
+  t.teardown(gateway.close)
+  const client = new Client(gateway.origin, { pipelining: 1 })
+  t.teardown(async () => { await client.destroy() })
+  // A body that keeps coming a while: its last part is sent only after the answer could be in.
+  const slowBody = (): Readable => Readable.from((async function * () {
+    for (let i = 0; i < 200; i++) {
+      yield Buffer.alloc(4096, 0x78)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  })())
+  for (const [label, fail, status] of [['answered early', false, 400], ['reset mid-upload', true, 502]] as const) {
+    failNext = fail
+    const res = await client.request({ path: '/v1/files', method: 'POST', body: slowBody(), headers: { 'content-type': 'application/octet-stream', 'session-id': `s-${status}` } }).catch(() => undefined)
+    if (res !== undefined) {
+      t.equal(res.statusCode, status, label)
+      if (fail) t.equal(res.headers.connection, 'close', `${label}: the connection closes after the 502`)
+      await res.body.dump()
+    }
+    const next = await client.request({ path: '/v1/models', method: 'GET' })
+    t.equal(next.statusCode, 200, `${label}: the next request is answered`)
+    await next.body.dump()
+  }
 })
