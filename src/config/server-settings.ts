@@ -3,7 +3,7 @@
  * `server.port`), each valid alone: Node would refuse them at start, in its own words.
  */
 import type { GatewayConfig } from './load-config.js'
-import { ConfigError, namedValue, type SetBy } from './settings.js'
+import { ConfigError, refuseLonger, type SetBy } from './settings.js'
 
 const HEADERS = ['server.headers_timeout_ms', 'SERVER_HEADERS_TIMEOUT_MS'] as const
 const REQUEST = ['server.request_timeout_ms', 'SERVER_REQUEST_TIMEOUT_MS'] as const
@@ -23,8 +23,6 @@ export function checkServerSettings ({ server, metrics }: GatewayConfig, setBy: 
 function checkTimeouts (server: GatewayConfig['server'], setBy: SetBy): void {
   const { headersTimeoutMs, requestTimeoutMs } = server
   if (requestTimeoutMs === 0 || headersTimeoutMs <= requestTimeoutMs) return
-  const key = setBy.get(HEADERS[0]) ?? setBy.get(REQUEST[0]) ?? HEADERS[0]
-  throw new ConfigError(key, `${namedValue(HEADERS, headersTimeoutMs, setBy)} is longer than ${namedValue(REQUEST, requestTimeoutMs, setBy)}, ` +
-    `which includes the headers: lower ${HEADERS[0]} (${HEADERS[1]}), or raise ${REQUEST[0]} (${REQUEST[1]}) to at least ${headersTimeoutMs}, or set it to 0 (none)`)
+  refuseLonger(HEADERS, headersTimeoutMs, REQUEST, requestTimeoutMs, setBy, 'which includes the headers', ', or set it to 0 (none)')
 }
 

@@ -21,6 +21,16 @@ export function namedValue ([path, env]: readonly [string, string], value: numbe
   return `${path} (${env}) ${value}${setBy.has(path) ? '' : ' (its default)'}`
 }
 
+/**
+ * Refuses a value longer than another it must fit in, blamed on the key that was set (`shorter`'s
+ * first), naming both with where they came from: `… is longer than …, {why}: lower …, or raise … to at least N{orElse}`.
+ */
+export function refuseLonger (shorter: readonly [string, string], shorterValue: number, longer: readonly [string, string], longerValue: number, setBy: SetBy, why: string, orElse = ''): never {
+  const key = setBy.get(shorter[0]) ?? setBy.get(longer[0]) ?? shorter[0]
+  throw new ConfigError(key, `${namedValue(shorter, shorterValue, setBy)} is longer than ${namedValue(longer, longerValue, setBy)}, ` +
+    `${why}: lower ${shorter[0]} (${shorter[1]}), or raise ${longer[0]} (${longer[1]}) to at least ${shorterValue}${orElse}`)
+}
+
 /** Turns a raw value (YAML scalar or environment string) into a typed one, or throws ConfigError. */
 export type Parse<T> = (raw: unknown, key: string) => T
 

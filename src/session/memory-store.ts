@@ -198,11 +198,14 @@ export class MemorySessionStore implements SessionStore {
     return undefined
   }
 
-  /** Expired sessions are exactly a prefix: one idle TTL for all, least recently used first. */
-  #dropExpired (): void {
+  /**
+   * Expired sessions are exactly a prefix (one idle TTL for all, least recently used first), so
+   * the sweep stops at the first live one; `keep` (the session in use) is never dropped.
+   */
+  #dropExpired (keep?: SessionEntry): void {
     const now = this.#now()
     for (const entry of this.#sessions.values()) {
-      if (entry.expiresAt > now) return
+      if (entry.expiresAt > now || entry === keep) return
       this.#drop(entry)
     }
   }
@@ -246,14 +249,14 @@ export class MemorySessionStore implements SessionStore {
     // Over its share, a session gives up its oldest records (all but the last), then its oldest keys.
     while (current.bytes > this.#maxBytes / 4 && (current.records?.length ?? 0) > 1) this.#removeOldestRecord(current)
     while (current.bytes > this.#maxBytes / 4 && current.keys.size > 0) this.#removeOldestKey(current)
-    // Expired sessions are exactly a prefix (one idle TTL for all, LRU order): sweeping them on
-    // every use would cost an iterator per request; every 256th use is enough.
-    const sweep = ++this.#usesSinceSweep >= 256
-    if (!sweep && !this.#overBounds()) return
-    if (sweep) this.#usesSinceSweep = 0
-    const now = this.#now()
+    // Sweeping expired sessions on every use would cost an iterator per request; every 256th use is enough.
+    if (++this.#usesSinceSweep >= 256) {
+      this.#usesSinceSweep = 0
+      this.#dropExpired(current)
+    }
+    if (!this.#overBounds()) return
     for (const entry of this.#sessions.values()) {
-      if (!this.#overBounds() && !(sweep && entry.expiresAt <= now)) return
+      if (!this.#overBounds()) return
       if (entry === current) break // the only session left: it is over the count bound alone
       this.#drop(entry)
     }

@@ -278,7 +278,8 @@ export class RedisSessionStore implements SessionStore {
         const totals = parseTotals(rows[i])
         if (totals !== undefined) sessions.push(toSessionUsage(id, totals))
       })
-      return { sessions, total }
+      // A hash that expired between the MULTI and its HGETALL is neither listed nor counted.
+      return { sessions, total: total - (ids.length - sessions.length) }
     } catch (err) {
       this.#degraded((err as Error).message)
       return await this.#local.recentUsage(limit, offset)
