@@ -30,13 +30,7 @@ async function degradedBy (gateway: RunningGateway, reason: RegExp): Promise<Rea
 
 /** Polls /readyz until the store is in `state`: it changes on its Redis client's events, which a test cannot hook. */
 async function storeBecomes (gateway: RunningGateway, state: 'ok' | 'degraded'): Promise<Readiness> {
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    const ready = await readiness(gateway)
-    if (ready.store.state === state) return ready
-    if (Date.now() > deadline) throw new Error(`the store never became ${state}: ${JSON.stringify(ready)}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  return await until(async () => await readiness(gateway), (ready) => ready.store.state === state, `saw the store become ${state}`)
 }
 
 interface Replicas {

@@ -100,26 +100,11 @@ export async function ask (port: number, command: Array<string | number>, auth?:
   }
 }
 
-export interface ReplicaOptions {
-  /** More `redis-server` arguments: the master's ACL users, say, so the replica has them too. */
-  args?: string[]
-  /** How it logs in to the master (`masteruser`, `masterauth`), and how it is asked here. */
-  auth?: RedisAuth
-}
-
 /** A replica of `master` (`replicaof`); resolves once its link to the master is up and synced. */
-export async function startReplica (master: RunningRedis, options: ReplicaOptions = {}): Promise<RunningRedis> {
-  const { auth } = options
-  const replica = await startRedis({
-    args: [
-      '--replicaof', '127.0.0.1', String(master.port),
-      ...(auth?.username !== undefined ? ['--masteruser', auth.username] : []),
-      ...(auth !== undefined ? ['--masterauth', auth.password] : []),
-      ...(options.args ?? [])
-    ]
-  })
+export async function startReplica (master: RunningRedis): Promise<RunningRedis> {
+  const replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(master.port)] })
   try {
-    await until(async () => String(await ask(replica.port, ['INFO', 'replication'], auth)), (info) => info.includes('master_link_status:up'), `saw replica ${replica.port} linked to master ${master.port}`)
+    await until(async () => String(await ask(replica.port, ['INFO', 'replication'])), (info) => info.includes('master_link_status:up'), `saw replica ${replica.port} linked to master ${master.port}`)
     return replica
   } catch (err) {
     await replica.close()
@@ -128,8 +113,6 @@ export async function startReplica (master: RunningRedis, options: ReplicaOption
 }
 
 export interface SentinelOptions {
-  /** Sentinels that must agree the master is down before one fails it over; 1 unless given. */
-  quorum?: number
   /** `down-after-milliseconds`: how long the master may not answer before it is down (Sentinel's own default: 30 s). */
   downAfterMs?: number
   /** `failover-timeout` (Sentinel's own default: 3 min; a failed failover is retried after twice that). */
@@ -147,7 +130,6 @@ export interface SentinelOptions {
 export interface RunningSentinel {
   /** `127.0.0.1:PORT`, as REDIS_SENTINELS takes it. */
   address: string
-  port: number
   /** Where the Sentinel says the master is now (`SENTINEL get-master-addr-by-name`): `127.0.0.1:PORT`. */
   masterAddress: () => Promise<string>
   /** SIGSTOPs the Sentinel: connections are still accepted (by the kernel), nothing is answered. */
@@ -179,7 +161,6 @@ export async function startSentinel (masterPort: number, name: string, options: 
   const auth = options.requirePass !== undefined ? { password: options.requirePass } : options.user
   const sentinel = {
     address: `127.0.0.1:${port}`,
-    port,
     masterAddress: async () => ((await ask(port, ['SENTINEL', 'get-master-addr-by-name', name], auth)) as string[]).join(':'),
     pause: () => { child.kill('SIGSTOP') },
     close
@@ -198,7 +179,7 @@ function sentinelConfig (port: number, dir: string, masterPort: number, name: st
     `port ${port}`,
     'bind 127.0.0.1',
     `dir ${dir}`,
-    `sentinel monitor ${name} 127.0.0.1 ${masterPort} ${options.quorum ?? 1}`,
+    `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`, // one Sentinel: a quorum of one
     ...(options.downAfterMs !== undefined ? [`sentinel down-after-milliseconds ${name} ${options.downAfterMs}`] : []),
     ...(options.failoverTimeoutMs !== undefined ? [`sentinel failover-timeout ${name} ${options.failoverTimeoutMs}`] : []),
     ...(options.dataAuth?.username !== undefined ? [`sentinel auth-user ${name} ${options.dataAuth.username}`] : []),
