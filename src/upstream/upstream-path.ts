@@ -32,16 +32,11 @@ export function isProxyTarget (target: string): boolean {
  * walk out of the upstream's base path. A fragment is dropped.
  */
 export function upstreamPath (target: string, upstream: UpstreamTarget): string | undefined {
-  // A #fragment is the client's own business (RFC 9110 §4.2.4): it never goes upstream.
-  const fragmentAt = target.indexOf('#')
-  const clientTarget = fragmentAt === -1 ? target : target.slice(0, fragmentAt)
+  const clientTarget = withoutFragment(target)
   if (!isProxyTarget(clientTarget)) return undefined
   const rest = clientTarget.slice(CLIENT_PREFIX.length)
   if (hasDotSegment(rest)) return undefined
-  if (upstream.query === '') return upstream.basePath + rest
-  const queryAt = rest.indexOf('?')
-  if (queryAt === -1) return `${upstream.basePath}${rest}?${upstream.query}`
-  return withQuery(upstream.basePath + rest.slice(0, queryAt), rest.slice(queryAt + 1), upstream.query)
+  return underBase(rest, upstream)
 }
 
 /**
@@ -51,20 +46,42 @@ export function upstreamPath (target: string, upstream: UpstreamTarget): string 
  * the url's is not sent beside it. A fragment is dropped. Worked out once, at start.
  */
 export function probePath (probe: string, upstream: UpstreamTarget): string {
-  const fragmentAt = probe.indexOf('#')
-  const own = fragmentAt === -1 ? probe : probe.slice(0, fragmentAt)
-  const queryAt = own.indexOf('?')
-  if (queryAt === -1) return withQuery(upstream.basePath + own, '', upstream.query)
-  return withQuery(upstream.basePath + own.slice(0, queryAt), own.slice(queryAt + 1), upstream.query)
+  return underBase(withoutFragment(probe), upstream)
+}
+
+/** A #fragment is the client's own business (RFC 9110 §4.2.4): it never goes upstream. */
+function withoutFragment (target: string): string {
+  const fragmentAt = target.indexOf('#')
+  return fragmentAt === -1 ? target : target.slice(0, fragmentAt)
+}
+
+/** `rest` (a path with its own query, if any) under the base path, with the url's query as defaults. */
+function underBase (rest: string, upstream: UpstreamTarget): string {
+  if (upstream.query === '') return upstream.basePath + rest
+  const queryAt = rest.indexOf('?')
+  if (queryAt === -1) return `${upstream.basePath}${rest}?${upstream.query}`
+  return withQuery(upstream.basePath + rest.slice(0, queryAt), rest.slice(queryAt + 1), upstream.query)
 }
 
 /** `path` with the `own` query's pairs, then those of `defaults` whose names `own` does not set. */
 function withQuery (path: string, own: string, defaults: string): string {
   const ownPairs = own.split('&').filter((pair) => pair !== '')
   const ownNames = new Set(ownPairs.map(parameterName))
-  const added = defaults.split('&').filter((pair) => pair !== '' && !ownNames.has(parameterName(pair)))
+  const added = defaultPairs(defaults).filter(({ name }) => !ownNames.has(name)).map(({ pair }) => pair)
   const query = [...ownPairs, ...added].join('&')
   return query === '' ? path : `${path}?${query}`
+}
+
+/** Each upstream url's query, split and its names decoded once rather than per request. */
+const splitDefaults = new Map<string, Array<{ pair: string, name: string }>>()
+
+function defaultPairs (defaults: string): Array<{ pair: string, name: string }> {
+  let pairs = splitDefaults.get(defaults)
+  if (pairs === undefined) {
+    pairs = defaults.split('&').filter((pair) => pair !== '').map((pair) => ({ pair, name: parameterName(pair) }))
+    splitDefaults.set(defaults, pairs)
+  }
+  return pairs
 }
 
 /** A query pair's name as a server reads it (percent-decoded, `+` a space), for comparing names. */
