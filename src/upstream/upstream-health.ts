@@ -69,14 +69,17 @@ export class UpstreamHealth {
   }
 }
 
-/** `retry-after` as milliseconds: delta-seconds or an HTTP date; 0 when absent or unreadable. */
+/** The longest `retry-after` honoured: an upstream (or its clock) cannot eject itself for longer. */
+export const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000
+
+/** `retry-after` as milliseconds, at most a day: delta-seconds or an HTTP date; 0 when absent or unreadable. */
 export function retryAfterMs (rawHeaders: Buffer[], now = Date.now()): number {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i]!.length !== 11 || rawHeaders[i]!.toString('latin1').toLowerCase() !== 'retry-after') continue
     const value = rawHeaders[i + 1]!.toString('latin1').trim()
-    if (/^\d+$/.test(value)) return Math.min(Number(value), 24 * 60 * 60) * 1000
+    if (/^\d+$/.test(value)) return Math.min(Number(value) * 1000, MAX_RETRY_AFTER_MS)
     const date = Date.parse(value)
-    return Number.isNaN(date) ? 0 : Math.max(0, date - now)
+    return Number.isNaN(date) ? 0 : Math.min(Math.max(0, date - now), MAX_RETRY_AFTER_MS)
   }
   return 0
 }

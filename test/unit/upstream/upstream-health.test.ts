@@ -33,3 +33,14 @@ t.test('retry-after: seconds or an HTTP date', async (t) => {
   t.equal(retryAfterMs(h('soon')), 0)
   t.equal(retryAfterMs([]), 0)
 })
+
+t.test('retry-after is honoured for a day at most, in either form: an upstream (or its clock) cannot eject itself for good', async (t) => {
+  const h = (value: string): Buffer[] => [Buffer.from('retry-after'), Buffer.from(value)]
+  const DAY = 24 * 60 * 60 * 1000
+  t.equal(retryAfterMs(h('999999999')), DAY)
+  t.equal(retryAfterMs(h('Fri, 31 Dec 9999 23:59:59 GMT'), 0), DAY, 'a date far ahead')
+  t.equal(retryAfterMs(h(new Date(2 * DAY).toUTCString()), 0), DAY, 'a date two days ahead')
+  t.equal(retryAfterMs(h(new Date(0).toUTCString()), 1_000), 0, 'a date in the past')
+  const health = new UpstreamHealth({ failuresToEject: 1, cooldownMs: 1_000, maxCooldownMs: 60_000, now: () => 0 })
+  t.equal(health.recordFailure(retryAfterMs(h('Fri, 31 Dec 9999 23:59:59 GMT'), 0)), DAY, 'so the ejection lasts a day')
+})
