@@ -80,7 +80,9 @@ export class UpstreamAttempts {
     const { boundName, rebindReason } = this.#plan
     if (boundName === upstream.name) return
     const session = this.#exchange.session!
-    this.#deps.sessions.bindUpstream(session.id, upstream.name)
+    // A first binding (none was found: perhaps only because Redis did not answer in time)
+    // never overwrites one another replica made.
+    this.#deps.sessions.bindUpstream(session.id, upstream.name, boundName !== undefined)
     if (boundName !== undefined) this.#deps.metrics.sessionRebound(this.#index > 0 ? 'failover' : rebindReason ?? 'failover')
   }
 

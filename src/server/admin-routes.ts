@@ -63,7 +63,7 @@ export function adminRoutes (routes: SideRoutes, { store, history, token }: Admi
 
 /** The session's upstream, with several upstreams (a session is bound to one only then). */
 async function withUpstream (store: SessionStore, usage: SessionUsage): Promise<SessionUsage & { upstream?: string }> {
-  const upstream = await store.upstreamOf(usage.id)
+  const upstream = await store.peekUpstream(usage.id)
   return upstream === undefined ? usage : { ...usage, upstream }
 }
 

@@ -93,6 +93,11 @@ export class MemorySessionStore implements SessionStore {
     return this.#live(this.#sessions.get(sessionId))?.upstream
   }
 
+  /** One process: what upstreamOf says, which is no use either. */
+  peekUpstream (sessionId: string): string | undefined {
+    return this.upstreamOf(sessionId)
+  }
+
   bindUpstream (sessionId: string, upstream: string): void {
     const entry = this.#entryFor(sessionId)
     entry.upstream = upstream

@@ -1,3 +1,4 @@
+import { ReplyError } from 'ioredis'
 import type { RedisTarget } from '../config/redis-settings.js'
 import type { Logger } from '../observe/logger.js'
 import { parseCallRecord, type CallRecord } from './call-record.js'
@@ -25,6 +26,12 @@ export interface RedisStoreOptions {
   recordsPerSession?: number
   logger: Logger
 }
+
+/** What a pipeline's `exec` resolves to: each command's error or reply. */
+type PipelineReplies = Array<[Error | null, unknown]> | null
+
+/** The error ioredis rejects a command with past `commandTimeout`. */
+const COMMAND_TIMED_OUT = 'Command timed out'
 
 /** Bindings written to Redis per round trip while replaying: small, so requests interleave. */
 const REPLAY_BATCH = 100
@@ -83,6 +90,11 @@ export class RedisSessionStore implements SessionStore {
   #replaying = false
   #degradedBy: string | undefined = 'connecting'
   #closed = false
+  readonly #timeoutMs: number
+  /** When a read last timed out (`performance.now()`); a request's next read within `timeoutMs` of it answers locally. */
+  #timedOutAt = -Infinity
+  /** Pings a Redis that stopped answering on a connection still open: no event would say it is back. */
+  #stallWatch: NodeJS.Timeout | undefined
 
   constructor (options: RedisStoreOptions) {
     this.#local = new MemorySessionStore({ maxBytes: options.localMaxBytes, maxEntries: options.localMaxEntries, idleTtlMs: options.idleTtlMs, recordsPerSession: options.recordsPerSession })
@@ -93,6 +105,7 @@ export class RedisSessionStore implements SessionStore {
     this.#logger = options.logger
     this.#maxUsageSessions = options.localMaxEntries
     this.#replay = new ReplayQueue(options.replayMaxEntries)
+    this.#timeoutMs = options.timeoutMs
     this.#redis = createRedisClient(options.target, options.timeoutMs)
     this.#redis.on('ready', () => this.#recovered())
     this.#redis.on('error', (err: Error & { code?: string }) => this.#degraded(outageReason(err)))
@@ -108,7 +121,7 @@ export class RedisSessionStore implements SessionStore {
       this.#recovered()
       return keys.map((_, i) => shared[i] ?? local[i])
     } catch (err) {
-      this.#degraded((err as Error).message)
+      this.#readFailed(err as Error)
       return local
     }
   }
@@ -125,6 +138,7 @@ export class RedisSessionStore implements SessionStore {
     for (const key of keys) {
       this.#replay.forget(key)
       this.#redis.eval(BIND_UNLESS_OWNED, 1, this.#prefix + key, sessionId, this.#ttlSeconds).then((bound) => {
+        this.#recovered()
         // Another replica's session owns the key: the local copy must not claim it either.
         if (bound === 0) this.#local.unbind(key, sessionId)
       }, (err: Error) => {
@@ -138,14 +152,30 @@ export class RedisSessionStore implements SessionStore {
    * `upstream:<id>`, read with GETEX so a session in use keeps its binding for the idle TTL
    * without a write per request (Redis 6.2+). While Redis is away the local copy answers, and
    * after, until its move made meanwhile is replayed: Redis still holds where it was before.
+   * Within `timeoutMs` of a read that timed out (this request's own session lookup, usually)
+   * the local copy answers at once: a request waits for a hung Redis once, not twice.
    */
   async upstreamOf (sessionId: string): Promise<string | undefined> {
     const local = this.#local.upstreamOf(sessionId)
-    if (this.#redis.status !== 'ready') return local
+    if (this.#redis.status !== 'ready' || performance.now() - this.#timedOutAt < this.#timeoutMs) return local
     const pending = this.#replay.size === 0 ? undefined : this.#replay.get(upstreamKey(sessionId))
-    if (pending?.kind === 'upstream') return pending.upstream
+    if (pending?.kind === 'upstream' && pending.move) return pending.upstream
     try {
       const shared = await this.#redis.getex(this.#prefix + upstreamKey(sessionId), 'EX', this.#ttlSeconds)
+      this.#recovered()
+      return shared ?? local
+    } catch (err) {
+      this.#readFailed(err as Error)
+      return local
+    }
+  }
+
+  /** The session's binding as Redis holds it, for the admin page: a plain GET, not a use (its TTL is left alone). */
+  async peekUpstream (sessionId: string): Promise<string | undefined> {
+    const local = this.#local.upstreamOf(sessionId)
+    if (this.#redis.status !== 'ready') return local
+    try {
+      const shared = await this.#redis.get(this.#prefix + upstreamKey(sessionId))
       this.#recovered()
       return shared ?? local
     } catch (err) {
@@ -155,21 +185,27 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
-   * Overwrites: a session moves when its upstream fails. A move made while Redis is away (or
-   * whose write fails) is queued and replayed when it returns, the last per session: else the
-   * binding Redis held from before would send the session back, on every replica.
+   * A move overwrites: a session moves when its upstream fails. A first binding (`move` false:
+   * the request found none, perhaps only because Redis did not answer in time) is written only
+   * where Redis holds none, so it never moves a session another replica bound. One made while
+   * Redis is away (or whose write fails) is queued and replayed when it returns, the last per
+   * session: else the binding Redis held from before would send a moved session back, on every
+   * replica.
    */
-  bindUpstream (sessionId: string, upstream: string): void {
+  bindUpstream (sessionId: string, upstream: string, move = true): void {
     this.#local.bindUpstream(sessionId, upstream)
     const key = upstreamKey(sessionId)
     const expiresAt = Date.now() + this.#ttlSeconds * 1000 // Redis's TTL of the binding, to compare with it
     if (this.#redis.status !== 'ready') {
-      this.#replay.add({ kind: 'upstream', key, upstream, expiresAt })
+      this.#replay.add({ kind: 'upstream', key, upstream, expiresAt, move })
       return
     }
     this.#replay.forget(key)
-    this.#redis.set(this.#prefix + key, upstream, 'EX', this.#ttlSeconds).catch((err: Error) => {
-      this.#replay.add({ kind: 'upstream', key, upstream, expiresAt })
+    const written = move
+      ? this.#redis.set(this.#prefix + key, upstream, 'EX', this.#ttlSeconds)
+      : this.#redis.set(this.#prefix + key, upstream, 'EX', this.#ttlSeconds, 'NX')
+    written.then(() => this.#recovered(), (err: Error) => {
+      this.#replay.add({ kind: 'upstream', key, upstream, expiresAt, move })
       this.#degraded(err.message)
     })
   }
@@ -185,6 +221,7 @@ export class RedisSessionStore implements SessionStore {
     if (this.#redis.status !== 'ready') return
     const key = this.#prefix + 'usage:' + sessionId
     const recent = this.#prefix + 'usage-recent'
+    const answered = (replies: PipelineReplies): void => this.#pipelineAnswered(replies)
     const failed = (err: Error): void => this.#degraded(err.message)
     // Two pipelines, one per key: in a Cluster a pipeline must stay on one node.
     this.#redis.pipeline()
@@ -197,12 +234,12 @@ export class RedisSessionStore implements SessionStore {
       .hset(key, 'lastSeen', at)
       .expire(key, this.#ttlSeconds)
       .exec()
-      .catch(failed)
+      .then(answered, failed)
     this.#redis.pipeline()
       .zadd(recent, at, sessionId)
       .zremrangebyrank(recent, 0, -(this.#maxUsageSessions + 1))
       .exec()
-      .catch(failed)
+      .then(answered, failed)
   }
 
   /**
@@ -217,6 +254,7 @@ export class RedisSessionStore implements SessionStore {
     let previous: CallRecord | undefined
     try {
       previous = parseCallRecord(await this.#redis.lindex(key, 0))
+      this.#recovered()
     } catch (err) {
       this.#degraded((err as Error).message)
       return await this.#local.recordCall(sessionId, build)
@@ -227,7 +265,7 @@ export class RedisSessionStore implements SessionStore {
       .ltrim(key, 0, this.#recordsPerSession - 1)
       .expire(key, this.#ttlSeconds)
       .exec()
-      .catch((err: Error) => this.#degraded(err.message))
+      .then((replies) => this.#pipelineAnswered(replies), (err: Error) => this.#degraded(err.message))
     return record
   }
 
@@ -235,6 +273,7 @@ export class RedisSessionStore implements SessionStore {
     if (this.#redis.status !== 'ready') return await this.#local.calls(sessionId)
     try {
       const items = await this.#redis.lrange(this.#prefix + 'records:' + sessionId, 0, -1)
+      this.#recovered()
       if (items.length > 0) return items.map((item) => parseCallRecord(item)).filter((r): r is CallRecord => r !== undefined)
       // A session with usage but no model calls yet (only other routes) is known, with none.
       return (await this.#redis.exists(this.#prefix + 'usage:' + sessionId)) === 1 ? [] : undefined
@@ -248,6 +287,7 @@ export class RedisSessionStore implements SessionStore {
     if (this.#redis.status !== 'ready') return await this.#local.usage(sessionId)
     try {
       const totals = parseTotals(await this.#redis.hgetall(this.#prefix + 'usage:' + sessionId))
+      this.#recovered()
       return totals === undefined ? undefined : toSessionUsage(sessionId, totals)
     } catch (err) {
       this.#degraded((err as Error).message)
@@ -273,6 +313,7 @@ export class RedisSessionStore implements SessionStore {
       const [ids, total] = [replyOf<string[]>(replies, 1), replyOf<number>(replies, 2)]
       // One HGETALL per session: in a Cluster their hashes live on different nodes.
       const rows = await Promise.all(ids.map(async (id) => await this.#redis.hgetall(this.#prefix + 'usage:' + id)))
+      this.#recovered()
       const sessions: SessionUsage[] = []
       ids.forEach((id, i) => {
         const totals = parseTotals(rows[i])
@@ -298,6 +339,7 @@ export class RedisSessionStore implements SessionStore {
 
   async close (): Promise<void> {
     this.#closed = true
+    clearInterval(this.#stallWatch)
     this.#redis.disconnect()
     await this.#local.close()
   }
@@ -308,17 +350,58 @@ export class RedisSessionStore implements SessionStore {
     if (this.#degradedBy !== undefined && this.#degradedBy !== 'connecting') return
     const first = this.#degradedBy === undefined
     this.#degradedBy = reason
+    this.#watchForAnswers()
     // Logged once per outage, not once per failed command or reconnect attempt.
     if (first) this.#logger.warn({ reason }, 'session store: redis unavailable, deciding sessions locally until it returns')
     else this.#logger.warn({ reason }, 'session store: redis not reachable at start, deciding sessions locally until it is')
   }
 
+  /**
+   * A pipeline resolves whatever became of its commands: each reply holds its own error. Redis
+   * answered unless one timed out or lost its connection (an error reply, WRONGTYPE say, is an
+   * answer).
+   */
+  #pipelineAnswered (replies: PipelineReplies): void {
+    const failure = replies?.find(([err]) => err !== null && !(err instanceof ReplyError))?.[0]
+    if (failure === undefined || failure === null) this.#recovered()
+    else this.#degraded(failure.message)
+  }
+
+  /** A request's read failed: a timeout also lets the request's next read answer locally (see upstreamOf). */
+  #readFailed (err: Error): void {
+    if (err.message === COMMAND_TIMED_OUT) this.#timedOutAt = performance.now()
+    this.#degraded(err.message)
+  }
+
+  /**
+   * Redis answered: an outage, if one was on, is over. Every command's answer says so, not only
+   * the reads': a stall drops no connection, so no `ready` event ends it. Bindings queued in a
+   * reconnect that no error announced (a connection closed cleanly: an idle timeout, CLIENT
+   * KILL) are written too.
+   */
   #recovered (): void {
-    if (this.#degradedBy === undefined) return
-    const wasConnecting = this.#degradedBy === 'connecting'
-    this.#degradedBy = undefined
-    if (!wasConnecting) this.#logger.info('session store: redis is back, sessions shared again')
-    void this.#replayPending()
+    this.#timedOutAt = -Infinity // answering again: reads need not skip it
+    if (this.#degradedBy !== undefined) {
+      const wasConnecting = this.#degradedBy === 'connecting'
+      this.#degradedBy = undefined
+      clearInterval(this.#stallWatch)
+      this.#stallWatch = undefined
+      if (!wasConnecting) this.#logger.info('session store: redis is back, sessions shared again')
+    }
+    if (this.#replay.size > 0) void this.#replayPending()
+  }
+
+  /**
+   * While an outage lasts, a PING now and then on a connection that is still open: a Redis that
+   * stalled (a slow command, a fork, a paused VM) comes back with no event, so without traffic
+   * `/readyz` would say degraded and queued bindings wait until a request happens to ask.
+   * A connection that dropped is the client's to reopen; its `ready` ends the outage.
+   */
+  #watchForAnswers (): void {
+    if (this.#stallWatch !== undefined) return
+    this.#stallWatch = setInterval(() => {
+      if (this.#redis.status === 'ready') this.#redis.ping().then(() => this.#recovered(), () => {})
+    }, Math.max(this.#timeoutMs, 1_000)).unref()
   }
 
   /**
@@ -349,9 +432,13 @@ export class RedisSessionStore implements SessionStore {
   async #replayOne (entry: PendingBinding): Promise<'written' | 'kept' | 'expired'> {
     const ttlMs = entry.expiresAt - Date.now()
     if (ttlMs <= 0) return 'expired'
-    if (entry.kind === 'upstream') {
+    if (entry.kind === 'upstream' && entry.move) {
       const written = await this.#redis.eval(SET_UNLESS_USED_SINCE, 1, this.#prefix + entry.key, entry.upstream, ttlMs)
       return written === 1 ? 'written' : 'kept'
+    }
+    if (entry.kind === 'upstream') {
+      const set = await this.#redis.set(this.#prefix + entry.key, entry.upstream, 'PX', ttlMs, 'NX')
+      return set === 'OK' ? 'written' : 'kept'
     }
     const set = await this.#redis.set(this.#prefix + entry.key, entry.sessionId, 'PX', ttlMs, 'NX')
     return set === 'OK' ? 'written' : 'kept'

@@ -18,10 +18,14 @@ export interface PendingLineage extends Pending {
   sessionId: string
 }
 
-/** Replayed unless Redis's binding of the session was written or read since: the later one wins. */
+/**
+ * A move is replayed unless Redis's binding of the session was written or read since: the later
+ * one wins. A first binding (made when none was known) only where Redis holds none.
+ */
 export interface PendingUpstream extends Pending {
   kind: 'upstream'
   upstream: string
+  move: boolean
 }
 
 /**

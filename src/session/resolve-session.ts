@@ -86,9 +86,12 @@ export class SessionResolver {
     return this.#store.upstreamOf(sessionId)
   }
 
-  /** Binds `sessionId` to the upstream that served it, so its next requests go there directly. */
-  bindUpstream (sessionId: string, upstream: string): void {
-    this.#store.bindUpstream(sessionId, upstream)
+  /**
+   * Binds `sessionId` to the upstream that served it, so its next requests go there directly:
+   * a `move` from the upstream it was bound to, or its first binding.
+   */
+  bindUpstream (sessionId: string, upstream: string, move: boolean): void {
+    this.#store.bindUpstream(sessionId, upstream, move)
   }
 
   /** Counts a finished request and its tokens toward the session's usage. */

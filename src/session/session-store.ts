@@ -16,10 +16,15 @@ export interface SessionStore {
    * bound to `sessionId`. A key bound to another session is left alone: never taken over.
    */
   bind (keys: readonly string[], sessionId: string): void
-  /** The upstream the session is bound to (several upstreams only); undefined when none yet. */
+  /** The upstream the session is bound to (several upstreams only); undefined when none yet. A use: Redis renews its TTL. */
   upstreamOf (sessionId: string): string | undefined | Promise<string | undefined>
-  /** Binds the session to `upstream`, replacing an earlier binding (the session moved). */
-  bindUpstream (sessionId: string, upstream: string): void
+  /** The same, for looking only (the admin page): not a use, so it renews nothing. */
+  peekUpstream (sessionId: string): string | undefined | Promise<string | undefined>
+  /**
+   * Binds the session to `upstream`: a `move` (the default) replaces an earlier binding; a first
+   * binding (`move` false: none was known) leaves one another replica made in place.
+   */
+  bindUpstream (sessionId: string, upstream: string, move?: boolean): void
   /** Adds one finished request, and the tokens it used, to the session's totals. */
   recordUsage (sessionId: string, tokens: TokenUsage, at: number): void
   /**
