@@ -110,7 +110,7 @@ export function boolean (): Parse<boolean> {
   }
 }
 
-/** `redis://…` or `rediss://…`; '' means "no Redis". */
+/** `redis://…` or `rediss://…`, its path a database number if any; '' means "no Redis". */
 export function redisUrl (): Parse<string> {
   const parseText = text({ allowEmpty: true })
   return (raw, key) => {
@@ -123,6 +123,8 @@ export function redisUrl (): Parse<string> {
       throw new ConfigError(key, 'not a URL')
     }
     if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new ConfigError(key, `expected a redis:// or rediss:// URL, got ${url.protocol}`)
+    // Anything else there would quietly mean database 0: another database than the one meant.
+    if (!/^\/?(\d+)?$/.test(url.pathname)) throw new ConfigError(key, `the path must be a database number (redis://host:6379/2), got ${JSON.stringify(url.pathname)}`)
     return value
   }
 }

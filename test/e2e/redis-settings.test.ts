@@ -74,6 +74,12 @@ t.test('settings from YAML and the environment', async (t) => {
   t.match(loadConfig({ file, env: { REDIS_SENTINEL_PASSWORD: 'from-env' } }).redis, { sentinelPassword: 'from-env' }, 'the environment wins')
 })
 
+t.test("a REDIS_URL whose path is no database number is refused: it would quietly mean database 0", async (t) => {
+  refuses(t, { REDIS_URL: 'redis://r:6379/abc' }, 'REDIS_URL', /path must be a database number.*"\/abc"/)
+  refuses(t, { REDIS_URL: 'redis://r:6379/2/x' }, 'REDIS_URL', /path must be a database number/)
+  for (const url of ['redis://r:6379', 'redis://r:6379/', 'redis://r:6379/2', 'rediss://u:p@r:6380/15']) t.equal(loadConfig({ env: { REDIS_URL: url } }).redis.url, url, `${url} is taken`)
+})
+
 t.test('conflicting ways to reach Redis are refused, naming the keys', async (t) => {
   refuses(t, { REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'a:7000' }, 'redis.url + redis.cluster_nodes', /REDIS_URL.*REDIS_CLUSTER_NODES.*only one way/)
   refuses(t, { REDIS_URL: 'redis://r:6379', REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm' }, 'redis.url + redis.sentinels', /only one way/)
