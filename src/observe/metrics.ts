@@ -161,6 +161,9 @@ export class GatewayMetrics {
   callRecorded (record: CallRecord): void {
     this.#cacheRequests.cell(record.cache).value++
     if (record.missReason !== null) this.#cacheMisses.cell(record.missReason).value++
+    // Only a call the upstream answered names a model: a refused one's name is whatever the
+    // client sent (a typo, junk), and would take one of the label slots until restart.
+    if (!answered(record.status)) return
     const model = this.#modelLabel(record.model)
     const cells = cachedCells(this.#modelCells, model, () => tokenCells((type) => this.#modelTokens.cell(model, type)))
     addTokens(cells, record.input, record.cached, record.output, record.reasoning)
@@ -177,4 +180,9 @@ export class GatewayMetrics {
   async render (): Promise<{ contentType: string, body: string }> {
     return { contentType: MetricRegistry.CONTENT_TYPE, body: this.registry.render() }
   }
+}
+
+/** A 2xx answer, or a WebSocket's response (its calls are recorded with the handshake's 101). */
+function answered (status: number): boolean {
+  return status === 101 || (status >= 200 && status < 300)
 }

@@ -48,6 +48,29 @@ t.test('each cache outcome and miss reason, from a real sequence of calls', asyn
   t.match(metrics, /session_gateway_tokens_total\{type="cached",upstream="default"\} 2432\n/, 'the existing family is unchanged')
 })
 
+t.test('regression: calls the upstream refused take no model label, so junk model names cannot use up the 20 slots', async (t) => {
+  const refuseJunk: UpstreamHandler = (req, res) => {
+    const { model } = JSON.parse(req.body.toString('utf8')) as { model: string }
+    if (model.startsWith('junk-')) {
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":{"message":"bad key","type":"invalid_request_error","code":"invalid_api_key"}}')
+      return
+    }
+    answerWithChosenUsage(req, res, undefined as never)
+  }
+  const { gateway } = await startGatewayWithUpstream(t, {}, refuseJunk)
+  for (let i = 1; i <= 22; i++) {
+    const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': 's-junk' }, body: JSON.stringify({ model: `junk-${i}`, input: 'x' }) })
+    t.equal(res.statusCode, 401)
+    await res.body.dump()
+  }
+  await modelCall(gateway.baseURL, { session: 's-junk', usage: [BIG, 1024] })
+  await recordsUntil(gateway.origin, 's-junk', 23)
+  const metrics = await (await request(`${gateway.origin}/metrics`)).body.text()
+  t.notMatch(metrics, /model="junk-/, 'no refused call named a series')
+  t.match(metrics, /session_gateway_model_tokens_total\{model="gpt-5",type="cached"\} 1024\n/, 'the answered call has its own')
+  t.match(metrics, /session_gateway_cache_requests_total\{outcome="n\/a"\} 22\n/, 'the refused calls are still counted as calls')
+})
+
 /** A Chat Completions answer whose cached tokens are the request's `metadata.cached` (the SDK sends metadata as strings). */
 const answerChatWithChosenCache: UpstreamHandler = (req, res) => {
   const body = JSON.parse(req.body.toString('utf8')) as { model: string, metadata?: { cached?: string } }
