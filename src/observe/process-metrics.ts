@@ -49,7 +49,11 @@ function registerEventLoopDelay (registry: MetricRegistry, prefix: string): void
   new ReadFamily(`${prefix}nodejs_eventloop_lag_seconds`, 'Lag of event loop in seconds.', () => { // eslint-disable-line no-new
     const queuedAt = performance.now()
     setImmediate(() => { lastLag = (performance.now() - queuedAt) / 1000 })
-    snapshot = { mean: seconds(delay.mean), min: seconds(delay.min), max: seconds(delay.max), stddev: seconds(delay.stddev), p50: seconds(delay.percentile(50)), p90: seconds(delay.percentile(90)), p99: seconds(delay.percentile(99)) }
+    // No sample since the last scrape (two scrapers, within the 10 ms resolution): the histogram's
+    // min is still its initial 2^63 ns, finite, so it would read as 292 years.
+    snapshot = delay.count === 0
+      ? { mean: 0, min: 0, max: 0, stddev: 0, p50: 0, p90: 0, p99: 0 }
+      : { mean: seconds(delay.mean), min: seconds(delay.min), max: seconds(delay.max), stddev: seconds(delay.stddev), p50: seconds(delay.percentile(50)), p90: seconds(delay.percentile(90)), p99: seconds(delay.percentile(99)) }
     delay.reset()
     return [[{}, lastLag]]
   }, registry)
