@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { loadConfig, type GatewayConfig } from './config/load-config.js'
 import { ConfigError } from './config/settings.js'
 import { createGateway } from './server/build-gateway.js'
+import type { Logger } from './observe/logger.js'
 import { ListenError } from './server/listener.js'
 import { upstreamTarget } from './upstream/upstream-path.js'
 
@@ -66,16 +67,24 @@ async function start (config: GatewayConfig): Promise<void> {
     logger.info({ signal, grace_ms: config.server.shutdownGraceMs }, 'shutting down: draining in-flight requests')
     gateway.close().then((cut) => {
       logger.info({ cut }, 'shut down')
-      logger.flush()
-      process.exitCode = 0
+      exitOnceLogged(logger, 0)
     }, (err: unknown) => {
       logger.error({ err }, 'shutdown failed')
-      logger.flush()
-      process.exitCode = 1
+      exitOnceLogged(logger, 1)
     })
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+}
+
+/**
+ * Exits once the last lines are written. Shutdown is over: whatever is still pending (an export
+ * to a collector that never answers, its retry and timeout timers) must not keep the process
+ * alive, deaf to further signals, for up to the exporter's timeouts.
+ */
+function exitOnceLogged (logger: Logger, code: number): void {
+  process.exitCode = code
+  logger.flush(() => process.exit(code))
 }
 
 /** Upstream name → origin and base path: a url's query (Azure's api-version, or a key) is left out. */

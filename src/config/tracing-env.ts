@@ -26,7 +26,23 @@ export interface TracingConfig {
   samplerRatio: number
   /** The batch span processor's settings (OTEL_BSP_*), in its own units. */
   batch: { scheduledDelayMillis: number, exportTimeoutMillis: number, maxQueueSize: number, maxExportBatchSize: number }
+  /** How long one export request may take (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT / OTEL_EXPORTER_OTLP_TIMEOUT). */
+  exporterTimeoutMillis: number
 }
+
+/** Tracing off: what the other variables say is not read, so a value meant for another SDK (grpc, xray) stops nothing. */
+const TRACING_OFF: TracingConfig = Object.freeze({
+  enabled: false,
+  endpoint: '',
+  protocol: 'http/protobuf',
+  headers: {},
+  serviceName: 'session-gateway',
+  resourceAttributes: {},
+  sampler: 'parentbased_always_on',
+  samplerRatio: 1,
+  batch: { scheduledDelayMillis: 5000, exportTimeoutMillis: 30_000, maxQueueSize: 2048, maxExportBatchSize: 512 },
+  exporterTimeoutMillis: 10_000
+})
 
 type Env = Record<string, string | undefined>
 
@@ -35,23 +51,28 @@ export const TRACING_ENV_NAMES = [
   'OTEL_SDK_DISABLED', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_PROTOCOL',
   'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS', 'OTEL_SERVICE_NAME',
   'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_BSP_SCHEDULE_DELAY', 'OTEL_BSP_EXPORT_TIMEOUT',
-  'OTEL_BSP_MAX_QUEUE_SIZE', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE'
+  'OTEL_BSP_MAX_QUEUE_SIZE', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 'OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT'
 ] as const
 
-/** The tracing settings from `OTEL_*` variables; `enabled` is false without an endpoint or with OTEL_SDK_DISABLED=true. */
+/**
+ * The tracing settings from `OTEL_*` variables; off without an endpoint or with
+ * OTEL_SDK_DISABLED=true, and then nothing else is read or checked (a disabled SDK is a no-op).
+ */
 export function tracingFromEnv (env: Env): TracingConfig {
   const value = (name: string): string | undefined => {
     const raw = env[name]?.trim()
     return raw === undefined || raw === '' ? undefined : raw
   }
-  const endpoint = tracesEndpoint(value('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'), value('OTEL_EXPORTER_OTLP_ENDPOINT'))
   const disabled = value('OTEL_SDK_DISABLED')?.toLowerCase() === 'true'
+  const endpoint = disabled ? undefined : tracesEndpoint(value('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'), value('OTEL_EXPORTER_OTLP_ENDPOINT'))
+  if (endpoint === undefined) return TRACING_OFF
+  const timeoutName = value('OTEL_EXPORTER_OTLP_TRACES_TIMEOUT') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT' : 'OTEL_EXPORTER_OTLP_TIMEOUT'
   const protocolName = value('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL'
   const headersName = value('OTEL_EXPORTER_OTLP_TRACES_HEADERS') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_HEADERS' : 'OTEL_EXPORTER_OTLP_HEADERS'
   const sampler = oneOfChoices(value('OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on', SAMPLERS, 'OTEL_TRACES_SAMPLER')
   return {
-    enabled: endpoint !== undefined && !disabled,
-    endpoint: endpoint ?? '',
+    enabled: true,
+    endpoint,
     protocol: oneOfChoices(value(protocolName) ?? 'http/protobuf', OTLP_PROTOCOLS, protocolName),
     headers: collectorHeaders(value(headersName), headersName),
     serviceName: value('OTEL_SERVICE_NAME') ?? 'session-gateway',
@@ -63,7 +84,8 @@ export function tracingFromEnv (env: Env): TracingConfig {
       exportTimeoutMillis: whole(value('OTEL_BSP_EXPORT_TIMEOUT'), 30_000, 'OTEL_BSP_EXPORT_TIMEOUT'),
       maxQueueSize: whole(value('OTEL_BSP_MAX_QUEUE_SIZE'), 2048, 'OTEL_BSP_MAX_QUEUE_SIZE'),
       maxExportBatchSize: whole(value('OTEL_BSP_MAX_EXPORT_BATCH_SIZE'), 512, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE')
-    }
+    },
+    exporterTimeoutMillis: whole(value(timeoutName), 10_000, timeoutName)
   }
 }
 

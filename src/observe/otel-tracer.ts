@@ -63,9 +63,9 @@ function endpointForLog (endpoint: string): string {
   return url.origin + url.pathname
 }
 
-async function createExporter ({ endpoint, headers, protocol, batch }: TracingConfig): Promise<SpanExporter> {
+async function createExporter ({ endpoint, headers, protocol, exporterTimeoutMillis }: TracingConfig): Promise<SpanExporter> {
   // Explicit options: the exporters would otherwise read process.env themselves.
-  const options = { url: endpoint, headers, timeoutMillis: batch.exportTimeoutMillis }
+  const options = { url: endpoint, headers, timeoutMillis: exporterTimeoutMillis }
   if (protocol === 'http/json') {
     const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http')
     return new OTLPTraceExporter(options)

@@ -372,3 +372,31 @@ t.test('SIGTERM with a stream that never ends: cut after SHUTDOWN_GRACE_MS, exit
   await seen.closed
   t.ok(seen.abortedByPeer(), 'the upstream request was cancelled with it')
 })
+
+t.test('regression: a collector that accepts connections and never answers does not hold the exit after shutdown, and the exit code stays 0', async (t) => {
+  // Accepts, reads, never replies: the export hangs until the exporter's timeout (set far past the test).
+  const held = new Set<import('node:net').Socket>()
+  const collector = createServer((socket) => { held.add(socket); socket.resume() })
+  await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    for (const socket of held) socket.destroy()
+    await new Promise((resolve) => collector.close(resolve))
+  })
+  const upstream = await startMockUpstream(replyJson({ ok: true }))
+  t.teardown(upstream.close)
+  const cli = runCli(t, [], gatewayEnv(upstream, {
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`,
+    OTEL_EXPORTER_OTLP_TIMEOUT: '600000',
+    OTEL_BSP_EXPORT_TIMEOUT: '600000',
+    SHUTDOWN_GRACE_MS: '1000'
+  }))
+  const port = await listeningPort(cli)
+  const res = await request(`http://127.0.0.1:${port}/v1/models`)
+  await res.body.dump()
+  const signalledAt = performance.now()
+  cli.child.kill('SIGTERM')
+  await cli.waitForLog((l) => l.msg === 'shut down')
+  t.same(await cli.exited, { code: 0, signal: null }, 'it exits, with 0')
+  // Before: the hung export (and its timers) kept the process alive for the exporter's timeout.
+  t.ok(performance.now() - signalledAt < 60_000, 'well before the exporter would have given up')
+})

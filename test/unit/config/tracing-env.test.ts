@@ -57,17 +57,35 @@ t.test('protocol, headers, resource attributes, sampler and batch settings', asy
   t.equal(config.sampler, 'parentbased_traceidratio')
   t.equal(config.samplerRatio, 0.25)
   t.match(config.batch, { scheduledDelayMillis: 200, maxQueueSize: 4096 })
-  t.equal(tracingFromEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }).protocol, 'http/protobuf', 'the traces-specific variable wins')
+  t.equal(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }).protocol, 'http/protobuf', 'the traces-specific variable wins')
 })
 
-t.test('invalid values are config errors naming the variable, and secrets are not echoed', async (t) => {
-  refuses(t, { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, 'OTEL_EXPORTER_OTLP_PROTOCOL')
-  refuses(t, { OTEL_TRACES_SAMPLER: 'jaeger_remote' }, 'OTEL_TRACES_SAMPLER')
-  refuses(t, { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '1.5' }, 'OTEL_TRACES_SAMPLER_ARG')
-  refuses(t, { OTEL_BSP_SCHEDULE_DELAY: '-1' }, 'OTEL_BSP_SCHEDULE_DELAY')
-  refuses(t, { OTEL_EXPORTER_OTLP_HEADERS: 'tok-s3cr3t-no-equals' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
-  refuses(t, { OTEL_EXPORTER_OTLP_HEADERS: 'x=%E0%A4%A' }, 'OTEL_EXPORTER_OTLP_HEADERS')
-  refuses(t, { OTEL_EXPORTER_OTLP_HEADERS: 'x=a%0Ab' }, 'OTEL_EXPORTER_OTLP_HEADERS')
-  refuses(t, { OTEL_EXPORTER_OTLP_HEADERS: 'bad key=s3cr3t' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
-  refuses(t, { OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-token=caf%C3%A9%E2%82%AC' }, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS')
+t.test('with tracing on, invalid values are config errors naming the variable, and secrets are not echoed', async (t) => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, 'OTEL_EXPORTER_OTLP_PROTOCOL')
+  refuses(t, { ...on, OTEL_TRACES_SAMPLER: 'jaeger_remote' }, 'OTEL_TRACES_SAMPLER')
+  refuses(t, { ...on, OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '1.5' }, 'OTEL_TRACES_SAMPLER_ARG')
+  refuses(t, { ...on, OTEL_BSP_SCHEDULE_DELAY: '-1' }, 'OTEL_BSP_SCHEDULE_DELAY')
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '0' }, 'OTEL_EXPORTER_OTLP_TIMEOUT')
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_HEADERS: 'tok-s3cr3t-no-equals' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_HEADERS: 'x=%E0%A4%A' }, 'OTEL_EXPORTER_OTLP_HEADERS')
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_HEADERS: 'x=a%0Ab' }, 'OTEL_EXPORTER_OTLP_HEADERS')
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_HEADERS: 'bad key=s3cr3t' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-token=caf%C3%A9%E2%82%AC' }, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS')
+})
+
+t.test('regression: with tracing off (no endpoint, or OTEL_SDK_DISABLED=true) no other OTEL_* value is read, so one meant for another SDK stops nothing', async (t) => {
+  const foreign = { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_TRACES_SAMPLER: 'xray', OTEL_TRACES_SAMPLER_ARG: 'abc', OTEL_BSP_SCHEDULE_DELAY: '-1', OTEL_EXPORTER_OTLP_HEADERS: 'junk' }
+  t.equal(tracingFromEnv(foreign).enabled, false, 'no endpoint')
+  t.equal(tracingFromEnv({ ...foreign, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'true' }).enabled, false, 'the SDK disabled')
+  t.equal(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url', OTEL_SDK_DISABLED: 'TRUE' }).enabled, false, 'even the endpoint goes unread')
+  t.equal(loadConfig({ env: foreign }).tracing.enabled, false, 'and the gateway starts')
+})
+
+t.test('the exporter\'s timeout: the traces variable, else the generic one, else the spec\'s 10 s', async (t) => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
+  t.equal(tracingFromEnv(on).exporterTimeoutMillis, 10_000)
+  t.equal(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '2000' }).exporterTimeoutMillis, 2000)
+  t.equal(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '2000', OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '3000' }).exporterTimeoutMillis, 3000)
+  t.equal(tracingFromEnv({ ...on, OTEL_BSP_EXPORT_TIMEOUT: '7000' }).exporterTimeoutMillis, 10_000, 'OTEL_BSP_EXPORT_TIMEOUT is the batch processor\'s, not the exporter\'s')
 })
