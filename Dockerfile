@@ -16,7 +16,8 @@ FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # The build needs TypeScript and @types/node only. --omit=optional skips the 400 MB native
-# binary that the @openai/codex devDependency pulls in; no dependency has install scripts.
+# binary that the @openai/codex devDependency pulls in; --ignore-scripts skips the one install
+# script (protobufjs's, a devDependency's, which the build does not need).
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=optional --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
@@ -37,9 +38,16 @@ COPY config.example.yaml ./
 COPY --from=build /app/dist/src ./dist/src
 # Node 24 keeps compiled code on disk: warmed here (--help loads every module a default start
 # loads, then exits), read at every start. Measured locally on Node 24: ~180 ms to the first
-# /healthz with the cache, ~210-300 ms without. The cache is root's and read-only at run time.
+# /healthz with the cache, ~210-300 ms without. Node keys the cache directory by uid, so it is
+# warmed as the user that runs the gateway (warmed as root, uid 1000 found no cache of its own
+# and silently ran without one); then handed back to root and made readable: read-only at run
+# time, like the code.
 ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
+RUN mkdir .node-compile-cache && chown 1000:1000 .node-compile-cache
+USER 1000:1000
 RUN node dist/src/cli.js --help >/dev/null
+USER root
+RUN chown -R root:root .node-compile-cache && chmod -R a+rX .node-compile-cache
 
 # The image's `node` user (uid 1000), by number so Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000

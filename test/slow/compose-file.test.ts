@@ -164,6 +164,10 @@ t.test('Dockerfile: Node 24, production install, non-root, port, health check, P
   const user = argsOf('USER').at(-1) ?? 'root'
   const name = user.split(':')[0]!
   t.ok(name === 'node' || (/^\d+$/.test(name) && name !== '0'), `runs as a non-root user (${user})`)
+  // Node keys its compile cache directory by uid: warmed as another user, it is never read.
+  const warmUp = runtime.instructions.findIndex((i) => i.keyword === 'RUN' && /dist\/src\/cli\.js --help/.test(i.args))
+  t.ok(warmUp > 0, 'the compile cache is warmed')
+  t.equal(runtime.instructions.slice(0, warmUp).filter((i) => i.keyword === 'USER').at(-1)?.args, user, 'as the user the gateway runs as')
 
   checkVariableNames(t, 'Dockerfile ENV', imageEnv)
   // Set by the image, they would beat a mounted YAML file's server.host and server.port.
