@@ -41,6 +41,7 @@ export function acceptWebSockets (server: Server, deps: WebSocketEntryDeps): voi
     // Node removed its own listeners from the socket before handing it over: an error
     // (a client reset) with no listener would throw.
     socket.on('error', () => {})
+    socket.once('end', leaveOnEarlyEnd)
     // An upgrade pipelined behind a request still being answered waits for that answer: the
     // socket takes one response at a time, and Node emits 'upgrade' as soon as it is parsed.
     const previous = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
@@ -50,6 +51,16 @@ export function acceptWebSockets (server: Server, deps: WebSocketEntryDeps): voi
     }
     onUpgrade(server, deps, req, socket, head)
   })
+}
+
+/**
+ * A FIN before the tunnel starts is the client leaving. Node has already emitted the socket's
+ * only 'end', so the tunnel could never pass it on, and the half-open socket would keep the
+ * upstream handshake (or WebSocket) open: destroying it lets the relay's 'close' listener abort
+ * the upstream and end the exchange as the client's.
+ */
+function leaveOnEarlyEnd (this: Socket): void {
+  this.destroy()
 }
 
 function onUpgrade (server: Server, deps: WebSocketEntryDeps, req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -136,6 +147,7 @@ function sendUpgrade (deps: WebSocketEntryDeps, exchange: Exchange, req: Incomin
     }
     gate?.served()
     res.detachSocket(socket) // from here on the socket is the tunnel's, not an HTTP response's
+    socket.off('end', leaveOnEarlyEnd) // the tunnel passes a FIN on from now
     socket.write(switchingProtocolsHead(rawHeaders))
     startTunnel(exchange, socket, upstreamSocket, head, rawHeaders)
   }
