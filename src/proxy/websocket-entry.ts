@@ -105,7 +105,7 @@ function answerUpgrade (deps: WebSocketEntryDeps, req: IncomingMessage, socket: 
 /** Several upstreams: chosen at the handshake by the HTTP rules; failover only before a 101. */
 async function routeUpgrade (deps: WebSocketEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, socket: Socket, head: Buffer, session: Session): Promise<void> {
   const boundName = await deps.sessions.upstreamOf(session.id)
-  if (socket.destroyed) return
+  if (socket.destroyed) return exchange.endClientGone() // the client left while its upstream was looked up
   const plan = deps.upstreams.plan(session.id, boundName, false)
   if (plan.refusal !== undefined) {
     exchange.refuse(plan.refusal, res)
