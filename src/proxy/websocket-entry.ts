@@ -23,6 +23,7 @@ import { UpgradeHandler } from '../websocket/upgrade-handler.js'
 import type { Admission } from './admission.js'
 import { UpstreamAttempts, type AttemptDeps, type AttemptGate } from './attempts.js'
 import { spannedGate } from './attempt-span.js'
+import { serveWithoutUpgrade } from './declined-upgrade.js'
 import { Exchange, type ExchangeDeps } from './exchange.js'
 
 export interface WebSocketEntryDeps {
@@ -66,9 +67,8 @@ function leaveOnEarlyEnd (this: Socket): void {
 function onUpgrade (server: Server, deps: WebSocketEntryDeps, req: IncomingMessage, socket: Socket, head: Buffer): void {
   try {
     if (!isWebSocketUpgrade(req)) {
-      // Any other upgrade offer (h2c from `curl --http2`, …) is declined, as RFC 9110 §7.8
-      // allows: the request is served as the plain HTTP/1.1 request it also is.
-      server.emit('request', req, responseOnSocket(req, socket))
+      socket.off('end', leaveOnEarlyEnd) // the HTTP server's own handling takes over
+      serveWithoutUpgrade(server, req, socket, head)
       return
     }
     answerUpgrade(deps, req, socket, head)
