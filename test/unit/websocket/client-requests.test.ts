@@ -9,6 +9,7 @@ import t from 'tap'
 import { PrefixFingerprint } from '../../../src/observe/prefix-fingerprint.js'
 import { FrameParser, Opcode } from '../../../src/websocket/frame-parser.js'
 import { ClientRequests } from '../../../src/websocket/client-requests.js'
+import { MAX_INFLATED_MESSAGE_BYTES } from '../../../src/websocket/message-inflater.js'
 import { randomChunks } from '../../support/mock-upstream.js'
 import { deflateMessages, encodeFrame } from '../../support/raw-websocket.js'
 
@@ -182,6 +183,14 @@ t.test('what cannot be read makes every prefix unknown from then on, and never t
     const requests = new ClientRequests({ noContextTakeover: false })
     new FrameParser(requests.frames).push(text(Buffer.alloc(9 * 1024 * 1024, 0x41), true))
     t.equal(await requests.ofCurrentResponse(), null)
+  })
+  t.test('regression: a compressed message that inflates past MAX_INFLATED_MESSAGE_BYTES (a deflate bomb)', async (t) => {
+    const requests = new ClientRequests({ noContextTakeover: false })
+    // A response.create whose trailing whitespace would still leave it a readable request.
+    const [bomb] = await deflateMessages([create('bomb') + ' '.repeat(MAX_INFLATED_MESSAGE_BYTES)], true)
+    send(requests, [text(bomb!, true)])
+    t.equal(await requests.ofCurrentResponse(), null, 'unknown, not read on past the bound')
+    t.equal(requests.frames.reading, false, 'nothing more is inflated for the connection')
   })
   t.test('more unanswered messages than a client pairs', async (t) => {
     const requests = new ClientRequests(undefined)

@@ -7,6 +7,7 @@ import t from 'tap'
 import { FrameParser, Opcode, unmask, type FrameHeader } from '../../../src/websocket/frame-parser.js'
 import { FrameObserver } from '../../../src/websocket/frame-observer.js'
 import { ResponseEventReader } from '../../../src/websocket/response-events.js'
+import { MAX_INFLATED_MESSAGE_BYTES } from '../../../src/websocket/message-inflater.js'
 import { TextMessages } from '../../../src/websocket/text-messages.js'
 import { randomChunks } from '../../support/mock-upstream.js'
 import { deflateMessages, encodeFrame, type FrameSpec } from '../../support/raw-websocket.js'
@@ -168,6 +169,15 @@ t.test('compressed frames without an agreed compression, or corrupt ones, end th
     new FrameObserver({ messages: inflating }).push(encodeFrame({ opcode: Opcode.text, payload: Buffer.from([0xff, 0xff, 0xff, 0xff]), rsv1: true }))
   })
   t.ok(corrupt)
+})
+
+t.test('regression: a compressed message that inflates past MAX_INFLATED_MESSAGE_BYTES ends the reading instead of inflating on', async (t) => {
+  const [bomb] = await deflateMessages([' '.repeat(MAX_INFLATED_MESSAGE_BYTES + 1)], true)
+  const outcome = await new Promise<string>((resolve) => {
+    const reader = new TextMessages({ deflate: { noContextTakeover: false }, onMessage: () => resolve('handed on'), onLost: () => resolve('lost') })
+    new FrameObserver({ messages: reader }).push(encodeFrame({ opcode: Opcode.text, payload: bomb!, rsv1: true }))
+  })
+  t.equal(outcome, 'lost')
 })
 
 t.test('Responses events: types told apart from their first bytes, ids and usage read from the few that carry them', async (t) => {
