@@ -24,6 +24,14 @@ const DEFLATE_TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff])
  */
 export const MAX_INFLATED_MESSAGE_BYTES = 32 * 1024 * 1024
 
+/**
+ * A compressed message that is not text (binary) still joins the sender's window when it keeps
+ * its context: the messages after it inflate right only if it is inflated too (RFC 7692 §7.2.1).
+ */
+export function joinsWindow (compressed: boolean, params: DeflateParams | undefined): boolean {
+  return compressed && params !== undefined && !params.noContextTakeover
+}
+
 export class MessageInflater {
   readonly #params: DeflateParams
   readonly #onError: () => void

@@ -5,7 +5,7 @@
  * handed on in the order they were sent, whether they needed inflating or not.
  */
 import { Opcode, unmask, type FrameHeader, type FrameListener } from './frame-parser.js'
-import { MessageInflater, type DeflateParams } from './message-inflater.js'
+import { joinsWindow, MessageInflater, type DeflateParams } from './message-inflater.js'
 
 export interface TextMessagesOptions {
   /** undefined: no compression agreed; a compressed frame then means the messages cannot be read. */
@@ -28,6 +28,8 @@ interface Message {
   bytes: number
   /** Kept only its first maxMessageBytes (uncompressed messages). */
   cut: boolean
+  /** A compressed binary message: inflated only to keep the window right, handed on to nobody. */
+  windowOnly: boolean
 }
 
 export class TextMessages implements FrameListener {
@@ -68,9 +70,9 @@ export class TextMessages implements FrameListener {
     if (this.#lost || this.#finishing) return
     if (frame.opcode === Opcode.text) {
       if (frame.rsv1 && this.#deflate === undefined) return this.#lose()
-      this.#current = { compressed: frame.rsv1, parts: [], bytes: 0, cut: false }
+      this.#current = { compressed: frame.rsv1, parts: [], bytes: 0, cut: false, windowOnly: false }
     } else if (frame.opcode === Opcode.binary) {
-      this.#current = undefined
+      this.#current = joinsWindow(frame.rsv1, this.#deflate) ? { compressed: true, parts: [], bytes: 0, cut: false, windowOnly: true } : undefined
     }
   }
 
@@ -151,6 +153,7 @@ export class TextMessages implements FrameListener {
     let outBytes = 0
     let complete = true
     const onData = (chunk: Buffer): void => {
+      if (message.windowOnly) return
       const room = this.#maxMessageBytes - outBytes
       if (chunk.length > room) complete = false
       if (room <= 0) return
@@ -160,7 +163,7 @@ export class TextMessages implements FrameListener {
     this.#inflater.inflate(message.parts, onData, () => {
       if (this.#lost) return
       this.#inflating = false
-      this.#deliver(Buffer.concat(out), complete)
+      if (!message.windowOnly) this.#deliver(Buffer.concat(out), complete)
       this.#next()
     })
   }

@@ -151,6 +151,20 @@ t.test('compressed messages are inflated in order, with or without context takeo
   }
 })
 
+t.test('regression: a compressed binary message keeps the client\'s window right: the requests after it get their own fingerprint', async (t) => {
+  const requests = new ClientRequests({ noContextTakeover: false })
+  // The binary message holds the next request's very bytes, so that request compresses to a
+  // reference back into it: an inflater that skipped it would read the first request again.
+  const [one, binary, two] = await deflateMessages([create('one'), create('two'), create('two')], true)
+  const binaryFrame = encodeFrame({ opcode: Opcode.binary, payload: binary!, rsv1: true, masked: true })
+  send(requests, [text(one!, true), binaryFrame, text(two!, true)])
+  t.equal(await requests.ofCurrentResponse(), httpFingerprint('one'))
+  requests.answered()
+  t.equal(await requests.ofCurrentResponse(), httpFingerprint('two'), 'not the first request\'s')
+  requests.answered()
+  t.equal(requests.idle, true, 'the binary message owes no answer')
+})
+
 t.test('compressed messages still inflating when the connection closes are read to the end', async (t) => {
   const requests = new ClientRequests({ noContextTakeover: false })
   send(requests, (await deflateMessages([create('late')], true)).map((payload) => text(payload, true)))

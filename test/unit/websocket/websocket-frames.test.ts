@@ -171,6 +171,20 @@ t.test('compressed frames without an agreed compression, or corrupt ones, end th
   t.ok(corrupt)
 })
 
+t.test('regression: a compressed binary message keeps the inflater\'s window right for the text messages after it', async (t) => {
+  const first = JSON.stringify({ type: 'response.created', response: { id: 'resp_first' } })
+  const second = JSON.stringify({ type: 'response.created', response: { id: 'resp_other' } })
+  // The binary message holds the second's very bytes, so the second compresses to a reference
+  // back into it: an inflater that skipped it would copy the first's bytes instead.
+  const [a, binary, b] = await deflateMessages([first, second, second], true)
+  const frames = Buffer.concat([
+    encodeFrame({ opcode: Opcode.text, payload: a!, rsv1: true }),
+    encodeFrame({ opcode: Opcode.binary, payload: binary!, rsv1: true }),
+    encodeFrame({ opcode: Opcode.text, payload: b!, rsv1: true })
+  ])
+  t.same(await readMessages(frames, { noContextTakeover: false }, 2), [[first, true], [second, true]], 'the binary one is handed on to nobody')
+})
+
 t.test('regression: a compressed message that inflates past MAX_INFLATED_MESSAGE_BYTES ends the reading instead of inflating on', async (t) => {
   const [bomb] = await deflateMessages([' '.repeat(MAX_INFLATED_MESSAGE_BYTES + 1)], true)
   const outcome = await new Promise<string>((resolve) => {
