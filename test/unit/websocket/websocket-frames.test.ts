@@ -217,6 +217,28 @@ t.test('Responses events: types told apart from their first bytes, ids and usage
   t.same(seen.types.slice(-5), ['response.created', 'response.completed', 'response.created', undefined, 'error'])
 })
 
+t.test('regression: the usage of a response.completed longer than the message limit is read from its end, compressed or not', async (t) => {
+  const usage = { input_tokens: 11, input_tokens_details: { cached_tokens: 3 }, output_tokens: 7, output_tokens_details: { reasoning_tokens: 2 }, total_tokens: 18 }
+  const output = [{ type: 'message', content: [{ type: 'output_text', text: 'a long answer, '.repeat(20_000) }] }]
+  const long = JSON.stringify({ type: 'response.completed', response: { id: 'resp_long', output, usage, metadata: { note: 'after the usage' } }, sequence_number: 9 })
+  for (const compressed of [false, true]) {
+    const payload = compressed ? (await deflateMessages([long], true))[0]! : Buffer.from(long)
+    const seen: unknown[] = []
+    await new Promise<void>((resolve) => {
+      const events = new ResponseEventReader({ onEvent: () => resolve(), onResponseId: () => {}, onUsage: (read) => seen.push(read) })
+      const reader = new TextMessages({
+        deflate: compressed ? { noContextTakeover: false } : undefined,
+        maxMessageBytes: 1000,
+        onMessage: (text, complete, tail) => events.read(text, complete, tail),
+        onLost: () => resolve()
+      })
+      const observer = new FrameObserver({ messages: reader })
+      for (const chunk of randomChunks(encodeFrame({ opcode: Opcode.text, payload, rsv1: compressed, masked: !compressed }), 5, 70_000)) observer.push(chunk)
+    })
+    t.same(seen, [{ input: 11, cached: 3, output: 7, reasoning: 2 }], compressed ? 'compressed' : 'plain (masked, in pieces)')
+  }
+})
+
 t.test('messages still waiting for the inflater when the connection closes are all handed on (soak regression)', async (t) => {
   // Under load the inflater runs behind the relay; the connection's close used to discard the
   // queue, and with it the final events' usage and response ids.
