@@ -29,8 +29,8 @@ interface Message {
   bytes: number
   /** Kept only its first maxMessageBytes (uncompressed messages). */
   cut: boolean
-  /** The bytes past maxMessageBytes, only the last TAIL_BYTES or so of them (uncompressed messages). */
-  tail: Tail
+  /** The bytes past maxMessageBytes, only the last TAIL_BYTES or so of them; made only for such a long message. */
+  tail: Tail | undefined
   /** A compressed binary message: inflated only to keep the window right, handed on to nobody. */
   windowOnly: boolean
 }
@@ -49,8 +49,8 @@ class Tail {
     while (this.#bytes - this.#parts[0]!.length >= TAIL_BYTES) this.#bytes -= this.#parts.shift()!.length
   }
 
-  get bytes (): Buffer | undefined {
-    return this.#parts.length === 0 ? undefined : Buffer.concat(this.#parts)
+  get bytes (): Buffer {
+    return Buffer.concat(this.#parts)
   }
 }
 
@@ -92,9 +92,9 @@ export class TextMessages implements FrameListener {
     if (this.#lost || this.#finishing) return
     if (frame.opcode === Opcode.text) {
       if (frame.rsv1 && this.#deflate === undefined) return this.#lose()
-      this.#current = { compressed: frame.rsv1, parts: [], bytes: 0, cut: false, tail: new Tail(), windowOnly: false }
+      this.#current = { compressed: frame.rsv1, parts: [], bytes: 0, cut: false, tail: undefined, windowOnly: false }
     } else if (frame.opcode === Opcode.binary) {
-      this.#current = joinsWindow(frame.rsv1, this.#deflate) ? { compressed: true, parts: [], bytes: 0, cut: false, tail: new Tail(), windowOnly: true } : undefined
+      this.#current = joinsWindow(frame.rsv1, this.#deflate) ? { compressed: true, parts: [], bytes: 0, cut: false, tail: undefined, windowOnly: true } : undefined
     }
   }
 
@@ -109,6 +109,7 @@ export class TextMessages implements FrameListener {
       const room = this.#maxMessageBytes - message.bytes
       if (slice.length > room) {
         message.cut = true
+        message.tail ??= new Tail()
         message.tail.push(copyOf(slice.subarray(room), frame, offset + room))
         if (room === 0) return
         slice = slice.subarray(0, room)
@@ -124,7 +125,7 @@ export class TextMessages implements FrameListener {
     this.#current = undefined
     if (message === undefined || this.#lost) return
     if (this.#deflate === undefined) {
-      this.#deliver(Buffer.concat(message.parts), !message.cut, message.tail.bytes)
+      this.#deliver(Buffer.concat(message.parts), !message.cut, message.tail?.bytes)
       return
     }
     this.#queue.push(message)
@@ -160,7 +161,7 @@ export class TextMessages implements FrameListener {
         return
       }
       if (!message.compressed) {
-        this.#deliver(Buffer.concat(message.parts), !message.cut, message.tail.bytes)
+        this.#deliver(Buffer.concat(message.parts), !message.cut, message.tail?.bytes)
         continue
       }
       this.#queuedBytes -= message.bytes
@@ -179,6 +180,7 @@ export class TextMessages implements FrameListener {
       const room = this.#maxMessageBytes - outBytes
       if (chunk.length > room) {
         complete = false
+        message.tail ??= new Tail()
         message.tail.push(chunk.subarray(Math.max(room, 0)))
       }
       if (room <= 0) return
@@ -188,7 +190,7 @@ export class TextMessages implements FrameListener {
     this.#inflater.inflate(message.parts, onData, () => {
       if (this.#lost) return
       this.#inflating = false
-      if (!message.windowOnly) this.#deliver(Buffer.concat(out), complete, message.tail.bytes)
+      if (!message.windowOnly) this.#deliver(Buffer.concat(out), complete, message.tail?.bytes)
       this.#next()
     })
   }
