@@ -140,7 +140,9 @@ export class Exchange implements Drainable, ResponseFacts {
 
   /** The client left before anything of an answer reached it (status 0: it got none). */
   endClientGone (): void {
-    this.end({ status: 0, endedBy: 'client', ttfbMs: -1, bytesOut: 0 })
+    // A WebSocket's line keeps its WebSocket fields (transport, closed by), as after a 101.
+    const webSocket = this.transport === 'websocket' ? { bytesIn: 0, closeCode: undefined, closedBy: 'client' as const } : undefined
+    this.end({ status: 0, endedBy: 'client', ttfbMs: -1, bytesOut: 0, webSocket })
   }
 
   /** Shutdown hooks of a long-lived exchange (a WebSocket's tunnel). */

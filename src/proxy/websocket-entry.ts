@@ -23,6 +23,7 @@ import { UpgradeHandler } from '../websocket/upgrade-handler.js'
 import type { Admission } from './admission.js'
 import { UpstreamAttempts, type AttemptDeps, type AttemptGate } from './attempts.js'
 import { spannedGate } from './attempt-span.js'
+import { serveWithoutUpgrade } from './declined-upgrade.js'
 import { Exchange, type ExchangeDeps } from './exchange.js'
 
 export interface WebSocketEntryDeps {
@@ -41,6 +42,7 @@ export function acceptWebSockets (server: Server, deps: WebSocketEntryDeps): voi
     // Node removed its own listeners from the socket before handing it over: an error
     // (a client reset) with no listener would throw.
     socket.on('error', () => {})
+    socket.once('end', leaveOnEarlyEnd)
     // An upgrade pipelined behind a request still being answered waits for that answer: the
     // socket takes one response at a time, and Node emits 'upgrade' as soon as it is parsed.
     const previous = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
@@ -52,12 +54,21 @@ export function acceptWebSockets (server: Server, deps: WebSocketEntryDeps): voi
   })
 }
 
+/**
+ * A FIN before the tunnel starts is the client leaving. Node has already emitted the socket's
+ * only 'end', so the tunnel could never pass it on, and the half-open socket would keep the
+ * upstream handshake (or WebSocket) open: destroying it lets the relay's 'close' listener abort
+ * the upstream and end the exchange as the client's.
+ */
+function leaveOnEarlyEnd (this: Socket): void {
+  this.destroy()
+}
+
 function onUpgrade (server: Server, deps: WebSocketEntryDeps, req: IncomingMessage, socket: Socket, head: Buffer): void {
   try {
     if (!isWebSocketUpgrade(req)) {
-      // Any other upgrade offer (h2c from `curl --http2`, …) is declined, as RFC 9110 §7.8
-      // allows: the request is served as the plain HTTP/1.1 request it also is.
-      server.emit('request', req, responseOnSocket(req, socket))
+      socket.off('end', leaveOnEarlyEnd) // the HTTP server's own handling takes over
+      serveWithoutUpgrade(server, req, socket, head)
       return
     }
     answerUpgrade(deps, req, socket, head)
@@ -94,7 +105,7 @@ function answerUpgrade (deps: WebSocketEntryDeps, req: IncomingMessage, socket: 
 /** Several upstreams: chosen at the handshake by the HTTP rules; failover only before a 101. */
 async function routeUpgrade (deps: WebSocketEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, socket: Socket, head: Buffer, session: Session): Promise<void> {
   const boundName = await deps.sessions.upstreamOf(session.id)
-  if (socket.destroyed) return
+  if (socket.destroyed) return exchange.endClientGone() // the client left while its upstream was looked up
   const plan = deps.upstreams.plan(session.id, boundName, false)
   if (plan.refusal !== undefined) {
     exchange.refuse(plan.refusal, res)
@@ -136,6 +147,7 @@ function sendUpgrade (deps: WebSocketEntryDeps, exchange: Exchange, req: Incomin
     }
     gate?.served()
     res.detachSocket(socket) // from here on the socket is the tunnel's, not an HTTP response's
+    socket.off('end', leaveOnEarlyEnd) // the tunnel passes a FIN on from now
     socket.write(switchingProtocolsHead(rawHeaders))
     startTunnel(exchange, socket, upstreamSocket, head, rawHeaders)
   }

@@ -16,12 +16,31 @@ export interface DeflateParams {
 /** What RFC 7692 §7.2.2 has the sender strip from the end of every compressed message. */
 const DEFLATE_TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff])
 
+/**
+ * Most bytes one message may inflate to, as the HTTP path bounds an inflated body (8 MiB of JSON
+ * × 4): far above any real request or event (codex's largest requests are a few MiB), while a
+ * deflate bomb (1 MiB → 1 GiB) stops after a few tens of milliseconds of the thread pool's time
+ * instead of seconds.
+ */
+export const MAX_INFLATED_MESSAGE_BYTES = 32 * 1024 * 1024
+
+/**
+ * A compressed message that is not text (binary) still joins the sender's window when it keeps
+ * its context: the messages after it inflate right only if it is inflated too (RFC 7692 §7.2.1).
+ */
+export function joinsWindow (compressed: boolean, params: DeflateParams | undefined): boolean {
+  return compressed && params !== undefined && !params.noContextTakeover
+}
+
 export class MessageInflater {
   readonly #params: DeflateParams
   readonly #onError: () => void
   #inflater: InflateRaw | undefined
 
-  /** `onError`: the data was not valid deflate; the inflater is unusable from then on (call `destroy`). */
+  /**
+   * `onError`: the data was not valid deflate, or a message inflated past
+   * MAX_INFLATED_MESSAGE_BYTES; the inflater is unusable from then on (call `destroy`).
+   */
   constructor (params: DeflateParams, onError: () => void) {
     this.#params = params
     this.#onError = onError
@@ -34,12 +53,21 @@ export class MessageInflater {
    */
   inflate (parts: Buffer[], onData: (chunk: Buffer) => void, onDone: () => void): void {
     const inflater = this.#inflater ??= this.#create()
-    inflater.on('data', onData)
+    let inflated = 0
+    const counted = (chunk: Buffer): void => {
+      inflated += chunk.length
+      if (inflated <= MAX_INFLATED_MESSAGE_BYTES) return onData(chunk)
+      // Destroying stops zlib at its next output chunk; the rest of the window is lost with it.
+      inflater.off('data', counted)
+      inflater.destroy()
+      this.#onError()
+    }
+    inflater.on('data', counted)
     for (const part of parts) inflater.write(part)
     inflater.write(DEFLATE_TRAILER)
     // The output of every write above has been emitted when the flush calls back.
     inflater.flush(constants.Z_SYNC_FLUSH, () => {
-      inflater.off('data', onData)
+      inflater.off('data', counted)
       if (inflater.destroyed) return
       if (this.#params.noContextTakeover) inflater.reset()
       onDone()

@@ -10,7 +10,7 @@
 import { afterWrite } from '../observe/idle-reading.js'
 import { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
 import { Opcode, unmask, type FrameHeader, type FrameListener } from './frame-parser.js'
-import { MessageInflater, type DeflateParams } from './message-inflater.js'
+import { joinsWindow, MessageInflater, type DeflateParams } from './message-inflater.js'
 
 /** One client text message. */
 export interface RequestMessage {
@@ -45,6 +45,8 @@ interface ArrivingMessage extends RequestMessage {
   /** Compressed messages: their unmasked payload, until the inflater takes it. */
   parts: Buffer[]
   bytes: number
+  /** A compressed binary message: inflated only to keep the window right, no request, never reported. */
+  windowOnly: boolean
 }
 
 export class RequestMessages implements FrameListener {
@@ -73,10 +75,11 @@ export class RequestMessages implements FrameListener {
       // that message would never end, so nothing after it could be paired.
       if (this.#current !== undefined) return this.#lose()
       const tap = new PrefixFingerprint({ typeOnly: this.#options.typesOnly === true })
-      this.#current = { tap, startedAt: performance.now(), whole: false, compressed: frame.rsv1, feed: frame.rsv1 ? undefined : afterWrite(tap), parts: [], bytes: 0 }
+      this.#current = { tap, startedAt: performance.now(), whole: false, compressed: frame.rsv1, feed: frame.rsv1 ? undefined : afterWrite(tap), parts: [], bytes: 0, windowOnly: false }
       safely(this.#options.onStart, this.#current)
     } else if (frame.opcode === Opcode.binary) {
       if (this.#current !== undefined) return this.#lose()
+      if (joinsWindow(frame.rsv1, this.#options.deflate)) this.#current = windowOnlyMessage()
     }
   }
 
@@ -99,7 +102,7 @@ export class RequestMessages implements FrameListener {
     this.#current = undefined
     if (message === undefined || this.#stopped) return
     message.whole = !message.compressed
-    safely(this.#options.onEnd, message)
+    if (!message.windowOnly) safely(this.#options.onEnd, message)
     if (!message.compressed) return
     this.#queue.push(message)
     this.#queuedBytes += message.bytes
@@ -135,11 +138,11 @@ export class RequestMessages implements FrameListener {
     this.#inflater ??= new MessageInflater(this.#options.deflate!, () => this.#lose())
     const parts = message.parts
     message.parts = []
-    this.#inflater.inflate(parts, (chunk) => message.tap.push(chunk), () => {
+    this.#inflater.inflate(parts, (chunk) => { if (!message.windowOnly) message.tap.push(chunk) }, () => {
       if (this.#stopped) return
       this.#inflating = false
       message.whole = true
-      safely(this.#options.onWhole)
+      if (!message.windowOnly) safely(this.#options.onWhole)
       this.#next()
     })
   }
@@ -157,6 +160,10 @@ export class RequestMessages implements FrameListener {
     this.#stop()
     safely(this.#options.onLost)
   }
+}
+
+function windowOnlyMessage (): ArrivingMessage {
+  return { tap: new PrefixFingerprint({ typeOnly: true }), startedAt: performance.now(), whole: false, compressed: true, feed: undefined, parts: [], bytes: 0, windowOnly: true }
 }
 
 /** Calls what the reader reports to: its failure must never break the relay it reads beside (as in TextMessages). */

@@ -9,6 +9,7 @@
  */
 import type { TokenUsage } from '../session/session-usage.js'
 import { parseJson, tokenUsage, TERMINAL_EVENTS } from '../observe/responses-api.js'
+import { trailingUsage } from '../observe/response-observer.js'
 
 
 export interface ResponseEventListener {
@@ -33,16 +34,28 @@ export class ResponseEventReader {
     this.#listener = listener
   }
 
-  read (text: Buffer, complete: boolean): void {
+  /** `text`: the message, or its start when it was cut (`complete` false), and then `tail`, its end. */
+  read (text: Buffer, complete: boolean, tail?: Buffer): void {
     const typeFirst = TYPE_FIRST.exec(text.toString('latin1', 0, Math.min(text.length, HEAD_BYTES)))?.[1]
     let type = typeFirst
     if (typeFirst === undefined || this.#wantsBody(typeFirst)) {
       const event = complete ? parseEvent(text) : undefined
       if (typeof event?.type === 'string') type = event.type
       if (event !== undefined && type !== undefined) this.#learn(type, event)
+      else if (!complete && tail !== undefined) this.#learnUsageFromTail(typeFirst, tail)
     }
     if (type !== undefined && TERMINAL_EVENTS.has(type)) this.#idPending = true
     this.#listener.onEvent(type)
+  }
+
+  /**
+   * A final event too long to keep whole (it repeats the request and carries the whole output):
+   * its usage is read from its end, as the SSE path reads it (trailingUsage).
+   */
+  #learnUsageFromTail (type: string | undefined, tail: Buffer): void {
+    if (type !== 'response.completed' && type !== 'response.incomplete') return
+    const usage = tokenUsage(trailingUsage(tail.toString('utf8')))
+    if (usage !== undefined) this.#listener.onUsage(usage)
   }
 
   #wantsBody (type: string): boolean {

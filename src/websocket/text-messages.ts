@@ -5,16 +5,17 @@
  * handed on in the order they were sent, whether they needed inflating or not.
  */
 import { Opcode, unmask, type FrameHeader, type FrameListener } from './frame-parser.js'
-import { MessageInflater, type DeflateParams } from './message-inflater.js'
+import { joinsWindow, MessageInflater, type DeflateParams } from './message-inflater.js'
 
 export interface TextMessagesOptions {
   /** undefined: no compression agreed; a compressed frame then means the messages cannot be read. */
   deflate: DeflateParams | undefined
   /**
-   * A whole message, or its first `maxMessageBytes` when it was longer (`complete` false). A
-   * message is UTF-8 JSON here, so its start is enough to tell its type.
+   * A whole message, or its first `maxMessageBytes` when it was longer (`complete` false), then
+   * with its last TAIL_BYTES as `tail`. A message is UTF-8 JSON here, so its start is enough to
+   * tell its type; a long response.completed has its usage near the end.
    */
-  onMessage: (text: Buffer, complete: boolean) => void
+  onMessage: (text: Buffer, complete: boolean, tail?: Buffer) => void
   /** The messages cannot be followed any more (bad compressed data, too much waiting); called once. */
   onLost: () => void
   maxMessageBytes?: number
@@ -28,11 +29,34 @@ interface Message {
   bytes: number
   /** Kept only its first maxMessageBytes (uncompressed messages). */
   cut: boolean
+  /** The bytes past maxMessageBytes, only the last TAIL_BYTES or so of them; made only for such a long message. */
+  tail: Tail | undefined
+  /** A compressed binary message: inflated only to keep the window right, handed on to nobody. */
+  windowOnly: boolean
+}
+
+/** How much of a message's end is kept when it is longer than maxMessageBytes: room for its usage and what follows it. */
+const TAIL_BYTES = 64 * 1024
+
+/** The last TAIL_BYTES (or a little more) of what was pushed. */
+class Tail {
+  readonly #parts: Buffer[] = []
+  #bytes = 0
+
+  push (bytes: Buffer): void {
+    this.#parts.push(bytes)
+    this.#bytes += bytes.length
+    while (this.#bytes - this.#parts[0]!.length >= TAIL_BYTES) this.#bytes -= this.#parts.shift()!.length
+  }
+
+  get bytes (): Buffer {
+    return Buffer.concat(this.#parts)
+  }
 }
 
 export class TextMessages implements FrameListener {
   readonly #deflate: DeflateParams | undefined
-  readonly #onMessage: (text: Buffer, complete: boolean) => void
+  readonly #onMessage: (text: Buffer, complete: boolean, tail?: Buffer) => void
   readonly #onLost: () => void
   readonly #maxMessageBytes: number
   readonly #maxQueuedBytes: number
@@ -68,9 +92,9 @@ export class TextMessages implements FrameListener {
     if (this.#lost || this.#finishing) return
     if (frame.opcode === Opcode.text) {
       if (frame.rsv1 && this.#deflate === undefined) return this.#lose()
-      this.#current = { compressed: frame.rsv1, parts: [], bytes: 0, cut: false }
+      this.#current = { compressed: frame.rsv1, parts: [], bytes: 0, cut: false, tail: undefined, windowOnly: false }
     } else if (frame.opcode === Opcode.binary) {
-      this.#current = undefined
+      this.#current = joinsWindow(frame.rsv1, this.#deflate) ? { compressed: true, parts: [], bytes: 0, cut: false, tail: undefined, windowOnly: true } : undefined
     }
   }
 
@@ -85,13 +109,14 @@ export class TextMessages implements FrameListener {
       const room = this.#maxMessageBytes - message.bytes
       if (slice.length > room) {
         message.cut = true
+        message.tail ??= new Tail()
+        message.tail.push(copyOf(slice.subarray(room), frame, offset + room))
         if (room === 0) return
         slice = slice.subarray(0, room)
       }
       message.bytes += slice.length
     }
-    // A copy: the slice is the relay's, and the relay's buffers are not ours to keep.
-    message.parts.push(frame.maskKey === undefined ? Buffer.from(slice) : unmask(slice, frame.maskKey, offset))
+    message.parts.push(copyOf(slice, frame, offset))
   }
 
   onFrameEnd (frame: FrameHeader): void {
@@ -100,7 +125,7 @@ export class TextMessages implements FrameListener {
     this.#current = undefined
     if (message === undefined || this.#lost) return
     if (this.#deflate === undefined) {
-      this.#deliver(Buffer.concat(message.parts), !message.cut)
+      this.#deliver(Buffer.concat(message.parts), !message.cut, message.tail?.bytes)
       return
     }
     this.#queue.push(message)
@@ -136,7 +161,7 @@ export class TextMessages implements FrameListener {
         return
       }
       if (!message.compressed) {
-        this.#deliver(Buffer.concat(message.parts), !message.cut)
+        this.#deliver(Buffer.concat(message.parts), !message.cut, message.tail?.bytes)
         continue
       }
       this.#queuedBytes -= message.bytes
@@ -151,8 +176,13 @@ export class TextMessages implements FrameListener {
     let outBytes = 0
     let complete = true
     const onData = (chunk: Buffer): void => {
+      if (message.windowOnly) return
       const room = this.#maxMessageBytes - outBytes
-      if (chunk.length > room) complete = false
+      if (chunk.length > room) {
+        complete = false
+        message.tail ??= new Tail()
+        message.tail.push(chunk.subarray(Math.max(room, 0)))
+      }
       if (room <= 0) return
       out.push(chunk.length > room ? chunk.subarray(0, room) : chunk)
       outBytes += Math.min(chunk.length, room)
@@ -160,14 +190,14 @@ export class TextMessages implements FrameListener {
     this.#inflater.inflate(message.parts, onData, () => {
       if (this.#lost) return
       this.#inflating = false
-      this.#deliver(Buffer.concat(out), complete)
+      if (!message.windowOnly) this.#deliver(Buffer.concat(out), complete, message.tail?.bytes)
       this.#next()
     })
   }
 
-  #deliver (text: Buffer, complete: boolean): void {
+  #deliver (text: Buffer, complete: boolean, tail: Buffer | undefined): void {
     try {
-      this.#onMessage(text, complete)
+      this.#onMessage(text, complete, tail)
     } catch {
       // Reading must never break the relay.
     }
@@ -182,4 +212,9 @@ export class TextMessages implements FrameListener {
       // as above
     }
   }
+}
+
+/** A copy of a payload slice, unmasked: the slice is the relay's, and the relay's buffers are not ours to keep. */
+function copyOf (slice: Buffer, frame: FrameHeader, offset: number): Buffer {
+  return frame.maskKey === undefined ? Buffer.from(slice) : unmask(slice, frame.maskKey, offset)
 }

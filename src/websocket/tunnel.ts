@@ -114,9 +114,9 @@ export class WebSocketTunnel {
     this.#messages = new TextMessages({
       deflate: options.deflate,
       // The requests an event may answer are read before it, so each is known when its response starts.
-      onMessage: (text, complete) => {
+      onMessage: (text, complete, tail) => {
         requests.beforeEvent()
-        events.read(text, complete)
+        events.read(text, complete, tail)
       },
       onLost: () => this.#checkIdle()
     })

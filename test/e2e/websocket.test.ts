@@ -8,7 +8,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { startGateway, startGatewayWithUnreachableUpstream, type RunningGateway } from '../support/gateway.js'
-import { replySse, responseStream } from '../support/mock-upstream.js'
+import { received as requestReceived, replySse, responseStream } from '../support/mock-upstream.js'
 import { rawExchange, rawRequest } from '../support/raw-http.js'
 import { acceptRaw, encodeFrame, rawWebSocket, writeInPieces } from '../support/raw-websocket.js'
 import { answerResponseCreates, responseEvents, startWebSocketUpstream, type WebSocketUpstream, type WebSocketUpstreamOptions } from '../support/websocket-upstream.js'
@@ -278,12 +278,38 @@ t.test('upgrades off /v1 are 404s; other upgrade offers (h2c) are served as plai
   await client.closed
   t.equal(JSON.parse(bodyOf(client.received())).error.code, 'not_found')
 
-  const health = await rawExchange(gateway.port, rawRequest('GET /healthz HTTP/1.1', 'Host: x', 'Connection: Upgrade, HTTP2-Settings', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA'))
+  const health = await rawExchange(gateway.port, rawRequest('GET /healthz HTTP/1.1', 'Host: x', 'Connection: Upgrade, HTTP2-Settings, close', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA'))
   t.equal(health.response.status, 200)
-  const proxied = await rawExchange(gateway.port, rawRequest('GET /v1/models HTTP/1.1', 'Host: x', 'Connection: Upgrade, HTTP2-Settings', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA'))
+  const proxied = await rawExchange(gateway.port, rawRequest('GET /v1/models HTTP/1.1', 'Host: x', 'Connection: Upgrade, HTTP2-Settings, close', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA'))
   t.equal(proxied.response.status, 200)
   t.equal(upstream.http.requests.at(-1)?.url, '/v1/models', 'forwarded over HTTP/1.1')
   t.equal(upstream.http.requests.at(-1)?.headers.upgrade, undefined, 'without the upgrade offer')
+  t.equal(upstream.handshakes.length, 0)
+})
+
+t.test('regression: a POST offering h2c (curl --http2 -d) is served over HTTP/1.1 with its body, and its connection stays usable', async (t) => {
+  const { upstream, gateway } = await setUp(t)
+  // Long enough that part of the body comes with the head and the rest in later reads.
+  const body = JSON.stringify({ model: 'gpt-5', input: 'x'.repeat(256 * 1024) })
+  const socket = connect(gateway.port, '127.0.0.1')
+  t.teardown(() => { socket.destroy() })
+  let received = ''
+  socket.on('data', (chunk: Buffer) => { received += chunk.toString('latin1') })
+  const answers = (count: number): Promise<void> => new Promise((resolve) => {
+    const check = (): void => { if (received.split('HTTP/1.1 200').length > count) { socket.off('data', check); resolve() } }
+    socket.on('data', check)
+    check()
+  })
+  socket.write('POST /v1/responses HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n' +
+    `HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`)
+  const post = await requestReceived(upstream.http, (req) => req.method === 'POST')
+  t.equal(post.body.toString('utf8'), body, 'the upstream got the whole body')
+  t.equal(post.headers.upgrade, undefined, 'without the upgrade offer')
+  t.equal(post.headers['http2-settings'], undefined)
+  await answers(1)
+  socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+  await answers(2)
+  t.notOk(/^connection: close/im.test(received), 'kept alive like any HTTP/1.1 request')
   t.equal(upstream.handshakes.length, 0)
 })
 

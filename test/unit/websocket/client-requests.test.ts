@@ -9,6 +9,7 @@ import t from 'tap'
 import { PrefixFingerprint } from '../../../src/observe/prefix-fingerprint.js'
 import { FrameParser, Opcode } from '../../../src/websocket/frame-parser.js'
 import { ClientRequests } from '../../../src/websocket/client-requests.js'
+import { MAX_INFLATED_MESSAGE_BYTES } from '../../../src/websocket/message-inflater.js'
 import { randomChunks } from '../../support/mock-upstream.js'
 import { deflateMessages, encodeFrame } from '../../support/raw-websocket.js'
 
@@ -150,6 +151,20 @@ t.test('compressed messages are inflated in order, with or without context takeo
   }
 })
 
+t.test('regression: a compressed binary message keeps the client\'s window right: the requests after it get their own fingerprint', async (t) => {
+  const requests = new ClientRequests({ noContextTakeover: false })
+  // The binary message holds the next request's very bytes, so that request compresses to a
+  // reference back into it: an inflater that skipped it would read the first request again.
+  const [one, binary, two] = await deflateMessages([create('one'), create('two'), create('two')], true)
+  const binaryFrame = encodeFrame({ opcode: Opcode.binary, payload: binary!, rsv1: true, masked: true })
+  send(requests, [text(one!, true), binaryFrame, text(two!, true)])
+  t.equal(await requests.ofCurrentResponse(), httpFingerprint('one'))
+  requests.answered()
+  t.equal(await requests.ofCurrentResponse(), httpFingerprint('two'), 'not the first request\'s')
+  requests.answered()
+  t.equal(requests.idle, true, 'the binary message owes no answer')
+})
+
 t.test('compressed messages still inflating when the connection closes are read to the end', async (t) => {
   const requests = new ClientRequests({ noContextTakeover: false })
   send(requests, (await deflateMessages([create('late')], true)).map((payload) => text(payload, true)))
@@ -182,6 +197,14 @@ t.test('what cannot be read makes every prefix unknown from then on, and never t
     const requests = new ClientRequests({ noContextTakeover: false })
     new FrameParser(requests.frames).push(text(Buffer.alloc(9 * 1024 * 1024, 0x41), true))
     t.equal(await requests.ofCurrentResponse(), null)
+  })
+  t.test('regression: a compressed message that inflates past MAX_INFLATED_MESSAGE_BYTES (a deflate bomb)', async (t) => {
+    const requests = new ClientRequests({ noContextTakeover: false })
+    // A response.create whose trailing whitespace would still leave it a readable request.
+    const [bomb] = await deflateMessages([create('bomb') + ' '.repeat(MAX_INFLATED_MESSAGE_BYTES)], true)
+    send(requests, [text(bomb!, true)])
+    t.equal(await requests.ofCurrentResponse(), null, 'unknown, not read on past the bound')
+    t.equal(requests.frames.reading, false, 'nothing more is inflated for the connection')
   })
   t.test('more unanswered messages than a client pairs', async (t) => {
     const requests = new ClientRequests(undefined)

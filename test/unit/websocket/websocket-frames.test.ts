@@ -7,6 +7,7 @@ import t from 'tap'
 import { FrameParser, Opcode, unmask, type FrameHeader } from '../../../src/websocket/frame-parser.js'
 import { FrameObserver } from '../../../src/websocket/frame-observer.js'
 import { ResponseEventReader } from '../../../src/websocket/response-events.js'
+import { MAX_INFLATED_MESSAGE_BYTES } from '../../../src/websocket/message-inflater.js'
 import { TextMessages } from '../../../src/websocket/text-messages.js'
 import { randomChunks } from '../../support/mock-upstream.js'
 import { deflateMessages, encodeFrame, type FrameSpec } from '../../support/raw-websocket.js'
@@ -170,6 +171,29 @@ t.test('compressed frames without an agreed compression, or corrupt ones, end th
   t.ok(corrupt)
 })
 
+t.test('regression: a compressed binary message keeps the inflater\'s window right for the text messages after it', async (t) => {
+  const first = JSON.stringify({ type: 'response.created', response: { id: 'resp_first' } })
+  const second = JSON.stringify({ type: 'response.created', response: { id: 'resp_other' } })
+  // The binary message holds the second's very bytes, so the second compresses to a reference
+  // back into it: an inflater that skipped it would copy the first's bytes instead.
+  const [a, binary, b] = await deflateMessages([first, second, second], true)
+  const frames = Buffer.concat([
+    encodeFrame({ opcode: Opcode.text, payload: a!, rsv1: true }),
+    encodeFrame({ opcode: Opcode.binary, payload: binary!, rsv1: true }),
+    encodeFrame({ opcode: Opcode.text, payload: b!, rsv1: true })
+  ])
+  t.same(await readMessages(frames, { noContextTakeover: false }, 2), [[first, true], [second, true]], 'the binary one is handed on to nobody')
+})
+
+t.test('regression: a compressed message that inflates past MAX_INFLATED_MESSAGE_BYTES ends the reading instead of inflating on', async (t) => {
+  const [bomb] = await deflateMessages([' '.repeat(MAX_INFLATED_MESSAGE_BYTES + 1)], true)
+  const outcome = await new Promise<string>((resolve) => {
+    const reader = new TextMessages({ deflate: { noContextTakeover: false }, onMessage: () => resolve('handed on'), onLost: () => resolve('lost') })
+    new FrameObserver({ messages: reader }).push(encodeFrame({ opcode: Opcode.text, payload: bomb!, rsv1: true }))
+  })
+  t.equal(outcome, 'lost')
+})
+
 t.test('Responses events: types told apart from their first bytes, ids and usage read from the few that carry them', async (t) => {
   const seen: { types: Array<string | undefined>, ids: string[], usage: unknown[] } = { types: [], ids: [], usage: [] }
   const reader = new ResponseEventReader({
@@ -191,6 +215,28 @@ t.test('Responses events: types told apart from their first bytes, ids and usage
   reader.read(Buffer.from('{"type":"error","error":{"message":"x"}}'), true)
   t.same(seen.ids, ['resp_a', 'resp_b', 'resp_c'])
   t.same(seen.types.slice(-5), ['response.created', 'response.completed', 'response.created', undefined, 'error'])
+})
+
+t.test('regression: the usage of a response.completed longer than the message limit is read from its end, compressed or not', async (t) => {
+  const usage = { input_tokens: 11, input_tokens_details: { cached_tokens: 3 }, output_tokens: 7, output_tokens_details: { reasoning_tokens: 2 }, total_tokens: 18 }
+  const output = [{ type: 'message', content: [{ type: 'output_text', text: 'a long answer, '.repeat(20_000) }] }]
+  const long = JSON.stringify({ type: 'response.completed', response: { id: 'resp_long', output, usage, metadata: { note: 'after the usage' } }, sequence_number: 9 })
+  for (const compressed of [false, true]) {
+    const payload = compressed ? (await deflateMessages([long], true))[0]! : Buffer.from(long)
+    const seen: unknown[] = []
+    await new Promise<void>((resolve) => {
+      const events = new ResponseEventReader({ onEvent: () => resolve(), onResponseId: () => {}, onUsage: (read) => seen.push(read) })
+      const reader = new TextMessages({
+        deflate: compressed ? { noContextTakeover: false } : undefined,
+        maxMessageBytes: 1000,
+        onMessage: (text, complete, tail) => events.read(text, complete, tail),
+        onLost: () => resolve()
+      })
+      const observer = new FrameObserver({ messages: reader })
+      for (const chunk of randomChunks(encodeFrame({ opcode: Opcode.text, payload, rsv1: compressed, masked: !compressed }), 5, 70_000)) observer.push(chunk)
+    })
+    t.same(seen, [{ input: 11, cached: 3, output: 7, reasoning: 2 }], compressed ? 'compressed' : 'plain (masked, in pieces)')
+  }
 })
 
 t.test('messages still waiting for the inflater when the connection closes are all handed on (soak regression)', async (t) => {
