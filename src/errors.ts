@@ -56,8 +56,9 @@ export class GatewayError extends Error {
  * connection (`Connection: close`, as nginx does): a client may stop sending once it has the
  * answer, and whatever was reading the body has let go of it, so a kept-alive connection could
  * take the client's next request for the rest of the body, or wait for a rest that never comes.
- * An upstream's own early answer is relayed as it came: a body that then stalls meets
- * SERVER_REQUEST_TIMEOUT_MS, which closes the connection after that answer (client-errors.ts).
+ * An upstream's own early answer is relayed as it came, and the rest of the body drained
+ * (http/unread-body.ts): a body that stalls instead meets SERVER_REQUEST_TIMEOUT_MS, which
+ * closes the connection after that answer (client-errors.ts).
  */
 export function closeIfBodyUnread (res: ServerResponse): void {
   if (res.req?.complete === false) res.shouldKeepAlive = false

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.js'
+import { discardUnreadBody } from '../http/unread-body.js'
 import { clientResponseHeaders } from './response-headers.js'
 import { classifyUpstreamFailure, type FailureKind, type UpstreamFailure } from './upstream-failure.js'
 
@@ -124,6 +125,9 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onComplete (): void {
     if (this.#handedOver) return
+    // The upstream answered before the client's body was all sent; undici lets go of that
+    // body, and its rest is read into nothing so the connection goes on (not left stalled).
+    if (!this.#res.req.complete) discardUnreadBody(this.#res.req, this.#res.socket)
     this.#res.end()
     this.#tap?.onResponseEnd()
     this.#end({ status: this.#res.statusCode, endedBy: 'complete' })
