@@ -35,7 +35,8 @@ export class GatewayError extends Error {
   send (res: ServerResponse): void {
     const body = this.body()
     closeIfBodyUnread(res)
-    res.writeHead(this.status, { ...this.headers, 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
+    // Its own reason phrase, never one a failed relay left behind on the response.
+    res.writeHead(this.status, STATUS_CODES[this.status] ?? 'Error', { ...this.headers, 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
     res.end(body)
   }
 

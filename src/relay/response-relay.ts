@@ -3,7 +3,7 @@ import type { Socket } from 'node:net'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.js'
 import { discardUnreadBody } from '../http/unread-body.js'
-import { clientResponseHeaders } from './response-headers.js'
+import { clientReasonPhrase, clientResponseHeaders } from './response-headers.js'
 import { classifyUpstreamFailure, type FailureKind, type UpstreamFailure } from './upstream-failure.js'
 
 /** Who ended the exchange: it ran to its end, the client left, or the upstream failed. */
@@ -124,7 +124,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#ttfbMs = performance.now() - this.#startedAt
     this.#resumeUpstream = resume
     const headers = clientResponseHeaders(rawHeaders)
-    this.#res.writeHead(statusCode, statusText, headers)
+    this.#res.writeHead(statusCode, clientReasonPhrase(statusCode, statusText), headers)
     // Node sends a head only with the first body write. When the upstream's head came without
     // body bytes in the same read (a stream that pauses before its first event), send it now
     // instead of holding it back from the client until the upstream writes again.
