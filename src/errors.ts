@@ -5,6 +5,7 @@
 
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { hasBody } from './http/request-framing.js'
 
 /** The content type of every JSON body the gateway writes itself (errors, admin and health routes). */
 export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
@@ -62,7 +63,9 @@ export class GatewayError extends Error {
  * closes the connection after that answer (client-errors.ts).
  */
 export function closeIfBodyUnread (res: ServerResponse): void {
-  if (res.req?.complete === false) res.shouldKeepAlive = false
+  // Node marks a request complete only after its handler returns, bodiless ones too: those keep the connection.
+  const req = res.req as ServerResponse['req'] | undefined
+  if (req !== undefined && !req.complete && hasBody(req)) res.shouldKeepAlive = false
 }
 
 /** What the main listener serves, for its 404s. */
