@@ -28,7 +28,7 @@ export interface ExchangeOutcome {
   failure?: { kind: FailureKind, code: string } | undefined
   /** A refusal's error code, e.g. `invalid_api_key`. */
   refusedWith?: string
-  /** The gateway's own error that stopped a request after it went upstream: `body_too_large`, `request_timeout`. */
+  /** Why the gateway stopped a request after it went upstream: `body_too_large`, `request_timeout`, `shutdown`. */
   stoppedWith?: string
   /** A WebSocket: frames from the client, its first Close code, and the side that ended it. */
   webSocket?: { bytesIn: number, closeCode: number | undefined, closedBy: 'client' | 'upstream' | 'shutdown' }
@@ -69,6 +69,8 @@ export class Exchange implements Drainable, ResponseFacts {
   #ended = false
   #onCloseWhenIdle: (() => void) | undefined
   #onCut: (() => void) | undefined
+  /** The drain cut it when the grace period ran out. */
+  #cutAtShutdown = false
   readonly #span: ExchangeSpan | undefined
   /** Tracing's span waits for usage still being inflated: its outcome, kept until then. */
   #spanOutcome: ExchangeOutcome | undefined
@@ -155,6 +157,7 @@ export class Exchange implements Drainable, ResponseFacts {
   }
 
   cut (): void {
+    this.#cutAtShutdown = true
     this.#onCut?.()
   }
 
@@ -214,6 +217,9 @@ export class Exchange implements Drainable, ResponseFacts {
   end (outcome: ExchangeOutcome): void {
     if (this.#ended) return
     this.#ended = true
+    // A request the drain cut is the gateway's, whichever side noticed first: the client's
+    // connection closing, or the upstream agent the shutdown destroys right after.
+    if (this.#cutAtShutdown && outcome.webSocket === undefined && outcome.endedBy !== 'complete') outcome = stoppedAtShutdown(outcome)
     const admitted = this.session !== undefined
     if (admitted) this.deps.drain.delete(this)
     const durationMs = performance.now() - this.startedAt
@@ -281,6 +287,10 @@ export class Exchange implements Drainable, ResponseFacts {
     if (fingerprint === undefined) calls.record(session.id, call)
     else void fingerprint.then((value) => calls.record(session.id, { ...call, fingerprint: value }))
   }
+}
+
+function stoppedAtShutdown (outcome: ExchangeOutcome): ExchangeOutcome {
+  return { ...outcome, endedBy: 'gateway', failure: undefined, stoppedWith: 'shutdown' }
 }
 
 function modelApiOf (method: string, path: string): ModelApi | undefined {
