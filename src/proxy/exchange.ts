@@ -82,7 +82,11 @@ export class Exchange implements Drainable, ResponseFacts {
   /** What the end said, kept for a call record written once held usage is released. */
   #ending: { status: number, ttfbMs: number, durationMs: number } | undefined
 
-  constructor (private readonly deps: ExchangeDeps, readonly transport: Transport, req: IncomingMessage) {
+  /** An HTTP exchange's response, for the drain (a WebSocket has none: its tunnel has hooks of its own). */
+  readonly #res: ServerResponse | undefined
+
+  constructor (private readonly deps: ExchangeDeps, readonly transport: Transport, req: IncomingMessage, res?: ServerResponse) {
+    this.#res = res
     this.method = req.method ?? 'GET'
     this.path = pathOf(req.url ?? '/')
     this.modelApi = modelApiOf(this.method, this.path)
@@ -153,7 +157,11 @@ export class Exchange implements Drainable, ResponseFacts {
   }
 
   closeWhenIdle (): void {
-    this.#onCloseWhenIdle?.()
+    if (this.#onCloseWhenIdle !== undefined) this.#onCloseWhenIdle()
+    // An HTTP answer not begun yet says `Connection: close`, as one arriving now would: the
+    // drain closes its connection once it is idle, and a client told keep-alive could send
+    // its next request just as it does.
+    else if (this.#res !== undefined && !this.#res.headersSent) this.#res.shouldKeepAlive = false
   }
 
   cut (): void {

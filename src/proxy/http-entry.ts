@@ -48,7 +48,7 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
   const { bodyLimitBytes } = config.server
 
   return function forward (req: IncomingMessage, res: ServerResponse): void {
-    const exchange = new Exchange(deps.exchanges, 'http', req)
+    const exchange = new Exchange(deps.exchanges, 'http', req, res)
     // Draining: this request is served, and its connection closed after it.
     if (!deps.exchanges.drain.accepting) res.shouldKeepAlive = false
     const admitted = admission.admit(req, 'http')
