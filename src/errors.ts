@@ -5,6 +5,7 @@
 
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { hasBody } from './http/request-framing.js'
 
 /** The content type of every JSON body the gateway writes itself (errors, admin and health routes). */
 export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
@@ -35,7 +36,8 @@ export class GatewayError extends Error {
   send (res: ServerResponse): void {
     const body = this.body()
     closeIfBodyUnread(res)
-    res.writeHead(this.status, { ...this.headers, 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
+    // Its own reason phrase, never one a failed relay left behind on the response.
+    res.writeHead(this.status, STATUS_CODES[this.status] ?? 'Error', { ...this.headers, 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
     res.end(body)
   }
 
@@ -56,11 +58,14 @@ export class GatewayError extends Error {
  * connection (`Connection: close`, as nginx does): a client may stop sending once it has the
  * answer, and whatever was reading the body has let go of it, so a kept-alive connection could
  * take the client's next request for the rest of the body, or wait for a rest that never comes.
- * An upstream's own early answer is relayed as it came: a body that then stalls meets
- * SERVER_REQUEST_TIMEOUT_MS, which closes the connection after that answer (client-errors.ts).
+ * An upstream's own early answer is relayed as it came, and the rest of the body drained
+ * (http/unread-body.ts): a body that stalls instead meets SERVER_REQUEST_TIMEOUT_MS, which
+ * closes the connection after that answer (client-errors.ts).
  */
 export function closeIfBodyUnread (res: ServerResponse): void {
-  if (res.req?.complete === false) res.shouldKeepAlive = false
+  // Node marks a request complete only after its handler returns, bodiless ones too: those keep the connection.
+  const req = res.req as ServerResponse['req'] | undefined
+  if (req !== undefined && !req.complete && hasBody(req)) res.shouldKeepAlive = false
 }
 
 /** What the main listener serves, for its 404s. */

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { errors } from '../errors.js'
 
-// The client's request body: whether there is one, whether it can be read, and reading it.
+// The client's request body: whether it can be read, and reading it (whether there is one: http/request-framing.ts).
 
 /**
  * Reads a whole request body into one buffer (sized from `content-length` when given), for
@@ -75,12 +75,6 @@ export async function * limitedBody (req: IncomingMessage, limitBytes: number, o
  */
 export function drainRest (req: IncomingMessage): void {
   if (!req.readableEnded) req.resume()
-}
-
-/** A request has a body when it says so in its framing headers (RFC 9112 §6.3). */
-export function hasBody (req: IncomingMessage): boolean {
-  const length = req.headers['content-length']
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }
 
 /** JSON the gateway can read as is: a JSON media type and no content-encoding. */

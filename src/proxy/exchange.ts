@@ -28,7 +28,7 @@ export interface ExchangeOutcome {
   failure?: { kind: FailureKind, code: string } | undefined
   /** A refusal's error code, e.g. `invalid_api_key`. */
   refusedWith?: string
-  /** The gateway's own error that stopped a request after it went upstream: `body_too_large`, `request_timeout`. */
+  /** Why the gateway stopped a request after it went upstream: `body_too_large`, `request_timeout`, `shutdown`. */
   stoppedWith?: string
   /** A WebSocket: frames from the client, its first Close code, and the side that ended it. */
   webSocket?: { bytesIn: number, closeCode: number | undefined, closedBy: 'client' | 'upstream' | 'shutdown' }
@@ -69,6 +69,8 @@ export class Exchange implements Drainable, ResponseFacts {
   #ended = false
   #onCloseWhenIdle: (() => void) | undefined
   #onCut: (() => void) | undefined
+  /** The drain cut it when the grace period ran out. */
+  #cutAtShutdown = false
   readonly #span: ExchangeSpan | undefined
   /** Tracing's span waits for usage still being inflated: its outcome, kept until then. */
   #spanOutcome: ExchangeOutcome | undefined
@@ -80,7 +82,11 @@ export class Exchange implements Drainable, ResponseFacts {
   /** What the end said, kept for a call record written once held usage is released. */
   #ending: { status: number, ttfbMs: number, durationMs: number } | undefined
 
-  constructor (private readonly deps: ExchangeDeps, readonly transport: Transport, req: IncomingMessage) {
+  /** An HTTP exchange's response, for the drain (a WebSocket has none: its tunnel has hooks of its own). */
+  readonly #res: ServerResponse | undefined
+
+  constructor (private readonly deps: ExchangeDeps, readonly transport: Transport, req: IncomingMessage, res?: ServerResponse) {
+    this.#res = res
     this.method = req.method ?? 'GET'
     this.path = pathOf(req.url ?? '/')
     this.modelApi = modelApiOf(this.method, this.path)
@@ -153,10 +159,15 @@ export class Exchange implements Drainable, ResponseFacts {
   }
 
   closeWhenIdle (): void {
-    this.#onCloseWhenIdle?.()
+    if (this.#onCloseWhenIdle !== undefined) this.#onCloseWhenIdle()
+    // An HTTP answer not begun yet says `Connection: close`, as one arriving now would: the
+    // drain closes its connection once it is idle, and a client told keep-alive could send
+    // its next request just as it does.
+    else if (this.#res !== undefined && !this.#res.headersSent) this.#res.shouldKeepAlive = false
   }
 
   cut (): void {
+    this.#cutAtShutdown = true
     this.#onCut?.()
   }
 
@@ -216,6 +227,9 @@ export class Exchange implements Drainable, ResponseFacts {
   end (outcome: ExchangeOutcome): void {
     if (this.#ended) return
     this.#ended = true
+    // A request the drain cut is the gateway's, whichever side noticed first: the client's
+    // connection closing, or the upstream agent the shutdown destroys right after.
+    if (this.#cutAtShutdown && outcome.webSocket === undefined && outcome.endedBy !== 'complete') outcome = stoppedAtShutdown(outcome)
     const admitted = this.session !== undefined
     if (admitted) this.deps.drain.delete(this)
     const durationMs = performance.now() - this.startedAt
@@ -283,6 +297,10 @@ export class Exchange implements Drainable, ResponseFacts {
     if (fingerprint === undefined) calls.record(session.id, call)
     else void fingerprint.then((value) => calls.record(session.id, { ...call, fingerprint: value }))
   }
+}
+
+function stoppedAtShutdown (outcome: ExchangeOutcome): ExchangeOutcome {
+  return { ...outcome, endedBy: 'gateway', failure: undefined, stoppedWith: 'shutdown' }
 }
 
 function modelApiOf (method: string, path: string): ModelApi | undefined {

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import type { GatewayConfig } from '../config/load-config.js'
 import { errors, GatewayError } from '../errors.js'
+import { hasBody } from '../http/request-framing.js'
 import { afterWrite } from '../observe/idle-reading.js'
 import type { Logger } from '../observe/logger.js'
 import type { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
@@ -16,7 +17,7 @@ import type { Admission, Admitted } from './admission.js'
 import { spannedGate } from './attempt-span.js'
 import { UpstreamAttempts, type AttemptDeps } from './attempts.js'
 import { tapReadBody, tapStreamedBody } from './body-tap.js'
-import { hasBody, isPlainJson, limitedBody, readRequestBody } from './client-body.js'
+import { isPlainJson, limitedBody, readRequestBody } from './client-body.js'
 import { Exchange, type ExchangeDeps } from './exchange.js'
 import { replayableBody, type ReplayableBody } from './replay-body.js'
 
@@ -47,7 +48,7 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
   const { bodyLimitBytes } = config.server
 
   return function forward (req: IncomingMessage, res: ServerResponse): void {
-    const exchange = new Exchange(deps.exchanges, 'http', req)
+    const exchange = new Exchange(deps.exchanges, 'http', req, res)
     // Draining: this request is served, and its connection closed after it.
     if (!deps.exchanges.drain.accepting) res.shouldKeepAlive = false
     const admitted = admission.admit(req, 'http')

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { errors } from '../errors.js'
-import { drainRest, hasBody, readRequestBody } from './client-body.js'
+import { hasBody } from '../http/request-framing.js'
+import { drainRest, readRequestBody } from './client-body.js'
 
 /** A request body as undici sends it, and whether it can be sent again to another upstream. */
 export interface ReplayableBody {

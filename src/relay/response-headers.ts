@@ -1,4 +1,17 @@
+import { STATUS_CODES } from 'node:http'
 import { connectionTokens, isHopByHop } from '../http/hop-by-hop.js'
+
+/** What Node refuses in a reason phrase (its `checkInvalidHeaderChar`): it would throw in `writeHead`. */
+const INVALID_REASON = /[^\t\x20-\x7e\x80-\xff]/
+
+/**
+ * The upstream's reason phrase when Node can write it, else Node's own for the status (undici
+ * decodes the phrase as UTF-8, so a byte that is no character there arrives as U+FFFD). The
+ * phrase means nothing to clients (RFC 9112 §4): replacing it never changes an answer.
+ */
+export function clientReasonPhrase (statusCode: number, statusText: string): string {
+  return INVALID_REASON.test(statusText) ? STATUS_CODES[statusCode] ?? 'unknown' : statusText
+}
 
 /**
  * The upstream's response headers as a flat `[name, value, …]` list for `writeHead`, in

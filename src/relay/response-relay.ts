@@ -1,7 +1,9 @@
 import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.js'
-import { clientResponseHeaders } from './response-headers.js'
+import { discardUnreadBody } from '../http/unread-body.js'
+import { clientReasonPhrase, clientResponseHeaders } from './response-headers.js'
 import { classifyUpstreamFailure, type FailureKind, type UpstreamFailure } from './upstream-failure.js'
 
 /** Who ended the exchange: it ran to its end, the client left, or the upstream failed. */
@@ -63,6 +65,8 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
   #abortUpstream: ((err: Error) => void) | undefined
   #resumeUpstream: (() => void) | undefined
   #clientGone = false
+  /** The connection a queued response watches for the client leaving (see #watchConnection). */
+  #queuedOn: Socket | undefined
   #ended = false
   #ttfbMs = -1
   #bytesOut = 0
@@ -74,16 +78,32 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#tap = tap
     this.#gate = gate
     this.#onClientClose = () => {
-      if (res.writableFinished) return
+      if (res.writableFinished || this.#clientGone) return
       this.#clientGone = true
       this.#abortUpstream?.(new ClientGoneError())
       // A client that leaves before undici reached onConnect is settled here; the request
       // is aborted as soon as undici hands it a socket.
-      this.#end({ status: res.headersSent ? res.statusCode : 0, endedBy: 'client' })
+      this.#end({ status: this.#statusSent(), endedBy: 'client' })
     }
     this.#onClientDrain = () => this.#resumeUpstream?.()
     res.on('close', this.#onClientClose)
     res.on('drain', this.#onClientDrain)
+    if (res.socket === null) this.#watchConnection(res)
+  }
+
+  /**
+   * A response queued behind an earlier pipelined one has no socket yet, and Node never emits
+   * its 'close' when the client leaves (it destroys only the request): the connection's own
+   * 'close' says so instead. Only for such a response, so the common path adds no listener.
+   */
+  #watchConnection (res: ServerResponse): void {
+    const connection = res.req.socket as Socket | null
+    if (connection === null || connection.destroyed) {
+      this.#onClientClose()
+      return
+    }
+    connection.once('close', this.#onClientClose)
+    this.#queuedOn = connection
   }
 
   onConnect (abort: (err?: Error) => void): void {
@@ -104,7 +124,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#ttfbMs = performance.now() - this.#startedAt
     this.#resumeUpstream = resume
     const headers = clientResponseHeaders(rawHeaders)
-    this.#res.writeHead(statusCode, statusText, headers)
+    this.#res.writeHead(statusCode, clientReasonPhrase(statusCode, statusText), headers)
     // Node sends a head only with the first body write. When the upstream's head came without
     // body bytes in the same read (a stream that pauses before its first event), send it now
     // instead of holding it back from the client until the upstream writes again.
@@ -124,6 +144,9 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onComplete (): void {
     if (this.#handedOver) return
+    // The upstream answered before the client's body was all sent; undici lets go of that
+    // body, and its rest is read into nothing so the connection goes on (not left stalled).
+    if (!this.#res.req.complete) discardUnreadBody(this.#res.req, this.#res.socket)
     this.#res.end()
     this.#tap?.onResponseEnd()
     this.#end({ status: this.#res.statusCode, endedBy: 'complete' })
@@ -133,7 +156,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     if (this.#handedOver) return // our own abort of a dropped attempt
     if (this.#clientGone || err instanceof ClientGoneError) {
       // Aborting from the 'close' listener lands here first: log the status the client did get.
-      this.#end({ status: this.#res.headersSent ? this.#res.statusCode : 0, endedBy: 'client' })
+      this.#end({ status: this.#statusSent(), endedBy: 'client' })
       return
     }
     const res = this.#res
@@ -166,12 +189,19 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#ended = true
     this.#res.off('close', this.#onClientClose)
     this.#res.off('drain', this.#onClientDrain)
+    this.#queuedOn?.off('close', this.#onClientClose)
     this.#abortUpstream?.(new AttemptDroppedError())
+  }
+
+  /** The status the client got; 0 for none. A queued response (no socket yet) reached it with nothing it holds. */
+  #statusSent (): number {
+    return this.#res.headersSent && this.#res.socket !== null ? this.#res.statusCode : 0
   }
 
   #end (outcome: Omit<RelayOutcome, 'ttfbMs' | 'bytesOut'>): void {
     if (this.#ended) return
     this.#ended = true
+    this.#queuedOn?.off('close', this.#onClientClose)
     this.#onEnd({ ...outcome, ttfbMs: this.#ttfbMs, bytesOut: this.#bytesOut })
   }
 }

@@ -368,6 +368,9 @@ t.test('SIGTERM with a stream that never ends: cut after SHUTDOWN_GRACE_MS, exit
   const outcome = await torn
   t.type(outcome, Error, 'the client sees its stream torn, not a clean end')
   t.match(await cli.waitForLog((l) => l.msg === 'shut down'), { cut: 1 })
+  // Regression: logged as the upstream's failure (UND_ERR_DESTROYED), the agent being destroyed
+  // before the client's connection reported its close.
+  t.match(await cli.waitForLog((l) => l.msg === 'request'), { status: 200, ended_by: 'gateway', error: 'shutdown' }, 'logged as stopped by the gateway')
   const seen = await upstreamRequest
   await seen.closed
   t.ok(seen.abortedByPeer(), 'the upstream request was cancelled with it')

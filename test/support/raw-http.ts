@@ -49,6 +49,68 @@ export async function rawBytes (port: number, request: string | Buffer): Promise
   })
 }
 
+/** A raw connection kept open: requests written in steps, each response read as it completes. */
+export interface RawConnection {
+  write: (data: string | Buffer) => void
+  /** The next whole response (with `content-length`, chunked, or bodiless); rejects if the connection closes first. */
+  nextResponse: () => Promise<RawResponse>
+  destroy: () => void
+}
+
+export function rawConnection (port: number): RawConnection {
+  const socket = connect(port, '127.0.0.1')
+  let bytes = Buffer.alloc(0)
+  let closed = false
+  let waiter: { resolve: (r: RawResponse) => void, reject: (e: Error) => void } | undefined
+  const settle = (): void => {
+    if (waiter === undefined) return
+    const end = responseEnd(bytes)
+    if (end !== undefined) {
+      const [response] = parseResponses(bytes.subarray(0, end))
+      bytes = bytes.subarray(end)
+      const { resolve } = waiter
+      waiter = undefined
+      resolve(response!)
+    } else if (closed) {
+      waiter.reject(new Error(`the connection closed before a whole response: ${JSON.stringify(bytes.toString('latin1').slice(0, 200))}`))
+    }
+  }
+  socket.on('data', (chunk: Buffer) => { bytes = Buffer.concat([bytes, chunk]); settle() })
+  socket.on('error', () => {})
+  socket.on('close', () => { closed = true; settle() })
+  return {
+    write: (data) => { socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data) },
+    nextResponse: async () => await new Promise((resolve, reject) => { waiter = { resolve, reject }; settle() }),
+    destroy: () => { socket.destroy() }
+  }
+}
+
+/** Where the first response in `bytes` ends, or undefined while it is incomplete. */
+function responseEnd (bytes: Buffer): number | undefined {
+  const headEnd = bytes.indexOf('\r\n\r\n', 0, 'latin1')
+  if (headEnd === -1) return undefined
+  const head = bytes.subarray(0, headEnd).toString('latin1')
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1])
+  if (status < 200 || status === 204 || status === 304) return headEnd + 4
+  if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+    let at = headEnd + 4
+    for (;;) {
+      const lineEnd = bytes.indexOf('\r\n', at, 'latin1')
+      if (lineEnd === -1) return undefined
+      const size = parseInt(bytes.subarray(at, lineEnd).toString('latin1'), 16)
+      if (size === 0) {
+        const end = bytes.indexOf('\r\n\r\n', lineEnd - 2, 'latin1')
+        return end === -1 ? undefined : end + 4
+      }
+      at = lineEnd + 2 + size + 2
+      if (at > bytes.length) return undefined
+    }
+  }
+  const length = /\r\ncontent-length: *(\d+)/i.exec(head)?.[1]
+  const end = headEnd + 4 + Number(length ?? 0)
+  return end <= bytes.length ? end : undefined
+}
+
 /** Joins request lines with CRLF and ends the header block. */
 export function rawRequest (...lines: string[]): string {
   return lines.join('\r\n') + '\r\n\r\n'
