@@ -160,26 +160,24 @@ export class RedisSessionStore implements SessionStore {
     if (this.#redis.status !== 'ready' || performance.now() - this.#timedOutAt < this.#timeoutMs) return local
     const pending = this.#replay.size === 0 ? undefined : this.#replay.get(upstreamKey(sessionId))
     if (pending?.kind === 'upstream' && pending.move) return pending.upstream
-    try {
-      const shared = await this.#redis.getex(this.#prefix + upstreamKey(sessionId), 'EX', this.#ttlSeconds)
-      this.#recovered()
-      return shared ?? local
-    } catch (err) {
-      this.#readFailed(err as Error)
-      return local
-    }
+    return await this.#sharedOr(local, this.#redis.getex(this.#prefix + upstreamKey(sessionId), 'EX', this.#ttlSeconds))
   }
 
   /** The session's binding as Redis holds it, for the admin page: a plain GET, not a use (its TTL is left alone). */
   async peekUpstream (sessionId: string): Promise<string | undefined> {
     const local = this.#local.upstreamOf(sessionId)
     if (this.#redis.status !== 'ready') return local
+    return await this.#sharedOr(local, this.#redis.get(this.#prefix + upstreamKey(sessionId)))
+  }
+
+  /** Redis's binding as `reply` brings it, else the local copy's (none there, or Redis failed to answer). */
+  async #sharedOr (local: string | undefined, reply: Promise<string | null>): Promise<string | undefined> {
     try {
-      const shared = await this.#redis.get(this.#prefix + upstreamKey(sessionId))
+      const shared = await reply
       this.#recovered()
       return shared ?? local
     } catch (err) {
-      this.#degraded((err as Error).message)
+      this.#readFailed(err as Error)
       return local
     }
   }
@@ -367,7 +365,7 @@ export class RedisSessionStore implements SessionStore {
     else this.#degraded(failure.message)
   }
 
-  /** A request's read failed: a timeout also lets the request's next read answer locally (see upstreamOf). */
+  /** A read failed: a timeout also lets a request's next read within timeoutMs answer locally (see upstreamOf). */
   #readFailed (err: Error): void {
     if (err.message === COMMAND_TIMED_OUT) this.#timedOutAt = performance.now()
     this.#degraded(err.message)

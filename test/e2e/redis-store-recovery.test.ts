@@ -17,7 +17,7 @@ import { logLines, type LogLine, type LogLines } from '../support/log-lines.js'
 import { needs } from '../support/needs.js'
 import { storeState, until } from '../support/polling.js'
 import { startRedis, type RunningRedis } from '../support/redis-server.js'
-import { startGateway } from '../support/gateway.js'
+import { startGateway, type RunningGateway } from '../support/gateway.js'
 import { sessionsHomedOn, startUpstreamProcesses } from '../support/upstream-process.js'
 
 const HOUR = 3_600_000
@@ -56,6 +56,29 @@ async function replica (t: Test, timeoutMs = 200): Promise<Replica> {
   const probe = new Redis(redis.url)
   t.teardown(() => probe.disconnect())
   return { redis, store, sockets, probe, logs }
+}
+
+/** Gateways routing over upstreams a and b (real processes), sharing a real Redis, connected; and a client of that Redis. */
+async function routingReplicas (t: Test, count: number, env: Record<string, string> = {}): Promise<{ redis: RunningRedis, shared: Redis, gateways: RunningGateway[] }> {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const shared = new Redis(redis.url)
+  t.teardown(() => shared.disconnect())
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const gateways: RunningGateway[] = []
+  for (let i = 0; i < count; i++) {
+    const gateway = await startGateway({ UPSTREAMS: JSON.stringify(ups.map((u) => ({ name: u.name, url: u.url }))), REDIS_URL: redis.url, ...env })
+    t.teardown(gateway.close)
+    await until(async () => await storeState(gateway), (s) => s === 'ok', 'connected')
+    gateways.push(gateway)
+  }
+  return { redis, shared, gateways }
+}
+
+/** A model call for `session` through `gateway`; resolves with the upstream that answered it. */
+async function servedBy (gateway: RunningGateway, session: string): Promise<string | undefined> {
+  const res = await fetch(`${gateway.baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': session }, body: JSON.stringify({ model: 'gpt-test', input: 'hi' }) })
+  return ((await res.json()) as { upstream?: string }).upstream
 }
 
 t.test('bindings made while the client reconnects after a clean close are written once it is connected again', needs('redis-server'), async (t) => {
@@ -142,17 +165,7 @@ t.test("looking at a session's binding (the admin page) is no use of it: its TTL
 })
 
 t.test("a replica that cannot read a session's binding routes it by itself and leaves the binding another replica moved it to", needs('redis-server'), async (t) => {
-  const redis = await startRedis()
-  t.teardown(redis.close)
-  const shared = new Redis(redis.url)
-  t.teardown(() => shared.disconnect())
-  const ups = await startUpstreamProcesses(t, ['a', 'b'])
-  const env = { UPSTREAMS: JSON.stringify(ups.map((u) => ({ name: u.name, url: u.url }))), REDIS_URL: redis.url, REDIS_TIMEOUT_MS: '200' }
-  const one = await startGateway(env)
-  t.teardown(one.close)
-  const two = await startGateway(env)
-  t.teardown(two.close)
-  for (const gateway of [one, two]) await until(async () => await storeState(gateway), (s) => s === 'ok', 'connected')
+  const { redis, shared, gateways: [, two] } = await routingReplicas(t, 2, { REDIS_TIMEOUT_MS: '200' })
   const [session] = sessionsHomedOn('a', ['a', 'b'], 1, 'moved-by-one')
   const key = `session-gateway:upstream:${session!}`
   // Replica one moved the session to b (a failover) a minute ago.
@@ -160,34 +173,24 @@ t.test("a replica that cannot read a session's binding routes it by itself and l
 
   redis.pause()
   t.teardown(redis.resume)
-  const post = await fetch(`${two.baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': session! }, body: JSON.stringify({ model: 'gpt-test', input: 'hi' }) })
-  t.equal(((await post.json()) as { upstream?: string }).upstream, 'a', 'replica two, reading nothing, routes by rendezvous: a')
-  await until(async () => await storeState(two), (s) => s === 'degraded', 'degraded')
+  t.equal(await servedBy(two!, session!), 'a', 'replica two, reading nothing, routes by rendezvous: a')
+  await until(async () => await storeState(two!), (s) => s === 'degraded', 'degraded')
   redis.resume()
   // Its first binding, written directly or replayed once Redis answers (a PING, with no traffic),
   // is written only where Redis holds none. Either goes to Redis before the next request's read.
-  await until(async () => await storeState(two), (s) => s === 'ok', 'ok again without a request')
-  const next = await fetch(`${two.baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': session! }, body: JSON.stringify({ model: 'gpt-test', input: 'again' }) })
-  t.equal(((await next.json()) as { upstream?: string }).upstream, 'b', 'once it can read, replica two follows the move too')
+  await until(async () => await storeState(two!), (s) => s === 'ok', 'ok again without a request')
+  t.equal(await servedBy(two!, session!), 'b', 'once it can read, replica two follows the move too')
   t.equal(await shared.get(key), 'b', 'and Redis still holds it')
 })
 
 t.test("the admin page's list of sessions renews no binding", needs('redis-server'), async (t) => {
-  const redis = await startRedis()
-  t.teardown(redis.close)
-  const shared = new Redis(redis.url)
-  t.teardown(() => shared.disconnect())
-  const ups = await startUpstreamProcesses(t, ['a', 'b'])
-  const gateway = await startGateway({ UPSTREAMS: JSON.stringify(ups.map((u) => ({ name: u.name, url: u.url }))), REDIS_URL: redis.url })
-  t.teardown(gateway.close)
-  await until(async () => await storeState(gateway), (s) => s === 'ok', 'connected')
-  const res = await fetch(`${gateway.baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': 'listed' }, body: JSON.stringify({ model: 'gpt-test', input: 'hi' }) })
-  const servedBy = ((await res.json()) as { upstream?: string }).upstream
+  const { shared, gateways: [gateway] } = await routingReplicas(t, 1)
+  const upstream = await servedBy(gateway!, 'listed')
   const key = 'session-gateway:upstream:listed'
-  await until(async () => await shared.get(key), (bound) => bound === servedBy, 'bound')
+  await until(async () => await shared.get(key), (bound) => bound === upstream, 'bound')
   await shared.pexpire(key, 60_000) // as if last used long ago
-  const page = await (await fetch(`${gateway.origin}/gateway/sessions`)).json() as { data: Array<{ id: string, upstream?: string }> }
-  t.equal(page.data.find((s) => s.id === 'listed')?.upstream, servedBy, 'the page shows the binding')
+  const page = await (await fetch(`${gateway!.origin}/gateway/sessions`)).json() as { data: Array<{ id: string, upstream?: string }> }
+  t.equal(page.data.find((s) => s.id === 'listed')?.upstream, upstream, 'the page shows the binding')
   const ttl = await shared.pttl(key)
   t.ok(ttl > 0 && ttl <= 60_000, `and leaves its TTL alone (${ttl} ms left): a replay of another replica's move made meanwhile would otherwise be refused`)
 })
