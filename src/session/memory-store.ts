@@ -2,6 +2,7 @@ import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
 import { toSessionUsage, type SessionUsage, type UsagePage } from './session-usage.js'
 import type { CallRecord } from './call-record.js'
+import { RecentRecords } from './recent-records.js'
 import { callRecordBytes, SESSION_BYTES, sessionEntryBytes, type SessionEntry } from './session-entry.js'
 
 export interface MemoryStoreOptions {
@@ -126,11 +127,10 @@ export class MemorySessionStore implements SessionStore {
 
   async recordCall (sessionId: string, build: (previous: CallRecord | undefined) => CallRecord): Promise<CallRecord> {
     const entry = this.#entryFor(sessionId)
-    const records = entry.records ??= []
-    const record = build(records[0])
-    records.unshift(record)
-    this.#resize(entry, callRecordBytes(record))
-    while (records.length > this.#recordsPerSession) this.#removeOldestRecord(entry)
+    const records = entry.records ??= new RecentRecords(this.#recordsPerSession)
+    const record = build(records.newest())
+    const replaced = records.add(record)
+    this.#resize(entry, callRecordBytes(record) - (replaced === undefined ? 0 : callRecordBytes(replaced)))
     this.#touch(entry)
     this.#enforceBounds(entry)
     return record
@@ -139,7 +139,7 @@ export class MemorySessionStore implements SessionStore {
   async calls (sessionId: string): Promise<CallRecord[] | undefined> {
     const entry = this.#live(this.#sessions.get(sessionId))
     if (entry === undefined || (entry.usage === undefined && entry.records === undefined)) return undefined
-    return entry.records === undefined ? [] : [...entry.records]
+    return entry.records === undefined ? [] : entry.records.newestFirst()
   }
 
   async usage (sessionId: string): Promise<SessionUsage | undefined> {
@@ -273,7 +273,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   #removeOldestRecord (entry: SessionEntry): void {
-    const record = entry.records?.pop()
+    const record = entry.records?.removeOldest()
     if (record !== undefined) this.#resize(entry, -callRecordBytes(record))
   }
 

@@ -1,4 +1,5 @@
 import type { CallRecord } from './call-record.js'
+import type { RecentRecords } from './recent-records.js'
 import type { UsageTotals } from './session-usage.js'
 
 /**
@@ -11,8 +12,8 @@ export interface SessionEntry {
   /** Its lineage keys, least recently used first. */
   readonly keys: Set<string>
   usage: UsageTotals | undefined
-  /** Its last model calls, newest first; undefined before the first. */
-  records: CallRecord[] | undefined
+  /** Its last model calls; undefined before the first. */
+  records: RecentRecords<CallRecord> | undefined
   /**
    * The upstream serving it, with several upstreams. The name is the config's own string,
    * shared by every entry, so it adds no bytes of its own.
