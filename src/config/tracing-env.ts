@@ -111,26 +111,37 @@ function oneOfChoices<const T extends string> (raw: string, choices: readonly T[
   throw new ConfigError(name, `expected one of ${choices.join(', ')}, got ${JSON.stringify(raw)}`)
 }
 
-/** `key1=value1,key2=value2`, values percent-encoded (W3C Baggage style, as the spec says). */
+/**
+ * `key1=value1,key2=value2`, keys and values percent-encoded (W3C Baggage style: the spec has
+ * `,` and `=` in either encoded, anything else may be). What does not decode stops the start,
+ * as the spec's "discard the whole value and report it" does for an SDK.
+ */
 export function keyValueList (raw: string | undefined, name: string, { secret }: { secret: boolean }): Record<string, string> {
   const out: Record<string, string> = {}
   if (raw === undefined) return out
   for (const item of raw.split(',')) {
     if (item.trim() === '') continue
     const at = item.indexOf('=')
-    const key = at === -1 ? '' : item.slice(0, at).trim()
-    // A secret list's values are never echoed, not even a malformed one.
-    if (key === '') throw new ConfigError(name, secret ? 'expected key=value pairs separated by commas' : `expected key=value, got ${JSON.stringify(item)}`)
-    let decoded: string
-    try {
-      decoded = decodeURIComponent(item.slice(at + 1).trim())
-    } catch {
-      throw new ConfigError(name, `the value of ${key} is not valid percent-encoding`)
-    }
-    if (!/^[\t\x20-\x7e\x80-\uffff]*$/.test(decoded)) throw new ConfigError(name, `the value of ${key} holds a control character`)
+    const rawKey = at === -1 ? '' : item.slice(0, at).trim()
+    // A secret list's values are never echoed, not even a malformed one; its keys are header names.
+    if (rawKey === '') throw new ConfigError(name, secret ? 'expected key=value pairs separated by commas' : `expected key=value, got ${JSON.stringify(item)}`)
+    const key = percentDecoded(rawKey, name, `the key ${JSON.stringify(rawKey)}`)
+    if (key.trim() === '') throw new ConfigError(name, `the key ${JSON.stringify(rawKey)} is blank once decoded`)
+    const decoded = percentDecoded(item.slice(at + 1).trim(), name, `the value of ${key}`)
     out[secret ? key.toLowerCase() : key] = decoded
   }
   return out
+}
+
+function percentDecoded (raw: string, name: string, what: string): string {
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(raw)
+  } catch {
+    throw new ConfigError(name, `${what} is not valid percent-encoding`)
+  }
+  if (!/^[\t\x20-\x7e\x80-\uffff]*$/.test(decoded)) throw new ConfigError(name, `${what} holds a control character`)
+  return decoded
 }
 
 /**

@@ -89,3 +89,24 @@ t.test('the exporter\'s timeout: the traces variable, else the generic one, else
   t.equal(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '2000', OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '3000' }).exporterTimeoutMillis, 3000)
   t.equal(tracingFromEnv({ ...on, OTEL_BSP_EXPORT_TIMEOUT: '7000' }).exporterTimeoutMillis, 10_000, 'OTEL_BSP_EXPORT_TIMEOUT is the batch processor\'s, not the exporter\'s')
 })
+
+// Regression: OTEL_RESOURCE_ATTRIBUTES keys were kept as written, so `team%2Cunit=a` (the spec
+// has `,` and `=` in keys percent-encoded) became the attribute `team%2Cunit`, and a key that
+// does not decode went through as it was while a value that does not was refused.
+t.test('regression: OTEL_RESOURCE_ATTRIBUTES keys are percent-decoded like values, and a key that does not decode is refused', async (t) => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
+  t.same(tracingFromEnv({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'team%2Cunit=a%2Cb, x%3Dy = 1 ,caf%C3%A9=ok' }).resourceAttributes, { 'team,unit': 'a,b', 'x=y': '1', café: 'ok' })
+  refuses(t, { ...on, OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=prod,bad%ZZkey=1' }, 'OTEL_RESOURCE_ATTRIBUTES')
+  refuses(t, { ...on, OTEL_RESOURCE_ATTRIBUTES: 'half%E2%82=1' }, 'OTEL_RESOURCE_ATTRIBUTES')
+  refuses(t, { ...on, OTEL_RESOURCE_ATTRIBUTES: 'line%0Abreak=1' }, 'OTEL_RESOURCE_ATTRIBUTES')
+  refuses(t, { ...on, OTEL_RESOURCE_ATTRIBUTES: '%20=1' }, 'OTEL_RESOURCE_ATTRIBUTES')
+  t.throws(() => tracingFromEnv({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'bad%ZZkey=1' }), /the key "bad%ZZkey" is not valid percent-encoding/)
+  t.same(loadConfig({ env: { ...on, OTEL_RESOURCE_ATTRIBUTES: 'a%2Fb=c' } }).tracing.resourceAttributes, { 'a/b': 'c' }, 'through the config loader too')
+})
+
+t.test('collector header names are percent-decoded as well, then checked as header names', async (t) => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
+  t.same(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_HEADERS: 'x%2Dtenant=acme' }).headers, { 'x-tenant': 'acme' })
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_HEADERS: 'x%20tenant=s3cr3t' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_HEADERS: 'x%ZZ=s3cr3t' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
+})
