@@ -4,6 +4,7 @@
  * their fleet. They are read here, in the config layer, once, like every other setting.
  * Tracing is off unless an OTLP endpoint is set.
  */
+import { OTLP_TLS_ENV_NAMES, otlpTlsFromEnv, type OtlpTls } from './otlp-tls.js'
 import { ConfigError } from './settings.js'
 
 export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const
@@ -11,6 +12,9 @@ export type OtlpProtocol = typeof OTLP_PROTOCOLS[number]
 
 export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const
 export type SamplerName = typeof SAMPLERS[number]
+
+export const OTLP_COMPRESSIONS = ['none', 'gzip'] as const
+export type OtlpCompression = typeof OTLP_COMPRESSIONS[number]
 
 export interface TracingConfig {
   enabled: boolean
@@ -28,6 +32,10 @@ export interface TracingConfig {
   batch: { scheduledDelayMillis: number, exportTimeoutMillis: number, maxQueueSize: number, maxExportBatchSize: number }
   /** How long one export request may take (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT / OTEL_EXPORTER_OTLP_TIMEOUT). */
   exporterTimeoutMillis: number
+  /** How export bodies are sent (OTEL_EXPORTER_OTLP_TRACES_COMPRESSION / OTEL_EXPORTER_OTLP_COMPRESSION). */
+  compression: OtlpCompression
+  /** The collector's CA and a client certificate, read at start (otlp-tls.ts); empty over http://. */
+  tls: OtlpTls
 }
 
 /** Tracing off: what the other variables say is not read, so a value meant for another SDK (grpc, xray) stops nothing. */
@@ -41,17 +49,23 @@ const TRACING_OFF: TracingConfig = Object.freeze({
   sampler: 'parentbased_always_on',
   samplerRatio: 1,
   batch: { scheduledDelayMillis: 5000, exportTimeoutMillis: 30_000, maxQueueSize: 2048, maxExportBatchSize: 512 },
-  exporterTimeoutMillis: 10_000
+  exporterTimeoutMillis: 10_000,
+  compression: 'none',
+  tls: {}
 })
 
 type Env = Record<string, string | undefined>
 
-/** Every variable read here, for the docs and deployment-file checks. */
+/**
+ * Every variable read here, for the docs and deployment-file checks: the only `OTEL_*` variables
+ * the gateway honours. The OpenTelemetry packages are handed these values and read none themselves.
+ */
 export const TRACING_ENV_NAMES = [
   'OTEL_SDK_DISABLED', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_PROTOCOL',
   'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS', 'OTEL_SERVICE_NAME',
   'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_BSP_SCHEDULE_DELAY', 'OTEL_BSP_EXPORT_TIMEOUT',
-  'OTEL_BSP_MAX_QUEUE_SIZE', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 'OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT'
+  'OTEL_BSP_MAX_QUEUE_SIZE', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 'OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT',
+  'OTEL_EXPORTER_OTLP_COMPRESSION', 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', ...OTLP_TLS_ENV_NAMES
 ] as const
 
 /**
@@ -66,15 +80,24 @@ export function tracingFromEnv (env: Env): TracingConfig {
   const disabled = value('OTEL_SDK_DISABLED')?.toLowerCase() === 'true'
   const endpoint = disabled ? undefined : tracesEndpoint(value('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'), value('OTEL_EXPORTER_OTLP_ENDPOINT'))
   if (endpoint === undefined) return TRACING_OFF
-  const timeoutName = value('OTEL_EXPORTER_OTLP_TRACES_TIMEOUT') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT' : 'OTEL_EXPORTER_OTLP_TIMEOUT'
-  const protocolName = value('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL'
-  const headersName = value('OTEL_EXPORTER_OTLP_TRACES_HEADERS') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_HEADERS' : 'OTEL_EXPORTER_OTLP_HEADERS'
+  // The spec's precedence: a set `_TRACES_` variable wins, and its generic one is then not read.
+  const choose = (suffix: string): [name: string, value: string] | undefined => {
+    const traces = `OTEL_EXPORTER_OTLP_TRACES_${suffix}`
+    const generic = `OTEL_EXPORTER_OTLP_${suffix}`
+    const chosen = value(traces) !== undefined ? traces : generic
+    const raw = value(chosen)
+    return raw === undefined ? undefined : [chosen, raw]
+  }
+  const [timeoutName, timeout] = choose('TIMEOUT') ?? ['', undefined]
+  const [protocolName, protocol] = choose('PROTOCOL') ?? ['', undefined]
+  const [headersName, headers] = choose('HEADERS') ?? ['', undefined]
+  const [compressionName, compression] = choose('COMPRESSION') ?? ['', undefined]
   const sampler = oneOfChoices(value('OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on', SAMPLERS, 'OTEL_TRACES_SAMPLER')
   return {
     enabled: true,
     endpoint,
-    protocol: oneOfChoices(value(protocolName) ?? 'http/protobuf', OTLP_PROTOCOLS, protocolName),
-    headers: collectorHeaders(value(headersName), headersName),
+    protocol: oneOfChoices(protocol ?? 'http/protobuf', OTLP_PROTOCOLS, protocolName),
+    headers: collectorHeaders(headers, headersName),
     serviceName: value('OTEL_SERVICE_NAME') ?? 'session-gateway',
     resourceAttributes: keyValueList(value('OTEL_RESOURCE_ATTRIBUTES'), 'OTEL_RESOURCE_ATTRIBUTES', { secret: false }),
     sampler,
@@ -85,7 +108,9 @@ export function tracingFromEnv (env: Env): TracingConfig {
       maxQueueSize: whole(value('OTEL_BSP_MAX_QUEUE_SIZE'), 2048, 'OTEL_BSP_MAX_QUEUE_SIZE'),
       maxExportBatchSize: whole(value('OTEL_BSP_MAX_EXPORT_BATCH_SIZE'), 512, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE')
     },
-    exporterTimeoutMillis: whole(value(timeoutName), 10_000, timeoutName)
+    exporterTimeoutMillis: whole(timeout, 10_000, timeoutName),
+    compression: oneOfChoices(compression ?? 'none', OTLP_COMPRESSIONS, compressionName),
+    tls: otlpTlsFromEnv(endpoint, choose)
   }
 }
 

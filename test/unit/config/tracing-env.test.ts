@@ -1,7 +1,12 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { loadConfig } from '../../../src/config/load-config.js'
 import { ConfigError } from '../../../src/config/settings.js'
 import { tracingFromEnv } from '../../../src/config/tracing-env.js'
+import { needs } from '../../support/needs.js'
+import { makeTlsFiles } from '../../support/redis-topologies.js'
 
 function refuses (t: Test, env: Record<string, string>, key: string, hidden?: RegExp): void {
   t.throws(() => tracingFromEnv(env), ConfigError, key)
@@ -109,4 +114,37 @@ t.test('collector header names are percent-decoded as well, then checked as head
   t.same(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_HEADERS: 'x%2Dtenant=acme' }).headers, { 'x-tenant': 'acme' })
   refuses(t, { ...on, OTEL_EXPORTER_OTLP_HEADERS: 'x%20tenant=s3cr3t' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
   refuses(t, { ...on, OTEL_EXPORTER_OTLP_HEADERS: 'x%ZZ=s3cr3t' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
+})
+
+t.test('compression: none or gzip, the traces variable over the generic one, anything else refused', async (t) => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
+  t.equal(tracingFromEnv(on).compression, 'none')
+  t.equal(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_COMPRESSION: 'GZIP' }).compression, 'gzip')
+  t.equal(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'none' }).compression, 'none')
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' }, 'OTEL_EXPORTER_OTLP_COMPRESSION')
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'br' }, 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION')
+  t.equal(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'gzip' }).compression, 'gzip', 'the generic one is not read then')
+})
+
+t.test('TLS files: read and checked at start for an https endpoint, not read for an http one', needs('openssl'), async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gateway-otlp-tls-unit-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const files = await makeTlsFiles(dir)
+  const notPem = join(dir, 'not.pem')
+  await writeFile(notPem, 'not a certificate')
+  const https = { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://c.example:4318' }
+
+  const tls = tracingFromEnv({ ...https, OTEL_EXPORTER_OTLP_CERTIFICATE: files.caFile, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: files.certFile, OTEL_EXPORTER_OTLP_CLIENT_KEY: files.keyFile }).tls
+  t.same([tls.ca, tls.cert, tls.key], [await readFile(files.caFile), await readFile(files.certFile), await readFile(files.keyFile)])
+  t.same(tracingFromEnv({ ...https, OTEL_EXPORTER_OTLP_CERTIFICATE: files.caFile, OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: files.otherCaFile }).tls.ca, await readFile(files.otherCaFile), 'the traces variable wins')
+  t.same(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_CERTIFICATE: join(dir, 'missing.crt') }).tls, {}, 'over http:// the files are not read')
+
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_CERTIFICATE: join(dir, 'missing.crt') }, 'OTEL_EXPORTER_OTLP_CERTIFICATE')
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: notPem }, 'OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE')
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: files.certFile }, 'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE')
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY: files.keyFile }, 'OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY')
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: notPem, OTEL_EXPORTER_OTLP_CLIENT_KEY: files.keyFile }, 'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE')
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: files.certFile, OTEL_EXPORTER_OTLP_CLIENT_KEY: files.caFile }, 'OTEL_EXPORTER_OTLP_CLIENT_KEY')
+  const otherKey = files.otherCaFile.replace(/\.crt$/, '.key')
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: files.certFile, OTEL_EXPORTER_OTLP_CLIENT_KEY: otherKey }, 'OTEL_EXPORTER_OTLP_CLIENT_KEY', /PRIVATE KEY/)
 })
