@@ -4,6 +4,7 @@
  * their fleet. They are read here, in the config layer, once, like every other setting.
  * Tracing is off unless an OTLP endpoint is set.
  */
+import { OTLP_TLS_ENV_NAMES, otlpTlsFromEnv, type OtlpTls } from './otlp-tls.js'
 import { ConfigError } from './settings.js'
 
 export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const
@@ -11,6 +12,9 @@ export type OtlpProtocol = typeof OTLP_PROTOCOLS[number]
 
 export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const
 export type SamplerName = typeof SAMPLERS[number]
+
+export const OTLP_COMPRESSIONS = ['none', 'gzip'] as const
+export type OtlpCompression = typeof OTLP_COMPRESSIONS[number]
 
 export interface TracingConfig {
   enabled: boolean
@@ -28,6 +32,10 @@ export interface TracingConfig {
   batch: { scheduledDelayMillis: number, exportTimeoutMillis: number, maxQueueSize: number, maxExportBatchSize: number }
   /** How long one export request may take (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT / OTEL_EXPORTER_OTLP_TIMEOUT). */
   exporterTimeoutMillis: number
+  /** How export bodies are sent (OTEL_EXPORTER_OTLP_TRACES_COMPRESSION / OTEL_EXPORTER_OTLP_COMPRESSION). */
+  compression: OtlpCompression
+  /** The collector's CA and a client certificate, read at start (otlp-tls.ts); empty over http://. */
+  tls: OtlpTls
 }
 
 /** Tracing off: what the other variables say is not read, so a value meant for another SDK (grpc, xray) stops nothing. */
@@ -41,17 +49,23 @@ const TRACING_OFF: TracingConfig = Object.freeze({
   sampler: 'parentbased_always_on',
   samplerRatio: 1,
   batch: { scheduledDelayMillis: 5000, exportTimeoutMillis: 30_000, maxQueueSize: 2048, maxExportBatchSize: 512 },
-  exporterTimeoutMillis: 10_000
+  exporterTimeoutMillis: 10_000,
+  compression: 'none',
+  tls: {}
 })
 
 type Env = Record<string, string | undefined>
 
-/** Every variable read here, for the docs and deployment-file checks. */
+/**
+ * Every variable read here, for the docs and deployment-file checks: the only `OTEL_*` variables
+ * the gateway honours. The OpenTelemetry packages are handed these values and read none themselves.
+ */
 export const TRACING_ENV_NAMES = [
   'OTEL_SDK_DISABLED', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_PROTOCOL',
   'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS', 'OTEL_SERVICE_NAME',
   'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_BSP_SCHEDULE_DELAY', 'OTEL_BSP_EXPORT_TIMEOUT',
-  'OTEL_BSP_MAX_QUEUE_SIZE', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 'OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT'
+  'OTEL_BSP_MAX_QUEUE_SIZE', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 'OTEL_EXPORTER_OTLP_TIMEOUT', 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT',
+  'OTEL_EXPORTER_OTLP_COMPRESSION', 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', ...OTLP_TLS_ENV_NAMES
 ] as const
 
 /**
@@ -66,15 +80,24 @@ export function tracingFromEnv (env: Env): TracingConfig {
   const disabled = value('OTEL_SDK_DISABLED')?.toLowerCase() === 'true'
   const endpoint = disabled ? undefined : tracesEndpoint(value('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'), value('OTEL_EXPORTER_OTLP_ENDPOINT'))
   if (endpoint === undefined) return TRACING_OFF
-  const timeoutName = value('OTEL_EXPORTER_OTLP_TRACES_TIMEOUT') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT' : 'OTEL_EXPORTER_OTLP_TIMEOUT'
-  const protocolName = value('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL'
-  const headersName = value('OTEL_EXPORTER_OTLP_TRACES_HEADERS') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_HEADERS' : 'OTEL_EXPORTER_OTLP_HEADERS'
+  // The spec's precedence: a set `_TRACES_` variable wins, and its generic one is then not read.
+  const choose = (suffix: string): [name: string, value: string] | undefined => {
+    const traces = `OTEL_EXPORTER_OTLP_TRACES_${suffix}`
+    const generic = `OTEL_EXPORTER_OTLP_${suffix}`
+    const chosen = value(traces) !== undefined ? traces : generic
+    const raw = value(chosen)
+    return raw === undefined ? undefined : [chosen, raw]
+  }
+  const [timeoutName, timeout] = choose('TIMEOUT') ?? ['', undefined]
+  const [protocolName, protocol] = choose('PROTOCOL') ?? ['', undefined]
+  const [headersName, headers] = choose('HEADERS') ?? ['', undefined]
+  const [compressionName, compression] = choose('COMPRESSION') ?? ['', undefined]
   const sampler = oneOfChoices(value('OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on', SAMPLERS, 'OTEL_TRACES_SAMPLER')
   return {
     enabled: true,
     endpoint,
-    protocol: oneOfChoices(value(protocolName) ?? 'http/protobuf', OTLP_PROTOCOLS, protocolName),
-    headers: collectorHeaders(value(headersName), headersName),
+    protocol: oneOfChoices(protocol ?? 'http/protobuf', OTLP_PROTOCOLS, protocolName),
+    headers: collectorHeaders(headers, headersName),
     serviceName: value('OTEL_SERVICE_NAME') ?? 'session-gateway',
     resourceAttributes: keyValueList(value('OTEL_RESOURCE_ATTRIBUTES'), 'OTEL_RESOURCE_ATTRIBUTES', { secret: false }),
     sampler,
@@ -85,7 +108,9 @@ export function tracingFromEnv (env: Env): TracingConfig {
       maxQueueSize: whole(value('OTEL_BSP_MAX_QUEUE_SIZE'), 2048, 'OTEL_BSP_MAX_QUEUE_SIZE'),
       maxExportBatchSize: whole(value('OTEL_BSP_MAX_EXPORT_BATCH_SIZE'), 512, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE')
     },
-    exporterTimeoutMillis: whole(value(timeoutName), 10_000, timeoutName)
+    exporterTimeoutMillis: whole(timeout, 10_000, timeoutName),
+    compression: oneOfChoices(compression ?? 'none', OTLP_COMPRESSIONS, compressionName),
+    tls: otlpTlsFromEnv(endpoint, choose)
   }
 }
 
@@ -111,26 +136,37 @@ function oneOfChoices<const T extends string> (raw: string, choices: readonly T[
   throw new ConfigError(name, `expected one of ${choices.join(', ')}, got ${JSON.stringify(raw)}`)
 }
 
-/** `key1=value1,key2=value2`, values percent-encoded (W3C Baggage style, as the spec says). */
+/**
+ * `key1=value1,key2=value2`, keys and values percent-encoded (W3C Baggage style: the spec has
+ * `,` and `=` in either encoded, anything else may be). What does not decode stops the start,
+ * as the spec's "discard the whole value and report it" does for an SDK.
+ */
 export function keyValueList (raw: string | undefined, name: string, { secret }: { secret: boolean }): Record<string, string> {
   const out: Record<string, string> = {}
   if (raw === undefined) return out
   for (const item of raw.split(',')) {
     if (item.trim() === '') continue
     const at = item.indexOf('=')
-    const key = at === -1 ? '' : item.slice(0, at).trim()
-    // A secret list's values are never echoed, not even a malformed one.
-    if (key === '') throw new ConfigError(name, secret ? 'expected key=value pairs separated by commas' : `expected key=value, got ${JSON.stringify(item)}`)
-    let decoded: string
-    try {
-      decoded = decodeURIComponent(item.slice(at + 1).trim())
-    } catch {
-      throw new ConfigError(name, `the value of ${key} is not valid percent-encoding`)
-    }
-    if (!/^[\t\x20-\x7e\x80-\uffff]*$/.test(decoded)) throw new ConfigError(name, `the value of ${key} holds a control character`)
+    const rawKey = at === -1 ? '' : item.slice(0, at).trim()
+    // A secret list's values are never echoed, not even a malformed one; its keys are header names.
+    if (rawKey === '') throw new ConfigError(name, secret ? 'expected key=value pairs separated by commas' : `expected key=value, got ${JSON.stringify(item)}`)
+    const key = percentDecoded(rawKey, name, `the key ${JSON.stringify(rawKey)}`)
+    if (key.trim() === '') throw new ConfigError(name, `the key ${JSON.stringify(rawKey)} is blank once decoded`)
+    const decoded = percentDecoded(item.slice(at + 1).trim(), name, `the value of ${key}`)
     out[secret ? key.toLowerCase() : key] = decoded
   }
   return out
+}
+
+function percentDecoded (raw: string, name: string, what: string): string {
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(raw)
+  } catch {
+    throw new ConfigError(name, `${what} is not valid percent-encoding`)
+  }
+  if (!/^[\t\x20-\x7e\x80-\uffff]*$/.test(decoded)) throw new ConfigError(name, `${what} holds a control character`)
+  return decoded
 }
 
 /**

@@ -12,7 +12,7 @@ import { defaultTextMapGetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, ty
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import { resourceFromAttributes } from '@opentelemetry/resources'
 import {
-  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type BufferConfig, type Sampler, type SpanExporter
+  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type BufferConfig, type Sampler, type SpanExporter, type SpanLimits
 } from '@opentelemetry/sdk-trace-base'
 import { ATTR_ERROR_TYPE, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
 import type { TracingConfig } from '../config/tracing-env.js'
@@ -31,6 +31,23 @@ import type { AttemptSpan, AttemptTarget, ExchangeSpan, ExchangeTracer } from '.
 
 const propagator = new W3CTraceContextPropagator()
 
+/** Export requests in flight at most: the exporter packages' default. */
+const EXPORT_CONCURRENCY = 30
+
+/**
+ * The SDK's own defaults, given explicitly: left out, BasicTracerProvider takes them from
+ * OTEL_SPAN_*_LIMIT / OTEL_ATTRIBUTE_*_LIMIT, unchecked, and the gateway's spans (some twenty
+ * short attributes, no events or links) need no tuning.
+ */
+const SPAN_LIMITS: SpanLimits = {
+  attributeCountLimit: 128,
+  attributeValueLengthLimit: Infinity,
+  eventCountLimit: 128,
+  linkCountLimit: 128,
+  attributePerEventCountLimit: 128,
+  attributePerLinkCountLimit: 128
+}
+
 /**
  * The tracer for `config`. `logger` hears when exports fail and recover; `exporter` replaces
  * the OTLP one (bench/tracing/span-cost.mjs measures the stages apart).
@@ -41,10 +58,11 @@ export async function createOtelTracer (config: TracingConfig, { logger, exporte
   // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES, as the spec says.
   const resource = resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName })
   // Before the first real span: a cold encoder first run under load stays slower (otel-warm-up.ts).
-  warmUpExport(config.protocol, (processor) => exchangeTracer(new BasicTracerProvider({ resource, sampler: new AlwaysOnSampler(), spanProcessors: [processor] })))
+  warmUpExport(config.protocol, (processor) => exchangeTracer(new BasicTracerProvider({ resource, sampler: new AlwaysOnSampler(), spanLimits: SPAN_LIMITS, spanProcessors: [processor] })))
   return exchangeTracer(new BasicTracerProvider({
     resource,
     sampler: createSampler(config),
+    spanLimits: SPAN_LIMITS,
     spanProcessors: [new BatchSpanProcessor(exporter, config.batch satisfies BufferConfig)]
   }))
 }
@@ -63,15 +81,29 @@ function endpointForLog (endpoint: string): string {
   return url.origin + url.pathname
 }
 
-async function createExporter ({ endpoint, headers, protocol, exporterTimeoutMillis }: TracingConfig): Promise<SpanExporter> {
-  // Explicit options: the exporters would otherwise read process.env themselves.
-  const options = { url: endpoint, headers, timeoutMillis: exporterTimeoutMillis }
-  if (protocol === 'http/json') {
-    const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http')
-    return new OTLPTraceExporter(options)
-  }
-  const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto')
-  return new OTLPTraceExporter(options)
+/**
+ * The OTLP/HTTP trace exporter, put together as the exporter packages' `OTLPTraceExporter` is
+ * but from its parts, with no environment fallback: that class merges OTEL_EXPORTER_OTLP_HEADERS
+ * into any headers it is given and reads the compression and certificate variables itself,
+ * unchecked. Every value here was read and checked by the config layer (tracing-env.ts).
+ */
+async function createExporter ({ endpoint, headers, protocol, exporterTimeoutMillis, compression, tls }: TracingConfig): Promise<SpanExporter> {
+  const [{ OTLPExporterBase }, { createOtlpHttpExportDelegate, httpAgentFactoryFromOptions }, transformer] = await Promise.all([
+    import('@opentelemetry/otlp-exporter-base'), import('@opentelemetry/otlp-exporter-base/node-http'), import('@opentelemetry/otlp-transformer')
+  ])
+  const json = protocol === 'http/json'
+  const contentType = json ? 'application/json' : 'application/x-protobuf'
+  const delegate = createOtlpHttpExportDelegate({
+    url: endpoint,
+    // A new object per export: the transport adds its User-Agent to the one it is given.
+    headers: async () => ({ ...headers, 'Content-Type': contentType }),
+    timeoutMillis: exporterTimeoutMillis,
+    concurrencyLimit: EXPORT_CONCURRENCY,
+    compression,
+    // Over http:// the factory leaves the TLS options out.
+    agentFactory: httpAgentFactoryFromOptions({ keepAlive: true, ...tls })
+  }, json ? transformer.JsonTraceSerializer : transformer.ProtobufTraceSerializer, 'otlp_http_span_exporter', transformer.TraceExporterMetricsHelper, undefined)
+  return new OTLPExporterBase(delegate)
 }
 
 function createSampler ({ sampler, samplerRatio }: TracingConfig): Sampler {

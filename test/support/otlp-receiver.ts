@@ -5,8 +5,11 @@
  * below (the subset of opentelemetry-proto's trace.proto the gateway's spans use; protobuf
  * skips the fields left out). Every request's raw bytes are kept, for "never contains" checks.
  */
-import { createServer, type IncomingHttpHeaders } from 'node:http'
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
+import type { TLSSocket } from 'node:tls'
+import { gunzipSync } from 'node:zlib'
 import protobuf from 'protobufjs'
 
 const TRACE_PROTO = `
@@ -54,11 +57,17 @@ export interface ReceivedSpan {
 export interface ReceivedExport {
   contentType: string
   headers: IncomingHttpHeaders
+  /** As decoded: a gzipped body (`content-encoding: gzip`) is unzipped. */
   body: Buffer
+  /** Over TLS, the subject CN of the client certificate the exporter presented, if any. */
+  clientCertificate?: string
 }
 
+/** Serve HTTPS with this PEM certificate and key; with `ca`, ask for a client certificate and accept only one it signed. */
+export interface ReceiverTls { cert: Buffer, key: Buffer, ca?: Buffer }
+
 export interface OtlpReceiver {
-  /** `http://127.0.0.1:PORT`: what OTEL_EXPORTER_OTLP_ENDPOINT is set to. */
+  /** `http://127.0.0.1:PORT` (`https://…` over TLS): what OTEL_EXPORTER_OTLP_ENDPOINT is set to. */
   url: string
   spans: ReceivedSpan[]
   exports: ReceivedExport[]
@@ -67,11 +76,11 @@ export interface OtlpReceiver {
   close: () => Promise<void>
 }
 
-export async function startOtlpReceiver (): Promise<OtlpReceiver> {
+export async function startOtlpReceiver ({ tls }: { tls?: ReceiverTls } = {}): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = []
   const exports: ReceivedExport[] = []
   const waiters: Array<{ predicate: (spans: ReceivedSpan[]) => boolean, resolve: (spans: ReceivedSpan[]) => void }> = []
-  const server = createServer((req, res) => {
+  const receive = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = []
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('end', () => {
@@ -79,9 +88,11 @@ export async function startOtlpReceiver (): Promise<OtlpReceiver> {
         res.writeHead(404).end()
         return
       }
-      const body = Buffer.concat(chunks)
+      const sent = Buffer.concat(chunks)
+      const body = req.headers['content-encoding'] === 'gzip' ? gunzipSync(sent) : sent
       const contentType = req.headers['content-type'] ?? ''
-      exports.push({ contentType, headers: req.headers, body })
+      const peer = tls?.ca === undefined ? undefined : (req.socket as TLSSocket).getPeerCertificate()
+      exports.push({ contentType, headers: req.headers, body, ...(peer === undefined ? {} : { clientCertificate: String(peer.subject?.CN ?? '') }) })
       const json = contentType.startsWith('application/json')
       spans.push(...(json ? spansFromJson(JSON.parse(body.toString('utf8'))) : spansFromProtobuf(body)))
       res.writeHead(200, { 'content-type': json ? 'application/json' : 'application/x-protobuf' })
@@ -90,11 +101,14 @@ export async function startOtlpReceiver (): Promise<OtlpReceiver> {
         if (waiters[i]!.predicate(spans)) waiters.splice(i, 1)[0]!.resolve(spans)
       }
     })
-  })
+  }
+  const server = tls === undefined
+    ? createServer(receive)
+    : createTlsServer({ cert: tls.cert, key: tls.key, ...(tls.ca === undefined ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true }) }, receive)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     spans,
     exports,
     waitForSpans: async (predicate) => predicate(spans) ? spans : await new Promise((resolve) => waiters.push({ predicate, resolve })),

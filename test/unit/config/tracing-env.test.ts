@@ -1,7 +1,12 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { loadConfig } from '../../../src/config/load-config.js'
 import { ConfigError } from '../../../src/config/settings.js'
 import { tracingFromEnv } from '../../../src/config/tracing-env.js'
+import { needs } from '../../support/needs.js'
+import { makeTlsFiles } from '../../support/redis-topologies.js'
 
 function refuses (t: Test, env: Record<string, string>, key: string, hidden?: RegExp): void {
   t.throws(() => tracingFromEnv(env), ConfigError, key)
@@ -88,4 +93,58 @@ t.test('the exporter\'s timeout: the traces variable, else the generic one, else
   t.equal(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '2000' }).exporterTimeoutMillis, 2000)
   t.equal(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_TIMEOUT: '2000', OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '3000' }).exporterTimeoutMillis, 3000)
   t.equal(tracingFromEnv({ ...on, OTEL_BSP_EXPORT_TIMEOUT: '7000' }).exporterTimeoutMillis, 10_000, 'OTEL_BSP_EXPORT_TIMEOUT is the batch processor\'s, not the exporter\'s')
+})
+
+// Regression: OTEL_RESOURCE_ATTRIBUTES keys were kept as written, so `team%2Cunit=a` (the spec
+// has `,` and `=` in keys percent-encoded) became the attribute `team%2Cunit`, and a key that
+// does not decode went through as it was while a value that does not was refused.
+t.test('regression: OTEL_RESOURCE_ATTRIBUTES keys are percent-decoded like values, and a key that does not decode is refused', async (t) => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
+  t.same(tracingFromEnv({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'team%2Cunit=a%2Cb, x%3Dy = 1 ,caf%C3%A9=ok' }).resourceAttributes, { 'team,unit': 'a,b', 'x=y': '1', café: 'ok' })
+  refuses(t, { ...on, OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=prod,bad%ZZkey=1' }, 'OTEL_RESOURCE_ATTRIBUTES')
+  refuses(t, { ...on, OTEL_RESOURCE_ATTRIBUTES: 'half%E2%82=1' }, 'OTEL_RESOURCE_ATTRIBUTES')
+  refuses(t, { ...on, OTEL_RESOURCE_ATTRIBUTES: 'line%0Abreak=1' }, 'OTEL_RESOURCE_ATTRIBUTES')
+  refuses(t, { ...on, OTEL_RESOURCE_ATTRIBUTES: '%20=1' }, 'OTEL_RESOURCE_ATTRIBUTES')
+  t.throws(() => tracingFromEnv({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'bad%ZZkey=1' }), /the key "bad%ZZkey" is not valid percent-encoding/)
+  t.same(loadConfig({ env: { ...on, OTEL_RESOURCE_ATTRIBUTES: 'a%2Fb=c' } }).tracing.resourceAttributes, { 'a/b': 'c' }, 'through the config loader too')
+})
+
+t.test('collector header names are percent-decoded as well, then checked as header names', async (t) => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
+  t.same(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_HEADERS: 'x%2Dtenant=acme' }).headers, { 'x-tenant': 'acme' })
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_HEADERS: 'x%20tenant=s3cr3t' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_HEADERS: 'x%ZZ=s3cr3t' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
+})
+
+t.test('compression: none or gzip, the traces variable over the generic one, anything else refused', async (t) => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
+  t.equal(tracingFromEnv(on).compression, 'none')
+  t.equal(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_COMPRESSION: 'GZIP' }).compression, 'gzip')
+  t.equal(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'none' }).compression, 'none')
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' }, 'OTEL_EXPORTER_OTLP_COMPRESSION')
+  refuses(t, { ...on, OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'br' }, 'OTEL_EXPORTER_OTLP_TRACES_COMPRESSION')
+  t.equal(tracingFromEnv({ ...on, OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd', OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'gzip' }).compression, 'gzip', 'the generic one is not read then')
+})
+
+t.test('TLS files: read and checked at start for an https endpoint, not read for an http one', needs('openssl'), async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gateway-otlp-tls-unit-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const files = await makeTlsFiles(dir)
+  const notPem = join(dir, 'not.pem')
+  await writeFile(notPem, 'not a certificate')
+  const https = { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://c.example:4318' }
+
+  const tls = tracingFromEnv({ ...https, OTEL_EXPORTER_OTLP_CERTIFICATE: files.caFile, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: files.certFile, OTEL_EXPORTER_OTLP_CLIENT_KEY: files.keyFile }).tls
+  t.same([tls.ca, tls.cert, tls.key], [await readFile(files.caFile), await readFile(files.certFile), await readFile(files.keyFile)])
+  t.same(tracingFromEnv({ ...https, OTEL_EXPORTER_OTLP_CERTIFICATE: files.caFile, OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: files.otherCaFile }).tls.ca, await readFile(files.otherCaFile), 'the traces variable wins')
+  t.same(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_CERTIFICATE: join(dir, 'missing.crt') }).tls, {}, 'over http:// the files are not read')
+
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_CERTIFICATE: join(dir, 'missing.crt') }, 'OTEL_EXPORTER_OTLP_CERTIFICATE')
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: notPem }, 'OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE')
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: files.certFile }, 'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE')
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY: files.keyFile }, 'OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY')
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: notPem, OTEL_EXPORTER_OTLP_CLIENT_KEY: files.keyFile }, 'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE')
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: files.certFile, OTEL_EXPORTER_OTLP_CLIENT_KEY: files.caFile }, 'OTEL_EXPORTER_OTLP_CLIENT_KEY')
+  const otherKey = files.otherCaFile.replace(/\.crt$/, '.key')
+  refuses(t, { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: files.certFile, OTEL_EXPORTER_OTLP_CLIENT_KEY: otherKey }, 'OTEL_EXPORTER_OTLP_CLIENT_KEY', /PRIVATE KEY/)
 })
