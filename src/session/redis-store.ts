@@ -72,6 +72,15 @@ if held then return held end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false`
 
+/**
+ * Removes member ARGV[1] from the sorted set KEYS[1] if its score is still ARGV[2]: a session
+ * whose usage hash was found gone leaves the recent-sessions index, unless a request used it
+ * again meanwhile (which wrote its hash anew and its score).
+ */
+const FORGET_UNLESS_USED = `
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0`
+
 /** A session's upstream binding: `upstream:<session>`, under the key prefix. */
 const upstreamKey = (sessionId: string): string => 'upstream:' + sessionId
 
@@ -333,6 +342,12 @@ export class RedisSessionStore implements SessionStore {
    * usage hash has expired: a member's score is its last use, and the hash's TTL was set
    * (with the same idle TTL) at that use, so a score older than the TTL is a hash gone. One
    * MULTI on one key (Cluster-safe), so the total counts what the page is a slice of.
+   *
+   * A hash can also go before its TTL runs out (evicted under `maxmemory`, lost in a failover,
+   * deleted by hand): its member stays in the index, counted, until a page reads it (then it
+   * leaves the index) or its last use ages past the TTL. Checking every member for its hash on
+   * each read would cost one command per session, so the total is `approximate` unless the
+   * page read every member (the first page, holding them all).
    */
   async recentUsage (limit: number, offset: number): Promise<UsagePage> {
     if (this.#redis.status !== 'ready') return await this.#local.recentUsage(limit, offset)
@@ -340,10 +355,11 @@ export class RedisSessionStore implements SessionStore {
       const recent = this.#prefix + 'usage-recent'
       const replies = await this.#redis.multi()
         .zremrangebyscore(recent, '-inf', Date.now() - this.#ttlSeconds * 1000)
-        .zrevrange(recent, offset, offset + limit - 1)
+        .zrevrange(recent, offset, offset + limit - 1, 'WITHSCORES')
         .zcard(recent)
         .exec()
-      const [ids, total] = [replyOf<string[]>(replies, 1), replyOf<number>(replies, 2)]
+      const [members, total] = [replyOf<string[]>(replies, 1), replyOf<number>(replies, 2)]
+      const ids = members.filter((_, i) => i % 2 === 0)
       // One HGETALL per session: in a Cluster their hashes live on different nodes.
       const rows = await Promise.all(ids.map(async (id) => await this.#redis.hgetall(this.#prefix + 'usage:' + id)))
       this.#recovered()
@@ -351,13 +367,19 @@ export class RedisSessionStore implements SessionStore {
       ids.forEach((id, i) => {
         const totals = parseTotals(rows[i])
         if (totals !== undefined) sessions.push(toSessionUsage(id, totals))
+        else this.#forgetGoneUsage(recent, id, members[2 * i + 1]!)
       })
-      // A hash that expired between the MULTI and its HGETALL is neither listed nor counted.
-      return { sessions, total: total - (ids.length - sessions.length) }
+      // A hash found gone (expired between the MULTI and its HGETALL, or evicted) is neither listed nor counted.
+      return { sessions, total: total - (ids.length - sessions.length), approximate: offset > 0 || ids.length < total }
     } catch (err) {
       this.#degraded((err as Error).message)
       return await this.#local.recentUsage(limit, offset)
     }
+  }
+
+  /** A listed session's usage hash is gone: its member leaves the index, unless it was used again since it was read. */
+  #forgetGoneUsage (recent: string, sessionId: string, score: string): void {
+    this.#redis.eval(FORGET_UNLESS_USED, 1, recent, sessionId, score).then(() => this.#recovered(), (err: Error) => this.#degraded(err.message))
   }
 
   health (): StoreHealth {
