@@ -500,7 +500,10 @@ export class RedisSessionStore implements SessionStore {
       return 'kept'
     }
     const set = await this.#redis.set(this.#prefix + entry.key, entry.sessionId, 'PX', ttlMs, 'NX')
-    return set === 'OK' ? 'written' : 'kept'
+    if (set === 'OK') return 'written'
+    // Another replica's session owns the key: the local copy must not claim it either (as in bind).
+    if (this.#replay.get(entry.key) === entry) this.#local.unbind(entry.key, entry.sessionId)
+    return 'kept'
   }
 }
 

@@ -183,6 +183,22 @@ t.test("regression: a first binding kept out by Redis's leaves the local copy wi
   t.equal(await decidedLocally('stalled'), 'b', 'and the local copy took Redis\'s binding')
 })
 
+t.test("regression: a lineage key replayed and kept out by another session's leaves the local copy too", needs('redis-server'), async (t) => {
+  const { redis, store, probe, logs } = await replica(t)
+  t.teardown(redis.resume)
+  await probe.set('gw:conv:shared', 'session-of-another-replica', 'PX', HOUR)
+  redis.pause()
+  store.bind(['conv:shared'], 'session-here') // its write times out: queued
+  await until(() => store.health().state, (s) => s === 'degraded', 'the write timed out')
+  redis.resume()
+  store.recordUsage('session-here', TOKENS, Date.now())
+  t.match(await logs.waitFor((line) => line.msg === REPLAYED), { written: 0, kept: 1 }, 'replayed, it is kept out')
+  t.same(await store.lookup(['conv:shared']), ['session-of-another-replica'], 'Redis answers with the other session')
+  redis.pause()
+  t.same(await store.lookup(['conv:shared']), [undefined], 'and answering locally (the read timed out), this replica claims it no more')
+  redis.resume()
+})
+
 t.test("looking at a session's binding (the admin page) is no use of it: its TTL is left alone", needs('redis-server'), async (t) => {
   const { store, probe } = await replica(t)
   await probe.set('gw:upstream:watched', 'b', 'PX', 60_000)
