@@ -126,7 +126,7 @@ function drawSessions () {
 async function showList () {
   const [page, history] = await Promise.all([api('sessions?limit=' + PAGE + '&offset=' + offset), api('cache-history')])
   sessions = page.data
-  $('page-info').textContent = page.total === 0 ? 'no sessions' : (offset + 1) + '–' + (offset + page.data.length) + ' of ' + page.total
+  $('page-info').textContent = page.total === 0 ? 'no sessions' : (offset + 1) + '–' + (offset + page.data.length) + ' of ' + (page.total_approximate ? 'about ' : '') + page.total
   $('prev').disabled = offset === 0
   $('next').disabled = offset + PAGE >= page.total
   drawRatio(history.data)

@@ -43,7 +43,7 @@ export function adminRoutes (routes: SideRoutes, { store, history, token }: Admi
     const offset = wholeNumber(url, 'offset', 0, 0, Number.MAX_SAFE_INTEGER)
     const page = await store.recentUsage(limit, offset)
     const data = await Promise.all(page.sessions.map(async (usage) => await withUpstream(store, usage)))
-    sendJson(res, 200, { object: 'list', data, total: page.total, limit, offset })
+    sendJson(res, 200, { object: 'list', data, total: page.total, total_approximate: page.approximate === true, limit, offset })
   })
 
   routes.get('/gateway/sessions/:id', async ({ res, params: [id = ''] }) => {

@@ -4,7 +4,7 @@ import type { Logger } from '../observe/logger.js'
 import { parseCallRecord, type CallRecord } from './call-record.js'
 import { MemorySessionStore } from './memory-store.js'
 import { createRedisClient, outageReason, type RedisClient } from './redis-connection.js'
-import { ReplayQueue, type PendingBinding } from './replay-queue.js'
+import { ReplayQueue, type PendingBinding, type PendingUpstream } from './replay-queue.js'
 import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
 import { toSessionUsage, type SessionUsage, type UsagePage, type UsageTotals } from './session-usage.js'
@@ -61,6 +61,26 @@ if redis.call('PTTL', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`
 
+/**
+ * A session's first upstream binding: KEYS[1] = ARGV[1] for ARGV[2] ms unless Redis holds one
+ * already (SET NX), which it returns instead, so the replica whose choice was kept out can take
+ * it. Returns nil when written.
+ */
+const BIND_FIRST_UPSTREAM = `
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false`
+
+/**
+ * Removes member ARGV[1] from the sorted set KEYS[1] if its score is still ARGV[2]: a session
+ * whose usage hash was found gone leaves the recent-sessions index, unless a request used it
+ * again meanwhile (which wrote its hash anew and its score).
+ */
+const FORGET_UNLESS_USED = `
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0`
+
 /** A session's upstream binding: `upstream:<session>`, under the key prefix. */
 const upstreamKey = (sessionId: string): string => 'upstream:' + sessionId
 
@@ -88,6 +108,8 @@ export class RedisSessionStore implements SessionStore {
   /** Bindings made while Redis was away, written when it returns. */
   readonly #replay: ReplayQueue
   #replaying = false
+  /** First upstream bindings sent to Redis and not answered yet, by session: only the latest one's answer is taken. */
+  readonly #firstBindings = new Map<string, PendingUpstream>()
   #degradedBy: string | undefined = 'connecting'
   #closed = false
   readonly #timeoutMs: number
@@ -185,27 +207,49 @@ export class RedisSessionStore implements SessionStore {
   /**
    * A move overwrites: a session moves when its upstream fails. A first binding (`move` false:
    * the request found none, perhaps only because Redis did not answer in time) is written only
-   * where Redis holds none, so it never moves a session another replica bound. One made while
-   * Redis is away (or whose write fails) is queued and replayed when it returns, the last per
-   * session: else the binding Redis held from before would send a moved session back, on every
-   * replica.
+   * where Redis holds none, so it never moves a session another replica bound; kept out, the
+   * local copy takes the binding Redis holds (#adoptShared). One made while Redis is away (or
+   * whose write fails) is queued and replayed when it returns, the last per session: else the
+   * binding Redis held from before would send a moved session back, on every replica.
    */
   bindUpstream (sessionId: string, upstream: string, move = true): void {
     this.#local.bindUpstream(sessionId, upstream)
+    this.#firstBindings.delete(sessionId) // a later binding decides, not an earlier one's answer
     const key = upstreamKey(sessionId)
     const expiresAt = Date.now() + this.#ttlSeconds * 1000 // Redis's TTL of the binding, to compare with it
+    const binding: PendingUpstream = { kind: 'upstream', key, sessionId, upstream, expiresAt, move }
     if (this.#redis.status !== 'ready') {
-      this.#replay.add({ kind: 'upstream', key, upstream, expiresAt, move })
+      this.#replay.add(binding)
       return
     }
     this.#replay.forget(key)
-    const written = move
-      ? this.#redis.set(this.#prefix + key, upstream, 'EX', this.#ttlSeconds)
-      : this.#redis.set(this.#prefix + key, upstream, 'EX', this.#ttlSeconds, 'NX')
-    written.then(() => this.#recovered(), (err: Error) => {
-      this.#replay.add({ kind: 'upstream', key, upstream, expiresAt, move })
+    const failed = (err: Error): void => {
+      this.#replay.add(binding)
       this.#degraded(err.message)
+    }
+    if (move) {
+      this.#redis.set(this.#prefix + key, upstream, 'EX', this.#ttlSeconds).then(() => this.#recovered(), failed)
+      return
+    }
+    this.#firstBindings.set(sessionId, binding)
+    this.#redis.eval(BIND_FIRST_UPSTREAM, 1, this.#prefix + key, upstream, this.#ttlSeconds * 1000).then((held) => {
+      this.#recovered()
+      if (this.#firstBindings.get(sessionId) !== binding) return
+      this.#firstBindings.delete(sessionId)
+      this.#adoptShared(binding, held)
+    }, (err: Error) => {
+      if (this.#firstBindings.get(sessionId) === binding) this.#firstBindings.delete(sessionId)
+      failed(err)
     })
+  }
+
+  /**
+   * A first binding was kept out: Redis holds another replica's (`held`). The local copy takes
+   * it, or this replica would route the session to its own choice whenever it answers locally
+   * (Redis away or slow), while every other replica follows Redis's.
+   */
+  #adoptShared (ours: PendingUpstream, held: unknown): void {
+    if (typeof held === 'string' && held !== ours.upstream) this.#local.bindUpstream(ours.sessionId, held)
   }
 
   /**
@@ -298,6 +342,12 @@ export class RedisSessionStore implements SessionStore {
    * usage hash has expired: a member's score is its last use, and the hash's TTL was set
    * (with the same idle TTL) at that use, so a score older than the TTL is a hash gone. One
    * MULTI on one key (Cluster-safe), so the total counts what the page is a slice of.
+   *
+   * A hash can also go before its TTL runs out (evicted under `maxmemory`, lost in a failover,
+   * deleted by hand): its member stays in the index, counted, until a page reads it (then it
+   * leaves the index) or its last use ages past the TTL. Checking every member for its hash on
+   * each read would cost one command per session, so the total is `approximate` unless the
+   * page read every member (the first page, holding them all).
    */
   async recentUsage (limit: number, offset: number): Promise<UsagePage> {
     if (this.#redis.status !== 'ready') return await this.#local.recentUsage(limit, offset)
@@ -305,10 +355,11 @@ export class RedisSessionStore implements SessionStore {
       const recent = this.#prefix + 'usage-recent'
       const replies = await this.#redis.multi()
         .zremrangebyscore(recent, '-inf', Date.now() - this.#ttlSeconds * 1000)
-        .zrevrange(recent, offset, offset + limit - 1)
+        .zrevrange(recent, offset, offset + limit - 1, 'WITHSCORES')
         .zcard(recent)
         .exec()
-      const [ids, total] = [replyOf<string[]>(replies, 1), replyOf<number>(replies, 2)]
+      const [members, total] = [replyOf<string[]>(replies, 1), replyOf<number>(replies, 2)]
+      const ids = members.filter((_, i) => i % 2 === 0)
       // One HGETALL per session: in a Cluster their hashes live on different nodes.
       const rows = await Promise.all(ids.map(async (id) => await this.#redis.hgetall(this.#prefix + 'usage:' + id)))
       this.#recovered()
@@ -316,13 +367,19 @@ export class RedisSessionStore implements SessionStore {
       ids.forEach((id, i) => {
         const totals = parseTotals(rows[i])
         if (totals !== undefined) sessions.push(toSessionUsage(id, totals))
+        else this.#forgetGoneUsage(recent, id, members[2 * i + 1]!)
       })
-      // A hash that expired between the MULTI and its HGETALL is neither listed nor counted.
-      return { sessions, total: total - (ids.length - sessions.length) }
+      // A hash found gone (expired between the MULTI and its HGETALL, or evicted) is neither listed nor counted.
+      return { sessions, total: total - (ids.length - sessions.length), approximate: offset > 0 || ids.length < total }
     } catch (err) {
       this.#degraded((err as Error).message)
       return await this.#local.recentUsage(limit, offset)
     }
+  }
+
+  /** A listed session's usage hash is gone: its member leaves the index, unless it was used again since it was read. */
+  #forgetGoneUsage (recent: string, sessionId: string, score: string): void {
+    this.#redis.eval(FORGET_UNLESS_USED, 1, recent, sessionId, score).then(() => this.#recovered(), (err: Error) => this.#degraded(err.message))
   }
 
   health (): StoreHealth {
@@ -406,8 +463,9 @@ export class RedisSessionStore implements SessionStore {
    * Writes the bindings queued while Redis was away, a batch per round trip so requests go on
    * meanwhile. A lineage key with SET NX: one another replica bound while this one could not
    * reach Redis keeps that binding. A session's upstream unless another replica wrote or read
-   * it after this one moved it (SET_UNLESS_USED_SINCE). Stops at the first failure; what is
-   * left waits for the next recovery.
+   * it after this one moved it (SET_UNLESS_USED_SINCE); a first one only where Redis holds none
+   * (BIND_FIRST_UPSTREAM, whose kept-out answer the local copy takes). Stops at the first
+   * failure; what is left waits for the next recovery.
    */
   async #replayPending (): Promise<void> {
     if (this.#replaying || this.#replay.size === 0) return
@@ -435,11 +493,17 @@ export class RedisSessionStore implements SessionStore {
       return written === 1 ? 'written' : 'kept'
     }
     if (entry.kind === 'upstream') {
-      const set = await this.#redis.set(this.#prefix + entry.key, entry.upstream, 'PX', ttlMs, 'NX')
-      return set === 'OK' ? 'written' : 'kept'
+      const held = await this.#redis.eval(BIND_FIRST_UPSTREAM, 1, this.#prefix + entry.key, entry.upstream, ttlMs)
+      if (held === null) return 'written'
+      // Unless the session was bound again meanwhile (that binding decides, whenever it is written).
+      if (this.#replay.get(entry.key) === entry) this.#adoptShared(entry, held)
+      return 'kept'
     }
     const set = await this.#redis.set(this.#prefix + entry.key, entry.sessionId, 'PX', ttlMs, 'NX')
-    return set === 'OK' ? 'written' : 'kept'
+    if (set === 'OK') return 'written'
+    // Another replica's session owns the key: the local copy must not claim it either (as in bind).
+    if (this.#replay.get(entry.key) === entry) this.#local.unbind(entry.key, entry.sessionId)
+    return 'kept'
   }
 }
 

@@ -24,6 +24,8 @@ export interface PendingLineage extends Pending {
  */
 export interface PendingUpstream extends Pending {
   kind: 'upstream'
+  /** The session bound: a first binding kept out by Redis's gives the local copy Redis's upstream. */
+  sessionId: string
   upstream: string
   move: boolean
 }

@@ -52,4 +52,6 @@ export interface UsagePage {
   sessions: SessionUsage[]
   /** Sessions known in all. */
   total: number
+  /** The total may count sessions whose usage is gone but not yet found so (Redis: see its recentUsage). */
+  approximate?: boolean
 }

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream'
 import t from 'tap'
 import { Client, request } from 'undici'
 import { startGateway, startGatewayWithUpstream } from '../support/gateway.js'
+import { startMockUpstream } from '../support/mock-upstream.js'
 import { headerOf, rawExchange, rawRequest } from '../support/raw-http.js'
 
 /** A JSON body of exactly `bytes` bytes. */
@@ -154,6 +155,23 @@ t.test('a chunked body cut at BODY_LIMIT while streaming upstream is logged with
   t.equal(declared.statusCode, 413)
   await declared.body.dump()
   t.has(await gateway.waitForLog((l) => l.msg === 'refused'), { status: 413, ended_by: 'gateway', error: 'body_too_large' }, 'refused by its content-length')
+})
+
+// With several upstreams a chunked body past UPSTREAM_REPLAY_BODY_BYTES goes up in two parts (what
+// was read to be replayed, then the rest as it comes: proxy/replay-body.ts); cut at the limit in
+// the second, its line says why the gateway stopped it all the same.
+t.test('several upstreams: a chunked body cut at BODY_LIMIT after its replayable head went upstream is logged with error body_too_large', async (t) => {
+  const [a, b] = [await startMockUpstream(), await startMockUpstream()]
+  const gateway = await startGateway({ UPSTREAMS: JSON.stringify([{ name: 'a', url: a.url }, { name: 'b', url: b.url }]), BODY_LIMIT: '2048', UPSTREAM_REPLAY_BODY_BYTES: '1000' })
+  t.teardown(async () => { await gateway.close(); await a.close(); await b.close() })
+  for (const type of ['application/json', 'application/octet-stream']) {
+    const session = `s-cut-routed-${type}`
+    const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: chunked(BIG), headers: { 'content-type': type, 'session-id': session } })
+    t.equal(res.statusCode, 413, type)
+    await res.body.dump()
+    t.has(await gateway.waitForLog((l) => l.msg === 'request' && l.session === session), { status: 413, ended_by: 'gateway', error: 'body_too_large' }, `${type}: cut while streaming`)
+  }
+  t.equal(a.requests.length + b.requests.length, 0, 'no upstream took the cut body as a whole request')
 })
 
 // A client may stop sending a body once it has the answer: the 413 then closes the connection,

@@ -154,6 +154,51 @@ t.test("a session's first binding never overwrites one Redis holds; a move does"
   t.equal(await probe.get('gw:upstream:stalled'), 'b', 'a first binding replayed keeps the binding Redis holds, however old')
 })
 
+t.test("regression: a first binding kept out by Redis's leaves the local copy with Redis's binding, written directly or replayed", needs('redis-server'), async (t) => {
+  const { redis, store, probe, logs } = await replica(t)
+  t.teardown(redis.resume)
+  /** Where the store routes the session while Redis is stalled: its read times out, the local copy answers. */
+  const decidedLocally = async (session: string): Promise<string | undefined> => {
+    redis.pause()
+    const upstream = await store.upstreamOf(session)
+    redis.resume()
+    store.recordUsage(session, TOKENS, Date.now())
+    await until(() => store.health().state, (s) => s === 'ok', 'ok again')
+    return upstream
+  }
+
+  await probe.set('gw:upstream:bound-elsewhere', 'b', 'PX', HOUR)
+  store.bindUpstream('bound-elsewhere', 'a', false)
+  // Read after the binding's script on the same connection: its answer has come by then.
+  t.equal(await store.upstreamOf('bound-elsewhere'), 'b', 'Redis keeps its binding')
+  t.equal(await decidedLocally('bound-elsewhere'), 'b', 'and the local copy took it: deciding locally routes there too')
+
+  await probe.set('gw:upstream:stalled', 'b', 'PX', HOUR)
+  redis.pause()
+  store.bindUpstream('stalled', 'a', false)
+  await until(() => store.health().state, (s) => s === 'degraded', 'the write timed out')
+  redis.resume()
+  store.recordUsage('stalled', TOKENS, Date.now())
+  t.match(await logs.waitFor((line) => line.msg === REPLAYED), { written: 0, kept: 1 }, 'replayed, it is kept out')
+  t.equal(await decidedLocally('stalled'), 'b', 'and the local copy took Redis\'s binding')
+})
+
+t.test("regression: a lineage key replayed and kept out by another session's leaves the local copy too", needs('redis-server'), async (t) => {
+  const { redis, store, probe, logs } = await replica(t)
+  t.teardown(redis.resume)
+  await probe.set('gw:conv:shared', 'session-of-another-replica', 'PX', HOUR)
+  redis.pause()
+  store.bind(['conv:shared'], 'session-here') // its write times out: queued
+  await until(() => store.health().state, (s) => s === 'degraded', 'the write timed out')
+  redis.resume()
+  store.recordUsage('session-here', TOKENS, Date.now())
+  t.match(await logs.waitFor((line) => line.msg === REPLAYED), { written: 0, kept: 1 }, 'replayed, it is kept out')
+  t.same(await store.lookup(['conv:shared']), ['session-of-another-replica'], 'Redis answers with the other session')
+  redis.pause()
+  t.same(await store.lookup(['conv:shared']), [undefined], 'and answering locally (the read timed out), this replica claims it no more')
+  redis.resume()
+})
+
 t.test("looking at a session's binding (the admin page) is no use of it: its TTL is left alone", needs('redis-server'), async (t) => {
   const { store, probe } = await replica(t)
   await probe.set('gw:upstream:watched', 'b', 'PX', 60_000)

@@ -223,6 +223,37 @@ t.test('on Redis, sessions whose usage expired no longer count in /gateway/sessi
   t.equal(await client.zcard('session-gateway:usage-recent'), 0, 'the expired sessions are gone from the recent-sessions index')
 })
 
+// Redis may drop a usage hash before its idle TTL runs out (maxmemory eviction, a failover that
+// lost writes): its member in the recent-sessions index cannot tell, and checking every member on
+// each read would cost a command per session. Regression: such a session was counted in `total`
+// until its last use aged past the idle TTL (a day by default), pages said so without a hint.
+t.test('regression: on Redis, a session whose usage was dropped early is counted until a page reads it, and total_approximate says when the total is not exact', needs('redis-server'), async (t) => {
+  const redis = await startRedis()
+  t.teardown(async () => { await redis.close() })
+  const { gateway } = await start(t, { REDIS_URL: redis.url })
+  await untilReady(gateway)
+  for (const id of ['s-gone', 's-kept-1', 's-kept-2']) await streamedRequest(gateway, id)
+  const client = new Redis({ host: '127.0.0.1', port: redis.port })
+  t.teardown(() => { client.disconnect() })
+  await until(async () => await client.zcard('session-gateway:usage-recent'), (n) => n === 3, 'indexed all three')
+  await client.del('session-gateway:usage:s-gone') // as an eviction under maxmemory would
+
+  const list = async (query: string): Promise<UsageList & { total_approximate: boolean }> => (await getJson<UsageList & { total_approximate: boolean }>(`${gateway.origin}/gateway/sessions?${query}`)).body
+  t.has(await list('limit=1'), { total: 3, total_approximate: true }, 'a page that reads one member of three cannot tell: its total says it is approximate')
+  const whole = await list('limit=50')
+  t.same(ids(whole), ['s-kept-2', 's-kept-1'], 'a page that reads them all lists the two with usage')
+  t.has(whole, { total: 2, total_approximate: false }, 'and counts exactly those')
+  await until(async () => await client.zcard('session-gateway:usage-recent'), (n) => n === 2, 'the session found gone left the index')
+  t.has(await list('limit=1'), { total: 2, total_approximate: true }, 'so later pages count it no more')
+})
+
+t.test('in memory, /gateway/sessions total is exact', async (t) => {
+  const { gateway } = await start(t)
+  for (const id of ['s-mem-1', 's-mem-2']) await streamedRequest(gateway, id)
+  const { body } = await getJson<UsageList & { total_approximate: boolean }>(`${gateway.origin}/gateway/sessions?limit=1`)
+  t.has(body, { total: 2, total_approximate: false })
+})
+
 /** Resolves once /readyz reports the shared store connected (polls the condition itself). */
 async function untilReady (gateway: RunningGateway): Promise<void> {
   const deadline = Date.now() + 10_000
