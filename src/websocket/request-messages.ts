@@ -10,7 +10,7 @@
 import { afterWrite } from '../observe/idle-reading.js'
 import { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
 import { Opcode, unmask, type FrameHeader, type FrameListener } from './frame-parser.js'
-import { InflateQueue } from './inflate-queue.js'
+import { InflateQueue, type InflateJob } from './inflate-queue.js'
 import { joinsWindow, type DeflateParams } from './message-inflater.js'
 
 /** One client text message. */
@@ -39,16 +39,19 @@ export interface RequestMessagesOptions {
   maxQueuedBytes?: number
 }
 
-interface ArrivingMessage extends RequestMessage {
-  readonly compressed: boolean
+/** A text message on its way in; its `parts` hold a compressed one's unmasked payload until the inflater takes it. */
+interface ArrivingText extends RequestMessage, InflateJob {
+  readonly windowOnly: false
   /** Plain messages: hands each unmasked slice to the tap, read on idle turns. */
-  feed: ((bytes: Buffer) => void) | undefined
-  /** Compressed messages: their unmasked payload, until the inflater takes it. */
-  parts: Buffer[]
-  bytes: number
-  /** A compressed binary message: inflated only to keep the window right, no request, never reported. */
-  windowOnly: boolean
+  readonly feed: ((bytes: Buffer) => void) | undefined
 }
+
+/** A compressed binary message: inflated only to keep the window right; no tap, no request, never reported. */
+interface WindowOnlyMessage extends InflateJob {
+  readonly windowOnly: true
+}
+
+type ArrivingMessage = ArrivingText | WindowOnlyMessage
 
 export class RequestMessages implements FrameListener {
   readonly #options: RequestMessagesOptions
@@ -63,8 +66,9 @@ export class RequestMessages implements FrameListener {
       maxQueuedBytes: options.maxQueuedBytes ?? 8 * 1024 * 1024,
       onData: (message, chunk) => { if (!message.windowOnly) message.tap.push(chunk) },
       onDone: (message) => {
+        if (message.windowOnly) return
         message.whole = true
-        if (!message.windowOnly) safely(this.#options.onWhole)
+        safely(this.#options.onWhole)
       },
       onError: () => this.#lose()
     })
@@ -78,22 +82,24 @@ export class RequestMessages implements FrameListener {
       // that message would never end, so nothing after it could be paired.
       if (this.#current !== undefined) return this.#lose()
       const tap = new PrefixFingerprint({ typeOnly: this.#options.typesOnly === true })
-      this.#current = { tap, startedAt: performance.now(), whole: false, compressed: frame.rsv1, feed: frame.rsv1 ? undefined : afterWrite(tap), parts: [], bytes: 0, windowOnly: false }
-      safely(this.#options.onStart, this.#current)
+      const message: ArrivingText = { tap, startedAt: performance.now(), whole: false, compressed: frame.rsv1, feed: frame.rsv1 ? undefined : afterWrite(tap), parts: [], bytes: 0, windowOnly: false }
+      this.#current = message
+      safely(this.#options.onStart, message)
     } else if (frame.opcode === Opcode.binary) {
       if (this.#current !== undefined) return this.#lose()
-      if (joinsWindow(frame.rsv1, this.#options.deflate)) this.#current = windowOnlyMessage()
+      if (joinsWindow(frame.rsv1, this.#options.deflate)) this.#current = { compressed: true, parts: [], bytes: 0, windowOnly: true }
     }
   }
 
   onFramePayload (frame: FrameHeader, slice: Buffer, offset: number): void {
     const message = this.#current
     if (message === undefined || frame.opcode >= Opcode.close || this.#queue.stopped) return
-    // A plain message whose tap has all it wants (its type) needs no more copies.
-    if (message.feed !== undefined && message.tap.settled) return
-    // An unmasked client frame breaks the protocol (the upstream will close); copied all the same.
-    const bytes = frame.maskKey === undefined ? Buffer.from(slice) : unmask(slice, frame.maskKey, offset)
-    if (message.feed !== undefined) return message.feed(bytes)
+    if (!message.windowOnly && message.feed !== undefined) {
+      // A plain message whose tap has all it wants (its type) needs no more copies.
+      if (!message.tap.settled) message.feed(unmaskedCopy(slice, frame, offset))
+      return
+    }
+    const bytes = unmaskedCopy(slice, frame, offset)
     message.bytes += bytes.length
     if (!this.#queue.fits(message.bytes)) return this.#lose()
     message.parts.push(bytes)
@@ -104,8 +110,10 @@ export class RequestMessages implements FrameListener {
     const message = this.#current
     this.#current = undefined
     if (message === undefined || this.#queue.stopped) return
-    message.whole = !message.compressed
-    if (!message.windowOnly) safely(this.#options.onEnd, message)
+    if (!message.windowOnly) {
+      message.whole = !message.compressed
+      safely(this.#options.onEnd, message)
+    }
     if (message.compressed) this.#queue.push(message)
   }
 
@@ -133,8 +141,9 @@ export class RequestMessages implements FrameListener {
   }
 }
 
-function windowOnlyMessage (): ArrivingMessage {
-  return { tap: new PrefixFingerprint({ typeOnly: true }), startedAt: performance.now(), whole: false, compressed: true, feed: undefined, parts: [], bytes: 0, windowOnly: true }
+/** A copy of a payload slice, unmasked. An unmasked client frame breaks the protocol (the upstream will close); copied all the same. */
+function unmaskedCopy (slice: Buffer, frame: FrameHeader, offset: number): Buffer {
+  return frame.maskKey === undefined ? Buffer.from(slice) : unmask(slice, frame.maskKey, offset)
 }
 
 /** Calls what the reader reports to: its failure must never break the relay it reads beside (as in TextMessages). */
