@@ -170,7 +170,7 @@ function startTunnel (exchange: Exchange, client: Socket, upstream: Socket, head
     clientDeflate: clientDeflate(rawHeaders),
     readsPrefixes: exchange.readsPrefixes,
     onResponseId: (id) => exchange.onResponseId(id),
-    // Cache analysis asks for the prefix of the response.create each response answers.
+    // Cache analysis asks for the prefix of the request (response.create) each response answers.
     onUsage: (usage, fingerprint) => exchange.onUsage(usage, exchange.readsPrefixes ? fingerprint() : undefined),
     onRequest: (startedAt) => exchange.onWebSocketRequest(startedAt),
     onResponseModel: (model) => exchange.onResponseModel(model),

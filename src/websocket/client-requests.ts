@@ -1,14 +1,15 @@
 /**
- * Which of a WebSocket client's messages are requests (`response.create`), which of those the
+ * Which of a WebSocket client's messages are requests (REQUEST_TYPES), which of those the
  * upstream has answered, and the prefix fingerprint of the one a response answers (cache
- * analysis). Only a `response.create` starts a response; other client messages
- * (`response.processed`, `response.steer`, …) are relayed all the same but owe nothing, so
- * shutdown need not wait for them and tracing opens no response span for them.
+ * analysis). Only a request starts a response the client awaits; other client messages
+ * (`response.processed`, `response.steer`, types this code does not know, messages that are
+ * not JSON) are relayed all the same but owe nothing, so shutdown need not wait for them and
+ * tracing opens no response span for them.
  *
  * A message's type is read from the message (RequestMessages: an unmasked copy, inflated when
  * compressed), so it is known only once the message has passed whole: until then it counts as
  * owed. Types are read in the order the messages were sent, when an upstream event asks or a
- * compressed message has been inflated, and each `response.create` is then reported once.
+ * compressed message has been inflated, and each request is then reported once.
  * Responses answer requests in the order they came, so a response's usage takes the oldest
  * unanswered one, and its terminal event (`response.completed`, `…failed`, `error`, …) answers
  * it; an event pairs only with a message sent whole before it came, and waits while such a
@@ -16,7 +17,8 @@
  *
  * Only the top-level fields are read, as in an HTTP body; a `response.create` that nests them
  * under `response` (the Realtime API's shape, which no Responses client sends) has none at its
- * top level and gets no fingerprint rather than a false one.
+ * top level and gets no fingerprint rather than a false one; so does a `response.append`, which
+ * carries only input items.
  */
 import type { DeflateParams } from './message-inflater.js'
 import { RequestMessages, type RequestMessage } from './request-messages.js'
@@ -24,10 +26,18 @@ import { RequestMessages, type RequestMessage } from './request-messages.js'
 /** Messages owed (unread or unanswered) past this many: the client is not pairing requests and responses as expected. */
 const MAX_UNANSWERED = 64
 
+/**
+ * The client messages the upstream answers with a response of their own: `response.create`,
+ * and `response.append`, which codex sends in its place when a request only adds input items
+ * to the previous one (the answer is a whole response all the same). A steered continuation
+ * is the upstream's own response, waited for from its `response.created` (the tunnel does).
+ */
+const REQUEST_TYPES: ReadonlySet<string | undefined> = new Set(['response.create', 'response.append'])
+
 export interface ClientRequestsOptions {
   /** Cache analysis reads each request's prefix (the default); false: only each message's `type` is read. */
   readsPrefixes?: boolean
-  /** A `response.create` was read: a model call began at `startedAt` (its first frame, `performance.now()` time). In order. */
+  /** A request (REQUEST_TYPES) was read: a model call began at `startedAt` (its first frame, `performance.now()` time). In order. */
   onRequest?: ((startedAt: number) => void) | undefined
   /** `idle` may have changed with no call in progress (a message inflated, reading lost). */
   onChange?: (() => void) | undefined
@@ -50,7 +60,7 @@ export class ClientRequests {
   readonly #options: ClientRequestsOptions
   /** Messages begun whose type is not read yet, in order. */
   readonly #unread: Sent[] = []
-  /** `response.create`s read and not yet answered, in order. */
+  /** Requests read and not yet answered, in order. */
   readonly #requests: Sent[] = []
   /** Questions that wait for an unread message, in order. */
   readonly #questions: Question[] = []
@@ -72,7 +82,7 @@ export class ClientRequests {
   }
 
   /**
-   * Nothing is owed: every message begun has been read and is not a `response.create`, or has
+   * Nothing is owed: every message begun has been read and is not a request, or has
    * been answered. Never once the messages cannot be followed (nothing is known any more).
    */
   get idle (): boolean {
@@ -88,7 +98,7 @@ export class ClientRequests {
 
   /**
    * The fingerprint of the request the response now ending answers: the oldest unanswered
-   * `response.create`. Null when it is unknown (not read, not one JSON object, or no fields
+   * request. Null when it is unknown (not read, not one JSON object, or no fields
    * at its top level). Resolves at once unless a message before it is still being inflated.
    */
   async ofCurrentResponse (): Promise<string | null> {
@@ -132,13 +142,13 @@ export class ClientRequests {
     this.#settle()
   }
 
-  /** Reads the types of the oldest messages, as far as they have passed whole: each `response.create` becomes a request. */
+  /** Reads the types of the oldest messages, as far as they have passed whole: each request (REQUEST_TYPES) is queued and reported. */
   #read (): void {
     while (this.#unread.length > 0) {
       const sent = this.#unread[0]!
       if (!sent.message.whole) return
       this.#unread.shift()
-      if (sent.message.tap.type() !== 'response.create') continue
+      if (!REQUEST_TYPES.has(sent.message.tap.type())) continue
       this.#requests.push(sent)
       this.#options.onRequest?.(sent.message.startedAt)
     }

@@ -10,7 +10,8 @@
 import { afterWrite } from '../observe/idle-reading.js'
 import { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
 import { Opcode, unmask, type FrameHeader, type FrameListener } from './frame-parser.js'
-import { joinsWindow, MessageInflater, type DeflateParams } from './message-inflater.js'
+import { InflateQueue, type InflateJob } from './inflate-queue.js'
+import { joinsWindow, type DeflateParams } from './message-inflater.js'
 
 /** One client text message. */
 export interface RequestMessage {
@@ -38,61 +39,69 @@ export interface RequestMessagesOptions {
   maxQueuedBytes?: number
 }
 
-interface ArrivingMessage extends RequestMessage {
-  compressed: boolean
+/** A text message on its way in; its `parts` hold a compressed one's unmasked payload until the inflater takes it. */
+interface ArrivingText extends RequestMessage, InflateJob {
+  readonly windowOnly: false
   /** Plain messages: hands each unmasked slice to the tap, read on idle turns. */
-  feed: ((bytes: Buffer) => void) | undefined
-  /** Compressed messages: their unmasked payload, until the inflater takes it. */
-  parts: Buffer[]
-  bytes: number
-  /** A compressed binary message: inflated only to keep the window right, no request, never reported. */
-  windowOnly: boolean
+  readonly feed: ((bytes: Buffer) => void) | undefined
 }
+
+/** A compressed binary message: inflated only to keep the window right; no tap, no request, never reported. */
+interface WindowOnlyMessage extends InflateJob {
+  readonly windowOnly: true
+}
+
+type ArrivingMessage = ArrivingText | WindowOnlyMessage
 
 export class RequestMessages implements FrameListener {
   readonly #options: RequestMessagesOptions
-  readonly #maxQueuedBytes: number
   #current: ArrivingMessage | undefined
-  /** Whole compressed messages waiting for the inflater to finish the one before. */
-  readonly #queue: ArrivingMessage[] = []
-  #queuedBytes = 0
-  #inflater: MessageInflater | undefined
-  #inflating = false
-  /** The connection closed: inflate what is queued, then stop. */
-  #finishing = false
-  #stopped = false
+  /** Whole compressed messages, in order, waiting for the inflater to finish the one before. */
+  readonly #queue: InflateQueue<ArrivingMessage>
 
   constructor (options: RequestMessagesOptions) {
     this.#options = options
-    this.#maxQueuedBytes = options.maxQueuedBytes ?? 8 * 1024 * 1024
+    this.#queue = new InflateQueue<ArrivingMessage>({
+      deflate: options.deflate,
+      maxQueuedBytes: options.maxQueuedBytes ?? 8 * 1024 * 1024,
+      onData: (message, chunk) => { if (!message.windowOnly) message.tap.push(chunk) },
+      onDone: (message) => {
+        if (message.windowOnly) return
+        message.whole = true
+        safely(this.#options.onWhole)
+      },
+      onError: () => this.#lose()
+    })
   }
 
   onFrameStart (frame: FrameHeader): void {
-    if (this.#stopped || this.#finishing) return
+    if (!this.#queue.open) return
     if (frame.opcode === Opcode.text) {
       if (frame.rsv1 && this.#options.deflate === undefined) return this.#lose()
       // A data frame inside an unfinished message breaks the protocol (the upstream will close):
       // that message would never end, so nothing after it could be paired.
       if (this.#current !== undefined) return this.#lose()
       const tap = new PrefixFingerprint({ typeOnly: this.#options.typesOnly === true })
-      this.#current = { tap, startedAt: performance.now(), whole: false, compressed: frame.rsv1, feed: frame.rsv1 ? undefined : afterWrite(tap), parts: [], bytes: 0, windowOnly: false }
-      safely(this.#options.onStart, this.#current)
+      const message: ArrivingText = { tap, startedAt: performance.now(), whole: false, compressed: frame.rsv1, feed: frame.rsv1 ? undefined : afterWrite(tap), parts: [], bytes: 0, windowOnly: false }
+      this.#current = message
+      safely(this.#options.onStart, message)
     } else if (frame.opcode === Opcode.binary) {
       if (this.#current !== undefined) return this.#lose()
-      if (joinsWindow(frame.rsv1, this.#options.deflate)) this.#current = windowOnlyMessage()
+      if (joinsWindow(frame.rsv1, this.#options.deflate)) this.#current = { compressed: true, parts: [], bytes: 0, windowOnly: true }
     }
   }
 
   onFramePayload (frame: FrameHeader, slice: Buffer, offset: number): void {
     const message = this.#current
-    if (message === undefined || frame.opcode >= Opcode.close || this.#stopped) return
-    // A plain message whose tap has all it wants (its type) needs no more copies.
-    if (message.feed !== undefined && message.tap.settled) return
-    // An unmasked client frame breaks the protocol (the upstream will close); copied all the same.
-    const bytes = frame.maskKey === undefined ? Buffer.from(slice) : unmask(slice, frame.maskKey, offset)
-    if (message.feed !== undefined) return message.feed(bytes)
+    if (message === undefined || frame.opcode >= Opcode.close || this.#queue.stopped) return
+    if (!message.windowOnly && message.feed !== undefined) {
+      // A plain message whose tap has all it wants (its type) needs no more copies.
+      if (!message.tap.settled) message.feed(unmaskedCopy(slice, frame, offset))
+      return
+    }
+    const bytes = unmaskedCopy(slice, frame, offset)
     message.bytes += bytes.length
-    if (this.#queuedBytes + message.bytes > this.#maxQueuedBytes) return this.#lose()
+    if (!this.#queue.fits(message.bytes)) return this.#lose()
     message.parts.push(bytes)
   }
 
@@ -100,70 +109,41 @@ export class RequestMessages implements FrameListener {
     if (frame.opcode >= Opcode.close || !frame.fin) return
     const message = this.#current
     this.#current = undefined
-    if (message === undefined || this.#stopped) return
-    message.whole = !message.compressed
-    if (!message.windowOnly) safely(this.#options.onEnd, message)
-    if (!message.compressed) return
-    this.#queue.push(message)
-    this.#queuedBytes += message.bytes
-    this.#next()
+    if (message === undefined || this.#queue.stopped) return
+    if (!message.windowOnly) {
+      message.whole = !message.compressed
+      safely(this.#options.onEnd, message)
+    }
+    if (message.compressed) this.#queue.push(message)
   }
 
   /** Messages are still being read: not stopped (reading lost, or the connection closed and all read). */
   get reading (): boolean {
-    return !this.#stopped
+    return !this.#queue.stopped
   }
 
   /** Reading stops for good: nothing more is copied, queued or inflated (no `onLost`: the caller knows). */
   stop (): void {
-    this.#stop()
+    this.#current = undefined
+    this.#queue.stop()
   }
 
   /** The connection has closed: messages already queued are still inflated, then the inflater is freed. */
   finish (): void {
     this.#current = undefined
-    this.#finishing = true
-    if (!this.#inflating && this.#queue.length === 0) this.#stop()
-  }
-
-  #next (): void {
-    if (this.#inflating || this.#stopped) return
-    const message = this.#queue.shift()
-    if (message === undefined) {
-      if (this.#finishing) this.#stop()
-      return
-    }
-    this.#queuedBytes -= message.bytes
-    this.#inflating = true
-    this.#inflater ??= new MessageInflater(this.#options.deflate!, () => this.#lose())
-    const parts = message.parts
-    message.parts = []
-    this.#inflater.inflate(parts, (chunk) => { if (!message.windowOnly) message.tap.push(chunk) }, () => {
-      if (this.#stopped) return
-      this.#inflating = false
-      message.whole = true
-      if (!message.windowOnly) safely(this.#options.onWhole)
-      this.#next()
-    })
-  }
-
-  #stop (): void {
-    this.#stopped = true
-    this.#current = undefined
-    this.#queue.length = 0
-    this.#inflater?.destroy()
-    this.#inflater = undefined
+    this.#queue.finish()
   }
 
   #lose (): void {
-    if (this.#stopped) return
-    this.#stop()
+    if (this.#queue.stopped) return
+    this.stop()
     safely(this.#options.onLost)
   }
 }
 
-function windowOnlyMessage (): ArrivingMessage {
-  return { tap: new PrefixFingerprint({ typeOnly: true }), startedAt: performance.now(), whole: false, compressed: true, feed: undefined, parts: [], bytes: 0, windowOnly: true }
+/** A copy of a payload slice, unmasked. An unmasked client frame breaks the protocol (the upstream will close); copied all the same. */
+function unmaskedCopy (slice: Buffer, frame: FrameHeader, offset: number): Buffer {
+  return frame.maskKey === undefined ? Buffer.from(slice) : unmask(slice, frame.maskKey, offset)
 }
 
 /** Calls what the reader reports to: its failure must never break the relay it reads beside (as in TextMessages). */

@@ -1,11 +1,12 @@
 /**
  * Reassembles the text messages of one direction from its frames, for reading only: fragments
  * are joined, and permessage-deflate messages (RFC 7692) are inflated from a copy of their
- * payload (MessageInflater), so the relayed bytes are never touched or held back. Messages are
+ * payload (InflateQueue), so the relayed bytes are never touched or held back. Messages are
  * handed on in the order they were sent, whether they needed inflating or not.
  */
 import { Opcode, unmask, type FrameHeader, type FrameListener } from './frame-parser.js'
-import { joinsWindow, MessageInflater, type DeflateParams } from './message-inflater.js'
+import { InflateQueue } from './inflate-queue.js'
+import { joinsWindow, type DeflateParams } from './message-inflater.js'
 
 export interface TextMessagesOptions {
   /** undefined: no compression agreed; a compressed frame then means the messages cannot be read. */
@@ -24,7 +25,7 @@ export interface TextMessagesOptions {
 }
 
 interface Message {
-  compressed: boolean
+  readonly compressed: boolean
   parts: Buffer[]
   bytes: number
   /** Kept only its first maxMessageBytes (uncompressed messages). */
@@ -59,37 +60,40 @@ export class TextMessages implements FrameListener {
   readonly #onMessage: (text: Buffer, complete: boolean, tail?: Buffer) => void
   readonly #onLost: () => void
   readonly #maxMessageBytes: number
-  readonly #maxQueuedBytes: number
   /** The text message whose frames are arriving; undefined between messages and in binary ones. */
   #current: Message | undefined
-  /** Whole messages waiting for the inflater to finish the one before. */
-  readonly #queue: Message[] = []
-  /** The connection closed: drain the queue, then stop. */
-  #finishing = false
-  #queuedBytes = 0
-  #inflater: MessageInflater | undefined
-  #inflating = false
-  #lost = false
+  /** Whole messages in order, once compression was agreed: compressed ones wait there for the inflater, plain ones behind them for their turn. */
+  readonly #queue: InflateQueue<Message>
+  /** The output of the message being inflated (one at a time), up to maxMessageBytes. */
+  #out: Buffer[] = []
+  #outBytes = 0
+  #outComplete = true
 
   constructor ({ deflate, onMessage, onLost, maxMessageBytes = 1024 * 1024, maxQueuedBytes = 8 * 1024 * 1024 }: TextMessagesOptions) {
     this.#deflate = deflate
     this.#onMessage = onMessage
     this.#onLost = onLost
     this.#maxMessageBytes = maxMessageBytes
-    this.#maxQueuedBytes = maxQueuedBytes
+    this.#queue = new InflateQueue<Message>({
+      deflate,
+      maxQueuedBytes,
+      onData: (message, chunk) => this.#inflated(message, chunk),
+      onDone: (message) => this.#turn(message),
+      onError: () => this.#lose()
+    })
   }
 
   /** No message is waiting to be inflated or handed on. */
   get settled (): boolean {
-    return this.#lost || (!this.#inflating && this.#queue.length === 0)
+    return this.#queue.settled
   }
 
   get lost (): boolean {
-    return this.#lost
+    return this.#queue.stopped
   }
 
   onFrameStart (frame: FrameHeader): void {
-    if (this.#lost || this.#finishing) return
+    if (!this.#queue.open) return
     if (frame.opcode === Opcode.text) {
       if (frame.rsv1 && this.#deflate === undefined) return this.#lose()
       this.#current = { compressed: frame.rsv1, parts: [], bytes: 0, cut: false, tail: undefined, windowOnly: false }
@@ -100,11 +104,11 @@ export class TextMessages implements FrameListener {
 
   onFramePayload (frame: FrameHeader, slice: Buffer, offset: number): void {
     const message = this.#current
-    if (message === undefined || frame.opcode >= Opcode.close || this.#lost) return
+    if (message === undefined || frame.opcode >= Opcode.close || this.#queue.stopped) return
     if (message.compressed) {
       // Every compressed byte is needed to keep the inflater's window right, however long the message.
       message.bytes += slice.length
-      if (this.#queuedBytes + message.bytes > this.#maxQueuedBytes) return this.#lose()
+      if (!this.#queue.fits(message.bytes)) return this.#lose()
     } else {
       const room = this.#maxMessageBytes - message.bytes
       if (slice.length > room) {
@@ -123,14 +127,12 @@ export class TextMessages implements FrameListener {
     if (frame.opcode >= Opcode.close || !frame.fin) return
     const message = this.#current
     this.#current = undefined
-    if (message === undefined || this.#lost) return
+    if (message === undefined || this.#queue.stopped) return
     if (this.#deflate === undefined) {
       this.#deliver(Buffer.concat(message.parts), !message.cut, message.tail?.bytes)
       return
     }
     this.#queue.push(message)
-    if (message.compressed) this.#queuedBytes += message.bytes
-    this.#next()
   }
 
   /**
@@ -140,59 +142,38 @@ export class TextMessages implements FrameListener {
    */
   finish (): void {
     this.#current = undefined
-    this.#finishing = true
-    if (!this.#inflating && this.#queue.length === 0) this.stop()
+    this.#queue.finish()
   }
 
   /** Stops reading: the inflater is freed and nothing more is handed on. */
   stop (): void {
-    this.#lost = true
-    this.#queue.length = 0
     this.#current = undefined
-    this.#inflater?.destroy()
-    this.#inflater = undefined
+    this.#queue.stop()
   }
 
-  #next (): void {
-    while (!this.#inflating && !this.#lost) {
-      const message = this.#queue.shift()
-      if (message === undefined) {
-        if (this.#finishing) this.stop()
-        return
-      }
-      if (!message.compressed) {
-        this.#deliver(Buffer.concat(message.parts), !message.cut, message.tail?.bytes)
-        continue
-      }
-      this.#queuedBytes -= message.bytes
-      this.#inflate(message)
+  /** A chunk of the message being inflated: kept up to maxMessageBytes, then only its tail. */
+  #inflated (message: Message, chunk: Buffer): void {
+    if (message.windowOnly) return
+    const room = this.#maxMessageBytes - this.#outBytes
+    if (chunk.length > room) {
+      this.#outComplete = false
+      message.tail ??= new Tail()
+      message.tail.push(chunk.subarray(Math.max(room, 0)))
     }
+    if (room <= 0) return
+    this.#out.push(chunk.length > room ? chunk.subarray(0, room) : chunk)
+    this.#outBytes += Math.min(chunk.length, room)
   }
 
-  #inflate (message: Message): void {
-    this.#inflating = true
-    this.#inflater ??= new MessageInflater(this.#deflate!, () => this.#lose())
-    const out: Buffer[] = []
-    let outBytes = 0
-    let complete = true
-    const onData = (chunk: Buffer): void => {
-      if (message.windowOnly) return
-      const room = this.#maxMessageBytes - outBytes
-      if (chunk.length > room) {
-        complete = false
-        message.tail ??= new Tail()
-        message.tail.push(chunk.subarray(Math.max(room, 0)))
-      }
-      if (room <= 0) return
-      out.push(chunk.length > room ? chunk.subarray(0, room) : chunk)
-      outBytes += Math.min(chunk.length, room)
-    }
-    this.#inflater.inflate(message.parts, onData, () => {
-      if (this.#lost) return
-      this.#inflating = false
-      if (!message.windowOnly) this.#deliver(Buffer.concat(out), complete, message.tail?.bytes)
-      this.#next()
-    })
+  /** A message's turn in the order sent: a plain one as it came, a compressed one as inflated. */
+  #turn (message: Message): void {
+    if (!message.compressed) return this.#deliver(Buffer.concat(message.parts), !message.cut, message.tail?.bytes)
+    const out = this.#out
+    const complete = this.#outComplete
+    this.#out = []
+    this.#outBytes = 0
+    this.#outComplete = true
+    if (!message.windowOnly) this.#deliver(Buffer.concat(out), complete, message.tail?.bytes)
   }
 
   #deliver (text: Buffer, complete: boolean, tail: Buffer | undefined): void {
@@ -204,7 +185,7 @@ export class TextMessages implements FrameListener {
   }
 
   #lose (): void {
-    if (this.#lost) return
+    if (this.#queue.stopped) return
     this.stop()
     try {
       this.#onLost()

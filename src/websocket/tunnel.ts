@@ -47,7 +47,7 @@ export interface TunnelOptions {
    * analysis); it must be asked now, if at all: the response's terminal event comes next.
    */
   onUsage: (usage: TokenUsage, fingerprint: () => Promise<string | null>) => void
-  /** The client sent a `response.create` whose first frame came at `startedAt`: a model call begins. Known once the message is read. */
+  /** The client sent a request (`response.create`, `response.append`) whose first frame came at `startedAt`: a model call begins. Known once the message is read. */
   onRequest?: ((startedAt: number) => void) | undefined
   /** `response.model` of each response.created (read anyway, with its id). */
   onResponseModel?: ((model: string) => void) | undefined
@@ -77,7 +77,7 @@ export class WebSocketTunnel {
   readonly #fromClient: FrameObserver
   readonly #fromUpstream: FrameObserver
   readonly #messages: TextMessages
-  /** The client's messages: which are requests (`response.create`), and which are answered. */
+  /** The client's messages: which are requests (`response.create`, `response.append`), and which are answered. */
   readonly #requests: ClientRequests
   #bytesIn = 0
   #bytesOut = 0
@@ -157,8 +157,8 @@ export class WebSocketTunnel {
   /**
    * Shutdown: closes the WebSocket with 1001 (going away) as soon as no response is under way
    * (now, if none is), so codex reconnects to another instance for its next turn and loses
-   * nothing. A client message counts as owed until it is read and found not to be a
-   * `response.create`, or the response to it is over. While either side's messages cannot be
+   * nothing. A client message counts as owed until it is read and found not to be a request
+   * (`response.create`, `response.append`), or the response to it is over. While either side's messages cannot be
    * read, that moment never comes and the grace period's `cut` ends it.
    */
   closeWhenIdle (): void {
@@ -205,7 +205,7 @@ export class WebSocketTunnel {
 
   #checkIdle (): void {
     if (!this.#closingWhenIdle || this.#goneAway || this.#reading || this.#ended) return
-    // Unread client messages count as owed: only a response.create is, but its type is known only once read.
+    // Unread client messages count as owed: only a request is, but its type is known only once read.
     const idle = !this.#responding && !this.#messages.lost && this.#messages.settled && this.#fromUpstream.atBoundary && this.#requests.idle
     if (idle) this.#goAway()
   }

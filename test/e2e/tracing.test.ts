@@ -439,6 +439,20 @@ t.test('a response.create whose answer never comes is a response span ended as c
   t.match(response, { kind: SPAN_KIND.client, statusCode: STATUS.error, attributes: { 'error.type': 'connection_closed', 'gen_ai.conversation.id': 'trace-ws-unanswered' } })
 })
 
+// Regression: a response.append (codex's incremental request) was no request, so the response
+// it asks for had no span until the upstream answered, and none at all when it never did.
+t.test('a response.append is a request too: unanswered, its response span ends as connection_closed', async (t) => {
+  const { receiver, ws, server } = await tracedWebSocket(t, 'trace-ws-append')
+  const arrived = upstreamReceived(server, 'response.append')
+  ws.send(JSON.stringify({ type: 'response.append', input: [{ role: 'user', content: 'never answered' }] }))
+  await arrived
+  ws.close(1000)
+  // The connection span ends after every span on it: once it is in, so are they.
+  const { children } = await spansFor(receiver, 'trace-ws-append', 1)
+  const response = children.find((s) => s.attributes['http.response.status_code'] === undefined)
+  t.match(response, { kind: SPAN_KIND.client, statusCode: STATUS.error, attributes: { 'error.type': 'connection_closed', 'gen_ai.conversation.id': 'trace-ws-append' } })
+})
+
 /** Runs a gateway from dist/ in a child process where resolving any @opentelemetry module fails. */
 async function gatewayWithOpenTelemetryBlocked (upstream: MockUpstream, env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
   const dist = (file: string): string => pathToFileURL(join(ROOT, 'dist', 'src', file)).href

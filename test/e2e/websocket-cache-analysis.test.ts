@@ -153,6 +153,26 @@ t.test('CACHE_ANALYSIS=false reads a WebSocket message only for its type: a chan
   t.same(records.map((r) => [r.missReason, r.fingerprint]), [['first_request', null], ['unexplained', null]])
 })
 
+// Regression: a response.append (codex's incremental request) was no request, so its response's
+// call was timed from the end of the call before it instead of from the append.
+t.test('a response.append\'s response is a call timed from the append, with no fingerprint rather than another request\'s', async (t) => {
+  const setup = await setUp(t)
+  const { ws, server } = await openSession(t, setup, 's-ws-append')
+  server.ws.on('message', (data: Buffer) => {
+    if (JSON.parse(data.toString('utf8')).type !== 'response.append') return
+    for (const event of responseEvents('resp_ws_appended', 'ok')) server.ws.send(event)
+  })
+  await webSocketCall(ws, { usage: [BIG, 0] })
+  const appendSentAt = performance.timeOrigin + performance.now()
+  const completed = new Promise<void>((resolve) => ws.on('message', (data: Buffer) => { if (JSON.parse(data.toString('utf8')).type === 'response.completed') resolve() }))
+  ws.send(JSON.stringify({ type: 'response.append', input: [{ role: 'user', content: 'and then' }] }))
+  await completed
+  const records = await storedRecords(setup.gateway, 's-ws-append', 2)
+  t.equal(records[0]!.fingerprint, httpFingerprint({ usage: [BIG, 0] }))
+  t.ok(records[1]!.time >= appendSentAt, 'the appended call began with its request, not when the call before it ended')
+  t.equal(records[1]!.fingerprint, null, 'its prefix is not in it: unknown')
+})
+
 /** Whether a compressed client frame (RSV1 on its first byte) reached the upstream since this was called. */
 function compressedFramesSeen (server: UpstreamWebSocket): () => boolean {
   let seen = false

@@ -434,6 +434,56 @@ t.test('shutdown closes at once, with 1001, a WebSocket whose last messages were
   }
 })
 
+// Regression: only a response.create counted as awaiting an answer, so a WebSocket whose client
+// had just sent a response.append (codex's incremental request: the new input items only, in
+// place of a response.create, answered by a response of its own) was closed at shutdown before
+// that response came, as if idle.
+t.test('shutdown waits for the response a response.append asks for, as for a response.create', async (t) => {
+  const variants: Array<[string, false | Record<string, unknown>]> = [
+    ['plain frames', false],
+    ['compressed frames', { threshold: 0 }]
+  ]
+  for (const [name, deflate] of variants) {
+    t.test(name, async (t) => {
+      const { upstream, gateway } = await setUp(t, { SHUTDOWN_GRACE_MS: '20000' }, { perMessageDeflate: deflate })
+      const accepted = upstream.nextWebSocket()
+      const client = await openClient(t, wsURL(gateway), { perMessageDeflate: deflate })
+      const server = await accepted
+      client.send(JSON.stringify({ type: 'response.create', model: 'gpt-test', input: [{ role: 'user', content: 'first' }] }))
+      await server.nextMessage()
+      const first = responseEvents('resp_first', 'answered')
+      const firstDone = new Promise<void>((resolve) => {
+        let seen = 0
+        client.on('message', () => { if (++seen === first.length) resolve() })
+      })
+      for (const event of first) server.ws.send(event)
+      await firstDone
+      client.removeAllListeners('message')
+
+      // A bystander: shutdown closes every idle socket in one pass, so once it has its 1001, the
+      // gateway has judged the other socket too, before its answer comes.
+      const bystanderAccepted = upstream.nextWebSocket()
+      const bystander = await openClient(t, wsURL(gateway))
+      await bystanderAccepted
+      client.send(JSON.stringify({ type: 'response.append', input: [{ role: 'user', content: 'and then' }] }))
+      t.equal(JSON.parse((await server.nextMessage()).data.toString('utf8')).type, 'response.append')
+      const clientClosed = closedWith(client)
+      const bystanderClosed = closedWith(bystander)
+      const received: string[] = []
+      client.on('message', (data) => received.push(JSON.parse(data.toString('utf8')).type))
+      const closing = gateway.close()
+      t.equal((await bystanderClosed).code, 1001, 'the idle bystander is closed at once')
+      const answer = responseEvents('resp_appended', 'the appended turn')
+      for (const event of answer) server.ws.send(event)
+      t.same(await clientClosed, { code: 1001, reason: 'gateway shutting down' })
+      t.equal(received.length, answer.length, 'the client got the whole response it asked for before the close')
+      t.equal(received.at(-1), 'response.completed')
+      t.equal(await closing, 0, 'nothing had to be cut')
+      t.equal((await server.closed).code, 1001)
+    })
+  }
+})
+
 t.test('shutdown cuts a WebSocket still busy when the grace period ends, and counts it', async (t) => {
   const { upstream, gateway } = await setUp(t, { SHUTDOWN_GRACE_MS: '300' })
   const accepted = upstream.nextWebSocket()

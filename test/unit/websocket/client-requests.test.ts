@@ -1,6 +1,6 @@
 /**
- * A WebSocket client's messages read for their type and prefix: only a `response.create` is
- * owed an answer (and reported as a request), each response takes the fingerprint of the
+ * A WebSocket client's messages read for their type and prefix: only a request
+ * (`response.create`, `response.append`) is owed an answer (and reported), each response takes the fingerprint of the
  * request it answers, whatever the chunking, fragmentation or compression; what cannot be read
  * gives "unknown" (null), never a wrong fingerprint, and is never idle.
  */
@@ -18,6 +18,7 @@ const body = (instructions: string): Record<string, unknown> => ({ model: 'gpt-5
 const create = (instructions: string): string => JSON.stringify({ type: 'response.create', ...body(instructions) })
 const PROCESSED = JSON.stringify({ type: 'response.processed', response_id: 'resp_1' })
 const STEER = JSON.stringify({ type: 'response.steer', input: [{ role: 'user', content: 'and also' }] })
+const APPEND = JSON.stringify({ type: 'response.append', input: [{ role: 'user', content: 'and then' }] })
 
 /** The fingerprint an HTTP body with these instructions gets. */
 function httpFingerprint (instructions: string): string {
@@ -77,6 +78,34 @@ t.test('only a response.create is owed an answer and reported; other messages ar
   parser.push(Buffer.concat([text(STEER), text(create('last'))]))
   requests.finish()
   t.equal(started.length, 2, 'a response.create no event asked about is reported when the connection closes')
+})
+
+// Regression: only a response.create counted as a request, so a response.append (codex's
+// incremental request, answered by a response of its own) owed nothing, and its response took
+// the fingerprint of the next response.create sent, a wrong one.
+t.test('a response.append is a request too: owed its answer, reported, and its response takes no other request\'s fingerprint', async (t) => {
+  const started: number[] = []
+  const requests = new ClientRequests(undefined, { onRequest: (startedAt) => started.push(startedAt) })
+  const parser = new FrameParser(requests.frames)
+  parser.push(text(APPEND))
+  t.notOk(requests.idle, 'owed its answer')
+  t.equal(started.length, 1, 'reported as a request')
+  parser.push(text(create('after')))
+  t.equal(await requests.ofCurrentResponse(), null, 'its response: no prefix fields of its own, so unknown, not the next request\'s')
+  requests.answered()
+  t.equal(await requests.ofCurrentResponse(), httpFingerprint('after'), 'the response.create after it keeps its own')
+  requests.answered()
+  t.ok(requests.idle)
+  t.equal(started.length, 2)
+})
+
+t.test('a message of a type the protocol does not define, or no JSON at all, owes nothing once read', async (t) => {
+  const started: number[] = []
+  const requests = new ClientRequests(undefined, { onRequest: (startedAt) => started.push(startedAt) })
+  const parser = new FrameParser(requests.frames)
+  parser.push(Buffer.concat([text(JSON.stringify({ type: 'vendor.custom_message', data: 1 })), text('not json'), text(JSON.stringify({ input: 'no type' }))]))
+  t.ok(requests.idle)
+  t.same(started, [])
 })
 
 t.test('a compressed message is owed until inflated and read; an answer waits for it, and tracing hears of it after the request', async (t) => {
