@@ -116,7 +116,7 @@ export class Exchange implements Drainable, ResponseFacts {
   }
 
   /**
-   * WebSocket: the client sent a `response.create`, whose first frame came at `startedAt`, so a
+   * WebSocket: the client sent a request (`response.create` or `response.append`), whose first frame came at `startedAt`, so a
    * response (a model call of its own, with a span of its own when traced) begins.
    */
   onWebSocketRequest (startedAt: number): void {
@@ -276,7 +276,7 @@ export class Exchange implements Drainable, ResponseFacts {
 
   /**
    * Each response of a WebSocket is a model call of its own, recorded with the prefix of the
-   * `response.create` it answers (docs/websocket.md); without cache analysis, with none.
+   * request (`response.create` or `response.append`) it answers (docs/websocket.md); without cache analysis, with none.
    */
   #recordWebSocketCall (tokens: TokenUsage, fingerprint: Promise<string | null> | undefined): void {
     const { calls } = this.deps
