@@ -103,10 +103,10 @@ export class PrefixFingerprint {
   /** Where the part of the current chunk still to be hashed (or kept, for a key) starts. */
   #from = 0
   readonly #hashes: Array<FieldDigest | undefined> = [undefined, undefined, undefined, undefined, undefined, undefined]
-  /** The digests of the instruction messages after the first, in order. */
-  #laterInstructions: string[] = []
-  /** The role of the message being hashed in `messages`. */
-  readonly #role = new MessageRole()
+  /** The digests of the instruction messages after the first, in order (made for a chat call only). */
+  #laterInstructions: string[] | undefined
+  /** The role of the message being hashed in `messages` (made when `messages` begins: a Responses call needs none). */
+  #role: MessageRole | undefined
   /** A top-level key's bytes, or a message member's string's, escapes unresolved; past MAX_KEY_BYTES only counted. */
   readonly #key = new Uint8Array(MAX_KEY_BYTES)
   #keyBytes = 0
@@ -181,7 +181,7 @@ export class PrefixFingerprint {
     // `messages` is added only when present: a Responses call's fingerprint is what it was;
     // so are instructions after the first message: one system message's is what it was.
     let chat = ''
-    if (messages !== undefined) chat = `messages:${messages.digest()}${this.#laterInstructions.map((digest) => `+${digest}`).join('')};`
+    if (messages !== undefined) chat = `messages:${messages.digest()}${this.#laterInstructions?.map((digest) => `+${digest}`).join('') ?? ''};`
     this.#result = {
       fingerprint: shortDigest(`model:${model?.digest() ?? '-'};instructions:${instructions?.digest() ?? '-'};tools:${tools?.digest() ?? '-'};${chat}`),
       model: shortString(model),
@@ -246,7 +246,10 @@ export class PrefixFingerprint {
     this.#pending = NONE
     this.#from = i
     this.#hashes[this.#field] = new FieldDigest()
-    if (this.#field === MESSAGES) this.#laterInstructions = []
+    if (this.#field === MESSAGES) {
+      this.#laterInstructions = undefined
+      this.#role ??= new MessageRole()
+    }
   }
 
   /** The top-level value being read ends before `end`: back to the object's tokens. */
@@ -294,7 +297,7 @@ export class PrefixFingerprint {
    */
   #crossMessages (chunk: Buffer, i: number): number {
     const n = chunk.length
-    const role = this.#role
+    const role = this.#role! // made when `messages` began
     let depth = this.#depth
     let stop = false
     while (i < n && !stop) {
@@ -339,7 +342,7 @@ export class PrefixFingerprint {
   #endMember (chunk: Buffer, end: number): void {
     this.#keepKeyPart(chunk, this.#memberFrom, end)
     this.#member = false
-    this.#roleRead(this.#role.string(this.#key, 0, this.#keyBytes))
+    this.#roleRead(this.#role!.string(this.#key, 0, this.#keyBytes))
   }
 
   /**
@@ -362,9 +365,9 @@ export class PrefixFingerprint {
    * True when the hashing stopped.
    */
   #endMessage (chunk: Buffer, end: number): boolean {
-    const instruction = this.#role.isInstruction
+    const instruction = this.#role!.isInstruction
     if (this.#field === MESSAGES || instruction) this.#hashPart(chunk, this.#from, end)
-    if (this.#field === NEXT_MESSAGE && instruction) this.#laterInstructions.push(this.#hashes[NEXT_MESSAGE]!.digest())
+    if (this.#field === NEXT_MESSAGE && instruction) (this.#laterInstructions ??= []).push(this.#hashes[NEXT_MESSAGE]!.digest())
     if (!instruction) {
       this.#dropNextMessage()
       return true
