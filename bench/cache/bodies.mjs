@@ -1,7 +1,8 @@
 /**
  * The request bodies bench:cache pushes through the prefix tap: a small call, codex-shaped
- * calls (many input items, `tools` after `input`), and 5 MiB histories of prose or of escaped
- * quotes. Deterministic, so runs compare.
+ * calls (many input items, `tools` after `input`), 5 MiB histories of prose or of escaped
+ * quotes, and Chat Completions calls (names starting `chat`: a system and a developer message,
+ * then the conversation). Deterministic, so runs compare.
  */
 const MiB = 1024 * 1024
 
@@ -54,6 +55,26 @@ function history (text) {
   return Buffer.from(JSON.stringify({ model: 'gpt-5', instructions: 'Be terse. '.repeat(500), tools: Array.from({ length: 30 }, (_, i) => tool(i)), input: items, stream: false }))
 }
 
+/**
+ * A Chat Completions call of about `bytes` bytes: a system and a developer message (the
+ * prefix), then user and assistant turns with code and quotes, `tools` after `messages`.
+ */
+export function chatBody (bytes) {
+  const messages = [
+    { role: 'system', content: 'You are a careful coding assistant.\n- Quote "exact" names.\n'.repeat(100) },
+    { role: 'developer', content: 'Answer in English; show diffs as ```diff blocks.' },
+    { role: 'user', content: 'Fix the "parse" bug in src/, then explain it.' }
+  ]
+  const body = { model: 'gpt-5', messages, tools: Array.from({ length: 6 }, (_, i) => ({ type: 'function', function: { name: `tool_${i}`, description: tool(i).description, parameters: tool(i).parameters } })), stream: true, stream_options: { include_usage: true } }
+  let size = JSON.stringify(body).length
+  for (let n = 0; size < bytes; n++) {
+    const pair = [{ role: 'assistant', content: `Step ${n}: the "parse" function:\n${SOURCE.repeat(3)}` }, { role: 'user', content: `Now line ${n}; what does \`l.startsWith("#")\` do?` }]
+    messages.push(...pair)
+    size += JSON.stringify(pair).length - 1
+  }
+  return Buffer.from(JSON.stringify(body))
+}
+
 /** The bodies, by name. */
 export function benchBodies () {
   return {
@@ -65,6 +86,9 @@ export function benchBodies () {
     // An escaped quote every 12 bytes (JSON or code pasted into messages).
     '5 MiB quote-heavy': history('lorem ipsum "quoted" \\ '.repeat(40)),
     // A 5 MiB codex history: JSON in JSON, code, base64.
-    '5 MiB codex': codexBody(5 * MiB)
+    '5 MiB codex': codexBody(5 * MiB),
+    'chat 10 kB': chatBody(0),
+    'chat 100 kB': chatBody(100_000),
+    'chat 5 MiB': chatBody(5 * MiB)
   }
 }

@@ -1,6 +1,7 @@
 /**
  * What the cache analysis tap costs (`npm run bench:cache`), on a small call, codex-shaped
- * calls and 5 MiB histories (bench/cache/bodies.mjs):
+ * calls, 5 MiB histories and Chat Completions calls (bench/cache/bodies.mjs; `chat` bodies
+ * are sent to `/v1/chat/completions`):
  *  1. the tap alone: CPU to read each body through PrefixFingerprint in 64 KiB chunks;
  *  2. through the gateway, each gateway its own process as deployed (`node dist/src/cli.js`),
  *     the client and the upstream in this one: the time of a POST (session header, so the
@@ -88,9 +89,9 @@ async function recordsWithPrefix ({ client }) {
   return `${data.filter((record) => record.model === 'gpt-5').length}/${data.length}`
 }
 
-async function send ({ client }, body, pauseMs) {
+async function send ({ client }, body, pauseMs, path) {
   const t0 = performance.now()
-  const res = await client.request({ path: '/v1/responses', method: 'POST', body, headers: { 'content-type': 'application/json', 'session-id': 'bench' } })
+  const res = await client.request({ path, method: 'POST', body, headers: { 'content-type': 'application/json', 'session-id': 'bench' } })
   await res.body.dump()
   const ms = performance.now() - t0
   await sleep(pauseMs)
@@ -98,17 +99,17 @@ async function send ({ client }, body, pauseMs) {
 }
 
 /** Each round sends `body` once to each gateway, the order rotating; returns the paired differences and CPU per call. */
-async function throughGateways (gateways, body) {
+async function throughGateways (gateways, body, path) {
   const rounds = roundsFor(body.length)
   const pauseMs = Math.max(1, body.length / 500_000) // ~10 ms after a 5 MiB call
   const names = ['on', 'off', 'control']
-  for (let i = 0; i < 10; i++) for (const name of names) await send(gateways[name], body, pauseMs) // warm up
+  for (let i = 0; i < 10; i++) for (const name of names) await send(gateways[name], body, pauseMs, path) // warm up
   const times = { on: [], off: [], control: [] }
   const cpuBefore = Object.fromEntries(names.map((name) => [name, cpuSeconds([gateways[name].proc.pid])]))
   for (let round = 0; round < rounds; round++) {
     for (let k = 0; k < names.length; k++) {
       const name = names[(round + k) % names.length]
-      times[name].push(await send(gateways[name], body, pauseMs))
+      times[name].push(await send(gateways[name], body, pauseMs, path))
     }
   }
   const cpuMs = (name) => (cpuSeconds([gateways[name].proc.pid]) - cpuBefore[name]) * 1000 / rounds
@@ -142,7 +143,7 @@ async function main () {
     console.log('\n| body | on ms | off ms | added ms [95%] | control off′ − off ms [95%] | beyond noise | CPU ms per call on / off / off′ | read |')
     console.log('| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |')
     for (const [name, body] of bodies) {
-      const r = await throughGateways(gateways, body)
+      const r = await throughGateways(gateways, body, name.startsWith('chat') ? '/v1/chat/completions' : '/v1/responses')
       const added = medianInterval(r.added)
       const control = medianInterval(r.control)
       const measurable = added[0] > Math.max(0, control[1]) ? 'slower' : added[1] < Math.min(0, control[0]) ? 'faster' : 'no'

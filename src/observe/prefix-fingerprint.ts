@@ -1,10 +1,11 @@
 import { FieldDigest, shortDigest } from './field-digest.js'
+import { MessageRole } from './message-role.js'
 
 /**
  * A request's prompt-cache prefix, as far as the gateway can see it: a fingerprint of its
  * top-level `model`, `instructions` and `tools` — and, for a Chat Completions call, whose
- * instructions are its first message, of `messages` up to the end of its first object —
- * and the model's name.
+ * instructions are its leading system and developer messages, of `messages` up to the end
+ * of the last of those (at least of its first message) — and the model's name.
  */
 export interface RequestPrefix {
   /** 16 hex digits; equal for equal values of the fields, whatever their order. */
@@ -22,11 +23,17 @@ export interface RequestPrefix {
 
 /**
  * The fingerprint's fields by index, `type` (read, not fingerprinted), and `messages` (a chat
- * call's: only its first object is fingerprinted, the system message a chat client puts there).
+ * call's: only its leading instructions are fingerprinted, see #endMessage).
  */
 const FIELDS = ['model', 'instructions', 'tools', 'type', 'messages'] as const
 const TYPE = 3
+/** Hashed from its start to the end of its first message. */
 const MESSAGES = 4
+/**
+ * No key's: a message after instructions, hashed from the end of the one before it until it
+ * is known whether it is one too (kept then, dropped otherwise).
+ */
+const NEXT_MESSAGE = 5
 const NONE = -1
 /** Longer keys are none of the fields (even written with escapes). */
 const MAX_KEY_BYTES = 64
@@ -95,10 +102,17 @@ export class PrefixFingerprint {
   #field = NONE
   /** Where the part of the current chunk still to be hashed (or kept, for a key) starts. */
   #from = 0
-  readonly #hashes: Array<FieldDigest | undefined> = [undefined, undefined, undefined, undefined, undefined]
-  /** A top-level key's bytes, escapes unresolved; past MAX_KEY_BYTES only counted. */
+  readonly #hashes: Array<FieldDigest | undefined> = [undefined, undefined, undefined, undefined, undefined, undefined]
+  /** The digests of the instruction messages after the first, in order (made for a chat call only). */
+  #laterInstructions: string[] | undefined
+  /** The role of the message being hashed in `messages` (made when `messages` begins: a Responses call needs none). */
+  #role: MessageRole | undefined
+  /** A top-level key's bytes, or a message member's string's, escapes unresolved; past MAX_KEY_BYTES only counted. */
   readonly #key = new Uint8Array(MAX_KEY_BYTES)
   #keyBytes = 0
+  /** The string being crossed is a message member's (its bytes are kept from `#memberFrom`, as a key's). */
+  #member = false
+  #memberFrom = 0
   /** Chunks held to be read later, and how far the first has been read. */
   #held: Buffer[] = []
   #heldAt = 0
@@ -122,10 +136,12 @@ export class PrefixFingerprint {
       i = 1 // the byte a backslash at the end of the last chunk escaped
     }
     this.#from = 0
+    this.#memberFrom = 0
     const n = chunk.length
     while (i < n) i = this.#step(chunk, i)
     if (this.#field !== NONE) this.#hashPart(chunk, this.#from, n)
     if (this.#mode === KEY) this.#keepKeyPart(chunk, this.#from, n)
+    if (this.#member) this.#keepKeyPart(chunk, this.#memberFrom, n)
   }
 
   /** Keeps `chunk` (not a copy) to be read by `readHeld` or `result`. */
@@ -162,8 +178,10 @@ export class PrefixFingerprint {
     this.readHeld()
     if (this.#mode !== AFTER) return (this.#result = undefined)
     const [model, instructions, tools, , messages] = this.#hashes
-    // `messages` is added only when present: a Responses call's fingerprint is what it was.
-    const chat = messages === undefined ? '' : `messages:${messages.digest()};`
+    // `messages` is added only when present: a Responses call's fingerprint is what it was;
+    // so are instructions after the first message: one system message's is what it was.
+    let chat = ''
+    if (messages !== undefined) chat = `messages:${messages.digest()}${this.#laterInstructions?.map((digest) => `+${digest}`).join('') ?? ''};`
     this.#result = {
       fingerprint: shortDigest(`model:${model?.digest() ?? '-'};instructions:${instructions?.digest() ?? '-'};tools:${tools?.digest() ?? '-'};${chat}`),
       model: shortString(model),
@@ -182,7 +200,7 @@ export class PrefixFingerprint {
   /** Reads from `i` in the current mode; returns where the next step starts. */
   #step (chunk: Buffer, i: number): number {
     switch (this.#mode) {
-      case NESTED: return this.#crossNested(chunk, i)
+      case NESTED: return this.#field === MESSAGES || this.#field === NEXT_MESSAGE ? this.#crossMessages(chunk, i) : this.#crossNested(chunk, i)
       case KEY: case STRING: case NESTED_STRING: return this.#crossString(chunk, i)
       case SCALAR: return this.#crossScalar(chunk, i)
       case AFTER: return this.#afterBody(chunk, i)
@@ -228,6 +246,10 @@ export class PrefixFingerprint {
     this.#pending = NONE
     this.#from = i
     this.#hashes[this.#field] = new FieldDigest()
+    if (this.#field === MESSAGES) {
+      this.#laterInstructions = undefined
+      this.#role ??= new MessageRole()
+    }
   }
 
   /** The top-level value being read ends before `end`: back to the object's tokens. */
@@ -258,21 +280,108 @@ export class PrefixFingerprint {
         i = end + 1
       } else if (c === 0x7b || c === 0x5b) {
         depth++
-      } else if (c === 0x7d || c === 0x5d) {
-        if (--depth === 1) {
-          this.#depth = 1
-          this.#endValue(chunk, i)
-          return i
-        }
-        // `messages`: its first object has ended; the rest of the conversation is crossed unhashed.
-        if (depth === 2 && this.#field === MESSAGES) {
-          this.#hashPart(chunk, this.#from, i)
-          this.#field = NONE
-        }
+      } else if ((c === 0x7d || c === 0x5d) && --depth === 1) {
+        this.#depth = 1
+        this.#endValue(chunk, i)
+        return i
       }
     }
     this.#depth = depth
     return n
+  }
+
+  /**
+   * Inside `messages` while its leading messages are hashed: as #crossNested, and each
+   * message's members are read for its role. Returns where the value ends, where the hashing
+   * stops (the rest is #crossNested's), or the chunk's length.
+   */
+  #crossMessages (chunk: Buffer, i: number): number {
+    const n = chunk.length
+    const role = this.#role! // made when `messages` began
+    let depth = this.#depth
+    let stop = false
+    while (i < n && !stop) {
+      const c = chunk[i++]!
+      if (c === QUOTE) {
+        const member = depth === 3 && role.inObject
+        const end = this.#stringEnd(chunk, i, i)
+        if (end === -1) {
+          this.#mode = NESTED_STRING
+          if (member) this.#startMember(i)
+          break
+        }
+        if (member) stop = this.#roleRead(role.string(chunk, i, end - i))
+        i = end + 1
+      } else if (c === 0x7b || c === 0x5b) {
+        if (++depth === 3) role.start(c === 0x7b)
+        else if (depth === 4 && role.inObject) stop = this.#roleRead(role.container())
+      } else if (c === 0x7d || c === 0x5d) {
+        this.#depth = --depth
+        if (depth === 1) {
+          if (this.#field === NEXT_MESSAGE) this.#dropNextMessage() // what follows the last instruction is not a message
+          this.#endValue(chunk, i)
+          return i
+        }
+        if (depth === 2) stop = this.#endMessage(chunk, i)
+      } else if (depth === 3 && role.inObject && c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) {
+        stop = this.#roleRead(role.punctuation(c))
+      }
+    }
+    this.#depth = depth
+    return stop ? i : n
+  }
+
+  /** A message member's string, from `from`, goes on in the next chunk: its bytes are kept as a key's. */
+  #startMember (from: number): void {
+    this.#member = true
+    this.#keyBytes = 0
+    this.#memberFrom = from
+  }
+
+  /** A message member's string that began in an earlier chunk ended before `end`: its role may be known now. */
+  #endMember (chunk: Buffer, end: number): void {
+    this.#keepKeyPart(chunk, this.#memberFrom, end)
+    this.#member = false
+    this.#roleRead(this.#role!.string(this.#key, 0, this.#keyBytes))
+  }
+
+  /**
+   * A message's role was just read (`decided`: it is known not to be an instruction's): a
+   * message after instructions is then no part of the prefix, and its hashing stops at once.
+   * True when it stopped.
+   */
+  #roleRead (decided: boolean): boolean {
+    if (!decided || this.#field !== NEXT_MESSAGE) return false
+    this.#dropNextMessage()
+    return true
+  }
+
+  /**
+   * A message in `messages` ended before `end`. The first is hashed whatever its role (a
+   * conversation without a system message still has a first message that stays); the next
+   * one is too while each before it was an instruction (system, developer) — a chat call's
+   * `instructions` — each digested apart, so that a lone system message digests as before
+   * later ones were read. The rest of the conversation, which grows each turn, is not hashed.
+   * True when the hashing stopped.
+   */
+  #endMessage (chunk: Buffer, end: number): boolean {
+    const instruction = this.#role!.isInstruction
+    if (this.#field === MESSAGES || instruction) this.#hashPart(chunk, this.#from, end)
+    if (this.#field === NEXT_MESSAGE && instruction) (this.#laterInstructions ??= []).push(this.#hashes[NEXT_MESSAGE]!.digest())
+    if (!instruction) {
+      this.#dropNextMessage()
+      return true
+    }
+    this.#field = NEXT_MESSAGE
+    this.#hashes[NEXT_MESSAGE] = new FieldDigest()
+    this.#from = end
+    return false
+  }
+
+  /** The hashing of `messages` stops: a message after the instructions is no part of the prefix. */
+  #dropNextMessage (): void {
+    this.#hashes[NEXT_MESSAGE] = undefined
+    this.#field = NONE
   }
 
   /** Inside a key or a string: to just past its closing quote, or to the chunk's end. */
@@ -281,6 +390,7 @@ export class PrefixFingerprint {
     if (end === -1) return chunk.length
     if (this.#mode === NESTED_STRING) {
       this.#mode = NESTED
+      if (this.#member) this.#endMember(chunk, end)
     } else if (this.#mode === KEY) {
       this.#keepKeyPart(chunk, this.#from, end)
       this.#endKey()

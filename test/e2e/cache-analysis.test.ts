@@ -111,6 +111,32 @@ t.test('a chat call\'s first message is its prefix: a changed system prompt is p
   t.equal(data[0]!.model, 'gpt-4.1')
 })
 
+t.test('a chat call\'s leading system and developer messages are its prefix: a changed developer message is prefix_changed, a longer conversation is not', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, {}, answerChatWithChosenCache)
+  const client = new OpenAI({ baseURL: gateway.baseURL, apiKey: 'sk-test', maxRetries: 0 })
+  const session = 's-chat-developer'
+  const system = { role: 'system', content: 'You are a careful assistant. "Quote" exact names.' } as const
+  const turns = [{ role: 'user', content: 'first question' }, { role: 'assistant', content: 'an answer' }] as const
+  const call = async (developer: string, more: number, cached: number): Promise<void> => {
+    await client.chat.completions.create({
+      model: 'gpt-4.1',
+      messages: [system, { role: 'developer', content: developer }, ...turns.slice(0, more), { role: 'user', content: `question ${more}` }],
+      metadata: { cached: String(cached) }
+    }, { headers: { 'session-id': session } })
+  }
+  await call('Answer in French.', 0, 0)
+  await call('Answer in French.', 2, 0)
+  await call('Answer in German.', 2, 0)
+  await call('Answer in German.', 2, 1920)
+  const { data } = await callRecords(gateway.origin, session)
+  t.same(data.map((r) => [r.cache, r.miss_reason]).reverse(), [
+    ['miss', 'first_request'],
+    ['miss', 'unexplained'],
+    ['miss', 'prefix_changed'],
+    ['hit', null]
+  ], 'only the changed developer message explains its miss')
+})
+
 t.test('a gap longer than CACHE_IDLE_SECONDS explains a miss as idle', async (t) => {
   // 0 s: any gap at all between the end of one call and the start of the next is too long.
   const { gateway } = await startGatewayWithUpstream(t, { CACHE_IDLE_SECONDS: '0' }, answerWithChosenUsage)

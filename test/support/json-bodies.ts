@@ -44,15 +44,39 @@ export function jsonValue (random: Random, depth: number): string {
   const kind = depth <= 0 ? Math.floor(random() * 3) : Math.floor(random() * 5)
   if (kind === 0) return jsonString(random, randomText(random))
   if (kind === 1) return pick(random, ['0', '-1.5e3', '12345678901234567890', 'true', 'false', 'null', '0.25'])
-  if (kind === 2) return jsonString(random, pick(random, ['gpt-5', 'tools', 'model', '']))
+  if (kind === 2) return jsonString(random, pick(random, ['gpt-5', 'tools', 'model', 'system', '']))
   const n = Math.floor(random() * 4)
   const items = Array.from({ length: n }, () => kind === 3
     ? `${ws()}${jsonValue(random, depth - 1)}${ws()}`
-    : `${ws()}${jsonString(random, pick(random, ['model', 'tools', 'instructions', 'messages', 'input', 'k', randomText(random)]))}${ws()}:${ws()}${jsonValue(random, depth - 1)}${ws()}`)
+    : `${ws()}${jsonString(random, pick(random, ['model', 'tools', 'instructions', 'messages', 'role', 'input', 'k', randomText(random)]))}${ws()}:${ws()}${jsonValue(random, depth - 1)}${ws()}`)
   return kind === 3 ? `[${items.join(',')}${n === 0 ? ws() : ''}]` : `{${items.join(',')}${n === 0 ? ws() : ''}}`
 }
 
-const TOP_KEYS = ['model', 'instructions', 'tools', 'messages', 'input', 'stream', 'metadata', 'modelx', 'tool', '']
+const TOP_KEYS = ['model', 'instructions', 'tools', 'messages', 'messages', 'input', 'stream', 'metadata', 'modelx', 'tool', '']
+const ROLES = ['system', 'developer', 'user', 'assistant', 'Système', 'role']
+/** For the first messages: mostly instructions, so that runs of them are common. */
+const LEADING_ROLES = ['system', 'developer', 'system', 'developer', 'user']
+
+/** A random chat message: mostly an object with a role (maybe twice, maybe not a string) among other members, else any value. */
+function randomMessage (random: Random, roles: readonly string[]): string {
+  const ws = (): string => pick(random, WS)
+  if (random() < 0.1) return jsonValue(random, 2)
+  const keys = Array.from({ length: Math.floor(random() * 3) }, () => pick(random, ['content', 'name', 'rolex', 'role']))
+  if (random() < 0.85) keys.splice(Math.floor(random() * (keys.length + 1)), 0, 'role')
+  const members = keys.map((key) => {
+    const value = key === 'role' && random() < 0.85 ? jsonString(random, pick(random, roles)) : jsonValue(random, 2)
+    return `${ws()}${jsonString(random, key)}${ws()}:${ws()}${value}${ws()}`
+  })
+  return `{${members.join(',')}${members.length === 0 ? ws() : ''}}`
+}
+
+/** A random `messages` array of up to five messages, the first of them likely to be instructions. */
+function randomMessages (random: Random): string {
+  const ws = (): string => pick(random, WS)
+  const lead = Math.floor(random() * 4)
+  const items = Array.from({ length: Math.floor(random() * 6) }, (_, i) => `${ws()}${randomMessage(random, i < lead ? LEADING_ROLES : ROLES)}${ws()}`)
+  return `[${items.join(',')}${items.length === 0 ? ws() : ''}]`
+}
 
 /** A random request body: a top-level object with some of the fingerprinted fields (maybe twice, maybe with escaped keys), in any order. */
 export function randomBody (random: Random): Buffer {
@@ -61,7 +85,9 @@ export function randomBody (random: Random): Buffer {
   const n = Math.floor(random() * 9)
   for (let i = 0; i < n; i++) {
     const key = pick(random, TOP_KEYS)
-    const value = key === 'model' && random() < 0.7 ? jsonString(random, pick(random, ['gpt-5', 'gpt-5-codex', 'o3 "mini"', 'm\\n', 'é'])) : jsonValue(random, 3)
+    const value = key === 'model' && random() < 0.7
+      ? jsonString(random, pick(random, ['gpt-5', 'gpt-5-codex', 'o3 "mini"', 'm\\n', 'é']))
+      : key === 'messages' && random() < 0.7 ? randomMessages(random) : jsonValue(random, 3)
     members.push(`${ws()}${jsonString(random, key)}${ws()}:${ws()}${value}${ws()}`)
   }
   return Buffer.from(`${ws()}{${members.join(',')}${n === 0 ? ws() : ''}}${ws()}`)
@@ -118,19 +144,47 @@ function valueEnd (text: string, at: number): number {
 }
 
 /**
- * A container's bytes up to the end of the first container directly inside it (a chat call's
- * first message), or all of them when it holds none (or is no container).
+ * The parts of a chat call's `messages` in its prefix: its bytes up to the end of the first
+ * container directly inside it (the first message), then, while the message just ended was an
+ * instruction, the bytes from there to the end of the next container; all of them when it
+ * holds no container (or is none).
  */
-function firstContainerEnd (raw: Buffer): number {
+function leadingMessageParts (raw: Buffer): Buffer[] {
   const text = raw.toString('latin1')
-  if (text[0] !== '[' && text[0] !== '{') return raw.length
+  if (text[0] !== '[' && text[0] !== '{') return [raw]
+  const parts: Buffer[] = []
+  let from = 0
   let i = skipWs(text, 1)
   while (text[i] !== '}' && text[i] !== ']') {
-    if (text[i] === '{' || text[i] === '[') return valueEnd(text, i)
-    i = skipWs(text, valueEnd(text, i))
+    const end = valueEnd(text, i)
+    if (text[i] === '{' || text[i] === '[') {
+      const instruction = isInstruction(raw.subarray(i, end))
+      if (parts.length === 0 || instruction) parts.push(raw.subarray(from, end))
+      if (!instruction) return parts
+      from = end
+    }
+    i = skipWs(text, end)
     if (text[i] === ':' || text[i] === ',') i = skipWs(text, i + 1)
   }
-  return raw.length
+  return parts.length === 0 ? [raw] : parts
+}
+
+/** An object with a `role`, each of whose `role` members (duplicates too) is "system" or "developer", by JSON.parse. */
+function isInstruction (message: Buffer): boolean {
+  const text = message.toString('latin1')
+  if (text[0] !== '{') return false
+  const roles: unknown[] = []
+  let i = skipWs(text, 1)
+  while (text[i] !== '}') {
+    const keyEnd = valueEnd(text, i)
+    const key = JSON.parse(message.toString('utf8', i, keyEnd)) as string
+    i = skipWs(text, skipWs(text, keyEnd) + 1) // past the colon
+    const end = valueEnd(text, i)
+    if (key === 'role') roles.push(JSON.parse(message.toString('utf8', i, end)))
+    i = skipWs(text, end)
+    if (text[i] === ',') i = skipWs(text, i + 1)
+  }
+  return roles.length > 0 && roles.every((role) => role === 'system' || role === 'developer')
 }
 
 /** Two 32-bit FNV-1a lanes over `codes` (bytes or UTF-16 units), as 16 hex digits. */
@@ -147,8 +201,8 @@ function fnvLanes (codes: ArrayLike<number>): string {
 /**
  * The fingerprint as the gateway defines it: each field's bytes digested (up to 256 bytes by
  * FNV-1a lanes, `j`…; longer by SHA-256, `s`…; absent `-`), the three joined in a fixed order,
- * then `messages` up to the end of its first container when there is one, and digested by the
- * lanes again.
+ * then, when there is `messages`, its leading parts each digested (joined by `+`), and
+ * digested by the lanes again.
  */
 export function referencePrefix (body: Buffer): { fingerprint: string, model: string | undefined } {
   const spans = topLevelSpans(body)
@@ -159,7 +213,7 @@ export function referencePrefix (body: Buffer): { fingerprint: string, model: st
     joined += `${field}:${raw === undefined ? '-' : digestOf(raw)};`
   }
   const messages = spans.get('messages')
-  if (messages !== undefined) joined += `messages:${digestOf(messages.subarray(0, firstContainerEnd(messages)))};`
+  if (messages !== undefined) joined += `messages:${leadingMessageParts(messages).map(digestOf).join('+')};`
   const units = Array.from(joined, (c) => c.charCodeAt(0))
   const model = spans.get('model')
   const name: unknown = model === undefined || model.length > 256 ? undefined : JSON.parse(model.toString('utf8'))

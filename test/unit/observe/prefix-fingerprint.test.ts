@@ -126,6 +126,55 @@ t.test('a chat call: its first message is part of the prefix, the rest of the co
   t.pass('every split gives the same fingerprint')
 })
 
+t.test('a chat call: every leading system or developer message is part of the prefix, the conversation after them is not', async (t) => {
+  const system = { role: 'system', content: 'You are terse. "Quote" {brace} [bracket]' }
+  const developer = { role: 'developer', content: 'Answer in French.' }
+  const user = { role: 'user', content: 'hi' }
+  const fp = (...messages: object[]): string => prefixOf(JSON.stringify({ model: 'gpt-4.1', messages, stream: true }))!.fingerprint
+  const base = fp(system, developer, user)
+  t.not(fp(system, { ...developer, content: 'Answer in German.' }, user), base, 'a changed developer message after the system message')
+  t.not(fp(system, user), base, 'a developer message dropped')
+  t.not(fp(system, developer, { role: 'system', content: 'Today is Monday.' }, user), base, 'a third instruction added')
+  t.equal(fp(system, developer, { role: 'user', content: 'another question' }, { role: 'assistant', content: 'ok' }), base, 'later turns do not count')
+  t.equal(fp({ content: system.content, role: 'system' }, { content: developer.content, role: 'developer' }, user), fp({ content: system.content, role: 'system' }, { content: developer.content, role: 'developer' }, { content: 'something else', role: 'user' }), 'the role is read wherever it stands in a message')
+  t.equal(fp(system, developer), fp(system, developer), 'only instructions')
+  t.equal(fp(user, developer, { role: 'user', content: 'a' }), fp(user, { ...developer, content: 'other' }, { role: 'user', content: 'b' }), 'a first message that is no instruction is the whole of it: a system message later in the conversation is not')
+  t.not(fp(system, { role: 'developer', roles: 'x', content: 'a' }, user), fp(system, { role: 'developer', roles: 'x', content: 'b' }, user), 'a key that only starts with role is another key')
+  t.equal(fp(system, { role: 'user', content: 'a', name: 'system' }), fp(system, { role: 'user', content: 'b', name: 'system' }), 'a user message is no instruction for holding the word')
+  t.equal(fp(system, { role: 'user', content: 'system' }), fp(system, { role: 'user', content: 'x' }))
+  t.equal(fp(system, { role: null, content: 'a' }), fp(system, { role: null, content: 'b' }), 'a role that is not a string is no instruction')
+  t.equal(fp(system, { role: ['system'], content: 'a' }), fp(system, { role: ['system'], content: 'b' }))
+  const escaped = (content: string): string => prefixOf(`{"model":"gpt-4.1","messages":[${JSON.stringify(system)},{"r\u006fle":"d\u0065veloper","content":"${content}"},{"role":"user","content":"hi"}]}`)!.fingerprint
+  t.not(escaped('a'), escaped('b'), 'a role written with escapes is read as the role it spells')
+  const duplicate = (content: string): string => prefixOf(`{"model":"gpt-4.1","messages":[${JSON.stringify(system)},{"role":"developer","content":"${content}","role":"user"}]}`)!.fingerprint
+  t.equal(duplicate('a'), duplicate('b'), 'a repeated role: any that is not system or developer makes it none (JSON.parse, which keeps the last, agrees here)')
+})
+
+t.test('a chat call: its tools count, in their order, as a Responses call\'s do', async (t) => {
+  const tools = [{ type: 'function', function: { name: 'a', parameters: {} } }, { type: 'function', function: { name: 'b', parameters: {} } }]
+  const fp = (chatTools: object[]): string => prefixOf(JSON.stringify({ model: 'gpt-4.1', messages: [{ role: 'system', content: 'x' }, { role: 'user', content: 'hi' }], tools: chatTools }))!.fingerprint
+  t.not(fp([tools[1]!, tools[0]!]), fp(tools))
+})
+
+t.test('a chat call split at every byte, and byte by byte: the same fingerprint', async (t) => {
+  const body = Buffer.from(JSON.stringify({ model: 'gpt-4.1', messages: [{ content: 'You are "terse".\\', role: 'system' }, { role: 'd\u0065veloper', content: '{[' }, { role: 'user', content: 'hi' }, { role: 'system', content: 'late' }], stream: true }).replace('d\\u0065', 'd\u0065'))
+  const whole = prefixOf(body)!
+  for (let i = 0; i <= body.length; i++) {
+    if (prefixOf(body.subarray(0, i), body.subarray(i))!.fingerprint !== whole.fingerprint) {
+      t.fail(`split at ${i}`)
+      return
+    }
+  }
+  t.equal(prefixOf(...[...body].map((byte) => Buffer.of(byte)))!.fingerprint, whole.fingerprint)
+  t.not(whole.fingerprint, prefixOf(body.toString().replace('{[', '{]'))!.fingerprint, 'the developer message is in it')
+})
+
+t.test('a chat call with one system message, or none, keeps the fingerprint the previous version stored', async (t) => {
+  // Pinned from the version that read only a chat call's first message.
+  t.equal(prefixOf(JSON.stringify({ model: 'gpt-4.1', messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: 'hi' }] }))!.fingerprint, '5e589f0282daf930')
+  t.equal(prefixOf(JSON.stringify({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }] }))!.fingerprint, '9f174ebd71bf76a7')
+})
+
 t.test('a body without `messages` keeps the fingerprint earlier versions stored', async (t) => {
   // Pinned from the version before chat calls' first message was read: stored records keep matching.
   const body = prefixOf(JSON.stringify({ model: 'gpt-5', instructions: 'x', tools: TOOLS, input: [{ role: 'user', content: 'hi' }] }))!
