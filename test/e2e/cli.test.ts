@@ -20,6 +20,10 @@ const EXAMPLE = join(ROOT, 'config.example.yaml')
 
 if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npx tsc -p tsconfig.json" (npm test does) first`)
 
+// Each test runs processes of its own on ports of its own; most of their time is a process
+// starting or stopping, so a few run at once.
+t.jobs = 4
+
 interface CliProcess {
   child: ChildProcess
   /** Resolves when the process has exited. */

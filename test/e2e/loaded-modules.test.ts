@@ -13,6 +13,9 @@ import { replySse, responseStream, startMockUpstream } from '../support/mock-ups
 
 const PRELOAD = join(import.meta.dirname, '..', 'support', 'report-loaded-modules.cjs')
 
+// The two gateways (each its own process, upstream and report file) start side by side.
+t.jobs = 2
+
 /** The packages (by node_modules name) a gateway loaded while proxying one request and serving /metrics. */
 async function packagesLoaded (t: Test, env: Record<string, string>): Promise<Set<string>> {
   const upstream = await startMockUpstream(replySse([responseStream('resp_loaded', 'hi')]))

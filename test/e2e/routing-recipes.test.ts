@@ -76,7 +76,12 @@ t.test('Azure OpenAI: /openai/v1/responses on each resource, with that resource 
 })
 
 t.test('a vLLM fleet: each session stays on one instance, its chain goes where it was stored, probes ask /v1/models', async (t) => {
-  const { gateway, upstreams } = await gatewayFromRecipe(t, routingRecipe('A vLLM fleet'), {}, responsesFrom)
+  // As written, but probed every 100 ms instead of the default 10 s: the test checks the probe's
+  // path, and would otherwise wait 10 s for the first one.
+  const recipe = routingRecipe('A vLLM fleet')
+  const probed = recipe.replaceAll('probe_path: /models }', 'probe_path: /models, probe_interval_ms: 100 }')
+  t.equal(probed.split('probe_interval_ms: 100').length - 1, 2, 'both instances of the recipe get the short interval')
+  const { gateway, upstreams } = await gatewayFromRecipe(t, probed, {}, responsesFrom)
   const hostOf = new Map<string, string>()
   for (let round = 0; round < 3; round++) {
     for (let i = 0; i < 10; i++) {
@@ -93,7 +98,7 @@ t.test('a vLLM fleet: each session stays on one instance, its chain goes where i
     const next = await post(gateway, { model: 'qwen', input: 'more', previous_response_id: first.json.id })
     t.equal(next.host, first.host, `a chain continues on the instance that stored ${String(first.json.id)}`)
   }
-  // Each instance's probe (every 10 s by default) asks the path under url.
+  // Each instance's probe asks the path under url.
   for (const [host, upstream] of upstreams) t.equal((await received(upstream, (r) => r.method === 'GET')).url, '/v1/models', `${host} probed at /v1/models`)
 })
 

@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { envWithoutTapHooks } from '../support/child-env.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 const RUN = join(ROOT, 'bench', 'run.mjs')
@@ -33,7 +34,7 @@ async function runSmoke (extraArgs: string[]): Promise<SmokeRun> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'))
   const out = join(dir, 'smoke.md')
   try {
-    const child = spawn(process.execPath, [RUN, '--smoke', '--out', out, ...extraArgs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [RUN, '--smoke', '--out', out, ...extraArgs], { cwd: ROOT, env: envWithoutTapHooks(), stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8') })

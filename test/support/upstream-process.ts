@@ -6,6 +6,7 @@ import { fork, type ChildProcess } from 'node:child_process'
 import type { IncomingHttpHeaders } from 'node:http'
 import { join } from 'node:path'
 import { rendezvousOrder } from '../../src/upstream/rendezvous.js'
+import { envWithoutTapHooks } from './child-env.js'
 import { freePort } from './redis-server.js'
 
 export interface SeenRequest {
@@ -44,7 +45,8 @@ export async function startUpstreamProcess (name: string): Promise<UpstreamProce
   const acks = new Map<number, () => void>()
   const watchers = new Set<() => void>()
   const spawn = async (): Promise<void> => {
-    const started = fork(MAIN, [String(port), name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    // Plain JavaScript: none of tap's loaders (fork would pass on its own execArgv) nor hooks.
+    const started = fork(MAIN, [String(port), name], { execArgv: [], env: envWithoutTapHooks(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     child = started
     await new Promise<void>((resolve, reject) => {
       started.once('exit', (code) => reject(new Error(`upstream ${name} exited (${code ?? 'signal'}) before listening`)))
