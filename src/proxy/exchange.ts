@@ -138,8 +138,13 @@ export class Exchange implements Drainable, ResponseFacts {
     this.deps.drain.add(this)
   }
 
-  /** Answers with the gateway's own error; nothing went upstream. */
+  /**
+   * Answers with the gateway's own error; nothing went upstream. During the drain the answer
+   * closes its connection, as every answer then does: a refusal after a wait (the body, the
+   * session, its binding) was never admitted, so it heard no closeWhenIdle.
+   */
   refuse (error: GatewayError, res: ServerResponse): void {
+    if (!this.deps.drain.accepting) res.shouldKeepAlive = false
     error.send(res)
     this.end({ status: error.status, endedBy: 'gateway', ttfbMs: -1, bytesOut: 0, refusedWith: error.code })
   }

@@ -88,17 +88,7 @@ function refuseAfterBody (deps: HttpEntryDeps, exchange: Exchange, res: ServerRe
   if (res.destroyed) return exchange.endClientGone()
   if (res.headersSent) return
   if (!(err instanceof GatewayError)) deps.logger.error({ err }, 'deciding a session from the request body failed')
-  refuseLate(deps, exchange, res, err instanceof GatewayError ? err : errors.internal())
-}
-
-/**
- * A refusal after waiting (for the body, the session, its binding): the drain may have begun
- * meanwhile, and this exchange, never admitted, was not told (Exchange.closeWhenIdle). Its
- * answer then says `Connection: close`, as every answer during the drain does.
- */
-function refuseLate (deps: HttpEntryDeps, exchange: Exchange, res: ServerResponse, error: GatewayError): void {
-  if (!deps.exchanges.drain.accepting) res.shouldKeepAlive = false
-  exchange.refuse(error, res)
+  exchange.refuse(err instanceof GatewayError ? err : errors.internal(), res)
 }
 
 /** One upstream: straight to it, the body streamed once, as before routing existed. */
@@ -127,7 +117,7 @@ async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: Incom
   const lineage = session.source === 'previous_response' || session.source === 'conversation'
   const plan = deps.upstreams.plan(session.id, boundName, lineage)
   if (plan.refusal !== undefined) {
-    refuseLate(deps, exchange, res, plan.refusal)
+    exchange.refuse(plan.refusal, res)
     return
   }
   exchange.admit(session, () => res.destroy())
