@@ -15,6 +15,7 @@ import { createLogger } from '../../src/observe/logger.js'
 import { RedisSessionStore } from '../../src/session/redis-store.js'
 import { logLines, type LogLine, type LogLines } from '../support/log-lines.js'
 import { needs } from '../support/needs.js'
+import { servedBy } from '../support/redis-replicas.js'
 import { storeState, until } from '../support/polling.js'
 import { startRedis, type RunningRedis } from '../support/redis-server.js'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
@@ -73,12 +74,6 @@ async function routingReplicas (t: Test, count: number, env: Record<string, stri
     gateways.push(gateway)
   }
   return { redis, shared, gateways }
-}
-
-/** A model call for `session` through `gateway`; resolves with the upstream that answered it. */
-async function servedBy (gateway: RunningGateway, session: string): Promise<string | undefined> {
-  const res = await fetch(`${gateway.baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': session }, body: JSON.stringify({ model: 'gpt-test', input: 'hi' }) })
-  return ((await res.json()) as { upstream?: string }).upstream
 }
 
 t.test('bindings made while the client reconnects after a clean close are written once it is connected again', needs('redis-server'), async (t) => {

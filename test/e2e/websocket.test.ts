@@ -11,7 +11,7 @@ import { startGateway, startGatewayWithUnreachableUpstream, type RunningGateway 
 import { received as requestReceived, replySse, responseStream } from '../support/mock-upstream.js'
 import { rawExchange, rawRequest } from '../support/raw-http.js'
 import { acceptRaw, encodeFrame, rawWebSocket, writeInPieces } from '../support/raw-websocket.js'
-import { answerResponseCreates, responseEvents, startWebSocketUpstream, type WebSocketUpstream, type WebSocketUpstreamOptions } from '../support/websocket-upstream.js'
+import { answerResponseCreates, responseEvents, startWebSocketUpstream, type UpstreamWebSocket, type WebSocketUpstream, type WebSocketUpstreamOptions } from '../support/websocket-upstream.js'
 import { WebSocket, type WsSocket } from '../support/ws.js'
 
 const TEXT = 0x1
@@ -53,6 +53,27 @@ async function closedWith (ws: WsSocket): Promise<{ code: number, reason: string
 
 function webSocketLog (gateway: RunningGateway): Promise<Record<string, unknown>> {
   return gateway.waitForLog((line) => line.transport === 'websocket')
+}
+
+/** The shutdown tests run twice: over plain frames, and with every message compressed (threshold 0), so the gateway reads each message's type only inflated. */
+const SHUTDOWN_FRAMES: Array<[string, false | Record<string, unknown>]> = [
+  ['plain frames', false],
+  ['compressed frames', { threshold: 0 }]
+]
+
+/** The upstream sends `events`; resolves once the client has received every one. */
+async function relayedWhole (client: WsSocket, server: UpstreamWebSocket, events: string[]): Promise<void> {
+  const received = new Promise<void>((resolve) => {
+    let seen = 0
+    const count = (): void => {
+      if (++seen < events.length) return
+      client.off('message', count)
+      resolve()
+    }
+    client.on('message', count)
+  })
+  for (const event of events) server.ws.send(event)
+  await received
 }
 
 t.test('the upstream handshake carries the client\'s headers and its session under both spellings', async (t) => {
@@ -397,12 +418,7 @@ t.test('shutdown closes idle WebSockets with 1001 at once, and busy ones when th
 // messages were a response.processed and a response.steer (which no response answers) waited
 // out the whole grace period on shutdown, and was cut, instead of closing at once.
 t.test('shutdown closes at once, with 1001, a WebSocket whose last messages were not response.create', async (t) => {
-  const variants: Array<[string, false | Record<string, unknown>]> = [
-    ['plain frames', false],
-    // threshold 0: every message compressed, so the gateway reads their types only inflated.
-    ['compressed frames', { threshold: 0 }]
-  ]
-  for (const [name, deflate] of variants) {
+  for (const [name, deflate] of SHUTDOWN_FRAMES) {
     t.test(name, async (t) => {
       const { upstream, gateway } = await setUp(t, { SHUTDOWN_GRACE_MS: '20000' }, { perMessageDeflate: deflate })
       const accepted = upstream.nextWebSocket()
@@ -411,13 +427,7 @@ t.test('shutdown closes at once, with 1001, a WebSocket whose last messages were
       // A whole turn first: its request answered…
       client.send(JSON.stringify({ type: 'response.create', input: 'one turn' }))
       await server.nextMessage()
-      const events = responseEvents('resp_before_shutdown', 'answered')
-      const lastEvent = new Promise<void>((resolve) => {
-        let seen = 0
-        client.on('message', () => { if (++seen === events.length) resolve() })
-      })
-      for (const event of events) server.ws.send(event)
-      await lastEvent
+      await relayedWhole(client, server, responseEvents('resp_before_shutdown', 'answered'))
       // …then messages the upstream answers with no response.
       client.send(JSON.stringify({ type: 'response.processed', response_id: 'resp_before_shutdown' }))
       client.send(JSON.stringify({ type: 'response.steer', input: 'and one more thing' }))
@@ -439,11 +449,7 @@ t.test('shutdown closes at once, with 1001, a WebSocket whose last messages were
 // place of a response.create, answered by a response of its own) was closed at shutdown before
 // that response came, as if idle.
 t.test('shutdown waits for the response a response.append asks for, as for a response.create', async (t) => {
-  const variants: Array<[string, false | Record<string, unknown>]> = [
-    ['plain frames', false],
-    ['compressed frames', { threshold: 0 }]
-  ]
-  for (const [name, deflate] of variants) {
+  for (const [name, deflate] of SHUTDOWN_FRAMES) {
     t.test(name, async (t) => {
       const { upstream, gateway } = await setUp(t, { SHUTDOWN_GRACE_MS: '20000' }, { perMessageDeflate: deflate })
       const accepted = upstream.nextWebSocket()
@@ -451,14 +457,7 @@ t.test('shutdown waits for the response a response.append asks for, as for a res
       const server = await accepted
       client.send(JSON.stringify({ type: 'response.create', model: 'gpt-test', input: [{ role: 'user', content: 'first' }] }))
       await server.nextMessage()
-      const first = responseEvents('resp_first', 'answered')
-      const firstDone = new Promise<void>((resolve) => {
-        let seen = 0
-        client.on('message', () => { if (++seen === first.length) resolve() })
-      })
-      for (const event of first) server.ws.send(event)
-      await firstDone
-      client.removeAllListeners('message')
+      await relayedWhole(client, server, responseEvents('resp_first', 'answered'))
 
       // A bystander: shutdown closes every idle socket in one pass, so once it has its 1001, the
       // gateway has judged the other socket too, before its answer comes.
