@@ -243,3 +243,14 @@ t.test("the README's settings table names every setting, with its YAML key, and 
   t.same([...rows.keys()].filter((env) => !known.has(env)), [], 'no row for a setting the code does not have')
 })
 
+t.test("the README's settings table states each setting's default as the code has it", async (t) => {
+  const readme = readFileSync(join(import.meta.dirname, '..', '..', '..', 'README.md'), 'utf8')
+  const defaults = new Map<string, string>()
+  for (const match of readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \| `[a-z_.]+` \| ([^|]+) \|/gm)) defaults.set(match[1]!, match[2]!.trim())
+  for (const spec of allSettings()) {
+    // An empty string or list is written "(none)"; anything else as the example writes it.
+    const empty = spec.default === '' || (Array.isArray(spec.default) && spec.default.length === 0)
+    const expected = empty ? ['(none)', '`[]`'] : ['`' + defaultText(spec.default).replace(/^"|"$/g, '') + '`']
+    t.ok(expected.includes(defaults.get(spec.env) ?? ''), `${spec.env}: the table says ${defaults.get(spec.env) ?? 'nothing'}, the code ${expected.join(' or ')}`)
+  }
+})
