@@ -68,8 +68,11 @@ export function closeIfBodyUnread (res: ServerResponse): void {
   if (req !== undefined && !req.complete && hasBody(req)) res.shouldKeepAlive = false
 }
 
-/** What the main listener serves, for its 404s. */
-export const MAIN_ROUTES = 'The gateway serves /v1/* (forwarded upstream), /healthz and /readyz.'
+/** What the main listener serves, for its 404s: /metrics and /gateway/ only where they are served. */
+export function mainRoutes ({ metrics, admin }: { metrics: boolean, admin: boolean }): string {
+  const own = ['/healthz', '/readyz', ...(metrics ? ['/metrics'] : []), ...(admin ? ['/gateway/'] : [])]
+  return `The gateway serves /v1/* (forwarded upstream), ${own.slice(0, -1).join(', ')} and ${own.at(-1)!}.`
+}
 /** What the separate metrics listener (`METRICS_PORT`) serves, for its 404s. */
 export const METRICS_ROUTES = 'This listener (METRICS_PORT) serves /metrics only; the gateway\'s other routes are on its main port.'
 
@@ -89,7 +92,7 @@ export const errors = {
   routeMethodNotAllowed: (method: string, path: string) => new GatewayError(405, 'invalid_request_error', 'method_not_allowed',
     `${path} answers GET and HEAD only, not ${method}.`, { allow: 'GET, HEAD' }),
   /** `served`: what the listener serves instead. */
-  notFound: (method: string, path: string, served = MAIN_ROUTES) => new GatewayError(404, 'invalid_request_error', 'not_found',
+  notFound: (method: string, path: string, served: string) => new GatewayError(404, 'invalid_request_error', 'not_found',
     `No route for ${method} ${path}. ${served}`),
   webSocketNotFound: (path: string) => new GatewayError(404, 'invalid_request_error', 'not_found',
     `No WebSocket route for ${path}. WebSockets are served under /v1/ only (codex opens /v1/responses).`),

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { GatewayConfig } from '../config/load-config.js'
 import { isLoopbackHost, isManaged, settingName } from '../config/load-config.js'
+import { mainRoutes } from '../errors.js'
 import { createLogger, type Logger } from '../observe/logger.js'
 import { CacheHistory } from '../observe/cache-history.js'
 import { CallRecorder } from '../observe/call-recorder.js'
@@ -77,10 +78,11 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
   tracing.catch(() => {}) // reported by listen(), not as an unhandled rejection meanwhile
   const admission = createAdmission(config, upstreams, sessions, drain)
   const entryDeps = { config, admission, exchanges, sessions, upstream, upstreams, attempts: { metrics, sessions, logger }, logger }
-  const routes = new SideRoutes(logger)
+  const served = { metrics: config.metrics.port === -1, admin: adminRoutesServed(config) }
+  const routes = new SideRoutes(logger, mainRoutes(served))
   healthRoutes(routes, { ready: () => drain.ready, store: () => store.health(), upstreams: upstreamReadiness(upstreams) })
-  if (config.metrics.port === -1) metricsRoutes(routes, { metrics })
-  if (adminRoutesServed(config)) adminRoutes(routes, { store, history, token: config.admin.token })
+  if (served.metrics) metricsRoutes(routes, { metrics })
+  if (served.admin) adminRoutes(routes, { store, history, token: config.admin.token })
   const server = createHttpServer(config, createForwarder(entryDeps), routes)
   acceptWebSockets(server, entryDeps)
   const stopProbes = upstreams.single === undefined ? startUpstreamProbes(upstreams.all, upstream, logger) : () => {}

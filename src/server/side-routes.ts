@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { errors, GatewayError, JSON_CONTENT_TYPE, MAIN_ROUTES } from '../errors.js'
+import { errors, GatewayError, JSON_CONTENT_TYPE } from '../errors.js'
 import type { Logger } from '../observe/logger.js'
 import { isAbsoluteForm, pathOf } from '../upstream/upstream-path.js'
 
@@ -33,8 +33,8 @@ export class SideRoutes {
   readonly #logger: Logger
   readonly #served: string
 
-  /** `served`: what the listener serves, said in its 404s. */
-  constructor (logger: Logger, served = MAIN_ROUTES) {
+  /** `served`: what the listener serves, said in its 404s (`mainRoutes`, `METRICS_ROUTES`). */
+  constructor (logger: Logger, served: string) {
     this.#logger = logger
     this.#served = served
   }

@@ -36,6 +36,20 @@ t.test('regression: a 404 names the path as the client sent it (//v1/models, not
   }
 })
 
+t.test('regression: a 404 lists the routes its listener serves, /metrics and /gateway/ when they are served there', async (t) => {
+  const notFound = async (env: Record<string, string>): Promise<string> => {
+    const { gateway } = await startGatewayWithUpstream(t, env)
+    const { response } = await rawExchange(gateway.port, rawRequest('GET /metric HTTP/1.1', 'Host: x', 'Connection: close'))
+    t.equal(response.status, 404)
+    return errorOf(response).message
+  }
+  const said = 'No route for GET /metric. The gateway serves /v1/* (forwarded upstream), /healthz, /readyz'
+  t.equal(await notFound({}), `${said}, /metrics and /gateway/.`, 'loopback, pass-through mode: /metrics and the admin routes are there')
+  t.equal(await notFound({ METRICS_PORT: '0' }), `${said} and /gateway/.`, '/metrics on its own listener')
+  t.equal(await notFound({ OPENAI_API_KEY: 'sk-test' }), `${said} and /metrics.`, 'managed mode without ADMIN_TOKEN: no admin routes')
+  t.equal(await notFound({ OPENAI_API_KEY: 'sk-test', METRICS_PORT: '0' }), 'No route for GET /metric. The gateway serves /v1/* (forwarded upstream), /healthz and /readyz.', 'neither')
+})
+
 t.test('regression: the health endpoints answer HEAD like GET, and other methods 405 with Allow', async (t) => {
   const { gateway } = await startGatewayWithUpstream(t)
   for (const path of ['/healthz', '/readyz']) {

@@ -170,6 +170,24 @@ t.test('config.example.yaml documents every setting: key, env var and default', 
   t.strictSame([...documented], [], 'no key in the example that the table does not know')
 })
 
+t.test('config.example.yaml states the bounds of every numeric setting, as the code holds them', async (t) => {
+  const comments = documentedKeys(readFileSync(EXAMPLE, 'utf8'))
+  for (const spec of allSettings()) {
+    if (typeof spec.default !== 'number') continue
+    const range = /(-?\d+) to (-?\d+)/.exec(comments.get(spec.path) ?? '')
+    if (range === null) {
+      t.fail(`${spec.path}: its comment states no range ("MIN to MAX")`)
+      continue
+    }
+    const [min, max] = [Number(range[1]), Number(range[2])]
+    // The stated edges are accepted and the values just past them refused: the code's bounds, exactly.
+    t.doesNotThrow(() => spec.parse(min, spec.path), `${spec.path}: ${min} is accepted`)
+    t.doesNotThrow(() => spec.parse(max, spec.path), `${spec.path}: ${max} is accepted`)
+    t.throws(() => spec.parse(min - 1, spec.path), `${spec.path}: ${min - 1} is refused`)
+    t.throws(() => spec.parse(max + 1, spec.path), `${spec.path}: ${max + 1} is refused`)
+  }
+})
+
 /** A default as the example writes it: `""` for an empty string, JSON for lists and maps. */
 function defaultText (value: unknown): string {
   if (value instanceof URL) return value.href
@@ -223,4 +241,16 @@ t.test("the README's settings table names every setting, with its YAML key, and 
   }
   const known = new Set(allSettings().map((spec) => spec.env))
   t.same([...rows.keys()].filter((env) => !known.has(env)), [], 'no row for a setting the code does not have')
+})
+
+t.test("the README's settings table states each setting's default as the code has it", async (t) => {
+  const readme = readFileSync(join(import.meta.dirname, '..', '..', '..', 'README.md'), 'utf8')
+  const defaults = new Map<string, string>()
+  for (const match of readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \| `[a-z_.]+` \| ([^|]+) \|/gm)) defaults.set(match[1]!, match[2]!.trim())
+  for (const spec of allSettings()) {
+    // An empty string or list is written "(none)"; anything else as the example writes it.
+    const empty = spec.default === '' || (Array.isArray(spec.default) && spec.default.length === 0)
+    const expected = empty ? ['(none)', '`[]`'] : ['`' + defaultText(spec.default).replace(/^"|"$/g, '') + '`']
+    t.ok(expected.includes(defaults.get(spec.env) ?? ''), `${spec.env}: the table says ${defaults.get(spec.env) ?? 'nothing'}, the code ${expected.join(' or ')}`)
+  }
 })

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import { createLogger } from '../../../src/observe/logger.js'
@@ -62,4 +64,34 @@ t.test('no request line below the info level', async (t) => {
   const { logger, lines } = capture('warn')
   logExchange(logger, base)
   t.same(lines, [])
+})
+
+/** The first ```json block after `heading` in a Markdown file of the repository, parsed. */
+function exampleLine (file: string, heading: string): Record<string, unknown> {
+  const text = readFileSync(join(import.meta.dirname, '..', '..', '..', file), 'utf8')
+  const after = text.slice(text.indexOf(heading))
+  const block = /```json\n(.*)\n```/.exec(after)
+  if (block === null) throw new Error(`no json block after ${heading} in ${file}`)
+  return JSON.parse(block[1]!) as Record<string, unknown>
+}
+
+t.test("the README's example request line has a request line's fields, in order", async (t) => {
+  const { logger, lines } = capture()
+  logExchange(logger, { ...base, session: { id: 'sess-1', source: 'connection' } })
+  const logged = JSON.parse(lines[0]!) as Record<string, unknown>
+  t.same(Object.keys(exampleLine('README.md', '## Logs')), Object.keys(logged))
+})
+
+t.test("docs/websocket.md's example line has a WebSocket line's fields, in order", async (t) => {
+  const { logger, lines } = capture()
+  logExchange(logger, {
+    ...base,
+    transport: 'websocket',
+    method: 'GET',
+    outcome: { status: 101, endedBy: 'complete', ttfbMs: 12.4, bytesOut: 184220, webSocket: { bytesIn: 25181, closeCode: 1000, closedBy: 'client' } }
+  })
+  const logged = JSON.parse(lines[0]!) as Record<string, unknown>
+  // The page shows the line's own fields; pino's level, time, service and msg are said beside it.
+  const own = Object.keys(logged).filter((key) => !['level', 'time', 'service', 'msg'].includes(key))
+  t.same(Object.keys(exampleLine('docs/websocket.md', '## Logs and metrics')), own)
 })
