@@ -3,7 +3,8 @@ import { MessageRole } from './message-role.js'
 
 /**
  * A request's prompt-cache prefix, as far as the gateway can see it: a fingerprint of its
- * top-level `model`, `instructions` and `tools` — and, for a Chat Completions call, whose
+ * top-level `model`, `instructions` and `tools`, its structured-output schema (a Responses
+ * call's `text`, a Chat Completions call's `response_format`) — and, for a chat call, whose
  * instructions are its leading system and developer messages, of `messages` up to the end
  * of the last of those (at least of its first message) — and the model's name.
  */
@@ -22,18 +23,22 @@ export interface RequestPrefix {
 }
 
 /**
- * The fingerprint's fields by index, `type` (read, not fingerprinted), and `messages` (a chat
- * call's: only its leading instructions are fingerprinted, see #endMessage).
+ * The fingerprint's fields by index, `type` (read, not fingerprinted), `messages` (a chat
+ * call's: only its leading instructions are fingerprinted, see #endMessage), and the
+ * structured-output schema's: `response_format` (chat) and `text` (Responses: its `format`
+ * and `verbosity`, whole, as `tools` is — a key inside it is not looked for).
  */
-const FIELDS = ['model', 'instructions', 'tools', 'type', 'messages'] as const
+const FIELDS = ['model', 'instructions', 'tools', 'type', 'messages', 'response_format', 'text'] as const
 const TYPE = 3
 /** Hashed from its start to the end of its first message. */
 const MESSAGES = 4
+const RESPONSE_FORMAT = 5
+const TEXT = 6
 /**
  * No key's: a message after instructions, hashed from the end of the one before it until it
  * is known whether it is one too (kept then, dropped otherwise).
  */
-const NEXT_MESSAGE = 5
+const NEXT_MESSAGE = 7
 const NONE = -1
 /** Longer keys are none of the fields (even written with escapes). */
 const MAX_KEY_BYTES = 64
@@ -102,7 +107,7 @@ export class PrefixFingerprint {
   #field = NONE
   /** Where the part of the current chunk still to be hashed (or kept, for a key) starts. */
   #from = 0
-  readonly #hashes: Array<FieldDigest | undefined> = [undefined, undefined, undefined, undefined, undefined, undefined]
+  readonly #hashes: Array<FieldDigest | undefined> = [undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined]
   /** The digests of the instruction messages after the first, in order (made for a chat call only). */
   #laterInstructions: string[] | undefined
   /** The role of the message being hashed in `messages` (made when `messages` begins: a Responses call needs none). */
@@ -178,14 +183,20 @@ export class PrefixFingerprint {
     this.readHeld()
     if (this.#mode !== AFTER) return (this.#result = undefined)
     const [model, instructions, tools, , messages] = this.#hashes
+    const responseFormat = this.#hashes[RESPONSE_FORMAT]
+    const text = this.#hashes[TEXT]
     // `messages` is added only when present: a Responses call's fingerprint is what it was;
-    // so are instructions after the first message: one system message's is what it was.
+    // so are instructions after the first message: one system message's is what it was;
+    // and so is the schema's: a body without one keeps the fingerprint it had before it was read.
     let chat = ''
     if (messages !== undefined) chat = `messages:${messages.digest()}${this.#laterInstructions?.map((digest) => `+${digest}`).join('') ?? ''};`
+    let schema = ''
+    if (responseFormat !== undefined) schema = `response_format:${responseFormat.digest()};`
+    if (text !== undefined) schema += `text:${text.digest()};`
     this.#result = {
-      fingerprint: shortDigest(`model:${model?.digest() ?? '-'};instructions:${instructions?.digest() ?? '-'};tools:${tools?.digest() ?? '-'};${chat}`),
+      fingerprint: shortDigest(`model:${model?.digest() ?? '-'};instructions:${instructions?.digest() ?? '-'};tools:${tools?.digest() ?? '-'};${chat}${schema}`),
       model: shortString(model),
-      hasPrefixFields: model !== undefined || instructions !== undefined || tools !== undefined || messages !== undefined,
+      hasPrefixFields: model !== undefined || instructions !== undefined || tools !== undefined || messages !== undefined || schema !== '',
       type: shortString(this.#hashes[TYPE])
     }
     return this.#result

@@ -137,6 +137,55 @@ t.test('a chat call\'s leading system and developer messages are its prefix: a c
   ], 'only the changed developer message explains its miss')
 })
 
+/** A structured-output schema: `answer` and one more property. */
+const schema = (extra: string): Record<string, unknown> => ({ type: 'object', properties: { answer: { type: 'string' }, [extra]: { type: 'number' } }, required: ['answer', extra], additionalProperties: false })
+
+t.test('a changed structured-output schema is prefix_changed: a Responses call\'s text.format', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, {}, answerWithChosenUsage)
+  const session = 's-schema-responses'
+  const text = (extra: string, verbosity = 'medium'): object => ({ format: { type: 'json_schema', name: 'reply', strict: true, schema: schema(extra) }, verbosity })
+  const call = async (body: object): Promise<void> => {
+    const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': session }, body: JSON.stringify(body) })
+    t.equal(res.statusCode, 200)
+    await res.body.dump()
+  }
+  const usage = { metadata: { test_usage: [BIG, 0] } }
+  await call({ model: 'gpt-5', instructions: 'Reply in JSON.', text: text('score'), input: 'one', ...usage })
+  await call({ model: 'gpt-5', instructions: 'Reply in JSON.', text: text('score'), input: 'two', ...usage })
+  await call({ model: 'gpt-5', instructions: 'Reply in JSON.', text: text('confidence'), input: 'three', ...usage })
+  await call({ text: text('confidence'), input: 'four', ...usage, instructions: 'Reply in JSON.', model: 'gpt-5' })
+  await call({ model: 'gpt-5', instructions: 'Reply in JSON.', text: text('confidence', 'low'), input: 'five', ...usage })
+  const { data } = await callRecords(gateway.origin, session)
+  t.same(data.map((r) => r.miss_reason).reverse(), [
+    'first_request',
+    'unexplained',
+    'prefix_changed',
+    'unexplained',
+    'prefix_changed'
+  ], 'only the changed schema explains its miss (text is read whole: so does a changed verbosity), not the same fields in another order')
+  const metrics = await (await request(`${gateway.origin}/metrics`)).body.text()
+  t.match(metrics, /session_gateway_cache_misses_total\{reason="prefix_changed"\} 2\n/)
+})
+
+t.test('a changed structured-output schema is prefix_changed: a chat call\'s response_format', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, {}, answerChatWithChosenCache)
+  const client = new OpenAI({ baseURL: gateway.baseURL, apiKey: 'sk-test', maxRetries: 0 })
+  const session = 's-schema-chat'
+  const call = async (extra: string, user: string): Promise<void> => {
+    await client.chat.completions.create({
+      model: 'gpt-4.1',
+      messages: [{ role: 'system', content: 'Reply in JSON.' }, { role: 'user', content: user }],
+      response_format: { type: 'json_schema', json_schema: { name: 'reply', strict: true, schema: schema(extra) } },
+      metadata: { cached: '0' }
+    }, { headers: { 'session-id': session } })
+  }
+  await call('score', 'first question')
+  await call('score', 'a new turn, same schema')
+  await call('confidence', 'the schema changed')
+  const { data } = await callRecords(gateway.origin, session)
+  t.same(data.map((r) => r.miss_reason).reverse(), ['first_request', 'unexplained', 'prefix_changed'], 'only the changed schema explains its miss')
+})
+
 t.test('a gap longer than CACHE_IDLE_SECONDS explains a miss as idle', async (t) => {
   // 0 s: any gap at all between the end of one call and the start of the next is too long.
   const { gateway } = await startGatewayWithUpstream(t, { CACHE_IDLE_SECONDS: '0' }, answerWithChosenUsage)

@@ -181,6 +181,53 @@ t.test('a body without `messages` keeps the fingerprint earlier versions stored'
   t.equal(body.fingerprint, '53d89925b635e0cb')
 })
 
+const SCHEMA = { type: 'object', properties: { answer: { type: 'string', description: 'a "quoted" {brace}' } }, required: ['answer'], additionalProperties: false }
+const TEXT = { format: { type: 'json_schema', name: 'reply', strict: true, schema: SCHEMA }, verbosity: 'low' }
+const RESPONSE_FORMAT = { type: 'json_schema', json_schema: { name: 'reply', strict: true, schema: SCHEMA } }
+const OTHER_SCHEMA = { ...SCHEMA, properties: { ...SCHEMA.properties, score: { type: 'number' } } }
+
+t.test('a structured-output schema is part of the prefix: a Responses call\'s text, a chat call\'s response_format', async (t) => {
+  const fp = (body: object): string => prefixOf(JSON.stringify(body))!.fingerprint
+  const responses = { model: 'gpt-5', instructions: 'x', tools: TOOLS, text: TEXT, input: 'hi' }
+  t.not(fp({ ...responses, text: { ...TEXT, format: { ...TEXT.format, schema: OTHER_SCHEMA } } }), fp(responses), 'a changed schema in text.format')
+  t.not(fp({ ...responses, text: { ...TEXT, format: { ...TEXT.format, name: 'other' } } }), fp(responses), 'a renamed format')
+  t.not(fp({ ...responses, text: { ...TEXT, verbosity: 'high' } }), fp(responses), 'text is read whole: its verbosity too')
+  t.not(fp({ ...responses, text: undefined }), fp(responses), 'no text differs from some')
+  t.equal(fp({ input: 'another question', text: TEXT, tools: TOOLS, stream: true, instructions: 'x', model: 'gpt-5' }), fp(responses), 'the same fields in another top-level order, and other fields, do not change it')
+  const chat = { model: 'gpt-4.1', messages: [{ role: 'system', content: 'x' }, { role: 'user', content: 'hi' }], response_format: RESPONSE_FORMAT }
+  t.not(fp({ ...chat, response_format: { ...RESPONSE_FORMAT, json_schema: { ...RESPONSE_FORMAT.json_schema, schema: OTHER_SCHEMA } } }), fp(chat), 'a changed schema in response_format')
+  t.not(fp({ ...chat, response_format: { type: 'json_object' } }), fp(chat), 'another kind of format')
+  t.equal(fp({ response_format: RESPONSE_FORMAT, stream: true, messages: chat.messages, model: 'gpt-4.1' }), fp(chat), 'the same fields in another top-level order')
+  t.not(fp({ model: 'm', text: TEXT }), fp({ model: 'm', response_format: TEXT }), 'the two fields are told apart')
+  t.equal(prefixOf(JSON.stringify({ text: TEXT }))!.hasPrefixFields, true, 'a schema alone is a prefix field')
+})
+
+t.test('a text or response_format nested below the top level is not read', async (t) => {
+  const fp = (body: object): string => prefixOf(JSON.stringify(body))!.fingerprint
+  const base = { model: 'gpt-5', input: [{ role: 'user', content: 'hi', text: TEXT }], metadata: { response_format: RESPONSE_FORMAT } }
+  t.equal(fp({ ...base, input: [{ role: 'user', content: 'hi', text: { ...TEXT, verbosity: 'high' } }], metadata: { response_format: { type: 'text' } } }), fp(base))
+  t.equal(fp(base), fp({ model: 'gpt-5' }), 'nor counted as present')
+  const nested = prefixOf(JSON.stringify({ type: 'response.create', response: { text: TEXT, response_format: RESPONSE_FORMAT } }))!
+  t.equal(nested.hasPrefixFields, false, 'a Realtime-shaped response.create still has none of the fields')
+})
+
+t.test('a schema split at every byte, over WebSocket, and in a type-only tap', async (t) => {
+  const body = JSON.stringify({ model: 'gpt-5', text: { format: { type: 'json_schema', name: 'r', schema: { description: 'a \\"}]' } }, verbosity: 'low' }, input: 'hi', response_format: { type: 'json_object' } })
+  const whole = prefixOf(body)!
+  const bytes = Buffer.from(body)
+  for (let i = 0; i <= bytes.length; i++) {
+    if (prefixOf(bytes.subarray(0, i), bytes.subarray(i))!.fingerprint !== whole.fingerprint) {
+      t.fail(`split at ${i}`)
+      return
+    }
+  }
+  t.equal(prefixOf(...[...bytes].map((byte) => Buffer.of(byte)))!.fingerprint, whole.fingerprint, 'byte by byte')
+  t.equal(prefixOf(JSON.stringify({ type: 'response.create', ...JSON.parse(body) as object }))!.fingerprint, whole.fingerprint, 'a response.create with the same fields has the same fingerprint')
+  const typeOnly = new PrefixFingerprint({ typeOnly: true })
+  typeOnly.push(Buffer.from(JSON.stringify({ text: TEXT, type: 'response.create' })))
+  t.equal(typeOnly.type(), 'response.create', 'a type-only tap passes over text')
+})
+
 t.test('a type-only tap reads the top-level type and stops there, wherever it stands', async (t) => {
   const typeOf = (...chunks: string[]): { type: string | undefined, settled: boolean } => {
     const tap = new PrefixFingerprint({ typeOnly: true })
