@@ -1,7 +1,8 @@
 /**
  * (e) What a sidecar costs before any traffic: session-gateway started again and again with its
  * defaults, the time from spawning `node dist/src/cli.js` to its first 200 on /healthz, and its
- * resident memory (VmRSS) once it has answered a few health checks and sat idle for a second.
+ * resident memory (VmRSS) once it has answered a few health checks and sat idle for a second
+ * (`idleMs`; none in smoke mode, which only checks it starts).
  * A thousand pods pay the idle memory a thousand times, and the start time gates each pod.
  *
  * The port is picked before the spawn, so /healthz can be polled from the first millisecond,
@@ -14,26 +15,25 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { GATEWAY_CLI, GATEWAY_ID, ROOT } from '../lib/contenders.mjs'
 import { freePort, hasListener, listeningPorts, PortTakenError } from '../lib/processes.mjs'
 
-const IDLE_MS = 1_000
 const HEALTH_CHECKS = 5
 /** Starts tried for one measurement when another process keeps taking the port picked. */
 const PORT_TRIES = 3
 
 export async function footprint (run) {
-  const { starts } = run.options.footprint
-  const results = { starts, perProxy: { [GATEWAY_ID]: [] } }
+  const { starts, idleMs } = run.options.footprint
+  const results = { starts, idleMs, perProxy: { [GATEWAY_ID]: [] } }
   for (let i = 0; i < starts; i++) {
-    const row = await startOnPort(run)
+    const row = await startOnPort(run, idleMs)
     run.progress(`(e) start ${i + 1}/${starts}: first /healthz after ${row.startMs.toFixed(0)} ms, idle RSS ${row.idleRssMb.toFixed(1)} MB`)
     results.perProxy[GATEWAY_ID].push(row)
   }
   return results
 }
 
-async function startOnPort (run) {
+async function startOnPort (run, idleMs) {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce()
+      return await startOnce(idleMs)
     } catch (err) {
       if (!(err instanceof PortTakenError) || attempt === PORT_TRIES) throw err
       run.progress(`(e) ${err.message}; starting again on another port`)
@@ -41,7 +41,7 @@ async function startOnPort (run) {
   }
 }
 
-async function startOnce () {
+async function startOnce (idleMs) {
   const port = await freePort()
   const startedAt = performance.now()
   const child = spawn(process.execPath, [GATEWAY_CLI], {
@@ -63,7 +63,7 @@ async function startOnce () {
     const startMs = performance.now() - startedAt
     if (!listeningPorts([child.pid]).includes(port)) throw new PortTakenError(`port ${port}: the first 200 came from another process`)
     for (let i = 0; i < HEALTH_CHECKS; i++) await answers(health)
-    await sleep(IDLE_MS)
+    if (idleMs > 0) await sleep(idleMs)
     return { startMs, idleRssMb: residentMb(child.pid) }
   } finally {
     child.kill('SIGKILL')
