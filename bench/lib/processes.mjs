@@ -106,11 +106,19 @@ export async function waitForPort (proc, port, timeoutMs = 15_000) {
 }
 
 /**
+ * How long a process may take to start listening. A start costs up to a CPU-second (fastify's
+ * anchor), and on a busy 2-CPU machine with the proxy pinned to one CPU (two smoke runs at once,
+ * other tests beside them) that has stretched past 15 s: this only tells a stuck start from a
+ * slow one.
+ */
+const START_TIMEOUT_MS = 60_000
+
+/**
  * The origins `proc` listens on, once it listens on `count` ports. The bench's own processes and
  * the gateway listen on port 0 and this reads which port each got from the kernel (/proc), so
  * no port is picked in advance for another process (another run, another test) to take first.
  */
-export async function waitForListening (proc, { count = 1, timeoutMs = 15_000 } = {}) {
+export async function waitForListening (proc, { count = 1, timeoutMs = START_TIMEOUT_MS } = {}) {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (!proc.running()) throw new Error(`${proc.name} exited (${proc.exitDescription()}) before listening; see ${proc.logFile}`)
@@ -132,7 +140,7 @@ export class PortTakenError extends Error {
  * `freePort` and `proc`'s bind is never mistaken for it. Rejects with `PortTakenError` when that
  * happened, so the caller can try another port.
  */
-export async function waitForOwnPort (proc, port, timeoutMs = 15_000) {
+export async function waitForOwnPort (proc, port, timeoutMs = START_TIMEOUT_MS) {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     if (listeningPorts(processTree(proc.pid)).includes(port)) return
