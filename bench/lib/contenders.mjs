@@ -1,13 +1,15 @@
 /**
  * What the benchmark runs: the upstreams (nginx serving the fixed stream, or the Node upstream)
  * and the four proxies in front of them, each its own process so its CPU and memory can be read
- * from /proc. A started server is `{ name, origin, pids(), stop() }`.
+ * from /proc. A started server is `{ name, origin, pids(), stop() }`. The Node processes listen
+ * on port 0 and /proc says which port each got; nginx takes no port 0, so it gets a free port
+ * picked just before it starts, and a check that the listener there is its own.
  */
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { SHORT_STREAM } from '../fixtures/responses-sse.mjs'
 import { reverseProxyConfig, staticUpstreamConfig } from '../upstream/nginx-configs.mjs'
-import { freePort, processTree, startProcess, waitForPort } from './processes.mjs'
+import { freePort, PortTakenError, processTree, startProcess, waitForListening, waitForOwnPort } from './processes.mjs'
 
 export const BENCH = join(import.meta.dirname, '..')
 export const ROOT = join(BENCH, '..')
@@ -44,20 +46,20 @@ export function proxiesToRun (run, scenarioKey = run.scenarioKey) {
  */
 export async function startStaticUpstream (run) {
   if (run.tools.nginx === undefined) return await startNodeUpstream(run, 'static-upstream')
-  const port = await freePort()
   const file = join(run.dir, 'nginx-upstream.conf')
-  writeFileSync(file, staticUpstreamConfig({ dir: run.dir, port, body: SHORT_STREAM, workerConnections: nginxConnections(run), fileLimit: run.fileLimit }))
-  return await startNginx(run, 'nginx (static upstream)', file, port, 'load')
+  return await startNginx(run, 'nginx (static upstream)', 'load', (port) => {
+    writeFileSync(file, staticUpstreamConfig({ dir: run.dir, port, body: SHORT_STREAM, workerConnections: nginxConnections(run), fileLimit: run.fileLimit }))
+    return file
+  })
 }
 
 export async function startNodeUpstream (run, name = 'node-upstream') {
-  const port = await freePort()
-  const proc = startProcess(name, process.execPath, [join(BENCH, 'upstream', 'node-upstream.mjs'), String(port)], {
+  const proc = startProcess(name, process.execPath, [join(BENCH, 'upstream', 'node-upstream.mjs'), '0'], {
     role: 'load',
     env: { PATH: process.env.PATH ?? '' },
     logFile: join(run.dir, `${name}.log`)
   })
-  return await ready(proc, port, 'node')
+  return await ready(proc, 'node')
 }
 
 /**
@@ -70,51 +72,68 @@ function nginxConnections (run) {
 }
 
 async function startNginxProxy (run, upstream) {
-  const port = await freePort()
   const file = join(run.dir, 'nginx-proxy.conf')
-  writeFileSync(file, reverseProxyConfig({
-    dir: run.dir, port, upstreamPort: new URL(upstream.origin).port, sessionId: SESSION, workerConnections: nginxConnections(run), fileLimit: run.fileLimit
-  }))
-  return await startNginx(run, 'nginx', file, port, 'proxy')
+  return await startNginx(run, 'nginx', 'proxy', (port) => {
+    writeFileSync(file, reverseProxyConfig({
+      dir: run.dir, port, upstreamPort: new URL(upstream.origin).port, sessionId: SESSION, workerConnections: nginxConnections(run), fileLimit: run.fileLimit
+    }))
+    return file
+  })
 }
 
-async function startNginx (run, name, file, port, role) {
+/** Tries this many free ports when another process keeps taking the one picked. */
+const NGINX_PORT_TRIES = 3
+
+/** nginx with the config `configure(port)` writes; nginx takes no port 0, so the port is picked here. */
+async function startNginx (run, name, role, configure) {
   const slug = name.replace(/\W+/g, '-')
-  // -e: the log for errors before the config's error_log applies (the default may be unwritable).
-  const proc = startProcess(name, run.tools.nginx, ['-p', run.dir, '-c', file, '-e', join(run.dir, `${slug}-startup.log`), '-g', 'daemon off;'], {
-    role,
-    env: { PATH: process.env.PATH ?? '' },
-    logFile: join(run.dir, `${slug}.log`)
-  })
-  return await ready(proc, port, 'nginx')
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const file = configure(port)
+    // -e: the log for errors before the config's error_log applies (the default may be unwritable).
+    const proc = startProcess(name, run.tools.nginx, ['-p', run.dir, '-c', file, '-e', join(run.dir, `${slug}-startup.log`), '-g', 'daemon off;'], {
+      role,
+      env: { PATH: process.env.PATH ?? '' },
+      logFile: join(run.dir, `${slug}.log`)
+    })
+    try {
+      await waitForOwnPort(proc, port)
+    } catch (err) {
+      await proc.stop('SIGKILL')
+      if (err instanceof PortTakenError && attempt < NGINX_PORT_TRIES) {
+        run.progress(`${name}: ${err.message}; trying another port`)
+        continue
+      }
+      throw err
+    }
+    return server(proc, `http://127.0.0.1:${port}`, 'nginx')
+  }
 }
 
 function startNodeProxy (script) {
   return async (run, upstream) => {
-    const port = await freePort()
     const proc = startProcess(script, process.execPath, [join(BENCH, 'proxies', script)], {
       role: 'proxy',
-      env: { PATH: process.env.PATH ?? '', UPSTREAM_ORIGIN: upstream.origin, PORT: String(port) },
+      env: { PATH: process.env.PATH ?? '', UPSTREAM_ORIGIN: upstream.origin, PORT: '0' },
       cwd: ROOT,
       logFile: join(run.dir, `${script}.log`)
     })
-    return await ready(proc, port, 'node')
+    return await ready(proc, 'node')
   }
 }
 
 /** session-gateway as an operator runs it: the built CLI, its defaults, a log line per request. */
 async function startGateway (run, upstream, { name = 'session-gateway', env = {} } = {}) {
   if (!existsSync(GATEWAY_CLI)) throw new Error(`${GATEWAY_CLI} is missing: run "npm run build" first`)
-  const port = await freePort()
   const profile = run.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${run.cpuProfileDir}`]
   const proc = startProcess(name, process.execPath, [...profile, GATEWAY_CLI], {
     role: 'proxy',
     // Exactly these settings: nothing from the caller's environment (REDIS_URL, CONFIG_FILE…).
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), UPSTREAM_URL: `${upstream.origin}/v1`, LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: `${upstream.origin}/v1`, LOG_LEVEL: 'info', ...env },
     cwd: ROOT,
     logFile: join(run.dir, `${name}.log`)
   })
-  return await ready(proc, port, 'node')
+  return await ready(proc, 'node')
 }
 
 /**
@@ -123,36 +142,46 @@ async function startGateway (run, upstream, { name = 'session-gateway', env = {}
  * no span is dropped at the load's rate, so every span's cost is measured.
  */
 async function startTracedGateway (run, upstream) {
-  const sinkPort = await freePort()
-  const sink = startProcess('otlp-sink', process.execPath, [join(BENCH, 'upstream', 'otlp-sink.mjs'), String(sinkPort)], {
+  const sink = await ready(startProcess('otlp-sink', process.execPath, [join(BENCH, 'upstream', 'otlp-sink.mjs'), '0'], {
     role: 'load',
     env: { PATH: process.env.PATH ?? '' },
     logFile: join(run.dir, 'otlp-sink.log')
-  })
-  await waitForPort(sink, sinkPort)
-  const gateway = await startGateway(run, upstream, {
-    name: 'session-gateway-tracing',
-    env: {
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sinkPort}`,
-      OTEL_TRACES_SAMPLER: 'always_on',
-      OTEL_BSP_MAX_QUEUE_SIZE: '65536',
-      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '2048',
-      OTEL_BSP_SCHEDULE_DELAY: '200'
-    }
-  })
-  return { ...gateway, stop: async () => { await gateway.stop(); await sink.stop('SIGTERM', 5_000) } }
+  }), 'node')
+  let gateway
+  try {
+    gateway = await startGateway(run, upstream, {
+      name: 'session-gateway-tracing',
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: sink.origin,
+        OTEL_TRACES_SAMPLER: 'always_on',
+        OTEL_BSP_MAX_QUEUE_SIZE: '65536',
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '2048',
+        OTEL_BSP_SCHEDULE_DELAY: '200'
+      }
+    })
+  } catch (err) {
+    await sink.stop()
+    throw err
+  }
+  return { ...gateway, stop: async () => { await gateway.stop(); await sink.stop() } }
 }
 
-async function ready (proc, port, kind) {
+/** `proc` once it listens (on the port 0 gave it; see `waitForListening`). */
+async function ready (proc, kind) {
+  let origins
   try {
-    await waitForPort(proc, port)
+    origins = await waitForListening(proc)
   } catch (err) {
     await proc.stop('SIGKILL')
     throw err
   }
+  return server(proc, origins[0], kind)
+}
+
+function server (proc, origin, kind) {
   return {
     name: proc.name,
-    origin: `http://127.0.0.1:${port}`,
+    origin,
     logFile: proc.logFile,
     /** nginx's work happens in its worker: count the master and its children. */
     pids: () => kind === 'nginx' ? processTree(proc.pid) : [proc.pid],

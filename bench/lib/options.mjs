@@ -44,7 +44,7 @@ const MODES = {
     long: { rounds: 5, streams: 20, events: 40, intervalMs: 100 },
     held: { rounds: 1, streams: 10_000, holdSeconds: 60, intervalMs: 1000, openPerSecond: 2000 },
     large: { rounds: 5, bytes: 5 * 2 ** 20, requestsPerKind: 40 },
-    footprint: { starts: 9 },
+    footprint: { starts: 9, idleMs: 1000 },
     // (f): many short rounds, each pairing the two configurations back to back, so that a
     // ratio is taken between measurements seconds apart, not minutes.
     routing: { rounds: 21, connections: 50, seconds: 4, warmupSeconds: 5, rate: 1500 }
@@ -54,15 +54,17 @@ const MODES = {
     long: { rounds: 3, streams: 20, events: 20, intervalMs: 100 },
     held: { rounds: 1, streams: 1000, holdSeconds: 10, intervalMs: 1000, openPerSecond: 2000 },
     large: { rounds: 3, bytes: 5 * 2 ** 20, requestsPerKind: 20 },
-    footprint: { starts: 5 },
+    footprint: { starts: 5, idleMs: 1000 },
     routing: { rounds: 11, connections: 50, seconds: 3, warmupSeconds: 3, rate: 1500 }
   },
+  // Smoke: each scenario's every step once, as briefly as still checks it (a few events per
+  // stream, (a) bounded at 200 requests); the figures mean nothing.
   smoke: {
     short: { rounds: 1, connections: 8, seconds: 1, warmupSeconds: 0 },
     long: { rounds: 1, streams: 4, events: 5, intervalMs: 20 },
-    held: { rounds: 1, streams: 50, holdSeconds: 1, intervalMs: 250, openPerSecond: 2000 },
+    held: { rounds: 1, streams: 50, holdSeconds: 0.2, intervalMs: 50, openPerSecond: 2000 },
     large: { rounds: 1, bytes: 2 ** 20, requestsPerKind: 2 },
-    footprint: { starts: 1 },
+    footprint: { starts: 1, idleMs: 0 },
     routing: { rounds: 1, connections: 8, seconds: 1, warmupSeconds: 0, rate: 0 }
   }
 }

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs'
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -91,6 +91,9 @@ export function startProcess (name, command, args, { env, logFile, cwd, role }) 
   }
 }
 
+/** Between two connection attempts while a process starts: short, a start takes 100 ms or more. */
+const PROBE_INTERVAL_MS = 10
+
 /** Resolves once `port` accepts connections; rejects when `proc` dies first or after `timeoutMs`. */
 export async function waitForPort (proc, port, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs
@@ -98,7 +101,55 @@ export async function waitForPort (proc, port, timeoutMs = 15_000) {
     if (!proc.running()) throw new Error(`${proc.name} exited (${proc.exitDescription()}) before listening; see ${proc.logFile}`)
     if (await canConnect(port)) return
     if (Date.now() > deadline) throw new Error(`${proc.name} did not listen on ${port} within ${timeoutMs} ms; see ${proc.logFile}`)
-    await sleep(50)
+    await sleep(PROBE_INTERVAL_MS)
+  }
+}
+
+/**
+ * How long a process may take to start listening. A start costs up to a CPU-second (fastify's
+ * anchor), and on a busy 2-CPU machine with the proxy pinned to one CPU (two smoke runs at once,
+ * other tests beside them) that has stretched past 15 s: this only tells a stuck start from a
+ * slow one.
+ */
+const START_TIMEOUT_MS = 60_000
+
+/**
+ * The origins `proc` listens on, once it listens on `count` ports. The bench's own processes and
+ * the gateway listen on port 0 and this reads which port each got from the kernel (/proc), so
+ * no port is picked in advance for another process (another run, another test) to take first.
+ */
+export async function waitForListening (proc, { count = 1, timeoutMs = START_TIMEOUT_MS } = {}) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (!proc.running()) throw new Error(`${proc.name} exited (${proc.exitDescription()}) before listening; see ${proc.logFile}`)
+    const ports = listeningPorts([proc.pid])
+    if (ports.length >= count) return ports.map((port) => `http://127.0.0.1:${port}`)
+    if (Date.now() > deadline) throw new Error(`${proc.name} did not listen within ${timeoutMs} ms; see ${proc.logFile}`)
+    await sleep(PROBE_INTERVAL_MS)
+  }
+}
+
+/** A port picked in advance (`freePort`) that another process bound before ours did. */
+export class PortTakenError extends Error {
+  name = 'PortTakenError'
+}
+
+/**
+ * As `waitForPort`, for a program that cannot listen on port 0 (nginx): resolves once `proc` (or
+ * a child of it) holds the listener on `port`, so a process that took the port between
+ * `freePort` and `proc`'s bind is never mistaken for it. Rejects with `PortTakenError` when that
+ * happened, so the caller can try another port.
+ */
+export async function waitForOwnPort (proc, port, timeoutMs = START_TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (listeningPorts(processTree(proc.pid)).includes(port)) return
+    if (!proc.running() || Date.now() > deadline) {
+      const why = proc.running() ? `did not listen on ${port} within ${timeoutMs} ms` : `exited (${proc.exitDescription()}) before listening`
+      if (hasListener(port)) throw new PortTakenError(`${proc.name} ${why}: another process holds port ${port}; see ${proc.logFile}`)
+      throw new Error(`${proc.name} ${why}; see ${proc.logFile}`)
+    }
+    await sleep(PROBE_INTERVAL_MS)
   }
 }
 
@@ -108,6 +159,59 @@ async function canConnect (port) {
     socket.once('connect', () => { socket.destroy(); resolve(true) })
     socket.once('error', () => resolve(false))
   })
+}
+
+/**
+ * The ports these processes listen on at 127.0.0.1 (or on a wildcard address): their sockets
+ * (/proc/PID/fd) matched with the kernel's table of listening ones. The table is read only
+ * when they hold a socket, so a process still starting costs a directory listing per look.
+ */
+export function listeningPorts (pids) {
+  const sockets = new Set()
+  for (const pid of pids) {
+    let fds
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`)
+    } catch {
+      continue // gone
+    }
+    for (const fd of fds) {
+      try {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`)
+        if (target.startsWith('socket:')) sockets.add(target)
+      } catch {} // closed between the listing and the read
+    }
+  }
+  if (sockets.size === 0) return []
+  return [...new Set(loopbackListeners().filter(({ socket }) => sockets.has(socket)).map(({ port }) => port))]
+}
+
+/** Whether any process listens where a bind to 127.0.0.1:`port` would collide. */
+export function hasListener (port) {
+  return loopbackListeners().some((listener) => listener.port === port)
+}
+
+/** Local addresses, as /proc/net/tcp{,6} write them, that 127.0.0.1 collides with: itself and the wildcards. */
+const LOOPBACK_OR_ANY = new Set(['0100007F', '00000000', '0000000000000000FFFF00000100007F', '00000000000000000000000000000000'])
+
+/** `{ socket: 'socket:[INODE]', port }` of every socket listening on 127.0.0.1 or a wildcard address. */
+function loopbackListeners () {
+  const listeners = []
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let rows
+    try {
+      rows = readFileSync(table, 'utf8').split('\n').slice(1)
+    } catch {
+      continue // no IPv6
+    }
+    for (const row of rows) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+      const fields = row.trim().split(/\s+/)
+      const [address, port] = (fields[1] ?? '').split(':')
+      if (fields[3] === '0A' && LOOPBACK_OR_ANY.has(address)) listeners.push({ socket: `socket:[${fields[9]}]`, port: Number.parseInt(port, 16) })
+    }
+  }
+  return listeners
 }
 
 /** The process and its direct children (nginx's workers), by pid. */

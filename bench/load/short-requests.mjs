@@ -3,7 +3,7 @@
  * installed (C, so it leaves the CPU to the proxy), else an undici pool in this process. Both
  * give completed requests, errors, seconds, and p50/p99 latency in milliseconds.
  */
-import { execFile } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { Pool } from 'undici'
 import { pinned } from '../lib/processes.mjs'
@@ -14,21 +14,19 @@ const WRK_SCRIPT = join(import.meta.dirname, 'wrk-post.lua')
 /**
  * @param options `{ url, body, connections, seconds, maxRequests, expectedBytes, wrk, sessions, rate, pool }`:
  *   `wrk` is the path of the wrk binary, or undefined to use the Node load generator;
- *   `maxRequests` bounds the Node generator (wrk is bounded by time only).
+ *   `maxRequests` ends a run early after about that many requests (wrk's time is whole
+ *   seconds, so without it a smoke round would last a second).
  */
 export async function runShortRequests (options) {
   return options.wrk === undefined ? await runWithUndici(options) : await runWithWrk(options)
 }
 
-async function runWithWrk ({ url, body, connections, seconds, wrk }) {
+async function runWithWrk ({ url, body, connections, seconds, maxRequests = Infinity, wrk }) {
   const args = ['-t1', `-c${connections}`, `-d${Math.max(1, Math.round(seconds))}s`, '--timeout', '10s', '-s', WRK_SCRIPT, url]
   const [file, argv] = pinned('load', wrk, args)
-  const stdout = await new Promise((resolve, reject) => {
-    execFile(file, argv, { env: { ...process.env, BENCH_BODY: body.toString('utf8') }, maxBuffer: 1 << 20 }, (err, out, errOut) => {
-      if (err) reject(new Error(`wrk failed: ${err.message}\n${errOut}`))
-      else resolve(out)
-    })
-  })
+  const env = { ...process.env, BENCH_BODY: body.toString('utf8') }
+  if (Number.isFinite(maxRequests)) env.BENCH_MAX_REQUESTS = String(maxRequests)
+  const stdout = await wrkOutput(file, argv, env)
   const line = stdout.split('\n').find((l) => l.startsWith('BENCH_RESULT '))
   if (line === undefined) throw new Error(`wrk printed no result:\n${stdout}`)
   const r = JSON.parse(line.slice('BENCH_RESULT '.length))
@@ -39,6 +37,27 @@ async function runWithWrk ({ url, body, connections, seconds, wrk }) {
     p50Ms: r.p50_us / 1000,
     p99Ms: r.p99_us / 1000
   }
+}
+
+/**
+ * wrk's stdout once it has exited. When the script prints BENCH_ENOUGH (its request bound
+ * reached), wrk gets SIGINT, on which it stops at once and still prints its results.
+ */
+async function wrkOutput (file, argv, env) {
+  const child = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (text) => {
+    stdout += text
+    if (!child.killed && stdout.includes('BENCH_ENOUGH\n')) child.kill('SIGINT')
+  })
+  child.stderr.setEncoding('utf8').on('data', (text) => { stderr += text })
+  const [code, signal] = await new Promise((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', (...ended) => resolve(ended))
+  })
+  if (code !== 0) throw new Error(`wrk failed: exit ${code ?? signal}\n${stderr}`)
+  return stdout
 }
 
 /**

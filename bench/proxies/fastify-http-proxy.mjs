@@ -3,6 +3,8 @@
  * two fixed session headers with `rewriteRequestHeaders`. Fastify's logger is off.
  *
  *   UPSTREAM_ORIGIN=http://127.0.0.1:9000 PORT=8082 node fastify-http-proxy.mjs
+ *
+ * PORT=0 takes any free port; the line `listening on http://127.0.0.1:PORT` says which.
  */
 import Fastify from 'fastify'
 import proxy from '@fastify/http-proxy'
@@ -27,5 +29,6 @@ await app.register(proxy, {
     rewriteRequestHeaders: (_request, headers) => ({ ...headers, session_id: SESSION, 'session-id': SESSION })
   }
 })
-await app.listen({ port, host: '127.0.0.1' })
+const address = await app.listen({ port, host: '127.0.0.1' })
+process.stdout.write(`listening on ${address}\n`)
 process.on('SIGTERM', () => { app.close().then(() => process.exit(0), () => process.exit(1)) })

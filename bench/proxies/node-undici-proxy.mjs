@@ -5,6 +5,8 @@
  * backpressure. No logging, no sessions, no observing.
  *
  *   UPSTREAM_ORIGIN=http://127.0.0.1:9000 PORT=8081 node node-undici-proxy.mjs
+ *
+ * PORT=0 takes any free port; the line `listening on http://127.0.0.1:PORT` says which.
  */
 import { createServer } from 'node:http'
 import { Agent } from 'undici'
@@ -55,5 +57,5 @@ const server = createServer((req, res) => {
   })
 })
 server.keepAliveTimeout = 75_000
-server.listen({ port, host: '127.0.0.1' })
+server.listen({ port, host: '127.0.0.1' }, () => process.stdout.write(`listening on http://127.0.0.1:${server.address().port}\n`))
 process.on('SIGTERM', () => process.exit(0))

@@ -110,7 +110,7 @@ export function renderReport ({ run, machine, results, startedAt, elapsedMs, pro
   if (footprint !== undefined) {
     const id = GATEWAY_ID
     out.push('## (e) Footprint: start time and idle memory', '',
-      `session-gateway started ${footprint.starts} time(s) with its defaults (memory store, info logs, metrics): time from spawning \`node dist/src/cli.js\` to its first 200 on /healthz, and its VmRSS after ${5} more health checks and 1 s idle. Median (lowest–highest).`, '',
+      `session-gateway started ${footprint.starts} time(s) with its defaults (memory store, info logs, metrics): time from spawning \`node dist/src/cli.js\` to its first 200 on /healthz, and its VmRSS after ${5} more health checks and ${(footprint.idleMs ?? 1000) / 1000} s idle. Median (lowest–highest).`, '',
       table(['Proxy', 'Start to first /healthz ms', 'Idle RSS MB'], ['l', 'r', 'r'],
         [['session-gateway', withRange(footprint, id, 'startMs', 0), withRange(footprint, id, 'idleRssMb', 1)]]), '')
   }

@@ -20,7 +20,7 @@ import { join } from 'node:path'
 import { Pool } from 'undici'
 import { SHORT_STREAM, SMALL_REQUEST } from '../fixtures/responses-sse.mjs'
 import { BENCH, GATEWAY_CLI, ROOT } from '../lib/contenders.mjs'
-import { cpuSecondsPrecise, freePort, startProcess, waitForPort } from '../lib/processes.mjs'
+import { cpuSecondsPrecise, startProcess, waitForListening } from '../lib/processes.mjs'
 import { median, percentile } from '../lib/stats.mjs'
 import { runShortRequests } from '../load/short-requests.mjs'
 
@@ -139,29 +139,37 @@ function summarize ({ perConfig, pairedRatios }) {
  * keeps three origins, three connection pools and the routed path.
  */
 async function startUpstreamPorts (run, count) {
-  const ports = []
-  for (let i = 0; i < count; i++) ports.push(await freePort())
-  const proc = startProcess('routing-upstream', process.execPath, [join(BENCH, 'upstream', 'node-upstream.mjs'), ...ports.map(String)], {
+  const proc = startProcess('routing-upstream', process.execPath, [join(BENCH, 'upstream', 'node-upstream.mjs'), ...Array(count).fill('0')], {
     role: 'load',
     env: { PATH: process.env.PATH ?? '' },
     logFile: join(run.dir, 'routing-upstream.log')
   })
-  for (const port of ports) await waitForPort(proc, port)
-  return { origins: ports.map((port) => `http://127.0.0.1:${port}`), stop: async () => await proc.stop('SIGTERM', 15_000) }
+  const stop = async () => await proc.stop('SIGTERM', 15_000)
+  try {
+    return { origins: await waitForListening(proc, { count }), stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
 }
 
 async function startGateway (run, id, env, profiled) {
-  const port = await freePort()
   // --cpu-prof: each configuration's profile in a folder of its own, summarised side by side.
   const profileDir = run.cpuProfileDir === undefined || !profiled ? undefined : join(run.cpuProfileDir, id)
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
   const profile = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]
   const proc = startProcess(`gateway-${id}`, process.execPath, [...profile, GATEWAY_CLI], {
     role: 'proxy',
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     cwd: ROOT,
     logFile: join(run.dir, `gateway-${id}.log`)
   })
-  await waitForPort(proc, port)
-  return { origin: `http://127.0.0.1:${port}`, pids: () => [proc.pid], stop: async () => await proc.stop('SIGTERM', 15_000) }
+  const stop = async () => await proc.stop('SIGTERM', 15_000)
+  try {
+    const [origin] = await waitForListening(proc)
+    return { origin, pids: () => [proc.pid], stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
 }

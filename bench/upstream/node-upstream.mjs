@@ -1,7 +1,8 @@
 /**
  * The benchmark's Node upstream, run as its own process: `node node-upstream.mjs PORT [PORT…]`
  * (each port its own server, one process serving them all: (f) gives three upstreams that cost
- * the machine what one does).
+ * the machine what one does). Port 0 takes any free port; once every server listens it prints
+ * `listening on http://127.0.0.1:PORT …`, one origin per port asked, in that order.
  *
  *  - any request: reads the whole body, then answers the fixed short stream, with
  *    `x-bench-body-bytes` (and `x-bench-body-sha256` when asked by `x-bench-digest: 1`) so the
@@ -61,12 +62,14 @@ function sendTimedStream (res, events, intervalMs) {
   res.on('close', () => clearTimeout(timer))
 }
 
-for (const port of ports) {
+const origins = await Promise.all(ports.map(async (port) => {
   const server = createServer(answer)
   // Long streams and idle keep-alive connections are the point here: no server-side timeouts.
   server.keepAliveTimeout = 75_000
   server.headersTimeout = 80_000
   server.requestTimeout = 0
-  server.listen({ port, host: '127.0.0.1', backlog: 4096 })
-}
+  await new Promise((resolve) => server.listen({ port, host: '127.0.0.1', backlog: 4096 }, resolve))
+  return `http://127.0.0.1:${server.address().port}`
+}))
+process.stdout.write(`listening on ${origins.join(' ')}\n`)
 process.on('SIGTERM', () => process.exit(0))
