@@ -3,7 +3,7 @@ import type { RedisTarget } from '../config/redis-settings.js'
 import type { Logger } from '../observe/logger.js'
 import { parseCallRecord, type CallRecord } from './call-record.js'
 import { MemorySessionStore } from './memory-store.js'
-import { createRedisClient, outageReason, type RedisClient } from './redis-connection.js'
+import { bytesReadFromRedis, createRedisClient, outageReason, type RedisClient } from './redis-connection.js'
 import { ReplayQueue, type PendingBinding, type PendingUpstream } from './replay-queue.js'
 import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
@@ -115,6 +115,8 @@ export class RedisSessionStore implements SessionStore {
   readonly #timeoutMs: number
   /** When a read last timed out (`performance.now()`); a request's next read within `timeoutMs` of it answers locally. */
   #timedOutAt = -Infinity
+  /** Set while a timed-out command waits for its verdict (#timedOut): one verdict for all that time out together. */
+  #timeoutVerdict = false
   /** Pings a Redis that stopped answering on a connection still open: no event would say it is back. */
   #stallWatch: NodeJS.Timeout | undefined
 
@@ -403,6 +405,29 @@ export class RedisSessionStore implements SessionStore {
     // Our own disconnect ends the connection too ('end'): that is a shutdown, not an outage.
     if (this.#closed) return
     if (this.#degradedBy !== undefined && this.#degradedBy !== 'connecting') return
+    if (reason === COMMAND_TIMED_OUT && this.#degradedBy === undefined) this.#timedOut()
+    else this.#outage(reason)
+  }
+
+  /**
+   * A command timed out: Redis did not answer within `timeoutMs`, or this process did not read
+   * its answer in time. Timers run before the event loop reads its sockets, so after a stall of
+   * the process itself (starved of CPU, a long GC) an answer that came in time is still unread
+   * when its command's timer fires. The verdict waits for that read (an immediate runs after
+   * it): an outage only if nothing came from Redis meanwhile.
+   */
+  #timedOut (): void {
+    if (this.#timeoutVerdict) return
+    this.#timeoutVerdict = true
+    const read = bytesReadFromRedis(this.#redis)
+    setImmediate(() => {
+      this.#timeoutVerdict = false
+      if (this.#closed || this.#degradedBy !== undefined) return
+      if (bytesReadFromRedis(this.#redis) === read) this.#outage(COMMAND_TIMED_OUT)
+    })
+  }
+
+  #outage (reason: string): void {
     const first = this.#degradedBy === undefined
     this.#degradedBy = reason
     this.#watchForAnswers()
