@@ -62,6 +62,18 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`
 
 /**
+ * A lineage binding made while Redis was away: KEYS[1] = ARGV[1] for ARGV[2] ms unless another
+ * session owns it (SET NX). Held by ARGV[1] already is ours: a write that timed out may still
+ * have landed. Returns 1 when Redis holds ours, 0 when another's.
+ */
+const REPLAY_LINEAGE = `
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then return 1 end
+if owner then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`
+
+/**
  * A session's first upstream binding: KEYS[1] = ARGV[1] for ARGV[2] ms unless Redis holds one
  * already (SET NX), which it returns instead, so the replica whose choice was kept out can take
  * it. Returns nil when written.
@@ -486,8 +498,8 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * Writes the bindings queued while Redis was away, a batch per round trip so requests go on
-   * meanwhile. A lineage key with SET NX: one another replica bound while this one could not
-   * reach Redis keeps that binding. A session's upstream unless another replica wrote or read
+   * meanwhile. A lineage key with SET NX (REPLAY_LINEAGE): one another replica bound while this
+   * one could not reach Redis keeps that binding; its own, landed after all, is no other's. A session's upstream unless another replica wrote or read
    * it after this one moved it (SET_UNLESS_USED_SINCE); a first one only where Redis holds none
    * (BIND_FIRST_UPSTREAM, whose kept-out answer the local copy takes). Stops at the first
    * failure; what is left waits for the next recovery.
@@ -524,8 +536,8 @@ export class RedisSessionStore implements SessionStore {
       if (this.#replay.get(entry.key) === entry) this.#adoptShared(entry, held)
       return 'kept'
     }
-    const set = await this.#redis.set(this.#prefix + entry.key, entry.sessionId, 'PX', ttlMs, 'NX')
-    if (set === 'OK') return 'written'
+    const ours = await this.#redis.eval(REPLAY_LINEAGE, 1, this.#prefix + entry.key, entry.sessionId, ttlMs)
+    if (ours === 1) return 'written'
     // Another replica's session owns the key: the local copy must not claim it either (as in bind).
     if (this.#replay.get(entry.key) === entry) this.#local.unbind(entry.key, entry.sessionId)
     return 'kept'
