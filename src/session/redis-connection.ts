@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import type { Socket } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { redisTlsEnabled, type RedisTarget } from '../config/redis-settings.js'
@@ -45,6 +46,18 @@ export function createRedisClient (target: RedisTarget, timeoutMs: number): Redi
     })
   }
   return new Redis({ ...fromUrl(target.url), ...common, retryStrategy: retry })
+}
+
+/**
+ * Bytes this process has read from Redis so far, over every connection the client holds (each
+ * node's, in a Cluster): it grows whenever Redis's answers are read. A reconnect starts a
+ * socket's count anew, so compare for change, not for growth.
+ */
+export function bytesReadFromRedis (client: RedisClient): number {
+  const nodes = client instanceof Cluster ? client.nodes() : [client]
+  let total = 0
+  for (const node of nodes) total += (node.stream as Socket | undefined)?.bytesRead ?? 0
+  return total
 }
 
 /**

@@ -3,7 +3,7 @@ import type { RedisTarget } from '../config/redis-settings.js'
 import type { Logger } from '../observe/logger.js'
 import { parseCallRecord, type CallRecord } from './call-record.js'
 import { MemorySessionStore } from './memory-store.js'
-import { createRedisClient, outageReason, type RedisClient } from './redis-connection.js'
+import { bytesReadFromRedis, createRedisClient, outageReason, type RedisClient } from './redis-connection.js'
 import { ReplayQueue, type PendingBinding, type PendingUpstream } from './replay-queue.js'
 import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
@@ -62,6 +62,18 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`
 
 /**
+ * A lineage binding made while Redis was away: KEYS[1] = ARGV[1] for ARGV[2] ms unless another
+ * session owns it (SET NX). Held by ARGV[1] already is ours: a write that timed out may still
+ * have landed. Returns 1 when Redis holds ours, 0 when another's.
+ */
+const REPLAY_LINEAGE = `
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then return 1 end
+if owner then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`
+
+/**
  * A session's first upstream binding: KEYS[1] = ARGV[1] for ARGV[2] ms unless Redis holds one
  * already (SET NX), which it returns instead, so the replica whose choice was kept out can take
  * it. Returns nil when written.
@@ -115,6 +127,8 @@ export class RedisSessionStore implements SessionStore {
   readonly #timeoutMs: number
   /** When a read last timed out (`performance.now()`); a request's next read within `timeoutMs` of it answers locally. */
   #timedOutAt = -Infinity
+  /** Set while a timed-out command waits for its verdict (#timedOut): one verdict for all that time out together. */
+  #timeoutVerdict = false
   /** Pings a Redis that stopped answering on a connection still open: no event would say it is back. */
   #stallWatch: NodeJS.Timeout | undefined
 
@@ -403,6 +417,29 @@ export class RedisSessionStore implements SessionStore {
     // Our own disconnect ends the connection too ('end'): that is a shutdown, not an outage.
     if (this.#closed) return
     if (this.#degradedBy !== undefined && this.#degradedBy !== 'connecting') return
+    if (reason === COMMAND_TIMED_OUT && this.#degradedBy === undefined) this.#timedOut()
+    else this.#outage(reason)
+  }
+
+  /**
+   * A command timed out: Redis did not answer within `timeoutMs`, or this process did not read
+   * its answer in time. Timers run before the event loop reads its sockets, so after a stall of
+   * the process itself (starved of CPU, a long GC) an answer that came in time is still unread
+   * when its command's timer fires. The verdict waits for that read (an immediate runs after
+   * it): an outage only if nothing came from Redis meanwhile.
+   */
+  #timedOut (): void {
+    if (this.#timeoutVerdict) return
+    this.#timeoutVerdict = true
+    const read = bytesReadFromRedis(this.#redis)
+    setImmediate(() => {
+      this.#timeoutVerdict = false
+      if (this.#closed || this.#degradedBy !== undefined) return
+      if (bytesReadFromRedis(this.#redis) === read) this.#outage(COMMAND_TIMED_OUT)
+    })
+  }
+
+  #outage (reason: string): void {
     const first = this.#degradedBy === undefined
     this.#degradedBy = reason
     this.#watchForAnswers()
@@ -461,8 +498,8 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * Writes the bindings queued while Redis was away, a batch per round trip so requests go on
-   * meanwhile. A lineage key with SET NX: one another replica bound while this one could not
-   * reach Redis keeps that binding. A session's upstream unless another replica wrote or read
+   * meanwhile. A lineage key with SET NX (REPLAY_LINEAGE): one another replica bound while this
+   * one could not reach Redis keeps that binding; its own, landed after all, is no other's. A session's upstream unless another replica wrote or read
    * it after this one moved it (SET_UNLESS_USED_SINCE); a first one only where Redis holds none
    * (BIND_FIRST_UPSTREAM, whose kept-out answer the local copy takes). Stops at the first
    * failure; what is left waits for the next recovery.
@@ -499,8 +536,8 @@ export class RedisSessionStore implements SessionStore {
       if (this.#replay.get(entry.key) === entry) this.#adoptShared(entry, held)
       return 'kept'
     }
-    const set = await this.#redis.set(this.#prefix + entry.key, entry.sessionId, 'PX', ttlMs, 'NX')
-    if (set === 'OK') return 'written'
+    const ours = await this.#redis.eval(REPLAY_LINEAGE, 1, this.#prefix + entry.key, entry.sessionId, ttlMs)
+    if (ours === 1) return 'written'
     // Another replica's session owns the key: the local copy must not claim it either (as in bind).
     if (this.#replay.get(entry.key) === entry) this.#local.unbind(entry.key, entry.sessionId)
     return 'kept'

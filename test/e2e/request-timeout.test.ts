@@ -15,31 +15,46 @@ import { headerOf, rawExchange, rawRequest, type RawResponse } from '../support/
 /** Short timeouts: Node checks them every headersTimeout / 2. */
 const TIMEOUTS = { SERVER_HEADERS_TIMEOUT_MS: '1000', SERVER_REQUEST_TIMEOUT_MS: '1000' }
 
+/** How a request reached the upstream ended: `aborted` when the gateway dropped it mid-body. */
+type End = 'complete' | 'aborted'
+
 interface WaitingUpstream {
   url: string
-  /** Resolves with each request's headers as they arrive; the upstream then waits for the whole body. */
-  nextRequest: () => Promise<IncomingMessage>
-  /** Each request's end, in arrival order: `aborted` when the gateway dropped it mid-body. */
-  ends: Array<Promise<'complete' | 'aborted'>>
+  /** Each request's end, in arrival order. */
+  ends: Array<Promise<End>>
+  /** The end of the request with this `session-id`. */
+  endOf: (session: string) => Promise<End>
+  /** Resolves once the request with this `session-id` has arrived: the upstream then waits for the whole body. */
+  arrival: (session: string) => Promise<void>
 }
 
 /** An upstream that answers only once it has a request's whole body, as a model API does. */
 async function startWaitingUpstream (t: { teardown: (fn: () => Promise<void>) => void }, answer?: (req: IncomingMessage) => string | undefined): Promise<WaitingUpstream> {
-  const waiters: Array<(req: IncomingMessage) => void> = []
-  const arrived: IncomingMessage[] = []
-  const ends: Array<Promise<'complete' | 'aborted'>> = []
+  const ends: Array<Promise<End>> = []
+  /** By `session-id`: resolves with the request's end once it has arrived, asked for before or after. */
+  const bySession = new Map<string, { arrived: Promise<Promise<End>>, arrive: (end: Promise<End>) => void }>()
+  const slot = (session: string): { arrived: Promise<Promise<End>>, arrive: (end: Promise<End>) => void } => {
+    let entry = bySession.get(session)
+    if (entry === undefined) {
+      let arrive!: (end: Promise<End>) => void
+      const arrived = new Promise<Promise<End>>((resolve) => { arrive = resolve })
+      entry = { arrived, arrive }
+      bySession.set(session, entry)
+    }
+    return entry
+  }
   const server = createServer((req, res) => {
-    ends.push(new Promise((resolve) => {
+    const end = new Promise<End>((resolve) => {
       req.on('end', () => resolve('complete'))
       req.on('aborted', () => resolve('aborted'))
-    }))
+    })
+    ends.push(end)
     req.resume()
     const early = answer?.(req)
     if (early !== undefined) res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(early) }).end(early)
     else req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'))
-    const waiter = waiters.shift()
-    if (waiter !== undefined) waiter(req)
-    else arrived.push(req)
+    const session = req.headers['session-id']
+    if (typeof session === 'string') slot(session).arrive(end)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(async () => {
@@ -50,7 +65,8 @@ async function startWaitingUpstream (t: { teardown: (fn: () => Promise<void>) =>
   return {
     url: `http://127.0.0.1:${port}/v1`,
     ends,
-    nextRequest: async () => arrived.shift() ?? await new Promise((resolve) => waiters.push(resolve))
+    endOf: async (session) => await await slot(session).arrived,
+    arrival: async (session) => { await slot(session).arrived }
   }
 }
 
@@ -77,6 +93,10 @@ async function requests4xx (gateway: RunningGateway, upstream: string): Promise<
   return line === undefined ? 0 : Number(line.split(' ').at(-1))
 }
 
+// Every test below waits out a request timeout (about a second each) with a gateway of its own:
+// they run at once, and so do the cases within a test, each on its own connection and session.
+tap.jobs = 4
+
 tap.test('regression: a JSON body that stalls while it is read for its session gets a 408 and its connection closed', async (t) => {
   const upstream = await startWaitingUpstream(t)
   const gateway = await gatewayBefore(t, upstream)
@@ -93,21 +113,22 @@ tap.test('regression: a JSON body that stalls while it is read for its session g
 tap.test('regression: a body that stalls while it streams upstream gets a 408, and the upstream request is aborted', async (t) => {
   const upstream = await startWaitingUpstream(t)
   const gateway = await gatewayBefore(t, upstream)
-  for (const [label, head, partial] of [
+  const cases = [
     // a session-id: the body is not read for the session, it streams as it comes
     ['content-length', ['Content-Type: application/json', 'session-id: timeout-length', 'Content-Length: 100'], '{"model":'],
     ['chunked, not JSON', ['Content-Type: application/octet-stream', 'session-id: timeout-chunked', 'Transfer-Encoding: chunked'], '9\r\n{"model":\r\n']
-  ] as const) {
+  ] as const
+  await Promise.all(cases.map(async ([label, head, partial]) => {
+    const session = head[1].slice('session-id: '.length)
     const exchange = rawExchange(gateway.port, rawRequest('POST /v1/responses HTTP/1.1', 'Host: x', ...head) + partial)
-    await upstream.nextRequest() // the attempt started: the upstream waits for the rest of the body
+    await upstream.arrival(session) // the attempt started: the upstream waits for the rest of the body
     const { response } = await exchange
     assertRequestTimeout(t, response, label)
-    t.equal(await upstream.ends.at(-1), 'aborted', `${label}: the upstream request was aborted`)
-    const session = head[1].slice('session-id: '.length)
+    t.equal(await upstream.endOf(session), 'aborted', `${label}: the upstream request was aborted`)
     const line = await gateway.waitForLog((l) => l.msg === 'request' && l.session === session)
     t.has(line, { method: 'POST', path: '/v1/responses', status: 408, upstream: 'default', ended_by: 'gateway', error: 'request_timeout', bytes_out: 0 })
     t.equal(gateway.logs.filter((l) => l.session === session).length, 1, `${label}: one log line`)
-  }
+  }))
   t.equal(await requests4xx(gateway, 'default'), 2, 'each counted once, as a 4xx of the upstream tried')
 
   const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'session-id': 'after' } })
@@ -125,20 +146,21 @@ tap.test('regression: with several upstreams, a stalled body gets a 408 whether 
     ...TIMEOUTS
   })
   t.teardown(async () => { await gateway.close() })
-  for (const [label, head, partial, session] of [
+  const cases = [
     ['read for its session', ['Content-Type: application/json', 'Content-Length: 100'], '{"model":', undefined],
     ['kept to replay', ['Content-Type: application/octet-stream', 'session-id: routed-kept', 'Transfer-Encoding: chunked'], '5\r\n{"mod\r\n', undefined],
     ['streamed, content-length', ['Content-Type: application/json', 'session-id: routed-length', 'Content-Length: 100'], '{"model":', 'routed-length'],
     ['streamed, chunked', ['Content-Type: application/octet-stream', 'session-id: routed-chunked', 'Transfer-Encoding: chunked'], 'f\r\n{"model":"gpt-x\r\n', 'routed-chunked']
-  ] as const) {
+  ] as const
+  await Promise.all(cases.map(async ([label, head, partial, session]) => {
     const { response } = await rawExchange(gateway.port, rawRequest('POST /v1/responses HTTP/1.1', 'Host: x', ...head) + partial)
     assertRequestTimeout(t, response, label)
-    if (session === undefined) continue
+    if (session === undefined) return
     const line = await gateway.waitForLog((l) => l.msg === 'request' && l.session === session)
     t.has(line, { status: 408, ended_by: 'gateway', error: 'request_timeout' }, `${label}: logged as a 408`)
     const tried = line.upstream === 'a' ? a : b
-    t.equal(await tried.ends.at(-1), 'aborted', `${label}: the upstream request was aborted`)
-  }
+    t.equal(await tried.endOf(session), 'aborted', `${label}: the upstream request was aborted`)
+  }))
   t.equal(gateway.logs.filter((l) => l.msg === 'refused' && l.error === 'request_timeout').length, 2, 'the two never sent upstream are refused lines')
 })
 

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
 import { needs } from '../support/needs.js'
+import { until } from '../support/polling.js'
 import { rawWebSocket } from '../support/raw-websocket.js'
 import { startRedis } from '../support/redis-server.js'
 import { holdStream } from '../support/steady-traffic.js'
@@ -55,6 +56,12 @@ async function storeReady (gateway: RunningGateway): Promise<void> {
   throw new Error('the Redis store never became ready')
 }
 
+/** One upstream's state as /readyz reports it: `healthy` or `ejected`. */
+async function upstreamState (gateway: RunningGateway, name: string): Promise<string | undefined> {
+  const ready = await (await fetch(`${gateway.origin}/readyz`)).json() as { upstreams: Array<{ name: string, state: string }> }
+  return ready.upstreams.find((u) => u.name === name)?.state
+}
+
 async function metric (gateway: RunningGateway, line: string): Promise<number> {
   const text = await (await fetch(`${gateway.origin}/metrics`)).text()
   const found = text.split('\n').find((l) => l.startsWith(line + ' '))
@@ -98,8 +105,9 @@ t.test('two gateways without shared state pick the same upstream for the same se
 
 t.test('failover: a killed upstream tears its streams, its sessions move without a failed request, and stay moved after it returns', async (t) => {
   const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
-  const probe = { probe_path: '/models', probe_interval_ms: 200 }
-  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups, { a: probe, b: probe, c: probe }) })
+  // Passive health only: the requests below are what finds the killed upstream, failing over.
+  // (Active probes would race them and could eject it first: then nothing fails over.)
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
   t.teardown(gateway.close)
   const sessions = Array.from({ length: 30 }, (_, i) => `steady-${i}`)
   const home = new Map<string, string>()
@@ -125,15 +133,32 @@ t.test('failover: a killed upstream tears its streams, its sessions move without
 
   await ups.find((u) => u.name === victim)!.restart()
   for (const session of onVictim) t.equal((await send(gateway, { session })).upstream, moved.get(session), `${session} stays where it moved`)
-  // Its active probe ends the ejection as soon as it answers; then it takes new sessions again.
-  await gateway.waitForLog((l) => l.msg === 'upstream back: its health probe answered' && l.upstream === victim)
-  let landed = 0
-  for (let i = 0; i < 30; i++) if ((await send(gateway, { session: `fresh-${i}` })).upstream === victim) landed++
-  t.ok(landed > 0, `new sessions reach the restarted upstream again (${landed} of 30)`)
   const ready = await (await fetch(`${gateway.origin}/readyz`)).json() as { upstreams: Array<{ name: string, state: string }> }
   t.equal(ready.upstreams.length, 3, '/readyz lists each upstream')
   heldElsewhere.close()
   t.equal(await heldElsewhere.ended, 'torn', 'closed by the test: the stream from a live upstream was never cut')
+})
+
+t.test('active probe: a killed upstream is ejected by its failing probes; restarted, the first probe that answers ends the ejection and it takes new sessions again', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
+  const victim = ups[0]!
+  // A cooldown longer than the test: only a probe that answers can end the ejection. (With the
+  // default 5 s, a restart slower than the cooldown found the upstream healthy already, and no
+  // probe ever ended an ejection: the wait for its log line never ended.)
+  const gateway = await startGateway({
+    UPSTREAMS: upstreamsEnv(ups, { [victim.name]: { probe_path: '/models', probe_interval_ms: 500 } }),
+    UPSTREAM_COOLDOWN_MS: '600000',
+    UPSTREAM_MAX_COOLDOWN_MS: '600000'
+  })
+  t.teardown(gateway.close)
+  await victim.kill()
+  await until(async () => await upstreamState(gateway, victim.name), (state) => state === 'ejected', 'ejected by its failing probes')
+  await victim.restart()
+  await gateway.waitForLog((l) => l.msg === 'upstream back: its health probe answered' && l.upstream === victim.name)
+  t.equal(await upstreamState(gateway, victim.name), 'healthy', 'the ejection ended, long before its cooldown')
+  let landed = 0
+  for (let i = 0; i < 30; i++) if ((await send(gateway, { session: `fresh-${i}` })).upstream === victim.name) landed++
+  t.ok(landed > 0, `new sessions reach the restarted upstream again (${landed} of 30)`)
 })
 
 t.test('a 5xx before any byte is retried on the next upstream, and counted against the one that failed', async (t) => {
