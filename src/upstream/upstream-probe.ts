@@ -34,12 +34,24 @@ async function probe (upstream: Upstream, path: string, dispatcher: Dispatcher, 
     })
     await res.body.dump()
     if (res.statusCode >= 500 || res.statusCode === 429) {
-      upstream.health.recordFailure()
+      probeFailed(upstream, logger, { probe_status: res.statusCode })
       return
     }
     upstream.health.recordSuccess()
     if (!wasHealthy) logger.info({ upstream: upstream.name }, 'upstream back: its health probe answered')
-  } catch {
-    upstream.health.recordFailure()
+  } catch (err) {
+    probeFailed(upstream, logger, { probe_error: errorCode(err) })
   }
+}
+
+/** A failed probe counts as a failed request would; the one that ejects says so, as a request's does (attempts.ts). */
+function probeFailed (upstream: Upstream, logger: Logger, why: { probe_status: number } | { probe_error: string }): void {
+  const cooldownMs = upstream.health.recordFailure()
+  if (cooldownMs > 0) logger.warn({ upstream: upstream.name, cooldown_ms: cooldownMs, ...why }, 'upstream ejected: its health probe failed')
+}
+
+/** undici's error code (`UND_ERR_CONNECT_TIMEOUT`, `ECONNREFUSED`, …); never a message, which may quote a URL. */
+function errorCode (err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : 'unknown'
 }

@@ -1,0 +1,48 @@
+/**
+ * An upstream its health probe ejects is logged as one ejected by failed requests is: one warn
+ * line per ejection, naming the upstream, the cooldown and why the probe failed (its status,
+ * or its error's code: never a message, which may quote a URL). Before, only requests'
+ * ejections were logged, and a probe's was seen in `/readyz` and metrics alone.
+ */
+import t from 'tap'
+import { startGateway } from '../support/gateway.js'
+import { replyJson, startMockUpstream } from '../support/mock-upstream.js'
+
+const EJECTED = 'upstream ejected: its health probe failed'
+
+t.test('a probe that ejects its upstream logs it once per ejection, with the cooldown and the probe status or error code', async (t) => {
+  const failing = await startMockUpstream(replyJson({ error: { message: 'overloaded' } }, 503))
+  const gone = await startMockUpstream()
+  await gone.close() // nothing listens on its port: each probe's connect is refused
+  const well = await startMockUpstream(replyJson({ object: 'list', data: [] }))
+  t.teardown(failing.close)
+  t.teardown(well.close)
+  const probed = { probe_path: '/models', probe_interval_ms: 100 }
+  const gateway = await startGateway({
+    UPSTREAMS: JSON.stringify([
+      { name: 'failing', url: failing.url, ...probed },
+      { name: 'gone', url: gone.url, ...probed },
+      { name: 'well', url: well.url, ...probed }
+    ]),
+    // Short, so the re-ejection after the first cooldown (doubled) is seen too.
+    UPSTREAM_COOLDOWN_MS: '300',
+    UPSTREAM_MAX_COOLDOWN_MS: '600'
+  })
+  t.teardown(gateway.close)
+  const ejections = (name: string): Array<Record<string, unknown>> => gateway.logs.filter((line) => line.msg === EJECTED && line.upstream === name)
+
+  const first = await gateway.waitForLog((line) => line.msg === EJECTED && line.upstream === 'failing')
+  t.match(first, { level: 'warn', upstream: 'failing', cooldown_ms: 300, probe_status: 503 }, 'a warn line names the upstream, its cooldown and the status the probe got')
+  t.ok(failing.requests.filter((req) => req.method === 'GET').length >= 3, 'after UPSTREAM_FAILURES_TO_EJECT (3) failed probes')
+
+  const refused = await gateway.waitForLog((line) => line.msg === EJECTED && line.upstream === 'gone')
+  t.match(refused, { upstream: 'gone', cooldown_ms: 300, probe_error: 'ECONNREFUSED' }, "a probe that could not connect names its error's code")
+  t.notMatch(gateway.logText(), gone.origin, 'no line quotes the upstream url')
+
+  // Probes go on failing while it is ejected: none of those is a new ejection. After the cooldown
+  // one more failure ejects it again, for twice as long, and that is logged once more.
+  const again = await gateway.waitForLog((line) => line.msg === EJECTED && line.upstream === 'failing' && line.cooldown_ms === 600)
+  t.equal(again.probe_status, 503)
+  t.same(ejections('failing').map((line) => line.cooldown_ms).slice(0, 2), [300, 600], 'one line per ejection: the first, then the doubled one')
+  t.same(ejections('well'), [], 'an upstream whose probe answers is never logged as ejected')
+})
