@@ -32,8 +32,6 @@ const FIELDS = ['model', 'instructions', 'tools', 'type', 'messages', 'response_
 const TYPE = 3
 /** Hashed from its start to the end of its first message. */
 const MESSAGES = 4
-const RESPONSE_FORMAT = 5
-const TEXT = 6
 /**
  * No key's: a message after instructions, hashed from the end of the one before it until it
  * is known whether it is one too (kept then, dropped otherwise).
@@ -182,9 +180,7 @@ export class PrefixFingerprint {
     if (this.#result !== null) return this.#result
     this.readHeld()
     if (this.#mode !== AFTER) return (this.#result = undefined)
-    const [model, instructions, tools, , messages] = this.#hashes
-    const responseFormat = this.#hashes[RESPONSE_FORMAT]
-    const text = this.#hashes[TEXT]
+    const [model, instructions, tools, , messages, responseFormat, text] = this.#hashes
     // `messages` is added only when present: a Responses call's fingerprint is what it was;
     // so are instructions after the first message: one system message's is what it was;
     // and so is the schema's: a body without one keeps the fingerprint it had before it was read.

@@ -499,8 +499,9 @@ export class RedisSessionStore implements SessionStore {
   /**
    * Writes the bindings queued while Redis was away, a batch per round trip so requests go on
    * meanwhile. A lineage key with SET NX (REPLAY_LINEAGE): one another replica bound while this
-   * one could not reach Redis keeps that binding; its own, landed after all, is no other's. A session's upstream unless another replica wrote or read
-   * it after this one moved it (SET_UNLESS_USED_SINCE); a first one only where Redis holds none
+   * one could not reach Redis keeps that binding; its own, landed after all, is no other's. A
+   * session's upstream unless another replica wrote or read it after this one moved it
+   * (SET_UNLESS_USED_SINCE); a first one only where Redis holds none
    * (BIND_FIRST_UPSTREAM, whose kept-out answer the local copy takes). Stops at the first
    * failure; what is left waits for the next recovery.
    */
