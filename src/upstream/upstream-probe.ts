@@ -24,6 +24,14 @@ class ProbeTimeoutError extends Error {
   }
 }
 
+/** The reason a probe in flight is cut when the gateway closes: no verdict on its upstream. */
+class ProbesStoppedError extends Error {
+  override name = 'ProbesStoppedError'
+  constructor () {
+    super('health probes stopped')
+  }
+}
+
 /**
  * One upstream's probes, one at a time: the next is due `probe_interval_ms` after the last one
  * ended, so a slow answer never has another probe sent on top of it.
@@ -34,6 +42,7 @@ class ProbeLoop {
   readonly #dispatcher: Dispatcher
   readonly #logger: Logger
   #next: NodeJS.Timeout | undefined
+  #inFlight: AbortController | undefined
   #stopped = false
 
   constructor (upstream: Upstream, dispatcher: Dispatcher, logger: Logger) {
@@ -47,6 +56,8 @@ class ProbeLoop {
   stop (): void {
     this.#stopped = true
     clearTimeout(this.#next)
+    // Closing the pool would otherwise wait for it, up to its timeout.
+    this.#inFlight?.abort(new ProbesStoppedError())
   }
 
   #schedule (): void {
@@ -62,10 +73,12 @@ class ProbeLoop {
     // fired 0.5 to 1 s in).
     const deadline = setTimeout(() => controller.abort(new ProbeTimeoutError(probeTimeoutMs)), probeTimeoutMs)
     deadline.unref()
+    this.#inFlight = controller
     try {
       await probe(this.#upstream, this.#path, this.#dispatcher, this.#logger, controller.signal)
     } finally {
       clearTimeout(deadline)
+      this.#inFlight = undefined
       if (!this.#stopped) this.#schedule()
     }
   }
@@ -94,6 +107,7 @@ async function probe (upstream: Upstream, path: string, dispatcher: Dispatcher, 
     upstream.health.recordSuccess()
     if (!wasHealthy) logger.info({ upstream: upstream.name }, 'upstream back: its health probe answered')
   } catch (err) {
+    if (err instanceof ProbesStoppedError) return
     probeFailed(upstream, logger, { probe_error: errorCode(err) })
   }
 }

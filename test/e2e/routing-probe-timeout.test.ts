@@ -103,3 +103,24 @@ t.test('a probe that takes longer than probe_timeout_ms is cut there, and its fa
   await hung.requests[0]!.closed
   t.ok(hung.requests[0]!.abortedByPeer(), 'the gateway gave up on the unanswered probe: it closed its request')
 })
+
+t.test('closing the gateway cuts a probe in flight at once, and counts it against no upstream', async (t) => {
+  const hung = await startMockUpstream(() => {})
+  const well = await startMockUpstream(replyJson(MODELS))
+  t.teardown(hung.close)
+  t.teardown(well.close)
+  const gateway = await startGateway({
+    UPSTREAMS: JSON.stringify([
+      { name: 'hung', url: hung.url, probe_path: '/models', probe_interval_ms: 100 },
+      { name: 'well', url: well.url }
+    ]),
+    UPSTREAM_FAILURES_TO_EJECT: '1'
+  })
+  const first = await hung.nextRequest()
+  await gateway.close()
+  await first.closed
+  // Had the close waited for the probe's timeout (5 s), the cut probe would have ejected its upstream.
+  t.ok(first.abortedByPeer(), 'the unanswered probe was cut by the close')
+  t.same(gateway.logs.filter((line) => line.msg === EJECTED), [], 'and not logged as a failed probe')
+  t.equal(hung.requests.length, 1, 'no probe after the close')
+})
