@@ -1,6 +1,6 @@
 import type { GatewayConfig } from './load-config.js'
 import { ConfigError } from './settings.js'
-import type { UpstreamSpec } from './upstream-list.js'
+import { DEFAULT_PROBE_INTERVAL_MS, DEFAULT_PROBE_TIMEOUT_MS, type UpstreamSpec } from './upstream-list.js'
 
 /** Which keys set `upstream.url` and `upstreams` (an env var or a YAML path), if any did. */
 export interface UpstreamSources {
@@ -36,5 +36,5 @@ export function resolveUpstreams (config: GatewayConfig, env: Record<string, str
 }
 
 function defaultUpstream (url: URL): UpstreamSpec {
-  return { name: DEFAULT_UPSTREAM, url, weight: 1, apiKey: '', apiKeyEnv: '', headers: {}, group: DEFAULT_UPSTREAM, probePath: '', probeIntervalMs: 10_000 }
+  return { name: DEFAULT_UPSTREAM, url, weight: 1, apiKey: '', apiKeyEnv: '', headers: {}, group: DEFAULT_UPSTREAM, probePath: '', probeIntervalMs: DEFAULT_PROBE_INTERVAL_MS, probeTimeoutMs: DEFAULT_PROBE_TIMEOUT_MS }
 }

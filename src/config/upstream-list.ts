@@ -23,11 +23,23 @@ export interface UpstreamSpec {
   group: string
   /** Active health probe: path under `url` asked with GET; '' = passive health only. */
   probePath: string
+  /** Wait between the end of one probe and the start of the next. */
   probeIntervalMs: number
+  /** How long one probe may take, connect to last byte, before it counts as failed. */
+  probeTimeoutMs: number
 }
 
+export const DEFAULT_PROBE_INTERVAL_MS = 10_000
+/**
+ * Not tied to the interval: a short interval is for finding a recovered upstream sooner, not for
+ * failing a healthy one that a busy host makes answer in a second. 5 s, as Traefik's and an
+ * AWS load balancer's health checks wait by default.
+ */
+export const DEFAULT_PROBE_TIMEOUT_MS = 5_000
+const PROBE_MS = integer(100, 3_600_000)
+
 const NAME = /^[a-z0-9_-]{1,32}$/
-const FIELDS = new Set(['name', 'url', 'weight', 'api_key', 'api_key_env', 'headers', 'group', 'probe_path', 'probe_interval_ms'])
+const FIELDS = new Set(['name', 'url', 'weight', 'api_key', 'api_key_env', 'headers', 'group', 'probe_path', 'probe_interval_ms', 'probe_timeout_ms'])
 
 /** A YAML list, or a JSON array in the environment; [] when unset. */
 export function upstreamList (): Parse<UpstreamSpec[]> {
@@ -68,7 +80,8 @@ function parseUpstream (raw: unknown, key: string): UpstreamSpec {
     headers: item.headers === undefined ? {} : headerMap()(item.headers, `${key}.headers`),
     group: item.group === undefined ? name : identifier(item.group, `${key}.group`),
     probePath,
-    probeIntervalMs: item.probe_interval_ms === undefined ? 10_000 : integer(100, 3_600_000)(item.probe_interval_ms, `${key}.probe_interval_ms`)
+    probeIntervalMs: item.probe_interval_ms === undefined ? DEFAULT_PROBE_INTERVAL_MS : PROBE_MS(item.probe_interval_ms, `${key}.probe_interval_ms`),
+    probeTimeoutMs: item.probe_timeout_ms === undefined ? DEFAULT_PROBE_TIMEOUT_MS : PROBE_MS(item.probe_timeout_ms, `${key}.probe_timeout_ms`)
   }
 }
 

@@ -4,35 +4,102 @@ import { probePath } from './upstream-path.js'
 import type { Upstream } from './upstream-set.js'
 
 /**
- * Active health checks, for upstreams that set `probe_path`: a GET every `probe_interval_ms`
- * of `probe_path` under the upstream's url, with the url's query (see `probePath`) and the
- * upstream's own headers (its key, if any). An answer below 500 (and not 429) counts
- * as a success and ends an ejection at once; anything else counts as a failure, as a failed
- * request would. Returns a function that stops them.
+ * Active health checks, for upstreams that set `probe_path`: a GET of `probe_path` under the
+ * upstream's url, with the url's query (see `probePath`) and the upstream's own headers (its
+ * key, if any), `probe_interval_ms` after the last one ended, each given `probe_timeout_ms`.
+ * An answer below 500 (and not 429) counts as a success and ends an ejection at once; anything
+ * else counts as a failure, as a failed request would. Returns a function that stops them.
  */
 export function startUpstreamProbes (upstreams: readonly Upstream[], dispatcher: Dispatcher, logger: Logger): () => void {
-  const timers = upstreams.filter((upstream) => upstream.spec.probePath !== '').map((upstream) => {
-    const path = probePath(upstream.spec.probePath, upstream.target)
-    const timer = setInterval(() => { void probe(upstream, path, dispatcher, logger) }, upstream.spec.probeIntervalMs)
-    timer.unref()
-    return timer
-  })
-  return () => { for (const timer of timers) clearInterval(timer) }
+  const loops = upstreams.filter((upstream) => upstream.spec.probePath !== '').map((upstream) => new ProbeLoop(upstream, dispatcher, logger))
+  return () => { for (const loop of loops) loop.stop() }
 }
 
-async function probe (upstream: Upstream, path: string, dispatcher: Dispatcher, logger: Logger): Promise<void> {
-  const { target, spec } = upstream
+/** The reason a probe is cut at its upstream's `probe_timeout_ms`; its code is what the log line shows. */
+class ProbeTimeoutError extends Error {
+  override name = 'ProbeTimeoutError'
+  readonly code = 'PROBE_TIMEOUT'
+  constructor (timeoutMs: number) {
+    super(`the health probe had no whole answer within ${timeoutMs} ms`)
+  }
+}
+
+/** The reason a probe in flight is cut when the gateway closes: no verdict on its upstream. */
+class ProbesStoppedError extends Error {
+  override name = 'ProbesStoppedError'
+  constructor () {
+    super('health probes stopped')
+  }
+}
+
+/**
+ * One upstream's probes, one at a time: the next is due `probe_interval_ms` after the last one
+ * ended, so a slow answer never has another probe sent on top of it.
+ */
+class ProbeLoop {
+  readonly #upstream: Upstream
+  readonly #path: string
+  readonly #dispatcher: Dispatcher
+  readonly #logger: Logger
+  #next: NodeJS.Timeout | undefined
+  #inFlight: AbortController | undefined
+  #stopped = false
+
+  constructor (upstream: Upstream, dispatcher: Dispatcher, logger: Logger) {
+    this.#upstream = upstream
+    this.#path = probePath(upstream.spec.probePath, upstream.target)
+    this.#dispatcher = dispatcher
+    this.#logger = logger
+    this.#schedule()
+  }
+
+  stop (): void {
+    this.#stopped = true
+    clearTimeout(this.#next)
+    // Closing the pool would otherwise wait for it, up to its timeout.
+    this.#inFlight?.abort(new ProbesStoppedError())
+  }
+
+  #schedule (): void {
+    this.#next = setTimeout(() => { void this.#run() }, this.#upstream.spec.probeIntervalMs)
+    this.#next.unref()
+  }
+
+  async #run (): Promise<void> {
+    const { probeTimeoutMs } = this.#upstream.spec
+    const controller = new AbortController()
+    // One deadline for all of it (connect, headers, body), on a precise timer: undici's own
+    // start only once the request is on a socket, and tick every half second (one of 200 ms
+    // fired 0.5 to 1 s in).
+    const deadline = setTimeout(() => controller.abort(new ProbeTimeoutError(probeTimeoutMs)), probeTimeoutMs)
+    deadline.unref()
+    this.#inFlight = controller
+    try {
+      await probe(this.#upstream, this.#path, this.#dispatcher, this.#logger, controller.signal)
+    } finally {
+      clearTimeout(deadline)
+      this.#inFlight = undefined
+      if (!this.#stopped) this.#schedule()
+    }
+  }
+}
+
+async function probe (upstream: Upstream, path: string, dispatcher: Dispatcher, logger: Logger, signal: AbortSignal): Promise<void> {
   const wasHealthy = upstream.health.isHealthy()
   try {
     const res = await dispatcher.request({
-      origin: target.origin,
+      origin: upstream.target.origin,
       path,
       method: 'GET',
       headers: upstream.headers([], 'health-probe'),
-      headersTimeout: spec.probeIntervalMs,
-      bodyTimeout: spec.probeIntervalMs
+      signal,
+      // The deadline above bounds it; the pool's timeouts are sized for long streams.
+      headersTimeout: 0,
+      bodyTimeout: 0
     })
-    await res.body.dump()
+    // With the signal, a body cut by the deadline rejects here rather than ending quietly;
+    // past the limit (undici's default) the rest is not read, and the status stands.
+    await res.body.dump({ signal, limit: 128 * 1024 })
     if (res.statusCode >= 500 || res.statusCode === 429) {
       probeFailed(upstream, logger, { probe_status: res.statusCode })
       return
@@ -40,6 +107,7 @@ async function probe (upstream: Upstream, path: string, dispatcher: Dispatcher, 
     upstream.health.recordSuccess()
     if (!wasHealthy) logger.info({ upstream: upstream.name }, 'upstream back: its health probe answered')
   } catch (err) {
+    if (err instanceof ProbesStoppedError) return
     probeFailed(upstream, logger, { probe_error: errorCode(err) })
   }
 }

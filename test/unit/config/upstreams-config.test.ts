@@ -50,6 +50,24 @@ t.test('every upstreams error names its key', async (t) => {
   refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'http://x', api_key: 'k', api_key_env: 'K' }]) }), 'UPSTREAMS[0].api_key_env', /not both/)
   refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'http://x', api_key_env: 'NOT_SET_HERE' }]) }), 'UPSTREAMS[0].api_key_env', /NOT_SET_HERE, which is not set/)
   refuses(t, () => loadConfig({ file: yamlFile(t, 'upstreams:\n  - name: a\n') }), 'upstreams[0].url', /required/)
+  for (const field of ['probe_interval_ms', 'probe_timeout_ms']) {
+    refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'http://x', [field]: 99 }]) }), `UPSTREAMS[0].${field}`, /from 100 to 3600000, got 99/)
+    refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'http://x', [field]: 3_600_001 }]) }), `UPSTREAMS[0].${field}`, /from 100 to 3600000/)
+    refuses(t, () => loadConfig({ env: list([{ name: 'a', url: 'http://x', [field]: '1s' }]) }), `UPSTREAMS[0].${field}`, /whole number/)
+  }
+})
+
+t.test("a probe's timeout is its own: 5000 ms by default whatever the interval, 100 to 3600000 ms like the interval", async (t) => {
+  const probes = (fields: Record<string, unknown>): { probeIntervalMs: number, probeTimeoutMs: number } => {
+    const [spec] = loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x', probe_path: '/models', ...fields }]) } }).upstreams
+    return { probeIntervalMs: spec!.probeIntervalMs, probeTimeoutMs: spec!.probeTimeoutMs }
+  }
+  t.same(probes({}), { probeIntervalMs: 10_000, probeTimeoutMs: 5_000 })
+  t.same(probes({ probe_interval_ms: 200 }), { probeIntervalMs: 200, probeTimeoutMs: 5_000 }, 'a short interval keeps the default timeout')
+  t.same(probes({ probe_interval_ms: 100, probe_timeout_ms: 3_600_000 }), { probeIntervalMs: 100, probeTimeoutMs: 3_600_000 }, 'the edges are accepted; a timeout may be longer than the interval')
+  t.same(probes({ probe_interval_ms: 3_600_000, probe_timeout_ms: 100 }), { probeIntervalMs: 3_600_000, probeTimeoutMs: 100 })
+  const file = yamlFile(t, 'upstreams:\n  - name: a\n    url: http://x\n    probe_path: /models\n    probe_timeout_ms: 2000\n')
+  t.equal(loadConfig({ file }).upstreams[0]!.probeTimeoutMs, 2_000, 'in YAML too')
 })
 
 t.test('UPSTREAM_URL and upstreams together is a start-up error naming both', async (t) => {
