@@ -3,7 +3,7 @@
  * port 0 (test/support/own-port.ts) check their listeners as the benchmark's nginx does.
  */
 
-/** A loopback port nothing listens on right now. */
+/** A loopback port nothing listens on right now (another process may bind it before the one started on it). */
 export function freePort (): Promise<number>
 
 /** The ports these processes listen on at 127.0.0.1 (or on a wildcard address). */
