@@ -1,7 +1,8 @@
 /**
  * A real, throwaway redis-server for tests: on a free loopback port it holds itself
- * (./own-port.ts), no persistence, killed and restarted on the same port at will. Tests that start one declare it with
- * `needs('redis-server')` (./needs.ts), which skips them on a machine without Redis.
+ * (./own-port.ts), no persistence, killed and restarted on the same port at will. Tests that
+ * start one declare it with `needs('redis-server')` (./needs.ts), which skips them on a machine
+ * without Redis.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { tmpdir } from 'node:os'
