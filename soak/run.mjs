@@ -10,7 +10,7 @@ import { cpus, loadavg } from 'node:os'
 import { basename, join, relative } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
-import { freePort, startProcess, waitForPort } from '../bench/lib/processes.mjs'
+import { startProcess, waitForListening } from '../bench/lib/processes.mjs'
 import { readGatewayLog } from './lib/gateway-log.mjs'
 import { readOptions, USAGE } from './lib/options.mjs'
 import { convertToPng, renderMarkdown, renderSvg } from './lib/report.mjs'
@@ -53,6 +53,11 @@ const DRAIN_TIMEOUT_MS = 30_000
 /** Longest wait, after the clients close their connections, for the gateway's fds to settle (its idle upstream connections close after 4 s). */
 const IDLE_CONNECTIONS_SETTLE_MS = 8_000
 
+/** The port of a process's one listener (`waitForListening`'s origins). */
+function portOf ([origin]) {
+  return Number(new URL(origin).port)
+}
+
 function progress (message) {
   process.stderr.write(`soak: ${message}\n`)
 }
@@ -81,16 +86,16 @@ async function main () {
   rmSync(scratch, { recursive: true, force: true })
   mkdirSync(scratch, { recursive: true })
   const machine = { node: process.version, cpus: cpus().length, loadStart: loadavg()[0].toFixed(2), loadEnd: '' }
-  const upstreamPort = await freePort()
-  const gatewayPort = await freePort()
+  // Both listen on port 0 and the port each got is read from /proc (see waitForListening):
+  // none is picked in advance for another process to take first.
   const sabotage = options.sabotage === 'corrupt' ? ['--corrupt-every', '7'] : []
-  const upstream = startProcess('upstream', process.execPath, [join(ROOT, 'soak', 'upstream.mjs'), String(upstreamPort), ...sabotage], { env: { PATH: process.env.PATH }, logFile: join(scratch, 'upstream.log'), cwd: ROOT })
-  await waitForPort(upstream, upstreamPort)
+  const upstream = startProcess('upstream', process.execPath, [join(ROOT, 'soak', 'upstream.mjs'), '0', ...sabotage], { env: { PATH: process.env.PATH }, logFile: join(scratch, 'upstream.log'), cwd: ROOT })
+  const upstreamPort = portOf(await waitForListening(upstream))
   const settingsEnv = gatewaySettings(options)
-  const gatewayEnv = { HOST: '127.0.0.1', PORT: String(gatewayPort), UPSTREAM_URL: `http://127.0.0.1:${upstreamPort}/v1`, LOG_LEVEL: options.logLevel, ...settingsEnv }
+  const gatewayEnv = { HOST: '127.0.0.1', PORT: '0', UPSTREAM_URL: `http://127.0.0.1:${upstreamPort}/v1`, LOG_LEVEL: options.logLevel, ...settingsEnv }
   // Exactly these variables (and PATH): nothing from this shell (REDIS_URL, OPENAI_API_KEY, …) leaks in.
   const gateway = startProcess('gateway', process.execPath, [CLI], { env: { PATH: process.env.PATH, ...gatewayEnv }, logFile: join(scratch, 'gateway.log'), cwd: ROOT })
-  await waitForPort(gateway, gatewayPort)
+  const gatewayPort = portOf(await waitForListening(gateway))
   progress(`gateway pid ${gateway.pid} on :${gatewayPort}, upstream :${upstreamPort}; logs in ${scratch}`)
 
   const tally = createTally()

@@ -1,5 +1,6 @@
 /**
- * The soak's mock upstream, run as its own process: `node soak/upstream.mjs PORT`.
+ * The soak's mock upstream, run as its own process: `node soak/upstream.mjs PORT` (0: any; the soak
+ * reads the port it got from /proc).
  *
  * Every answer is generated from the spec the client put in its request (see lib/payloads.mjs):
  *  - `mode: 'sse'`: a Responses event stream, `interval` ms between events, writes cut at

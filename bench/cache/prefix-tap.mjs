@@ -26,7 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { Client } from 'undici'
 import { PrefixFingerprint } from '../../dist/src/observe/prefix-fingerprint.js'
-import { cpuSeconds, freePort, startProcess, waitForPort } from '../lib/processes.mjs'
+import { cpuSeconds, startProcess, waitForListening } from '../lib/processes.mjs'
 import { median, percentile } from '../lib/stats.mjs'
 import { benchBodies } from './bodies.mjs'
 
@@ -74,12 +74,15 @@ async function startUpstream () {
 
 const ADMIN_TOKEN = 'bench-cache'
 
+/**
+ * A gateway on port 0, its port read from /proc (none picked in advance for another process to
+ * take first); /metrics on the main port, so that is its one listener whatever the shell sets.
+ */
 async function startGateway (dir, name, url, analysis) {
-  const port = await freePort()
-  const env = { ...process.env, HOST: '127.0.0.1', PORT: String(port), UPSTREAM_URL: url, LOG_LEVEL: 'warn', CACHE_ANALYSIS: analysis, ADMIN_TOKEN }
+  const env = { ...process.env, HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '-1', UPSTREAM_URL: url, LOG_LEVEL: 'warn', CACHE_ANALYSIS: analysis, ADMIN_TOKEN }
   const proc = startProcess(name, process.execPath, ['dist/src/cli.js'], { env, logFile: join(dir, `${name}.log`), cwd: process.cwd() })
-  await waitForPort(proc, port)
-  return { proc, port, client: new Client(`http://127.0.0.1:${port}`, { pipelining: 1 }) }
+  const [origin] = await waitForListening(proc)
+  return { proc, client: new Client(origin, { pipelining: 1 }) }
 }
 
 /** Of the gateway's newest call records (up to 100), how many name the request's model: only the tap reads it. */

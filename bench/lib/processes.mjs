@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
-import { createServer, connect } from 'node:net'
+import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 /** Children still running; killed if the bench itself exits early, so none is left behind. */
@@ -34,7 +34,10 @@ export function pinned (role, command, args) {
   return cpus === undefined ? [command, args] : [placement.taskset, ['-c', cpus, command, ...args]]
 }
 
-/** A loopback port nothing listens on right now. */
+/**
+ * A loopback port nothing listens on right now, for a program that takes no port 0: another
+ * process may bind it before that program does, which `waitForOwnPort` tells.
+ */
 export async function freePort () {
   const server = createServer()
   server.listen(0, '127.0.0.1')
@@ -91,19 +94,8 @@ export function startProcess (name, command, args, { env, logFile, cwd, role }) 
   }
 }
 
-/** Between two connection attempts while a process starts: short, a start takes 100 ms or more. */
+/** Between two looks at a starting process's sockets: short, a start takes 100 ms or more. */
 const PROBE_INTERVAL_MS = 10
-
-/** Resolves once `port` accepts connections; rejects when `proc` dies first or after `timeoutMs`. */
-export async function waitForPort (proc, port, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (!proc.running()) throw new Error(`${proc.name} exited (${proc.exitDescription()}) before listening; see ${proc.logFile}`)
-    if (await canConnect(port)) return
-    if (Date.now() > deadline) throw new Error(`${proc.name} did not listen on ${port} within ${timeoutMs} ms; see ${proc.logFile}`)
-    await sleep(PROBE_INTERVAL_MS)
-  }
-}
 
 /**
  * How long a process may take to start listening. A start costs up to a CPU-second (fastify's
@@ -135,8 +127,8 @@ export class PortTakenError extends Error {
 }
 
 /**
- * As `waitForPort`, for a program that cannot listen on port 0 (nginx): resolves once `proc` (or
- * a child of it) holds the listener on `port`, so a process that took the port between
+ * As `waitForListening`, for a program that cannot listen on port 0 (nginx): resolves once `proc`
+ * (or a child of it) holds the listener on `port`, so a process that took the port between
  * `freePort` and `proc`'s bind is never mistaken for it. Rejects with `PortTakenError` when that
  * happened, so the caller can try another port.
  */
@@ -151,14 +143,6 @@ export async function waitForOwnPort (proc, port, timeoutMs = START_TIMEOUT_MS) 
     }
     await sleep(PROBE_INTERVAL_MS)
   }
-}
-
-async function canConnect (port) {
-  return await new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.once('connect', () => { socket.destroy(); resolve(true) })
-    socket.once('error', () => resolve(false))
-  })
 }
 
 /**

@@ -1,18 +1,21 @@
 /**
- * A real, throwaway redis-server for tests: on a free loopback port, no persistence, killed
- * and restarted on the same port at will. Tests that start one declare it with
- * `needs('redis-server')` (./needs.ts), which skips them on a machine without Redis.
+ * A real, throwaway redis-server for tests: on a free loopback port it holds itself
+ * (./own-port.ts), no persistence, killed and restarted on the same port at will. Tests that
+ * start one declare it with `needs('redis-server')` (./needs.ts), which skips them on a machine
+ * without Redis.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { has } from './needs.js'
+import { startOnOwnPort, startOwning, type OwnPortOptions } from './own-port.js'
 
 export interface RedisServerOptions {
   /** Serve TLS only (`--port 0 --tls-port PORT`) with these PEM files; clients need not present certificates. */
   tls?: { certFile: string, keyFile: string, caFile: string }
   /** More `redis-server` arguments, e.g. `['--requirepass', 'x']` or cluster mode. */
   args?: string[]
+  /** Where the port comes from (see ./own-port.ts); a test of the port's retry hands out a taken one. */
+  pickPort?: OwnPortOptions['pickPort']
 }
 
 export interface RunningRedis {
@@ -25,7 +28,7 @@ export interface RunningRedis {
   pause: () => void
   /** SIGCONTs a paused server. */
   resume: () => void
-  /** Starts a fresh, empty server on the same port; resolves once it accepts connections. */
+  /** Starts a fresh, empty server on the same port; resolves once it accepts connections (`PortTakenError` if another process took the port meanwhile). */
   restart: () => Promise<void>
   /** Stops the server if it runs; safe to call twice. */
   close: () => Promise<void>
@@ -41,9 +44,11 @@ export function requireRedisServer (): void {
 
 export async function startRedis (options: RedisServerOptions = {}): Promise<RunningRedis> {
   requireRedisServer()
-  const port = await freePort()
-  const args = [...listenArgs(port, options.tls), ...(options.args ?? [])]
-  let child: ChildProcess | undefined = await spawnRedis(args)
+  const argsFor = (port: number): string[] => [...listenArgs(port, options.tls), ...(options.args ?? [])]
+  const portsFor = (port: number): number[] => options.args?.includes('--cluster-enabled') === true ? [port, port + CLUSTER_BUS_OFFSET] : [port]
+  const started = await startOnOwnPort(async (port) => await spawnRedis(argsFor(port)), { ports: portsFor, pickPort: options.pickPort })
+  const port = started.port
+  let child: ChildProcess | undefined = started.child
   const stop = async (signal: NodeJS.Signals): Promise<void> => {
     const running = child
     child = undefined
@@ -60,24 +65,14 @@ export async function startRedis (options: RedisServerOptions = {}): Promise<Run
     resume: () => { child?.kill('SIGCONT') },
     restart: async () => {
       await stop('SIGKILL')
-      child = await spawnRedis(args)
+      child = await startOwning(portsFor(port), async () => await spawnRedis(argsFor(port)))
     },
     close: async () => { await stop('SIGKILL') }
   }
 }
 
-/** A port nothing listens on right now: bound by the OS, then released. */
-export async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
-  })
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  if (address === null || typeof address === 'string') throw new Error('no port bound')
-  return address.port
-}
+/** A Cluster node also listens on its port + 10000, for the cluster bus (redis-server's default). */
+const CLUSTER_BUS_OFFSET = 10_000
 
 function listenArgs (port: number, tls: RedisServerOptions['tls']): string[] {
   if (tls === undefined) return ['--port', String(port)]

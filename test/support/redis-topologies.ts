@@ -1,7 +1,7 @@
 /**
  * Redis as people run it in production, for tests: certificates for TLS, a three-node Cluster,
  * a replica and Sentinels (with passwords, and quick to fail over if asked), all real
- * processes on free loopback ports, all stopped by `close`.
+ * processes on free loopback ports each holds itself (./own-port.ts), all stopped by `close`.
  */
 import { execFile, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -10,7 +10,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { until } from './polling.js'
-import { freePort, spawnUntil, startRedis, type RunningRedis } from './redis-server.js'
+import { startOnOwnPort } from './own-port.js'
+import { spawnUntil, startRedis, type RunningRedis } from './redis-server.js'
 
 const run = promisify(execFile)
 
@@ -140,16 +141,18 @@ export interface RunningSentinel {
 /** A Sentinel watching `masterPort` under `name`; resolves once it monitors the master (and knows `replicas` replicas). */
 export async function startSentinel (masterPort: number, name: string, options: SentinelOptions = {}): Promise<RunningSentinel> {
   const dir = await mkdtemp(join(tmpdir(), 'gateway-redis-sentinel-'))
-  const port = await freePort()
   const config = join(dir, 'sentinel.conf') // Sentinel rewrites its config file, so it gets its own
-  await writeFile(config, sentinelConfig(port, dir, masterPort, name, options))
-  let child: ChildProcess
+  let started: { port: number, child: ChildProcess }
   try {
-    child = await spawnUntil('redis-server', [config, '--sentinel'], `+monitor master ${name}`)
+    started = await startOnOwnPort(async (picked) => {
+      await writeFile(config, sentinelConfig(picked, dir, masterPort, name, options))
+      return await spawnUntil('redis-server', [config, '--sentinel'], `+monitor master ${name}`)
+    })
   } catch (err) {
     await rm(dir, { recursive: true, force: true })
     throw err
   }
+  const { port, child } = started
   const close = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once('exit', resolve))

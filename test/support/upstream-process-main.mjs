@@ -1,11 +1,12 @@
 /**
  * A mock OpenAI-style upstream run as its own process (`node upstream-process-main.mjs PORT
- * NAME`), so tests can kill it for real (SIGKILL) and start it again on the same port. It
- * reports every request to its parent over IPC and answers by the mode the parent set:
- * `ok`, or `{ status, retryAfter }` (e.g. 503, or 429 with retry-after). A POST whose JSON body
- * holds `"hold":true` gets an SSE stream that starts and never ends; `"stream":true` a short
- * one (created, three deltas a turn of the event loop apart, completed); `"stall_on":NAME` is
- * read and never answered by the upstream called NAME (answered as usual by the others).
+ * NAME`, PORT 0 for any), so tests can kill it for real (SIGKILL) and start it again on the same
+ * port. It reports the port it listens on (`ready`) and every request to its parent over IPC,
+ * and answers by the mode the parent set: `ok`, or `{ status, retryAfter }` (e.g. 503, or 429
+ * with retry-after). A POST whose JSON body holds `"hold":true` gets an SSE stream that starts
+ * and never ends; `"stream":true` a short one (created, three deltas a turn of the event loop
+ * apart, completed); `"stall_on":NAME` is read and never answered by the upstream called NAME
+ * (answered as usual by the others).
  * WebSocket handshakes get a 101 naming the upstream, or in a refusing mode that status, as a
  * plain HTTP answer.
  */
@@ -92,4 +93,4 @@ server.on('upgrade', (req, socket) => {
   const accept = createHash('sha1').update(String(req.headers['sec-websocket-key']) + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nx-upstream: ${name}\r\n\r\n`)
 })
-server.listen(port, '127.0.0.1', () => process.send({ ready: port }))
+server.listen(port, '127.0.0.1', () => process.send({ ready: server.address().port }))

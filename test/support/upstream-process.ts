@@ -1,13 +1,14 @@
 /**
  * Mock upstreams as child processes (./upstream-process-main.mjs): each on its own loopback
- * port, killed with SIGKILL and restarted on the same port at will, reporting what it received.
+ * port (port 0's, which the child reports: none is picked in advance for another process to
+ * take first), killed with SIGKILL and restarted on the same port at will, reporting what it
+ * received.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import type { IncomingHttpHeaders } from 'node:http'
 import { join } from 'node:path'
 import { rendezvousOrder } from '../../src/upstream/rendezvous.js'
 import { envWithoutTapHooks } from './child-env.js'
-import { freePort } from './redis-server.js'
 
 export interface SeenRequest {
   upstream: string
@@ -31,27 +32,27 @@ export interface UpstreamProcess {
   setMode: (mode: UpstreamMode) => Promise<void>
   /** SIGKILL: no goodbye to open connections. Resolves once the process has exited. */
   kill: () => Promise<void>
-  /** Starts it again on the same port (in mode `ok`); resolves once it listens. */
+  /** Starts it again on the same port (in mode `ok`); resolves once it listens, rejects if another process took the port meanwhile. */
   restart: () => Promise<void>
 }
 
 const MAIN = join(import.meta.dirname, 'upstream-process-main.mjs')
 
 export async function startUpstreamProcess (name: string): Promise<UpstreamProcess> {
-  const port = await freePort()
   const requests: SeenRequest[] = []
   let child: ChildProcess | undefined
   let seq = 0
   const acks = new Map<number, () => void>()
   const watchers = new Set<() => void>()
-  const spawn = async (): Promise<void> => {
+  /** Starts the child on `port` (0: any); resolves to the port it listens on. */
+  const spawn = async (port: number): Promise<number> => {
     // Plain JavaScript: none of tap's loaders (fork would pass on its own execArgv) nor hooks.
     const started = fork(MAIN, [String(port), name], { execArgv: [], env: envWithoutTapHooks(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     child = started
-    await new Promise<void>((resolve, reject) => {
-      started.once('exit', (code) => reject(new Error(`upstream ${name} exited (${code ?? 'signal'}) before listening`)))
+    return await new Promise<number>((resolve, reject) => {
+      started.once('exit', (code) => reject(new Error(`upstream ${name} exited (${code ?? 'signal'}) before listening on port ${port}`)))
       started.on('message', (message: { ready?: number, request?: SeenRequest, ack?: number }) => {
-        if (message.ready !== undefined) resolve()
+        if (message.ready !== undefined) resolve(message.ready)
         if (message.request !== undefined) {
           requests.push(message.request)
           for (const watcher of watchers) watcher()
@@ -68,7 +69,7 @@ export async function startUpstreamProcess (name: string): Promise<UpstreamProce
     running.kill('SIGKILL')
     await exited
   }
-  await spawn()
+  const port = await spawn(0)
   return {
     name,
     port,
@@ -90,7 +91,7 @@ export async function startUpstreamProcess (name: string): Promise<UpstreamProce
       await new Promise<void>((resolve) => { acks.set(id, resolve); child?.send({ seq: id, mode }) })
     },
     kill,
-    restart: async () => { await kill(); await spawn() }
+    restart: async () => { await kill(); await spawn(port) }
   }
 }
 
