@@ -48,11 +48,11 @@ export function jsonValue (random: Random, depth: number): string {
   const n = Math.floor(random() * 4)
   const items = Array.from({ length: n }, () => kind === 3
     ? `${ws()}${jsonValue(random, depth - 1)}${ws()}`
-    : `${ws()}${jsonString(random, pick(random, ['model', 'tools', 'instructions', 'messages', 'role', 'input', 'text', 'response_format', 'k', randomText(random)]))}${ws()}:${ws()}${jsonValue(random, depth - 1)}${ws()}`)
+    : `${ws()}${jsonString(random, pick(random, ['model', 'tools', 'instructions', 'messages', 'role', 'input', 'text', 'response_format', 'reasoning', 'reasoning_effort', 'verbosity', 'k', randomText(random)]))}${ws()}:${ws()}${jsonValue(random, depth - 1)}${ws()}`)
   return kind === 3 ? `[${items.join(',')}${n === 0 ? ws() : ''}]` : `{${items.join(',')}${n === 0 ? ws() : ''}}`
 }
 
-const TOP_KEYS = ['model', 'instructions', 'tools', 'messages', 'messages', 'input', 'stream', 'metadata', 'modelx', 'tool', '', 'text', 'response_format', 'texts']
+const TOP_KEYS = ['model', 'instructions', 'tools', 'messages', 'messages', 'input', 'stream', 'metadata', 'modelx', 'tool', '', 'text', 'response_format', 'texts', 'reasoning', 'reasoning_effort', 'verbosity', 'reasoning_', 'effort']
 const ROLES = ['system', 'developer', 'user', 'assistant', 'Système', 'role']
 /** For the first messages: mostly instructions, so that runs of them are common. */
 const LEADING_ROLES = ['system', 'developer', 'system', 'developer', 'user']
@@ -202,7 +202,8 @@ function fnvLanes (codes: ArrayLike<number>): string {
  * The fingerprint as the gateway defines it: each field's bytes digested (up to 256 bytes by
  * FNV-1a lanes, `j`…; longer by SHA-256, `s`…; absent `-`), the three joined in a fixed order,
  * then, when there is `messages`, its leading parts each digested (joined by `+`), then
- * `response_format` and `text` when there, and digested by the lanes again.
+ * `response_format`, `text`, `reasoning`, `reasoning_effort` and `verbosity` when there, and
+ * digested by the lanes again.
  */
 export function referencePrefix (body: Buffer): { fingerprint: string, model: string | undefined } {
   const spans = topLevelSpans(body)
@@ -214,7 +215,7 @@ export function referencePrefix (body: Buffer): { fingerprint: string, model: st
   }
   const messages = spans.get('messages')
   if (messages !== undefined) joined += `messages:${leadingMessageParts(messages).map(digestOf).join('+')};`
-  for (const field of ['response_format', 'text']) {
+  for (const field of ['response_format', 'text', 'reasoning', 'reasoning_effort', 'verbosity']) {
     const raw = spans.get(field)
     if (raw !== undefined) joined += `${field}:${digestOf(raw)};`
   }
