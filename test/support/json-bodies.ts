@@ -19,12 +19,12 @@ const pick = <T>(random: Random, xs: readonly T[]): T => xs[Math.floor(random() 
 const WS = ['', '', '', ' ', '\n', '\t', '\r\n  ']
 const STRING_BITS = ['a', 'model', 'tools', ' ', '"', '\\', '/', '\n', '\t', '\u0001', 'é', '€', '😀', '{', '}', '[', ']', ',', ':', '\\"', 'x'.repeat(70)]
 
-/** A JSON string literal for `text`, each character written plainly or as an escape at random. */
-export function jsonString (random: Random, text: string): string {
+/** A JSON string literal for `text`, each character written plainly or (at `escapes`' rate) as an escape at random. */
+export function jsonString (random: Random, text: string, escapes = 0.15): string {
   let out = '"'
   for (const ch of text) {
     const plain = JSON.stringify(ch).slice(1, -1)
-    if (random() < 0.15) out += ch.split('').map((unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`).join('') // surrogates each
+    if (random() < escapes) out += ch.split('').map((unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`).join('') // surrogates each
     else if (ch === '/' && random() < 0.5) out += '\\/'
     else out += plain
   }
@@ -88,7 +88,8 @@ export function randomBody (random: Random): Buffer {
     const value = key === 'model' && random() < 0.7
       ? jsonString(random, pick(random, ['gpt-5', 'gpt-5-codex', 'o3 "mini"', 'm\\n', 'é']))
       : key === 'messages' && random() < 0.7 ? randomMessages(random) : jsonValue(random, 3)
-    members.push(`${ws()}${jsonString(random, key)}${ws()}:${ws()}${value}${ws()}`)
+    // Now and then a key written wholly in escapes: the longest field names are then 90-96 bytes.
+    members.push(`${ws()}${jsonString(random, key, random() < 0.05 ? 1 : 0.15)}${ws()}:${ws()}${value}${ws()}`)
   }
   return Buffer.from(`${ws()}{${members.join(',')}${n === 0 ? ws() : ''}}${ws()}`)
 }

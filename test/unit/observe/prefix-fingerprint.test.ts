@@ -60,6 +60,23 @@ t.test('escapes: escaped quotes inside values, and keys written with escapes', a
   t.equal(prefixOf('{"model":"gpt\\u002d5"}')!.model, 'gpt-5', 'the model name is decoded')
 })
 
+t.test('regression: a field\'s name written wholly in \\u escapes is still that field, however long the name', async (t) => {
+  const escaped = (name: string): string => [...name].map((ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')
+  for (const [name, value] of [['reasoning_effort', '"high"'], ['response_format', '{"type":"json_object"}'], ['model', '"m"']] as const) {
+    t.equal(prefixOf(`{"${escaped(name)}":${value},"input":"hi"}`)!.fingerprint, prefixOf(`{"${name}":${value},"input":"hi"}`)!.fingerprint, `${name}, ${escaped(name).length} bytes written`)
+  }
+  const plain = prefixOf('{"reasoning_effort":"high"}')!.fingerprint
+  const bytes = Buffer.from(`{"${escaped('reasoning_effort')}":"high"}`)
+  for (let i = 0; i <= bytes.length; i++) {
+    if (prefixOf(bytes.subarray(0, i), bytes.subarray(i))!.fingerprint !== plain) {
+      t.fail(`split at ${i}`)
+      return
+    }
+  }
+  t.pass('split at every byte')
+  t.not(prefixOf(`{"${escaped('reasoning_effort')}x":"high"}`)!.fingerprint, plain, 'a longer key is another key')
+})
+
 t.test('nested objects and arrays, scalars and whitespace', async (t) => {
   const body = '{ "tools" : [ {"a": {"b": [1, 2, {"c": "}"}]}} ] , "model" : "m" ,"instructions":null, "n": -1.5e3, "t": true}'
   const r = prefixOf(body)
