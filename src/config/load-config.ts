@@ -79,7 +79,7 @@ export const SETTINGS = {
     readBody: setting('SESSION_READ_BODY', true, boolean())
   },
   cache: {
-    /** Read the request's model, instructions, tools and output schema as its body streams upstream, for `prefix_changed`. */
+    /** Read the request's model, instructions, tools, output schema and reasoning effort as its body streams upstream, for `prefix_changed`. */
     analysis: setting('CACHE_ANALYSIS', true, boolean()),
     /** A prompt below this many input tokens can't be cached: its outcome is `n/a`. */
     minTokens: setting('CACHE_MIN_TOKENS', 1024, integer(0, 10_000_000)),

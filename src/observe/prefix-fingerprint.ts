@@ -4,9 +4,11 @@ import { MessageRole } from './message-role.js'
 /**
  * A request's prompt-cache prefix, as far as the gateway can see it: a fingerprint of its
  * top-level `model`, `instructions` and `tools`, its structured-output schema (a Responses
- * call's `text`, a Chat Completions call's `response_format`) — and, for a chat call, whose
- * instructions are its leading system and developer messages, of `messages` up to the end
- * of the last of those (at least of its first message) — and the model's name.
+ * call's `text`, a Chat Completions call's `response_format`), its reasoning effort (a
+ * Responses call's `reasoning`, a chat call's `reasoning_effort`) and a chat call's
+ * `verbosity` — and, for a chat call, whose instructions are its leading system and
+ * developer messages, of `messages` up to the end of the last of those (at least of its
+ * first message) — and the model's name.
  */
 export interface RequestPrefix {
   /** 16 hex digits; equal for equal values of the fields, whatever their order. */
@@ -24,22 +26,35 @@ export interface RequestPrefix {
 
 /**
  * The fingerprint's fields by index, `type` (read, not fingerprinted), `messages` (a chat
- * call's: only its leading instructions are fingerprinted, see #endMessage), and the
- * structured-output schema's: `response_format` (chat) and `text` (Responses: its `format`
- * and `verbosity`, whole, as `tools` is — a key inside it is not looked for).
+ * call's: only its leading instructions are fingerprinted, see #endMessage), then the
+ * settings the upstream renders into the system or developer prefix, see FIRST_SETTING:
+ * the structured-output schema, `response_format` (chat) and `text` (Responses: its `format`
+ * and `verbosity`), and the reasoning effort, `reasoning` (Responses: its `effort` and
+ * `summary`) and `reasoning_effort` (chat), and chat's `verbosity`. Objects are hashed whole,
+ * as `tools` is: a key inside them is not looked for.
  */
-const FIELDS = ['model', 'instructions', 'tools', 'type', 'messages', 'response_format', 'text'] as const
+const FIELDS = ['model', 'instructions', 'tools', 'type', 'messages', 'response_format', 'text', 'reasoning', 'reasoning_effort', 'verbosity'] as const
 const TYPE = 3
 /** Hashed from its start to the end of its first message. */
 const MESSAGES = 4
 /**
+ * From here on, fields that joined the fingerprint after records were stored: each is in it
+ * only when present, so a body without them keeps the fingerprint it had.
+ */
+const FIRST_SETTING = 5
+/**
  * No key's: a message after instructions, hashed from the end of the one before it until it
  * is known whether it is one too (kept then, dropped otherwise).
  */
-const NEXT_MESSAGE = 7
+const NEXT_MESSAGE = FIELDS.length
 const NONE = -1
-/** Longer keys are none of the fields (even written with escapes). */
-const MAX_KEY_BYTES = 64
+/** Longer keys are none of the fields: the longest name written wholly in `\uXXXX` escapes, six bytes a character. */
+const MAX_KEY_BYTES = 6 * Math.max(...FIELDS.map((field) => field.length))
+/**
+ * A tap's key buffer until a longer key (written with escapes) needs more: V8 keeps a typed
+ * array of up to 64 bytes on its heap (~20 ns to make), a longer one off it (~250 ns).
+ */
+const KEY_BYTES_FIRST = 64
 
 // Where the reader is between two bytes.
 /** Before the body's opening brace. */
@@ -105,13 +120,14 @@ export class PrefixFingerprint {
   #field = NONE
   /** Where the part of the current chunk still to be hashed (or kept, for a key) starts. */
   #from = 0
-  readonly #hashes: Array<FieldDigest | undefined> = [undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined]
+  /** One per field, then NEXT_MESSAGE's. */
+  readonly #hashes: Array<FieldDigest | undefined> = [undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined]
   /** The digests of the instruction messages after the first, in order (made for a chat call only). */
   #laterInstructions: string[] | undefined
   /** The role of the message being hashed in `messages` (made when `messages` begins: a Responses call needs none). */
   #role: MessageRole | undefined
   /** A top-level key's bytes, or a message member's string's, escapes unresolved; past MAX_KEY_BYTES only counted. */
-  readonly #key = new Uint8Array(MAX_KEY_BYTES)
+  #key: Uint8Array = new Uint8Array(KEY_BYTES_FIRST)
   #keyBytes = 0
   /** The string being crossed is a message member's (its bytes are kept from `#memberFrom`, as a key's). */
   #member = false
@@ -180,22 +196,33 @@ export class PrefixFingerprint {
     if (this.#result !== null) return this.#result
     this.readHeld()
     if (this.#mode !== AFTER) return (this.#result = undefined)
-    const [model, instructions, tools, , messages, responseFormat, text] = this.#hashes
+    const [model, instructions, tools, , messages] = this.#hashes
     // `messages` is added only when present: a Responses call's fingerprint is what it was;
     // so are instructions after the first message: one system message's is what it was;
-    // and so is the schema's: a body without one keeps the fingerprint it had before it was read.
+    // and so are the settings (#settings).
     let chat = ''
     if (messages !== undefined) chat = `messages:${messages.digest()}${this.#laterInstructions?.map((digest) => `+${digest}`).join('') ?? ''};`
-    let schema = ''
-    if (responseFormat !== undefined) schema = `response_format:${responseFormat.digest()};`
-    if (text !== undefined) schema += `text:${text.digest()};`
+    const settings = this.#settings()
     this.#result = {
-      fingerprint: shortDigest(`model:${model?.digest() ?? '-'};instructions:${instructions?.digest() ?? '-'};tools:${tools?.digest() ?? '-'};${chat}${schema}`),
+      fingerprint: shortDigest(`model:${model?.digest() ?? '-'};instructions:${instructions?.digest() ?? '-'};tools:${tools?.digest() ?? '-'};${chat}${settings}`),
       model: shortString(model),
-      hasPrefixFields: model !== undefined || instructions !== undefined || tools !== undefined || messages !== undefined || schema !== '',
+      hasPrefixFields: model !== undefined || instructions !== undefined || tools !== undefined || messages !== undefined || settings !== '',
       type: shortString(this.#hashes[TYPE])
     }
     return this.#result
+  }
+
+  /**
+   * `name:digest;` of each setting present (FIRST_SETTING on), in FIELDS' order: an absent
+   * one adds nothing, so a body without it keeps the fingerprint it had before it was read.
+   */
+  #settings (): string {
+    let joined = ''
+    for (let f = FIRST_SETTING; f < NEXT_MESSAGE; f++) {
+      const digest = this.#hashes[f]
+      if (digest !== undefined) joined += `${FIELDS[f]}:${digest.digest()};`
+    }
+    return joined
   }
 
   /** The top-level `type` string once the whole body has passed (a type-only tap: once it is read). */
@@ -453,8 +480,12 @@ export class PrefixFingerprint {
   }
 
   #keepKeyPart (chunk: Buffer, from: number, end: number): void {
-    if (this.#keyBytes + end - from <= MAX_KEY_BYTES) this.#key.set(chunk.subarray(from, end), this.#keyBytes)
-    this.#keyBytes += end - from
+    const bytes = this.#keyBytes + end - from
+    if (bytes <= MAX_KEY_BYTES) {
+      if (bytes > this.#key.length) this.#key = grown(this.#key, this.#keyBytes, MAX_KEY_BYTES)
+      this.#key.set(chunk.subarray(from, end), this.#keyBytes)
+    }
+    this.#keyBytes = bytes
   }
 
   #endKey (): void {
@@ -482,6 +513,13 @@ function shortString (digest: FieldDigest | undefined): string | undefined {
   } catch {
     return undefined
   }
+}
+
+/** A `size`-byte copy of the first `length` bytes of `bytes`. */
+function grown (bytes: Uint8Array, length: number, size: number): Uint8Array {
+  const copy = new Uint8Array(size)
+  copy.set(bytes.subarray(0, length))
+  return copy
 }
 
 /** Whether the backslashes right before `end` (not before `floor`) are an odd run. */

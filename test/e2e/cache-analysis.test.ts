@@ -5,7 +5,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { answerWithChosenUsage, callRecords, modelCall, OTHER_TOOLS, recordsUntil } from '../support/cache-calls.js'
 import { startGateway, startGatewayWithUpstream } from '../support/gateway.js'
-import { replyJson, startMockUpstream, type UpstreamHandler } from '../support/mock-upstream.js'
+import { replyJson, responseStream, startMockUpstream, type UpstreamHandler } from '../support/mock-upstream.js'
 import { needs } from '../support/needs.js'
 import { startRedis } from '../support/redis-server.js'
 import { startUpstreamProcesses } from '../support/upstream-process.js'
@@ -184,6 +184,57 @@ t.test('a changed structured-output schema is prefix_changed: a chat call\'s res
   await call('confidence', 'the schema changed')
   const { data } = await callRecords(gateway.origin, session)
   t.same(data.map((r) => r.miss_reason).reverse(), ['first_request', 'unexplained', 'prefix_changed'], 'only the changed schema explains its miss')
+})
+
+/** Answers every Responses call with a stream whose prompt of BIG tokens missed the cache. */
+const answerEveryCallMissed: UpstreamHandler = (_req, res) => {
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' })
+  res.end(responseStream(`resp_missed_${randomBytes(4).toString('hex')}`, 'ok', { input_tokens: BIG, input_tokens_details: { cached_tokens: 0 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 2 }, total_tokens: BIG + 5 }))
+}
+
+t.test('a changed reasoning effort is prefix_changed: a Responses call\'s reasoning, through the SDK', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, {}, answerEveryCallMissed)
+  const client = new OpenAI({ baseURL: gateway.baseURL, apiKey: 'sk-test', maxRetries: 0 })
+  const session = 's-reasoning-responses'
+  const call = async (body: Omit<OpenAI.Responses.ResponseCreateParamsStreaming, 'stream'>): Promise<void> => {
+    const stream = await client.responses.create({ ...body, stream: true }, { headers: { 'session-id': session } })
+    for await (const _event of stream) { /* read to the end, as a client does */ }
+  }
+  const base = { model: 'gpt-5', instructions: 'You are a coding agent.' }
+  await call({ ...base, reasoning: { effort: 'medium', summary: 'auto' }, input: 'one' })
+  await call({ ...base, reasoning: { effort: 'medium', summary: 'auto' }, input: 'two' })
+  await call({ ...base, reasoning: { effort: 'high', summary: 'auto' }, input: 'three' })
+  await call({ reasoning: { effort: 'high', summary: 'auto' }, input: 'four', ...base })
+  await call({ ...base, reasoning: { effort: 'high', summary: 'detailed' }, input: 'five' })
+  const { data } = await callRecords(gateway.origin, session)
+  t.same(data.map((r) => [r.cache, r.miss_reason]).reverse(), [
+    ['miss', 'first_request'],
+    ['miss', 'unexplained'],
+    ['miss', 'prefix_changed'],
+    ['miss', 'unexplained'],
+    ['miss', 'prefix_changed']
+  ], 'only the changed effort explains its miss (reasoning is read whole: so does a changed summary), not the same fields in another order')
+})
+
+t.test('a changed reasoning_effort or verbosity is prefix_changed: a chat call, through the SDK', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, {}, answerChatWithChosenCache)
+  const client = new OpenAI({ baseURL: gateway.baseURL, apiKey: 'sk-test', maxRetries: 0 })
+  const session = 's-reasoning-chat'
+  const call = async (effort: 'low' | 'high', verbosity: 'low' | 'high', user: string): Promise<void> => {
+    await client.chat.completions.create({
+      model: 'gpt-5',
+      messages: [{ role: 'developer', content: 'Answer briefly.' }, { role: 'user', content: user }],
+      reasoning_effort: effort,
+      verbosity
+    }, { headers: { 'session-id': session } })
+  }
+  await call('low', 'low', 'first question')
+  await call('low', 'low', 'a new turn, same settings')
+  await call('high', 'low', 'the effort changed')
+  await call('high', 'low', 'again')
+  await call('high', 'high', 'the verbosity changed')
+  const { data } = await callRecords(gateway.origin, session)
+  t.same(data.map((r) => r.miss_reason).reverse(), ['first_request', 'unexplained', 'prefix_changed', 'unexplained', 'prefix_changed'], 'only a changed effort or verbosity explains its miss')
 })
 
 t.test('a gap longer than CACHE_IDLE_SECONDS explains a miss as idle', async (t) => {

@@ -69,6 +69,19 @@ t.test('a WebSocket session whose second response.create changes instructions mi
   t.equal(records[0]!.fingerprint, httpFingerprint({ usage: [BIG, 0] }), 'the fingerprint its HTTP body would get')
 })
 
+t.test('a WebSocket session whose response.create changes its reasoning effort misses with prefix_changed', async (t) => {
+  const setup = await setUp(t)
+  const { ws } = await openSession(t, setup, 's-ws-reasoning')
+  const medium = { effort: 'medium', summary: 'auto' }
+  const high = { effort: 'high', summary: 'auto' }
+  await webSocketCall(ws, { usage: [BIG, 0], reasoning: medium })
+  await webSocketCall(ws, { usage: [BIG, 0], reasoning: high })
+  await webSocketCall(ws, { usage: [BIG, 0], reasoning: high })
+  const records = await storedRecords(setup.gateway, 's-ws-reasoning', 3)
+  t.same(records.map((r) => [r.status, r.cache, r.missReason]), [[101, 'miss', 'first_request'], [101, 'miss', 'prefix_changed'], [101, 'miss', 'unexplained']])
+  t.equal(records[1]!.fingerprint, httpFingerprint({ usage: [BIG, 0], reasoning: high }), 'the fingerprint its HTTP body would get')
+})
+
 t.test('an HTTP call and a WebSocket call with the same prefix get the same fingerprint, in one session', async (t) => {
   const setup = await setUp(t)
   const session = 's-http-and-ws'

@@ -44,14 +44,16 @@ export interface CallOptions {
   tools?: unknown[]
   instructions?: string
   model?: string
+  /** A Responses call's `reasoning` (none when not given). */
+  reasoning?: Record<string, unknown>
   usage: [number, number]
   /** How the body goes: with content-length (default) or chunked. */
   chunked?: boolean
 }
 
 /** The body of a model call with the given prefix and chosen usage. */
-export function callBody ({ tools = TOOLS, instructions = 'You are terse.', model = 'gpt-5', usage }: CallOptions): string {
-  return JSON.stringify({ model, instructions, tools, input: [{ role: 'user', content: `question ${++responses}` }], stream: true, metadata: { test_usage: usage } })
+export function callBody ({ tools = TOOLS, instructions = 'You are terse.', model = 'gpt-5', reasoning, usage }: CallOptions): string {
+  return JSON.stringify({ model, instructions, tools, reasoning, input: [{ role: 'user', content: `question ${++responses}` }], stream: true, metadata: { test_usage: usage } })
 }
 
 /** The `response.create` a WebSocket client sends for the same call: `type` first (as codex writes it), then the body's fields. */

@@ -19,12 +19,12 @@ const pick = <T>(random: Random, xs: readonly T[]): T => xs[Math.floor(random() 
 const WS = ['', '', '', ' ', '\n', '\t', '\r\n  ']
 const STRING_BITS = ['a', 'model', 'tools', ' ', '"', '\\', '/', '\n', '\t', '\u0001', 'é', '€', '😀', '{', '}', '[', ']', ',', ':', '\\"', 'x'.repeat(70)]
 
-/** A JSON string literal for `text`, each character written plainly or as an escape at random. */
-export function jsonString (random: Random, text: string): string {
+/** A JSON string literal for `text`, each character written plainly or (at `escapes`' rate) as an escape at random. */
+export function jsonString (random: Random, text: string, escapes = 0.15): string {
   let out = '"'
   for (const ch of text) {
     const plain = JSON.stringify(ch).slice(1, -1)
-    if (random() < 0.15) out += ch.split('').map((unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`).join('') // surrogates each
+    if (random() < escapes) out += ch.split('').map((unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`).join('') // surrogates each
     else if (ch === '/' && random() < 0.5) out += '\\/'
     else out += plain
   }
@@ -48,11 +48,11 @@ export function jsonValue (random: Random, depth: number): string {
   const n = Math.floor(random() * 4)
   const items = Array.from({ length: n }, () => kind === 3
     ? `${ws()}${jsonValue(random, depth - 1)}${ws()}`
-    : `${ws()}${jsonString(random, pick(random, ['model', 'tools', 'instructions', 'messages', 'role', 'input', 'text', 'response_format', 'k', randomText(random)]))}${ws()}:${ws()}${jsonValue(random, depth - 1)}${ws()}`)
+    : `${ws()}${jsonString(random, pick(random, ['model', 'tools', 'instructions', 'messages', 'role', 'input', 'text', 'response_format', 'reasoning', 'reasoning_effort', 'verbosity', 'k', randomText(random)]))}${ws()}:${ws()}${jsonValue(random, depth - 1)}${ws()}`)
   return kind === 3 ? `[${items.join(',')}${n === 0 ? ws() : ''}]` : `{${items.join(',')}${n === 0 ? ws() : ''}}`
 }
 
-const TOP_KEYS = ['model', 'instructions', 'tools', 'messages', 'messages', 'input', 'stream', 'metadata', 'modelx', 'tool', '', 'text', 'response_format', 'texts']
+const TOP_KEYS = ['model', 'instructions', 'tools', 'messages', 'messages', 'input', 'stream', 'metadata', 'modelx', 'tool', '', 'text', 'response_format', 'texts', 'reasoning', 'reasoning_effort', 'verbosity', 'reasoning_', 'effort']
 const ROLES = ['system', 'developer', 'user', 'assistant', 'Système', 'role']
 /** For the first messages: mostly instructions, so that runs of them are common. */
 const LEADING_ROLES = ['system', 'developer', 'system', 'developer', 'user']
@@ -88,7 +88,8 @@ export function randomBody (random: Random): Buffer {
     const value = key === 'model' && random() < 0.7
       ? jsonString(random, pick(random, ['gpt-5', 'gpt-5-codex', 'o3 "mini"', 'm\\n', 'é']))
       : key === 'messages' && random() < 0.7 ? randomMessages(random) : jsonValue(random, 3)
-    members.push(`${ws()}${jsonString(random, key)}${ws()}:${ws()}${value}${ws()}`)
+    // Now and then a key written wholly in escapes: the longest field names are then 90-96 bytes.
+    members.push(`${ws()}${jsonString(random, key, random() < 0.05 ? 1 : 0.15)}${ws()}:${ws()}${value}${ws()}`)
   }
   return Buffer.from(`${ws()}{${members.join(',')}${n === 0 ? ws() : ''}}${ws()}`)
 }
@@ -202,7 +203,8 @@ function fnvLanes (codes: ArrayLike<number>): string {
  * The fingerprint as the gateway defines it: each field's bytes digested (up to 256 bytes by
  * FNV-1a lanes, `j`…; longer by SHA-256, `s`…; absent `-`), the three joined in a fixed order,
  * then, when there is `messages`, its leading parts each digested (joined by `+`), then
- * `response_format` and `text` when there, and digested by the lanes again.
+ * `response_format`, `text`, `reasoning`, `reasoning_effort` and `verbosity` when there, and
+ * digested by the lanes again.
  */
 export function referencePrefix (body: Buffer): { fingerprint: string, model: string | undefined } {
   const spans = topLevelSpans(body)
@@ -214,7 +216,7 @@ export function referencePrefix (body: Buffer): { fingerprint: string, model: st
   }
   const messages = spans.get('messages')
   if (messages !== undefined) joined += `messages:${leadingMessageParts(messages).map(digestOf).join('+')};`
-  for (const field of ['response_format', 'text']) {
+  for (const field of ['response_format', 'text', 'reasoning', 'reasoning_effort', 'verbosity']) {
     const raw = spans.get(field)
     if (raw !== undefined) joined += `${field}:${digestOf(raw)};`
   }

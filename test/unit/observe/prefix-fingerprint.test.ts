@@ -60,6 +60,23 @@ t.test('escapes: escaped quotes inside values, and keys written with escapes', a
   t.equal(prefixOf('{"model":"gpt\\u002d5"}')!.model, 'gpt-5', 'the model name is decoded')
 })
 
+t.test('regression: a field\'s name written wholly in \\u escapes is still that field, however long the name', async (t) => {
+  const escaped = (name: string): string => [...name].map((ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')
+  for (const [name, value] of [['reasoning_effort', '"high"'], ['response_format', '{"type":"json_object"}'], ['model', '"m"']] as const) {
+    t.equal(prefixOf(`{"${escaped(name)}":${value},"input":"hi"}`)!.fingerprint, prefixOf(`{"${name}":${value},"input":"hi"}`)!.fingerprint, `${name}, ${escaped(name).length} bytes written`)
+  }
+  const plain = prefixOf('{"reasoning_effort":"high"}')!.fingerprint
+  const bytes = Buffer.from(`{"${escaped('reasoning_effort')}":"high"}`)
+  for (let i = 0; i <= bytes.length; i++) {
+    if (prefixOf(bytes.subarray(0, i), bytes.subarray(i))!.fingerprint !== plain) {
+      t.fail(`split at ${i}`)
+      return
+    }
+  }
+  t.pass('split at every byte')
+  t.not(prefixOf(`{"${escaped('reasoning_effort')}x":"high"}`)!.fingerprint, plain, 'a longer key is another key')
+})
+
 t.test('nested objects and arrays, scalars and whitespace', async (t) => {
   const body = '{ "tools" : [ {"a": {"b": [1, 2, {"c": "}"}]}} ] , "model" : "m" ,"instructions":null, "n": -1.5e3, "t": true}'
   const r = prefixOf(body)
@@ -226,6 +243,60 @@ t.test('a schema split at every byte, over WebSocket, and in a type-only tap', a
   const typeOnly = new PrefixFingerprint({ typeOnly: true })
   typeOnly.push(Buffer.from(JSON.stringify({ text: TEXT, type: 'response.create' })))
   t.equal(typeOnly.type(), 'response.create', 'a type-only tap passes over text')
+})
+
+const REASONING = { effort: 'medium', summary: 'auto' }
+
+t.test('reasoning effort and verbosity are part of the prefix: a Responses call\'s reasoning, a chat call\'s reasoning_effort and verbosity', async (t) => {
+  const fp = (body: object): string => prefixOf(JSON.stringify(body))!.fingerprint
+  const responses = { model: 'gpt-5', instructions: 'x', tools: TOOLS, reasoning: REASONING, input: 'hi' }
+  t.not(fp({ ...responses, reasoning: { ...REASONING, effort: 'high' } }), fp(responses), 'a changed effort')
+  t.not(fp({ ...responses, reasoning: { ...REASONING, summary: 'detailed' } }), fp(responses), 'reasoning is read whole: its summary too')
+  t.not(fp({ ...responses, reasoning: undefined }), fp(responses), 'no reasoning differs from some')
+  t.equal(fp({ reasoning: REASONING, input: 'another question', tools: TOOLS, stream: true, instructions: 'x', model: 'gpt-5' }), fp(responses), 'the same fields in another top-level order, and other fields, do not change it')
+  t.not(fp({ ...responses, text: TEXT }), fp(responses), 'with a schema as well')
+  const chat = { model: 'gpt-5', messages: [{ role: 'system', content: 'x' }, { role: 'user', content: 'hi' }], reasoning_effort: 'low', verbosity: 'low' }
+  t.not(fp({ ...chat, reasoning_effort: 'high' }), fp(chat), 'a changed reasoning_effort')
+  t.not(fp({ ...chat, verbosity: 'high' }), fp(chat), 'a changed verbosity')
+  t.not(fp({ ...chat, verbosity: undefined }), fp(chat), 'no verbosity differs from some')
+  t.equal(fp({ verbosity: 'low', stream: true, reasoning_effort: 'low', messages: chat.messages, model: 'gpt-5' }), fp(chat), 'the same fields in another top-level order')
+  t.not(fp({ model: 'm', reasoning_effort: 'high' }), fp({ model: 'm', verbosity: 'high' }), 'the fields are told apart')
+  t.not(fp({ model: 'm', reasoning: 'high' }), fp({ model: 'm', reasoning_effort: 'high' }), 'reasoning and reasoning_effort too')
+  t.equal(prefixOf(JSON.stringify({ reasoning: REASONING }))!.hasPrefixFields, true, 'reasoning alone is a prefix field')
+  t.equal(prefixOf(JSON.stringify({ verbosity: 'low' }))!.hasPrefixFields, true, 'verbosity alone is one')
+})
+
+t.test('a body without reasoning, reasoning_effort or verbosity keeps the fingerprint the previous version stored', async (t) => {
+  // Pinned from the version that read text and response_format but none of these.
+  const SHORT_SCHEMA = { type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'], additionalProperties: false }
+  t.equal(prefixOf(JSON.stringify({ model: 'gpt-5', instructions: 'x', text: { format: { type: 'json_schema', name: 'reply', strict: true, schema: SHORT_SCHEMA }, verbosity: 'low' }, input: 'hi' }))!.fingerprint, '08146de6f3d71914')
+  t.equal(prefixOf(JSON.stringify({ model: 'gpt-4.1', messages: [{ role: 'system', content: 'x' }, { role: 'user', content: 'hi' }], response_format: { type: 'json_object' } }))!.fingerprint, 'ab32b48a064168e8')
+})
+
+t.test('a reasoning, reasoning_effort or verbosity nested below the top level is not read', async (t) => {
+  const fp = (body: object): string => prefixOf(JSON.stringify(body))!.fingerprint
+  const base = { model: 'gpt-5', input: [{ type: 'reasoning', summary: [], reasoning: REASONING }], metadata: { reasoning_effort: 'low', verbosity: 'low' } }
+  t.equal(fp({ ...base, input: [{ type: 'reasoning', summary: [], reasoning: { effort: 'high' } }], metadata: { reasoning_effort: 'high', verbosity: 'high' } }), fp(base))
+  t.equal(fp(base), fp({ model: 'gpt-5' }), 'nor counted as present')
+  const nested = prefixOf(JSON.stringify({ type: 'response.create', response: { reasoning: REASONING, verbosity: 'low' } }))!
+  t.equal(nested.hasPrefixFields, false, 'a Realtime-shaped response.create still has none of the fields')
+})
+
+t.test('reasoning split at every byte, over WebSocket, and in a type-only tap', async (t) => {
+  const body = JSON.stringify({ model: 'gpt-5', reasoning: { effort: 'high', summary: 'a \\"}]' }, input: 'hi', reasoning_effort: 'low', verbosity: 'high' })
+  const whole = prefixOf(body)!
+  const bytes = Buffer.from(body)
+  for (let i = 0; i <= bytes.length; i++) {
+    if (prefixOf(bytes.subarray(0, i), bytes.subarray(i))!.fingerprint !== whole.fingerprint) {
+      t.fail(`split at ${i}`)
+      return
+    }
+  }
+  t.equal(prefixOf(...[...bytes].map((byte) => Buffer.of(byte)))!.fingerprint, whole.fingerprint, 'byte by byte')
+  t.equal(prefixOf(JSON.stringify({ type: 'response.create', ...JSON.parse(body) as object }))!.fingerprint, whole.fingerprint, 'a response.create with the same fields has the same fingerprint')
+  const typeOnly = new PrefixFingerprint({ typeOnly: true })
+  typeOnly.push(Buffer.from(JSON.stringify({ reasoning: REASONING, verbosity: 'low', type: 'response.create' })))
+  t.equal(typeOnly.type(), 'response.create', 'a type-only tap passes over them')
 })
 
 t.test('a type-only tap reads the top-level type and stops there, wherever it stands', async (t) => {
