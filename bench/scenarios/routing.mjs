@@ -27,8 +27,13 @@ import { runShortRequests } from '../load/short-requests.mjs'
 const SESSIONS = 1000
 /** Each configuration's share of a round is taken in slices this long, alternating. */
 const SLICE_SECONDS = 0.5
-/** Load on each round's fresh gateways before measuring (the first round's is `warmupSeconds`). */
-const ROUND_WARMUP_SECONDS = 1
+/**
+ * Load on each round's fresh gateways before measuring (the first round's is `warmupSeconds`).
+ * After one second at 1,500 requests/s V8 is still compiling the hot path on its background
+ * threads, which the process's CPU counts: a gateway measured 340–370 µs per request after
+ * one second and 210–265 µs after four, in the same run.
+ */
+const ROUND_WARMUP_SECONDS = 3
 export const ROUTING_LIMIT = 1.05
 
 export async function routingCost (run) {
