@@ -38,8 +38,8 @@ export function createLogger (level: LogLevel, destination?: DestinationStream):
 /**
  * stdout through a 32 KiB buffer: under load, one write per ~90 lines instead of one per
  * line (a write per line was ~8 % of the proxy's CPU in the benchmark). A timer flushes
- * what waits at least every `flushMs`, so a quiet gateway's lines are not held back, and no
- * line waits longer than that at any rate.
+ * what waits every `flushMs`, so a quiet gateway's lines are not held back (a tick that falls
+ * during a write in progress does nothing: a line waits at most about two ticks).
  *
  * Each write is a round trip through libuv's thread pool (a wake-up of a worker, the write,
  * a wake-up of the loop); with a 4 KiB buffer those round trips cost ~8 µs per line on a
