@@ -13,11 +13,11 @@
  * `--garbage N` allocates N short-lived objects per exchange, as the rest of a gateway would.
  * Needs `npm run build`.
  */
-import { fork } from 'node:child_process'
-import { once } from 'node:events'
-import { createServer } from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { startProcess, waitForListening } from '../lib/processes.mjs'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 const { values, positionals } = parseArgs({
@@ -81,9 +81,9 @@ function stageExporter ({ stage, protocol }) {
   }
 }
 
-async function measure (variant, sinkPort) {
+async function measure (variant, sinkOrigin) {
   const config = tracingFromEnv({
-    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sinkPort}`,
+    OTEL_EXPORTER_OTLP_ENDPOINT: sinkOrigin,
     OTEL_EXPORTER_OTLP_PROTOCOL: variant.protocol,
     OTEL_TRACES_SAMPLER: 'always_on',
     OTEL_BSP_MAX_QUEUE_SIZE: '65536',
@@ -106,28 +106,27 @@ async function drive (tracer, count) {
   }
 }
 
-async function freePort () {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address()
-  server.close()
-  return port
-}
-
 const variants = (positionals.length > 0 ? positionals : ['spans', 'serialize', 'export']).map(parseVariant)
-const sinkPort = await freePort()
-const sink = fork(join(ROOT, 'bench/upstream/otlp-sink.mjs'), [String(sinkPort)], { stdio: 'ignore' })
-await new Promise((resolve) => setTimeout(resolve, 300))
+// The sink on port 0, its port read from /proc once it listens: none picked in advance for
+// another process to take first, and no fixed wait standing in for its start.
+const dir = mkdtempSync(join(tmpdir(), 'bench-span-cost-'))
+const sink = startProcess('otlp-sink', process.execPath, [join(ROOT, 'bench/upstream/otlp-sink.mjs'), '0'], {
+  env: { PATH: process.env.PATH ?? '' },
+  logFile: join(dir, 'otlp-sink.log')
+})
 try {
+  const [sinkOrigin] = await waitForListening(sink)
   for (let round = 0; round < ROUNDS; round++) {
     for (let i = 0; i < variants.length; i++) {
       const variant = variants[(i + round) % variants.length]
-      variant.results.push(await measure(variant, sinkPort))
+      variant.results.push(await measure(variant, sinkOrigin))
     }
   }
 } finally {
-  sink.kill('SIGTERM')
+  await sink.stop()
 }
+// Kept when the run failed: an error names the sink's log.
+rmSync(dir, { recursive: true, force: true })
 for (const { text, results } of variants) {
   const sorted = [...results].sort((a, b) => a - b)
   console.log(`${text.padEnd(32)} min ${sorted[0].toFixed(1).padStart(5)}  median ${sorted[Math.floor(sorted.length / 2)].toFixed(1).padStart(5)}  µs CPU / exchange  (${results.map((r) => r.toFixed(1)).join(' ')})`)

@@ -5,8 +5,8 @@ import { resolveUpstreams } from './resolve-upstreams.js'
 import { checkRoutingSettings } from './routing-settings.js'
 import { checkServerSettings } from './server-settings.js'
 import { tracingFromEnv, type TracingConfig } from './tracing-env.js'
-import { upstreamList, type UpstreamSpec } from './upstream-list.js'
-import { boolean, ConfigError, headerMap, headerToken, hostPorts, httpUrl, integer, list, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
+import { upstreamList, upstreamListWarnings, type UpstreamSpec } from './upstream-list.js'
+import { boolean, ConfigError, type ConfigWarning, headerMap, headerToken, hostPorts, httpUrl, integer, list, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
 
 const MINUTE = 60_000
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -144,11 +144,11 @@ type Table = typeof SETTINGS
 /**
  * The typed config: the settings table with each setting replaced by its value (a top-level
  * setting, `upstreams`, is its value directly), plus tracing, which comes from the standard
- * OTEL_* variables only (tracing-env.ts).
+ * OTEL_* variables only (tracing-env.ts), and the warnings about settings that do nothing.
  */
 export type GatewayConfig = {
   [S in keyof Table]: Table[S] extends Setting<infer V> ? V : { [K in keyof Table[S]]: Table[S][K] extends Setting<infer V> ? V : never }
-} & { tracing: TracingConfig }
+} & { tracing: TracingConfig, warnings: ConfigWarning[] }
 
 /** A setting with its YAML path (`server.headers_timeout_ms`) and where its value goes in the config. */
 export interface NamedSetting extends Setting<unknown> {
@@ -223,6 +223,7 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConf
     upstreams: setBy.get('upstreams'),
     defaultUrl: SETTINGS.upstream.url.default
   })
+  typed.warnings = upstreamListWarnings(typed.upstreams, setBy.get('upstreams') ?? 'upstreams')
   checkServerSettings(typed, setBy)
   checkRoutingSettings(typed, setBy)
   checkManagedMode(typed)

@@ -13,6 +13,18 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * A setting that is valid but does nothing as configured: logged as a warn line at start
+ * (build-gateway.ts), named and worded as a ConfigError is. Not an error, so a config that
+ * started before still starts.
+ */
+export class ConfigWarning {
+  readonly message: string
+  constructor (readonly key: string, problem: string) {
+    this.message = `config ${key}: ${problem}`
+  }
+}
+
 /** YAML path → the key that set it (an env var or the YAML path itself); absent for a default. */
 export type SetBy = ReadonlyMap<string, string>
 

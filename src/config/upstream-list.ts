@@ -4,7 +4,7 @@
  * checked here; keys named by `api_key_env` are read in load-config.ts, the one reader of the
  * environment.
  */
-import { ConfigError, headerMap, httpUrl, integer, jsonFromEnvironment, secret, text, type Parse } from './settings.js'
+import { ConfigError, ConfigWarning, headerMap, httpUrl, integer, jsonFromEnvironment, secret, text, type Parse } from './settings.js'
 
 /** One upstream as configured. */
 export interface UpstreamSpec {
@@ -27,6 +27,8 @@ export interface UpstreamSpec {
   probeIntervalMs: number
   /** How long one probe may take, connect to last byte, before it counts as failed. */
   probeTimeoutMs: number
+  /** `probe_interval_ms`, `probe_timeout_ms` when given without `probe_path`: they do nothing (see `upstreamListWarnings`). */
+  unusedProbeFields: string[]
 }
 
 export const DEFAULT_PROBE_INTERVAL_MS = 10_000
@@ -37,6 +39,8 @@ export const DEFAULT_PROBE_INTERVAL_MS = 10_000
  */
 export const DEFAULT_PROBE_TIMEOUT_MS = 5_000
 const PROBE_MS = integer(100, 3_600_000)
+
+const PROBE_TIMING = ['probe_interval_ms', 'probe_timeout_ms'] as const
 
 const NAME = /^[a-z0-9_-]{1,32}$/
 const FIELDS = new Set(['name', 'url', 'weight', 'api_key', 'api_key_env', 'headers', 'group', 'probe_path', 'probe_interval_ms', 'probe_timeout_ms'])
@@ -81,8 +85,26 @@ function parseUpstream (raw: unknown, key: string): UpstreamSpec {
     group: item.group === undefined ? name : identifier(item.group, `${key}.group`),
     probePath,
     probeIntervalMs: item.probe_interval_ms === undefined ? DEFAULT_PROBE_INTERVAL_MS : PROBE_MS(item.probe_interval_ms, `${key}.probe_interval_ms`),
-    probeTimeoutMs: item.probe_timeout_ms === undefined ? DEFAULT_PROBE_TIMEOUT_MS : PROBE_MS(item.probe_timeout_ms, `${key}.probe_timeout_ms`)
+    probeTimeoutMs: item.probe_timeout_ms === undefined ? DEFAULT_PROBE_TIMEOUT_MS : PROBE_MS(item.probe_timeout_ms, `${key}.probe_timeout_ms`),
+    unusedProbeFields: probePath === '' ? PROBE_TIMING.filter((field) => item[field] !== undefined) : []
   }
+}
+
+/**
+ * Probe settings of a resolved list (`key`: the key that set it) that do nothing. Warnings, not
+ * errors: such configs were accepted before, and a probe_path taken out to stop probing may
+ * leave its timing behind. With one upstream nothing is probed, as build-gateway.ts starts
+ * probes only for several: one upstream is not judged (requests have nowhere else to go, and
+ * /readyz must not take every replica out of service for an upstream they all share).
+ */
+export function upstreamListWarnings (specs: readonly UpstreamSpec[], key: string): ConfigWarning[] {
+  const alone = specs.length === 1
+  return specs.flatMap((spec, i) => {
+    const inert = alone && spec.probePath !== '' ? ['probe_path'] : spec.unusedProbeFields
+    return inert.map((field) => new ConfigWarning(`${key}[${i}].${field}`, alone
+      ? `has no effect with a single upstream: it is never probed, since one upstream is not judged (requests always go to it, /readyz does not depend on it, its session_gateway_upstream_healthy stays 1); list a second upstream to route by health, or remove ${field}`
+      : `has no effect without probe_path: ${JSON.stringify(spec.name)} is not probed (passive health only); set probe_path to probe it, or remove ${field}`))
+  })
 }
 
 function identifier (raw: unknown, key: string): string {

@@ -61,6 +61,7 @@ const TRACE_FLUSH_MS = 5_000
 /** Wires the gateway's parts together: config → sessions, upstreams, entries, server. */
 export function buildGateway (config: GatewayConfig, options: GatewayOptions): Gateway {
   const logger = options.logger ?? createLogger(config.log.level)
+  logConfigWarnings(logger, config)
   const upstream = createUpstreamAgent(config.upstream)
   const { store } = options
   const sessions = new SessionResolver(store)
@@ -129,6 +130,11 @@ function createAdmission (config: GatewayConfig, upstreams: UpstreamSet, session
     drain,
     rateLimiter: config.limits.requestsPerMinute > 0 ? new RateLimiter(config.limits.requestsPerMinute) : undefined
   })
+}
+
+/** Settings that do nothing as configured, e.g. a lone upstream's probe_path: probes start only for several (above). */
+function logConfigWarnings (logger: Logger, { warnings }: GatewayConfig): void {
+  for (const warning of warnings) logger.warn({ setting: warning.key }, warning.message)
 }
 
 /** Several upstreams: each one's state for /readyz. One upstream is not judged (as before routing). */

@@ -17,6 +17,8 @@ export interface GatewayProcess {
   /** Resolves when the process has exited and its output has been read. */
   exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
   stderr: () => string
+  /** Every log line read so far, in order. */
+  logs: LogLine[]
   /** Resolves with the first log line matching `predicate`; rejects if the process exits first. */
   waitForLog: (predicate: (line: LogLine) => boolean) => Promise<LogLine>
   /** The port from the 'session-gateway listening' line. */
@@ -49,6 +51,7 @@ export function startGatewayProcess (t: { teardown: (fn: () => void) => void }, 
     child,
     exited,
     stderr: () => err,
+    logs: log.lines,
     waitForLog,
     port: async () => Number(new URL(String((await waitForLog((l) => l.msg === 'session-gateway listening')).address)).port)
   }

@@ -70,6 +70,21 @@ t.test("a probe's timeout is its own: 5000 ms by default whatever the interval, 
   t.equal(loadConfig({ file }).upstreams[0]!.probeTimeoutMs, 2_000, 'in YAML too')
 })
 
+t.test('probe settings that do nothing load, with a warning naming each key: a lone upstream\'s probe_path, timing without probe_path', async (t) => {
+  const warnings = (items: unknown[]): string[] => loadConfig({ env: { UPSTREAMS: JSON.stringify(items) } }).warnings.map((w) => w.key)
+  t.same(warnings([{ name: 'a', url: 'http://x', probe_path: '/models', probe_interval_ms: 500 }]), ['UPSTREAMS[0].probe_path'], 'one upstream: only probe_path is named')
+  t.same(warnings([{ name: 'a', url: 'http://x', probe_path: '/models' }, { name: 'b', url: 'http://y', probe_path: '/models' }]), [], 'several upstreams are probed')
+  t.same(warnings([{ name: 'a', url: 'http://x' }, { name: 'b', url: 'http://y', probe_timeout_ms: 500 }, { name: 'c', url: 'http://z', probe_interval_ms: 500, probe_timeout_ms: 500 }]),
+    ['UPSTREAMS[1].probe_timeout_ms', 'UPSTREAMS[2].probe_interval_ms', 'UPSTREAMS[2].probe_timeout_ms'])
+  const [timing] = loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x', probe_interval_ms: 500 }]) } }).warnings
+  t.equal(timing?.key, 'UPSTREAMS[0].probe_interval_ms', 'one upstream without probe_path: its timing is named')
+  t.match(timing?.message, /with a single upstream: it is never probed/, 'and why: it would not be probed with a probe_path either')
+  t.same(loadConfig({ env: { UPSTREAM_URL: 'http://127.0.0.1:9/v1' } }).warnings, [], 'UPSTREAM_URL alone has none')
+  const [lone] = loadConfig({ file: yamlFile(t, 'upstreams:\n  - name: a\n    url: http://x\n    probe_path: /models\n') }).warnings
+  t.equal(lone?.key, 'upstreams[0].probe_path', 'in YAML, named by its YAML path')
+  t.match(lone?.message, /^config upstreams\[0\]\.probe_path: has no effect with a single upstream/, 'worded as a ConfigError is')
+})
+
 t.test('UPSTREAM_URL and upstreams together is a start-up error naming both', async (t) => {
   const env = { UPSTREAM_URL: 'http://127.0.0.1:9/v1', UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://127.0.0.1:1' }]) }
   refuses(t, () => loadConfig({ env }), 'UPSTREAM_URL', /UPSTREAM_URL or UPSTREAMS, not both/)
