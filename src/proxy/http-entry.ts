@@ -37,11 +37,14 @@ export type Forwarder = (req: IncomingMessage, res: ServerResponse) => void
 
 type RequestBody = Buffer | IncomingMessage | AsyncIterable<Buffer> | null
 
+/** A body up to this size is read whole before it goes upstream, whatever decided the session. */
+const WHOLE_BODY_BYTES = 64 * 1024
+
 /**
  * Where an HTTP request to `/v1/*` enters, every method: admission → session → upstream →
  * relay → observe. Bodies are not parsed: they go to undici as the client's stream, or, when
- * the session depends on a JSON body's fields, as the one buffer they were read into, so
- * either way byte for byte.
+ * small or when the session depends on a JSON body's fields, as the one buffer they were read
+ * into, so either way byte for byte.
  */
 export function createForwarder (deps: HttpEntryDeps): Forwarder {
   const { config, admission, sessions } = deps
@@ -66,11 +69,11 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
     const streamedBody = !hasBody(req) ? null : req.headers['content-length'] === undefined ? limitedBody(req, bodyLimitBytes, tap === undefined ? undefined : afterWrite(tap)) : req
     if (admitted.sessionFromHeader !== undefined) {
       // The client decided: the body is never looked at.
-      dispatch(deps, single, exchange, req, res, admitted.upstreamPath, admitted.sessionFromHeader, streamedBody, tap)
+      dispatchDecided(deps, single, exchange, req, res, admitted.upstreamPath, admitted.sessionFromHeader, streamedBody, tap)
       return
     }
     if (streamedBody === null || !config.session.readBody || !isPlainJson(req)) {
-      dispatch(deps, single, exchange, req, res, admitted.upstreamPath, sessions.fromConnection(req.socket), streamedBody, tap)
+      dispatchDecided(deps, single, exchange, req, res, admitted.upstreamPath, sessions.fromConnection(req.socket), streamedBody, tap)
       return
     }
     readRequestBody(req, bodyLimitBytes).then(async (body) => {
@@ -80,6 +83,25 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
       if (tap !== undefined) tapReadBody(tap, body)
     }).catch((err: unknown) => refuseAfterBody(deps, exchange, res, err))
   }
+}
+
+/**
+ * The session is decided without the body. A small body (`content-length` up to
+ * WHOLE_BODY_BYTES) is read whole first and sent as one buffer: it has nearly always arrived
+ * with the headers, the upstream waits for all of it anyway, and piping the client's stream
+ * through undici cost ~9 % more CPU per request than sending a buffer. A larger or chunked
+ * body is streamed as it arrives.
+ */
+function dispatchDecided (deps: HttpEntryDeps, upstream: Upstream, exchange: Exchange, req: IncomingMessage, res: ServerResponse, path: string, session: Session, streamedBody: RequestBody, tap: PrefixFingerprint | undefined): void {
+  if (streamedBody !== req || !(Number(req.headers['content-length']) <= WHOLE_BODY_BYTES)) {
+    dispatch(deps, upstream, exchange, req, res, path, session, streamedBody, tap)
+    return
+  }
+  readRequestBody(req, deps.config.server.bodyLimitBytes).then((body) => {
+    if (res.destroyed) return exchange.endClientGone() // the client left while its body was read
+    dispatch(deps, upstream, exchange, req, res, path, session, body)
+    if (tap !== undefined) tapReadBody(tap, body)
+  }).catch((err: unknown) => refuseAfterBody(deps, exchange, res, err))
 }
 
 /** Reading the body (or deciding the session) failed before anything went upstream. */

@@ -110,12 +110,28 @@ tap.test('regression: a JSON body that stalls while it is read for its session g
   t.equal(upstream.ends.length, 0, 'nothing went upstream')
 })
 
+tap.test('a small body whose session a header decided is read whole first: stalled, it gets a 408 and nothing goes upstream', async (t) => {
+  const upstream = await startWaitingUpstream(t)
+  const gateway = await gatewayBefore(t, upstream)
+  const { response } = await rawExchange(gateway.port, rawRequest(
+    'POST /v1/responses HTTP/1.1', 'Host: x', 'Content-Type: application/json', 'session-id: small-stalled', 'Content-Length: 100'
+  ) + '{"model":')
+  assertRequestTimeout(t, response, 'small, session from a header')
+  const line = await gateway.waitForLog((l) => l.msg === 'refused')
+  t.has(line, { method: 'POST', path: '/v1/responses', status: 408, ended_by: 'gateway', error: 'request_timeout' })
+  t.equal(upstream.ends.length, 0, 'nothing went upstream')
+
+  const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'session-id': 'after-small' } })
+  t.equal(res.statusCode, 200, 'a following request is served')
+  t.same(await res.body.json(), { ok: true })
+})
+
 tap.test('regression: a body that stalls while it streams upstream gets a 408, and the upstream request is aborted', async (t) => {
   const upstream = await startWaitingUpstream(t)
   const gateway = await gatewayBefore(t, upstream)
   const cases = [
-    // a session-id: the body is not read for the session, it streams as it comes
-    ['content-length', ['Content-Type: application/json', 'session-id: timeout-length', 'Content-Length: 100'], '{"model":'],
+    // a session-id: the body is not read for the session; past 64 KiB it streams as it comes
+    ['content-length', ['Content-Type: application/json', 'session-id: timeout-length', 'Content-Length: 100000'], '{"model":'],
     ['chunked, not JSON', ['Content-Type: application/octet-stream', 'session-id: timeout-chunked', 'Transfer-Encoding: chunked'], '9\r\n{"model":\r\n']
   ] as const
   await Promise.all(cases.map(async ([label, head, partial]) => {
@@ -170,7 +186,7 @@ tap.test('an upstream that answers before the body is complete: its answer reach
   const upstream = await startWaitingUpstream(t, () => '{"early":true}')
   const gateway = await gatewayBefore(t, upstream)
   const { responses } = await rawExchange(gateway.port, rawRequest(
-    'POST /v1/responses HTTP/1.1', 'Host: x', 'Content-Type: application/json', 'session-id: early', 'Content-Length: 100'
+    'POST /v1/responses HTTP/1.1', 'Host: x', 'Content-Type: application/json', 'session-id: early', 'Content-Length: 100000'
   ) + '{"model":')
   t.equal(responses[0]?.status, 200)
   t.equal(responses[0]?.body.toString(), '{"early":true}', 'the upstream\'s answer, whole')
