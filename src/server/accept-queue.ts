@@ -3,24 +3,37 @@ import type { Server } from 'node:http'
 
 /** Longest the drain waits for the kernel's accept queue to empty before closing the listener. */
 const MAX_WAIT_MS = 1_000
+/** The listener closes only after this long without a new connection (or at MAX_WAIT_MS). */
+const QUIET_MS = 20
 
 /**
  * Waits until the kernel holds no connection for `server` that has finished its handshake but
  * that Node has not accepted yet: closing the listener resets those (the client sees
  * ECONNRESET, not a refusal), although their requests may already be on their way. Linux shows
  * the queue's length as a LISTEN socket's rx_queue in /proc/net/tcp{,6}; elsewhere this
- * returns at once.
+ * returns at once. It also waits, up to the same limit, until no new connection has come for
+ * QUIET_MS.
  */
 export async function acceptQueueEmptied (server: Server): Promise<void> {
   const address = server.address()
   if (address === null || typeof address === 'string') return
   const port = address.port.toString(16).toUpperCase().padStart(4, '0')
   const deadline = performance.now() + MAX_WAIT_MS
-  while (performance.now() < deadline) {
-    const queued = await queuedConnections(port)
-    if (queued === 0) return
-    // Let the event loop accept them.
-    await new Promise((resolve) => setImmediate(resolve))
+  // A burst of connections still arriving keeps the listener open until it passes: the queue
+  // read empty a moment ago says nothing about the next connection of a burst, and closing
+  // in the middle of one resets whichever completed its handshake in between.
+  let lastConnectionAt = performance.now()
+  const onConnection = (): void => { lastConnectionAt = performance.now() }
+  server.on('connection', onConnection)
+  try {
+    while (performance.now() < deadline) {
+      const queued = await queuedConnections(port)
+      if (queued === 0 && performance.now() - lastConnectionAt >= QUIET_MS) return
+      // Let the event loop accept them.
+      await new Promise((resolve) => setTimeout(resolve, queued === 0 ? 1 : 0))
+    }
+  } finally {
+    server.off('connection', onConnection)
   }
 }
 
