@@ -79,8 +79,7 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
     readRequestBody(req, bodyLimitBytes).then(async (body) => {
       const session = await sessions.fromBody(readSessionFields(body), req.socket)
       if (res.destroyed) return exchange.endClientGone() // the client left while its session was decided
-      dispatch(deps, single, exchange, req, res, admitted.upstreamPath, session, body)
-      if (tap !== undefined) tapReadBody(tap, body)
+      dispatch(deps, single, exchange, req, res, admitted.upstreamPath, session, body, tap)
     }).catch((err: unknown) => refuseAfterBody(deps, exchange, res, err))
   }
 }
@@ -89,8 +88,8 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
  * The session is decided without the body. A small body (`content-length` up to
  * WHOLE_BODY_BYTES) is read whole first and sent as one buffer: it has nearly always arrived
  * with the headers, the upstream waits for all of it anyway, and piping the client's stream
- * through undici cost ~9 % more CPU per request than sending a buffer. A larger or chunked
- * body is streamed as it arrives.
+ * through undici cost more CPU than sending a buffer (README, Sessions: ~15 % per request for
+ * calls with `session-id`). A larger or chunked body is streamed as it arrives.
  */
 function dispatchDecided (deps: HttpEntryDeps, upstream: Upstream, exchange: Exchange, req: IncomingMessage, res: ServerResponse, path: string, session: Session, streamedBody: RequestBody, tap: PrefixFingerprint | undefined): void {
   if (streamedBody !== req || !(Number(req.headers['content-length']) <= WHOLE_BODY_BYTES)) {
@@ -99,8 +98,7 @@ function dispatchDecided (deps: HttpEntryDeps, upstream: Upstream, exchange: Exc
   }
   readRequestBody(req, deps.config.server.bodyLimitBytes).then((body) => {
     if (res.destroyed) return exchange.endClientGone() // the client left while its body was read
-    dispatch(deps, upstream, exchange, req, res, path, session, body)
-    if (tap !== undefined) tapReadBody(tap, body)
+    dispatch(deps, upstream, exchange, req, res, path, session, body, tap)
   }).catch((err: unknown) => refuseAfterBody(deps, exchange, res, err))
 }
 
@@ -118,7 +116,7 @@ function dispatch (deps: HttpEntryDeps, upstream: Upstream, exchange: Exchange, 
   exchange.admit(session, () => res.destroy())
   exchange.upstream = upstream.name
   exchange.attempts = 1
-  if (tap !== undefined && body === req) tapStreamedBody(req, tap)
+  if (tap !== undefined) tapBody(tap, req, body)
   // One upstream attempt, one client span (when traced).
   const attempt = exchange.startAttempt(upstream.target.origin, exchange.method, path)
   // The exchange's end ends the attempt's span too: later, when the usage of a compressed
@@ -163,11 +161,12 @@ async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: Incom
   attempts.next()
 }
 
-/** The cache tap on a routed request's body: a kept buffer once, or the client's stream as it passes. */
-function tapBody (tap: PrefixFingerprint, req: IncomingMessage, body: ReplayableBody['body']): void {
+/** The cache tap on a request's body: a buffer read whole once, or the client's stream as it passes. */
+function tapBody (tap: PrefixFingerprint, req: IncomingMessage, body: RequestBody): void {
   if (Buffer.isBuffer(body)) tapReadBody(tap, body)
   else if (body === req) tapStreamedBody(req, tap)
-  // A chunked body past the replay limit (read in part, then streamed) has no fingerprint.
+  // A chunked body on one upstream shows its chunks to the tap itself (limitedBody, in
+  // createForwarder); one routed past the replay limit (read in part, then streamed) has no fingerprint.
 }
 
 /** The session, and the body read once: for its lineage fields when they decide, and to be replayed. */

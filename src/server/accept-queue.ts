@@ -10,9 +10,9 @@ const QUIET_MS = 20
  * Waits until the kernel holds no connection for `server` that has finished its handshake but
  * that Node has not accepted yet: closing the listener resets those (the client sees
  * ECONNRESET, not a refusal), although their requests may already be on their way. Linux shows
- * the queue's length as a LISTEN socket's rx_queue in /proc/net/tcp{,6}; elsewhere this
- * returns at once. It also waits, up to the same limit, until no new connection has come for
- * QUIET_MS.
+ * the queue's length as a LISTEN socket's rx_queue in /proc/net/tcp{,6} (elsewhere it reads
+ * as empty). It also waits, up to the same limit, until no new connection has come for
+ * QUIET_MS: so it takes at least QUIET_MS, on every platform.
  */
 export async function acceptQueueEmptied (server: Server): Promise<void> {
   const address = server.address()
@@ -29,8 +29,8 @@ export async function acceptQueueEmptied (server: Server): Promise<void> {
     while (performance.now() < deadline) {
       const queued = await queuedConnections(port)
       if (queued === 0 && performance.now() - lastConnectionAt >= QUIET_MS) return
-      // Let the event loop accept them.
-      await new Promise((resolve) => setTimeout(resolve, queued === 0 ? 1 : 0))
+      // Queued ones: let the event loop accept them. None: look again in a millisecond.
+      await new Promise((resolve) => queued === 0 ? setTimeout(resolve, 1) : setImmediate(resolve))
     }
   } finally {
     server.off('connection', onConnection)

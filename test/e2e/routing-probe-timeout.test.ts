@@ -5,7 +5,7 @@
  * overlap: the next starts `probe_interval_ms` after the last one ended.
  */
 import t from 'tap'
-import { startGateway } from '../support/gateway.js'
+import { startGateway, type RunningGateway, type Teardown } from '../support/gateway.js'
 import { replyJson, startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
 
 const EJECTED = 'upstream ejected: its health probe failed'
@@ -48,6 +48,17 @@ async function requestsSeen (upstream: MockUpstream, count: number): Promise<voi
   while (upstream.requests.length < count) await upstream.nextRequest()
 }
 
+/**
+ * A gateway routing to `probed` (its probe settings in `spec`) and to a healthy upstream named
+ * `well`, with `env` besides; both upstreams are closed with the test.
+ */
+async function gatewayWithProbed (t: Teardown, probed: MockUpstream, spec: object, env: Record<string, string>): Promise<RunningGateway> {
+  const well = await startMockUpstream(replyJson(MODELS))
+  t.teardown(probed.close)
+  t.teardown(well.close)
+  return await startGateway({ UPSTREAMS: JSON.stringify([{ url: probed.url, probe_path: '/models', ...spec }, { name: 'well', url: well.url }]), ...env })
+}
+
 async function upstreamState (origin: string, name: string): Promise<string | undefined> {
   const ready = await (await fetch(`${origin}/readyz`)).json() as { upstreams: Array<{ name: string, state: string }> }
   return ready.upstreams.find((u) => u.name === name)?.state
@@ -57,18 +68,8 @@ t.test('a probe slower than its interval but within its timeout keeps its upstre
   // Answers in 1.5 s, well past its interval (and past undici's coarse timer for the old
   // timeout, which fired 0.5 to 1 s in rather than at 200 ms), well within the default timeout.
   const { upstream: slow, mostAtOnce, ended } = await slowUpstream(1_500)
-  const well = await startMockUpstream(replyJson(MODELS))
-  t.teardown(slow.close)
-  t.teardown(well.close)
-  const gateway = await startGateway({
-    UPSTREAMS: JSON.stringify([
-      // probe_timeout_ms left at its default.
-      { name: 'slow', url: slow.url, probe_path: '/models', probe_interval_ms: 200 },
-      { name: 'well', url: well.url }
-    ]),
-    // One failed probe would eject it: a single one that timed out shows.
-    UPSTREAM_FAILURES_TO_EJECT: '1'
-  })
+  // probe_timeout_ms left at its default. One failed probe would eject it: a single one that timed out shows.
+  const gateway = await gatewayWithProbed(t, slow, { name: 'slow', probe_interval_ms: 200 }, { UPSTREAM_FAILURES_TO_EJECT: '1' })
   t.teardown(gateway.close)
 
   // Two probes ended (answered, or cut by a timeout), and a third sent: with probes one at a
@@ -84,16 +85,7 @@ t.test('a probe slower than its interval but within its timeout keeps its upstre
 t.test('a probe that takes longer than probe_timeout_ms is cut there, and its failure ejects the upstream and is logged', async (t) => {
   // Never answers: only the probe's timeout ends each probe.
   const hung = await startMockUpstream(() => {})
-  const well = await startMockUpstream(replyJson(MODELS))
-  t.teardown(hung.close)
-  t.teardown(well.close)
-  const gateway = await startGateway({
-    UPSTREAMS: JSON.stringify([
-      { name: 'hung', url: hung.url, probe_path: '/models', probe_interval_ms: 100, probe_timeout_ms: 300 },
-      { name: 'well', url: well.url }
-    ]),
-    UPSTREAM_FAILURES_TO_EJECT: '2'
-  })
+  const gateway = await gatewayWithProbed(t, hung, { name: 'hung', probe_interval_ms: 100, probe_timeout_ms: 300 }, { UPSTREAM_FAILURES_TO_EJECT: '2' })
   t.teardown(gateway.close)
 
   const ejected = await gateway.waitForLog((line) => line.msg === EJECTED && line.upstream === 'hung')
@@ -106,16 +98,7 @@ t.test('a probe that takes longer than probe_timeout_ms is cut there, and its fa
 
 t.test('closing the gateway cuts a probe in flight at once, and counts it against no upstream', async (t) => {
   const hung = await startMockUpstream(() => {})
-  const well = await startMockUpstream(replyJson(MODELS))
-  t.teardown(hung.close)
-  t.teardown(well.close)
-  const gateway = await startGateway({
-    UPSTREAMS: JSON.stringify([
-      { name: 'hung', url: hung.url, probe_path: '/models', probe_interval_ms: 100 },
-      { name: 'well', url: well.url }
-    ]),
-    UPSTREAM_FAILURES_TO_EJECT: '1'
-  })
+  const gateway = await gatewayWithProbed(t, hung, { name: 'hung', probe_interval_ms: 100 }, { UPSTREAM_FAILURES_TO_EJECT: '1' })
   const first = await hung.nextRequest()
   await gateway.close()
   await first.closed
