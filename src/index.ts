@@ -1,5 +1,5 @@
 export { buildGateway, type Gateway, type GatewayOptions } from './server/build-gateway.js'
-export { loadConfig, SETTINGS, type GatewayConfig } from './config/load-config.js'
+export { loadConfig, SETTINGS, type GatewayConfig, type LoadedConfig } from './config/load-config.js'
 export { ConfigError, ConfigWarning } from './config/settings.js'
 export { GatewayError, errors } from './errors.js'
 export { SessionResolver, type Session, type SessionSource } from './session/resolve-session.js'

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { checkRedisSettings } from './redis-settings.js'
 import { resolveUpstreams } from './resolve-upstreams.js'
-import { checkRoutingSettings } from './routing-settings.js'
+import { checkRoutingSettings, loneUpstreamRoutingWarnings } from './routing-settings.js'
 import { checkServerSettings } from './server-settings.js'
 import { tracingFromEnv, type TracingConfig } from './tracing-env.js'
 import { upstreamList, upstreamListWarnings, type UpstreamSpec } from './upstream-list.js'
@@ -148,7 +148,14 @@ type Table = typeof SETTINGS
  */
 export type GatewayConfig = {
   [S in keyof Table]: Table[S] extends Setting<infer V> ? V : { [K in keyof Table[S]]: Table[S][K] extends Setting<infer V> ? V : never }
-} & { tracing: TracingConfig, warnings: ConfigWarning[] }
+} & {
+  tracing: TracingConfig
+  /** Settings that do nothing in this config, logged at start; none when the config was built by hand. */
+  warnings?: ConfigWarning[]
+}
+
+/** What `loadConfig` returns: its warnings always listed (empty when every setting does something). */
+export type LoadedConfig = GatewayConfig & { warnings: ConfigWarning[] }
 
 /** A setting with its YAML path (`server.headers_timeout_ms`) and where its value goes in the config. */
 export interface NamedSetting extends Setting<unknown> {
@@ -181,6 +188,7 @@ function snakeCase (camel: string): string {
 }
 
 const NAMED = allSettings()
+const ROUTING_SETTINGS = NAMED.filter((spec) => spec.section === 'routing')
 const KNOWN_PATHS = new Set(NAMED.map((spec) => spec.path))
 /** `server`, `upstream`, …: a section written with nothing under it (`server:`) is empty, not unknown. */
 const KNOWN_SECTIONS = new Set(NAMED.filter((spec) => spec.key !== '').map((spec) => spec.section))
@@ -199,7 +207,7 @@ export interface ConfigSources {
 }
 
 /** Reads defaults < YAML file < environment, validates every value once, and returns the typed config. */
-export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConfig {
+export function loadConfig ({ file, env = {} }: ConfigSources = {}): LoadedConfig {
   const fromFile = file === undefined ? new Map<string, unknown>() : readYamlFile(file)
   const config: Record<string, unknown> = {}
   /** Which key set each value that is not a default: YAML path → the env var or YAML path. */
@@ -215,7 +223,7 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConf
     if (spec.key === '') config[spec.section] = value
     else ((config[spec.section] ??= {}) as Record<string, unknown>)[spec.key] = value
   }
-  const typed = config as unknown as GatewayConfig
+  const typed = config as unknown as LoadedConfig
   typed.tracing = tracingFromEnv(env)
   addEnvHeaders(typed.upstream, env)
   typed.upstreams = resolveUpstreams(typed, env, {
@@ -223,7 +231,7 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): GatewayConf
     upstreams: setBy.get('upstreams'),
     defaultUrl: SETTINGS.upstream.url.default
   })
-  typed.warnings = upstreamListWarnings(typed.upstreams, setBy.get('upstreams') ?? 'upstreams')
+  typed.warnings = [...upstreamListWarnings(typed.upstreams, setBy.get('upstreams') ?? 'upstreams'), ...loneUpstreamRoutingWarnings(typed, ROUTING_SETTINGS, setBy)]
   checkServerSettings(typed, setBy)
   checkRoutingSettings(typed, setBy)
   checkManagedMode(typed)

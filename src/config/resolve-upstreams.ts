@@ -36,5 +36,5 @@ export function resolveUpstreams (config: GatewayConfig, env: Record<string, str
 }
 
 function defaultUpstream (url: URL): UpstreamSpec {
-  return { name: DEFAULT_UPSTREAM, url, weight: 1, apiKey: '', apiKeyEnv: '', headers: {}, group: DEFAULT_UPSTREAM, probePath: '', probeIntervalMs: DEFAULT_PROBE_INTERVAL_MS, probeTimeoutMs: DEFAULT_PROBE_TIMEOUT_MS, unusedProbeFields: [] }
+  return { name: DEFAULT_UPSTREAM, url, weight: 1, apiKey: '', apiKeyEnv: '', headers: {}, group: DEFAULT_UPSTREAM, probePath: '', probeIntervalMs: DEFAULT_PROBE_INTERVAL_MS, probeTimeoutMs: DEFAULT_PROBE_TIMEOUT_MS, unusedProbeFields: [], placementFields: [] }
 }

@@ -29,6 +29,8 @@ export interface UpstreamSpec {
   probeTimeoutMs: number
   /** `probe_interval_ms`, `probe_timeout_ms` when given without `probe_path`: they do nothing (see `upstreamListWarnings`). */
   unusedProbeFields: string[]
+  /** `weight`, `group` when given: they place sessions among several upstreams, so do nothing for a lone one. */
+  placementFields: string[]
 }
 
 export const DEFAULT_PROBE_INTERVAL_MS = 10_000
@@ -41,6 +43,7 @@ export const DEFAULT_PROBE_TIMEOUT_MS = 5_000
 const PROBE_MS = integer(100, 3_600_000)
 
 const PROBE_TIMING = ['probe_interval_ms', 'probe_timeout_ms'] as const
+const PLACEMENT = ['weight', 'group'] as const
 
 const NAME = /^[a-z0-9_-]{1,32}$/
 const FIELDS = new Set(['name', 'url', 'weight', 'api_key', 'api_key_env', 'headers', 'group', 'probe_path', 'probe_interval_ms', 'probe_timeout_ms'])
@@ -86,25 +89,35 @@ function parseUpstream (raw: unknown, key: string): UpstreamSpec {
     probePath,
     probeIntervalMs: item.probe_interval_ms === undefined ? DEFAULT_PROBE_INTERVAL_MS : PROBE_MS(item.probe_interval_ms, `${key}.probe_interval_ms`),
     probeTimeoutMs: item.probe_timeout_ms === undefined ? DEFAULT_PROBE_TIMEOUT_MS : PROBE_MS(item.probe_timeout_ms, `${key}.probe_timeout_ms`),
-    unusedProbeFields: probePath === '' ? PROBE_TIMING.filter((field) => item[field] !== undefined) : []
+    unusedProbeFields: probePath === '' ? PROBE_TIMING.filter((field) => item[field] !== undefined) : [],
+    placementFields: PLACEMENT.filter((field) => item[field] !== undefined)
   }
 }
 
 /**
- * Probe settings of a resolved list (`key`: the key that set it) that do nothing. Warnings, not
- * errors: such configs were accepted before, and a probe_path taken out to stop probing may
+ * Upstream settings of a resolved list (`key`: the key that set it) that do nothing. Warnings,
+ * not errors: such configs were accepted before, and a probe_path taken out to stop probing may
  * leave its timing behind. With one upstream nothing is probed, as build-gateway.ts starts
  * probes only for several: one upstream is not judged (requests have nowhere else to go, and
- * /readyz must not take every replica out of service for an upstream they all share).
+ * /readyz must not take every replica out of service for an upstream they all share). Nor is
+ * anything placed: `weight` and `group` choose among several.
  */
 export function upstreamListWarnings (specs: readonly UpstreamSpec[], key: string): ConfigWarning[] {
-  const alone = specs.length === 1
-  return specs.flatMap((spec, i) => {
-    const inert = alone && spec.probePath !== '' ? ['probe_path'] : spec.unusedProbeFields
-    return inert.map((field) => new ConfigWarning(`${key}[${i}].${field}`, alone
-      ? `has no effect with a single upstream: it is never probed, since one upstream is not judged (requests always go to it, /readyz does not depend on it, its session_gateway_upstream_healthy stays 1); list a second upstream to route by health, or remove ${field}`
-      : `has no effect without probe_path: ${JSON.stringify(spec.name)} is not probed (passive health only); set probe_path to probe it, or remove ${field}`))
-  })
+  if (specs.length === 1) return loneUpstreamWarnings(specs[0]!, `${key}[0]`)
+  return specs.flatMap((spec, i) => probeTimingWarnings(spec, `${key}[${i}]`))
+}
+
+function probeTimingWarnings (spec: UpstreamSpec, key: string): ConfigWarning[] {
+  return spec.unusedProbeFields.map((field) => new ConfigWarning(`${key}.${field}`,
+    `has no effect without probe_path: ${JSON.stringify(spec.name)} is not probed (passive health only); set probe_path to probe it, or remove ${field}`))
+}
+
+function loneUpstreamWarnings (spec: UpstreamSpec, key: string): ConfigWarning[] {
+  const probe = (spec.probePath !== '' ? ['probe_path'] : spec.unusedProbeFields).map((field) => new ConfigWarning(`${key}.${field}`,
+    `has no effect with a single upstream: it is never probed, since one upstream is not judged (requests always go to it, /readyz does not depend on it, its session_gateway_upstream_healthy stays 1); list a second upstream to route by health, or remove ${field}`))
+  const placement = spec.placementFields.map((field) => new ConfigWarning(`${key}.${field}`,
+    `has no effect with a single upstream: every session goes to it, and ${field} only chooses among several; list a second upstream, or remove ${field}`))
+  return [...probe, ...placement]
 }
 
 function identifier (raw: unknown, key: string): string {

@@ -134,7 +134,7 @@ function createAdmission (config: GatewayConfig, upstreams: UpstreamSet, session
 
 /** Settings that do nothing as configured, e.g. a lone upstream's probe_path: probes start only for several (above). */
 function logConfigWarnings (logger: Logger, { warnings }: GatewayConfig): void {
-  for (const warning of warnings) logger.warn({ setting: warning.key }, warning.message)
+  for (const warning of warnings ?? []) logger.warn({ setting: warning.key }, warning.message)
 }
 
 /** Several upstreams: each one's state for /readyz. One upstream is not judged (as before routing). */

@@ -1,8 +1,9 @@
 /**
- * Probe settings that cannot do anything are said so at start, in a warn line naming the key,
+ * Upstream settings that cannot do anything are said so at start, in a warn line naming the key,
  * and the gateway still starts: `probe_path` on the only upstream of a list (one upstream is
  * not judged, so it is never probed), and `probe_interval_ms` / `probe_timeout_ms` on an
- * upstream without `probe_path`. Before, both were accepted and silently did nothing.
+ * upstream without `probe_path`; `weight`, `group` and `routing.*` with one upstream. Before,
+ * all were accepted and silently did nothing.
  * Runs the built CLI (`npm run build` first when run alone).
  */
 import t, { type Test } from 'tap'
@@ -62,6 +63,21 @@ t.test('probe_interval_ms or probe_timeout_ms without probe_path: a warn line fo
   for (const line of warnings) {
     t.match(line, { level: 'warn', msg: /has no effect without probe_path: "passive" is not probed/ })
   }
+})
+
+t.test('weight and group on the only upstream, and routing.* with one upstream: a warn line for each key; requests still go to it', async (t) => {
+  const upstream = await startMockUpstream()
+  t.teardown(upstream.close)
+  const gateway = startGatewayProcess(t, {
+    HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', UPSTREAM_MAX_ATTEMPTS: '5',
+    UPSTREAMS: JSON.stringify([{ name: 'only', url: upstream.url, weight: 4, group: 'pool' }])
+  })
+  const warnings = await settingWarnings(gateway)
+  t.same(warnings.map((line) => line.setting), ['UPSTREAMS[0].weight', 'UPSTREAMS[0].group', 'UPSTREAM_MAX_ATTEMPTS'])
+  for (const line of warnings) t.match(line, { level: 'warn', msg: /has no effect with a single upstream/ })
+  const res = await request(`http://127.0.0.1:${await gateway.port()}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"m","input":"hi"}' })
+  t.equal(res.statusCode, 200, 'the gateway started and serves')
+  await res.body.dump()
 })
 
 t.test('a single upstream without probe settings, and UPSTREAM_URL alone: no warning', async (t) => {

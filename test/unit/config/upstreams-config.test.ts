@@ -85,6 +85,23 @@ t.test('probe settings that do nothing load, with a warning naming each key: a l
   t.match(lone?.message, /^config upstreams\[0\]\.probe_path: has no effect with a single upstream/, 'worded as a ConfigError is')
 })
 
+t.test('a lone upstream\'s weight and group, and routing.* with one upstream, load with a warning naming each key', async (t) => {
+  const lone = loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x', weight: 3, group: 'g', headers: { 'x-k': 'v' } }]) } }).warnings
+  t.same(lone.map((w) => w.key), ['UPSTREAMS[0].weight', 'UPSTREAMS[0].group'], 'weight and group, not headers (they do apply)')
+  t.match(lone[0]?.message, /^config UPSTREAMS\[0\]\.weight: has no effect with a single upstream: every session goes to it/)
+  t.same(loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x', weight: 3, group: 'g' }, { name: 'b', url: 'http://y' }]) } }).warnings, [], 'with two upstreams they place sessions')
+
+  const env = { UPSTREAM_URL: 'http://127.0.0.1:9/v1', UPSTREAM_MAX_ATTEMPTS: '5', UPSTREAM_FAILURES_TO_EJECT: '2' }
+  const routing = loadConfig({ env }).warnings
+  t.same(routing.map((w) => w.key), ['UPSTREAM_MAX_ATTEMPTS', 'UPSTREAM_FAILURES_TO_EJECT'], 'each routing key set, named as it was set')
+  t.match(routing[0]?.message, /^config UPSTREAM_MAX_ATTEMPTS: has no effect with a single upstream: routing\.max_attempts governs retries/)
+  t.same(loadConfig({ env: { UPSTREAM_URL: 'http://127.0.0.1:9/v1', UPSTREAM_MAX_ATTEMPTS: '3' } }).warnings, [], 'a key at its default changes nothing either way: no warning')
+  const file = yamlFile(t, 'routing:\n  replay_body_bytes: 0\n  cooldown_ms: 1000\n')
+  t.same(loadConfig({ file }).warnings.map((w) => w.key), ['routing.replay_body_bytes', 'routing.cooldown_ms'], 'in YAML, by YAML path')
+  const several = { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x' }, { name: 'b', url: 'http://y' }]), UPSTREAM_MAX_ATTEMPTS: '5' }
+  t.same(loadConfig({ env: several }).warnings, [], 'with several upstreams routing.* does its work')
+})
+
 t.test('UPSTREAM_URL and upstreams together is a start-up error naming both', async (t) => {
   const env = { UPSTREAM_URL: 'http://127.0.0.1:9/v1', UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://127.0.0.1:1' }]) }
   refuses(t, () => loadConfig({ env }), 'UPSTREAM_URL', /UPSTREAM_URL or UPSTREAMS, not both/)
