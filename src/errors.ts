@@ -37,7 +37,8 @@ export class GatewayError extends Error {
     const body = this.body()
     closeIfBodyUnread(res)
     // Its own reason phrase, never one a failed relay left behind on the response.
-    res.writeHead(this.status, STATUS_CODES[this.status] ?? 'Error', { ...this.headers, 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
+    // The spread last: on Node 20 one first, then more keys, gave each object a map of its own.
+    res.writeHead(this.status, STATUS_CODES[this.status] ?? 'Error', { 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(body), ...this.headers })
     res.end(body)
   }
 

@@ -300,12 +300,18 @@ export class Exchange implements Drainable, ResponseFacts {
     }
     this.#callStartedAt = now // a response the client did not ask for anew starts here
     if (fingerprint === undefined) calls.record(session.id, call)
-    else void fingerprint.then((value) => calls.record(session.id, { ...call, fingerprint: value }))
+    else {
+      void fingerprint.then((value) => {
+        call.fingerprint = value
+        calls.record(session.id, call)
+      })
+    }
   }
 }
 
 function stoppedAtShutdown (outcome: ExchangeOutcome): ExchangeOutcome {
-  return { ...outcome, endedBy: 'gateway', failure: undefined, stoppedWith: 'shutdown' }
+  const { status, ttfbMs, bytesOut, refusedWith, webSocket } = outcome
+  return { status, endedBy: 'gateway', failure: undefined, stoppedWith: 'shutdown', ttfbMs, bytesOut, refusedWith, webSocket }
 }
 
 function modelApiOf (method: string, path: string): ModelApi | undefined {

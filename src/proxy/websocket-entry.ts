@@ -132,9 +132,10 @@ function sendUpgrade (deps: WebSocketEntryDeps, exchange: Exchange, req: Incomin
   const relayGate = gate === undefined || attempt === undefined ? gate : spannedGate(gate, attempt, exchange.startedAt)
   const refusal = new ResponseRelay(res, exchange.startedAt, (outcome: RelayOutcome) => {
     attempt?.end(outcome)
+    const { status, endedBy, failure, stoppedWith, ttfbMs, bytesOut } = outcome
     exchange.end({
-      ...outcome,
-      webSocket: { bytesIn: 0, closeCode: undefined, closedBy: outcome.endedBy === 'client' ? 'client' : 'upstream' }
+      status, endedBy, failure, stoppedWith, ttfbMs, bytesOut,
+      webSocket: { bytesIn: 0, closeCode: undefined, closedBy: endedBy === 'client' ? 'client' : 'upstream' }
     })
   }, undefined, relayGate)
   const onUpgraded = (rawHeaders: Buffer[], upstreamSocket: Socket): void => {

@@ -83,7 +83,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
       this.#abortUpstream?.(new ClientGoneError())
       // A client that leaves before undici reached onConnect is settled here; the request
       // is aborted as soon as undici hands it a socket.
-      this.#end({ status: this.#statusSent(), endedBy: 'client' })
+      this.#end(this.#statusSent(), 'client')
     }
     this.#onClientDrain = () => this.#resumeUpstream?.()
     res.on('close', this.#onClientClose)
@@ -149,14 +149,14 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     if (!this.#res.req.complete) discardUnreadBody(this.#res.req, this.#res.socket)
     this.#res.end()
     this.#tap?.onResponseEnd()
-    this.#end({ status: this.#res.statusCode, endedBy: 'complete' })
+    this.#end(this.#res.statusCode, 'complete')
   }
 
   onError (err: Error): void {
     if (this.#handedOver) return // our own abort of a dropped attempt
     if (this.#clientGone || err instanceof ClientGoneError) {
       // Aborting from the 'close' listener lands here first: log the status the client did get.
-      this.#end({ status: this.#statusSent(), endedBy: 'client' })
+      this.#end(this.#statusSent(), 'client')
       return
     }
     const res = this.#res
@@ -165,7 +165,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
       // stalled past SERVER_REQUEST_TIMEOUT_MS.
       if (res.headersSent) res.destroy()
       else err.send(res)
-      this.#end({ status: res.headersSent ? res.statusCode : err.status, endedBy: 'gateway', stoppedWith: err.code })
+      this.#end(res.headersSent ? res.statusCode : err.status, 'gateway', undefined, err.code)
       return
     }
     const failure = classifyUpstreamFailure(err)
@@ -175,11 +175,11 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     }
     if (!res.headersSent) {
       failure.error.send(res)
-      this.#end({ status: failure.error.status, endedBy: 'upstream', failure: { kind: failure.kind, code: failure.code } })
+      this.#end(failure.error.status, 'upstream', { kind: failure.kind, code: failure.code })
       return
     }
     // Mid-body: destroying the socket drops the chunked terminator, so the client sees an error.
-    this.#end({ status: res.statusCode, endedBy: 'upstream', failure: { kind: failure.kind, code: failure.code } })
+    this.#end(res.statusCode, 'upstream', { kind: failure.kind, code: failure.code })
     res.destroy()
   }
 
@@ -198,11 +198,14 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     return this.#res.headersSent && this.#res.socket !== null ? this.#res.statusCode : 0
   }
 
-  #end (outcome: Omit<RelayOutcome, 'ttfbMs' | 'bytesOut'>): void {
+  #end (status: number, endedBy: EndedBy, failure?: RelayOutcome['failure'], stoppedWith?: string): void {
     if (this.#ended) return
     this.#ended = true
     this.#queuedOn?.off('close', this.#onClientClose)
-    this.#onEnd({ ...outcome, ttfbMs: this.#ttfbMs, bytesOut: this.#bytesOut })
+    // Every field written, in one order, without a spread: on Node 20 (V8 11.3) `{ ...outcome, more }`
+    // made an object with a map of its own each time, so every read of an outcome missed its
+    // inline cache and went to the runtime (README, Performance).
+    this.#onEnd({ status, endedBy, failure, stoppedWith, ttfbMs: this.#ttfbMs, bytesOut: this.#bytesOut })
   }
 }
 
