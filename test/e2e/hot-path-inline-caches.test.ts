@@ -11,20 +11,26 @@
  * per request logs once per request. Start-up has sites of its own that log hundreds of lines
  * (the module loader's, once per module), so only what is logged after a first round of calls
  * counts: over a second round of REQUESTS calls of each kind, no site may log a tenth as many
- * lines. Runs the built CLI (`npm run build` first when run alone).
+ * lines. Each round also has REQUESTS responses over WebSockets (a message path of its own).
+ * Runs the built CLI (`npm run build` first when run alone).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Pool } from 'undici'
+import { answerCreatesWithChosenUsage, webSocketCall } from '../support/cache-calls.js'
 import { chatCompletionStream, chatUsage } from '../support/chat-completions.js'
 import { startGatewayProcess } from '../support/gateway-process.js'
-import { replySse, responseStream, startMockUpstream, type UpstreamHandler } from '../support/mock-upstream.js'
+import { replySse, responseStream, type UpstreamHandler } from '../support/mock-upstream.js'
+import { startWebSocketUpstream, type WebSocketUpstream } from '../support/websocket-upstream.js'
+import { WebSocket, type WsSocket } from '../support/ws.js'
 
 /** Calls of each kind; the hot path's sites are then well past warming up. */
 const REQUESTS = 600
 const CONNECTIONS = 8
+/** WebSockets open through both rounds; REQUESTS responses over them per round. */
+const WEBSOCKETS = 4
 
 const responsesAnswer = replySse([responseStream('resp_ic', 'hello')])
 const chatAnswer = replySse([chatCompletionStream('chatcmpl-ic', 'hello', { usage: chatUsage() })])
@@ -58,16 +64,18 @@ function transitionsBySite (log: string): Map<string, number> {
   return sites
 }
 
-t.test('on the request path no inline cache misses once per request', async (t) => {
+t.test('on the request path no inline cache misses once per request or WebSocket response', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ic-log-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const logFile = join(dir, 'v8.log')
-  const upstream = await startMockUpstream(byPath)
+  const upstream = await startWebSocketUpstream({ http: byPath })
   t.teardown(upstream.close)
   const gateway = startGatewayProcess(t, { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', UPSTREAM_URL: upstream.url },
     ['--log-ic', `--logfile=${logFile}`, '--no-logfile-per-isolate'])
-  const pool = new Pool(`http://127.0.0.1:${await gateway.port()}`, { connections: CONNECTIONS })
+  const port = await gateway.port()
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CONNECTIONS })
   t.teardown(async () => { await pool.close() })
+  const sockets = await Promise.all(Array.from({ length: WEBSOCKETS }, async (_, i) => await openWebSocket(t, upstream, port, `ws-${i}`)))
 
   const round = async (): Promise<number> => {
     let next = 0
@@ -80,7 +88,11 @@ t.test('on the request path no inline cache misses once per request', async (t) 
         if (res.statusCode !== 200 || !text.includes('usage')) failed++
       }
     }
-    await Promise.all(Array.from({ length: CONNECTIONS }, worker))
+    // Each WebSocket's responses one after another, as a client's turns are.
+    const talk = async (ws: WsSocket): Promise<void> => {
+      for (let i = 0; i < REQUESTS / WEBSOCKETS; i++) await webSocketCall(ws, { usage: [100, 80] })
+    }
+    await Promise.all([...Array.from({ length: CONNECTIONS }, worker), ...sockets.map(talk)])
     return failed
   }
   t.equal(await round(), 0, 'warming up: every call was answered with its stream')
@@ -89,6 +101,7 @@ t.test('on the request path no inline cache misses once per request', async (t) 
   const warm = readFileSync(logFile, 'latin1')
   const measuredFrom = warm.lastIndexOf('\n') + 1
   t.equal(await round(), 0, 'measured: every call was answered with its stream')
+  for (const ws of sockets) ws.close(1000)
   gateway.child.kill('SIGTERM')
   t.match(await gateway.exited, { code: 0 }, 'the gateway stopped cleanly: V8 wrote out its log')
 
@@ -96,5 +109,18 @@ t.test('on the request path no inline cache misses once per request', async (t) 
   t.ok(transitionsBySite(log).size > 100, 'the log holds inline-cache transitions')
   const sites = transitionsBySite(log.slice(measuredFrom))
   const perRequest = [...sites].filter(([, count]) => count >= REQUESTS / 10).map(([site, count]) => `${site}: ${count}`)
-  t.same(perRequest, [], `no site logged ${REQUESTS / 10} transitions or more over the second round's ${3 * REQUESTS} requests`)
+  t.same(perRequest, [], `no site logged ${REQUESTS / 10} transitions or more over the second round's ${3 * REQUESTS} requests and ${REQUESTS} WebSocket responses`)
 })
+
+/** A client WebSocket through the gateway, its upstream end answering every response.create with a whole response. */
+async function openWebSocket (t: Test, upstream: WebSocketUpstream, port: number, session: string): Promise<WsSocket> {
+  const accepted = upstream.nextWebSocket()
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/responses`, { perMessageDeflate: false, headers: { 'session-id': session } })
+  t.teardown(() => { ws.terminate() })
+  await new Promise<void>((resolve, reject) => {
+    ws.on('open', () => resolve())
+    ws.on('error', reject)
+  })
+  answerCreatesWithChosenUsage(await accepted)
+  return ws
+}
