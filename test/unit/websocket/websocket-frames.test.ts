@@ -265,3 +265,16 @@ t.test('messages still waiting for the inflater when the connection closes are a
   t.notOk(lost)
   t.same(messages, texts, 'every queued message was inflated and handed on, in order')
 })
+
+t.test('regression: a response.failed carrying usage counts it, as on HTTP (whole, or read from its end when long)', async (t) => {
+  const usage = { input_tokens: 40, input_tokens_details: { cached_tokens: 8 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 1 }, total_tokens: 45 }
+  const seen: { ids: string[], usage: unknown[] } = { ids: [], usage: [] }
+  const reader = new ResponseEventReader({ onEvent: () => {}, onResponseId: (id) => seen.ids.push(id), onUsage: (read) => seen.usage.push(read) })
+  const failed = JSON.stringify({ type: 'response.failed', response: { id: 'resp_failed', status: 'failed', error: { code: 'server_error' }, usage } })
+  // Its response.created was not read (cut short): the id comes from the final event, as from response.completed.
+  reader.read(Buffer.from('{"type":"response.created","response":{"id":"resp_failed"'), false)
+  reader.read(Buffer.from(failed), true)
+  reader.read(Buffer.from(failed.slice(0, 30)), false, Buffer.from(failed.slice(30)))
+  t.same(seen.usage, [{ input: 40, cached: 8, output: 5, reasoning: 1 }, { input: 40, cached: 8, output: 5, reasoning: 1 }])
+  t.same(seen.ids, ['resp_failed'])
+})
