@@ -8,7 +8,7 @@
  * their first bytes and never parsed.
  */
 import type { TokenUsage } from '../session/session-usage.js'
-import { parseJson, tokenUsage, TERMINAL_EVENTS } from '../observe/responses-api.js'
+import { FINAL_EVENTS, parseJson, tokenUsage, TERMINAL_EVENTS } from '../observe/responses-api.js'
 import { trailingUsage } from '../observe/response-observer.js'
 
 
@@ -16,7 +16,7 @@ export interface ResponseEventListener {
   /** Every event, by type; undefined when a message could not be read (not JSON, or cut short). */
   onEvent: (type: string | undefined) => void
   onResponseId: (id: string) => void
-  /** The usage of a finished response (`response.completed` or `response.incomplete`). */
+  /** The usage of a finished response (a final event: `response.completed`, `.incomplete` or `.failed`, as on HTTP). */
   onUsage: (usage: TokenUsage) => void
   /** `response.model` of each response.created; given only when tracing wants it. */
   onResponseModel?: ((model: string) => void) | undefined
@@ -53,13 +53,13 @@ export class ResponseEventReader {
    * its usage is read from its end, as the SSE path reads it (trailingUsage).
    */
   #learnUsageFromTail (type: string | undefined, tail: Buffer): void {
-    if (type !== 'response.completed' && type !== 'response.incomplete') return
+    if (type === undefined || !FINAL_EVENTS.has(type)) return
     const usage = tokenUsage(trailingUsage(tail.toString('utf8')))
     if (usage !== undefined) this.#listener.onUsage(usage)
   }
 
   #wantsBody (type: string): boolean {
-    return type === 'response.created' || type === 'response.completed' || type === 'response.incomplete'
+    return type === 'response.created' || FINAL_EVENTS.has(type)
   }
 
   #learn (type: string, event: ParsedEvent): void {
@@ -70,7 +70,7 @@ export class ResponseEventReader {
       this.#idPending = false
       this.#listener.onResponseId(response.id)
     }
-    if (type === 'response.completed' || type === 'response.incomplete') {
+    if (FINAL_EVENTS.has(type)) {
       const usage = tokenUsage(response.usage)
       if (usage !== undefined) this.#listener.onUsage(usage)
     }

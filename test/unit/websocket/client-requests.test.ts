@@ -8,7 +8,9 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import t from 'tap'
 import { PrefixFingerprint } from '../../../src/observe/prefix-fingerprint.js'
 import { FrameParser, Opcode } from '../../../src/websocket/frame-parser.js'
+import { FrameObserver } from '../../../src/websocket/frame-observer.js'
 import { ClientRequests } from '../../../src/websocket/client-requests.js'
+import { RequestMessages, type RequestMessage } from '../../../src/websocket/request-messages.js'
 import { MAX_INFLATED_MESSAGE_BYTES } from '../../../src/websocket/message-inflater.js'
 import { randomChunks } from '../../support/mock-upstream.js'
 import { deflateMessages, encodeFrame } from '../../support/raw-websocket.js'
@@ -263,4 +265,45 @@ t.test('cache analysis off: only each message\'s type is read, and a request sti
   t.equal(started.length, 1, 'the response.create is a request; the steer is not')
   typed.answered()
   t.equal(typed.idle, true, 'answered, and the steer owes nothing')
+})
+
+t.test('regression: a long plain message streaming in with no idle turn is read as it comes, so what it holds unread stays bounded', async (t) => {
+  // Idle turns never come while a message streams in as fast as it is relayed: the copies of
+  // its slices used to be held, all of them, until it had passed (a 256 MiB message: 256 MiB).
+  const cases: Array<[string, boolean, string]> = [
+    ['cache analysis off: reading stops at the type, and so does copying', true, '{"type":"response.create","input":"'],
+    ['cache analysis on: read on (here up to what makes it no JSON object)', false, '{"type":"response.create"} and then no JSON: ']
+  ]
+  for (const [name, typesOnly, start] of cases) {
+    const seen: RequestMessage[] = []
+    const reader = new RequestMessages({ deflate: undefined, typesOnly, onStart: (message) => seen.push(message), onEnd: () => {}, onWhole: () => {}, onLost: () => t.fail('lost') })
+    const payload = Buffer.concat([Buffer.from(start), Buffer.alloc(8 * 1024 * 1024, 0x20)])
+    const frame = encodeFrame({ opcode: Opcode.text, payload, masked: true })
+    const parser = new FrameParser(reader)
+    // All but the last bytes, in relay-sized chunks, with no turn of the event loop between them.
+    for (let at = 0; at < frame.length - 1; at += 64 * 1024) parser.push(frame.subarray(at, Math.min(at + 64 * 1024, frame.length - 1)))
+    t.ok(seen[0]!.tap.settled, name)
+  }
+})
+
+t.test('a client\'s request cut at every possible point, fragmented with a ping between, then a Close without a body: its fingerprint and the close code', async (t) => {
+  for (const deflate of [false, true]) {
+    const [payload] = deflate ? await deflateMessages([create('cut')], true) : [Buffer.from(create('cut'))]
+    const bytes = Buffer.concat([
+      encodeFrame({ opcode: Opcode.text, payload: payload!.subarray(0, 4), fin: false, rsv1: deflate, masked: true }),
+      encodeFrame({ opcode: Opcode.ping, payload: 'x', masked: true }),
+      encodeFrame({ opcode: Opcode.continuation, payload: payload!.subarray(4), masked: true }),
+      encodeFrame({ opcode: Opcode.close, payload: '', masked: true })
+    ])
+    const differing: number[] = []
+    for (let at = 0; at < bytes.length; at++) {
+      const requests = new ClientRequests(deflate ? { noContextTakeover: false } : undefined)
+      let closeCode: number | undefined
+      const observer = new FrameObserver({ messages: requests.frames, onClose: (code) => { closeCode = code } })
+      observer.push(bytes.subarray(0, at))
+      observer.push(bytes.subarray(at))
+      if (await requests.ofCurrentResponse() !== httpFingerprint('cut') || closeCode !== 1005 || !observer.atBoundary) differing.push(at)
+    }
+    t.same(differing, [], `${deflate ? 'compressed' : 'plain'}: cut at each of ${bytes.length} points`)
+  }
 })

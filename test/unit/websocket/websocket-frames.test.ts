@@ -265,3 +265,55 @@ t.test('messages still waiting for the inflater when the connection closes are a
   t.notOk(lost)
   t.same(messages, texts, 'every queued message was inflated and handed on, in order')
 })
+
+t.test('regression: a response.failed carrying usage counts it, as on HTTP (whole, or read from its end when long)', async (t) => {
+  const usage = { input_tokens: 40, input_tokens_details: { cached_tokens: 8 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 1 }, total_tokens: 45 }
+  const seen: { ids: string[], usage: unknown[] } = { ids: [], usage: [] }
+  const reader = new ResponseEventReader({ onEvent: () => {}, onResponseId: (id) => seen.ids.push(id), onUsage: (read) => seen.usage.push(read) })
+  const failed = JSON.stringify({ type: 'response.failed', response: { id: 'resp_failed', status: 'failed', error: { code: 'server_error' }, usage } })
+  // Its response.created was not read (cut short): the id comes from the final event, as from response.completed.
+  reader.read(Buffer.from('{"type":"response.created","response":{"id":"resp_failed"'), false)
+  reader.read(Buffer.from(failed), true)
+  reader.read(Buffer.from(failed.slice(0, 30)), false, Buffer.from(failed.slice(30)))
+  t.same(seen.usage, [{ input: 40, cached: 8, output: 5, reasoning: 1 }, { input: 40, cached: 8, output: 5, reasoning: 1 }])
+  t.same(seen.ids, ['resp_failed'])
+})
+
+/** Reads an upstream's frames, pushed in `chunks`, as the tunnel does: its events' types, ids and usage, and its Close code. */
+async function readUpstream (chunks: Buffer[], deflate: boolean, events: number): Promise<string> {
+  const seen: unknown[] = []
+  let closeCode: number | undefined
+  let observer!: FrameObserver
+  await new Promise<void>((resolve) => {
+    const reader = new ResponseEventReader({ onEvent: (type) => { seen.push(type); if (seen.filter((x) => typeof x !== 'object').length === events) resolve() }, onResponseId: (id) => seen.push({ id }), onUsage: (usage) => seen.push(usage) })
+    const messages = new TextMessages({ deflate: deflate ? { noContextTakeover: false } : undefined, onMessage: (text, complete, tail) => reader.read(text, complete, tail), onLost: () => resolve() })
+    observer = new FrameObserver({ messages, onClose: (code) => { closeCode = code } })
+    for (const chunk of chunks) observer.push(chunk)
+  })
+  return JSON.stringify({ seen, closeCode, atBoundary: observer.atBoundary })
+}
+
+t.test('an upstream\'s events read alike when its bytes are cut at every possible point, or come byte by byte', async (t) => {
+  const texts = responseEvents('resp_split', 'cut anywhere')
+  for (const deflate of [false, true]) {
+    const payloads = deflate ? await deflateMessages(texts, true) : texts.map((text) => Buffer.from(text))
+    const frames = payloads.flatMap((payload, i) => i > 0 && i < payloads.length - 1
+      ? [encodeFrame({ opcode: Opcode.text, payload, rsv1: deflate })]
+      : [ // the first and last messages fragmented, with control frames between their fragments
+          encodeFrame({ opcode: Opcode.text, payload: payload.subarray(0, 3), fin: false, rsv1: deflate }),
+          encodeFrame({ opcode: Opcode.ping, payload: 'p' }),
+          encodeFrame({ opcode: Opcode.continuation, payload: payload.subarray(3, 9), fin: false }),
+          encodeFrame({ opcode: Opcode.pong, payload: '' }),
+          encodeFrame({ opcode: Opcode.continuation, payload: payload.subarray(9) })
+        ])
+    const bytes = Buffer.concat([...frames, encodeFrame({ opcode: Opcode.close, payload: Buffer.from([0x03, 0xe8, 0x62]) })])
+    const whole = await readUpstream([bytes], deflate, texts.length)
+    t.match(whole, /"resp_split".*"input":120.*"closeCode":1000,"atBoundary":true/, 'read whole')
+    const differing: number[] = []
+    for (let at = 1; at < bytes.length; at++) {
+      if (await readUpstream([bytes.subarray(0, at), bytes.subarray(at)], deflate, texts.length) !== whole) differing.push(at)
+    }
+    t.same(differing, [], `${deflate ? 'compressed' : 'plain'}: cut at each of ${bytes.length - 1} points`)
+    t.equal(await readUpstream([...bytes].map((byte) => Buffer.from([byte])), deflate, texts.length), whole, 'byte by byte')
+  }
+})
