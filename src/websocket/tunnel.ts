@@ -64,9 +64,10 @@ const KEEPALIVE_DELAY_MS = 60_000
 const GOING_AWAY = 1001
 const GOING_AWAY_REASON = 'gateway shutting down'
 /**
- * After one side's FIN, how long the other may take to finish too before both are dropped.
- * A WebSocket has no use for a half-open connection (RFC 6455 §7.1.1), so this only bounds
- * a peer that never closes its side.
+ * After one side's FIN, or once both sides have sent their Close frame, how long the ends may
+ * take to close their connections before both are dropped. A WebSocket has no use for a
+ * half-open connection, nor for one whose closing handshake is done (RFC 6455 §7.1.1: the
+ * server then closes TCP), so this only bounds a peer that never closes its side.
  */
 const LINGER_MS = 5_000
 
@@ -90,6 +91,9 @@ export class WebSocketTunnel {
   #reading = false
   #clientClosed = false
   #upstreamClosed = false
+  /** Each side has sent its Close frame: the closing handshake is done once both have. */
+  #clientSentClose = false
+  #upstreamSentClose = false
   #ended = false
   #linger: NodeJS.Timeout | undefined
 
@@ -121,12 +125,12 @@ export class WebSocketTunnel {
       onLost: () => this.#checkIdle()
     })
     this.#fromClient = new FrameObserver({
-      onClose: (code) => this.#firstClose('client', code),
+      onClose: (code) => this.#sentClose('client', code),
       messages: requests.frames
     })
     this.#fromUpstream = new FrameObserver({
       messages: this.#messages,
-      onClose: (code) => this.#firstClose('upstream', code)
+      onClose: (code) => this.#sentClose('upstream', code)
     })
   }
 
@@ -230,7 +234,11 @@ export class WebSocketTunnel {
     this.#lingerThenDrop()
   }
 
-  #firstClose (side: 'client' | 'upstream', code: number): void {
+  #sentClose (side: 'client' | 'upstream', code: number): void {
+    if (side === 'client') this.#clientSentClose = true
+    else this.#upstreamSentClose = true
+    // Nothing may follow both Close frames: ends that keep their connections open are dropped.
+    if (this.#clientSentClose && this.#upstreamSentClose) this.#lingerThenDrop()
     if (this.#closeCode !== undefined) return
     this.#closeCode = code
     this.#endedBy ??= side

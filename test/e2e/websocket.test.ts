@@ -248,6 +248,34 @@ t.test('a client that vanishes takes the upstream connection with it, and the ot
   })
 })
 
+t.test('regression: once both Close frames have passed, ends that keep their connections open are dropped (after 5 s), and the tunnel is logged', async (t) => {
+  // Before, only a FIN started that wait: two ends that finished the closing handshake but never
+  // closed TCP held the tunnel, both sockets and the in-flight count for good.
+  t.setTimeout(30_000) // fails here, not at tap's timeout
+  const { upstream, gateway } = await setUp(t)
+  let upstreamEnd: ReturnType<typeof acceptRaw> | undefined
+  const upstreamSocket = new Promise<Socket>((resolve) => upstream.handleUpgrade((req, socket, head) => {
+    upstreamEnd = acceptRaw(req, socket, head)
+    socket.removeAllListeners('end') // this upstream never closes its side, not even after a FIN
+    resolve(socket)
+  }))
+  const client = await rawWebSocket(gateway.port, '/v1/responses', { 'session-id': 'close-no-fin' })
+  t.equal(client.status, 101)
+  const server = await upstreamSocket
+  t.teardown(() => { server.destroy() })
+  // The gateway letting go of it is its FIN: this end, half-open, never closes by itself.
+  const serverEnded = new Promise<void>((resolve) => server.once('end', () => resolve()))
+  const code = Buffer.from([0x0f, 0xa1]) // 4001
+  client.socket.write(encodeFrame({ opcode: 0x8, payload: code, masked: true }))
+  await upstreamEnd!.receivedAtLeast(2 + 4 + 2) // the client's masked Close
+  server.write(encodeFrame({ opcode: 0x8, payload: code }))
+  await client.receivedAtLeast(2 + 2) // the upstream's Close echoed: the handshake is done
+  await client.closed
+  await serverEnded
+  t.pass('the gateway closed both connections though neither end did')
+  t.match(await webSocketLog(gateway), { status: 101, ended_by: 'client', close_code: 4001 })
+})
+
 t.test('an upstream that refuses the upgrade: the client gets its status, headers and body, then close', async (t) => {
   const { upstream, gateway } = await setUp(t)
   const body = JSON.stringify({ error: { message: 'WebSockets are not enabled for this key', type: 'invalid_request_error', code: 'forbidden' } })
