@@ -217,9 +217,15 @@ export class WebSocketTunnel {
   /**
    * Ends both sides with a Close 1001 at a frame boundary: to the client as the server it
    * talks to, and to the upstream as the client it talks to (masked), or, when the client was
-   * mid-frame, by dropping the upstream connection.
+   * mid-frame, by dropping the upstream connection. Unless a closing handshake is under way.
    */
   #goAway (): void {
+    if (this.#clientSentClose || this.#upstreamSentClose) {
+      // The ends are closing already: a Close of the gateway's own would be a second one to
+      // whichever end sent one. Their handshake finishes by itself, within the linger.
+      this.#lingerThenDrop()
+      return
+    }
     this.#goneAway = true
     this.#endedBy ??= 'shutdown'
     this.#closeCode ??= GOING_AWAY

@@ -8,6 +8,8 @@ import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { startGateway, startGatewayWithUnreachableUpstream, type RunningGateway } from '../support/gateway.js'
+import { tryConnect } from '../support/gateway-process.js'
+import { until } from '../support/polling.js'
 import { received as requestReceived, replySse, responseStream } from '../support/mock-upstream.js'
 import { rawExchange, rawRequest } from '../support/raw-http.js'
 import { acceptRaw, encodeFrame, rawWebSocket, writeInPieces } from '../support/raw-websocket.js'
@@ -445,6 +447,33 @@ t.test('shutdown closes idle WebSockets with 1001 at once, and busy ones when th
 // Regression: every client data message counted as awaiting an answer, so a socket whose last
 // messages were a response.processed and a response.steer (which no response answers) waited
 // out the whole grace period on shutdown, and was cut, instead of closing at once.
+t.test('regression: shutdown during a closing handshake sends no Close of its own; the ends finish theirs', async (t) => {
+  // Before, the drain sent 1001 both ways: a second Close to the upstream, which had the
+  // client's already, and the upstream's echo never reached the client.
+  const { upstream, gateway } = await setUp(t, { SHUTDOWN_GRACE_MS: '20000' })
+  let upstreamEnd: ReturnType<typeof acceptRaw> | undefined
+  const upstreamSocket = new Promise<Socket>((resolve) => upstream.handleUpgrade((req, socket, head) => {
+    upstreamEnd = acceptRaw(req, socket, head)
+    resolve(socket)
+  }))
+  const client = await rawWebSocket(gateway.port, '/v1/responses', { 'session-id': 'close-at-shutdown' })
+  const server = await upstreamSocket
+  const clientClose = encodeFrame({ opcode: 0x8, payload: Buffer.from([0x0f, 0xa1]), masked: true }) // 4001
+  client.socket.write(clientClose)
+  await upstreamEnd!.receivedAtLeast(clientClose.length)
+
+  const closing = gateway.close()
+  // The drain asks every WebSocket to close in the turn its listener closes: once a connection is refused, it has.
+  await until(async () => await tryConnect(gateway.port), (result) => result === 'ECONNREFUSED', 'refused new connections')
+  const echo = encodeFrame({ opcode: 0x8, payload: Buffer.from([0x0f, 0xa1]) })
+  server.end(echo) // the upstream answers the client's Close and closes TCP, as a server does
+  await client.closed
+  t.same(client.received(), echo, 'the client got the upstream\'s Close, and no other')
+  t.same(upstreamEnd!.received(), clientClose, 'the upstream got the client\'s Close, and no other')
+  t.equal(await closing, 0, 'nothing had to be cut')
+  t.match(await webSocketLog(gateway), { status: 101, ended_by: 'client', close_code: 4001 })
+})
+
 t.test('shutdown closes at once, with 1001, a WebSocket whose last messages were not response.create', async (t) => {
   for (const [name, deflate] of SHUTDOWN_FRAMES) {
     t.test(name, async (t) => {
