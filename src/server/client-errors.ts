@@ -54,6 +54,14 @@ function timeOutRequest (res: ServerResponse, error: GatewayError): void {
   req.destroy(error)
 }
 
+/**
+ * An `Expect` other than `100-continue` (RFC 9110 §10.1.1): Node's own 417 has no body, so
+ * the gateway answers it; nothing goes upstream.
+ */
+export function refuseExpectation (_req: IncomingMessage, res: ServerResponse): void {
+  errors.expectationFailed().send(res)
+}
+
 /** CONNECT asks for a tunnel to any host; the gateway only ever talks to its upstream. */
 export function refuseConnect (_request: unknown, socket: Duplex): void {
   errors.methodNotAllowed('CONNECT').endSocket(socket)

@@ -111,3 +111,19 @@ t.test('a header block over 16 KiB gets a 431 JSON error', async (t) => {
   assertJsonError(t, response, 431, 'headers_too_large', '> 16 KiB of headers')
   await stillServesAndNothingLeaked(t, gateway, upstream)
 })
+
+t.test('regression: an Expect other than 100-continue gets a 417 JSON error, not Node\'s empty one, and never goes upstream', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  for (const [label, target] of [['a proxied route', '/v1/responses'], ['a route of the gateway\'s own', '/healthz']] as const) {
+    const { response } = await rawExchange(gateway.port, rawRequest(
+      `POST ${target} HTTP/1.1`,
+      'Host: localhost',
+      'Expect: 200-ok',
+      'Content-Type: application/json',
+      'Content-Length: 2',
+      'Connection: close'
+    ) + '{}')
+    assertJsonError(t, response, 417, 'expectation_failed', label)
+  }
+  await stillServesAndNothingLeaked(t, gateway, upstream)
+})
