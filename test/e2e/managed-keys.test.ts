@@ -191,3 +191,17 @@ t.test('regression: GATEWAY_API_KEYS without an upstream key refuses to start, r
   t.same(loadConfig({ env: { GATEWAY_API_KEYS: 'gk-one', OPENAI_API_KEY: 'sk-upstream-secret' } }).auth.gatewayApiKeys, ['gk-one'], 'loads in managed mode')
   t.same(loadConfig({ env: { GATEWAY_API_KEYS: ' , ' } }).auth.gatewayApiKeys, [], 'a list of nothing is no keys')
 })
+
+t.test('regression: managed mode: a gateway key also sent as api-key (Azure\'s name for it) never goes upstream', async (t) => {
+  // Clients written for OpenAI and Azure alike send their key both ways.
+  const { upstream, gateway } = await startGatewayWithUpstream(t, MANAGED)
+  t.equal((await post(gateway, { authorization: 'Bearer gk-one', 'api-key': 'gk-one', 'API-Key': 'gk-two' })).status, 200)
+  const seen = upstream.requests[0]!
+  t.same(valuesOf(seen, 'api-key'), [], 'no api-key upstream')
+  t.same(valuesOf(seen, 'authorization'), ['Bearer sk-upstream-secret'])
+  t.notOk(seen.rawHeaders.join('\n').includes('gk-'), 'no gateway key in any header sent upstream')
+
+  const { upstream: passUpstream, gateway: passThrough } = await startGatewayWithUpstream(t)
+  t.equal((await post(passThrough, { 'api-key': 'sk-client-own' })).status, 200)
+  t.same(valuesOf(passUpstream.requests[0]!, 'api-key'), ['sk-client-own'], 'pass-through mode still sends the client\'s api-key unchanged')
+})
