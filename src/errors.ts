@@ -111,6 +111,8 @@ export const errors = {
     'The request is not valid HTTP/1.1.'),
   requestTimeout: () => new GatewayError(408, 'invalid_request_error', 'request_timeout',
     'The request was not received in time.'),
+  expectationFailed: () => new GatewayError(417, 'invalid_request_error', 'expectation_failed',
+    'The only Expect header the gateway supports is "Expect: 100-continue".'),
   headersTooLarge: () => new GatewayError(431, 'invalid_request_error', 'headers_too_large',
     'The request headers are too large.'),
   bodyTooLarge: (limitBytes: number) => new GatewayError(413, 'invalid_request_error', 'body_too_large',

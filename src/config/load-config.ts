@@ -269,6 +269,8 @@ export function isManaged ({ upstream, upstreams }: GatewayConfig): boolean {
 
 function checkManagedMode (config: GatewayConfig): void {
   const { auth, server } = config
+  // Pass-through mode checks no gateway key: each client's would go upstream as its authorization.
+  if (!isManaged(config) && auth.gatewayApiKeys.length > 0) throw new ConfigError('GATEWAY_API_KEYS', 'gateway keys are set but no upstream key (OPENAI_API_KEY or an upstream\'s api_key) is: in pass-through mode the gateway would check no client key and send each upstream as the client\'s authorization. Set the upstream key (managed mode), or unset GATEWAY_API_KEYS')
   if (!isManaged(config) || auth.gatewayApiKeys.length > 0 || auth.allowUnauthenticated) return
   if (isLoopbackHost(server.host)) return
   throw new ConfigError('GATEWAY_API_KEYS', `${config.upstream.apiKey !== '' ? 'OPENAI_API_KEY is set' : 'an upstream has an api_key'} (managed mode) and HOST ${server.host} is not loopback: anyone who reaches the gateway would spend the key. Set GATEWAY_API_KEYS, or ALLOW_UNAUTHENTICATED=true to mean it, or unset the key for pass-through mode (clients send their own keys)`)

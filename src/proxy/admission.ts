@@ -54,11 +54,13 @@ export class Admission {
     if (transport === 'websocket' && config.server.websocket === 'reject') return errors.webSocketsDisabled()
     const denied = auth.check(req.headers)
     if (rateLimiter !== undefined) {
-      // Per client key (hashed, never logged), else per address. A key the gateway refused counts
-      // against the address, so made-up keys neither escape the limit nor guess keys unbounded;
-      // in pass-through mode the upstream checks the key, and a made-up one only buys a 401.
+      // Per client key (hashed, never logged), else per address. A key the gateway refused, or one
+      // nothing checks (managed mode without gateway keys), counts against the address, so made-up
+      // keys neither escape the limit nor guess keys unbounded; in pass-through mode the upstream
+      // checks the key, and a made-up one only buys a 401.
       const address = req.socket.remoteAddress ?? ''
-      const limited = rateLimiter.take(denied === undefined ? ClientAuth.keyId(req.headers) ?? address : address)
+      const keyed = denied === undefined && auth.keysNameClients
+      const limited = rateLimiter.take(keyed ? ClientAuth.keyId(req.headers) ?? address : address)
       if (limited !== undefined) return limited
     }
     if (denied !== undefined) return denied

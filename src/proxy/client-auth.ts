@@ -12,9 +12,15 @@ import { bearerToken, sha256 } from '../http/bearer.js'
 export class ClientAuth {
   readonly #digests: Buffer[]
   readonly enabled: boolean
+  /**
+   * Whether a presented key names its client, for the rate limit: one the gateway checked, or in
+   * pass-through mode one the upstream checks. Managed mode without gateway keys checks none.
+   */
+  readonly keysNameClients: boolean
 
   constructor (managed: boolean, gatewayKeys: readonly string[]) {
     this.enabled = managed && gatewayKeys.length > 0
+    this.keysNameClients = this.enabled || !managed
     this.#digests = gatewayKeys.map(sha256)
   }
 

@@ -32,13 +32,19 @@ export class RateLimiter {
     if (window === undefined || window.resetsAt <= now) {
       if (window === undefined && this.#windows.size >= SWEEP_ABOVE) this.#sweep(now)
       window = { count: 0, resetsAt: now + this.#windowMs }
+      // Re-added last: the map stays in order of resetsAt, so a sweep stops at the first live window.
+      this.#windows.delete(client)
       this.#windows.set(client, window)
     }
     if (++window.count <= this.#max) return undefined
     return errors.rateLimited(Math.max(1, Math.ceil((window.resetsAt - now) / 1000)))
   }
 
+  /** Drops ended windows, oldest first; a scan of every live one per new client was a flood's amplifier. */
   #sweep (now: number): void {
-    for (const [client, window] of this.#windows) if (window.resetsAt <= now) this.#windows.delete(client)
+    for (const [client, window] of this.#windows) {
+      if (window.resetsAt > now) return
+      this.#windows.delete(client)
+    }
   }
 }

@@ -8,7 +8,8 @@ import { errors, type GatewayError } from '../errors.js'
  * large) with an OpenAI-style body and closes the socket; never leaves it hanging. When a
  * valid request before the bad bytes is still being answered, its answer goes first: the
  * upstream ran (and billed) it, and a client reads responses in order. A body that stalls past
- * SERVER_REQUEST_TIMEOUT_MS before its answer began is stopped instead (`timeOutRequest`).
+ * SERVER_REQUEST_TIMEOUT_MS, or that Node cannot parse, before its answer began is stopped
+ * instead (`failRequestBody`).
  */
 export function answerClientError (err: Error & { code?: string }, socket: Socket): void {
   const error = gatewayErrorFor(err.code)
@@ -23,8 +24,10 @@ export function answerClientError (err: Error & { code?: string }, socket: Socke
     error.endSocket(socket)
     return
   }
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && !answering.req.complete && !answering.headersSent) {
-    timeOutRequest(answering, error)
+  // An unfinished request's body is what timed out or held the bad bytes: Node emitted the
+  // request at its headers, and it may be on its way upstream, which waits for that body.
+  if (!answering.req.complete && !answering.headersSent) {
+    failRequestBody(answering, error)
     return
   }
   // Otherwise the response in flight answers a complete request before the late one, or it
@@ -36,13 +39,14 @@ export function answerClientError (err: Error & { code?: string }, socket: Socke
 }
 
 /**
- * The request being answered stalled mid-body (SERVER_REQUEST_TIMEOUT_MS) before anything of
- * its answer went out. Its body stream fails with the 408, so whatever consumes it stops as it
- * would for a body over BODY_LIMIT: the body read for the session refuses the request, a body
- * streaming upstream aborts its attempt and the relay answers; either way the exchange ends
- * once, as a 408. `Connection: close` follows: the rest of the body is never read.
+ * The request being answered stalled mid-body (SERVER_REQUEST_TIMEOUT_MS: a 408) or sent a body
+ * Node cannot parse (a 400) before anything of its answer went out. Its body stream fails with
+ * that error, so whatever consumes it stops as it would for a body over BODY_LIMIT: the body
+ * read for the session refuses the request, a body streaming upstream aborts its attempt and
+ * the relay answers; either way the exchange ends once, with that error. `Connection: close`
+ * follows: the rest of the body is never read.
  */
-function timeOutRequest (res: ServerResponse, error: GatewayError): void {
+function failRequestBody (res: ServerResponse, error: GatewayError): void {
   res.shouldKeepAlive = false
   const req = res.req
   // Destroying an unfinished request destroys its socket, which the 408 still has to go out
@@ -52,6 +56,14 @@ function timeOutRequest (res: ServerResponse, error: GatewayError): void {
   // (routing still looking up the session's upstream), sees the failure only if it was emitted.
   req.on('error', () => {})
   req.destroy(error)
+}
+
+/**
+ * An `Expect` other than `100-continue` (RFC 9110 §10.1.1): Node's own 417 has no body, so
+ * the gateway answers it; nothing goes upstream.
+ */
+export function refuseExpectation (_req: IncomingMessage, res: ServerResponse): void {
+  errors.expectationFailed().send(res)
 }
 
 /** CONNECT asks for a tunnel to any host; the gateway only ever talks to its upstream. */

@@ -1,7 +1,7 @@
 import type { Server, ServerOptions } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { GatewayConfig } from '../config/load-config.js'
-import { answerClientError, refuseConnect } from './client-errors.js'
+import { answerClientError, refuseConnect, refuseExpectation } from './client-errors.js'
 
 /**
  * The node:http settings every listener of the gateway uses (the proxy's and the metrics
@@ -19,10 +19,11 @@ export function listenerOptions ({ server }: GatewayConfig): ServerOptions {
   }
 }
 
-/** Requests Node's parser refuses, and CONNECT, get an OpenAI-style answer instead of Node's bare one. */
+/** Requests Node's parser refuses, CONNECT and unmet `Expect`s get an OpenAI-style answer instead of Node's bare one. */
 export function answerUnparsedRequests (server: Server): void {
   server.on('clientError', answerClientError)
   server.on('connect', refuseConnect)
+  server.on('checkExpectation', refuseExpectation)
 }
 
 /** The settings a listener's address comes from, as messages name them: `server.port (PORT)`. */

@@ -8,12 +8,15 @@ const ALWAYS_REPLACED = [
   'session_id'
 ]
 
+/** Where a client puts its key: OpenAI's header and Azure's (clients written for both send it both ways). */
+const CLIENT_KEY_HEADERS = ['authorization', 'api-key']
+
 export interface UpstreamHeaderRules {
   /** `originator` sent when the client sent none. */
   defaultOriginator: string
   /** Managed mode: the key sent upstream instead of the client's `authorization`. */
   upstreamApiKey?: string
-  /** Managed mode for an upstream without a key: the client's authorization (a gateway key) is dropped. */
+  /** Managed mode for an upstream without a key: the client's authorization and api-key (a gateway key) are dropped. */
   dropClientAuthorization?: boolean
   /**
    * Extra headers from config; they replace a client's header of the same name. `{session}` in
@@ -39,7 +42,8 @@ export type UpstreamHeaders = (rawHeaders: string[], sessionId: string, traceHea
  */
 export function upstreamHeaderRules ({ defaultOriginator, upstreamApiKey = '', dropClientAuthorization = false, extra = {} }: UpstreamHeaderRules): UpstreamHeaders {
   const replaced = new Set([...ALWAYS_REPLACED, ...Object.keys(extra)])
-  if (dropClientAuthorization) replaced.add('authorization')
+  // Managed mode: the client's key is a gateway key, for the gateway only.
+  if (dropClientAuthorization || upstreamApiKey !== '') for (const name of CLIENT_KEY_HEADERS) replaced.add(name)
   const added: string[] = []
   const templated: string[] = []
   for (const [name, value] of Object.entries(extra)) {
@@ -48,10 +52,7 @@ export function upstreamHeaderRules ({ defaultOriginator, upstreamApiKey = '', d
     if (value.includes(SESSION_PLACEHOLDER)) templated.push(name, value)
     else added.push(name, value)
   }
-  if (upstreamApiKey !== '') {
-    replaced.add('authorization')
-    added.push('authorization', `Bearer ${upstreamApiKey}`)
-  }
+  if (upstreamApiKey !== '') added.push('authorization', `Bearer ${upstreamApiKey}`)
   const originatorIsExtra = replaced.has('originator')
 
   return function upstreamRequestHeaders (rawHeaders, sessionId, traceHeaders) {

@@ -111,3 +111,40 @@ t.test('a header block over 16 KiB gets a 431 JSON error', async (t) => {
   assertJsonError(t, response, 431, 'headers_too_large', '> 16 KiB of headers')
   await stillServesAndNothingLeaked(t, gateway, upstream)
 })
+
+t.test('regression: an Expect other than 100-continue gets a 417 JSON error, not Node\'s empty one, and never goes upstream', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  for (const [label, target] of [['a proxied route', '/v1/responses'], ['a route of the gateway\'s own', '/healthz']] as const) {
+    const { response } = await rawExchange(gateway.port, rawRequest(
+      `POST ${target} HTTP/1.1`,
+      'Host: localhost',
+      'Expect: 200-ok',
+      'Content-Type: application/json',
+      'Content-Length: 2',
+      'Connection: close'
+    ) + '{}')
+    assertJsonError(t, response, 417, 'expectation_failed', label)
+  }
+  await stillServesAndNothingLeaked(t, gateway, upstream)
+})
+
+t.test('regression: a body Node cannot parse, after headers that were forwarded, gets a 400 at once, not a timeout', async (t) => {
+  // Node emits the request at its headers and fails on the body's bytes only later; the request
+  // was already on its way upstream, which waits for the whole body. The 400 used to wait for
+  // that request's own answer: a 408 at SERVER_REQUEST_TIMEOUT_MS, or the upstream's failure.
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { SERVER_HEADERS_TIMEOUT_MS: '1000', SERVER_REQUEST_TIMEOUT_MS: '1000' })
+  for (const [label, framing, body] of [
+    ['a chunk size that is no number', 'Transfer-Encoding: chunked', '2\r\n{}\r\nzz\r\n'],
+    ['a transfer coding that is not chunked (no length to read)', 'Transfer-Encoding: identity', '{}']
+  ] as const) {
+    const { response } = await rawExchange(gateway.port, rawRequest(
+      'POST /v1/responses HTTP/1.1',
+      'Host: localhost',
+      'Content-Type: application/json',
+      `session-id: bad-body-${label.length}`,
+      framing
+    ) + body)
+    assertJsonError(t, response, 400, 'malformed_request', label)
+  }
+  t.equal(upstream.requests.filter((r) => r.url === '/v1/responses').length, 0, 'no request completed upstream')
+})

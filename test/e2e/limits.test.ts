@@ -120,6 +120,19 @@ t.test('with gateway keys, a refused key counts against the address: made-up key
   t.equal(upstream.requests.length, 2, 'only the valid key reached the upstream')
 })
 
+t.test('regression: managed mode without gateway keys limits per address: made-up keys, which nothing checks, do not escape the limit', async (t) => {
+  // On loopback (or with ALLOW_UNAUTHENTICATED) no key is checked, by the gateway or the upstream (it
+  // gets the managed key): each made-up key had an allowance of its own, all paid by the managed key.
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { RATE_LIMIT_PER_MINUTE: '2', OPENAI_API_KEY: 'sk-managed-upstream' })
+  const send = async (key: string): Promise<number> => {
+    const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` } })
+    await res.body.dump()
+    return res.statusCode
+  }
+  t.same([await send('made-up-1'), await send('made-up-2'), await send('made-up-3')], [200, 200, 429], 'the third request from one address is limited, whatever key it made up')
+  t.equal(upstream.requests.length, 2, 'the limited request never went upstream')
+})
+
 t.test('without a key, requests are limited per client address', async (t) => {
   const { gateway } = await startGatewayWithUpstream(t, { RATE_LIMIT_PER_MINUTE: '1' })
   const first = await request(`${gateway.baseURL}/models`)

@@ -172,3 +172,36 @@ t.test('an UPSTREAM_URL query (api-version) is added to every upstream request',
     '/v1/responses/resp_1/input_items?api-version=2025-04-01-preview'
   ])
 })
+
+t.test('regression: GATEWAY_API_KEYS without an upstream key refuses to start, rather than check no key and send clients\' gateway keys upstream', async (t) => {
+  // An OPENAI_API_KEY whose secret was not mounted is empty: pass-through mode, where the
+  // gateway keys were ignored and each client's went to the upstream as its authorization.
+  for (const env of [{ GATEWAY_API_KEYS: 'gk-one' }, { GATEWAY_API_KEYS: 'gk-one', OPENAI_API_KEY: '' }, { GATEWAY_API_KEYS: 'gk-one', HOST: '0.0.0.0' }]) {
+    let err: unknown
+    try {
+      loadConfig({ env })
+    } catch (caught) {
+      err = caught
+    }
+    t.type(err, ConfigError, `refuses to load: ${JSON.stringify(env)}`)
+    t.equal((err as ConfigError | undefined)?.key, 'GATEWAY_API_KEYS')
+    t.match((err as ConfigError | undefined)?.message, /OPENAI_API_KEY/, 'says which key is missing')
+    t.notOk((err as ConfigError | undefined)?.message.includes('gk-one'), 'the error does not echo the gateway key')
+  }
+  t.same(loadConfig({ env: { GATEWAY_API_KEYS: 'gk-one', OPENAI_API_KEY: 'sk-upstream-secret' } }).auth.gatewayApiKeys, ['gk-one'], 'loads in managed mode')
+  t.same(loadConfig({ env: { GATEWAY_API_KEYS: ' , ' } }).auth.gatewayApiKeys, [], 'a list of nothing is no keys')
+})
+
+t.test('regression: managed mode: a gateway key also sent as api-key (Azure\'s name for it) never goes upstream', async (t) => {
+  // Clients written for OpenAI and Azure alike send their key both ways.
+  const { upstream, gateway } = await startGatewayWithUpstream(t, MANAGED)
+  t.equal((await post(gateway, { authorization: 'Bearer gk-one', 'api-key': 'gk-one', 'API-Key': 'gk-two' })).status, 200)
+  const seen = upstream.requests[0]!
+  t.same(valuesOf(seen, 'api-key'), [], 'no api-key upstream')
+  t.same(valuesOf(seen, 'authorization'), ['Bearer sk-upstream-secret'])
+  t.notOk(seen.rawHeaders.join('\n').includes('gk-'), 'no gateway key in any header sent upstream')
+
+  const { upstream: passUpstream, gateway: passThrough } = await startGatewayWithUpstream(t)
+  t.equal((await post(passThrough, { 'api-key': 'sk-client-own' })).status, 200)
+  t.same(valuesOf(passUpstream.requests[0]!, 'api-key'), ['sk-client-own'], 'pass-through mode still sends the client\'s api-key unchanged')
+})
