@@ -91,9 +91,6 @@ export class WebSocketTunnel {
   #reading = false
   #clientClosed = false
   #upstreamClosed = false
-  /** Each side has sent its Close frame: the closing handshake is done once both have. */
-  #clientSentClose = false
-  #upstreamSentClose = false
   #ended = false
   #linger: NodeJS.Timeout | undefined
 
@@ -220,7 +217,7 @@ export class WebSocketTunnel {
    * mid-frame, by dropping the upstream connection. Unless a closing handshake is under way.
    */
   #goAway (): void {
-    if (this.#clientSentClose || this.#upstreamSentClose) {
+    if (this.#fromClient.closeCode !== undefined || this.#fromUpstream.closeCode !== undefined) {
       // The ends are closing already: a Close of the gateway's own would be a second one to
       // whichever end sent one. Their handshake finishes by itself, within the linger.
       this.#lingerThenDrop()
@@ -240,11 +237,10 @@ export class WebSocketTunnel {
     this.#lingerThenDrop()
   }
 
+  /** A side's first Close frame (its observer holds its code from now on). */
   #sentClose (side: 'client' | 'upstream', code: number): void {
-    if (side === 'client') this.#clientSentClose = true
-    else this.#upstreamSentClose = true
     // Nothing may follow both Close frames: ends that keep their connections open are dropped.
-    if (this.#clientSentClose && this.#upstreamSentClose) this.#lingerThenDrop()
+    if (this.#fromClient.closeCode !== undefined && this.#fromUpstream.closeCode !== undefined) this.#lingerThenDrop()
     if (this.#closeCode !== undefined) return
     this.#closeCode = code
     this.#endedBy ??= side
