@@ -20,5 +20,5 @@ export function tapStreamedBody (req: IncomingMessage, tap: PrefixFingerprint): 
  */
 export function tapReadBody (tap: PrefixFingerprint, body: Buffer): void {
   if (body.length <= SLICE_BYTES) tap.hold(body)
-  else afterWrite(tap)(body)
+  else afterWrite(tap, Infinity)(body) // kept whole anyway (sent, or kept for a replay): read a slice per turn
 }

@@ -39,21 +39,11 @@ export interface RequestMessagesOptions {
   maxQueuedBytes?: number
 }
 
-/**
- * Bytes of a plain message its tap may hold unread. Idle turns do not come while a long
- * message streams in as fast as it is relayed, so past this the tap reads what it holds at
- * once: without it a message's every byte was held (copied) until it had passed. codex's
- * messages (40-500 kB) stay below it and are read on idle turns only.
- */
-const MAX_UNREAD_BYTES = 1024 * 1024
-
 /** A text message on its way in; its `parts` hold a compressed one's unmasked payload until the inflater takes it. */
 interface ArrivingText extends RequestMessage, InflateJob {
   readonly windowOnly: false
   /** Plain messages: hands each unmasked slice to the tap, read on idle turns. */
   readonly feed: ((bytes: Buffer) => void) | undefined
-  /** Plain messages: bytes fed since the tap last read all it held here (MAX_UNREAD_BYTES). */
-  unread: number
 }
 
 /** A compressed binary message: inflated only to keep the window right; no tap, no request, never reported. */
@@ -92,7 +82,7 @@ export class RequestMessages implements FrameListener {
       // that message would never end, so nothing after it could be paired.
       if (this.#current !== undefined) return this.#lose()
       const tap = new PrefixFingerprint({ typeOnly: this.#options.typesOnly === true })
-      const message: ArrivingText = { tap, startedAt: performance.now(), whole: false, compressed: frame.rsv1, feed: frame.rsv1 ? undefined : afterWrite(tap), parts: [], bytes: 0, windowOnly: false, unread: 0 }
+      const message: ArrivingText = { tap, startedAt: performance.now(), whole: false, compressed: frame.rsv1, feed: frame.rsv1 ? undefined : afterWrite(tap), parts: [], bytes: 0, windowOnly: false }
       this.#current = message
       safely(this.#options.onStart, message)
     } else if (frame.opcode === Opcode.binary) {
@@ -107,12 +97,8 @@ export class RequestMessages implements FrameListener {
     if (!message.windowOnly && message.feed !== undefined) {
       // A plain message whose tap has all it wants (its type) needs no more copies.
       if (message.tap.settled) return
+      // Held and read on idle turns, or at once past MAX_UNREAD_BYTES (afterWrite).
       message.feed(unmaskedCopy(slice, frame, offset))
-      message.unread += slice.length
-      if (message.unread > MAX_UNREAD_BYTES) {
-        message.tap.readHeld()
-        message.unread = 0
-      }
       return
     }
     const bytes = unmaskedCopy(slice, frame, offset)
