@@ -22,11 +22,11 @@ import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { SHORT_STREAM, SMALL_REQUEST } from './fixtures/responses-sse.mjs'
 import { BENCH, GATEWAY_CLI, ROOT } from './lib/contenders.mjs'
-import { cpuSecondsPrecise, pinProcesses, startProcess, waitForListening } from './lib/processes.mjs'
+import { measureRound } from './lib/paired-rounds.mjs'
+import { pinProcesses, startProcess, waitForListening } from './lib/processes.mjs'
 import { median, percentile } from './lib/stats.mjs'
 import { runShortRequests } from './load/short-requests.mjs'
 
-const SLICE_SECONDS = 0.5
 
 const { values: args } = parseArgs({
   options: {
@@ -73,7 +73,7 @@ try {
   const ratios = []
   const aMicros = []
   for (let round = 0; round < rounds; round++) {
-    const row = await measureRound(contenders, round, upstreamOrigin, sinkOrigin)
+    const row = await measureOneRound(contenders, round, upstreamOrigin, sinkOrigin)
     ratios.push(row.b / row.a)
     aMicros.push(row.a)
     process.stdout.write(`round ${round + 1}: A ${row.a.toFixed(1)} µs, B ${row.b.toFixed(1)} µs, ${(row.b / row.a).toFixed(3)}×${row.errors > 0 ? ` (${row.errors} errors)` : ''}\n`)
@@ -113,26 +113,14 @@ function contender (slot, spec, extraEnv) {
   }
 }
 
-/** Fresh processes, warmed, then ABBA slices (the round's parity decides who starts). */
-async function measureRound (contenders, round, upstreamOrigin, sinkOrigin) {
+/** Fresh processes, warmed, then the round's ABBA slices (bench/lib/paired-rounds.mjs). */
+async function measureOneRound (contenders, round, upstreamOrigin, sinkOrigin) {
   const running = []
   try {
     for (const c of contenders) running.push(await start(c, upstreamOrigin, sinkOrigin))
     for (const r of running) await load(r, warmup)
-    const totals = { a: { cpu: 0, requests: 0 }, b: { cpu: 0, requests: 0 } }
-    let errors = 0
-    const slices = Math.max(1, Math.round(seconds / SLICE_SECONDS))
-    for (let slice = 0; slice < slices; slice++) {
-      const order = (slice % 2 === 0) === (round % 2 === 0) ? running : [...running].reverse()
-      for (const r of order) {
-        const before = cpuSecondsPrecise([r.proc.pid])
-        const result = await load(r, seconds / slices)
-        totals[r.slot].cpu += cpuSecondsPrecise([r.proc.pid]) - before
-        totals[r.slot].requests += result.requests
-        errors += result.errors
-      }
-    }
-    return { a: totals.a.cpu / totals.a.requests * 1e6, b: totals.b.cpu / totals.b.requests * 1e6, errors }
+    const row = await measureRound(running, load, seconds, round)
+    return { a: row.a.cpuMicrosPerRequest, b: row.b.cpuMicrosPerRequest, errors: row.a.errors + row.b.errors }
   } finally {
     for (const r of running) {
       await r.pool.close()
@@ -149,7 +137,7 @@ async function start ({ slot, script, env }, upstreamOrigin, sinkOrigin) {
     logFile: join(logDir, `paired-${slot}.log`)
   })
   const [origin] = await waitForListening(proc)
-  return { slot, proc, origin, pool: new Pool(origin, { connections, pipelining: 1 }) }
+  return { id: slot, proc, server: { pids: () => [proc.pid] }, origin, pool: new Pool(origin, { connections, pipelining: 1 }) }
 }
 
 async function load ({ origin, pool }, secondsToRun) {

@@ -20,13 +20,12 @@ import { join } from 'node:path'
 import { Pool } from 'undici'
 import { SHORT_STREAM, SMALL_REQUEST } from '../fixtures/responses-sse.mjs'
 import { BENCH, GATEWAY_CLI, ROOT } from '../lib/contenders.mjs'
-import { cpuSecondsPrecise, startProcess, waitForListening } from '../lib/processes.mjs'
+import { measureRound, SLICE_SECONDS } from '../lib/paired-rounds.mjs'
+import { startProcess, waitForListening } from '../lib/processes.mjs'
 import { median, percentile } from '../lib/stats.mjs'
 import { runShortRequests } from '../load/short-requests.mjs'
 
 const SESSIONS = 1000
-/** Each configuration's share of a round is taken in slices this long, alternating. */
-const SLICE_SECONDS = 0.5
 /**
  * Load on each round's fresh gateways before measuring (the first round's is `warmupSeconds`).
  * After one second at 1,500 requests/s V8 is still compiling the hot path on its background
@@ -88,32 +87,6 @@ async function startGateways (run, configs, connections, profiled) {
 async function stopGateways (gateways) {
   for (const { pool } of gateways) await pool.close()
   for (const { server } of gateways) await server.stop()
-}
-
-/**
- * One round: `seconds` per configuration, cut into slices of SLICE_SECONDS taken in ABBA order
- * (the round's parity decides who starts), so contention that changes over a second or more
- * falls on both alike. CPU is the gateway's, from the scheduler's nanosecond counts.
- */
-async function measureRound (gateways, load, seconds, round) {
-  const totals = Object.fromEntries(gateways.map(({ id }) => [id, { cpu: 0, requests: 0, seconds: 0, errors: 0, p99s: [] }]))
-  const slices = Math.max(1, Math.round(seconds / SLICE_SECONDS))
-  for (let slice = 0; slice < slices; slice++) {
-    const forward = (slice % 2 === 0) === (round % 2 === 0)
-    for (const gateway of forward ? gateways : [...gateways].reverse()) {
-      const total = totals[gateway.id]
-      const before = cpuSecondsPrecise(gateway.server.pids())
-      const result = await load(gateway, seconds / slices)
-      total.cpu += cpuSecondsPrecise(gateway.server.pids()) - before
-      total.requests += result.requests
-      total.seconds += result.seconds
-      total.errors += result.errors
-      total.p99s.push(result.p99Ms)
-    }
-  }
-  return Object.fromEntries(Object.entries(totals).map(([id, t]) => [id, {
-    requestsPerSecond: t.requests / t.seconds, cpuMicrosPerRequest: t.cpu / t.requests * 1e6, p99Ms: median(t.p99s), errors: t.errors
-  }]))
 }
 
 function describe (row) {
