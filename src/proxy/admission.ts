@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { GatewayConfig } from '../config/load-config.js'
 import { errors, GatewayError } from '../errors.js'
+import { lacksHost, unsupportedTransferCoding } from '../http/request-framing.js'
 import type { Transport } from '../observe/metrics.js'
 import type { Session, SessionResolver } from '../session/resolve-session.js'
 import type { Drain } from '../server/drain.js'
@@ -28,9 +29,9 @@ export interface AdmissionDeps {
 
 /**
  * The checks every request passes before anything goes upstream, HTTP and WebSocket alike,
- * in one order: method → shutting down (WebSockets) → path → WebSocket mode → client key (checked,
- * then counted by the rate limit: its 429 comes first) → body size → session header. The first
- * that fails is the answer.
+ * in one order: framing (Host, transfer coding) → method → shutting down (WebSockets) → path →
+ * WebSocket mode → client key (checked, then counted by the rate limit: its 429 comes first) →
+ * body size → session header. The first that fails is the answer.
  */
 export class Admission {
   readonly #deps: AdmissionDeps
@@ -42,6 +43,9 @@ export class Admission {
   /** The admitted request, or the GatewayError to refuse it with. */
   admit (req: IncomingMessage, transport: Transport): Admitted | GatewayError {
     const { config, target, auth, sessions, drain, rateLimiter } = this.#deps
+    if (lacksHost(req)) return errors.missingHost()
+    const coding = unsupportedTransferCoding(req)
+    if (coding !== undefined) return errors.unsupportedTransferCoding(coding)
     // TRACE asks the upstream to echo the request back, managed key included.
     if (req.method === 'TRACE') return errors.methodNotAllowed('TRACE')
     // While draining, a request that reached an open connection is served (its connection then

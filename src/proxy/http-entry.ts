@@ -37,6 +37,14 @@ export type Forwarder = (req: IncomingMessage, res: ServerResponse) => void
 
 type RequestBody = Buffer | IncomingMessage | AsyncIterable<Buffer> | null
 
+/**
+ * `Expect: 100-continue` from an HTTP/1.1 client: Node, which has the gateway's
+ * `checkContinue` listener, did not answer it. (Other expectations got their 417 before.)
+ */
+function expectsContinue (req: IncomingMessage): boolean {
+  return req.headers.expect !== undefined && req.httpVersionMinor === 1
+}
+
 /** A body up to this size is read whole before it goes upstream, whatever decided the session. */
 const WHOLE_BODY_BYTES = 64 * 1024
 
@@ -59,6 +67,9 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
       exchange.refuse(admitted, res)
       return
     }
+    // Admitted: now the client may send the body it held back (a refusal above went out
+    // without it, and closed the connection, see closeIfBodyUnread).
+    if (expectsContinue(req)) res.writeContinue()
     // Cache analysis reads a plain JSON model call's prefix as its bytes pass, whichever way they go.
     const tap = hasBody(req) && isPlainJson(req) ? exchange.tapRequestBody() : undefined
     const single = deps.upstreams.single

@@ -170,6 +170,16 @@ function createHttpServer (config: GatewayConfig, forward: (req: IncomingMessage
     if (isProxyTarget(req.url ?? '/')) forward(req, res)
     else routes.handle(req, res)
   })
+  // Node would answer `Expect: 100-continue` at once; the forwarder answers it once the request
+  // is admitted, so a refused upload (401, 413, 429…) is never sent at all.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (isProxyTarget(req.url ?? '/')) {
+      forward(req, res)
+      return
+    }
+    res.writeContinue()
+    routes.handle(req, res)
+  })
   server.setTimeout(0) // an idle socket mid-stream is the upstream's idle timeout's call
   // Node's default (2,000) drops later headers silently, a session-id among them; the header
   // block is bounded by MAX_HEADER_BYTES instead.

@@ -15,7 +15,10 @@ export function listenerOptions ({ server }: GatewayConfig): ServerOptions {
     connectionsCheckingInterval: Math.min(30_000, Math.ceil(server.headersTimeoutMs / 2)),
     keepAliveTimeout: server.keepAliveTimeoutMs,
     requestTimeout: server.requestTimeoutMs,
-    headersTimeout: server.headersTimeoutMs
+    headersTimeout: server.headersTimeoutMs,
+    // Node's answer to a request without Host is an empty 400; admission and the side routes
+    // answer it with an OpenAI-style one (lacksHost).
+    requireHostHeader: false
   }
 }
 

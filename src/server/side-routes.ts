@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { errors, GatewayError, JSON_CONTENT_TYPE } from '../errors.js'
+import { lacksHost } from '../http/request-framing.js'
 import type { Logger } from '../observe/logger.js'
 import { isAbsoluteForm, pathOf } from '../upstream/upstream-path.js'
 
@@ -50,7 +51,7 @@ export class SideRoutes {
 
   /**
    * Answers a request for a route, or with an OpenAI-style 404 (405 for another method than
-   * GET or HEAD, 400 for a broken URL or a full URL as the target).
+   * GET or HEAD, 400 for a broken URL, a full URL as the target or an HTTP/1.1 request without Host).
    */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const found = this.#find(req)
@@ -74,6 +75,7 @@ export class SideRoutes {
 
   /** The route a request is for, or the error that says why there is none. */
   #find (req: IncomingMessage): { url: URL, match: { route: Route, params: string[] } } | GatewayError {
+    if (lacksHost(req)) return errors.missingHost()
     const method = req.method ?? 'GET'
     const target = req.url ?? '/'
     // Absolute-form (`GET http://host/…`) is what a client sends a forward proxy.

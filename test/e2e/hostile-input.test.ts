@@ -148,3 +148,58 @@ t.test('regression: a body Node cannot parse, after headers that were forwarded,
   }
   t.equal(upstream.requests.filter((r) => r.url === '/v1/responses').length, 0, 'no request completed upstream')
 })
+
+t.test('regression: an HTTP/1.1 request without Host gets a 400 JSON error, not Node\'s empty one; HTTP/1.0 needs none', async (t) => {
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  for (const [label, target] of [['a proxied route', '/v1/models'], ['a route of the gateway\'s own', '/healthz']] as const) {
+    const { response } = await rawExchange(gateway.port, rawRequest(`GET ${target} HTTP/1.1`, 'Connection: close'))
+    assertJsonError(t, response, 400, 'missing_host', label)
+  }
+  const { response: upgrade } = await rawExchange(gateway.port, rawRequest(
+    'GET /v1/responses HTTP/1.1', 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='
+  ))
+  assertJsonError(t, upgrade, 400, 'missing_host', 'a WebSocket upgrade')
+  t.same(upstream.requests, [], 'nothing went upstream')
+  // HTTP/1.0 has no Host requirement: such a request is served.
+  const { response: old } = await rawExchange(gateway.port, rawRequest('GET /healthz HTTP/1.0'))
+  t.equal(old.status, 200, 'an HTTP/1.0 request without Host is served')
+  await stillServesAndNothingLeaked(t, gateway, upstream)
+})
+
+t.test('regression: a body in a transfer coding besides chunked gets a 501 JSON error and never goes upstream', async (t) => {
+  // Node's parser decodes the chunks only: the gzip bytes inside them went upstream as if they were the JSON body.
+  const { upstream, gateway } = await startGatewayWithUpstream(t)
+  for (const coding of ['gzip, chunked', 'deflate,chunked', 'gzip , Chunked']) {
+    const { response } = await rawExchange(gateway.port, rawRequest(
+      'POST /v1/responses HTTP/1.1', 'Host: localhost', `Transfer-Encoding: ${coding}`, 'Content-Type: application/json', 'Connection: close'
+    ) + '2\r\n{}\r\n0\r\n\r\n')
+    t.equal(response.status, 501, `${coding}: status`)
+    t.match(JSON.parse(response.body.toString('utf8')), { error: { type: 'invalid_request_error', code: 'unsupported_transfer_coding', message: String } }, `${coding}: OpenAI-style error`)
+  }
+  // Plain chunked, in any case, still goes through.
+  const { response } = await rawExchange(gateway.port, rawRequest(
+    'POST /v1/responses HTTP/1.1', 'Host: localhost', 'Transfer-Encoding: Chunked', 'Content-Type: application/json', 'Connection: close'
+  ) + '2\r\n{}\r\n0\r\n\r\n')
+  t.equal(response.status, 200, 'a chunked body is forwarded')
+  t.same(upstream.requests.map((r) => r.body.toString()), ['{}'], 'only the chunked body reached the upstream')
+})
+
+t.test('regression: an upload that waits for 100 Continue and is refused gets the refusal instead, and is never sent', async (t) => {
+  // Node used to send 100 Continue before the gateway looked at the request: the client then
+  // uploaded its whole body only to be told 401 or 413.
+  const { upstream, gateway } = await startGatewayWithUpstream(t, { GATEWAY_API_KEYS: 'sk-gateway-1', OPENAI_API_KEY: 'sk-upstream', BODY_LIMIT: '2048' })
+  for (const [label, headers, status, code] of [
+    ['a wrong key', ['Authorization: Bearer sk-wrong', 'Content-Length: 20'], 401, 'invalid_api_key'],
+    ['a body over BODY_LIMIT', ['Authorization: Bearer sk-gateway-1', 'Content-Length: 5000'], 413, 'body_too_large']
+  ] as const) {
+    // Headers only: the body would follow a 100 Continue. The exchange ends only if the gateway closes the connection.
+    const { responses, response } = await rawExchange(gateway.port, rawRequest(
+      'POST /v1/responses HTTP/1.1', 'Host: localhost', 'Expect: 100-continue', 'Content-Type: application/json', ...headers
+    ))
+    t.same(responses.map((r) => r.status), [status], `${label}: the refusal is the only answer, no 100 Continue before it`)
+    t.equal(response.status, status, `${label}: status`)
+    t.match(JSON.parse(response.body.toString('utf8')), { error: { code } }, `${label}: its error`)
+    t.equal(headerOf(response, 'connection')?.toLowerCase(), 'close', `${label}: the connection closes (the body was never read)`)
+  }
+  t.same(upstream.requests, [], 'nothing went upstream')
+})
