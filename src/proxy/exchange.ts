@@ -201,20 +201,26 @@ export class Exchange implements Drainable, ResponseFacts {
     this.#span?.responseEvent(type)
   }
 
-  /**
-   * A response's usage. A WebSocket carries many responses: each counts as a request of its
-   * own, with `fingerprint` the prefix of the request it answers when cache analysis reads them
-   * (it resolves once that request has been read: a compressed one may still be inflating).
-   */
-  onUsage (tokens: TokenUsage, fingerprint?: Promise<string | null>): void {
+  /** HTTP: the response's usage, counted when the exchange ends. */
+  onUsage (tokens: TokenUsage): void {
     this.deps.metrics.tokensUsed(tokens, this.upstream ?? NO_UPSTREAM)
     this.#span?.usage(tokens)
-    if (this.transport === 'websocket') {
-      if (this.session !== undefined) this.deps.sessions.recordUsage(this.session.id, tokens)
-      this.#recordWebSocketCall(tokens, fingerprint)
-    } else {
-      this.#tokens = tokens
+    this.#tokens = tokens
+  }
+
+  /**
+   * WebSocket: a response is over. A WebSocket carries many: each counts as a request of its
+   * own, as an HTTP call does, with no tokens when it ended without usage (an `error`). With
+   * `fingerprint`, the prefix of the request it answers when cache analysis reads them (it
+   * resolves once that request has been read: a compressed one may still be inflating).
+   */
+  onWebSocketResponse (tokens: TokenUsage | undefined, fingerprint?: Promise<string | null>): void {
+    if (tokens !== undefined) {
+      this.deps.metrics.tokensUsed(tokens, this.upstream ?? NO_UPSTREAM)
+      this.#span?.usage(tokens)
     }
+    if (this.session !== undefined) this.deps.sessions.recordUsage(this.session.id, tokens ?? NO_TOKENS)
+    this.#recordWebSocketCall(tokens, fingerprint)
   }
 
   /** The usage will be known only after the exchange ends (a compressed body still inflating). */
@@ -283,7 +289,7 @@ export class Exchange implements Drainable, ResponseFacts {
    * Each response of a WebSocket is a model call of its own, recorded with the prefix of the
    * request (`response.create` or `response.append`) it answers (docs/websocket.md); without cache analysis, with none.
    */
-  #recordWebSocketCall (tokens: TokenUsage, fingerprint: Promise<string | null> | undefined): void {
+  #recordWebSocketCall (tokens: TokenUsage | undefined, fingerprint: Promise<string | null> | undefined): void {
     const { calls } = this.deps
     const session = this.session
     if (calls === undefined || session === undefined) return

@@ -172,7 +172,7 @@ function startTunnel (exchange: Exchange, client: Socket, upstream: Socket, head
     readsPrefixes: exchange.readsPrefixes,
     onResponseId: (id) => exchange.onResponseId(id),
     // Cache analysis asks for the prefix of the request (response.create) each response answers.
-    onUsage: (usage, fingerprint) => exchange.onUsage(usage, exchange.readsPrefixes ? fingerprint() : undefined),
+    onResponseDone: (usage, fingerprint) => exchange.onWebSocketResponse(usage, exchange.readsPrefixes ? fingerprint() : undefined),
     onRequest: (startedAt) => exchange.onWebSocketRequest(startedAt),
     onResponseModel: (model) => exchange.onResponseModel(model),
     onResponseEvent: exchange.traced ? (type) => exchange.onResponseEvent(type) : undefined,

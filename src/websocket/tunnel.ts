@@ -43,10 +43,11 @@ export interface TunnelOptions {
   readsPrefixes?: boolean
   onResponseId: (id: string) => void
   /**
-   * A response's usage. `fingerprint` asks for the prefix of the request it answers (cache
-   * analysis); it must be asked now, if at all: the response's terminal event comes next.
+   * A response is over, with its usage or none (ResponseEventListener). `fingerprint` asks for
+   * the prefix of the request it answers (cache analysis); it must be asked now, if at all: the
+   * response's terminal event comes next.
    */
-  onUsage: (usage: TokenUsage, fingerprint: () => Promise<string | null>) => void
+  onResponseDone: (usage: TokenUsage | undefined, fingerprint: () => Promise<string | null>) => void
   /** The client sent a request (`response.create`, `response.append`) whose first frame came at `startedAt`: a model call begins. Known once the message is read. */
   onRequest?: ((startedAt: number) => void) | undefined
   /** `response.model` of each response.created (read anyway, with its id). */
@@ -109,7 +110,7 @@ export class WebSocketTunnel {
     const events = new ResponseEventReader({
       onEvent: (type) => this.#onUpstreamEvent(type),
       onResponseId: options.onResponseId,
-      onUsage: (usage) => options.onUsage(usage, fingerprint),
+      onResponseDone: (usage) => options.onResponseDone(usage, fingerprint),
       onResponseModel: options.onResponseModel
     })
     this.#messages = new TextMessages({

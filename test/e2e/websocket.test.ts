@@ -416,6 +416,28 @@ t.test('lineage: a response id seen in a WebSocket frame is continued over HTTP 
   }
 })
 
+t.test('regression: a WebSocket response that ends in an error counts as a request of the session, with no tokens, as a failed HTTP call does', async (t) => {
+  const { upstream, gateway } = await setUp(t)
+  const accepted = upstream.nextWebSocket()
+  const handshake = upstream.nextHandshake()
+  const client = await openClient(t, wsURL(gateway))
+  const server = await accepted
+  const wsSession = String((await handshake).headers['session-id'])
+  const error = JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'bad input' } })
+  const turn = async (reply: string[]): Promise<void> => {
+    client.send(JSON.stringify({ type: 'response.create', model: 'gpt-test', input: 'x' }))
+    await server.nextMessage()
+    await relayedWhole(client, server, reply)
+  }
+  await turn([error])
+  await turn(responseEvents('resp_after_error', 'fine'))
+  // Plain frames are read as they pass: both responses are counted once the client has them.
+  const usage = await fetch(`${gateway.origin}/gateway/sessions/${wsSession}`).then(async (r) => await r.json() as Record<string, unknown>)
+  t.match(usage, { requests: 2, input_tokens: 120, output_tokens: 7 }, 'the error is a request without tokens; the completed response has its own')
+  const calls = await fetch(`${gateway.origin}/gateway/sessions/${wsSession}/requests`).then(async (r) => await r.json() as { data: Array<Record<string, unknown>> })
+  t.equal(calls.data.length, 2, 'both are model calls in the session\'s records')
+})
+
 t.test('shutdown closes idle WebSockets with 1001 at once, and busy ones when their response is over', async (t) => {
   const { upstream, gateway } = await setUp(t, { SHUTDOWN_GRACE_MS: '20000' })
   const acceptedIdle = upstream.nextWebSocket()

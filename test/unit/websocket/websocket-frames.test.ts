@@ -199,7 +199,7 @@ t.test('Responses events: types told apart from their first bytes, ids and usage
   const reader = new ResponseEventReader({
     onEvent: (type) => seen.types.push(type),
     onResponseId: (id) => seen.ids.push(id),
-    onUsage: (usage) => seen.usage.push(usage)
+    onResponseDone: (usage) => seen.usage.push(usage)
   })
   for (const event of responseEvents('resp_a', 'hi')) reader.read(Buffer.from(event), true)
   t.same(seen.ids, ['resp_a'], 'the id is learned once, from response.created')
@@ -225,7 +225,7 @@ t.test('regression: the usage of a response.completed longer than the message li
     const payload = compressed ? (await deflateMessages([long], true))[0]! : Buffer.from(long)
     const seen: unknown[] = []
     await new Promise<void>((resolve) => {
-      const events = new ResponseEventReader({ onEvent: () => resolve(), onResponseId: () => {}, onUsage: (read) => seen.push(read) })
+      const events = new ResponseEventReader({ onEvent: () => resolve(), onResponseId: () => {}, onResponseDone: (read) => seen.push(read) })
       const reader = new TextMessages({
         deflate: compressed ? { noContextTakeover: false } : undefined,
         maxMessageBytes: 1000,
@@ -269,7 +269,7 @@ t.test('messages still waiting for the inflater when the connection closes are a
 t.test('regression: a response.failed carrying usage counts it, as on HTTP (whole, or read from its end when long)', async (t) => {
   const usage = { input_tokens: 40, input_tokens_details: { cached_tokens: 8 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 1 }, total_tokens: 45 }
   const seen: { ids: string[], usage: unknown[] } = { ids: [], usage: [] }
-  const reader = new ResponseEventReader({ onEvent: () => {}, onResponseId: (id) => seen.ids.push(id), onUsage: (read) => seen.usage.push(read) })
+  const reader = new ResponseEventReader({ onEvent: () => {}, onResponseId: (id) => seen.ids.push(id), onResponseDone: (read) => seen.usage.push(read) })
   const failed = JSON.stringify({ type: 'response.failed', response: { id: 'resp_failed', status: 'failed', error: { code: 'server_error' }, usage } })
   // Its response.created was not read (cut short): the id comes from the final event, as from response.completed.
   reader.read(Buffer.from('{"type":"response.created","response":{"id":"resp_failed"'), false)
@@ -279,13 +279,34 @@ t.test('regression: a response.failed carrying usage counts it, as on HTTP (whol
   t.same(seen.ids, ['resp_failed'])
 })
 
+t.test('regression: every response a WebSocket ends is done once, with no usage when it ended without (an error), as a failed HTTP call counts', async (t) => {
+  const usage = { input_tokens: 10, output_tokens: 2 }
+  const read = (events: Array<Record<string, unknown> | string>): unknown[] => {
+    const done: unknown[] = []
+    const reader = new ResponseEventReader({ onEvent: () => {}, onResponseId: () => {}, onResponseDone: (tokens) => done.push(tokens ?? 'none') })
+    for (const event of events) reader.read(Buffer.from(typeof event === 'string' ? event : JSON.stringify(event)), true)
+    return done
+  }
+  const error = { type: 'error', error: { type: 'invalid_request_error', code: 'invalid_value', message: 'bad' } }
+  const tokens = { input: 10, cached: 0, output: 2, reasoning: 0 }
+  t.same(read([error]), ['none'], 'an error alone (a request refused before any response) is one, without usage')
+  t.same(read([{ type: 'response.created', response: { id: 'r1' } }, { type: 'response.failed', response: { id: 'r1', status: 'failed' } }]), ['none'], 'a response.failed without usage')
+  t.same(read([{ type: 'response.completed', response: { id: 'r1', usage } }, error]), [tokens], 'an error right after a final event is that response\'s, not one more')
+  t.same(read([error, error]), ['none', 'none'], 'two errors in a row are two')
+  t.same(read([
+    { type: 'response.created', response: { id: 'r1' } }, { type: 'response.output_text.delta', delta: 'x' }, { type: 'response.completed', response: { id: 'r1', usage } },
+    { type: 'response.created', response: { id: 'r2' } }, error
+  ]), [tokens, 'none'], 'a completed response, then one that ended in an error')
+  t.same(read(['{"type":"response.completed", cut']), ['none'], 'a final event that could not be read ends its response without usage')
+})
+
 /** Reads an upstream's frames, pushed in `chunks`, as the tunnel does: its events' types, ids and usage, and its Close code. */
 async function readUpstream (chunks: Buffer[], deflate: boolean, events: number): Promise<string> {
   const seen: unknown[] = []
   let closeCode: number | undefined
   let observer!: FrameObserver
   await new Promise<void>((resolve) => {
-    const reader = new ResponseEventReader({ onEvent: (type) => { seen.push(type); if (seen.filter((x) => typeof x !== 'object').length === events) resolve() }, onResponseId: (id) => seen.push({ id }), onUsage: (usage) => seen.push(usage) })
+    const reader = new ResponseEventReader({ onEvent: (type) => { seen.push(type); if (seen.filter((x) => typeof x !== 'object').length === events) resolve() }, onResponseId: (id) => seen.push({ id }), onResponseDone: (usage) => seen.push(usage) })
     const messages = new TextMessages({ deflate: deflate ? { noContextTakeover: false } : undefined, onMessage: (text, complete, tail) => reader.read(text, complete, tail), onLost: () => resolve() })
     observer = new FrameObserver({ messages, onClose: (code) => { closeCode = code } })
     for (const chunk of chunks) observer.push(chunk)
