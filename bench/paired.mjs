@@ -15,9 +15,17 @@
  * `cli:PATH` (a gateway build elsewhere). `--a-env` / `--b-env` add JSON environment to either.
  * Pins as `npm run bench` does: the measured proxies on CPU 1, the rest on CPU 0 (2+ CPUs).
  * Build first (`npm run build`).
+ *
+ * Options (defaults): --a floor, --b gateway, --a-env '{}', --b-env '{}', --rounds 7,
+ * --seconds 3 (each contender's share of a round), --warmup 10 (seconds of load on each fresh
+ * process before its round: CPU per request settles after ~10 s on Node 20; on Node 24 a
+ * gateway compiles for ~25 s, so pass --warmup 30 there), --rate 1500 (requests/s),
+ * --connections 50, --sessions 0 (0: no session header; N: N session ids in turn), --help.
  */
+import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { SHORT_STREAM, SMALL_REQUEST } from './fixtures/responses-sse.mjs'
@@ -28,7 +36,7 @@ import { median, percentile } from './lib/stats.mjs'
 import { runShortRequests } from './load/short-requests.mjs'
 
 
-const { values: args } = parseArgs({
+const { values: args } = parseOptions({
   options: {
     a: { type: 'string', default: 'floor' },
     b: { type: 'string', default: 'gateway' },
@@ -36,18 +44,34 @@ const { values: args } = parseArgs({
     'b-env': { type: 'string', default: '{}' },
     rounds: { type: 'string', default: '7' },
     seconds: { type: 'string', default: '3' },
-    warmup: { type: 'string', default: '4' },
+    warmup: { type: 'string', default: '10' },
     rate: { type: 'string', default: '1500' },
     connections: { type: 'string', default: '50' },
-    sessions: { type: 'string', default: '0' }
+    sessions: { type: 'string', default: '0' },
+    help: { type: 'boolean', default: false }
   }
 })
+if (args.help) {
+  // The header comment above is the help.
+  const source = readFileSync(fileURLToPath(import.meta.url), 'utf8')
+  process.stdout.write(source.slice(source.indexOf('/**') + 4, source.indexOf('*/')).replace(/^ \* ?/gm, '') + '\n')
+  process.exit(0)
+}
 const rounds = positive('rounds')
 const seconds = positive('seconds')
 const warmup = positive('warmup')
 const rate = positive('rate')
 const connections = positive('connections')
 const sessions = Number(args.sessions)
+
+/** parseArgs, with an unknown or malformed option told as usage, not as a stack trace. */
+function parseOptions (config) {
+  try {
+    return parseArgs(config)
+  } catch (err) {
+    usage(`${err.message} (--help lists them)`)
+  }
+}
 
 function positive (name) {
   const value = Number(args[name])

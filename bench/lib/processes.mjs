@@ -9,9 +9,13 @@ import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'no
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-/** Children still running; killed if the bench itself exits early, so none is left behind. */
+/**
+ * Children still running; killed if the bench itself exits early, so none is left behind. A
+ * signal (Ctrl-C, `kill`) ends the bench through 'exit' too: by default it would skip it.
+ */
 const live = new Set()
 process.once('exit', () => { for (const child of live) child.kill('SIGKILL') })
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) process.once(signal, () => process.exit(code))
 
 /** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ, 100 on Linux). */
 const TICKS_PER_SECOND = 100

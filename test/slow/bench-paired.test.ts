@@ -7,11 +7,12 @@
  * `npm test` builds dist/ first, which the gateway runs from.
  */
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { envWithoutTapHooks } from '../support/child-env.js'
+import { until } from '../support/polling.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 const PAIRED = join(ROOT, 'bench', 'paired.mjs')
@@ -66,3 +67,41 @@ t.test('a bad option: one line naming it, exit code 2', async (t) => {
   t.equal(run.stderr, 'bench/paired.mjs: --a: expected floor, gateway, gateway-tracing or cli:PATH, got "nginx"\n')
   t.equal(run.stdout, '', 'nothing was measured')
 })
+
+t.test('an unknown option, or one without its value: one line, exit code 2, no stack trace', async (t) => {
+  for (const args of [['--bogus'], ['--rounds']]) {
+    const run = await paired(args)
+    t.equal(run.code, 2, `${args.join(' ')}: exit code`)
+    t.match(run.stderr, /^bench\/paired\.mjs: .*--(bogus|rounds).*\(--help lists them\)\n$/, `${args.join(' ')}: one line naming the option`)
+  }
+  const help = await paired(['--help'])
+  t.equal(help.code, 0)
+  t.match(help.stdout, /--warmup 10/, '--help lists the options with their defaults')
+})
+
+t.test('regression: stopped by a signal mid-round, it leaves none of its processes running', async (t) => {
+  // Each process it starts writes its output to a file under TMPDIR: once the run is gone, no
+  // process may still hold one open. Before, SIGTERM skipped the 'exit' hook that kills them.
+  const logs = mkdtempSync(join(tmpdir(), 'bench-paired-signal-'))
+  t.teardown(() => { rmSync(logs, { recursive: true, force: true }) })
+  const child = spawn(process.execPath, [PAIRED, '--rounds', '1', '--seconds', '60', '--warmup', '60', '--rate', '50', '--connections', '2'], { cwd: ROOT, env: { ...envWithoutTapHooks(), TMPDIR: logs }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+  // Its header line is printed once the upstream listens; the round's proxies start right after.
+  await new Promise<void>((resolve) => child.stdout.on('data', (chunk: Buffer) => { if (chunk.toString('utf8').includes('B ÷ A')) resolve() }))
+  await until(() => holdersOf(logs), (pids) => pids.length >= 3, 'the upstream and both proxies running')
+  child.kill('SIGTERM')
+  t.equal(await exited, 143, 'it exits as a process ended by SIGTERM does')
+  await until(() => holdersOf(logs), (pids) => pids.length === 0, 'every process it started gone')
+  t.pass('none left')
+})
+
+/** Processes with a file under `dir` open (the bench's children write their output there). */
+function holdersOf (dir: string): number[] {
+  const pids: number[] = []
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (readdirSync(`/proc/${pid}/fd`).some((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(dir) } catch { return false } })) pids.push(Number(pid))
+    } catch {}
+  }
+  return pids
+}
