@@ -2,7 +2,7 @@
  * The whole messages of one direction of a WebSocket waiting for their turn at its
  * MessageInflater: compressed ones are inflated one at a time, in the order they were sent (the
  * sender's window runs through them all), and plain ones pushed behind them wait their turn so
- * that what reads them sees every message in order. Compressed bytes waiting here are bounded;
+ * that what reads them sees every message in order. The bytes waiting here, compressed or plain, are bounded;
  * when the connection closes, what is queued is still inflated, then the inflater is freed.
  * Used by both readers of a WebSocket's messages: TextMessages (the upstream's events) and
  * RequestMessages (the client's requests).
@@ -15,14 +15,17 @@ export interface InflateJob {
   readonly compressed: boolean
   /** Its (unmasked) payload; a compressed one's parts are handed to the inflater, then let go. */
   parts: Buffer[]
-  /** Its compressed bytes, counted against the bound while it waits. */
+  /**
+   * The bytes it holds while it waits, counted against the bound: a compressed one's (all of
+   * them), a plain one's kept to be read.
+   */
   bytes: number
 }
 
 export interface InflateQueueOptions<J extends InflateJob> {
   /** The compression agreed for the direction; needed once a compressed job is pushed. */
   deflate: DeflateParams | undefined
-  /** Compressed bytes allowed to wait for the inflater (see `fits`). */
+  /** Bytes allowed to wait for the inflater, compressed or plain (see `fits`). */
   maxQueuedBytes: number
   /** A chunk of the job being inflated, in order. */
   onData: (job: J, chunk: Buffer) => void
@@ -35,7 +38,7 @@ export interface InflateQueueOptions<J extends InflateJob> {
 export class InflateQueue<J extends InflateJob> {
   readonly #options: InflateQueueOptions<J>
   readonly #jobs: J[] = []
-  /** Compressed bytes of the jobs waiting (not the one inflating). */
+  /** Bytes of the jobs waiting (not the one inflating). */
   #queuedBytes = 0
   #inflater: MessageInflater | undefined
   #inflating = false
@@ -62,7 +65,10 @@ export class InflateQueue<J extends InflateJob> {
     return !this.#stopped && !this.#finishing
   }
 
-  /** Whether a compressed message of `bytes` (still arriving) may wait behind what is queued. */
+  /**
+   * Whether a message of `bytes` may wait behind what is queued: a compressed one still
+   * arriving, or a plain one about to be pushed (behind a compressed one it waits too).
+   */
   fits (bytes: number): boolean {
     return this.#queuedBytes + bytes <= this.#options.maxQueuedBytes
   }
@@ -70,7 +76,7 @@ export class InflateQueue<J extends InflateJob> {
   push (job: J): void {
     if (this.#stopped) return
     this.#jobs.push(job)
-    if (job.compressed) this.#queuedBytes += job.bytes
+    this.#queuedBytes += job.bytes
     this.#next()
   }
 
@@ -95,11 +101,11 @@ export class InflateQueue<J extends InflateJob> {
         if (this.#finishing) this.stop()
         return
       }
+      this.#queuedBytes -= job.bytes
       if (!job.compressed) {
         this.#options.onDone(job)
         continue
       }
-      this.#queuedBytes -= job.bytes
       this.#inflate(job)
     }
   }

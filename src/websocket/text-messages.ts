@@ -20,7 +20,7 @@ export interface TextMessagesOptions {
   /** The messages cannot be followed any more (bad compressed data, too much waiting); called once. */
   onLost: () => void
   maxMessageBytes?: number
-  /** Compressed bytes allowed to wait for the inflater before reading gives up. */
+  /** Bytes allowed to wait for the inflater (compressed ones, and plain ones behind them) before reading gives up. */
   maxQueuedBytes?: number
 }
 
@@ -132,6 +132,9 @@ export class TextMessages implements FrameListener {
       this.#deliver(Buffer.concat(message.parts), !message.cut, message.tail?.bytes)
       return
     }
+    // A plain message behind compressed ones waits with them, so its bytes count against the
+    // same bound: an upstream could otherwise pile up plain messages behind a slow inflate.
+    if (!message.compressed && !this.#queue.fits(message.bytes)) return this.#lose()
     this.#queue.push(message)
   }
 

@@ -64,6 +64,18 @@ t.test('compressed bytes waiting are bounded; the one inflating does not count',
   t.ok(queue.fits(10), 'nothing waits any more')
 })
 
+t.test('regression: plain messages waiting behind a compressed one count against the bound too', async (t) => {
+  const { queue, done, drained } = queueOf(10)
+  const [a] = await deflateMessages(['x'.repeat(100)], true)
+  queue.push(compressedJob('a', a!)) // inflating: the plain one behind it waits
+  queue.push({ ...plainJob('p', 'sixsix'), bytes: 6 })
+  t.ok(queue.fits(4))
+  t.notOk(queue.fits(5), 'the waiting plain message\'s bytes count')
+  await drained()
+  t.same(done, [`a:${'x'.repeat(100)}`, 'p:sixsix'])
+  t.ok(queue.fits(10), 'nothing waits any more')
+})
+
 t.test('finish reads what is queued to the end, then stops; stop drops it', async (t) => {
   const [a, b] = await deflateMessages(['{"late":1}', '{"late":2}'], true)
   const finished = queueOf()

@@ -194,6 +194,29 @@ t.test('regression: a compressed message that inflates past MAX_INFLATED_MESSAGE
   t.equal(outcome, 'lost')
 })
 
+t.test('regression: plain messages piling up behind a compressed one while it inflates end the reading past the bound', async (t) => {
+  // ws sends messages under its threshold plain: an upstream mixing both could queue plain
+  // messages behind a slow inflate without limit, since only compressed bytes were counted.
+  const [compressed] = await deflateMessages(['{"type":"response.created"}'], true)
+  const plain = (n: number): Buffer => encodeFrame({ opcode: Opcode.text, payload: `{"type":"response.output_text.delta","delta":"${String(n).repeat(20_000)}"}` })
+  const read = async (plainCount: number): Promise<{ outcome: string, messages: number }> => {
+    let messages = 0
+    const outcome = await new Promise<string>((resolve) => {
+      const reader = new TextMessages({
+        deflate: { noContextTakeover: false },
+        maxQueuedBytes: 64 * 1024,
+        onMessage: () => { if (++messages === plainCount + 1) resolve('all handed on') },
+        onLost: () => resolve('lost')
+      })
+      // In one push: the compressed message is still inflating when the plain ones arrive.
+      new FrameObserver({ messages: reader }).push(Buffer.concat([encodeFrame({ opcode: Opcode.text, payload: compressed!, rsv1: true }), ...Array.from({ length: plainCount }, (_, i) => plain(i % 10))]))
+    })
+    return { outcome, messages }
+  }
+  t.same(await read(3), { outcome: 'all handed on', messages: 4 }, '60 KB waiting: within the bound')
+  t.same(await read(5), { outcome: 'lost', messages: 0 }, '100 KB waiting: past it, reading stops and what waited is dropped')
+})
+
 t.test('Responses events: types told apart from their first bytes, ids and usage read from the few that carry them', async (t) => {
   const seen: { types: Array<string | undefined>, ids: string[], usage: unknown[] } = { types: [], ids: [], usage: [] }
   const reader = new ResponseEventReader({
