@@ -4,7 +4,7 @@ import type { Server } from 'node:http'
 /** Longest the drain waits for the kernel's accept queue to empty before closing the listener. */
 const MAX_WAIT_MS = 1_000
 /** The listener closes only after this long without a new connection (or at MAX_WAIT_MS). */
-const QUIET_MS = 20
+export const QUIET_MS = 20
 
 /**
  * Waits until the kernel holds no connection for `server` that has finished its handshake but
