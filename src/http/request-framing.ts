@@ -15,13 +15,17 @@ export function lacksHost (req: IncomingMessage): boolean {
 }
 
 /**
- * A transfer coding besides the final `chunked` (`gzip, chunked`), or undefined. Node's parser
- * decodes only the chunks and lets the rest through as if it were the body, and undici sends
- * that body upstream as plain chunks: the upstream would read compressed bytes as JSON. RFC
- * 9112 §6.1 answers such a request with a 501.
+ * What is wrong with a request's Transfer-Encoding, if anything. `not-chunked`: `chunked` is not
+ * its last coding, so the body's length cannot be known (RFC 9112 §6.3: a 400, and the
+ * connection closes). `unsupported`: a coding before the final `chunked` (`gzip, chunked`): Node's
+ * parser decodes only the chunks and would hand the rest on as if it were the body, and undici
+ * would send that upstream as plain chunks, compressed bytes read as JSON (§6.1: a 501). Node
+ * refuses some of these itself, and which ones depends on its version.
  */
-export function unsupportedTransferCoding (req: IncomingMessage): string | undefined {
-  const coding = req.headers['transfer-encoding']
-  if (coding === undefined || coding === 'chunked') return undefined
-  return coding.trim().toLowerCase() === 'chunked' ? undefined : coding
+export function transferCodingProblem (req: IncomingMessage): 'not-chunked' | 'unsupported' | undefined {
+  const header = req.headers['transfer-encoding']
+  if (header === undefined || header === 'chunked') return undefined
+  const codings = header.split(',').map((coding) => coding.trim().toLowerCase())
+  if (codings.at(-1) !== 'chunked') return 'not-chunked'
+  return codings.length > 1 ? 'unsupported' : undefined
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { GatewayConfig } from '../config/load-config.js'
 import { errors, GatewayError } from '../errors.js'
-import { lacksHost, unsupportedTransferCoding } from '../http/request-framing.js'
+import { lacksHost, transferCodingProblem } from '../http/request-framing.js'
 import type { Transport } from '../observe/metrics.js'
 import type { Session, SessionResolver } from '../session/resolve-session.js'
 import type { Drain } from '../server/drain.js'
@@ -44,8 +44,9 @@ export class Admission {
   admit (req: IncomingMessage, transport: Transport): Admitted | GatewayError {
     const { config, target, auth, sessions, drain, rateLimiter } = this.#deps
     if (lacksHost(req)) return errors.missingHost()
-    const coding = unsupportedTransferCoding(req)
-    if (coding !== undefined) return errors.unsupportedTransferCoding(coding)
+    const framing = transferCodingProblem(req)
+    if (framing === 'not-chunked') return errors.malformedRequest()
+    if (framing === 'unsupported') return errors.unsupportedTransferCoding(req.headers['transfer-encoding']!)
     // TRACE asks the upstream to echo the request back, managed key included.
     if (req.method === 'TRACE') return errors.methodNotAllowed('TRACE')
     // While draining, a request that reached an open connection is served (its connection then

@@ -176,6 +176,13 @@ t.test('regression: a body in a transfer coding besides chunked gets a 501 JSON 
     t.equal(response.status, 501, `${coding}: status`)
     t.match(JSON.parse(response.body.toString('utf8')), { error: { type: 'invalid_request_error', code: 'unsupported_transfer_coding', message: String } }, `${coding}: OpenAI-style error`)
   }
+  // Not ending in chunked: no length to read the body by, a 400 (whether Node's parser or the gateway says so, by Node's version).
+  for (const coding of ['gzip', 'chunked, gzip', 'identity']) {
+    const { response } = await rawExchange(gateway.port, rawRequest(
+      'POST /v1/responses HTTP/1.1', 'Host: localhost', `Transfer-Encoding: ${coding}`, 'Content-Type: application/json'
+    ) + '2\r\n{}\r\n0\r\n\r\n')
+    assertJsonError(t, response, 400, 'malformed_request', coding)
+  }
   // Plain chunked, in any case, still goes through.
   const { response } = await rawExchange(gateway.port, rawRequest(
     'POST /v1/responses HTTP/1.1', 'Host: localhost', 'Transfer-Encoding: Chunked', 'Content-Type: application/json', 'Connection: close'
