@@ -6,7 +6,7 @@ import { checkRoutingSettings, loneUpstreamRoutingWarnings } from './routing-set
 import { checkServerSettings } from './server-settings.js'
 import { tracingFromEnv, type TracingConfig } from './tracing-env.js'
 import { upstreamList, upstreamListWarnings, type UpstreamSpec } from './upstream-list.js'
-import { boolean, ConfigError, type ConfigWarning, headerMap, headerToken, hostPorts, httpUrl, integer, list, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
+import { boolean, ConfigError, type ConfigWarning, headerMap, headerToken, hostPorts, httpUrl, integer, list, listenHost, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
 
 const MINUTE = 60_000
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -21,7 +21,7 @@ export type WebSocketMode = typeof WEBSOCKET_MODES[number]
  */
 export const SETTINGS = {
   server: {
-    host: setting('HOST', '0.0.0.0', headerToken()),
+    host: setting('HOST', '0.0.0.0', listenHost()),
     port: setting('PORT', 8080, integer(0, 65535)),
     /** Time a client has to send its request headers (slowloris guard). */
     headersTimeoutMs: setting('SERVER_HEADERS_TIMEOUT_MS', 30_000, integer(1_000, 10 * MINUTE)),

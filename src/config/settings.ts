@@ -5,6 +5,7 @@
  * `process.env`.
  */
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -90,6 +91,21 @@ export function headerToken (): Parse<string> {
     const value = parseText(raw, key)
     if (!/^[\x21-\x7e]+$/.test(value)) throw new ConfigError(key, 'must be printable ASCII without spaces')
     return value
+  }
+}
+
+/**
+ * An address to listen on: an IP address (IPv6 without brackets) or a host name. A value no name
+ * can ever be (`0.0.0.0:8080`, `[::1]`, `http://…`) is refused here: at listen time it would exit
+ * with status 1, which supervisors restart, as they should for a name that does not resolve yet.
+ */
+export function listenHost (): Parse<string> {
+  const parseText = text()
+  return (raw, key) => {
+    const value = parseText(raw, key)
+    // Labels of letters, digits, - and _ (Docker Compose service names), a root dot allowed.
+    if (isIP(value) !== 0 || /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/.test(value)) return value
+    throw new ConfigError(key, `expected an IP address (IPv6 without [brackets]) or a host name, got ${JSON.stringify(value)}${/:\d+$/.test(value) ? '; the port goes in server.port (PORT)' : ''}`)
   }
 }
 

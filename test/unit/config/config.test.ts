@@ -93,6 +93,18 @@ t.test('bad environment values are refused, naming the variable', async (t) => {
   for (const [env, key, problem] of bad) refuses(t, () => loadConfig({ env }), key, problem)
 })
 
+// Regression: HOST=0.0.0.0:8080 (or [::1], or a URL) passed as a "printable" value and failed at
+// listen time with ENOTFOUND, exit 1, which supervisors restart for ever instead of stopping on 2.
+t.test('a HOST that can be no address or host name is refused; names and IPs pass', async (t) => {
+  refuses(t, () => loadConfig({ env: { HOST: '0.0.0.0:8080' } }), 'HOST', /IP address .* or a host name, got "0\.0\.0\.0:8080"; the port goes in server\.port \(PORT\)/)
+  refuses(t, () => loadConfig({ env: { HOST: '[::1]' } }), 'HOST', /without \[brackets\]/)
+  refuses(t, () => loadConfig({ env: { HOST: 'http://localhost' } }), 'HOST', /host name/)
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'server:\n  host: localhost:80\n') }), 'server.host', /host name/)
+  for (const host of ['0.0.0.0', '::', '::1', 'fe80::1%eth0', 'localhost', 'gateway.internal.', 'redis_sidecar', 'no-such-host.invalid']) {
+    t.equal(loadConfig({ env: { HOST: host } }).server.host, host, `${host} is accepted`)
+  }
+})
+
 t.test('bad YAML values are refused, naming the YAML path', async (t) => {
   const bad: Array<[string, string]> = [
     ['server:\n  port: abc\n', 'server.port'],
