@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { isIPv4 } from 'node:net'
 import { checkRedisSettings } from './redis-settings.js'
 import { resolveUpstreams } from './resolve-upstreams.js'
 import { checkRoutingSettings, loneUpstreamRoutingWarnings } from './routing-settings.js'
@@ -258,8 +259,9 @@ function addEnvHeaders (upstream: GatewayConfig['upstream'], env: Record<string,
   }
 }
 
+/** Only addresses known to be loopback: a name such as `127.example.com` may resolve anywhere. */
 export function isLoopbackHost (host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.')
+  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'))
 }
 
 /** Managed mode: the gateway sends its own key(s) upstream, and clients present gateway keys. */

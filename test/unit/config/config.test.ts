@@ -105,6 +105,13 @@ t.test('a HOST that can be no address or host name is refused; names and IPs pas
   }
 })
 
+// Regression: any HOST starting with "127." counted as loopback, so a host name such as
+// 127.example.com started managed mode without gateway keys (and would open the admin routes).
+t.test('a host name that starts with 127. is not loopback: managed mode there needs gateway keys', async (t) => {
+  refuses(t, () => loadConfig({ env: { OPENAI_API_KEY: 'sk-upstream', HOST: '127.example.com' } }), 'GATEWAY_API_KEYS', /HOST 127\.example\.com is not loopback/)
+  t.equal(loadConfig({ env: { OPENAI_API_KEY: 'sk-upstream', HOST: '127.0.0.2' } }).server.host, '127.0.0.2', 'an address in 127/8 is loopback')
+})
+
 t.test('bad YAML values are refused, naming the YAML path', async (t) => {
   const bad: Array<[string, string]> = [
     ['server:\n  port: abc\n', 'server.port'],
