@@ -215,13 +215,16 @@ export function headerMap (): Parse<Record<string, string>> {
   }
 }
 
-/** `host:port` addresses (`[v6]:port` too): a YAML list or a comma-separated string; [] when unset. */
+/**
+ * `host:port` addresses (`[v6]:port` too; a host name may hold `_`, as Docker Compose service
+ * names do): a YAML list or a comma-separated string; [] when unset.
+ */
 export function hostPorts (): Parse<string[]> {
   return (raw, key) => {
     const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined
     if (items === undefined) throw new ConfigError(key, 'expected a list of host:port or a comma-separated string')
     return items.map((item) => String(item).trim()).filter((item) => item !== '').map((item) => {
-      const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(item)
+      const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(item)
       if (match === null || Number(match[2]) < 1 || Number(match[2]) > 65535) throw new ConfigError(key, `expected host:port, got ${JSON.stringify(item)}`)
       return item
     })

@@ -109,6 +109,13 @@ t.test('bad values are refused, naming the setting', async (t) => {
   refuses(t, { REDIS_REPLAY_MAX_ENTRIES: '-1' }, 'REDIS_REPLAY_MAX_ENTRIES', /from 0/)
 })
 
+// Regression: REDIS_SENTINELS=redis_sentinel:26379 was refused as "expected host:port", though
+// Docker Compose names services so and REDIS_URL=redis://redis_master:6379 was taken.
+t.test('a Sentinel or Cluster host name with an underscore (a Compose service) is taken', async (t) => {
+  t.same(loadConfig({ env: { REDIS_SENTINELS: 'redis_sentinel_1:26379,redis_sentinel_2:26379', REDIS_SENTINEL_NAME: 'm' } }).redis.sentinels, ['redis_sentinel_1:26379', 'redis_sentinel_2:26379'])
+  t.same(loadConfig({ env: { REDIS_CLUSTER_NODES: 'redis_node:7000' } }).redis.clusterNodes, ['redis_node:7000'])
+})
+
 t.test('a refused password is never echoed', async (t) => {
   const err = refusal(() => loadConfig({ env: { REDIS_PASSWORD: 'top secret' } }))
   t.equal(err.key, 'REDIS_PASSWORD')
