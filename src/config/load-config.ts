@@ -300,11 +300,21 @@ function readYamlFile (file: string): Map<string, unknown> {
   for (const [path, value] of flat) {
     // A typo in a key would otherwise be ignored silently and the default used; so would a key
     // left empty (`redis_url:`), which is as unknown as one with a value.
-    if (!KNOWN_PATHS.has(path) && !(value === null && KNOWN_SECTIONS.has(path))) throw new ConfigError(path, `unknown setting in ${file}`)
+    if (!KNOWN_PATHS.has(path) && !(value === null && KNOWN_SECTIONS.has(path))) refuseUnknown(path, value, file)
     // A known key left empty (`port:`) keeps its default, as an empty environment variable does.
     if (value === null) flat.delete(path)
   }
   return flat
+}
+
+/**
+ * A section given a value or a list (`server: 8080`) is not unknown: it is the wrong shape. Its
+ * value is not echoed: `redis: redis://:password@host` would print the password.
+ */
+function refuseUnknown (path: string, value: unknown, file: string): never {
+  if (!KNOWN_SECTIONS.has(path)) throw new ConfigError(path, `unknown setting in ${file}`)
+  const first = NAMED.find((spec) => spec.section === path)!.path
+  throw new ConfigError(path, `is a section in ${file}: expected its settings under it (${first}: …), got ${Array.isArray(value) ? 'a list' : 'a single value'}`)
 }
 
 function flatten (node: Record<string, unknown>, prefix: string, into: Map<string, unknown>): void {

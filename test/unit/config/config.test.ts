@@ -148,6 +148,21 @@ t.test('an unknown YAML key is refused even when it is left empty', async (t) =>
   refuses(t, () => loadConfig({ file: yamlFile(t, 'server:\n  tls: {}\n') }), 'server.tls', /unknown setting/)
 })
 
+// Regression: `server: 8080` was refused as "unknown setting", which sent one looking for a typo
+// in a name that is right; the value is not echoed (a Redis URL there may hold a password).
+t.test('a YAML section given a value or a list is refused as the wrong shape, not as unknown', async (t) => {
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'server: 8080\n') }), 'server', /is a section in .*: expected its settings under it \(server\.host: …\), got a single value/)
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'redis: [a, b]\n') }), 'redis', /got a list/)
+  let message = ''
+  try {
+    loadConfig({ file: yamlFile(t, 'redis: redis://:pw-3f9a@r:6379\n') })
+  } catch (err) {
+    message = (err as Error).message
+  }
+  t.match(message, /config redis: is a section/)
+  t.notMatch(message, /pw-3f9a/, 'the value is not echoed')
+})
+
 t.test('a known YAML key or section left empty keeps its defaults', async (t) => {
   const defaults = plain(loadConfig({}))
   t.strictSame(plain(loadConfig({ file: yamlFile(t, 'server:\n  port:\n  host: ~\nupstreams:\nupstream:\n  headers:\n') })), defaults)
