@@ -79,6 +79,17 @@ t.test('with tracing on, invalid values are config errors naming the variable, a
   refuses(t, { ...on, OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-token=caf%C3%A9%E2%82%AC' }, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS')
 })
 
+// Regression: a batch size above the queue size was passed to the BatchSpanProcessor, which cuts
+// it to the queue size with a diag warning nobody sees (no diag logger is registered).
+t.test('OTEL_BSP_MAX_EXPORT_BATCH_SIZE above the queue size is refused; its default follows a smaller queue', async (t) => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
+  refuses(t, { ...on, OTEL_BSP_MAX_QUEUE_SIZE: '100', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '200' }, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE')
+  t.throws(() => tracingFromEnv({ ...on, OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '4096' }), /4096 is above OTEL_BSP_MAX_QUEUE_SIZE 2048 \(its default\)/)
+  t.match(tracingFromEnv({ ...on, OTEL_BSP_MAX_QUEUE_SIZE: '100' }).batch, { maxQueueSize: 100, maxExportBatchSize: 100 }, 'the default 512 is cut to the queue')
+  t.match(tracingFromEnv({ ...on, OTEL_BSP_MAX_QUEUE_SIZE: '100', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '100' }).batch, { maxQueueSize: 100, maxExportBatchSize: 100 }, 'equal is fine')
+  t.match(tracingFromEnv(on).batch, { maxQueueSize: 2048, maxExportBatchSize: 512 }, 'the defaults')
+})
+
 t.test('regression: with tracing off (no endpoint, or OTEL_SDK_DISABLED=true) no other OTEL_* value is read, so one meant for another SDK stops nothing', async (t) => {
   const foreign = { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc', OTEL_TRACES_SAMPLER: 'xray', OTEL_TRACES_SAMPLER_ARG: 'abc', OTEL_BSP_SCHEDULE_DELAY: '-1', OTEL_EXPORTER_OTLP_HEADERS: 'junk' }
   t.equal(tracingFromEnv(foreign).enabled, false, 'no endpoint')
