@@ -93,13 +93,16 @@ export function tracingFromEnv (env: Env): TracingConfig {
   const [headersName, headers] = choose('HEADERS') ?? ['', undefined]
   const [compressionName, compression] = choose('COMPRESSION') ?? ['', undefined]
   const sampler = oneOfChoices(value('OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on', SAMPLERS, 'OTEL_TRACES_SAMPLER')
+  const resourceAttributes = keyValueList(value('OTEL_RESOURCE_ATTRIBUTES'), 'OTEL_RESOURCE_ATTRIBUTES', { secret: false })
+  // The spec's order: OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES' service.name, else a default (ours).
+  const attributesServiceName = resourceAttributes['service.name']?.trim() === '' ? undefined : resourceAttributes['service.name']
   return {
     enabled: true,
     endpoint,
     protocol: oneOfChoices(protocol ?? 'http/protobuf', OTLP_PROTOCOLS, protocolName),
     headers: collectorHeaders(headers, headersName),
-    serviceName: value('OTEL_SERVICE_NAME') ?? 'session-gateway',
-    resourceAttributes: keyValueList(value('OTEL_RESOURCE_ATTRIBUTES'), 'OTEL_RESOURCE_ATTRIBUTES', { secret: false }),
+    serviceName: value('OTEL_SERVICE_NAME') ?? attributesServiceName ?? 'session-gateway',
+    resourceAttributes,
     sampler,
     samplerRatio: sampler.endsWith('traceidratio') ? ratio(value('OTEL_TRACES_SAMPLER_ARG')) : 1,
     batch: batchSettings(value),

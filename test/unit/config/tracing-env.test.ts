@@ -65,6 +65,16 @@ t.test('protocol, headers, resource attributes, sampler and batch settings', asy
   t.equal(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }).protocol, 'http/protobuf', 'the traces-specific variable wins')
 })
 
+// Regression: with OTEL_SERVICE_NAME unset, the gateway's default 'session-gateway' replaced a
+// service.name given in OTEL_RESOURCE_ATTRIBUTES, which the spec has win over any default.
+t.test('service.name: OTEL_SERVICE_NAME, else the one in OTEL_RESOURCE_ATTRIBUTES, else session-gateway', async (t) => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
+  t.equal(tracingFromEnv({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'service.name=edge,team=ai' }).serviceName, 'edge')
+  t.equal(tracingFromEnv({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'service.name=edge', OTEL_SERVICE_NAME: 'named' }).serviceName, 'named', 'OTEL_SERVICE_NAME wins')
+  t.equal(tracingFromEnv({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'service.name=' }).serviceName, 'session-gateway', 'an empty one is no name')
+  t.equal(tracingFromEnv({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'team=ai' }).serviceName, 'session-gateway')
+})
+
 t.test('with tracing on, invalid values are config errors naming the variable, and secrets are not echoed', async (t) => {
   const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
   refuses(t, { ...on, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, 'OTEL_EXPORTER_OTLP_PROTOCOL')
