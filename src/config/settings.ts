@@ -209,6 +209,8 @@ export function headerMap (): Parse<Record<string, string>> {
       if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`${key}.${name}`, 'expected a string')
       // Any control character but tab would fail every upstream request, so refuse it here.
       if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(String(v))) throw new ConfigError(`${key}.${name}`, 'must not contain control characters (a line break?)')
+      // Header names ignore case: `X-Team` and `x-team` are one header, and one value would be dropped.
+      if (Object.hasOwn(out, name.toLowerCase())) throw new ConfigError(`${key}.${name}`, `names the header ${name.toLowerCase()} a second time (header names ignore case): give it once`)
       out[name.toLowerCase()] = String(v)
     }
     return out
