@@ -9,7 +9,7 @@ import { createSecureContext } from 'node:tls'
 import { ConfigError } from './settings.js'
 
 /** The file's bytes; `key` is the setting that named it. */
-export function readTlsFile (key: string, path: string): Buffer {
+function readTlsFile (key: string, path: string): Buffer {
   try {
     return readFileSync(path)
   } catch (err) {
