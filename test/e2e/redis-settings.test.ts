@@ -5,6 +5,7 @@
  * `npm test` builds first; run `npx tsc -p tsconfig.json` before running this file alone.
  */
 import { spawnSync } from 'node:child_process'
+import { X509Certificate } from 'node:crypto'
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { redisTlsEnabled } from '../../src/config/redis-settings.js'
@@ -124,6 +125,8 @@ t.test('the Redis TLS files are checked at start: a PEM CA, and a client key tha
   const tls = { REDIS_URL: 'rediss://r:6380' }
   refuses(t, { ...tls, REDIS_TLS_CA_FILE: join(dir, 'junk.pem') }, 'redis.tls_ca_file', /junk\.pem does not hold a PEM certificate/)
   refuses(t, { ...tls, REDIS_TLS_CA_FILE: join(dir, 'key.pem') }, 'redis.tls_ca_file', /does not hold a PEM certificate/)
+  writeFileSync(join(dir, 'ca.der'), new X509Certificate(CERTIFICATE_PEM).raw)
+  refuses(t, { ...tls, REDIS_TLS_CA_FILE: join(dir, 'ca.der') }, 'redis.tls_ca_file', /ca\.der does not hold a PEM certificate/)
   refuses(t, { ...tls, REDIS_TLS_CERT_FILE: join(dir, 'junk.pem'), REDIS_TLS_KEY_FILE: join(dir, 'key.pem') }, 'redis.tls_cert_file', /does not hold a PEM certificate/)
   refuses(t, { ...tls, REDIS_TLS_CERT_FILE: join(dir, 'cert.pem'), REDIS_TLS_KEY_FILE: join(dir, 'junk.pem') }, 'redis.tls_key_file', /does not hold an unencrypted PEM private key/)
   refuses(t, { ...tls, REDIS_TLS_CERT_FILE: join(dir, 'cert.pem'), REDIS_TLS_KEY_FILE: join(dir, 'other.key') }, 'redis.tls_key_file', /is not the key of the client certificate/)

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -6,6 +7,7 @@ import { loadConfig } from '../../../src/config/load-config.js'
 import { ConfigError } from '../../../src/config/settings.js'
 import { tracingFromEnv } from '../../../src/config/tracing-env.js'
 import { needs } from '../../support/needs.js'
+import { CERTIFICATE_PEM } from '../../support/pem-fixtures.js'
 import { makeTlsFiles } from '../../support/redis-topologies.js'
 
 function refuses (t: Test, env: Record<string, string>, key: string, hidden?: RegExp): void {
@@ -168,4 +170,14 @@ t.test('TLS files: read and checked at start for an https endpoint, not read for
   refuses(t, { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: files.certFile, OTEL_EXPORTER_OTLP_CLIENT_KEY: files.caFile }, 'OTEL_EXPORTER_OTLP_CLIENT_KEY')
   const otherKey = files.otherCaFile.replace(/\.crt$/, '.key')
   refuses(t, { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: files.certFile, OTEL_EXPORTER_OTLP_CLIENT_KEY: otherKey }, 'OTEL_EXPORTER_OTLP_CLIENT_KEY', /PRIVATE KEY/)
+})
+
+// Regression: X509Certificate parses DER as well, so a DER CA file passed the check, and tls,
+// which reads PEM only, then ignored it: every export to the collector failed to verify.
+t.test('a DER certificate file is refused: TLS reads PEM only', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gateway-otlp-der-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const der = join(dir, 'ca.der')
+  await writeFile(der, new X509Certificate(CERTIFICATE_PEM).raw)
+  refuses(t, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://c.example:4318', OTEL_EXPORTER_OTLP_CERTIFICATE: der }, 'OTEL_EXPORTER_OTLP_CERTIFICATE')
 })
