@@ -60,7 +60,10 @@ export function setting<T> (env: string, defaultValue: T, parse: Parse<T>): Sett
 
 export function integer (min: number, max: number): Parse<number> {
   return (raw, key) => {
-    const value = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN
+    const digits = typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw)
+    const value = typeof raw === 'number' ? raw : digits ? Number(raw) : NaN
+    // Digits past 2^53 are a whole number too, only far out of range: say so, not "not a number".
+    if (digits && !Number.isSafeInteger(value)) throw new ConfigError(key, `expected a number from ${min} to ${max}, got ${String(raw).trim()}`)
     if (!Number.isSafeInteger(value)) throw new ConfigError(key, `expected a whole number, got ${JSON.stringify(raw)}`)
     if (value < min || value > max) throw new ConfigError(key, `expected a number from ${min} to ${max}, got ${value}`)
     return value

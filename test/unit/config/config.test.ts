@@ -112,6 +112,12 @@ t.test('a host name that starts with 127. is not loopback: managed mode there ne
   t.equal(loadConfig({ env: { OPENAI_API_KEY: 'sk-upstream', HOST: '127.0.0.2' } }).server.host, '127.0.0.2', 'an address in 127/8 is loopback')
 })
 
+// Regression: PORT=99999999999999999999 said "expected a whole number", which it is.
+t.test('a whole number too large for a double is refused as out of range', async (t) => {
+  refuses(t, () => loadConfig({ env: { PORT: '99999999999999999999' } }), 'PORT', /expected a number from 0 to 65535, got 99999999999999999999$/)
+  refuses(t, () => loadConfig({ env: { BODY_LIMIT: '-99999999999999999999' } }), 'BODY_LIMIT', /from 1024 to 2147483648/)
+})
+
 t.test('bad YAML values are refused, naming the YAML path', async (t) => {
   const bad: Array<[string, string]> = [
     ['server:\n  port: abc\n', 'server.port'],
