@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { isIPv4 } from 'node:net'
 import { checkRedisSettings } from './redis-settings.js'
 import { resolveUpstreams } from './resolve-upstreams.js'
 import { checkRoutingSettings, loneUpstreamRoutingWarnings } from './routing-settings.js'
 import { checkServerSettings } from './server-settings.js'
 import { tracingFromEnv, type TracingConfig } from './tracing-env.js'
 import { upstreamList, upstreamListWarnings, type UpstreamSpec } from './upstream-list.js'
-import { boolean, ConfigError, type ConfigWarning, headerMap, headerToken, hostPorts, httpUrl, integer, list, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
+import { boolean, ConfigError, type ConfigWarning, headerMap, headerToken, hostPorts, httpUrl, integer, list, listenHost, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
 
 const MINUTE = 60_000
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -21,7 +22,7 @@ export type WebSocketMode = typeof WEBSOCKET_MODES[number]
  */
 export const SETTINGS = {
   server: {
-    host: setting('HOST', '0.0.0.0', headerToken()),
+    host: setting('HOST', '0.0.0.0', listenHost()),
     port: setting('PORT', 8080, integer(0, 65535)),
     /** Time a client has to send its request headers (slowloris guard). */
     headersTimeoutMs: setting('SERVER_HEADERS_TIMEOUT_MS', 30_000, integer(1_000, 10 * MINUTE)),
@@ -258,8 +259,9 @@ function addEnvHeaders (upstream: GatewayConfig['upstream'], env: Record<string,
   }
 }
 
+/** Only addresses known to be loopback: a name such as `127.example.com` may resolve anywhere. */
 export function isLoopbackHost (host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.')
+  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'))
 }
 
 /** Managed mode: the gateway sends its own key(s) upstream, and clients present gateway keys. */
@@ -298,11 +300,21 @@ function readYamlFile (file: string): Map<string, unknown> {
   for (const [path, value] of flat) {
     // A typo in a key would otherwise be ignored silently and the default used; so would a key
     // left empty (`redis_url:`), which is as unknown as one with a value.
-    if (!KNOWN_PATHS.has(path) && !(value === null && KNOWN_SECTIONS.has(path))) throw new ConfigError(path, `unknown setting in ${file}`)
+    if (!KNOWN_PATHS.has(path) && !(value === null && KNOWN_SECTIONS.has(path))) refuseUnknown(path, value, file)
     // A known key left empty (`port:`) keeps its default, as an empty environment variable does.
     if (value === null) flat.delete(path)
   }
   return flat
+}
+
+/**
+ * A section given a value or a list (`server: 8080`) is not unknown: it is the wrong shape. Its
+ * value is not echoed: `redis: redis://:password@host` would print the password.
+ */
+function refuseUnknown (path: string, value: unknown, file: string): never {
+  if (!KNOWN_SECTIONS.has(path)) throw new ConfigError(path, `unknown setting in ${file}`)
+  const first = NAMED.find((spec) => spec.section === path)!.path
+  throw new ConfigError(path, `is a section in ${file}: expected its settings under it (${first}: …), got ${Array.isArray(value) ? 'a list' : 'a single value'}`)
 }
 
 function flatten (node: Record<string, unknown>, prefix: string, into: Map<string, unknown>): void {

@@ -4,9 +4,7 @@
  * with its `_TRACES_` form first. Read and checked here, at start: the exporter would otherwise
  * read them itself and, on a missing or bad file, carry on without it and fail every export.
  */
-import { readFileSync } from 'node:fs'
-import { createPrivateKey, X509Certificate } from 'node:crypto'
-import { createSecureContext } from 'node:tls'
+import { readCertificate, readPrivateKey } from './pem-files.js'
 import { ConfigError } from './settings.js'
 
 /** PEM bytes as read at start; the key is a secret (never logged). Empty for an http:// endpoint. */
@@ -40,44 +38,10 @@ export function otlpTlsFromEnv (endpoint: string, choose: (suffix: string) => Ch
     throw new ConfigError(present, `a client certificate needs both OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY (or their _TRACES_ forms): OTEL_EXPORTER_OTLP_${missing} is not set`)
   }
   const tls: OtlpTls = {}
-  if (ca !== undefined) tls.ca = certificate(ca)
+  if (ca !== undefined) tls.ca = readCertificate(...ca)
   if (cert !== undefined && key !== undefined) {
-    tls.cert = certificate(cert)
-    tls.key = clientKey(key, tls.cert)
+    tls.cert = readCertificate(...cert)
+    tls.key = readPrivateKey(...key, tls.cert)
   }
   return tls
-}
-
-function fileOf ([name, path]: [string, string]): Buffer {
-  try {
-    return readFileSync(path)
-  } catch (err) {
-    throw new ConfigError(name, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
-  }
-}
-
-function certificate (chosen: [string, string]): Buffer {
-  const pem = fileOf(chosen)
-  try {
-    void new X509Certificate(pem)
-  } catch {
-    throw new ConfigError(chosen[0], `${chosen[1]} does not hold a PEM certificate`)
-  }
-  return pem
-}
-
-/** The key must parse (an encrypted one cannot: there is no passphrase variable) and match `cert`. */
-function clientKey (chosen: [string, string], cert: Buffer): Buffer {
-  const pem = fileOf(chosen)
-  try {
-    createPrivateKey(pem)
-  } catch {
-    throw new ConfigError(chosen[0], `${chosen[1]} does not hold an unencrypted PEM private key`)
-  }
-  try {
-    createSecureContext({ cert, key: pem })
-  } catch {
-    throw new ConfigError(chosen[0], `${chosen[1]} is not the key of the client certificate`)
-  }
-  return pem
 }

@@ -1,5 +1,6 @@
 /** The shape of the `redis.*` settings, and the checks that span more than one of them. */
 import type { GatewayConfig } from './load-config.js'
+import { readCertificate, readPrivateKey } from './pem-files.js'
 import { ConfigError } from './settings.js'
 
 /** Where Redis is and how to log in: the `redis.*` settings. At most one of url, sentinels, clusterNodes is set. */
@@ -17,8 +18,8 @@ export function redisTlsEnabled (redis: RedisTarget): boolean {
 
 /**
  * Settings that are each valid but do not go together: two ways to reach Redis at once, a
- * Sentinel without its master's name, a client certificate without its key, TLS files with TLS off,
- * Sentinel credentials without Sentinels.
+ * Sentinel without its master's name, a client certificate without its key (or not its key), TLS
+ * files with TLS off, Sentinel credentials without Sentinels; and TLS files that hold no PEM.
  */
 export function checkRedisSettings (redis: RedisTarget): void {
   const ways = [
@@ -37,6 +38,17 @@ export function checkRedisSettings (redis: RedisTarget): void {
   if ((redis.tlsCertFile === '') !== (redis.tlsKeyFile === '')) throw new ConfigError(redis.tlsCertFile === '' ? 'redis.tls_cert_file' : 'redis.tls_key_file', 'a client certificate needs both redis.tls_cert_file and redis.tls_key_file')
   const tlsFile = redis.tlsCaFile !== '' ? 'redis.tls_ca_file' : redis.tlsCertFile !== '' ? 'redis.tls_cert_file' : undefined
   if (tlsFile !== undefined && !redisTlsEnabled(redis)) throw new ConfigError(tlsFile, 'is set but TLS is off: use a rediss:// URL, or redis.tls: true (REDIS_TLS) with Sentinel or Cluster')
+  checkTlsFiles(redis)
+}
+
+/**
+ * What the TLS files hold, read now: a CA file without a PEM certificate would fail every
+ * handshake, and a wrong client certificate or key every connection, each time logged only as
+ * Redis being unreachable while sessions are decided locally.
+ */
+function checkTlsFiles (redis: RedisTarget): void {
+  if (redis.tlsCaFile !== '') readCertificate('redis.tls_ca_file', redis.tlsCaFile)
+  if (redis.tlsCertFile !== '') readPrivateKey('redis.tls_key_file', redis.tlsKeyFile, readCertificate('redis.tls_cert_file', redis.tlsCertFile))
 }
 
 /**

@@ -5,6 +5,7 @@
  * `process.env`.
  */
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -59,7 +60,10 @@ export function setting<T> (env: string, defaultValue: T, parse: Parse<T>): Sett
 
 export function integer (min: number, max: number): Parse<number> {
   return (raw, key) => {
-    const value = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN
+    const digits = typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw)
+    const value = typeof raw === 'number' ? raw : digits ? Number(raw) : NaN
+    // Digits past 2^53 are a whole number too, only far out of range: say so, not "not a number".
+    if (digits && !Number.isSafeInteger(value)) throw new ConfigError(key, `expected a number from ${min} to ${max}, got ${String(raw).trim()}`)
     if (!Number.isSafeInteger(value)) throw new ConfigError(key, `expected a whole number, got ${JSON.stringify(raw)}`)
     if (value < min || value > max) throw new ConfigError(key, `expected a number from ${min} to ${max}, got ${value}`)
     return value
@@ -90,6 +94,21 @@ export function headerToken (): Parse<string> {
     const value = parseText(raw, key)
     if (!/^[\x21-\x7e]+$/.test(value)) throw new ConfigError(key, 'must be printable ASCII without spaces')
     return value
+  }
+}
+
+/**
+ * An address to listen on: an IP address (IPv6 without brackets) or a host name. A value no name
+ * can ever be (`0.0.0.0:8080`, `[::1]`, `http://…`) is refused here: at listen time it would exit
+ * with status 1, which supervisors restart, as they should for a name that does not resolve yet.
+ */
+export function listenHost (): Parse<string> {
+  const parseText = text()
+  return (raw, key) => {
+    const value = parseText(raw, key)
+    // Labels of letters, digits, - and _ (Docker Compose service names), a root dot allowed.
+    if (isIP(value) !== 0 || /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/.test(value)) return value
+    throw new ConfigError(key, `expected an IP address (IPv6 without [brackets]) or a host name, got ${JSON.stringify(value)}${/:\d+$/.test(value) ? '; the port goes in server.port (PORT)' : ''}`)
   }
 }
 
@@ -193,19 +212,24 @@ export function headerMap (): Parse<Record<string, string>> {
       if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`${key}.${name}`, 'expected a string')
       // Any control character but tab would fail every upstream request, so refuse it here.
       if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(String(v))) throw new ConfigError(`${key}.${name}`, 'must not contain control characters (a line break?)')
+      // Header names ignore case: `X-Team` and `x-team` are one header, and one value would be dropped.
+      if (Object.hasOwn(out, name.toLowerCase())) throw new ConfigError(`${key}.${name}`, `names the header ${name.toLowerCase()} a second time (header names ignore case): give it once`)
       out[name.toLowerCase()] = String(v)
     }
     return out
   }
 }
 
-/** `host:port` addresses (`[v6]:port` too): a YAML list or a comma-separated string; [] when unset. */
+/**
+ * `host:port` addresses (`[v6]:port` too; a host name may hold `_`, as Docker Compose service
+ * names do): a YAML list or a comma-separated string; [] when unset.
+ */
 export function hostPorts (): Parse<string[]> {
   return (raw, key) => {
     const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined
     if (items === undefined) throw new ConfigError(key, 'expected a list of host:port or a comma-separated string')
     return items.map((item) => String(item).trim()).filter((item) => item !== '').map((item) => {
-      const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(item)
+      const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(item)
       if (match === null || Number(match[2]) < 1 || Number(match[2]) > 65535) throw new ConfigError(key, `expected host:port, got ${JSON.stringify(item)}`)
       return item
     })

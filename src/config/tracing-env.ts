@@ -93,24 +93,43 @@ export function tracingFromEnv (env: Env): TracingConfig {
   const [headersName, headers] = choose('HEADERS') ?? ['', undefined]
   const [compressionName, compression] = choose('COMPRESSION') ?? ['', undefined]
   const sampler = oneOfChoices(value('OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on', SAMPLERS, 'OTEL_TRACES_SAMPLER')
+  const resourceAttributes = keyValueList(value('OTEL_RESOURCE_ATTRIBUTES'), 'OTEL_RESOURCE_ATTRIBUTES', { secret: false })
+  // The spec's order: OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES' service.name, else a default (ours).
+  const attributesServiceName = resourceAttributes['service.name']?.trim() === '' ? undefined : resourceAttributes['service.name']
   return {
     enabled: true,
     endpoint,
     protocol: oneOfChoices(protocol ?? 'http/protobuf', OTLP_PROTOCOLS, protocolName),
     headers: collectorHeaders(headers, headersName),
-    serviceName: value('OTEL_SERVICE_NAME') ?? 'session-gateway',
-    resourceAttributes: keyValueList(value('OTEL_RESOURCE_ATTRIBUTES'), 'OTEL_RESOURCE_ATTRIBUTES', { secret: false }),
+    serviceName: value('OTEL_SERVICE_NAME') ?? attributesServiceName ?? 'session-gateway',
+    resourceAttributes,
     sampler,
     samplerRatio: sampler.endsWith('traceidratio') ? ratio(value('OTEL_TRACES_SAMPLER_ARG')) : 1,
-    batch: {
-      scheduledDelayMillis: whole(value('OTEL_BSP_SCHEDULE_DELAY'), 5000, 'OTEL_BSP_SCHEDULE_DELAY'),
-      exportTimeoutMillis: whole(value('OTEL_BSP_EXPORT_TIMEOUT'), 30_000, 'OTEL_BSP_EXPORT_TIMEOUT'),
-      maxQueueSize: whole(value('OTEL_BSP_MAX_QUEUE_SIZE'), 2048, 'OTEL_BSP_MAX_QUEUE_SIZE'),
-      maxExportBatchSize: whole(value('OTEL_BSP_MAX_EXPORT_BATCH_SIZE'), 512, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE')
-    },
+    batch: batchSettings(value),
     exporterTimeoutMillis: whole(timeout, 10_000, timeoutName),
     compression: oneOfChoices(compression ?? 'none', OTLP_COMPRESSIONS, compressionName),
     tls: otlpTlsFromEnv(endpoint, choose)
+  }
+}
+
+/**
+ * The batch span processor's settings. A batch is taken from the queue, so it can be no larger
+ * (the spec's "must be less than or equal"): the SDK would cut it to the queue's size without a
+ * word, so a batch size set above the queue's is refused, and the default is cut to a smaller queue.
+ */
+function batchSettings (value: (name: string) => string | undefined): TracingConfig['batch'] {
+  const maxQueueSize = whole(value('OTEL_BSP_MAX_QUEUE_SIZE'), 2048, 'OTEL_BSP_MAX_QUEUE_SIZE')
+  const batchSize = value('OTEL_BSP_MAX_EXPORT_BATCH_SIZE')
+  const maxExportBatchSize = whole(batchSize, Math.min(512, maxQueueSize), 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE')
+  if (maxExportBatchSize > maxQueueSize) {
+    const queue = `OTEL_BSP_MAX_QUEUE_SIZE ${maxQueueSize}${value('OTEL_BSP_MAX_QUEUE_SIZE') === undefined ? ' (its default)' : ''}`
+    throw new ConfigError('OTEL_BSP_MAX_EXPORT_BATCH_SIZE', `${maxExportBatchSize} is above ${queue}: a batch is taken from the queue; lower it, or raise OTEL_BSP_MAX_QUEUE_SIZE`)
+  }
+  return {
+    scheduledDelayMillis: whole(value('OTEL_BSP_SCHEDULE_DELAY'), 5000, 'OTEL_BSP_SCHEDULE_DELAY'),
+    exportTimeoutMillis: whole(value('OTEL_BSP_EXPORT_TIMEOUT'), 30_000, 'OTEL_BSP_EXPORT_TIMEOUT'),
+    maxQueueSize,
+    maxExportBatchSize
   }
 }
 

@@ -188,6 +188,14 @@ t.test('a HOST that does not resolve exits 1, naming HOST', async (t) => {
   t.match(cli.stderr(), /^session-gateway: cannot listen on no-such-host\.invalid:0, server\.host \(HOST\): (ENOTFOUND|EAI_AGAIN|EAI_FAIL), /)
 })
 
+// Regression: it exited 1 ("cannot listen on [0.0.0.0:8080]:0 … ENOTFOUND"), which a supervisor
+// retries for ever, as if the name might resolve later.
+t.test('a HOST with a port in it is a configuration error: exit 2, naming HOST', async (t) => {
+  const cli = runCli(t, [], { HOST: '0.0.0.0:8080', PORT: '0' })
+  t.equal((await cli.exited).code, 2)
+  t.match(cli.stderr(), /^session-gateway: config HOST: expected an IP address \(IPv6 without \[brackets\]\) or a host name, got "0\.0\.0\.0:8080"; the port goes in server\.port \(PORT\)\n$/)
+})
+
 t.test('METRICS_PORT equal to PORT is a configuration error: exit 2, naming both', async (t) => {
   const cli = runCli(t, [], { HOST: '127.0.0.1', PORT: '21123', METRICS_PORT: '21123' })
   t.equal((await cli.exited).code, 2)

@@ -5,12 +5,14 @@
  * `npm test` builds first; run `npx tsc -p tsconfig.json` before running this file alone.
  */
 import { spawnSync } from 'node:child_process'
+import { X509Certificate } from 'node:crypto'
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { redisTlsEnabled } from '../../src/config/redis-settings.js'
 import t, { type Test } from 'tap'
 import { loadConfig } from '../../src/config/load-config.js'
 import { ConfigError } from '../../src/config/settings.js'
+import { CERTIFICATE_PEM, KEY_PEM, OTHER_KEY_PEM } from '../support/pem-fixtures.js'
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js')
 
@@ -53,7 +55,7 @@ t.test('defaults: no Redis, TLS verified when on, 10,000 bindings replayed', asy
 })
 
 t.test('settings from YAML and the environment', async (t) => {
-  const dir = t.testdir({ 'ca.pem': 'ca' })
+  const dir = t.testdir({ 'ca.pem': CERTIFICATE_PEM })
   const file = join(dir, 'gateway.yaml')
   writeFileSync(file, `redis:\n  sentinels: [10.0.0.1:26379, "[::1]:26380"]\n  sentinel_name: main\n  tls: true\n  tls_ca_file: ${join(dir, 'ca.pem')}\n  replay_max_entries: 0\n`)
   const fromYaml = loadConfig({ file }).redis
@@ -107,6 +109,29 @@ t.test('bad values are refused, naming the setting', async (t) => {
   refuses(t, { REDIS_URL: 'rediss://r', REDIS_TLS_CERT_FILE: join(dir, 'ca.pem') }, 'redis.tls_key_file', /both/)
   refuses(t, { REDIS_TLS_VERIFY: 'maybe' }, 'REDIS_TLS_VERIFY', /true or false/)
   refuses(t, { REDIS_REPLAY_MAX_ENTRIES: '-1' }, 'REDIS_REPLAY_MAX_ENTRIES', /from 0/)
+})
+
+// Regression: REDIS_SENTINELS=redis_sentinel:26379 was refused as "expected host:port", though
+// Docker Compose names services so and REDIS_URL=redis://redis_master:6379 was taken.
+t.test('a Sentinel or Cluster host name with an underscore (a Compose service) is taken', async (t) => {
+  t.same(loadConfig({ env: { REDIS_SENTINELS: 'redis_sentinel_1:26379,redis_sentinel_2:26379', REDIS_SENTINEL_NAME: 'm' } }).redis.sentinels, ['redis_sentinel_1:26379', 'redis_sentinel_2:26379'])
+  t.same(loadConfig({ env: { REDIS_CLUSTER_NODES: 'redis_node:7000' } }).redis.clusterNodes, ['redis_node:7000'])
+})
+
+// Regression: only readability was checked, so a CA file holding no PEM certificate (a key, a
+// DER file) started a gateway whose every handshake failed, logged only as Redis unreachable.
+t.test('the Redis TLS files are checked at start: a PEM CA, and a client key that is the certificate\'s', async (t) => {
+  const dir = t.testdir({ 'ca.pem': CERTIFICATE_PEM, 'cert.pem': CERTIFICATE_PEM, 'key.pem': KEY_PEM, 'other.key': OTHER_KEY_PEM, 'junk.pem': 'not a certificate' })
+  const tls = { REDIS_URL: 'rediss://r:6380' }
+  refuses(t, { ...tls, REDIS_TLS_CA_FILE: join(dir, 'junk.pem') }, 'redis.tls_ca_file', /junk\.pem does not hold a PEM certificate/)
+  refuses(t, { ...tls, REDIS_TLS_CA_FILE: join(dir, 'key.pem') }, 'redis.tls_ca_file', /does not hold a PEM certificate/)
+  writeFileSync(join(dir, 'ca.der'), new X509Certificate(CERTIFICATE_PEM).raw)
+  refuses(t, { ...tls, REDIS_TLS_CA_FILE: join(dir, 'ca.der') }, 'redis.tls_ca_file', /ca\.der does not hold a PEM certificate/)
+  refuses(t, { ...tls, REDIS_TLS_CERT_FILE: join(dir, 'junk.pem'), REDIS_TLS_KEY_FILE: join(dir, 'key.pem') }, 'redis.tls_cert_file', /does not hold a PEM certificate/)
+  refuses(t, { ...tls, REDIS_TLS_CERT_FILE: join(dir, 'cert.pem'), REDIS_TLS_KEY_FILE: join(dir, 'junk.pem') }, 'redis.tls_key_file', /does not hold an unencrypted PEM private key/)
+  refuses(t, { ...tls, REDIS_TLS_CERT_FILE: join(dir, 'cert.pem'), REDIS_TLS_KEY_FILE: join(dir, 'other.key') }, 'redis.tls_key_file', /is not the key of the client certificate/)
+  const loaded = loadConfig({ env: { ...tls, REDIS_TLS_CA_FILE: join(dir, 'ca.pem'), REDIS_TLS_CERT_FILE: join(dir, 'cert.pem'), REDIS_TLS_KEY_FILE: join(dir, 'key.pem') } }).redis
+  t.same([loaded.tlsCaFile, loaded.tlsCertFile, loaded.tlsKeyFile], [join(dir, 'ca.pem'), join(dir, 'cert.pem'), join(dir, 'key.pem')], 'good files are taken')
 })
 
 t.test('a refused password is never echoed', async (t) => {

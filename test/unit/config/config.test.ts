@@ -93,6 +93,31 @@ t.test('bad environment values are refused, naming the variable', async (t) => {
   for (const [env, key, problem] of bad) refuses(t, () => loadConfig({ env }), key, problem)
 })
 
+// Regression: HOST=0.0.0.0:8080 (or [::1], or a URL) passed as a "printable" value and failed at
+// listen time with ENOTFOUND, exit 1, which supervisors restart for ever instead of stopping on 2.
+t.test('a HOST that can be no address or host name is refused; names and IPs pass', async (t) => {
+  refuses(t, () => loadConfig({ env: { HOST: '0.0.0.0:8080' } }), 'HOST', /IP address .* or a host name, got "0\.0\.0\.0:8080"; the port goes in server\.port \(PORT\)/)
+  refuses(t, () => loadConfig({ env: { HOST: '[::1]' } }), 'HOST', /without \[brackets\]/)
+  refuses(t, () => loadConfig({ env: { HOST: 'http://localhost' } }), 'HOST', /host name/)
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'server:\n  host: localhost:80\n') }), 'server.host', /host name/)
+  for (const host of ['0.0.0.0', '::', '::1', 'fe80::1%eth0', 'localhost', 'gateway.internal.', 'redis_sidecar', 'no-such-host.invalid']) {
+    t.equal(loadConfig({ env: { HOST: host } }).server.host, host, `${host} is accepted`)
+  }
+})
+
+// Regression: any HOST starting with "127." counted as loopback, so a host name such as
+// 127.example.com started managed mode without gateway keys (and would open the admin routes).
+t.test('a host name that starts with 127. is not loopback: managed mode there needs gateway keys', async (t) => {
+  refuses(t, () => loadConfig({ env: { OPENAI_API_KEY: 'sk-upstream', HOST: '127.example.com' } }), 'GATEWAY_API_KEYS', /HOST 127\.example\.com is not loopback/)
+  t.equal(loadConfig({ env: { OPENAI_API_KEY: 'sk-upstream', HOST: '127.0.0.2' } }).server.host, '127.0.0.2', 'an address in 127/8 is loopback')
+})
+
+// Regression: PORT=99999999999999999999 said "expected a whole number", which it is.
+t.test('a whole number too large for a double is refused as out of range', async (t) => {
+  refuses(t, () => loadConfig({ env: { PORT: '99999999999999999999' } }), 'PORT', /expected a number from 0 to 65535, got 99999999999999999999$/)
+  refuses(t, () => loadConfig({ env: { BODY_LIMIT: '-99999999999999999999' } }), 'BODY_LIMIT', /from 1024 to 2147483648/)
+})
+
 t.test('bad YAML values are refused, naming the YAML path', async (t) => {
   const bad: Array<[string, string]> = [
     ['server:\n  port: abc\n', 'server.port'],
@@ -127,6 +152,21 @@ t.test('an unknown YAML key is refused even when it is left empty', async (t) =>
   refuses(t, () => loadConfig({ file: yamlFile(t, 'server:\n  prot:\n') }), 'server.prot', /unknown setting/)
   refuses(t, () => loadConfig({ file: yamlFile(t, 'serverr: {}\n') }), 'serverr', /unknown setting/)
   refuses(t, () => loadConfig({ file: yamlFile(t, 'server:\n  tls: {}\n') }), 'server.tls', /unknown setting/)
+})
+
+// Regression: `server: 8080` was refused as "unknown setting", which sent one looking for a typo
+// in a name that is right; the value is not echoed (a Redis URL there may hold a password).
+t.test('a YAML section given a value or a list is refused as the wrong shape, not as unknown', async (t) => {
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'server: 8080\n') }), 'server', /is a section in .*: expected its settings under it \(server\.host: …\), got a single value/)
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'redis: [a, b]\n') }), 'redis', /got a list/)
+  let message = ''
+  try {
+    loadConfig({ file: yamlFile(t, 'redis: redis://:pw-3f9a@r:6379\n') })
+  } catch (err) {
+    message = (err as Error).message
+  }
+  t.match(message, /config redis: is a section/)
+  t.notMatch(message, /pw-3f9a/, 'the value is not echoed')
 })
 
 t.test('a known YAML key or section left empty keeps its defaults', async (t) => {

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -6,6 +7,7 @@ import { loadConfig } from '../../../src/config/load-config.js'
 import { ConfigError } from '../../../src/config/settings.js'
 import { tracingFromEnv } from '../../../src/config/tracing-env.js'
 import { needs } from '../../support/needs.js'
+import { CERTIFICATE_PEM } from '../../support/pem-fixtures.js'
 import { makeTlsFiles } from '../../support/redis-topologies.js'
 
 function refuses (t: Test, env: Record<string, string>, key: string, hidden?: RegExp): void {
@@ -65,6 +67,16 @@ t.test('protocol, headers, resource attributes, sampler and batch settings', asy
   t.equal(tracingFromEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' }).protocol, 'http/protobuf', 'the traces-specific variable wins')
 })
 
+// Regression: with OTEL_SERVICE_NAME unset, the gateway's default 'session-gateway' replaced a
+// service.name given in OTEL_RESOURCE_ATTRIBUTES, which the spec has win over any default.
+t.test('service.name: OTEL_SERVICE_NAME, else the one in OTEL_RESOURCE_ATTRIBUTES, else session-gateway', async (t) => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
+  t.equal(tracingFromEnv({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'service.name=edge,team=ai' }).serviceName, 'edge')
+  t.equal(tracingFromEnv({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'service.name=edge', OTEL_SERVICE_NAME: 'named' }).serviceName, 'named', 'OTEL_SERVICE_NAME wins')
+  t.equal(tracingFromEnv({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'service.name=' }).serviceName, 'session-gateway', 'an empty one is no name')
+  t.equal(tracingFromEnv({ ...on, OTEL_RESOURCE_ATTRIBUTES: 'team=ai' }).serviceName, 'session-gateway')
+})
+
 t.test('with tracing on, invalid values are config errors naming the variable, and secrets are not echoed', async (t) => {
   const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
   refuses(t, { ...on, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, 'OTEL_EXPORTER_OTLP_PROTOCOL')
@@ -77,6 +89,17 @@ t.test('with tracing on, invalid values are config errors naming the variable, a
   refuses(t, { ...on, OTEL_EXPORTER_OTLP_HEADERS: 'x=a%0Ab' }, 'OTEL_EXPORTER_OTLP_HEADERS')
   refuses(t, { ...on, OTEL_EXPORTER_OTLP_HEADERS: 'bad key=s3cr3t' }, 'OTEL_EXPORTER_OTLP_HEADERS', /s3cr3t/)
   refuses(t, { ...on, OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-token=caf%C3%A9%E2%82%AC' }, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS')
+})
+
+// Regression: a batch size above the queue size was passed to the BatchSpanProcessor, which cuts
+// it to the queue size with a diag warning nobody sees (no diag logger is registered).
+t.test('OTEL_BSP_MAX_EXPORT_BATCH_SIZE above the queue size is refused; its default follows a smaller queue', async (t) => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }
+  refuses(t, { ...on, OTEL_BSP_MAX_QUEUE_SIZE: '100', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '200' }, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE')
+  t.throws(() => tracingFromEnv({ ...on, OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '4096' }), /4096 is above OTEL_BSP_MAX_QUEUE_SIZE 2048 \(its default\)/)
+  t.match(tracingFromEnv({ ...on, OTEL_BSP_MAX_QUEUE_SIZE: '100' }).batch, { maxQueueSize: 100, maxExportBatchSize: 100 }, 'the default 512 is cut to the queue')
+  t.match(tracingFromEnv({ ...on, OTEL_BSP_MAX_QUEUE_SIZE: '100', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '100' }).batch, { maxQueueSize: 100, maxExportBatchSize: 100 }, 'equal is fine')
+  t.match(tracingFromEnv(on).batch, { maxQueueSize: 2048, maxExportBatchSize: 512 }, 'the defaults')
 })
 
 t.test('regression: with tracing off (no endpoint, or OTEL_SDK_DISABLED=true) no other OTEL_* value is read, so one meant for another SDK stops nothing', async (t) => {
@@ -147,4 +170,14 @@ t.test('TLS files: read and checked at start for an https endpoint, not read for
   refuses(t, { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: files.certFile, OTEL_EXPORTER_OTLP_CLIENT_KEY: files.caFile }, 'OTEL_EXPORTER_OTLP_CLIENT_KEY')
   const otherKey = files.otherCaFile.replace(/\.crt$/, '.key')
   refuses(t, { ...https, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: files.certFile, OTEL_EXPORTER_OTLP_CLIENT_KEY: otherKey }, 'OTEL_EXPORTER_OTLP_CLIENT_KEY', /PRIVATE KEY/)
+})
+
+// Regression: X509Certificate parses DER as well, so a DER CA file passed the check, and tls,
+// which reads PEM only, then ignored it: every export to the collector failed to verify.
+t.test('a DER certificate file is refused: TLS reads PEM only', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gateway-otlp-der-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const der = join(dir, 'ca.der')
+  await writeFile(der, new X509Certificate(CERTIFICATE_PEM).raw)
+  refuses(t, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://c.example:4318', OTEL_EXPORTER_OTLP_CERTIFICATE: der }, 'OTEL_EXPORTER_OTLP_CERTIFICATE')
 })

@@ -25,3 +25,11 @@ t.test('other configured headers, authorization and {session} ones included, are
   const routed = loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://127.0.0.1:1', headers: { 'x-session-id': '{session}' } }]) } })
   t.strictSame(routed.upstreams[0]!.headers, { 'x-session-id': '{session}' })
 })
+
+// Regression: `X-Team: a` and `x-team: b` loaded as the one header x-team: b, the first value
+// dropped without a word (YAML and JSON refuse only keys spelled the same).
+t.test('a header named twice in different case is refused, naming the second spelling', async (t) => {
+  refuses(t, () => loadConfig({ env: { UPSTREAM_HEADERS: '{"X-Team":"a","x-team":"b"}' } }), 'UPSTREAM_HEADERS.x-team', /names the header x-team a second time/)
+  refuses(t, () => loadConfig({ file: yamlFile(t, 'upstream:\n  env_headers:\n    X-Key: KEY_A\n    x-key: KEY_B\n') }), 'upstream.env_headers.x-key', /second time/)
+  refuses(t, () => loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://127.0.0.1:1', headers: { 'X-A': '1', 'x-a': '2' } }]) } }), 'UPSTREAMS[0].headers.x-a')
+})

@@ -1,0 +1,31 @@
+/**
+ * A self-signed certificate with its key, and another key, for config tests that read TLS files
+ * but never connect (so the certificate's dates do not matter). EC P-256: small.
+ */
+export const CERTIFICATE_PEM = `-----BEGIN CERTIFICATE-----
+MIIBiTCCAS+gAwIBAgIUesxPoVGPdbO5w1S3keq+88fk15gwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOY29uZmlnLWZpeHR1cmUwIBcNMjYxMjAzMDYyMDAxWhgPMjEy
+NjExMDkwNjIwMDFaMBkxFzAVBgNVBAMMDmNvbmZpZy1maXh0dXJlMFkwEwYHKoZI
+zj0CAQYIKoZIzj0DAQcDQgAEldwKNQM9G/vKZOk5GH/Q9a/7+yfcuNhIVrJK/nuK
+tA9FGd9CZHDcUuS8qhvB83fJCfVeFLmVNFh23/fa/7FbTaNTMFEwHQYDVR0OBBYE
+FOWX+8AWb1QY5a6qCzCT2LKN5ZLwMB8GA1UdIwQYMBaAFOWX+8AWb1QY5a6qCzCT
+2LKN5ZLwMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAKwg3jWI
+c1KymiN/S6n8XavVyqbgMTMPsFApS/iXy15HAiAsKIfyk4C7un/nZCnlY2vhgcgt
+PwgeACGBjS2O2Z9VEw==
+-----END CERTIFICATE-----
+`
+
+export const KEY_PEM = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg5DVBoLkuadfAKm3d
+8LBTWrfnudkVLLZJZs3IUcHQXAKhRANCAASV3Ao1Az0b+8pk6TkYf9D1r/v7J9y4
+2EhWskr+e4q0D0UZ30JkcNxS5LyqG8Hzd8kJ9V4UuZU0WHbf99r/sVtN
+-----END PRIVATE KEY-----
+`
+
+/** Not the certificate's key. */
+export const OTHER_KEY_PEM = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgga0TVbi1Ammnc9KQ
+XNC050eSQCoXYpVX6gS/5sh8RPWhRANCAASe5bpx2TjIOIRVWj7kxFzB2zUNFImu
+WebVkl+ig6LVDexjynGAaSPHtMzhl/pVzhvP77biXaNkxieZ6znEO6Xq
+-----END PRIVATE KEY-----
+`
