@@ -9,13 +9,21 @@ import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'no
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-/**
- * Children still running; killed if the bench itself exits early, so none is left behind. A
- * signal (Ctrl-C, `kill`) ends the bench through 'exit' too: by default it would skip it.
- */
+/** Children still running; killed if the bench itself exits early, so none is left behind. */
 const live = new Set()
 process.once('exit', () => { for (const child of live) child.kill('SIGKILL') })
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) process.once(signal, () => process.exit(code))
+
+/**
+ * A signal (Ctrl-C, `kill`) ends the process without its 'exit' hooks: once a child is started,
+ * these signals end it through `process.exit` instead, so the hook above still runs. Not before:
+ * a test that imports only the port helpers keeps its runner's own signal handling.
+ */
+let exitOnSignals = false
+function killChildrenOnSignals () {
+  if (exitOnSignals) return
+  exitOnSignals = true
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) process.once(signal, () => process.exit(code))
+}
 
 /** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ, 100 on Linux). */
 const TICKS_PER_SECOND = 100
@@ -64,6 +72,7 @@ export function startProcess (name, command, args, { env, logFile, cwd, role }) 
   const child = spawn(file, argv, { env, cwd, stdio: ['ignore', fd, fd] })
   closeSync(fd)
   live.add(child)
+  killChildrenOnSignals()
   let exit
   const exited = new Promise((resolve) => {
     child.once('exit', (code, signal) => {

@@ -203,9 +203,13 @@ export class Exchange implements Drainable, ResponseFacts {
 
   /** HTTP: the response's usage, counted when the exchange ends. */
   onUsage (tokens: TokenUsage): void {
+    this.#countTokens(tokens)
+    this.#tokens = tokens
+  }
+
+  #countTokens (tokens: TokenUsage): void {
     this.deps.metrics.tokensUsed(tokens, this.upstream ?? NO_UPSTREAM)
     this.#span?.usage(tokens)
-    this.#tokens = tokens
   }
 
   /**
@@ -215,10 +219,7 @@ export class Exchange implements Drainable, ResponseFacts {
    * resolves once that request has been read: a compressed one may still be inflating).
    */
   onWebSocketResponse (tokens: TokenUsage | undefined, fingerprint?: Promise<string | null>): void {
-    if (tokens !== undefined) {
-      this.deps.metrics.tokensUsed(tokens, this.upstream ?? NO_UPSTREAM)
-      this.#span?.usage(tokens)
-    }
+    if (tokens !== undefined) this.#countTokens(tokens)
     if (this.session !== undefined) this.deps.sessions.recordUsage(this.session.id, tokens ?? NO_TOKENS)
     this.#recordWebSocketCall(tokens, fingerprint)
   }

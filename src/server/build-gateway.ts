@@ -166,19 +166,16 @@ function adminRoutesServed (config: GatewayConfig): boolean {
  * routes (health, metrics, admin) to its small router.
  */
 function createHttpServer (config: GatewayConfig, forward: (req: IncomingMessage, res: ServerResponse) => void, routes: SideRoutes): Server {
-  const server = createServer(listenerOptions(config), (req, res) => {
+  const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
     if (isProxyTarget(req.url ?? '/')) forward(req, res)
     else routes.handle(req, res)
-  })
+  }
+  const server = createServer(listenerOptions(config), dispatch)
   // Node would answer `Expect: 100-continue` at once; the forwarder answers it once the request
   // is admitted, so a refused upload (401, 413, 429…) is never sent at all.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (isProxyTarget(req.url ?? '/')) {
-      forward(req, res)
-      return
-    }
-    res.writeContinue()
-    routes.handle(req, res)
+    if (!isProxyTarget(req.url ?? '/')) res.writeContinue()
+    dispatch(req, res)
   })
   server.setTimeout(0) // an idle socket mid-stream is the upstream's idle timeout's call
   // Node's default (2,000) drops later headers silently, a session-id among them; the header
