@@ -6,7 +6,7 @@ import type { Transport } from '../observe/metrics.js'
 import type { Session, SessionResolver } from '../session/resolve-session.js'
 import type { Drain } from '../server/drain.js'
 import { hasDotSegment, isAbsoluteForm, pathOf, upstreamPath, type UpstreamTarget } from '../upstream/upstream-path.js'
-import { ClientAuth } from './client-auth.js'
+import { type ClientAuth, PresentedKey } from './client-auth.js'
 import type { RateLimiter } from './rate-limit.js'
 
 /** A request the gateway will send upstream. */
@@ -57,18 +57,10 @@ export class Admission {
     if (path === undefined) return unservedTarget(url)
     // 426 makes codex fall back to HTTP at once; anything else costs it seconds of retries.
     if (transport === 'websocket' && config.server.websocket === 'reject') return errors.webSocketsDisabled()
-    const denied = auth.check(req.headers)
-    if (rateLimiter !== undefined) {
-      // Per client key (hashed, never logged), else per address. A key the gateway refused, or one
-      // nothing checks (managed mode without gateway keys), counts against the address, so made-up
-      // keys neither escape the limit nor guess keys unbounded; in pass-through mode the upstream
-      // checks the key, and a made-up one only buys a 401.
-      const address = req.socket.remoteAddress ?? ''
-      const keyed = denied === undefined && auth.keysNameClients
-      const limited = rateLimiter.take(keyed ? ClientAuth.keyId(req.headers) ?? address : address)
-      if (limited !== undefined) return limited
+    if (auth.enabled || rateLimiter !== undefined) {
+      const refused = refuseClient(req, auth, rateLimiter)
+      if (refused !== undefined) return refused
     }
-    if (denied !== undefined) return denied
     if (Number(req.headers['content-length']) > config.server.bodyLimitBytes) return errors.bodyTooLarge(config.server.bodyLimitBytes)
     try {
       return { upstreamPath: path, sessionFromHeader: sessions.fromHeaders(req.headers) }
@@ -76,6 +68,23 @@ export class Admission {
       return err instanceof GatewayError ? err : errors.internal()
     }
   }
+}
+
+/** The 401 or 429 for a client that is not let in. */
+function refuseClient (req: IncomingMessage, auth: ClientAuth, rateLimiter: RateLimiter | undefined): GatewayError | undefined {
+  const presented = new PresentedKey(req.headers)
+  const denied = auth.check(presented)
+  if (rateLimiter !== undefined) {
+    // Per client key (hashed, never logged), else per address. A key the gateway refused, or one
+    // nothing checks (managed mode without gateway keys), counts against the address, so made-up
+    // keys neither escape the limit nor guess keys unbounded; in pass-through mode the upstream
+    // checks the key, and a made-up one only buys a 401.
+    const address = req.socket.remoteAddress ?? ''
+    const keyed = denied === undefined && auth.keysNameClients
+    const limited = rateLimiter.take(keyed ? presented.id() ?? address : address)
+    if (limited !== undefined) return limited
+  }
+  return denied
 }
 
 /**

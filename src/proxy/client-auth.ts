@@ -25,19 +25,39 @@ export class ClientAuth {
   }
 
   /** The 401 to answer with, or undefined when the request may go on. */
-  check (headers: IncomingHttpHeaders): GatewayError | undefined {
+  check (presented: PresentedKey): GatewayError | undefined {
     if (!this.enabled) return undefined
-    const presented = bearerToken(headers.authorization)
-    if (presented === undefined) return errors.missingGatewayKey()
-    const candidate = sha256(presented)
+    const candidate = presented.digest()
+    if (candidate === undefined) return errors.missingGatewayKey()
     let match = false
     for (const known of this.#digests) match = timingSafeEqual(candidate, known) || match
     return match ? undefined : errors.invalidGatewayKey()
   }
+}
 
-  /** A stable, non-reversible name for the client's key, for rate limiting. */
-  static keyId (headers: IncomingHttpHeaders): string | undefined {
-    const presented = bearerToken(headers.authorization)
-    return presented === undefined ? undefined : sha256(presented).toString('base64url').slice(0, 16)
+/**
+ * The bearer key a request presents, hashed at most once however many checks ask for it (the key
+ * check and the rate limit's client name both want the digest).
+ */
+export class PresentedKey {
+  readonly #headers: IncomingHttpHeaders
+  #digest: Buffer | undefined | null = null
+
+  constructor (headers: IncomingHttpHeaders) {
+    this.#headers = headers
+  }
+
+  /** SHA-256 of the key; undefined when the request presents none. */
+  digest (): Buffer | undefined {
+    if (this.#digest === null) {
+      const token = bearerToken(this.#headers.authorization)
+      this.#digest = token === undefined ? undefined : sha256(token)
+    }
+    return this.#digest
+  }
+
+  /** A stable, non-reversible name for the key (the digest's first 12 bytes), for rate limiting. */
+  id (): string | undefined {
+    return this.digest()?.toString('base64url', 0, 12)
   }
 }
