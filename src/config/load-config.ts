@@ -214,12 +214,12 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): LoadedConfi
   /** Which key set each value that is not a default: YAML path → the env var or YAML path. */
   const setBy = new Map<string, string>()
   for (const spec of NAMED) {
-    const envValue = env[spec.env]
+    const envValue = envSetting(env, spec.env)
     let value: unknown
-    if (envValue !== undefined && envValue !== '') value = spec.parse(envValue, spec.env)
+    if (envValue !== undefined) value = spec.parse(envValue, spec.env)
     else if (fromFile.has(spec.path)) value = spec.parse(fromFile.get(spec.path), spec.path)
     else value = copyOf(spec.default)
-    if (envValue !== undefined && envValue !== '') setBy.set(spec.path, spec.env)
+    if (envValue !== undefined) setBy.set(spec.path, spec.env)
     else if (fromFile.has(spec.path)) setBy.set(spec.path, spec.path)
     if (spec.key === '') config[spec.section] = value
     else ((config[spec.section] ??= {}) as Record<string, unknown>)[spec.key] = value
@@ -240,6 +240,15 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): LoadedConfi
   return typed
 }
 
+/**
+ * A variable's value, or undefined when it is unset, empty or only whitespace: compose files and
+ * Kubernetes manifests leave `VAR=` or `VAR: " "` behind, and neither should replace the file's value.
+ */
+function envSetting (env: Record<string, string | undefined>, name: string): string | undefined {
+  const value = env[name]
+  return value === undefined || value.trim() === '' ? undefined : value
+}
+
 /** Defaults are shared by every load: objects are copied so a config can't change them. */
 function copyOf (value: unknown): unknown {
   if (Array.isArray(value)) return [...value]
@@ -250,8 +259,8 @@ function copyOf (value: unknown): unknown {
 function addEnvHeaders (upstream: GatewayConfig['upstream'], env: Record<string, string | undefined>): void {
   for (const [header, variable] of Object.entries(upstream.envHeaders)) {
     // Like codex's env_http_headers: a header whose variable is unset is not sent.
-    const value = env[variable]
-    if (value === undefined || value === '') continue
+    const value = envSetting(env, variable)
+    if (value === undefined) continue
     // Checked here, not per request: a stray line break (common in mounted secrets) would
     // otherwise fail every upstream request. The value may be a secret, so it is not echoed.
     if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(value)) throw new ConfigError(variable, `holds a control character (a line break?), so it cannot be sent as the ${header} header`)

@@ -60,6 +60,14 @@ t.test('the environment overrides the YAML file; an empty variable counts as uns
   t.equal(config.server.host, '127.0.0.1', 'HOST="" leaves the file value')
 })
 
+t.test('regression: a variable of only whitespace counts as unset too, not as an empty override of the file', async (t) => {
+  const file = yamlFile(t, 'server:\n  port: 9000\nsession:\n  originator: from_file\nupstream:\n  env_headers:\n    X-Team: TEAM_ID\n')
+  const config = loadConfig({ file, env: { PORT: '  ', ORIGINATOR: ' \t', TEAM_ID: ' ' } })
+  t.equal(config.server.port, 9000, 'PORT=" " leaves the file value, where it was refused as not a number')
+  t.equal(config.session.originator, 'from_file', 'ORIGINATOR=" \\t" leaves the file value, where it was an empty originator')
+  t.notOk('X-Team' in config.upstream.headers, 'an env header whose variable is only whitespace is not sent')
+})
+
 t.test('UPSTREAM_URL with a path (Azure-style) becomes origin + base path', async (t) => {
   const azure = upstreamTarget(loadConfig({ env: { UPSTREAM_URL: 'https://x.openai.azure.com/openai/v1' } }).upstream.url)
   t.equal(azure.origin, 'https://x.openai.azure.com')
