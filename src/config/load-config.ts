@@ -6,7 +6,7 @@ import { resolveUpstreams } from './resolve-upstreams.js'
 import { checkRoutingSettings, loneUpstreamRoutingWarnings } from './routing-settings.js'
 import { checkServerSettings } from './server-settings.js'
 import { tracingFromEnv, type TracingConfig } from './tracing-env.js'
-import { upstreamList, upstreamListWarnings, type UpstreamSpec } from './upstream-list.js'
+import { bareOriginWarnings, upstreamList, upstreamListWarnings, type UpstreamSpec } from './upstream-list.js'
 import { boolean, ConfigError, type ConfigWarning, headerMap, headerToken, hostPorts, httpUrl, integer, list, listenHost, oneOf, readableFile, redisUrl, secret, setting, text, type Setting } from './settings.js'
 
 const MINUTE = 60_000
@@ -227,12 +227,18 @@ export function loadConfig ({ file, env = {} }: ConfigSources = {}): LoadedConfi
   const typed = config as unknown as LoadedConfig
   typed.tracing = tracingFromEnv(env)
   addEnvHeaders(typed.upstream, env)
+  const listKey = setBy.get('upstreams') ?? 'upstreams'
+  const urlKeys = typed.upstreams.length === 0 ? [setBy.get('upstream.url') ?? 'upstream.url'] : typed.upstreams.map((_, i) => `${listKey}[${i}].url`)
   typed.upstreams = resolveUpstreams(typed, env, {
     url: setBy.get('upstream.url'),
     upstreams: setBy.get('upstreams'),
     defaultUrl: SETTINGS.upstream.url.default
   })
-  typed.warnings = [...upstreamListWarnings(typed.upstreams, setBy.get('upstreams') ?? 'upstreams'), ...loneUpstreamRoutingWarnings(typed, ROUTING_SETTINGS, setBy)]
+  typed.warnings = [
+    ...upstreamListWarnings(typed.upstreams, listKey),
+    ...bareOriginWarnings(typed.upstreams, urlKeys),
+    ...loneUpstreamRoutingWarnings(typed, ROUTING_SETTINGS, setBy)
+  ]
   checkServerSettings(typed, setBy)
   checkRoutingSettings(typed, setBy)
   checkManagedMode(typed)

@@ -130,3 +130,16 @@ function weight (raw: unknown, key: string): number {
   if (!Number.isFinite(value) || value <= 0 || value > 1_000_000) throw new ConfigError(key, `expected a number above 0 and at most 1000000, got ${JSON.stringify(raw)}`)
   return value
 }
+
+/**
+ * A url without a path sends a client's `/v1/responses` to `<origin>/responses`. OpenAI, Azure's
+ * v1 API and the self-hosted servers that copy it (vLLM, Ollama, llama.cpp) all serve under a
+ * path, so a bare origin is most often a forgotten `/v1`: said at start, not found as a 404 later.
+ * A warning, not an error, for the upstream that does serve the API at its root.
+ */
+export function bareOriginWarnings (specs: readonly UpstreamSpec[], urlKeys: readonly string[]): ConfigWarning[] {
+  return specs.flatMap((spec, i) => spec.url.pathname.replace(/\/+$/, '') !== ''
+    ? []
+    : [new ConfigWarning(urlKeys[i] ?? `upstreams[${i}].url`,
+        `has no path, so /v1/responses is sent to ${spec.url.origin}/responses; OpenAI and most compatible servers serve /v1 (${spec.url.origin}/v1): add the path, or ignore this if ${JSON.stringify(spec.name)} serves the API at its root`)])
+}

@@ -3,7 +3,8 @@
  * and the gateway still starts: `probe_path` on the only upstream of a list (one upstream is
  * not judged, so it is never probed), and `probe_interval_ms` / `probe_timeout_ms` on an
  * upstream without `probe_path`; `weight`, `group` and `routing.*` with one upstream. Before,
- * all were accepted and silently did nothing.
+ * all were accepted and silently did nothing. An upstream url without a path (a forgotten `/v1`)
+ * is said so too.
  * Runs the built CLI (`npm run build` first when run alone).
  */
 import t, { type Test } from 'tap'
@@ -86,4 +87,17 @@ t.test('a single upstream without probe settings, and UPSTREAM_URL alone: no war
   t.same(await settingWarnings(startCli(t, [{ name: 'sglang', url: upstream.url, headers: { 'x-smg-routing-key': '{session}' } }])), [])
   const plain = startGatewayProcess(t, { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', UPSTREAM_URL: upstream.url })
   t.same(await settingWarnings(plain), [])
+})
+
+t.test('UPSTREAM_URL without a path: a warn line at start says where requests will go, and the gateway sends them there', async (t) => {
+  const upstream = await startMockUpstream()
+  t.teardown(upstream.close)
+  const origin = new URL(upstream.url).origin
+  const gateway = startGatewayProcess(t, { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', UPSTREAM_URL: origin })
+  const warnings = await settingWarnings(gateway)
+  t.same(warnings.map((line) => line.setting), ['UPSTREAM_URL'])
+  t.match(warnings[0], { level: 'warn', msg: `config UPSTREAM_URL: has no path, so /v1/responses is sent to ${origin}/responses; OpenAI and most compatible servers serve /v1 (${origin}/v1): add the path, or ignore this if "default" serves the API at its root` })
+  const res = await request(`http://127.0.0.1:${await gateway.port()}/v1/responses`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })
+  await res.body.dump()
+  t.equal(upstream.requests.at(-1)?.url, '/responses', 'a warning, not a refusal: the request went to the root as configured')
 })

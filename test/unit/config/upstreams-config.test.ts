@@ -72,24 +72,24 @@ t.test("a probe's timeout is its own: 5000 ms by default whatever the interval, 
 
 t.test('probe settings that do nothing load, with a warning naming each key: a lone upstream\'s probe_path, timing without probe_path', async (t) => {
   const warnings = (items: unknown[]): string[] => loadConfig({ env: { UPSTREAMS: JSON.stringify(items) } }).warnings.map((w) => w.key)
-  t.same(warnings([{ name: 'a', url: 'http://x', probe_path: '/models', probe_interval_ms: 500 }]), ['UPSTREAMS[0].probe_path'], 'one upstream: only probe_path is named')
-  t.same(warnings([{ name: 'a', url: 'http://x', probe_path: '/models' }, { name: 'b', url: 'http://y', probe_path: '/models' }]), [], 'several upstreams are probed')
-  t.same(warnings([{ name: 'a', url: 'http://x' }, { name: 'b', url: 'http://y', probe_timeout_ms: 500 }, { name: 'c', url: 'http://z', probe_interval_ms: 500, probe_timeout_ms: 500 }]),
+  t.same(warnings([{ name: 'a', url: 'http://x/v1', probe_path: '/models', probe_interval_ms: 500 }]), ['UPSTREAMS[0].probe_path'], 'one upstream: only probe_path is named')
+  t.same(warnings([{ name: 'a', url: 'http://x/v1', probe_path: '/models' }, { name: 'b', url: 'http://y/v1', probe_path: '/models' }]), [], 'several upstreams are probed')
+  t.same(warnings([{ name: 'a', url: 'http://x/v1' }, { name: 'b', url: 'http://y/v1', probe_timeout_ms: 500 }, { name: 'c', url: 'http://z/v1', probe_interval_ms: 500, probe_timeout_ms: 500 }]),
     ['UPSTREAMS[1].probe_timeout_ms', 'UPSTREAMS[2].probe_interval_ms', 'UPSTREAMS[2].probe_timeout_ms'])
-  const [timing] = loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x', probe_interval_ms: 500 }]) } }).warnings
+  const [timing] = loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x/v1', probe_interval_ms: 500 }]) } }).warnings
   t.equal(timing?.key, 'UPSTREAMS[0].probe_interval_ms', 'one upstream without probe_path: its timing is named')
   t.match(timing?.message, /with a single upstream: it is never probed/, 'and why: it would not be probed with a probe_path either')
   t.same(loadConfig({ env: { UPSTREAM_URL: 'http://127.0.0.1:9/v1' } }).warnings, [], 'UPSTREAM_URL alone has none')
-  const [lone] = loadConfig({ file: yamlFile(t, 'upstreams:\n  - name: a\n    url: http://x\n    probe_path: /models\n') }).warnings
+  const [lone] = loadConfig({ file: yamlFile(t, 'upstreams:\n  - name: a\n    url: http://x/v1\n    probe_path: /models\n') }).warnings
   t.equal(lone?.key, 'upstreams[0].probe_path', 'in YAML, named by its YAML path')
   t.match(lone?.message, /^config upstreams\[0\]\.probe_path: has no effect with a single upstream/, 'worded as a ConfigError is')
 })
 
 t.test('a lone upstream\'s weight and group, and routing.* with one upstream, load with a warning naming each key', async (t) => {
-  const lone = loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x', weight: 3, group: 'g', headers: { 'x-k': 'v' } }]) } }).warnings
+  const lone = loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x/v1', weight: 3, group: 'g', headers: { 'x-k': 'v' } }]) } }).warnings
   t.same(lone.map((w) => w.key), ['UPSTREAMS[0].weight', 'UPSTREAMS[0].group'], 'weight and group, not headers (they do apply)')
   t.match(lone[0]?.message, /^config UPSTREAMS\[0\]\.weight: has no effect with a single upstream: every session goes to it/)
-  t.same(loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x', weight: 3, group: 'g' }, { name: 'b', url: 'http://y' }]) } }).warnings, [], 'with two upstreams they place sessions')
+  t.same(loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x/v1', weight: 3, group: 'g' }, { name: 'b', url: 'http://y/v1' }]) } }).warnings, [], 'with two upstreams they place sessions')
 
   const env = { UPSTREAM_URL: 'http://127.0.0.1:9/v1', UPSTREAM_MAX_ATTEMPTS: '5', UPSTREAM_FAILURES_TO_EJECT: '2' }
   const routing = loadConfig({ env }).warnings
@@ -98,8 +98,22 @@ t.test('a lone upstream\'s weight and group, and routing.* with one upstream, lo
   t.same(loadConfig({ env: { UPSTREAM_URL: 'http://127.0.0.1:9/v1', UPSTREAM_MAX_ATTEMPTS: '3' } }).warnings, [], 'a key at its default changes nothing either way: no warning')
   const file = yamlFile(t, 'routing:\n  replay_body_bytes: 0\n  cooldown_ms: 1000\n')
   t.same(loadConfig({ file }).warnings.map((w) => w.key), ['routing.replay_body_bytes', 'routing.cooldown_ms'], 'in YAML, by YAML path')
-  const several = { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x' }, { name: 'b', url: 'http://y' }]), UPSTREAM_MAX_ATTEMPTS: '5' }
+  const several = { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x/v1' }, { name: 'b', url: 'http://y/v1' }]), UPSTREAM_MAX_ATTEMPTS: '5' }
   t.same(loadConfig({ env: several }).warnings, [], 'with several upstreams routing.* does its work')
+})
+
+t.test('an upstream url without a path loads with a warning: /v1 is most often forgotten', async (t) => {
+  const [bare] = loadConfig({ env: { UPSTREAM_URL: 'https://api.openai.com' } }).warnings
+  t.equal(bare?.key, 'UPSTREAM_URL', 'named as it was set')
+  t.match(bare?.message, /has no path, so \/v1\/responses is sent to https:\/\/api\.openai\.com\/responses/, 'it says where requests would go')
+  t.match(bare?.message, /\(https:\/\/api\.openai\.com\/v1\)/, 'and what was most likely meant')
+  t.same(loadConfig({ env: { UPSTREAM_URL: 'http://127.0.0.1:9/' } }).warnings.map((w) => w.key), ['UPSTREAM_URL'], 'a lone slash is no path either')
+  t.same(loadConfig({ env: { UPSTREAM_URL: 'https://x.openai.azure.com/openai/v1?api-version=preview' } }).warnings, [], 'any path is taken as meant')
+  const listed = loadConfig({ env: { UPSTREAMS: JSON.stringify([{ name: 'a', url: 'http://x/v1' }, { name: 'b', url: 'http://y' }]) } }).warnings
+  t.same(listed.map((w) => w.key), ['UPSTREAMS[1].url'], 'in a list, the one without a path, by its place')
+  t.match(listed[0]?.message, /ignore this if "b" serves the API at its root/)
+  const file = yamlFile(t, 'upstream:\n  url: http://127.0.0.1:9\n')
+  t.same(loadConfig({ file }).warnings.map((w) => w.key), ['upstream.url'], 'in YAML, by YAML path')
 })
 
 t.test('UPSTREAM_URL and upstreams together is a start-up error naming both', async (t) => {
