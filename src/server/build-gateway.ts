@@ -86,7 +86,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
   if (served.admin) adminRoutes(routes, { store, history, token: config.admin.token })
   const server = createHttpServer(config, createForwarder(entryDeps), routes)
   acceptWebSockets(server, entryDeps)
-  const stopProbes = upstreams.single === undefined ? startUpstreamProbes(upstreams.all, upstream, logger) : () => {}
+  const stopProbes = upstreams.single === undefined ? startUpstreamProbes(upstreams.all, config.upstream, logger) : async () => {}
   let metricsServer: MetricsServer | undefined
   let closing: Promise<number> | undefined
 
@@ -108,11 +108,11 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
         drain.skipDelay()
         return await closing
       }
-      stopProbes()
+      const probesStopped = stopProbes()
       closing = drain.run(server, { delayMs: config.server.shutdownDelayMs, graceMs: config.server.shutdownGraceMs }).then(async (cut) => {
         // Streams cut after the grace period take their upstream requests with them.
         await (cut > 0 ? upstream.destroy() : upstream.close())
-        await Promise.all([store.close(), metricsServer?.close(), exchanges.tracer?.shutdown(TRACE_FLUSH_MS)])
+        await Promise.all([probesStopped, store.close(), metricsServer?.close(), exchanges.tracer?.shutdown(TRACE_FLUSH_MS)])
         return cut
       })
       return await closing

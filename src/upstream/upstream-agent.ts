@@ -30,3 +30,19 @@ export function createUpstreamAgent (upstream: GatewayConfig['upstream']): Undic
     }
   })
 }
+
+/**
+ * The health probes' own connections. A probe asks whether the upstream answers, so it must not
+ * wait behind the requests that fill `upstream.connections`: undici cuts a request that waits
+ * for a connection only once it has one, so a probe queued there outlived its deadline unheard,
+ * and then counted as a failure. One probe at a time per upstream keeps these few.
+ */
+export function createProbeAgent (upstream: GatewayConfig['upstream']): UndiciAgent {
+  return new Agent({
+    pipelining: 1,
+    connect: {
+      timeout: upstream.connectTimeoutMs,
+      rejectUnauthorized: true
+    }
+  })
+}

@@ -1,18 +1,28 @@
 import type { Dispatcher } from 'undici'
+import type { GatewayConfig } from '../config/load-config.js'
 import type { Logger } from '../observe/logger.js'
+import { createProbeAgent } from './upstream-agent.js'
 import { probePath } from './upstream-path.js'
 import type { Upstream } from './upstream-set.js'
 
 /**
  * Active health checks, for upstreams that set `probe_path`: a GET of `probe_path` under the
  * upstream's url, with the url's query (see `probePath`) and the upstream's own headers (its
- * key, if any), `probe_interval_ms` after the last one ended, each given `probe_timeout_ms`.
+ * key, if any), `probe_interval_ms` after the last one ended, each given `probe_timeout_ms`,
+ * on connections of their own (never queued behind requests: see `createProbeAgent`).
  * An answer below 500 (and not 429) counts as a success and ends an ejection at once; anything
- * else counts as a failure, as a failed request would. Returns a function that stops them.
+ * else counts as a failure, as a failed request would. Returns a function that stops them and
+ * closes their connections.
  */
-export function startUpstreamProbes (upstreams: readonly Upstream[], dispatcher: Dispatcher, logger: Logger): () => void {
-  const loops = upstreams.filter((upstream) => upstream.spec.probePath !== '').map((upstream) => new ProbeLoop(upstream, dispatcher, logger))
-  return () => { for (const loop of loops) loop.stop() }
+export function startUpstreamProbes (upstreams: readonly Upstream[], settings: GatewayConfig['upstream'], logger: Logger): () => Promise<void> {
+  const probed = upstreams.filter((upstream) => upstream.spec.probePath !== '')
+  if (probed.length === 0) return async () => {}
+  const dispatcher = createProbeAgent(settings)
+  const loops = probed.map((upstream) => new ProbeLoop(upstream, dispatcher, logger))
+  return async () => {
+    for (const loop of loops) loop.stop()
+    await dispatcher.destroy()
+  }
 }
 
 /** The reason a probe is cut at its upstream's `probe_timeout_ms`; its code is what the log line shows. */
@@ -107,7 +117,8 @@ async function probe (upstream: Upstream, path: string, dispatcher: Dispatcher, 
     upstream.health.recordSuccess()
     if (!wasHealthy) logger.info({ upstream: upstream.name }, 'upstream back: its health probe answered')
   } catch (err) {
-    if (err instanceof ProbesStoppedError) return
+    // Stopped: the abort, or the closing of the probes' connections right after it.
+    if (signal.reason instanceof ProbesStoppedError) return
     probeFailed(upstream, logger, { probe_error: errorCode(err) })
   }
 }
