@@ -114,8 +114,10 @@ async function probe (upstream: Upstream, path: string, dispatcher: Dispatcher, 
       probeFailed(upstream, logger, { probe_status: res.statusCode })
       return
     }
+    // Ejected when the probe was sent, or by requests while it was under way: this answer ends it.
+    const endsEjection = !wasHealthy || !upstream.health.isHealthy()
     upstream.health.recordSuccess()
-    if (!wasHealthy) logger.info({ upstream: upstream.name }, 'upstream back: its health probe answered')
+    if (endsEjection) logger.info({ upstream: upstream.name }, 'upstream back: its health probe answered')
   } catch (err) {
     // Stopped: the abort, or the closing of the probes' connections right after it.
     if (signal.reason instanceof ProbesStoppedError) return

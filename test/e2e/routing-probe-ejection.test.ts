@@ -2,13 +2,17 @@
  * An upstream its health probe ejects is logged as one ejected by failed requests is: one warn
  * line per ejection, naming the upstream, the cooldown and why the probe failed (its status,
  * or its error's code: never a message, which may quote a URL). Before, only requests'
- * ejections were logged, and a probe's was seen in `/readyz` and metrics alone.
+ * ejections were logged, and a probe's was seen in `/readyz` and metrics alone. A probe whose
+ * answer ends an ejection logs the upstream back, also when requests ejected it while the probe
+ * was under way (it used to look only at the state the probe started in).
  */
 import t from 'tap'
 import { startGateway } from '../support/gateway.js'
 import { replyJson, startMockUpstream } from '../support/mock-upstream.js'
+import { sessionsHomedOn } from '../support/upstream-process.js'
 
 const EJECTED = 'upstream ejected: its health probe failed'
+const BACK = 'upstream back: its health probe answered'
 
 t.test('a probe that ejects its upstream logs it once per ejection, with the cooldown and the probe status or error code', async (t) => {
   const failing = await startMockUpstream(replyJson({ error: { message: 'overloaded' } }, 503))
@@ -45,4 +49,39 @@ t.test('a probe that ejects its upstream logs it once per ejection, with the coo
   t.equal(again.probe_status, 503)
   t.same(ejections('failing').map((line) => line.cooldown_ms).slice(0, 2), [300, 600], 'one line per ejection: the first, then the doubled one')
   t.same(ejections('well'), [], 'an upstream whose probe answers is never logged as ejected')
+})
+
+t.test('regression: a probe whose answer ends an ejection that requests made while it was under way logs the upstream back', async (t) => {
+  const heldProbes: Array<() => void> = []
+  // Model calls fail (503); probes are held until the test answers them.
+  const slow = await startMockUpstream((req, res, raw) => {
+    if (req.method === 'POST') return replyJson({ error: { message: 'overloaded' } }, 503)(req, res, raw)
+    heldProbes.push(() => replyJson({ object: 'list', data: [] })(req, res, raw))
+  })
+  const well = await startMockUpstream(replyJson({ id: 'resp_well', object: 'response' }))
+  t.teardown(slow.close)
+  t.teardown(well.close)
+  const gateway = await startGateway({
+    UPSTREAMS: JSON.stringify([
+      { name: 'slow', url: slow.url, probe_path: '/models', probe_interval_ms: 100, probe_timeout_ms: 600000 },
+      { name: 'well', url: well.url }
+    ]),
+    UPSTREAM_FAILURES_TO_EJECT: '1',
+    // Longer than the test: only the probe's answer can end the ejection.
+    UPSTREAM_COOLDOWN_MS: '600000',
+    UPSTREAM_MAX_COOLDOWN_MS: '600000'
+  })
+  t.teardown(gateway.close)
+
+  await slow.nextRequest() // the first probe, held: the upstream was healthy when it was sent
+  const session = sessionsHomedOn('slow', ['slow', 'well'], 1, 'probe-race')[0]!
+  const answer = await fetch(`${gateway.baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': session }, body: '{"model":"gpt-test","input":"hi"}' })
+  t.equal(answer.status, 200, 'the request failed on slow and was answered by well')
+  t.match(gateway.logs.find((line) => line.msg === 'upstream ejected: failed too often in a row'), { upstream: 'slow' }, 'its 503 ejected slow')
+
+  heldProbes[0]!() // the probe answers now, and ends the ejection
+  await slow.nextRequest() // the next probe: sent once the last one's answer was taken in
+  t.match(gateway.logs.find((line) => line.msg === BACK), { level: 'info', upstream: 'slow' }, 'the probe that ended the ejection says so')
+  const ready = await (await fetch(`${gateway.origin}/readyz`)).json() as { upstreams: Array<{ name: string, state: string }> }
+  t.equal(ready.upstreams.find((u) => u.name === 'slow')?.state, 'healthy')
 })
