@@ -6,6 +6,7 @@ export interface HealthPolicy {
   /** First ejection's cooldown; doubled for each ejection in a row, up to `maxCooldownMs`. */
   cooldownMs: number
   maxCooldownMs: number
+  /** Milliseconds on a clock that only runs forward; `performance.now()` unless a test sets one. */
   now?: () => number
 }
 
@@ -32,7 +33,8 @@ export class UpstreamHealth {
 
   constructor (policy: HealthPolicy) {
     this.#policy = policy
-    this.#now = policy.now ?? Date.now
+    // Not Date.now: a wall clock set back (NTP, a resumed VM) would stretch every ejection by as much.
+    this.#now = policy.now ?? (() => performance.now())
   }
 
   isHealthy (): boolean {

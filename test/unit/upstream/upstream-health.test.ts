@@ -21,6 +21,20 @@ t.test('ejected after N failures in a row, for a cooldown that doubles on repeat
   t.equal(health.recordFailure(), 0, 'a success clears the probation')
 })
 
+t.test('regression: a cooldown runs on a monotonic clock: the wall clock stepped back (NTP, a resumed VM) does not stretch an ejection', async (t) => {
+  const wallClock = Date.now
+  let step = 0
+  Date.now = () => wallClock() + step
+  t.teardown(() => { Date.now = wallClock })
+  const health = new UpstreamHealth({ failuresToEject: 1, cooldownMs: 20, maxCooldownMs: 20 })
+  const ejectedAt = performance.now()
+  t.equal(health.recordFailure(), 20)
+  step = -60 * 60 * 1000 // the wall clock is set an hour back
+  while (performance.now() - ejectedAt <= 20) await new Promise((resolve) => setTimeout(resolve, 1))
+  t.ok(health.isHealthy(), 'tried again once its cooldown has passed')
+  t.match(health.report(), { state: 'healthy' })
+})
+
 t.test("a 429's retry-after is the least cooldown", async (t) => {
   const health = new UpstreamHealth({ failuresToEject: 1, cooldownMs: 1_000, maxCooldownMs: 60_000, now: () => 0 })
   t.equal(health.recordFailure(30_000), 30_000)
