@@ -8,7 +8,7 @@
  */
 import t from 'tap'
 import { startGateway } from '../support/gateway.js'
-import { replyJson, startMockUpstream } from '../support/mock-upstream.js'
+import { received, replyJson, startMockUpstream } from '../support/mock-upstream.js'
 import { sessionsHomedOn } from '../support/upstream-process.js'
 
 const EJECTED = 'upstream ejected: its health probe failed'
@@ -73,7 +73,7 @@ t.test('regression: a probe whose answer ends an ejection that requests made whi
   })
   t.teardown(gateway.close)
 
-  await slow.nextRequest() // the first probe, held: the upstream was healthy when it was sent
+  await received(slow, (req) => req.method === 'GET') // the first probe, held: slow was healthy when it was sent
   const session = sessionsHomedOn('slow', ['slow', 'well'], 1, 'probe-race')[0]!
   const answer = await fetch(`${gateway.baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': session }, body: '{"model":"gpt-test","input":"hi"}' })
   t.equal(answer.status, 200, 'the request failed on slow and was answered by well')
