@@ -66,7 +66,7 @@ class ProbeLoop {
   stop (): void {
     this.#stopped = true
     clearTimeout(this.#next)
-    // Closing the pool would otherwise wait for it, up to its timeout.
+    // Cut now: the gateway is closing, and its answer would say nothing.
     this.#inFlight?.abort(new ProbesStoppedError())
   }
 
@@ -76,26 +76,48 @@ class ProbeLoop {
   }
 
   async #run (): Promise<void> {
-    const { probeTimeoutMs } = this.#upstream.spec
+    const upstream = this.#upstream
+    const wasHealthy = upstream.health.isHealthy()
     const controller = new AbortController()
-    // One deadline for all of it (connect, headers, body), on a precise timer: undici's own
-    // start only once the request is on a socket, and tick every half second (one of 200 ms
-    // fired 0.5 to 1 s in).
-    const deadline = setTimeout(() => controller.abort(new ProbeTimeoutError(probeTimeoutMs)), probeTimeoutMs)
-    deadline.unref()
     this.#inFlight = controller
+    const deadline = verdictAtDeadline(controller, upstream.spec.probeTimeoutMs)
     try {
-      await probe(this.#upstream, this.#path, this.#dispatcher, this.#logger, controller.signal)
+      const verdict = await Promise.race([ask(upstream, this.#path, this.#dispatcher, controller.signal), deadline.verdict])
+      // Stopped: the probe was cut by the close, and says nothing of its upstream.
+      if (!this.#stopped) judge(upstream, this.#logger, verdict, wasHealthy)
     } finally {
-      clearTimeout(deadline)
+      clearTimeout(deadline.timer)
       this.#inFlight = undefined
       if (!this.#stopped) this.#schedule()
     }
   }
 }
 
-async function probe (upstream: Upstream, path: string, dispatcher: Dispatcher, logger: Logger, signal: AbortSignal): Promise<void> {
-  const wasHealthy = upstream.health.isHealthy()
+/** What one probe found: the status of its whole answer, or the code of what ended it. */
+type ProbeVerdict = { probe_status: number } | { probe_error: string }
+
+/**
+ * One deadline for all of a probe (connect, TLS, headers, body), on a precise timer (undici's
+ * own tick every half second), whose verdict stands at once: undici cuts a request only once it
+ * is on a connection, so a connect that hangs (an unanswered SYN or TLS handshake) held the
+ * verdict until `connect_timeout_ms`. Such a connect, if it ever completes, is cut before
+ * anything is sent on it.
+ */
+function verdictAtDeadline (controller: AbortController, timeoutMs: number): { verdict: Promise<ProbeVerdict>, timer: NodeJS.Timeout } {
+  let timer: NodeJS.Timeout | undefined
+  const verdict = new Promise<ProbeVerdict>((resolve) => {
+    timer = setTimeout(() => {
+      const reason = new ProbeTimeoutError(timeoutMs)
+      controller.abort(reason)
+      resolve({ probe_error: reason.code })
+    }, timeoutMs)
+    timer.unref()
+  })
+  return { verdict, timer: timer! }
+}
+
+/** Sends one probe; resolves (never rejects) once its whole answer is in, or once it failed. */
+async function ask (upstream: Upstream, path: string, dispatcher: Dispatcher, signal: AbortSignal): Promise<ProbeVerdict> {
   try {
     const res = await dispatcher.request({
       origin: upstream.target.origin,
@@ -103,30 +125,35 @@ async function probe (upstream: Upstream, path: string, dispatcher: Dispatcher, 
       method: 'GET',
       headers: upstream.headers([], 'health-probe'),
       signal,
-      // The deadline above bounds it; the pool's timeouts are sized for long streams.
+      // The deadline bounds it; the pool's timeouts are sized for long streams.
       headersTimeout: 0,
       bodyTimeout: 0
     })
     // With the signal, a body cut by the deadline rejects here rather than ending quietly;
     // past the limit (undici's default) the rest is not read, and the status stands.
     await res.body.dump({ signal, limit: 128 * 1024 })
-    if (res.statusCode >= 500 || res.statusCode === 429) {
-      probeFailed(upstream, logger, { probe_status: res.statusCode })
-      return
-    }
-    // Ejected when the probe was sent, or by requests while it was under way: this answer ends it.
-    const endsEjection = !wasHealthy || !upstream.health.isHealthy()
-    upstream.health.recordSuccess()
-    if (endsEjection) logger.info({ upstream: upstream.name }, 'upstream back: its health probe answered')
+    return { probe_status: res.statusCode }
   } catch (err) {
-    // Stopped: the abort, or the closing of the probes' connections right after it.
-    if (signal.reason instanceof ProbesStoppedError) return
-    probeFailed(upstream, logger, { probe_error: errorCode(err) })
+    return { probe_error: errorCode(err) }
   }
 }
 
+/**
+ * An answer below 500 (not 429) is a success, which ends an ejection: one the upstream was in
+ * when the probe was sent, or one requests made while it was under way. Anything else fails.
+ */
+function judge (upstream: Upstream, logger: Logger, verdict: ProbeVerdict, wasHealthy: boolean): void {
+  if ('probe_error' in verdict || verdict.probe_status >= 500 || verdict.probe_status === 429) {
+    probeFailed(upstream, logger, verdict)
+    return
+  }
+  const endsEjection = !wasHealthy || !upstream.health.isHealthy()
+  upstream.health.recordSuccess()
+  if (endsEjection) logger.info({ upstream: upstream.name }, 'upstream back: its health probe answered')
+}
+
 /** A failed probe counts as a failed request would; the one that ejects says so, as a request's does (attempts.ts). */
-function probeFailed (upstream: Upstream, logger: Logger, why: { probe_status: number } | { probe_error: string }): void {
+function probeFailed (upstream: Upstream, logger: Logger, why: ProbeVerdict): void {
   const cooldownMs = upstream.health.recordFailure()
   if (cooldownMs > 0) logger.warn({ upstream: upstream.name, cooldown_ms: cooldownMs, ...why }, 'upstream ejected: its health probe failed')
 }

@@ -2,8 +2,11 @@
  * A probe's timeout is its own setting, `probe_timeout_ms` (default 5000), not its interval. Its
  * timeout used to be `probe_interval_ms`: with a short interval, a healthy upstream whose probe
  * answered a little slower than that (a busy host) was ejected. And one upstream's probes never
- * overlap: the next starts `probe_interval_ms` after the last one ended.
+ * overlap: the next starts `probe_interval_ms` after the last one ended. The timeout holds for a
+ * connect that hangs too (undici cuts a request only once it is on a connection).
  */
+import { createServer } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import t from 'tap'
 import { startGateway, type RunningGateway, type Teardown } from '../support/gateway.js'
 import { replyJson, startMockUpstream, type MockUpstream } from '../support/mock-upstream.js'
@@ -106,4 +109,35 @@ t.test('closing the gateway cuts a probe in flight at once, and counts it agains
   t.ok(first.abortedByPeer(), 'the unanswered probe was cut by the close')
   t.same(gateway.logs.filter((line) => line.msg === EJECTED), [], 'and not logged as a failed probe')
   t.equal(hung.requests.length, 1, 'no probe after the close')
+})
+
+t.test('regression: a probe whose connect hangs (a TLS handshake never answered) is cut at probe_timeout_ms, not at the longer connect_timeout_ms', async (t) => {
+  // Takes TCP connections and never says a word: the TLS handshake, part of the connect, hangs.
+  const held = new Set<Socket>()
+  const silent = createServer((socket) => {
+    socket.on('error', () => {})
+    held.add(socket)
+  })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    for (const socket of held) socket.destroy()
+    await new Promise<void>((resolve) => silent.close(() => resolve()))
+  })
+  const { port } = silent.address() as AddressInfo
+  const well = await startMockUpstream(replyJson(MODELS))
+  t.teardown(well.close)
+  const gateway = await startGateway({
+    UPSTREAMS: JSON.stringify([
+      { name: 'mute', url: `https://127.0.0.1:${port}/v1`, probe_path: '/models', probe_interval_ms: 100, probe_timeout_ms: 300 },
+      { name: 'well', url: well.url }
+    ]),
+    UPSTREAM_CONNECT_TIMEOUT_MS: '3000',
+    UPSTREAM_FAILURES_TO_EJECT: '1'
+  })
+  t.teardown(gateway.close)
+
+  // undici cuts a request only once it is on a connection: the probe's deadline used to pass
+  // unheard, and the connect timeout ended the probe instead, ten times later.
+  const ejected = await gateway.waitForLog((line) => line.msg === EJECTED && line.upstream === 'mute')
+  t.match(ejected, { upstream: 'mute', probe_error: 'PROBE_TIMEOUT' }, "the probe's own deadline ended it")
 })
