@@ -11,7 +11,8 @@ export type RedisClient = Redis | Cluster
 /**
  * Connects to Redis as `target` describes. Commands fail at once while disconnected (no
  * offline queue, no retries) and after `timeoutMs`: a request must never wait on Redis longer
- * than that. Reconnecting goes on in the background for as long as the process runs.
+ * than that. Reconnecting goes on in the background for as long as the process runs, and
+ * starts on a `READONLY` answer too (reconnectOnError).
  */
 export function createRedisClient (target: RedisTarget, timeoutMs: number): RedisClient {
   const retry = (attempt: number): number => Math.min(attempt * 200, 2_000)
@@ -21,6 +22,7 @@ export function createRedisClient (target: RedisTarget, timeoutMs: number): Redi
     commandTimeout: timeoutMs,
     connectTimeout: Math.max(timeoutMs, 1_000),
     lazyConnect: false,
+    reconnectOnError: connectedToAReplica,
     ...credentials(target),
     ...(redisTlsEnabled(target) ? { tls: tlsOptions(target) } : {})
   }
@@ -46,6 +48,16 @@ export function createRedisClient (target: RedisTarget, timeoutMs: number): Redi
     })
   }
   return new Redis({ ...fromUrl(target.url), ...common, retryStrategy: retry })
+}
+
+/**
+ * `READONLY`: the connection is to a replica, typically a primary demoted by a failover behind
+ * an address that now names another server (a managed Redis's endpoint, a DNS name, a proxy).
+ * The connection stays open, so without a reconnect every write would fail on it for good.
+ * 1: reconnect, and the command fails as any does while Redis is away (its binding is replayed).
+ */
+function connectedToAReplica (err: Error): 1 | false {
+  return err.message.startsWith('READONLY') ? 1 : false
 }
 
 /**
