@@ -47,7 +47,16 @@ export function createRedisClient (target: RedisTarget, timeoutMs: number): Redi
       ...(redisTlsEnabled(target) ? { enableTLSForSentinelMode: true, sentinelTLS: tlsOptions(target) } : {})
     })
   }
-  return new Redis({ ...fromUrl(target.url), ...common, retryStrategy: retry })
+  const client = new Redis({ ...fromUrl(target.url), ...common, retryStrategy: retry })
+  // A SELECT Redis refuses is only an error event to ioredis, which then goes on in database 0:
+  // another database than the one meant. Dropped and retried instead, as refused credentials are.
+  client.on('error', (err: Error) => { if (refusedDatabase(err)) client.disconnect(true) })
+  return client
+}
+
+/** Redis refused the database `redis.url` names (its SELECT): no such database, or a Cluster node. */
+function refusedDatabase (err: Error): boolean {
+  return /\bDB index\b|\bSELECT is not allowed\b/.test(err.message)
 }
 
 /**
@@ -73,12 +82,13 @@ export function bytesReadFromRedis (client: RedisClient): number {
 }
 
 /**
- * An error of the Redis client as the outage's reason (logged, and in `/readyz`): credentials
- * refused are named by the settings that hold them, telling a Sentinel's refusal (which the
+ * An error of the Redis client as the outage's reason (logged, and in `/readyz`): a database or
+ * credentials refused are named by the settings that hold them, telling a Sentinel's refusal (which the
  * client reports as "All sentinels are unreachable … Last error: WRONGPASS …") from a data
  * node's; anything else is its code or message. Neither ever holds the password itself.
  */
 export function outageReason (err: Error & { code?: string }): string {
+  if (refusedDatabase(err)) return `Redis refused the database (${err.message}): check redis.url (REDIS_URL), whose path is the database number`
   const refused = /\b(NOAUTH|WRONGPASS)\b/.exec(err.message)?.[1]
   if (refused === undefined) return err.code ?? err.message
   return /^All sentinels are unreachable/.test(err.message)
