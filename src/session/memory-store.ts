@@ -83,6 +83,12 @@ export class MemorySessionStore implements SessionStore {
     this.#enforceBounds(entry)
   }
 
+  bindProduced (key: string, sessionId: string): void {
+    const owner = this.#live(this.#byKey.get(key))
+    if (owner !== undefined && owner.id !== sessionId) this.#removeKey(owner, key)
+    this.bind([key], sessionId)
+  }
+
   /** Forgets `key` if it is bound to `sessionId` (a binding the shared store refused). */
   unbind (key: string, sessionId: string): void {
     const entry = this.#byKey.get(key)

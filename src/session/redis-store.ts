@@ -4,7 +4,7 @@ import type { Logger } from '../observe/logger.js'
 import { parseCallRecord, type CallRecord } from './call-record.js'
 import { MemorySessionStore } from './memory-store.js'
 import { bytesReadFromRedis, createRedisClient, outageReason, type RedisClient } from './redis-connection.js'
-import { ReplayQueue, type PendingBinding, type PendingUpstream } from './replay-queue.js'
+import { ReplayQueue, type PendingBinding, type PendingLineage, type PendingUpstream } from './replay-queue.js'
 import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
 import { toSessionUsage, type SessionUsage, type UsagePage, type UsageTotals } from './session-usage.js'
@@ -101,7 +101,8 @@ const upstreamKey = (sessionId: string): string => 'upstream:' + sessionId
  * kept locally, so when Redis is slow or down requests go on within `timeoutMs`, decided from
  * what this process knows; the outage is logged once and the client reconnects by itself.
  * Bindings made meanwhile are queued (bounded) and written when Redis returns: a lineage key
- * never over one Redis holds already, a session's upstream unless Redis's was used since. Usage
+ * never over one Redis holds already (a response id learned from an answer excepted: it is its
+ * producer's), a session's upstream unless Redis's was used since. Usage
  * counted meanwhile stays in this process.
  *
  * Works alike on one Redis and on a Cluster: no command spans two keys, since keys of one
@@ -184,6 +185,24 @@ export class RedisSessionStore implements SessionStore {
         this.#writeFailed(err)
       })
     }
+  }
+
+  /**
+   * A response id, to the session that produced it: a plain SET, over a binding another request
+   * made by naming the id before it was learned (here or on another replica). Replayed likewise.
+   */
+  bindProduced (key: string, sessionId: string): void {
+    this.#local.bindProduced(key, sessionId)
+    const binding: PendingLineage = { kind: 'lineage', key, sessionId, expiresAt: Date.now() + this.#idleTtlMs, produced: true }
+    if (this.#redis.status !== 'ready') {
+      this.#replay.add(binding)
+      return
+    }
+    this.#replay.forget(key)
+    this.#redis.set(this.#prefix + key, sessionId, 'EX', this.#ttlSeconds).then(() => this.#recovered(true), (err: Error) => {
+      this.#replay.add(binding)
+      this.#writeFailed(err)
+    })
   }
 
   /**
@@ -561,6 +580,10 @@ export class RedisSessionStore implements SessionStore {
       // Unless the session was bound again meanwhile (that binding decides, whenever it is written).
       if (this.#replay.get(entry.key) === entry) this.#adoptShared(entry, held)
       return 'kept'
+    }
+    if (entry.produced === true) {
+      await this.#redis.set(this.#prefix + entry.key, entry.sessionId, 'PX', ttlMs)
+      return 'written'
     }
     const ours = await this.#redis.eval(REPLAY_LINEAGE, 1, this.#prefix + entry.key, entry.sessionId, ttlMs)
     if (ours === 1) return 'written'
