@@ -156,7 +156,19 @@ export function redisUrl (): Parse<string> {
     if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new ConfigError(key, `expected a redis:// or rediss:// URL, got ${url.protocol}`)
     // Anything else there would quietly mean database 0: another database than the one meant.
     if (!/^\/?(\d+)?$/.test(url.pathname)) throw new ConfigError(key, `the path must be a database number (redis://host:6379/2), got ${JSON.stringify(url.pathname)}`)
+    // The store decodes them; a bare % (a password not percent-encoded) would throw there, unnamed.
+    if (!decodes(url.username) || !decodes(url.password)) throw new ConfigError(key, 'its user or password has a % that starts no escape (%XX): write % as %25, or set redis.password (REDIS_PASSWORD)')
     return value
+  }
+}
+
+/** Whether a URL's percent-encoded part decodes. */
+function decodes (part: string): boolean {
+  try {
+    decodeURIComponent(part)
+    return true
+  } catch {
+    return false
   }
 }
 

@@ -30,6 +30,9 @@ const WANTED = new Map<string, keyof SessionFields>([
 const LONGEST_WANTED_KEY = 20
 // A wanted key written with escapes (`"prompt\u005fcache_key"`) is at most 6 bytes a character.
 const LONGEST_ESCAPED_WANTED_KEY = 6 * LONGEST_WANTED_KEY
+// A lone surrogate (`"\ud800"`) is valid JSON but no text: UTF-8 has no bytes for it, so it can
+// be neither hashed into a derived session id nor kept in Redis as itself. It names no session.
+const LONE_SURROGATE = /\p{Cs}/u
 
 /**
  * The session fields of a JSON object body. Returns `{}` for a body that is not a JSON
@@ -96,7 +99,7 @@ function decodeFieldValue (body: Buffer, start: number, end: number, key: keyof 
     return undefined
   }
   if (key === 'conversation' && value !== null && typeof value === 'object') value = (value as { id?: unknown }).id
-  return typeof value === 'string' && value !== '' ? value : undefined
+  return typeof value === 'string' && value !== '' && !LONE_SURROGATE.test(value) ? value : undefined
 }
 
 function skipWhitespace (body: Buffer, i: number): number {

@@ -23,8 +23,9 @@ export interface MemoryStoreOptions {
  * session to the end); past the byte or count bound whole sessions go from the front, and a
  * session unused for the idle TTL is forgotten, so nothing grows without bound.
  *
- * A session may hold at most a quarter of the byte budget: past that its own least recently
- * used keys go first, so one endless chain can't evict everyone else.
+ * A session may hold at most a quarter of the byte budget and of the count bound's bindings:
+ * past that its own least recently used keys go first, so one endless chain can't evict
+ * everyone else.
  */
 export class MemorySessionStore implements SessionStore {
   readonly kind = 'memory'
@@ -36,6 +37,8 @@ export class MemorySessionStore implements SessionStore {
   #usesSinceSweep = 0
   readonly #maxBytes: number
   readonly #maxEntries: number
+  /** A session's share of the count bound: its bindings past it go first (at least 1). */
+  readonly #maxKeysPerSession: number
   readonly #idleTtlMs: number
   readonly #recordsPerSession: number
   readonly #now: () => number
@@ -44,6 +47,7 @@ export class MemorySessionStore implements SessionStore {
     this.#recordsPerSession = recordsPerSession
     this.#maxBytes = maxBytes
     this.#maxEntries = maxEntries
+    this.#maxKeysPerSession = Math.max(1, Math.floor(maxEntries / 4))
     this.#idleTtlMs = idleTtlMs
     this.#now = now
   }
@@ -77,6 +81,12 @@ export class MemorySessionStore implements SessionStore {
     if (entry.keys.size === 0 && entry.usage === undefined && entry.records === undefined && entry.upstream === undefined) return this.#drop(entry)
     this.#touch(entry)
     this.#enforceBounds(entry)
+  }
+
+  bindProduced (key: string, sessionId: string): void {
+    const owner = this.#live(this.#byKey.get(key))
+    if (owner !== undefined && owner.id !== sessionId) this.#removeKey(owner, key)
+    this.bind([key], sessionId)
   }
 
   /** Forgets `key` if it is bound to `sessionId` (a binding the shared store refused). */
@@ -251,9 +261,10 @@ export class MemorySessionStore implements SessionStore {
    * keys beyond its share; then expired sessions go, then least recently used ones.
    */
   #enforceBounds (current: SessionEntry): void {
-    // Over its share, a session gives up its oldest records (all but the last), then its oldest keys.
+    // Over its share of the bytes a session gives up its oldest records (all but the last), then
+    // its oldest keys; over its share of the bindings, its oldest keys.
     while (current.bytes > this.#maxBytes / 4 && (current.records?.length ?? 0) > 1) this.#removeOldestRecord(current)
-    while (current.bytes > this.#maxBytes / 4 && current.keys.size > 0) this.#removeOldestKey(current)
+    while ((current.bytes > this.#maxBytes / 4 && current.keys.size > 0) || current.keys.size > this.#maxKeysPerSession) this.#removeOldestKey(current)
     // Sweeping expired sessions on every use would cost an iterator per request; every 256th use is enough.
     if (++this.#usesSinceSweep >= 256) {
       this.#usesSinceSweep = 0

@@ -11,7 +11,8 @@ export type RedisClient = Redis | Cluster
 /**
  * Connects to Redis as `target` describes. Commands fail at once while disconnected (no
  * offline queue, no retries) and after `timeoutMs`: a request must never wait on Redis longer
- * than that. Reconnecting goes on in the background for as long as the process runs.
+ * than that. Reconnecting goes on in the background for as long as the process runs, and
+ * starts on a `READONLY` answer too (reconnectOnError).
  */
 export function createRedisClient (target: RedisTarget, timeoutMs: number): RedisClient {
   const retry = (attempt: number): number => Math.min(attempt * 200, 2_000)
@@ -21,6 +22,7 @@ export function createRedisClient (target: RedisTarget, timeoutMs: number): Redi
     commandTimeout: timeoutMs,
     connectTimeout: Math.max(timeoutMs, 1_000),
     lazyConnect: false,
+    reconnectOnError: connectedToAReplica,
     ...credentials(target),
     ...(redisTlsEnabled(target) ? { tls: tlsOptions(target) } : {})
   }
@@ -45,7 +47,26 @@ export function createRedisClient (target: RedisTarget, timeoutMs: number): Redi
       ...(redisTlsEnabled(target) ? { enableTLSForSentinelMode: true, sentinelTLS: tlsOptions(target) } : {})
     })
   }
-  return new Redis({ ...fromUrl(target.url), ...common, retryStrategy: retry })
+  const client = new Redis({ ...fromUrl(target.url), ...common, retryStrategy: retry })
+  // A SELECT Redis refuses is only an error event to ioredis, which then goes on in database 0:
+  // another database than the one meant. Dropped and retried instead, as refused credentials are.
+  client.on('error', (err: Error) => { if (refusedDatabase(err)) client.disconnect(true) })
+  return client
+}
+
+/** Redis refused the database `redis.url` names (its SELECT): no such database, or a Cluster node. */
+function refusedDatabase (err: Error): boolean {
+  return /\bDB index\b|\bSELECT is not allowed\b/.test(err.message)
+}
+
+/**
+ * `READONLY`: the connection is to a replica, typically a primary demoted by a failover behind
+ * an address that now names another server (a managed Redis's endpoint, a DNS name, a proxy).
+ * The connection stays open, so without a reconnect every write would fail on it for good.
+ * 1: reconnect, and the command fails as any does while Redis is away (its binding is replayed).
+ */
+function connectedToAReplica (err: Error): 1 | false {
+  return err.message.startsWith('READONLY') ? 1 : false
 }
 
 /**
@@ -61,12 +82,13 @@ export function bytesReadFromRedis (client: RedisClient): number {
 }
 
 /**
- * An error of the Redis client as the outage's reason (logged, and in `/readyz`): credentials
- * refused are named by the settings that hold them, telling a Sentinel's refusal (which the
+ * An error of the Redis client as the outage's reason (logged, and in `/readyz`): a database or
+ * credentials refused are named by the settings that hold them, telling a Sentinel's refusal (which the
  * client reports as "All sentinels are unreachable … Last error: WRONGPASS …") from a data
  * node's; anything else is its code or message. Neither ever holds the password itself.
  */
 export function outageReason (err: Error & { code?: string }): string {
+  if (refusedDatabase(err)) return `Redis refused the database (${err.message}): check redis.url (REDIS_URL), whose path is the database number`
   const refused = /\b(NOAUTH|WRONGPASS)\b/.exec(err.message)?.[1]
   if (refused === undefined) return err.code ?? err.message
   return /^All sentinels are unreachable/.test(err.message)

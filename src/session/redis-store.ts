@@ -4,7 +4,7 @@ import type { Logger } from '../observe/logger.js'
 import { parseCallRecord, type CallRecord } from './call-record.js'
 import { MemorySessionStore } from './memory-store.js'
 import { bytesReadFromRedis, createRedisClient, outageReason, type RedisClient } from './redis-connection.js'
-import { ReplayQueue, type PendingBinding, type PendingUpstream } from './replay-queue.js'
+import { ReplayQueue, type PendingBinding, type PendingLineage, type PendingUpstream } from './replay-queue.js'
 import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
 import { toSessionUsage, type SessionUsage, type UsagePage, type UsageTotals } from './session-usage.js'
@@ -101,7 +101,8 @@ const upstreamKey = (sessionId: string): string => 'upstream:' + sessionId
  * kept locally, so when Redis is slow or down requests go on within `timeoutMs`, decided from
  * what this process knows; the outage is logged once and the client reconnects by itself.
  * Bindings made meanwhile are queued (bounded) and written when Redis returns: a lineage key
- * never over one Redis holds already, a session's upstream unless Redis's was used since. Usage
+ * never over one Redis holds already (a response id learned from an answer excepted: it is its
+ * producer's), a session's upstream unless Redis's was used since. Usage
  * counted meanwhile stays in this process.
  *
  * Works alike on one Redis and on a Cluster: no command spans two keys, since keys of one
@@ -123,6 +124,8 @@ export class RedisSessionStore implements SessionStore {
   /** First upstream bindings sent to Redis and not answered yet, by session: only the latest one's answer is taken. */
   readonly #firstBindings = new Map<string, PendingUpstream>()
   #degradedBy: string | undefined = 'connecting'
+  /** The outage is Redis refusing writes (an error reply): only a write it accepts ends it. */
+  #writesRefused = false
   #closed = false
   readonly #timeoutMs: number
   /** When a read last timed out (`performance.now()`); a request's next read within `timeoutMs` of it answers locally. */
@@ -143,7 +146,7 @@ export class RedisSessionStore implements SessionStore {
     this.#replay = new ReplayQueue(options.replayMaxEntries)
     this.#timeoutMs = options.timeoutMs
     this.#redis = createRedisClient(options.target, options.timeoutMs)
-    this.#redis.on('ready', () => this.#recovered())
+    this.#redis.on('ready', () => this.#reachable())
     this.#redis.on('error', (err: Error & { code?: string }) => this.#degraded(outageReason(err)))
     this.#redis.on('end', () => this.#degraded('connection ended'))
   }
@@ -174,14 +177,32 @@ export class RedisSessionStore implements SessionStore {
     for (const key of keys) {
       this.#replay.forget(key)
       this.#redis.eval(BIND_UNLESS_OWNED, 1, this.#prefix + key, sessionId, this.#ttlSeconds).then((bound) => {
-        this.#recovered()
+        this.#recovered(true)
         // Another replica's session owns the key: the local copy must not claim it either.
         if (bound === 0) this.#local.unbind(key, sessionId)
       }, (err: Error) => {
         this.#replay.add({ kind: 'lineage', key, sessionId, expiresAt })
-        this.#degraded(err.message)
+        this.#writeFailed(err)
       })
     }
+  }
+
+  /**
+   * A response id, to the session that produced it: a plain SET, over a binding another request
+   * made by naming the id before it was learned (here or on another replica). Replayed likewise.
+   */
+  bindProduced (key: string, sessionId: string): void {
+    this.#local.bindProduced(key, sessionId)
+    const binding: PendingLineage = { kind: 'lineage', key, sessionId, expiresAt: Date.now() + this.#idleTtlMs, produced: true }
+    if (this.#redis.status !== 'ready') {
+      this.#replay.add(binding)
+      return
+    }
+    this.#replay.forget(key)
+    this.#redis.set(this.#prefix + key, sessionId, 'EX', this.#ttlSeconds).then(() => this.#recovered(true), (err: Error) => {
+      this.#replay.add(binding)
+      this.#writeFailed(err)
+    })
   }
 
   /**
@@ -239,15 +260,15 @@ export class RedisSessionStore implements SessionStore {
     this.#replay.forget(key)
     const failed = (err: Error): void => {
       this.#replay.add(binding)
-      this.#degraded(err.message)
+      this.#writeFailed(err)
     }
     if (move) {
-      this.#redis.set(this.#prefix + key, upstream, 'EX', this.#ttlSeconds).then(() => this.#recovered(), failed)
+      this.#redis.set(this.#prefix + key, upstream, 'EX', this.#ttlSeconds).then(() => this.#recovered(true), failed)
       return
     }
     this.#firstBindings.set(sessionId, binding)
     this.#redis.eval(BIND_FIRST_UPSTREAM, 1, this.#prefix + key, upstream, this.#ttlSeconds * 1000).then((held) => {
-      this.#recovered()
+      this.#recovered(true)
       if (this.#firstBindings.get(sessionId) !== binding) return
       this.#firstBindings.delete(sessionId)
       this.#adoptShared(binding, held)
@@ -278,7 +299,7 @@ export class RedisSessionStore implements SessionStore {
     const key = this.#prefix + 'usage:' + sessionId
     const recent = this.#prefix + 'usage-recent'
     const answered = (replies: PipelineReplies): void => this.#pipelineAnswered(replies)
-    const failed = (err: Error): void => this.#degraded(err.message)
+    const failed = (err: Error): void => this.#writeFailed(err)
     // Two pipelines, one per key: in a Cluster a pipeline must stay on one node.
     this.#redis.pipeline()
       .hincrby(key, 'requests', 1)
@@ -321,7 +342,7 @@ export class RedisSessionStore implements SessionStore {
       .ltrim(key, 0, this.#recordsPerSession - 1)
       .expire(key, this.#ttlSeconds)
       .exec()
-      .then((replies) => this.#pipelineAnswered(replies), (err: Error) => this.#degraded(err.message))
+      .then((replies) => this.#pipelineAnswered(replies), (err: Error) => this.#writeFailed(err))
     return record
   }
 
@@ -393,7 +414,7 @@ export class RedisSessionStore implements SessionStore {
 
   /** A listed session's usage hash is gone: its member leaves the index, unless it was used again since it was read. */
   #forgetGoneUsage (recent: string, sessionId: string, score: string): void {
-    this.#redis.eval(FORGET_UNLESS_USED, 1, recent, sessionId, score).then(() => this.#recovered(), (err: Error) => this.#degraded(err.message))
+    this.#redis.eval(FORGET_UNLESS_USED, 1, recent, sessionId, score).then(() => this.#recovered(true), (err: Error) => this.#writeFailed(err))
   }
 
   health (): StoreHealth {
@@ -449,14 +470,24 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
-   * A pipeline resolves whatever became of its commands: each reply holds its own error. Redis
-   * answered unless one timed out or lost its connection (an error reply, WRONGTYPE say, is an
-   * answer).
+   * A pipeline of writes resolves whatever became of its commands: each reply holds its own
+   * error. Redis kept them unless one timed out, lost its connection, or was refused.
    */
   #pipelineAnswered (replies: PipelineReplies): void {
-    const failure = replies?.find(([err]) => err !== null && !(err instanceof ReplyError))?.[0]
-    if (failure === undefined || failure === null) this.#recovered()
-    else this.#degraded(failure.message)
+    const failure = replies?.find(([err]) => err !== null)?.[0]
+    if (failure === undefined || failure === null) this.#recovered(true)
+    else this.#writeFailed(failure)
+  }
+
+  /**
+   * A write failed. One Redis refused with an error reply (OOM under `maxmemory`, READONLY,
+   * NOPERM) keeps nothing of ours though it answers: an outage that answers to reads do not
+   * end, only a write it accepts. Else each request's read would end it and its write start it
+   * again, both logged.
+   */
+  #writeFailed (err: Error): void {
+    if (err instanceof ReplyError && !this.#closed) this.#writesRefused = true
+    this.#degraded(err.message)
   }
 
   /** A read failed: a timeout also lets a request's next read within timeoutMs answer locally (see upstreamOf). */
@@ -466,13 +497,16 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
-   * Redis answered: an outage, if one was on, is over. Every command's answer says so, not only
-   * the reads': a stall drops no connection, so no `ready` event ends it. Bindings queued in a
-   * reconnect that no error announced (a connection closed cleanly: an idle timeout, CLIENT
-   * KILL) are written too.
+   * Redis answered (`wrote`: accepted a write): an outage, if one was on, is over. Every
+   * command's answer says so, not only the reads': a stall drops no connection, so no `ready`
+   * event ends it. Bindings queued in a reconnect that no error announced (a connection closed
+   * cleanly: an idle timeout, CLIENT KILL) are written too. Refused writes (#writeFailed) end
+   * only with a write accepted.
    */
-  #recovered (): void {
+  #recovered (wrote = false): void {
     this.#timedOutAt = -Infinity // answering again: reads need not skip it
+    if (this.#writesRefused && !wrote) return
+    this.#writesRefused = false
     if (this.#degradedBy !== undefined) {
       const wasConnecting = this.#degradedBy === 'connecting'
       this.#degradedBy = undefined
@@ -484,6 +518,15 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
+   * A new connection, or a PING answered during an outage. While Redis refuses writes only a
+   * write can tell it accepts them again: the queued bindings are that write.
+   */
+  #reachable (): void {
+    this.#recovered()
+    if (this.#writesRefused && this.#replay.size > 0) void this.#replayPending()
+  }
+
+  /**
    * While an outage lasts, a PING now and then on a connection that is still open: a Redis that
    * stalled (a slow command, a fork, a paused VM) comes back with no event, so without traffic
    * `/readyz` would say degraded and queued bindings wait until a request happens to ask.
@@ -492,7 +535,7 @@ export class RedisSessionStore implements SessionStore {
   #watchForAnswers (): void {
     if (this.#stallWatch !== undefined) return
     this.#stallWatch = setInterval(() => {
-      if (this.#redis.status === 'ready') this.#redis.ping().then(() => this.#recovered(), () => {})
+      if (this.#redis.status === 'ready') this.#redis.ping().then(() => this.#reachable(), () => {})
     }, Math.max(this.#timeoutMs, 1_000)).unref()
   }
 
@@ -514,10 +557,11 @@ export class RedisSessionStore implements SessionStore {
         const results = await Promise.all(batch.map(async (entry) => await this.#replayOne(entry)))
         for (const result of results) counts[result]++
         this.#replay.done(batch)
+        if (this.#writesRefused && results.some((result) => result !== 'expired')) this.#recovered(true)
       }
       this.#logger.info({ ...counts, dropped: this.#replay.takeDropped() }, 'session store: bindings made while redis was away are written to it')
     } catch (err) {
-      this.#degraded((err as Error).message)
+      this.#writeFailed(err as Error)
     } finally {
       this.#replaying = false
     }
@@ -536,6 +580,10 @@ export class RedisSessionStore implements SessionStore {
       // Unless the session was bound again meanwhile (that binding decides, whenever it is written).
       if (this.#replay.get(entry.key) === entry) this.#adoptShared(entry, held)
       return 'kept'
+    }
+    if (entry.produced === true) {
+      await this.#redis.set(this.#prefix + entry.key, entry.sessionId, 'PX', ttlMs)
+      return 'written'
     }
     const ours = await this.#redis.eval(REPLAY_LINEAGE, 1, this.#prefix + entry.key, entry.sessionId, ttlMs)
     if (ours === 1) return 'written'

@@ -16,6 +16,8 @@ interface Pending {
 export interface PendingLineage extends Pending {
   kind: 'lineage'
   sessionId: string
+  /** A response id its session produced: written over a binding made by naming it (bindProduced). */
+  produced?: boolean
 }
 
 /**

@@ -27,7 +27,8 @@ const DERIVED_ID_NAMESPACE = '6f1c2b1e-4f43-4d0a-9d43-2b5b8f0e7a10'
  *  5. otherwise the session bound to the client's connection, made on its first request.
  * Whatever decided it, the request's lineage keys that no other session owns are bound to the
  * session, and so are the response ids it produces (`learnResponse`), so any rule finds it
- * again later. A key bound to one session is never rebound to another.
+ * again later. A key bound to one session is never rebound to another, but for a response id
+ * a request named before it was learned: it goes to the session that produced it.
  */
 export class SessionResolver {
   // Keyed weakly by the socket, so a connection's session goes when the connection does.
@@ -99,9 +100,12 @@ export class SessionResolver {
     this.#store.recordUsage(sessionId, tokens, Date.now())
   }
 
-  /** Remembers that `responseId` belongs to `sessionId`, for later `previous_response_id`s. */
+  /**
+   * Remembers that `responseId` belongs to `sessionId`, for later `previous_response_id`s: the
+   * session that produced it, even over one whose request named it before it was learned.
+   */
   learnResponse (sessionId: string, responseId: string): void {
-    this.#store.bind([lineageKey.response(responseId)], sessionId)
+    this.#store.bindProduced(lineageKey.response(responseId), sessionId)
   }
 }
 

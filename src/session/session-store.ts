@@ -16,6 +16,12 @@ export interface SessionStore {
    * bound to `sessionId`. A key bound to another session is left alone: never taken over.
    */
   bind (keys: readonly string[], sessionId: string): void
+  /**
+   * Binds a response id to the session whose request the upstream answered with it, over a
+   * binding a request made by naming the id before it was learned (a client continuing the
+   * response faster than the gateway read its id): a response belongs to who produced it.
+   */
+  bindProduced (key: string, sessionId: string): void
   /** The upstream the session is bound to (several upstreams only); undefined when none yet. A use: Redis renews its TTL. */
   upstreamOf (sessionId: string): string | undefined | Promise<string | undefined>
   /** The same, for looking only (the admin page): not a use, so it renews nothing. */

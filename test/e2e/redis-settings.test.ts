@@ -150,3 +150,20 @@ t.test('the CLI exits 2 on conflicting Redis settings, naming them, without echo
   t.match(run.stderr, /config redis\.url \+ redis\.cluster_nodes: .*only one way to reach Redis/)
   t.notMatch(run.stderr + run.stdout, /pw-in-url|pw-setting/, 'no password in the message')
 })
+
+// Regression: a password with a bare % in REDIS_URL (redis://gw:p%ss@host, not percent-encoded)
+// passed the check, then threw URIError when the store decoded it: "cannot start: URI
+// malformed", exit 1 (which a supervisor retries forever), naming no setting.
+t.test('a REDIS_URL whose user or password has a % that starts no escape is refused by name, exit 2, not echoed', async (t) => {
+  for (const url of ['redis://gw:p%ss-7a1c@r:6379', 'redis://g%w:pw-7a1c@r:6379', 'rediss://:100%-7a1c@r:6380/1']) {
+    const err = refusal(() => loadConfig({ env: { REDIS_URL: url } }))
+    t.equal(err.key, 'REDIS_URL', url)
+    t.match(err.message, /user or password .*%25.*REDIS_PASSWORD/)
+    t.notMatch(err.message, /7a1c/, 'the credentials are not echoed')
+  }
+  t.equal(loadConfig({ env: { REDIS_URL: 'redis://gw:p%25ss%40x@r:6379' } }).redis.url, 'redis://gw:p%25ss%40x@r:6379', 'escapes are taken')
+  const run = spawnSync(process.execPath, [CLI], { encoding: 'utf8', timeout: 10_000, env: { PATH: process.env.PATH, REDIS_URL: 'redis://gw:p%ss-7a1c@127.0.0.1:1' } })
+  t.equal(run.status, 2, 'the CLI exits 2: a configuration error')
+  t.match(run.stderr, /config REDIS_URL: /)
+  t.notMatch(run.stderr + run.stdout, /7a1c/)
+})
