@@ -33,6 +33,8 @@ const INFLATE: Record<string, Inflate> = { gzip: gunzip, 'x-gzip': gunzip, defla
 
 /** Largest response.created / response.completed event read for its id and usage. */
 const MAX_EVENT_BYTES = 16 * 1024 * 1024
+/** Of a final event longer than that, the last bytes read for its usage (as a WebSocket's is read). */
+const TAIL_BYTES = 64 * 1024
 /** Largest non-streamed JSON body kept to read its `id`; larger ones pass unobserved. */
 const MAX_JSON_BYTES = 8 * 1024 * 1024
 /** Largest Chat Completions chunk read; the one with the usage has no choices, so it is small. */
@@ -75,10 +77,12 @@ export class ResponseObserver implements ResponseTap {
         ? new SseObserver({ types: CHAT_CHUNK_EVENTS, onEvent: (_type, data) => this.#onChatChunk(data), maxEventBytes: MAX_CHUNK_BYTES })
         : new SseObserver({
           types: WATCHED_EVENTS,
-          onEvent: (type, data) => this.#onEventData(type, data),
+          onEvent: (type, data, cut) => this.#onEventData(type, data, cut),
           // response.created and .completed repeat the instructions, tools and output; agents
-          // with long ones reach megabytes. Only these two events are copied, once each.
-          maxEventBytes: MAX_EVENT_BYTES
+          // with long ones reach megabytes. Only these two events are copied, once each; of a
+          // longer final event (generated images are base64 in its output) only the end, where its usage is.
+          maxEventBytes: MAX_EVENT_BYTES,
+          tailBytes: TAIL_BYTES
         })
     } else if (type.startsWith('application/json')) {
       // SDKs send accept-encoding, so plain JSON answers often come compressed: a copy is
@@ -129,7 +133,12 @@ export class ResponseObserver implements ResponseTap {
     this.#learnUsage(parsed.usage)
   }
 
-  #onEventData (type: string | undefined, data: string): void {
+  #onEventData (type: string | undefined, data: string, cut: boolean | undefined): void {
+    if (cut === true) {
+      // Only the end of an event too long to copy: a final event's usage is there.
+      if (type !== undefined && FINAL_EVENTS.has(type)) this.#finalUsage(trailingUsage(data))
+      return
+    }
     // The usual shapes are read without parsing the whole event, which repeats the request's
     // instructions and tools (and, at the end, the whole output): the id sits at the start of
     // response.created, the usage near the end of the final event. Anything else is parsed.
@@ -141,11 +150,7 @@ export class ResponseObserver implements ResponseTap {
       }
     } else if (type !== undefined && FINAL_EVENTS.has(type) && this.#knownId !== undefined) {
       const usage = trailingUsage(data)
-      if (usage !== undefined) {
-        this.#learnUsage(usage)
-        this.#sse?.stop() // nothing more to learn from this stream
-        return
-      }
+      if (usage !== undefined) return this.#finalUsage(usage)
     }
     const event = parseJson(data) as { type?: unknown, response?: { id?: unknown, model?: unknown, usage?: unknown } } | undefined
     if (event === undefined || typeof event.type !== 'string') return
@@ -154,9 +159,14 @@ export class ResponseObserver implements ResponseTap {
       if (typeof event.response?.id === 'string') this.#learnId(event.response.id)
     } else if (FINAL_EVENTS.has(event.type)) {
       if (typeof event.response?.id === 'string') this.#learnId(event.response.id)
-      this.#learnUsage(event.response?.usage)
-      this.#sse?.stop() // nothing more to learn from this stream
+      this.#finalUsage(event.response?.usage)
     }
+  }
+
+  /** A final event's usage (undefined when it has none): nothing more to learn from this stream. */
+  #finalUsage (usage: unknown): void {
+    this.#learnUsage(usage)
+    this.#sse?.stop()
   }
 
   /**

@@ -2,7 +2,8 @@
  * Watches a Server-Sent Events byte stream for a few event types without touching it.
  * Incremental and tolerant: events and lines split across chunks, CRLF or LF, huge events,
  * garbage. It copies only the lines of the events it was asked for, never more than
- * `maxEventBytes` of one, and never throws: a callback's failure ends the observation.
+ * `maxEventBytes` of one (of a longer one, only the end, when `tailBytes` asks for it), and
+ * never throws: a callback's failure ends the observation.
  */
 
 const LF = 0x0a
@@ -18,15 +19,25 @@ export interface SseObserverOptions {
    */
   types?: readonly string[]
   wants?: (type: string) => boolean
-  /** Called with the event's type (undefined when it had no `event:` line) and its data. */
-  onEvent: (type: string | undefined, data: string) => void
+  /**
+   * Called with the event's type (undefined when it had no `event:` line) and its data; `cut`
+   * when the data is only the end of an event too long to copy (see `tailBytes`).
+   */
+  onEvent: (type: string | undefined, data: string, cut?: boolean) => void
   maxEventBytes?: number
+  /**
+   * Of a wanted event whose data line passes `maxEventBytes`, the last this many bytes of that
+   * line are offered (`cut`), for what sits at its end; at most `maxEventBytes`. 0 (the
+   * default): such an event is skipped.
+   */
+  tailBytes?: number
 }
 
 export class SseObserver {
   readonly #wants: (type: string) => boolean
-  readonly #onEvent: (type: string | undefined, data: string) => void
+  readonly #onEvent: (type: string | undefined, data: string, cut?: boolean) => void
   readonly #maxEventBytes: number
+  readonly #tailBytes: number
   /** Longest line kept: one that can still carry `maxEventBytes` of data ("data: " … "\r"). */
   readonly #maxLineBytes: number
   /** The start of a line that continues in the next chunk. */
@@ -38,12 +49,17 @@ export class SseObserver {
   #data: string[] = []
   #dataBytes = 0
   #overflow = false
+  /** The end of the current event's over-long data line (copies), when `tailBytes` wants it. */
+  #tail: Buffer[] | undefined
+  #tailLength = 0
+  /** That line is still passing: its pieces are added to `#tail`. */
+  #tailing = false
   #stopped = false
 
   /** `types` as bytes, when given. */
   readonly #typeBytes: Array<{ name: string, bytes: Buffer }> | undefined
 
-  constructor ({ types, wants, onEvent, maxEventBytes = 1024 * 1024 }: SseObserverOptions) {
+  constructor ({ types, wants, onEvent, maxEventBytes = 1024 * 1024, tailBytes = 0 }: SseObserverOptions) {
     if (types !== undefined) {
       const compiled = compileTypes(types)
       this.#typeBytes = compiled.bytes
@@ -56,6 +72,7 @@ export class SseObserver {
     this.#onEvent = onEvent
     this.#maxEventBytes = maxEventBytes
     this.#maxLineBytes = maxEventBytes + DATA_PREFIX.length + 2
+    this.#tailBytes = Math.min(tailBytes, maxEventBytes)
   }
 
   /** Stops watching: later chunks are ignored at no cost. */
@@ -63,6 +80,7 @@ export class SseObserver {
     this.#stopped = true
     this.#partial = []
     this.#data = []
+    this.#tail = undefined
   }
 
   push (chunk: Buffer): void {
@@ -84,6 +102,7 @@ export class SseObserver {
       }
       if (this.#skippingLine) {
         this.#skippingLine = false
+        if (this.#tailing) this.#endTail(chunk.subarray(start, newline))
       } else if (this.#partialBytes > 0) {
         this.#partial.push(chunk.subarray(start, newline))
         const line = Buffer.concat(this.#partial)
@@ -100,7 +119,10 @@ export class SseObserver {
   }
 
   #keepPartial (piece: Buffer): void {
-    if (this.#skippingLine) return
+    if (this.#skippingLine) {
+      if (this.#tailing) this.#keepTail(piece)
+      return
+    }
     if (this.#partialBytes === 0 && this.#isUnwantedData(piece)) {
       this.#skippingLine = true
       return
@@ -110,7 +132,10 @@ export class SseObserver {
       // Judged as #line judges a whole line, so where the chunks split never changes the outcome:
       // an unwanted event's data line is just dropped, any other too-long line spoils the event.
       this.#partial.push(piece)
-      const unwantedData = this.#isUnwantedData(Buffer.concat(this.#partial, DATA_PREFIX.length))
+      const head = Buffer.concat(this.#partial, DATA_PREFIX.length)
+      const unwantedData = this.#isUnwantedData(head)
+      // As #line: the first data line past the limit is the one whose end is kept.
+      if (!unwantedData && !this.#overflow && this.#tailBytes > 0 && startsWithAt(head, 0, DATA_PREFIX)) this.#startTail(this.#partial)
       this.#partial = []
       this.#partialBytes = 0
       this.#skippingLine = true
@@ -119,6 +144,34 @@ export class SseObserver {
     }
     // Copy: the chunk's memory belongs to the relay and may be reused.
     this.#partial.push(Buffer.from(piece))
+  }
+
+  /** An over-long data line's pieces so far: only the ones its last bytes are in are kept. */
+  #startTail (pieces: Buffer[]): void {
+    this.#tail = []
+    this.#tailLength = 0
+    this.#tailing = true
+    let first = pieces.length
+    for (let needed = this.#tailBytes + 1; first > 0 && needed > 0;) needed -= pieces[--first]!.length
+    for (let i = first; i < pieces.length; i++) this.#keepTail(pieces[i]!)
+  }
+
+  /** Keeps a copy of the piece's end; one byte more than wanted, for a CR before the LF. */
+  #keepTail (piece: Buffer): void {
+    const room = this.#tailBytes + 1
+    const tail = this.#tail!
+    tail.push(Buffer.from(piece.length > room ? piece.subarray(piece.length - room) : piece))
+    this.#tailLength += tail.at(-1)!.length
+    while (this.#tailLength - tail[0]!.length >= room) this.#tailLength -= tail.shift()!.length
+  }
+
+  /** The over-long line ended with `last`: its end without the CR, `tailBytes` of it, as #line cuts it. */
+  #endTail (last: Buffer): void {
+    if (last.length > 0) this.#keepTail(last)
+    this.#tailing = false
+    let kept = Buffer.concat(this.#tail!, this.#tailLength)
+    if (kept[kept.length - 1] === CR) kept = kept.subarray(0, kept.length - 1)
+    this.#tail = [kept.subarray(Math.max(0, kept.length - this.#tailBytes))]
   }
 
   #isUnwantedData (piece: Buffer): boolean {
@@ -141,6 +194,7 @@ export class SseObserver {
       if (this.#dataBytes > this.#maxEventBytes) {
         this.#overflow = true
         this.#data = []
+        if (this.#tailBytes > 0) this.#tail = [Buffer.from(buf.subarray(Math.max(from, end - this.#tailBytes), end))]
         return
       }
       // A whole line, so no UTF-8 sequence is cut: decoded once, no copy of its bytes kept.
@@ -160,12 +214,21 @@ export class SseObserver {
     const data = this.#data
     // The type is checked again: data lines read before a late `event:` line were kept.
     const wanted = !this.#overflow && data.length > 0 && (type === undefined || this.#wants(type))
+    const tail = this.#tail
     this.#type = undefined
     if (data.length > 0) this.#data = []
     this.#dataBytes = 0
     this.#overflow = false
     // Multiple data lines of one event are joined with "\n" (the SSE rule).
     if (wanted) this.#onEvent(type, data.length === 1 ? data[0]! : data.join('\n'))
+    else if (tail !== undefined) this.#dispatchTail(type, tail)
+  }
+
+  /** An event too long to copy: the end of its over-long data line, when it is wanted. */
+  #dispatchTail (type: string | undefined, tail: Buffer[]): void {
+    this.#tail = undefined
+    this.#tailing = false
+    if (type === undefined || this.#wants(type)) this.#onEvent(type, Buffer.concat(tail).toString('utf8'), true)
   }
 }
 
