@@ -6,6 +6,8 @@
  * never throws: a callback's failure ends the observation.
  */
 
+import { ByteTail } from './byte-tail.js'
+
 const LF = 0x0a
 const CR = 0x0d
 const EVENT_PREFIX = Buffer.from('event:')
@@ -49,11 +51,10 @@ export class SseObserver {
   #data: string[] = []
   #dataBytes = 0
   #overflow = false
-  /** The end of the current event's over-long data line (copies), when `tailBytes` wants it. */
-  #tail: Buffer[] | undefined
-  #tailLength = 0
-  /** That line is still passing: its pieces are added to `#tail`. */
-  #tailing = false
+  /** The current event's over-long data line is passing, and `tailBytes` wants its end: kept here. */
+  #tail: ByteTail | undefined
+  /** That end, once the line has passed: offered (cut) when the event is dispatched. */
+  #cut: Buffer | undefined
   #stopped = false
 
   /** `types` as bytes, when given. */
@@ -81,6 +82,7 @@ export class SseObserver {
     this.#partial = []
     this.#data = []
     this.#tail = undefined
+    this.#cut = undefined
   }
 
   push (chunk: Buffer): void {
@@ -102,7 +104,7 @@ export class SseObserver {
       }
       if (this.#skippingLine) {
         this.#skippingLine = false
-        if (this.#tailing) this.#endTail(chunk.subarray(start, newline))
+        if (this.#tail !== undefined) this.#endTail(chunk.subarray(start, newline))
       } else if (this.#partialBytes > 0) {
         this.#partial.push(chunk.subarray(start, newline))
         const line = Buffer.concat(this.#partial)
@@ -120,7 +122,7 @@ export class SseObserver {
 
   #keepPartial (piece: Buffer): void {
     if (this.#skippingLine) {
-      if (this.#tailing) this.#keepTail(piece)
+      this.#tail?.add(piece)
       return
     }
     if (this.#partialBytes === 0 && this.#isUnwantedData(piece)) {
@@ -135,7 +137,11 @@ export class SseObserver {
       const head = Buffer.concat(this.#partial, DATA_PREFIX.length)
       const unwantedData = this.#isUnwantedData(head)
       // As #line: the first data line past the limit is the one whose end is kept.
-      if (!unwantedData && !this.#overflow && this.#tailBytes > 0 && startsWithAt(head, 0, DATA_PREFIX)) this.#startTail(this.#partial)
+      if (!unwantedData && !this.#overflow && this.#tailBytes > 0 && startsWithAt(head, 0, DATA_PREFIX)) {
+        // One byte more than wanted, for a CR before the LF.
+        this.#tail = new ByteTail(this.#tailBytes + 1)
+        this.#tail.addLast(this.#partial)
+      }
       this.#partial = []
       this.#partialBytes = 0
       this.#skippingLine = true
@@ -146,32 +152,13 @@ export class SseObserver {
     this.#partial.push(Buffer.from(piece))
   }
 
-  /** An over-long data line's pieces so far: only the ones its last bytes are in are kept. */
-  #startTail (pieces: Buffer[]): void {
-    this.#tail = []
-    this.#tailLength = 0
-    this.#tailing = true
-    let first = pieces.length
-    for (let needed = this.#tailBytes + 1; first > 0 && needed > 0;) needed -= pieces[--first]!.length
-    for (let i = first; i < pieces.length; i++) this.#keepTail(pieces[i]!)
-  }
-
-  /** Keeps a copy of the piece's end; one byte more than wanted, for a CR before the LF. */
-  #keepTail (piece: Buffer): void {
-    const room = this.#tailBytes + 1
-    const tail = this.#tail!
-    tail.push(Buffer.from(piece.length > room ? piece.subarray(piece.length - room) : piece))
-    this.#tailLength += tail.at(-1)!.length
-    while (this.#tailLength - tail[0]!.length >= room) this.#tailLength -= tail.shift()!.length
-  }
-
   /** The over-long line ended with `last`: its end without the CR, `tailBytes` of it, as #line cuts it. */
   #endTail (last: Buffer): void {
-    if (last.length > 0) this.#keepTail(last)
-    this.#tailing = false
-    let kept = Buffer.concat(this.#tail!, this.#tailLength)
+    this.#tail!.add(last)
+    let kept = this.#tail!.bytes()
+    this.#tail = undefined
     if (kept[kept.length - 1] === CR) kept = kept.subarray(0, kept.length - 1)
-    this.#tail = [kept.subarray(Math.max(0, kept.length - this.#tailBytes))]
+    this.#cut = kept.subarray(Math.max(0, kept.length - this.#tailBytes))
   }
 
   #isUnwantedData (piece: Buffer): boolean {
@@ -194,7 +181,7 @@ export class SseObserver {
       if (this.#dataBytes > this.#maxEventBytes) {
         this.#overflow = true
         this.#data = []
-        if (this.#tailBytes > 0) this.#tail = [Buffer.from(buf.subarray(Math.max(from, end - this.#tailBytes), end))]
+        if (this.#tailBytes > 0) this.#cut = Buffer.from(buf.subarray(Math.max(from, end - this.#tailBytes), end))
         return
       }
       // A whole line, so no UTF-8 sequence is cut: decoded once, no copy of its bytes kept.
@@ -214,21 +201,20 @@ export class SseObserver {
     const data = this.#data
     // The type is checked again: data lines read before a late `event:` line were kept.
     const wanted = !this.#overflow && data.length > 0 && (type === undefined || this.#wants(type))
-    const tail = this.#tail
+    const cut = this.#cut
     this.#type = undefined
     if (data.length > 0) this.#data = []
     this.#dataBytes = 0
     this.#overflow = false
     // Multiple data lines of one event are joined with "\n" (the SSE rule).
     if (wanted) this.#onEvent(type, data.length === 1 ? data[0]! : data.join('\n'))
-    else if (tail !== undefined) this.#dispatchTail(type, tail)
+    else if (cut !== undefined) this.#dispatchCut(type, cut)
   }
 
   /** An event too long to copy: the end of its over-long data line, when it is wanted. */
-  #dispatchTail (type: string | undefined, tail: Buffer[]): void {
-    this.#tail = undefined
-    this.#tailing = false
-    if (type === undefined || this.#wants(type)) this.#onEvent(type, Buffer.concat(tail).toString('utf8'), true)
+  #dispatchCut (type: string | undefined, cut: Buffer): void {
+    this.#cut = undefined
+    if (type === undefined || this.#wants(type)) this.#onEvent(type, cut.toString('utf8'), true)
   }
 }
 

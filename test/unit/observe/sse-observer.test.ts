@@ -318,6 +318,31 @@ t.test('regression: a final event over the 16 MiB copy limit still has its usage
   }
 })
 
+t.test('regression: a JSON answer over 8 MiB has its id and usage read from its start and end, in any chunking', async (t) => {
+  const image = 'iVBORw0KGgo'.repeat(Math.ceil(9 * 1024 * 1024 / 11))
+  const usage = { input_tokens: 4000, input_tokens_details: { cached_tokens: 3072 }, output_tokens: 6000, output_tokens_details: { reasoning_tokens: 64 }, total_tokens: 10000 }
+  const answer = { id: 'resp_json_images', object: 'response', status: 'completed', model: 'gpt-5', output: [{ type: 'image_generation_call', id: 'ig_1', result: image }], usage, user: null, metadata: {} }
+  for (const indent of [2, undefined]) {
+    const body = Buffer.from(JSON.stringify(answer, null, indent))
+    for (const { label, chunks } of [{ label: 'one chunk', chunks: [body] }, { label: '64 KiB chunks', chunks: fixedChunks(body, 65_536) }, { label: 'random chunks', chunks: randomChunks(body, indent ?? 9, 200_000) }]) {
+      const learned = { ids: [] as string[], usages: [] as unknown[], models: [] as string[] }
+      const observer = new ResponseObserver({ onResponseId: (id) => learned.ids.push(id), onUsage: (u) => learned.usages.push(u), holdUsage: () => {}, releaseUsage: () => {}, traced: true, onResponseModel: (m) => learned.models.push(m) })
+      observer.onResponseStart(200, ['content-type', 'application/json'])
+      for (const chunk of chunks) observer.onChunk(chunk)
+      observer.onResponseEnd()
+      t.same(learned, { ids: ['resp_json_images'], usages: [{ input: 4000, cached: 3072, output: 6000, reasoning: 64 }], models: ['gpt-5'] }, `${indent === undefined ? 'compact' : 'pretty'}, ${label}`)
+    }
+  }
+  // Written otherwise (not `id` then `object`), such a body still passes unread rather than misread.
+  const other = Buffer.from(JSON.stringify({ object: 'response', id: 'resp_other', output: [image], usage }))
+  const ids: string[] = []
+  const observer = new ResponseObserver(factsTo(ids))
+  observer.onResponseStart(200, ['content-type', 'application/json'])
+  for (const chunk of fixedChunks(other, 65_536)) observer.onChunk(chunk)
+  observer.onResponseEnd()
+  t.same(ids, [], 'another key order: nothing learned')
+})
+
 t.test('of an event over maxEventBytes, tailBytes offers the end of its over-long data line, cut', async (t) => {
   const long = 'abcdefghij'.repeat(6) // 60 bytes, over the limit of 48
   const options = { maxEventBytes: 48, tailBytes: 16 }
