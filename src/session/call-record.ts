@@ -32,12 +32,13 @@ export interface CallRecord {
 
 /**
  * Whether the next call's miss is judged against this one: only a call the upstream answered
- * (2xx, or a WebSocket's response, recorded with the handshake's 101) can have put its prefix
- * in a cache. A refused one (a 429 that SDKs retry, a 400) or one that got no answer did not.
- * (observe/metrics.ts names a model only for the same calls.)
+ * can have put its prefix in a cache. A refused one (a 429 that SDKs retry, a 400) or one that
+ * got no answer did not. A WebSocket response has no status of its own (it is recorded with the
+ * handshake's 101): one that ended without usage, in an `error` event as a rate-limited one
+ * does, was refused.
  */
-export function judgesNextCall ({ status }: CallRecord): boolean {
-  return status === 101 || (status >= 200 && status < 300)
+export function judgesNextCall ({ status, input }: CallRecord): boolean {
+  return status === 101 ? input > 0 : status >= 200 && status < 300
 }
 
 /** A call as `/gateway/sessions/{id}/requests` shows it. */
