@@ -2,6 +2,7 @@ import type { ResponseTap } from '../relay/response-relay.js'
 import { brotliDecompress, gunzip, inflate, type InputType, type ZlibOptions } from 'node:zlib'
 import type { TokenUsage } from '../session/session-usage.js'
 import { CHAT_STREAM_DONE, chunkUsage } from './chat-completions-api.js'
+import { ByteTail } from './byte-tail.js'
 import { FINAL_EVENTS, parseJson, tokenUsage } from './responses-api.js'
 import { SseObserver } from './sse-observer.js'
 
@@ -33,8 +34,14 @@ const INFLATE: Record<string, Inflate> = { gzip: gunzip, 'x-gzip': gunzip, defla
 
 /** Largest response.created / response.completed event read for its id and usage. */
 const MAX_EVENT_BYTES = 16 * 1024 * 1024
-/** Largest non-streamed JSON body kept to read its `id`; larger ones pass unobserved. */
+/** Of a final event or a JSON body longer than its limit, the last bytes read for its usage (as a WebSocket's is read). */
+const TAIL_BYTES = 64 * 1024
+/**
+ * Largest non-streamed JSON body kept whole to be parsed; of a longer one only its start (its
+ * `id`, written first) and its end (TAIL_BYTES: its usage) are kept, and a compressed one passes unread.
+ */
 const MAX_JSON_BYTES = 8 * 1024 * 1024
+const JSON_HEAD_BYTES = 64 * 1024
 /** Largest Chat Completions chunk read; the one with the usage has no choices, so it is small. */
 const MAX_CHUNK_BYTES = 1024 * 1024
 
@@ -49,6 +56,9 @@ export class ResponseObserver implements ResponseTap {
   #sse: SseObserver | undefined
   #json: Buffer[] | undefined
   #jsonBytes = 0
+  /** A JSON body past MAX_JSON_BYTES: its start and, as it passes, its end. */
+  #jsonHead: Buffer | undefined
+  #jsonTail: ByteTail | undefined
   #knownId: string | undefined
   #encoding: string | undefined
   readonly #wantsModel: boolean
@@ -75,10 +85,12 @@ export class ResponseObserver implements ResponseTap {
         ? new SseObserver({ types: CHAT_CHUNK_EVENTS, onEvent: (_type, data) => this.#onChatChunk(data), maxEventBytes: MAX_CHUNK_BYTES })
         : new SseObserver({
           types: WATCHED_EVENTS,
-          onEvent: (type, data) => this.#onEventData(type, data),
+          onEvent: (type, data, cut) => this.#onEventData(type, data, cut),
           // response.created and .completed repeat the instructions, tools and output; agents
-          // with long ones reach megabytes. Only these two events are copied, once each.
-          maxEventBytes: MAX_EVENT_BYTES
+          // with long ones reach megabytes. Only these two events are copied, once each; of a
+          // longer final event (generated images are base64 in its output) only the end, where its usage is.
+          maxEventBytes: MAX_EVENT_BYTES,
+          tailBytes: TAIL_BYTES
         })
     } else if (type.startsWith('application/json')) {
       // SDKs send accept-encoding, so plain JSON answers often come compressed: a copy is
@@ -94,14 +106,32 @@ export class ResponseObserver implements ResponseTap {
       this.#sse.push(chunk)
     } else if (this.#json !== undefined) {
       this.#jsonBytes += chunk.length
-      if (this.#jsonBytes > MAX_JSON_BYTES) this.#json = undefined
+      if (this.#jsonBytes > MAX_JSON_BYTES) this.#passJsonLimit(this.#json, chunk)
       else this.#json.push(Buffer.from(chunk))
+    } else {
+      this.#jsonTail?.add(chunk)
     }
+  }
+
+  /** A JSON body past MAX_JSON_BYTES: from here only its start and its end are kept. */
+  #passJsonLimit (pieces: Buffer[], chunk: Buffer): void {
+    this.#json = undefined
+    if (this.#encoding !== undefined) return // a compressed body cannot be read in parts
+    pieces.push(chunk)
+    this.#jsonHead = Buffer.concat(pieces, Math.min(JSON_HEAD_BYTES, this.#jsonBytes))
+    this.#jsonTail = new ByteTail(TAIL_BYTES)
+    this.#jsonTail.addLast(pieces)
   }
 
   onResponseEnd (): void {
     // A chat stream that ended without `[DONE]` still counts the usage it carried.
     if (this.#chatUsage !== undefined) this.#reportChatUsage()
+    if (this.#jsonTail !== undefined) {
+      this.#onLongJsonBody(this.#jsonHead!, this.#jsonTail.bytes())
+      this.#jsonTail = undefined
+      this.#jsonHead = undefined
+      return
+    }
     if (this.#json === undefined) return
     const body = Buffer.concat(this.#json)
     this.#json = undefined
@@ -129,7 +159,26 @@ export class ResponseObserver implements ResponseTap {
     this.#learnUsage(parsed.usage)
   }
 
-  #onEventData (type: string | undefined, data: string): void {
+  /**
+   * A Responses JSON body too long to keep (generated images are base64 in its output): its id
+   * from its start, where the API writes it first, and its usage from its end, where it comes
+   * after the output. A body written otherwise (or a chat completion) passes unread.
+   */
+  #onLongJsonBody (head: Buffer, tail: Buffer): void {
+    const start = head.toString('utf8')
+    const id = LEADING_JSON_ID.exec(start)?.[1]
+    if (id === undefined) return
+    this.#learnId(id)
+    if (this.#wantsModel) this.#learnModel(responseModel(start))
+    this.#learnUsage(trailingUsage(tail.toString('utf8')))
+  }
+
+  #onEventData (type: string | undefined, data: string, cut: boolean | undefined): void {
+    if (cut === true) {
+      // Only the end of an event too long to copy: a final event's usage is there.
+      if (type !== undefined && FINAL_EVENTS.has(type)) this.#finalUsage(trailingUsage(data))
+      return
+    }
     // The usual shapes are read without parsing the whole event, which repeats the request's
     // instructions and tools (and, at the end, the whole output): the id sits at the start of
     // response.created, the usage near the end of the final event. Anything else is parsed.
@@ -141,11 +190,7 @@ export class ResponseObserver implements ResponseTap {
       }
     } else if (type !== undefined && FINAL_EVENTS.has(type) && this.#knownId !== undefined) {
       const usage = trailingUsage(data)
-      if (usage !== undefined) {
-        this.#learnUsage(usage)
-        this.#sse?.stop() // nothing more to learn from this stream
-        return
-      }
+      if (usage !== undefined) return this.#finalUsage(usage)
     }
     const event = parseJson(data) as { type?: unknown, response?: { id?: unknown, model?: unknown, usage?: unknown } } | undefined
     if (event === undefined || typeof event.type !== 'string') return
@@ -154,9 +199,14 @@ export class ResponseObserver implements ResponseTap {
       if (typeof event.response?.id === 'string') this.#learnId(event.response.id)
     } else if (FINAL_EVENTS.has(event.type)) {
       if (typeof event.response?.id === 'string') this.#learnId(event.response.id)
-      this.#learnUsage(event.response?.usage)
-      this.#sse?.stop() // nothing more to learn from this stream
+      this.#finalUsage(event.response?.usage)
     }
+  }
+
+  /** A final event's usage (undefined when it has none): nothing more to learn from this stream. */
+  #finalUsage (usage: unknown): void {
+    this.#learnUsage(usage)
+    this.#sse?.stop()
   }
 
   /**
@@ -241,7 +291,10 @@ export function leadingResponseId (data: string): string | undefined {
   return LEADING_RESPONSE_ID.exec(data)?.[1]
 }
 
-const MODEL = /"model":"([^"\\]{1,200})"/
+/** A Responses JSON body's start as the API writes it, pretty-printed or not: `id`, then `object`. */
+const LEADING_JSON_ID = /^\s*\{\s*"id"\s*:\s*"([^"\\]+)"\s*,\s*"object"\s*:\s*"response"/
+
+const MODEL = /"model"\s*:\s*"([^"\\]{1,200})"/
 
 /**
  * `response.model` of a response.created event as the API writes it: the first `"model"` key
@@ -256,13 +309,14 @@ export function responseModel (data: string): string | undefined {
 const USUAL_USAGE = /^\{"input_tokens":(\d{1,15}),"input_tokens_details":\{"cached_tokens":(\d{1,15})\},"output_tokens":(\d{1,15}),"output_tokens_details":\{"reasoning_tokens":(\d{1,15})\},"total_tokens":\d{1,15}\}$/
 
 /**
- * The `usage` object of a final event, found from its end: the last `"usage":{` key, whose
- * object is cut out by brace matching and parsed alone. Undefined unless it has token counts.
+ * The `usage` object of a final event (or of a JSON body's end), found from its end: the last
+ * `"usage"` key whose value is an object (spaces around the colon allowed: the API
+ * pretty-prints JSON bodies), cut out by brace matching and parsed alone. Undefined unless it
+ * has token counts.
  */
 export function trailingUsage (data: string): unknown {
-  const key = data.lastIndexOf('"usage":{')
-  if (key === -1) return undefined
-  const start = key + '"usage":'.length
+  const start = lastUsageObject(data)
+  if (start === -1) return undefined
   let depth = 0
   let inString = false
   for (let i = start; i < data.length; i++) {
@@ -283,4 +337,20 @@ export function trailingUsage (data: string): unknown {
     }
   }
   return undefined
+}
+
+/** Where the value of the last `"usage"` key whose value is an object starts (its `{`); -1 when none. */
+function lastUsageObject (data: string): number {
+  for (let key = data.lastIndexOf('"usage"'); key !== -1; key = key === 0 ? -1 : data.lastIndexOf('"usage"', key - 1)) {
+    let i = skipSpaces(data, key + '"usage"'.length)
+    if (data.charCodeAt(i) !== 0x3a) continue
+    i = skipSpaces(data, i + 1)
+    if (data.charCodeAt(i) === 0x7b) return i
+  }
+  return -1
+}
+
+function skipSpaces (text: string, i: number): number {
+  for (let c = text.charCodeAt(i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(++i));
+  return i
 }

@@ -2,8 +2,11 @@
  * Watches a Server-Sent Events byte stream for a few event types without touching it.
  * Incremental and tolerant: events and lines split across chunks, CRLF or LF, huge events,
  * garbage. It copies only the lines of the events it was asked for, never more than
- * `maxEventBytes` of one, and never throws: a callback's failure ends the observation.
+ * `maxEventBytes` of one (of a longer one, only the end, when `tailBytes` asks for it), and
+ * never throws: a callback's failure ends the observation.
  */
+
+import { ByteTail } from './byte-tail.js'
 
 const LF = 0x0a
 const CR = 0x0d
@@ -18,15 +21,25 @@ export interface SseObserverOptions {
    */
   types?: readonly string[]
   wants?: (type: string) => boolean
-  /** Called with the event's type (undefined when it had no `event:` line) and its data. */
-  onEvent: (type: string | undefined, data: string) => void
+  /**
+   * Called with the event's type (undefined when it had no `event:` line) and its data; `cut`
+   * when the data is only the end of an event too long to copy (see `tailBytes`).
+   */
+  onEvent: (type: string | undefined, data: string, cut?: boolean) => void
   maxEventBytes?: number
+  /**
+   * Of a wanted event whose data line passes `maxEventBytes`, the last this many bytes of that
+   * line are offered (`cut`), for what sits at its end; at most `maxEventBytes`. 0 (the
+   * default): such an event is skipped.
+   */
+  tailBytes?: number
 }
 
 export class SseObserver {
   readonly #wants: (type: string) => boolean
-  readonly #onEvent: (type: string | undefined, data: string) => void
+  readonly #onEvent: (type: string | undefined, data: string, cut?: boolean) => void
   readonly #maxEventBytes: number
+  readonly #tailBytes: number
   /** Longest line kept: one that can still carry `maxEventBytes` of data ("data: " … "\r"). */
   readonly #maxLineBytes: number
   /** The start of a line that continues in the next chunk. */
@@ -38,12 +51,16 @@ export class SseObserver {
   #data: string[] = []
   #dataBytes = 0
   #overflow = false
+  /** The current event's over-long data line is passing, and `tailBytes` wants its end: kept here. */
+  #tail: ByteTail | undefined
+  /** That end, once the line has passed: offered (cut) when the event is dispatched. */
+  #cut: Buffer | undefined
   #stopped = false
 
   /** `types` as bytes, when given. */
   readonly #typeBytes: Array<{ name: string, bytes: Buffer }> | undefined
 
-  constructor ({ types, wants, onEvent, maxEventBytes = 1024 * 1024 }: SseObserverOptions) {
+  constructor ({ types, wants, onEvent, maxEventBytes = 1024 * 1024, tailBytes = 0 }: SseObserverOptions) {
     if (types !== undefined) {
       const compiled = compileTypes(types)
       this.#typeBytes = compiled.bytes
@@ -56,6 +73,7 @@ export class SseObserver {
     this.#onEvent = onEvent
     this.#maxEventBytes = maxEventBytes
     this.#maxLineBytes = maxEventBytes + DATA_PREFIX.length + 2
+    this.#tailBytes = Math.min(tailBytes, maxEventBytes)
   }
 
   /** Stops watching: later chunks are ignored at no cost. */
@@ -63,6 +81,8 @@ export class SseObserver {
     this.#stopped = true
     this.#partial = []
     this.#data = []
+    this.#tail = undefined
+    this.#cut = undefined
   }
 
   push (chunk: Buffer): void {
@@ -84,6 +104,7 @@ export class SseObserver {
       }
       if (this.#skippingLine) {
         this.#skippingLine = false
+        if (this.#tail !== undefined) this.#endTail(chunk.subarray(start, newline))
       } else if (this.#partialBytes > 0) {
         this.#partial.push(chunk.subarray(start, newline))
         const line = Buffer.concat(this.#partial)
@@ -100,7 +121,10 @@ export class SseObserver {
   }
 
   #keepPartial (piece: Buffer): void {
-    if (this.#skippingLine) return
+    if (this.#skippingLine) {
+      this.#tail?.add(piece)
+      return
+    }
     if (this.#partialBytes === 0 && this.#isUnwantedData(piece)) {
       this.#skippingLine = true
       return
@@ -110,7 +134,14 @@ export class SseObserver {
       // Judged as #line judges a whole line, so where the chunks split never changes the outcome:
       // an unwanted event's data line is just dropped, any other too-long line spoils the event.
       this.#partial.push(piece)
-      const unwantedData = this.#isUnwantedData(Buffer.concat(this.#partial, DATA_PREFIX.length))
+      const head = Buffer.concat(this.#partial, DATA_PREFIX.length)
+      const unwantedData = this.#isUnwantedData(head)
+      // As #line: the first data line past the limit is the one whose end is kept.
+      if (!unwantedData && !this.#overflow && this.#tailBytes > 0 && startsWithAt(head, 0, DATA_PREFIX)) {
+        // One byte more than wanted, for a CR before the LF.
+        this.#tail = new ByteTail(this.#tailBytes + 1)
+        this.#tail.addLast(this.#partial)
+      }
       this.#partial = []
       this.#partialBytes = 0
       this.#skippingLine = true
@@ -119,6 +150,15 @@ export class SseObserver {
     }
     // Copy: the chunk's memory belongs to the relay and may be reused.
     this.#partial.push(Buffer.from(piece))
+  }
+
+  /** The over-long line ended with `last`: its end without the CR, `tailBytes` of it, as #line cuts it. */
+  #endTail (last: Buffer): void {
+    this.#tail!.add(last)
+    let kept = this.#tail!.bytes()
+    this.#tail = undefined
+    if (kept[kept.length - 1] === CR) kept = kept.subarray(0, kept.length - 1)
+    this.#cut = kept.subarray(Math.max(0, kept.length - this.#tailBytes))
   }
 
   #isUnwantedData (piece: Buffer): boolean {
@@ -141,6 +181,7 @@ export class SseObserver {
       if (this.#dataBytes > this.#maxEventBytes) {
         this.#overflow = true
         this.#data = []
+        if (this.#tailBytes > 0) this.#cut = Buffer.from(buf.subarray(Math.max(from, end - this.#tailBytes), end))
         return
       }
       // A whole line, so no UTF-8 sequence is cut: decoded once, no copy of its bytes kept.
@@ -160,12 +201,20 @@ export class SseObserver {
     const data = this.#data
     // The type is checked again: data lines read before a late `event:` line were kept.
     const wanted = !this.#overflow && data.length > 0 && (type === undefined || this.#wants(type))
+    const cut = this.#cut
     this.#type = undefined
     if (data.length > 0) this.#data = []
     this.#dataBytes = 0
     this.#overflow = false
     // Multiple data lines of one event are joined with "\n" (the SSE rule).
     if (wanted) this.#onEvent(type, data.length === 1 ? data[0]! : data.join('\n'))
+    else if (cut !== undefined) this.#dispatchCut(type, cut)
+  }
+
+  /** An event too long to copy: the end of its over-long data line, when it is wanted. */
+  #dispatchCut (type: string | undefined, cut: Buffer): void {
+    this.#cut = undefined
+    if (type === undefined || this.#wants(type)) this.#onEvent(type, cut.toString('utf8'), true)
   }
 }
 

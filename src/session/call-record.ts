@@ -30,6 +30,17 @@ export interface CallRecord {
   fingerprint: string | null
 }
 
+/**
+ * Whether the next call's miss is judged against this one: only a call the upstream answered
+ * can have put its prefix in a cache. A refused one (a 429 that SDKs retry, a 400) or one that
+ * got no answer did not. A WebSocket response has no status of its own (it is recorded with the
+ * handshake's 101): one that ended without usage, in an `error` event as a rate-limited one
+ * does, was refused.
+ */
+export function judgesNextCall ({ status, input }: CallRecord): boolean {
+  return status === 101 ? input > 0 : status >= 200 && status < 300
+}
+
 /** A call as `/gateway/sessions/{id}/requests` shows it. */
 export interface CallView {
   time: string

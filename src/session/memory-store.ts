@@ -1,7 +1,7 @@
 import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
 import { toSessionUsage, type SessionUsage, type UsagePage } from './session-usage.js'
-import type { CallRecord } from './call-record.js'
+import { judgesNextCall, type CallRecord } from './call-record.js'
 import { RecentRecords } from './recent-records.js'
 import { callRecordBytes, SESSION_BYTES, sessionEntryBytes, type SessionEntry } from './session-entry.js'
 
@@ -138,7 +138,7 @@ export class MemorySessionStore implements SessionStore {
   async recordCall (sessionId: string, build: (previous: CallRecord | undefined) => CallRecord): Promise<CallRecord> {
     const entry = this.#entryFor(sessionId)
     const records = entry.records ??= new RecentRecords(this.#recordsPerSession)
-    const record = build(records.newest())
+    const record = build(records.newestWhere(judgesNextCall))
     const replaced = records.add(record)
     this.#resize(entry, callRecordBytes(record) - (replaced === undefined ? 0 : callRecordBytes(replaced)))
     this.#touch(entry)

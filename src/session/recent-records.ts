@@ -19,6 +19,17 @@ export class RecentRecords<T> {
     return count === 0 ? undefined : this.#items[(this.#oldest + count - 1) % count]
   }
 
+  /** The newest record that passes `test`, looking from the newest back. */
+  newestWhere (test: (item: T) => boolean): T | undefined {
+    const items = this.#items
+    const count = items.length
+    for (let i = 0; i < count; i++) {
+      const item = items[(this.#oldest + count - 1 - i) % count] as T
+      if (test(item)) return item
+    }
+    return undefined
+  }
+
   /** Keeps `item` as the newest; returns the oldest record it replaced when full. */
   add (item: T): T | undefined {
     const items = this.#items

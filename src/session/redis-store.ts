@@ -1,7 +1,7 @@
 import { ReplyError } from 'ioredis'
 import type { RedisTarget } from '../config/redis-settings.js'
 import type { Logger } from '../observe/logger.js'
-import { parseCallRecord, type CallRecord } from './call-record.js'
+import { judgesNextCall, parseCallRecord, type CallRecord } from './call-record.js'
 import { MemorySessionStore } from './memory-store.js'
 import { bytesReadFromRedis, createRedisClient, outageReason, type RedisClient } from './redis-connection.js'
 import { ReplayQueue, type PendingBinding, type PendingLineage, type PendingUpstream } from './replay-queue.js'
@@ -321,16 +321,16 @@ export class RedisSessionStore implements SessionStore {
 
   /**
    * Records are a capped list per session, newest first (`records:<id>`: LPUSH, LTRIM and
-   * EXPIRE with the idle TTL, one key, so Cluster-safe). Its head is the previous call the next
-   * one is judged against, so every replica judges alike. While Redis is away records are kept
-   * locally only, like usage.
+   * EXPIRE with the idle TTL, one key, so Cluster-safe). Its newest answered record is the
+   * previous call the next one is judged against, so every replica judges alike. While Redis is
+   * away records are kept locally only, like usage.
    */
   async recordCall (sessionId: string, build: (previous: CallRecord | undefined) => CallRecord): Promise<CallRecord> {
     if (this.#redis.status !== 'ready') return await this.#local.recordCall(sessionId, build)
     const key = this.#prefix + 'records:' + sessionId
     let previous: CallRecord | undefined
     try {
-      previous = parseCallRecord(await this.#redis.lindex(key, 0))
+      previous = await this.#judgedAgainst(key)
       this.#recovered()
     } catch (err) {
       this.#degraded((err as Error).message)
@@ -344,6 +344,17 @@ export class RedisSessionStore implements SessionStore {
       .exec()
       .then((replies) => this.#pipelineAnswered(replies), (err: Error) => this.#writeFailed(err))
     return record
+  }
+
+  /** The list's head, or when the head was refused (rare: a 429 an SDK retries) the newest answered record below it. */
+  async #judgedAgainst (key: string): Promise<CallRecord | undefined> {
+    const head = parseCallRecord(await this.#redis.lindex(key, 0))
+    if (head === undefined || judgesNextCall(head)) return head
+    for (const item of await this.#redis.lrange(key, 1, -1)) {
+      const record = parseCallRecord(item)
+      if (record !== undefined && judgesNextCall(record)) return record
+    }
+    return undefined
   }
 
   async calls (sessionId: string): Promise<CallRecord[] | undefined> {

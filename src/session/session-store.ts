@@ -34,8 +34,9 @@ export interface SessionStore {
   /** Adds one finished request, and the tokens it used, to the session's totals. */
   recordUsage (sessionId: string, tokens: TokenUsage, at: number): void
   /**
-   * Adds a model call's record, built from the session's previous one (undefined for its
-   * first), and keeps the session's last `recordsPerSession`. Resolves to the record kept.
+   * Adds a model call's record, built from the session's previous one the upstream answered
+   * (`judgesNextCall`; undefined for its first such), and keeps the session's last
+   * `recordsPerSession`. Resolves to the record kept.
    */
   recordCall (sessionId: string, build: (previous: CallRecord | undefined) => CallRecord): Promise<CallRecord>
   /** The session's call records, newest first; undefined when the session is unknown. */

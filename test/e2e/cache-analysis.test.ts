@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import OpenAI from 'openai'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { request } from 'undici'
-import { answerWithChosenUsage, callRecords, modelCall, OTHER_TOOLS, recordsUntil } from '../support/cache-calls.js'
+import type { CallView } from '../../src/session/call-record.js'
+import { answerWithChosenUsage, callBody, callRecords, modelCall, OTHER_TOOLS, recordsUntil, type CallOptions } from '../support/cache-calls.js'
 import { startGateway, startGatewayWithUpstream } from '../support/gateway.js'
 import { replyJson, responseStream, startMockUpstream, type UpstreamHandler } from '../support/mock-upstream.js'
 import { needs } from '../support/needs.js'
@@ -349,6 +350,57 @@ t.test('records are shared by replicas through Redis and survive a restart', nee
   t.teardown(again.close)
   await readyWithRedis(again.origin)
   t.same(await recordsUntil(again.origin, 's-shared', 3), seenByTwo, 'a restarted gateway still has them')
+})
+
+/**
+ * Answers a call whose metadata says `refuse` with a 429, as a rate-limited upstream does
+ * (the SDKs retry it); any other with the usage it chose.
+ */
+const refuseWhenAsked: UpstreamHandler = (req, res, raw) => {
+  const body = JSON.parse(req.body.toString('utf8')) as { metadata?: { refuse?: boolean } }
+  if (body.metadata?.refuse !== true) return answerWithChosenUsage(req, res, raw)
+  res.writeHead(429, { 'content-type': 'application/json' }).end('{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}')
+}
+
+/** Four calls of one session: refused, answered (a miss), refused with other tools, answered with them (a miss). */
+async function refusedThenAnswered (t: Test, baseURL: string, origin: string, session: string): Promise<CallView[]> {
+  const call = async (options: CallOptions, refuse: boolean): Promise<void> => {
+    const body = JSON.parse(callBody(options)) as { metadata: Record<string, unknown> }
+    body.metadata.refuse = refuse
+    const res = await request(`${baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': session }, body: JSON.stringify(body) })
+    t.equal(res.statusCode, refuse ? 429 : 200)
+    await res.body.dump()
+  }
+  await call({ usage: [0, 0] }, true)
+  await recordsUntil(origin, session, 1)
+  await call({ usage: [BIG, 0] }, false)
+  await recordsUntil(origin, session, 2)
+  await call({ usage: [0, 0], tools: OTHER_TOOLS }, true)
+  await recordsUntil(origin, session, 3)
+  await call({ usage: [BIG, 0], tools: OTHER_TOOLS }, false)
+  return await recordsUntil(origin, session, 4)
+}
+
+const EXPLAINED_AFTER_REFUSALS = [
+  [200, 'miss', 'prefix_changed'], // judged against the answered call before the refusal
+  [429, 'n/a', null],
+  [200, 'miss', 'first_request'], // the refusal before it put nothing in a cache
+  [429, 'n/a', null]
+]
+
+t.test('regression: a miss right after a refused call (a 429 the SDK retries) is judged against the last answered call', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, {}, refuseWhenAsked)
+  const records = await refusedThenAnswered(t, gateway.baseURL, gateway.origin, 's-after-429')
+  t.same(records.map((r) => [r.status, r.cache, r.miss_reason]), EXPLAINED_AFTER_REFUSALS, 'newest first; the refused calls are recorded, not judged by')
+})
+
+t.test('regression: a miss after a refused call is judged against the last answered call in Redis too', needs('redis-server'), async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const { gateway } = await startGatewayWithUpstream(t, { REDIS_URL: redis.url, REDIS_TIMEOUT_MS: '500' }, refuseWhenAsked)
+  await readyWithRedis(gateway.origin)
+  const records = await refusedThenAnswered(t, gateway.baseURL, gateway.origin, 's-after-429-redis')
+  t.same(records.map((r) => [r.status, r.cache, r.miss_reason]), EXPLAINED_AFTER_REFUSALS)
 })
 
 function chunksOf (bytes: Buffer, size: number): Buffer[] {

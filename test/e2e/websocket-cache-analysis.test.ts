@@ -193,3 +193,28 @@ function compressedFramesSeen (server: UpstreamWebSocket): () => boolean {
   server.socket.on('data', (chunk: Buffer) => { if ((chunk[0]! & 0x40) !== 0) seen = true })
   return () => seen
 }
+
+t.test('regression: a WebSocket response that ended in an error (a rate limit) is passed over when the next miss is judged', async (t) => {
+  const upstream = await startWebSocketUpstream({ http: answerWithChosenUsage })
+  const gateway = await startGateway({ UPSTREAM_URL: upstream.url })
+  t.teardown(async () => { await gateway.close(); await upstream.close() })
+  const accepted = upstream.nextWebSocket()
+  const ws = new WebSocket(`ws://127.0.0.1:${gateway.port}/v1/responses`, { headers: { 'session-id': 's-ws-refused' } })
+  t.teardown(() => { ws.terminate() })
+  await new Promise<void>((resolve, reject) => { ws.on('open', () => resolve()); ws.on('error', reject) })
+  const server = await accepted
+  // The first response.create is refused with an `error` event, as a rate-limited one is; the next ones answered.
+  server.ws.once('message', () => {
+    server.ws.send(JSON.stringify({ type: 'error', status: 429, error: { type: 'rate_limit_exceeded', code: 'rate_limit_exceeded', message: 'slow down' } }))
+  })
+  // The refused call: the gateway records it once its error has passed.
+  await new Promise<void>((resolve) => {
+    ws.once('message', () => resolve())
+    ws.send(createMessage({ usage: [BIG, 0] }))
+  })
+  await recordsUntil(gateway.origin, 's-ws-refused', 1)
+  answerCreatesWithChosenUsage(server)
+  await webSocketCall(ws, { usage: [BIG, 0] })
+  const records = await storedRecords(gateway, 's-ws-refused', 2)
+  t.same(records.map((r) => [r.status, r.input, r.cache, r.missReason]), [[101, 0, 'n/a', null], [101, BIG, 'miss', 'first_request']], 'the retry is the session\'s first answered call')
+})

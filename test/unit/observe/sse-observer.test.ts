@@ -288,3 +288,114 @@ t.test('ResponseObserver learns the id of a JSON answer however it is chunked, a
 function factsTo (ids: string[]): ResponseFacts {
   return { onResponseId: (id) => ids.push(id), onUsage: () => {}, holdUsage: () => {}, releaseUsage: () => {} }
 }
+
+t.test('regression: a final event over the 16 MiB copy limit still has its usage counted, once, read from its end', async (t) => {
+  // A response whose output repeats megabytes (generated images come back as base64 in
+  // response.completed): the event is too long to copy whole, and its usage sat at its end.
+  const image = 'iVBORw0KGgo'.repeat(Math.ceil(17 * 1024 * 1024 / 11))
+  const usage = { input_tokens: 4000, input_tokens_details: { cached_tokens: 3072 }, output_tokens: 6000, output_tokens_details: { reasoning_tokens: 64 }, total_tokens: 10000 }
+  const response = { id: 'resp_images', object: 'response', status: 'completed', output: [{ type: 'image_generation_call', id: 'ig_1', status: 'completed', result: image }] }
+  const stream = Buffer.from([
+    sseEvent({ type: 'response.created', sequence_number: 0, response: { id: 'resp_images', object: 'response', status: 'in_progress', output: [] } }),
+    sseEvent({ type: 'response.completed', sequence_number: 1, response: { ...response, usage, user: null, metadata: { k: 'v' } } })
+  ].join(''))
+  const expected = [{ input: 4000, cached: 3072, output: 6000, reasoning: 64 }]
+  const chunkings: Chunking[] = [
+    { label: 'one chunk', chunks: [stream] },
+    { label: '64 KiB chunks', chunks: fixedChunks(stream, 65_536) },
+    { label: 'random chunks up to 100 kB', chunks: randomChunks(stream, 3, 100_000) },
+    { label: 'CRLF, 16 KiB chunks', chunks: fixedChunks(Buffer.from(stream.toString('latin1').replaceAll('\n', '\r\n'), 'latin1'), 16_384) }
+  ]
+  for (const { label, chunks } of chunkings) {
+    const usages: unknown[] = []
+    const ids: string[] = []
+    const observer = new ResponseObserver({ onResponseId: (id) => ids.push(id), onUsage: (u) => usages.push(u), holdUsage: () => {}, releaseUsage: () => {} })
+    observer.onResponseStart(200, ['content-type', 'text/event-stream'])
+    for (const chunk of chunks) observer.onChunk(chunk)
+    observer.onResponseEnd()
+    t.same(usages, expected, `${label}: the usage, once`)
+    t.same(ids, ['resp_images'], `${label}: the id, from response.created`)
+  }
+})
+
+t.test('regression: a JSON answer over 8 MiB has its id and usage read from its start and end, in any chunking', async (t) => {
+  const image = 'iVBORw0KGgo'.repeat(Math.ceil(9 * 1024 * 1024 / 11))
+  const usage = { input_tokens: 4000, input_tokens_details: { cached_tokens: 3072 }, output_tokens: 6000, output_tokens_details: { reasoning_tokens: 64 }, total_tokens: 10000 }
+  const answer = { id: 'resp_json_images', object: 'response', status: 'completed', model: 'gpt-5', output: [{ type: 'image_generation_call', id: 'ig_1', result: image }], usage, user: null, metadata: {} }
+  for (const indent of [2, undefined]) {
+    const body = Buffer.from(JSON.stringify(answer, null, indent))
+    for (const { label, chunks } of [{ label: 'one chunk', chunks: [body] }, { label: '64 KiB chunks', chunks: fixedChunks(body, 65_536) }, { label: 'random chunks', chunks: randomChunks(body, indent ?? 9, 200_000) }]) {
+      const learned = { ids: [] as string[], usages: [] as unknown[], models: [] as string[] }
+      const observer = new ResponseObserver({ onResponseId: (id) => learned.ids.push(id), onUsage: (u) => learned.usages.push(u), holdUsage: () => {}, releaseUsage: () => {}, traced: true, onResponseModel: (m) => learned.models.push(m) })
+      observer.onResponseStart(200, ['content-type', 'application/json'])
+      for (const chunk of chunks) observer.onChunk(chunk)
+      observer.onResponseEnd()
+      t.same(learned, { ids: ['resp_json_images'], usages: [{ input: 4000, cached: 3072, output: 6000, reasoning: 64 }], models: ['gpt-5'] }, `${indent === undefined ? 'compact' : 'pretty'}, ${label}`)
+    }
+  }
+  // Written otherwise (not `id` then `object`), such a body still passes unread rather than misread.
+  const other = Buffer.from(JSON.stringify({ object: 'response', id: 'resp_other', output: [image], usage }))
+  const ids: string[] = []
+  const observer = new ResponseObserver(factsTo(ids))
+  observer.onResponseStart(200, ['content-type', 'application/json'])
+  for (const chunk of fixedChunks(other, 65_536)) observer.onChunk(chunk)
+  observer.onResponseEnd()
+  t.same(ids, [], 'another key order: nothing learned')
+})
+
+t.test('of an event over maxEventBytes, tailBytes offers the end of its over-long data line, cut', async (t) => {
+  const long = 'abcdefghij'.repeat(6) // 60 bytes, over the limit of 48
+  const options = { maxEventBytes: 48, tailBytes: 16 }
+  for (const eol of ['\n', '\r\n']) {
+    const seen = (text: string): Array<[string | undefined, string, boolean]> => {
+      const out: Array<[string | undefined, string, boolean]> = []
+      const observer = new SseObserver({ wants: (type) => type === 'response.completed', onEvent: (type, data, cut) => { out.push([type, data, cut === true]) }, ...options })
+      for (const chunk of fixedChunks(Buffer.from(text), 7)) observer.push(chunk)
+      return out
+    }
+    const label = JSON.stringify(eol)
+    t.same(seen(`event: response.completed${eol}data: ${long}${eol}${eol}`), [['response.completed', long.slice(-16), true]], `${label}: one long line`)
+    t.same(seen(`event: response.completed${eol}data: short${eol}data: ${long}${eol}data: after${eol}${eol}`), [['response.completed', long.slice(-16), true]],
+      `${label}: the line that passed the limit, not the lines after it`)
+    t.same(seen(`event: response.output_text.delta${eol}data: ${long}${eol}${eol}`), [], `${label}: an unwanted event: nothing`)
+    t.same(seen(`event: response.completed${eol}data: ${long.slice(0, 40)}${eol}${eol}`), [['response.completed', long.slice(0, 40), false]], `${label}: a short event whole, not cut`)
+  }
+})
+
+t.test('the end of an event over maxEventBytes (tailBytes) is the same however the stream is chunked', async (t) => {
+  // Small limits, lines of every length around them, multi-line events, data before the
+  // event line, CR/LF: where a chunk boundary falls never changes what is reported, cut or not.
+  const max = 48
+  const random = xorshift32(0x7a11b17e)
+  const next = (n: number): number => random() % n
+  const types = ['response.created', 'response.completed', 'response.output_text.delta']
+  const mismatches: string[] = []
+  let cut = 0
+  for (let n = 0; n < 300; n++) {
+    const eol = next(3) === 0 ? '\r\n' : '\n'
+    let text = ''
+    for (let line = 0, lines = 5 + next(30); line < lines; line++) {
+      const kind = next(10)
+      const payload = Array.from({ length: Math.max(0, max - 20 + next(60)) }, (_, i) => String.fromCharCode(0x61 + ((i * 7 + line) % 26))).join('')
+      if (kind < 3) text += `event: ${types[next(types.length)]!}${eol}`
+      else if (kind < 8) text += `data:${next(2) === 0 ? ' ' : ''}${payload}${next(4) === 0 ? 'é' : ''}${eol}`
+      else if (kind < 9) text += `: ${payload}${eol}`
+      else text += eol
+    }
+    const bytes = Buffer.from(text + eol + eol)
+    const run = (chunks: Buffer[]): Array<[string | undefined, string, boolean]> => {
+      const seen: Array<[string | undefined, string, boolean]> = []
+      const observer = new SseObserver({ wants: (type) => type !== 'response.output_text.delta', onEvent: (type, data, isCut) => { seen.push([type, data, isCut === true]) }, maxEventBytes: max, tailBytes: 16 })
+      for (const chunk of chunks) observer.push(chunk)
+      return seen
+    }
+    const wholeSeen = run([bytes])
+    cut += wholeSeen.filter(([, , isCut]) => isCut).length
+    const whole = JSON.stringify(wholeSeen)
+    for (const { label, chunks } of chunkings(bytes, 12)) {
+      if (JSON.stringify(run(chunks)) !== whole) mismatches.push(`stream ${n}, ${label}`)
+    }
+  }
+  t.ok(cut > 100, `events were cut (${cut})`)
+  t.same(mismatches.slice(0, 20), [], 'no chunking disagrees')
+})

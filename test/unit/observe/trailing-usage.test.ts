@@ -22,3 +22,12 @@ t.test('no usage from a final event without token counts', async (t) => {
   t.equal(trailingUsage(finalEvent('{"total_tokens":5}')), undefined)
   t.equal(trailingUsage('{"type":"response.completed","response":{"id":"resp_1"}}'), undefined)
 })
+
+t.test('a pretty-printed usage (as the API writes JSON bodies) is found too, and a usage that is no object is passed over', async (t) => {
+  const pretty = JSON.stringify({ id: 'resp_1', object: 'response', output: [], usage: { input_tokens: 10, input_tokens_details: { cached_tokens: 4 }, output_tokens: 2 }, user: null }, null, 2)
+  t.same(tokenUsage(trailingUsage(pretty)), { input: 10, cached: 4, output: 2, reasoning: 0 })
+  t.same(tokenUsage(trailingUsage(pretty.slice(pretty.indexOf('"output"')))), { input: 10, cached: 4, output: 2, reasoning: 0 }, 'from a body\'s end alone')
+  // response.failed: no usage of its own; a tool's schema before it has a `usage` property.
+  t.equal(trailingUsage('{"response":{"tools":[{"parameters":{"properties":{"usage":{"type":"string"}}}}],"usage" : null}}'), undefined)
+  t.equal(trailingUsage('"usage"'), undefined, 'a key at the very start, with nothing after it')
+})
