@@ -95,7 +95,7 @@ export class ResponseObserver implements ResponseTap {
     } else if (type.startsWith('application/json')) {
       // SDKs send accept-encoding, so plain JSON answers often come compressed: a copy is
       // inflated off the byte path, once the client has the whole body.
-      if (encoding !== undefined && !(encoding in INFLATE)) return
+      if (encoding !== undefined && !Object.hasOwn(INFLATE, encoding)) return
       this.#json = []
       this.#encoding = encoding
     }

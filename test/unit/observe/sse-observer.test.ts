@@ -289,6 +289,24 @@ function factsTo (ids: string[]): ResponseFacts {
   return { onResponseId: (id) => ids.push(id), onUsage: () => {}, holdUsage: () => {}, releaseUsage: () => {} }
 }
 
+t.test('regression: a content-encoding named like an Object property is an unknown coding, passed unread', async (t) => {
+  // `in` found `__proto__` and `constructor` on the coding table's prototype: the first threw
+  // into the relay, the second "inflated" with Object(), which never calls back, so the usage
+  // it held was never released.
+  for (const coding of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+    const ids: string[] = []
+    let held = 0
+    const observer = new ResponseObserver({ onResponseId: (id) => ids.push(id), onUsage: () => {}, holdUsage: () => { held++ }, releaseUsage: () => { held-- } })
+    t.doesNotThrow(() => {
+      observer.onResponseStart(200, ['content-type', 'application/json', 'content-encoding', coding])
+      observer.onChunk(Buffer.from('{"id":"resp_odd","object":"response","status":"completed"}'))
+      observer.onResponseEnd()
+    }, `content-encoding: ${coding} does not throw`)
+    t.same(ids, [], `${coding}: nothing learned from a body in a coding it cannot read`)
+    t.equal(held, 0, `${coding}: no usage left held`)
+  }
+})
+
 t.test('regression: a final event over the 16 MiB copy limit still has its usage counted, once, read from its end', async (t) => {
   // A response whose output repeats megabytes (generated images come back as base64 in
   // response.completed): the event is too long to copy whole, and its usage sat at its end.
