@@ -33,6 +33,10 @@ const LONGEST_ESCAPED_WANTED_KEY = 6 * LONGEST_WANTED_KEY
 // A lone surrogate (`"\ud800"`) is valid JSON but no text: UTF-8 has no bytes for it, so it can
 // be neither hashed into a derived session id nor kept in Redis as itself. It names no session.
 const LONE_SURROGATE = /\p{Cs}/u
+// Each value becomes a store key (in Redis too) for the session's idle TTL: a megabyte-long
+// prompt_cache_key would be kept as one. OpenAI's ids are ~50 characters; twice the 256 a
+// session-id header may hold leaves room for any real key.
+const LONGEST_ID = 512
 
 /**
  * The session fields of a JSON object body. Returns `{}` for a body that is not a JSON
@@ -99,7 +103,7 @@ function decodeFieldValue (body: Buffer, start: number, end: number, key: keyof 
     return undefined
   }
   if (key === 'conversation' && value !== null && typeof value === 'object') value = (value as { id?: unknown }).id
-  return typeof value === 'string' && value !== '' && !LONE_SURROGATE.test(value) ? value : undefined
+  return typeof value === 'string' && value !== '' && value.length <= LONGEST_ID && !LONE_SURROGATE.test(value) ? value : undefined
 }
 
 function skipWhitespace (body: Buffer, i: number): number {

@@ -23,6 +23,13 @@ t.test('the three fields are found at the top level, in any order, among other f
   t.same(read('{"model":"gpt-5"}'), {}, 'none of them')
 })
 
+t.test('regression: a value over 512 characters names no session, so it is never kept as a store key', async (t) => {
+  const long = 'k'.repeat(513)
+  t.same(read(JSON.stringify({ prompt_cache_key: long, previous_response_id: 'r'.repeat(100_000), conversation: { id: long } })), {}, 'none of the three is taken')
+  t.same(read(JSON.stringify({ prompt_cache_key: 'k'.repeat(512) })), { promptCacheKey: 'k'.repeat(512) }, '512 characters are')
+  t.same(read(`{"prompt_cache_key":"${'\\u006b'.repeat(512)}"}`), { promptCacheKey: 'k'.repeat(512) }, 'counted in characters, not in escaped bytes')
+})
+
 t.test('a conversation object gives its id', async (t) => {
   t.same(read('{"conversation":{"id":"conv_obj","metadata":{"id":"not_this"}}}'), { conversation: 'conv_obj' })
   t.same(read('{"conversation":{"metadata":{"id":"nested_only"}}}'), {}, 'an object without its own id gives nothing')
