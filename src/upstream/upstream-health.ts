@@ -78,10 +78,16 @@ export const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000
 export function retryAfterMs (rawHeaders: Buffer[], now = Date.now()): number {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i]!.length !== 11 || rawHeaders[i]!.toString('latin1').toLowerCase() !== 'retry-after') continue
-    const value = rawHeaders[i + 1]!.toString('latin1').trim()
-    if (/^\d+$/.test(value)) return Math.min(Number(value) * 1000, MAX_RETRY_AFTER_MS)
-    const date = Date.parse(value)
-    return Number.isNaN(date) ? 0 : Math.min(Math.max(0, date - now), MAX_RETRY_AFTER_MS)
+    return retryAfterValueMs(rawHeaders[i + 1]!.toString('latin1'), now)
   }
   return 0
+}
+
+/** One `retry-after` value as milliseconds, at most a day; 0 when absent or unreadable. */
+export function retryAfterValueMs (value: string | undefined, now = Date.now()): number {
+  if (value === undefined) return 0
+  const text = value.trim()
+  if (/^\d+$/.test(text)) return Math.min(Number(text) * 1000, MAX_RETRY_AFTER_MS)
+  const date = Date.parse(text)
+  return Number.isNaN(date) ? 0 : Math.min(Math.max(0, date - now), MAX_RETRY_AFTER_MS)
 }

@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici'
 import type { GatewayConfig } from '../config/load-config.js'
 import type { Logger } from '../observe/logger.js'
 import { createProbeAgent } from './upstream-agent.js'
+import { retryAfterValueMs } from './upstream-health.js'
 import { probePath } from './upstream-path.js'
 import type { Upstream } from './upstream-set.js'
 
@@ -93,8 +94,8 @@ class ProbeLoop {
   }
 }
 
-/** What one probe found: the status of its whole answer, or the code of what ended it. */
-type ProbeVerdict = { probe_status: number } | { probe_error: string }
+/** What one probe found: the status of its whole answer (and a 429's `retry-after`), or the code of what ended it. */
+type ProbeVerdict = { probe_status: number, retryAfterMs?: number } | { probe_error: string }
 
 /**
  * One deadline for all of a probe (connect, TLS, headers, body), on a precise timer (undici's
@@ -132,7 +133,9 @@ async function ask (upstream: Upstream, path: string, dispatcher: Dispatcher, si
     // With the signal, a body cut by the deadline rejects here rather than ending quietly;
     // past the limit (undici's default) the rest is not read, and the status stands.
     await res.body.dump({ signal, limit: 128 * 1024 })
-    return { probe_status: res.statusCode }
+    if (res.statusCode !== 429) return { probe_status: res.statusCode }
+    const retryAfter = res.headers['retry-after']
+    return { probe_status: 429, retryAfterMs: retryAfterValueMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) }
   } catch (err) {
     return { probe_error: errorCode(err) }
   }
@@ -152,9 +155,14 @@ function judge (upstream: Upstream, logger: Logger, verdict: ProbeVerdict, wasHe
   if (endsEjection) logger.info({ upstream: upstream.name }, 'upstream back: its health probe answered')
 }
 
-/** A failed probe counts as a failed request would; the one that ejects says so, as a request's does (attempts.ts). */
-function probeFailed (upstream: Upstream, logger: Logger, why: ProbeVerdict): void {
-  const cooldownMs = upstream.health.recordFailure()
+/**
+ * A failed probe counts as a failed request would (a 429's `retry-after` the least cooldown if it
+ * ejects); the one that ejects says so, as a request's does (attempts.ts).
+ */
+function probeFailed (upstream: Upstream, logger: Logger, verdict: ProbeVerdict): void {
+  const retryAfterMs = 'retryAfterMs' in verdict ? verdict.retryAfterMs : 0
+  const cooldownMs = upstream.health.recordFailure(retryAfterMs)
+  const why = 'probe_error' in verdict ? { probe_error: verdict.probe_error } : { probe_status: verdict.probe_status }
   if (cooldownMs > 0) logger.warn({ upstream: upstream.name, cooldown_ms: cooldownMs, ...why }, 'upstream ejected: its health probe failed')
 }
 

@@ -4,7 +4,8 @@
  * or its error's code: never a message, which may quote a URL). Before, only requests'
  * ejections were logged, and a probe's was seen in `/readyz` and metrics alone. A probe whose
  * answer ends an ejection logs the upstream back, also when requests ejected it while the probe
- * was under way (it used to look only at the state the probe started in).
+ * was under way (it used to look only at the state the probe started in). A probe answered 429
+ * honours its retry-after as a request does (it used to take the configured cooldown).
  */
 import t from 'tap'
 import { startGateway } from '../support/gateway.js'
@@ -84,4 +85,21 @@ t.test('regression: a probe whose answer ends an ejection that requests made whi
   t.match(gateway.logs.find((line) => line.msg === BACK), { level: 'info', upstream: 'slow' }, 'the probe that ended the ejection says so')
   const ready = await (await fetch(`${gateway.origin}/readyz`)).json() as { upstreams: Array<{ name: string, state: string }> }
   t.equal(ready.upstreams.find((u) => u.name === 'slow')?.state, 'healthy')
+})
+
+t.test('regression: a probe answered 429 with retry-after ejects for at least that long, as a request answered so does', async (t) => {
+  const limited = await startMockUpstream(replyJson({ error: { message: 'slow down' } }, 429, { 'retry-after': '120' }))
+  const well = await startMockUpstream(replyJson({ object: 'list', data: [] }))
+  t.teardown(limited.close)
+  t.teardown(well.close)
+  const probed = { probe_path: '/models', probe_interval_ms: 100 }
+  const gateway = await startGateway({
+    UPSTREAMS: JSON.stringify([{ name: 'limited', url: limited.url, ...probed }, { name: 'well', url: well.url, ...probed }]),
+    UPSTREAM_COOLDOWN_MS: '300',
+    UPSTREAM_MAX_COOLDOWN_MS: '600'
+  })
+  t.teardown(gateway.close)
+  const ejected = await gateway.waitForLog((line) => line.msg === EJECTED && line.upstream === 'limited')
+  t.match(ejected, { level: 'warn', upstream: 'limited', cooldown_ms: 120_000, probe_status: 429 }, 'the cooldown is the retry-after, not the 300 ms configured')
+  t.notOk('retryAfterMs' in ejected, 'the line carries the status, as before, and no internal field')
 })
