@@ -4,8 +4,9 @@ import { errors } from '../errors.js'
 // The client's request body: whether it can be read, and reading it (whether there is one: http/request-framing.ts).
 
 /**
- * Reads a whole request body into one buffer (sized from `content-length` when given), for
- * the few requests whose session depends on it. Rejects with `body_too_large` past
+ * Reads a whole request body into one buffer (the chunks joined once, at their end: never
+ * allocated from a `content-length` the client may not keep), for the few requests whose
+ * session depends on it. Rejects with `body_too_large` past
  * `limitBytes` and with the stream's error when the client goes away mid-body.
  */
 export async function readRequestBody (req: IncomingMessage, limitBytes: number): Promise<Buffer> {
