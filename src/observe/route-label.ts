@@ -7,7 +7,8 @@ const RESOURCES = new Set([
   'responses', 'models', 'chat', 'completions', 'embeddings', 'files', 'uploads', 'batches',
   'conversations', 'images', 'audio', 'moderations', 'vector_stores', 'fine_tuning', 'realtime', 'containers'
 ])
-const NESTED = new Set(['chat/completions', 'audio/speech', 'audio/transcriptions', 'audio/translations', 'images/generations', 'images/edits', 'images/variations', 'fine_tuning/jobs'])
+// `responses/compact` (codex's remote compaction) and `responses/input_tokens` are endpoints, not ids.
+const NESTED = new Set(['chat/completions', 'responses/compact', 'responses/input_tokens', 'audio/speech', 'audio/transcriptions', 'audio/translations', 'images/generations', 'images/edits', 'images/variations', 'fine_tuning/jobs'])
 const ACTIONS = new Set(['cancel', 'content', 'input_items', 'parts', 'complete', 'items', 'files', 'events', 'checkpoints'])
 
 // Clients call a handful of paths over and over: remember their labels, up to a bound.

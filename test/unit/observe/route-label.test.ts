@@ -14,6 +14,8 @@ t.test('nested resources are one label', async (t) => {
   t.equal(routeLabel('/v1/chat/completions'), '/v1/chat/completions')
   t.equal(routeLabel('/v1/chat/completions/chatcmpl-1'), '/v1/chat/completions/{id}')
   t.equal(routeLabel('/v1/fine_tuning/jobs/ftjob-1/events'), '/v1/fine_tuning/jobs/{id}/events')
+  t.equal(routeLabel('/v1/responses/compact'), '/v1/responses/compact', "regression: codex's remote compaction is an endpoint, not a response id")
+  t.equal(routeLabel('/v1/responses/input_tokens'), '/v1/responses/input_tokens', 'so is counting input tokens')
 })
 
 t.test('unknown resources and deep paths stay bounded', async (t) => {
