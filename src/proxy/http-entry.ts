@@ -9,9 +9,10 @@ import type { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
 import { ResponseObserver } from '../observe/response-observer.js'
 import type { AttemptSpan } from '../observe/tracing.js'
 import { ResponseRelay } from '../relay/response-relay.js'
-import { readSessionFields } from '../session/body-fields.js'
+import { hasLineage, readSessionFields } from '../session/body-fields.js'
 import type { Session, SessionResolver } from '../session/resolve-session.js'
-import { upstreamPath } from '../upstream/upstream-path.js'
+import { lineageOfTarget } from '../session/target-lineage.js'
+import { pathOf, upstreamPath } from '../upstream/upstream-path.js'
 import type { Upstream, UpstreamSet } from '../upstream/upstream-set.js'
 import type { Admission, Admitted } from './admission.js'
 import { spannedGate } from './attempt-span.js'
@@ -185,11 +186,23 @@ async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitt
   const { server, session: sessionSettings, routing } = deps.config
   if (admitted.sessionFromHeader === undefined && hasBody(req) && sessionSettings.readBody && isPlainJson(req)) {
     const body = await readRequestBody(req, server.bodyLimitBytes)
+    const fields = readSessionFields(body)
+    const session = hasLineage(fields) ? await deps.sessions.fromBody(fields, req.socket) : await sessionOfTarget(deps.sessions, req)
     // Read whole to decide the session; still sent again only within the replay limit.
-    return { session: await deps.sessions.fromBody(readSessionFields(body), req.socket), body: { body, replayable: body.length <= routing.replayBodyBytes } }
+    return { session, body: { body, replayable: body.length <= routing.replayBodyBytes } }
   }
   const body = await replayableBody(req, routing.replayBodyBytes, server.bodyLimitBytes)
-  return { session: admitted.sessionFromHeader ?? deps.sessions.fromConnection(req.socket), body }
+  return { session: admitted.sessionFromHeader ?? await sessionOfTarget(deps.sessions, req), body }
+}
+
+/**
+ * A request without a session header or lineage in its body: a target naming a stored response
+ * or a conversation goes to the session (so the upstream) that holds it; anything else is the
+ * connection's. Several upstreams only: with one, every request reaches the one that holds it.
+ */
+async function sessionOfTarget (sessions: SessionResolver, req: IncomingMessage): Promise<Session> {
+  const named = lineageOfTarget(pathOf(req.url ?? '/'))
+  return named === undefined ? sessions.fromConnection(req.socket) : await sessions.fromTarget(named, req.socket)
 }
 
 function upstreamRequest (upstream: Upstream, exchange: Exchange, req: IncomingMessage, path: string, session: Session, body: RequestBody, attempt: AttemptSpan | undefined): Dispatcher.DispatchOptions {

@@ -11,6 +11,11 @@ export interface SessionFields {
   promptCacheKey?: string
 }
 
+/** Whether any field that decides a session was found. */
+export function hasLineage (fields: SessionFields): boolean {
+  return fields.previousResponseId !== undefined || fields.conversation !== undefined || fields.promptCacheKey !== undefined
+}
+
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
 const OPEN_BRACE = 0x7b

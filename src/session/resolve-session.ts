@@ -57,10 +57,7 @@ export class SessionResolver {
 
   /** Rules 2 to 5, from the fields found in a JSON body. */
   async fromBody (fields: SessionFields, connection: object): Promise<Session> {
-    const keys: string[] = []
-    if (fields.previousResponseId !== undefined) keys.push(lineageKey.response(fields.previousResponseId))
-    if (fields.conversation !== undefined) keys.push(lineageKey.conversation(fields.conversation))
-    if (fields.promptCacheKey !== undefined) keys.push(lineageKey.promptCacheKey(fields.promptCacheKey))
+    const keys = lineageKeys(fields)
     if (keys.length === 0) return this.fromConnection(connection)
 
     const known = await this.#store.lookup(keys)
@@ -70,6 +67,17 @@ export class SessionResolver {
     // Keys already ours are bound again to renew their idle TTL. The store enforces it too.
     this.#store.bind(keys.filter((_, i) => known[i] === undefined || known[i] === session.id), session.id)
     return session
+  }
+
+  /**
+   * Rules 2 to 5 for a request whose target names a stored response or a conversation
+   * (`lineageOfTarget`): the session that owns it, so the request reaches its upstream. Looked
+   * up only: naming an id in a path binds nothing (a GET of someone's id takes nothing over).
+   */
+  async fromTarget (fields: SessionFields, connection: object): Promise<Session> {
+    const keys = lineageKeys(fields)
+    const known = await this.#store.lookup(keys)
+    return pickKnown(keys, known) ?? derive(fields) ?? this.fromConnection(connection)
   }
 
   /** Rule 5: one session per client connection. */
@@ -107,6 +115,15 @@ export class SessionResolver {
   learnResponse (sessionId: string, responseId: string): void {
     this.#store.bindProduced(lineageKey.response(responseId), sessionId)
   }
+}
+
+/** The store keys of a request's lineage fields, in the rules' order. */
+function lineageKeys (fields: SessionFields): string[] {
+  const keys: string[] = []
+  if (fields.previousResponseId !== undefined) keys.push(lineageKey.response(fields.previousResponseId))
+  if (fields.conversation !== undefined) keys.push(lineageKey.conversation(fields.conversation))
+  if (fields.promptCacheKey !== undefined) keys.push(lineageKey.promptCacheKey(fields.promptCacheKey))
+  return keys
 }
 
 function pickKnown (keys: string[], known: Array<string | undefined>): Session | undefined {

@@ -232,6 +232,49 @@ t.test('lineage: previous_response_id goes where its response was served, across
   t.equal((await send(gateway, { body: { prompt_cache_key: 'fresh' } })).upstream, 'g2-a', 'a request without lineage still goes to the healthy group')
 })
 
+/** A request without a body on a connection of its own: no connection session carries over. */
+async function sendTo (gateway: RunningGateway, method: string, path: string): Promise<Answer> {
+  return await new Promise((resolve, reject) => {
+    const req = http.request(`${gateway.origin}${path}`, { method, agent: false, headers: { connection: 'close' } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => {
+        const json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>
+        resolve({ status: res.statusCode ?? 0, upstream: json.upstream as string | undefined, json })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+t.test('a stored response or a conversation named in the path (retrieve, cancel, input_items, items) reaches the upstream that holds it', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
+  t.teardown(gateway.close)
+  const [session] = sessionsHomedOn('a', ['a', 'b'], 1, 'stored')
+  const created = await send(gateway, { session, body: { background: true } })
+  t.equal(created.upstream, 'a')
+  const id = String(created.json.id)
+  // Each on a fresh connection, without a session header: before, each was a new connection
+  // session, placed by rendezvous, so about half reached b, which has no such response.
+  const targets: Array<[string, string]> = [['GET', `/v1/responses/${id}`], ['GET', `/v1/responses/${id}/input_items?limit=5`], ['POST', `/v1/responses/${id}/cancel`], ['DELETE', `/v1/responses/${id}`]]
+  for (let round = 0; round < 8; round++) {
+    for (const [method, path] of targets) t.equal((await sendTo(gateway, method, path)).upstream, 'a', `${method} ${path} (round ${round + 1})`)
+  }
+
+  // A conversation's session is derived from its id: its requests and its items go to one upstream.
+  const talk = await send(gateway, { body: { conversation: 'conv_stored_1' } })
+  for (let round = 0; round < 8; round++) {
+    t.equal((await sendTo(gateway, 'GET', '/v1/conversations/conv_stored_1/items')).upstream, talk.upstream, `the conversation's items (round ${round + 1})`)
+  }
+  const unknown = new Set<string | undefined>()
+  for (let i = 0; i < 16; i++) unknown.add((await sendTo(gateway, 'GET', `/v1/responses/resp_nobody_knows_${i}`)).upstream)
+  t.equal(unknown.size, 2, 'an id nobody served is placed like any request: spread over both')
+  t.notOk(gateway.logText().includes('error'), 'no error logged')
+})
+
 t.test('lineage across replicas sharing Redis, and a rebinding one replica made is followed by the other', needs('redis-server'), async (t) => {
   const redis = await startRedis()
   t.teardown(redis.close)
