@@ -91,6 +91,7 @@ export class GatewayMetrics {
   readonly #tokenCells = new Map<string, TokenCells>()
   readonly #modelCells = new Map<string, TokenCells>()
   readonly #byTransport: Record<Transport, TransportCells>
+  readonly #stopProcessMetrics: () => void
 
   constructor (sessionCount: () => number, upstreams: UpstreamGauge = { names: ['default'], isHealthy: () => true }) {
     const registry = this.registry
@@ -123,7 +124,12 @@ export class GatewayMetrics {
       clientAborts: clientAborts.cell(transport)
     })
     this.#byTransport = { http: cellsFor('http'), websocket: cellsFor('websocket') }
-    registerProcessMetrics(registry, 'session_gateway_')
+    this.#stopProcessMetrics = registerProcessMetrics(registry, 'session_gateway_')
+  }
+
+  /** Stops the event-loop delay monitor (a timer every 10 ms): a closed gateway samples nothing. */
+  close (): void {
+    this.#stopProcessMetrics()
   }
 
   exchangeStarted (transport: Transport): void {

@@ -8,7 +8,8 @@ import { ReadFamily, type MetricRegistry } from './metric-families.js'
  * open files, event-loop delay, heap, Node's version. Nothing here runs per request; the
  * event-loop monitor samples every 10 ms, as prom-client's did.
  */
-export function registerProcessMetrics (registry: MetricRegistry, prefix: string): void {
+/** Registers them; returns what stops the event-loop delay monitor, the one part that runs between scrapes. */
+export function registerProcessMetrics (registry: MetricRegistry, prefix: string): () => void {
   const gauge = (name: string, help: string, read: () => number, type: 'gauge' | 'counter' = 'gauge'): void => {
     new ReadFamily(`${prefix}${name}`, help, () => [[{}, read()]], registry, type) // eslint-disable-line no-new
   }
@@ -22,7 +23,7 @@ export function registerProcessMetrics (registry: MetricRegistry, prefix: string
   gauge('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', () => startTime)
   gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', () => process.memoryUsage.rss())
   if (process.platform === 'linux') gauge('process_open_fds', 'Number of open file descriptors.', openFileDescriptors)
-  registerEventLoopDelay(registry, prefix)
+  const stopDelayMonitor = registerEventLoopDelay(registry, prefix)
   // prom-client's name; Node's undocumented _getActiveHandles is what it counted.
   const activeHandles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles
   if (activeHandles !== undefined) gauge('nodejs_active_handles_total', 'Total number of active handles.', () => activeHandles.call(process).length)
@@ -32,13 +33,14 @@ export function registerProcessMetrics (registry: MetricRegistry, prefix: string
   gauge('nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', () => process.memoryUsage().external)
   const [major, minor, patch] = process.versions.node.split('.')
   new ReadFamily(`${prefix}nodejs_version_info`, 'Node.js version info.', () => [[{ version: process.version, major: major!, minor: minor!, patch: patch! }, 1]], registry) // eslint-disable-line no-new
+  return stopDelayMonitor
 }
 
 /**
  * Event-loop delay: the lag of the scrape itself, and a 10 ms-resolution monitor's figures since
  * the previous scrape (they include the resolution, as prom-client's did).
  */
-function registerEventLoopDelay (registry: MetricRegistry, prefix: string): void {
+function registerEventLoopDelay (registry: MetricRegistry, prefix: string): () => void {
   const delay = monitorEventLoopDelay({ resolution: 10 })
   delay.enable()
   // Read once per scrape, in the first family rendered; the others report the same snapshot.
@@ -60,6 +62,7 @@ function registerEventLoopDelay (registry: MetricRegistry, prefix: string): void
   for (const key of ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'] as const) {
     new ReadFamily(`${prefix}nodejs_eventloop_lag_${key}_seconds`, `The ${key} of the event loop delay since the last scrape, in seconds.`, () => [[{}, snapshot[key]]], registry) // eslint-disable-line no-new
   }
+  return () => delay.disable()
 }
 
 function openFileDescriptors (): number {

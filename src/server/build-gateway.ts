@@ -112,7 +112,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
       closing = drain.run(server, { delayMs: config.server.shutdownDelayMs, graceMs: config.server.shutdownGraceMs }).then(async (cut) => {
         // Streams cut after the grace period take their upstream requests with them.
         await (cut > 0 ? upstream.destroy() : upstream.close())
-        await Promise.all([probesStopped, store.close(), metricsServer?.close(), exchanges.tracer?.shutdown(TRACE_FLUSH_MS)])
+        await Promise.all([probesStopped, store.close(), metricsServer?.close(), exchanges.tracer?.shutdown(TRACE_FLUSH_MS), metrics.close()])
         return cut
       })
       return await closing
