@@ -10,7 +10,7 @@ export const FINAL_EVENTS: ReadonlySet<string> = new Set(['response.completed', 
 /** Events after which the response they belong to is over: the final ones, and an `error`. */
 export const TERMINAL_EVENTS: ReadonlySet<string> = new Set([...FINAL_EVENTS, 'error'])
 
-/** Reads Responses (`input_tokens`…) and Chat Completions (`prompt_tokens`…) usage shapes. */
+/** Reads Responses (`input_tokens`…) and Chat Completions (`prompt_tokens`…, DeepSeek's `prompt_cache_hit_tokens`) usage shapes. */
 export function tokenUsage (usage: unknown): TokenUsage | undefined {
   if (usage === null || typeof usage !== 'object') return undefined
   const u = usage as Record<string, unknown>
@@ -18,7 +18,8 @@ export function tokenUsage (usage: unknown): TokenUsage | undefined {
   const count = (value: unknown): number => typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0
   const input = count(u.input_tokens ?? u.prompt_tokens)
   const output = count(u.output_tokens ?? u.completion_tokens)
-  const cached = count(details('input_tokens_details').cached_tokens ?? details('prompt_tokens_details').cached_tokens)
+  // DeepSeek's Chat Completions report cache reads as prompt_cache_hit_tokens (of prompt_tokens).
+  const cached = count(details('input_tokens_details').cached_tokens ?? details('prompt_tokens_details').cached_tokens ?? u.prompt_cache_hit_tokens)
   const reasoning = count(details('output_tokens_details').reasoning_tokens ?? details('completion_tokens_details').reasoning_tokens)
   return { input, cached, output, reasoning }
 }

@@ -31,3 +31,9 @@ t.test('a pretty-printed usage (as the API writes JSON bodies) is found too, and
   t.equal(trailingUsage('{"response":{"tools":[{"parameters":{"properties":{"usage":{"type":"string"}}}}],"usage" : null}}'), undefined)
   t.equal(trailingUsage('"usage"'), undefined, 'a key at the very start, with nothing after it')
 })
+
+t.test('Chat Completions usage: cached tokens from prompt_tokens_details, or DeepSeek\'s prompt_cache_hit_tokens', async (t) => {
+  t.same(tokenUsage({ prompt_tokens: 100, completion_tokens: 5, prompt_tokens_details: { cached_tokens: 64 } }), { input: 100, cached: 64, output: 5, reasoning: 0 })
+  t.same(tokenUsage({ prompt_tokens: 100, completion_tokens: 5, prompt_cache_hit_tokens: 64, prompt_cache_miss_tokens: 36 }), { input: 100, cached: 64, output: 5, reasoning: 0 }, 'DeepSeek\'s shape')
+  t.same(tokenUsage({ prompt_tokens: 100, completion_tokens: 5 }), { input: 100, cached: 0, output: 5, reasoning: 0 }, 'neither: none cached')
+})
