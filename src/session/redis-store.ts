@@ -458,7 +458,9 @@ export class RedisSessionStore implements SessionStore {
    * its answer in time. Timers run before the event loop reads its sockets, so after a stall of
    * the process itself (starved of CPU, a long GC) an answer that came in time is still unread
    * when its command's timer fires. The verdict waits for that read (an immediate runs after
-   * it): an outage only if nothing came from Redis meanwhile.
+   * it): an outage only if nothing came from Redis meanwhile. Else Redis is answering, and a
+   * replay the timeout cut goes on: no outage starts, so no recovery would restart it, and its
+   * bindings waited for the next command that happened to be answered (forever, with no traffic).
    */
   #timedOut (): void {
     if (this.#timeoutVerdict) return
@@ -468,6 +470,7 @@ export class RedisSessionStore implements SessionStore {
       this.#timeoutVerdict = false
       if (this.#closed || this.#degradedBy !== undefined) return
       if (bytesReadFromRedis(this.#redis) === read) this.#outage(COMMAND_TIMED_OUT)
+      else if (this.#replay.size > 0) void this.#replayPending()
     })
   }
 
