@@ -20,12 +20,13 @@ interface Answer { status: number, upstream: string | undefined, json: Record<st
 /** A POST /v1/responses on a connection of its own (no keep-alive), so no connection session. */
 async function send (gateway: RunningGateway, { session, body = {}, headers = {} }: { session?: string, body?: Record<string, unknown>, headers?: Record<string, string> } = {}): Promise<Answer> {
   const payload = JSON.stringify({ model: 'gpt-test', input: 'hi', ...body })
+  return await sendTo(gateway, 'POST', '/v1/responses', payload, { 'content-type': 'application/json', ...(session === undefined ? {} : { 'session-id': session }), ...headers })
+}
+
+/** Any request on a connection of its own: no connection session carries over. */
+async function sendTo (gateway: RunningGateway, method: string, path: string, payload?: string, headers: Record<string, string> = {}): Promise<Answer> {
   return await new Promise((resolve, reject) => {
-    const req = http.request(`${gateway.baseURL}/responses`, {
-      method: 'POST',
-      agent: false,
-      headers: { 'content-type': 'application/json', connection: 'close', ...(session === undefined ? {} : { 'session-id': session }), ...headers }
-    }, (res) => {
+    const req = http.request(`${gateway.origin}${path}`, { method, agent: false, headers: { connection: 'close', ...headers } }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => chunks.push(chunk))
       res.on('end', () => {
@@ -231,23 +232,6 @@ t.test('lineage: previous_response_id goes where its response was served, across
   t.equal(ups.find((u) => u.name === 'g2-a')!.requests.length, g2Before, 'nothing went to the other group')
   t.equal((await send(gateway, { body: { prompt_cache_key: 'fresh' } })).upstream, 'g2-a', 'a request without lineage still goes to the healthy group')
 })
-
-/** A request without a body on a connection of its own: no connection session carries over. */
-async function sendTo (gateway: RunningGateway, method: string, path: string): Promise<Answer> {
-  return await new Promise((resolve, reject) => {
-    const req = http.request(`${gateway.origin}${path}`, { method, agent: false, headers: { connection: 'close' } }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (chunk: Buffer) => chunks.push(chunk))
-      res.on('end', () => {
-        const json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>
-        resolve({ status: res.statusCode ?? 0, upstream: json.upstream as string | undefined, json })
-      })
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
 
 t.test('a stored response or a conversation named in the path (retrieve, cancel, input_items, items) reaches the upstream that holds it', async (t) => {
   const ups = await startUpstreamProcesses(t, ['a', 'b'])
