@@ -79,7 +79,7 @@ t.test('the replay keeps a binding Redis already holds for another session, and 
   await probe.set('gw:conv:contested', 'session-b') // another replica bound it meanwhile
 
   proxy.restore()
-  const replayed = await logs.waitFor((line) => line.msg === REPLAYED)
+  const replayed = await logs.waitFor((line) => line.msg === REPLAYED, 'the replay')
   t.match(replayed, { written: 1, kept: 1, dropped: 1 })
   t.equal(await probe.get('gw:conv:contested'), 'session-b', "the other replica's binding is kept")
   t.equal(await probe.get('gw:conv:newest'), 'session-a', 'a binding made during the outage is written')
@@ -109,7 +109,7 @@ t.test("the replay writes a session's last upstream move over the binding Redis 
   t.equal(await store.upstreamOf('moved'), 'c', 'while Redis is away, the local move answers')
 
   proxy.restore()
-  const replayed = await logs.waitFor((line) => line.msg === REPLAYED)
+  const replayed = await logs.waitFor((line) => line.msg === REPLAYED, 'the replay')
   t.match(replayed, { written: 3, kept: 1, expired: 0, dropped: 1 })
   t.equal(await probe.get('gw:upstream:moved'), 'c', 'the last move is written over the binding from before the outage')
   const ttl = await probe.pttl('gw:upstream:moved')

@@ -104,7 +104,7 @@ t.test('a stall (no connection dropped, no event) ends once Redis answers again,
   // Only writes from now on, as with sessions from headers on one upstream: no lookup, no upstreamOf.
   store.recordUsage('codex-1', TOKENS, Date.now())
   await until(() => store.health().state, (s) => s === 'ok', 'ok once a write is answered')
-  await logs.waitFor((line) => line.msg === REPLAYED)
+  await logs.waitFor((line) => line.msg === REPLAYED, 'the replay')
   t.equal(await probe.get('gw:pck:during-stall'), 'codex-1', 'the binding queued in the stall is written')
 
   redis.pause()
@@ -144,7 +144,7 @@ t.test("a session's first binding never overwrites one Redis holds; a move does"
   await until(() => store.health().state, (s) => s === 'degraded', 'the write timed out')
   redis.resume()
   store.recordUsage('stalled', TOKENS, Date.now())
-  const replayed = await logs.waitFor((line) => line.msg === REPLAYED)
+  const replayed = await logs.waitFor((line) => line.msg === REPLAYED, 'the replay')
   t.match(replayed, { written: 0, kept: 1 })
   t.equal(await probe.get('gw:upstream:stalled'), 'b', 'a first binding replayed keeps the binding Redis holds, however old')
 })
@@ -152,10 +152,17 @@ t.test("a session's first binding never overwrites one Redis holds; a move does"
 t.test("regression: a first binding kept out by Redis's leaves the local copy with Redis's binding, written directly or replayed", needs('redis-server'), async (t) => {
   const { redis, store, probe, logs } = await replica(t)
   t.teardown(redis.resume)
-  /** Where the store routes the session while Redis is stalled: its read times out, the local copy answers. */
+  /**
+   * Where the store routes the session while Redis is stalled: its read times out, the local
+   * copy answers. The timeout's verdict (an outage) comes a turn of the loop after the read
+   * answers, so it is awaited before Redis resumes: judged later, it could land after `ok
+   * again` below and pass for the next stall's outage, whose write Redis then answers in time,
+   * queuing nothing to replay (the hang seen in CI).
+   */
   const decidedLocally = async (session: string): Promise<string | undefined> => {
     redis.pause()
     const upstream = await store.upstreamOf(session)
+    await until(() => store.health().state, (s) => s === 'degraded', 'the timed-out read judged an outage')
     redis.resume()
     store.recordUsage(session, TOKENS, Date.now())
     await until(() => store.health().state, (s) => s === 'ok', 'ok again')
@@ -174,7 +181,7 @@ t.test("regression: a first binding kept out by Redis's leaves the local copy wi
   await until(() => store.health().state, (s) => s === 'degraded', 'the write timed out')
   redis.resume()
   store.recordUsage('stalled', TOKENS, Date.now())
-  t.match(await logs.waitFor((line) => line.msg === REPLAYED), { written: 0, kept: 1 }, 'replayed, it is kept out')
+  t.match(await logs.waitFor((line) => line.msg === REPLAYED, 'the replay'), { written: 0, kept: 1 }, 'replayed, it is kept out')
   t.equal(await decidedLocally('stalled'), 'b', 'and the local copy took Redis\'s binding')
 })
 
@@ -187,7 +194,7 @@ t.test("regression: a lineage key replayed and kept out by another session's lea
   await until(() => store.health().state, (s) => s === 'degraded', 'the write timed out')
   redis.resume()
   store.recordUsage('session-here', TOKENS, Date.now())
-  t.match(await logs.waitFor((line) => line.msg === REPLAYED), { written: 0, kept: 1 }, 'replayed, it is kept out')
+  t.match(await logs.waitFor((line) => line.msg === REPLAYED, 'the replay'), { written: 0, kept: 1 }, 'replayed, it is kept out')
   t.same(await store.lookup(['conv:shared']), ['session-of-another-replica'], 'Redis answers with the other session')
   redis.pause()
   t.same(await store.lookup(['conv:shared']), [undefined], 'and answering locally (the read timed out), this replica claims it no more')

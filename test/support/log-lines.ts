@@ -4,13 +4,20 @@
  */
 export type LogLine = Record<string, unknown>
 
+/** Long enough for a gateway process to start on a loaded CI machine; short of tap's 240 s per file. */
+const WAIT_MS = 30_000
+
 export interface LogLines {
   /** Every line added so far, in order. */
   readonly lines: LogLine[]
   /** Adds a line, settling whoever waits for one like it. */
   add: (line: LogLine) => void
-  /** Resolves with the first line, already added or still to come, matching `predicate`. */
-  waitFor: (predicate: (line: LogLine) => boolean) => Promise<LogLine>
+  /**
+   * Resolves with the first line, already added or still to come, matching `predicate`. Rejects
+   * after 30 s naming `what` never came and the last lines that did: a missing line fails its
+   * test instead of hanging the file until tap's timeout, which says nothing of where.
+   */
+  waitFor: (predicate: (line: LogLine) => boolean, what?: string) => Promise<LogLine>
 }
 
 export function logLines (): LogLines {
@@ -27,10 +34,21 @@ export function logLines (): LogLines {
         }
       }
     },
-    waitFor: async (predicate) => {
+    waitFor: async (predicate, what = 'the line awaited') => {
       const found = lines.find(predicate)
       if (found !== undefined) return found
-      return await new Promise((resolve) => waiters.push({ predicate, resolve }))
+      return await new Promise((resolve, reject) => {
+        const waiter = {
+          predicate,
+          resolve: (line: LogLine) => { clearTimeout(timer); resolve(line) }
+        }
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1)
+          const last = lines.slice(-5).map((line) => JSON.stringify(line)).join('\n')
+          reject(new Error(`never logged: ${what}; the last lines:\n${last}`))
+        }, WAIT_MS)
+        waiters.push(waiter)
+      })
     }
   }
 }
