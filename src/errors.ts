@@ -5,6 +5,7 @@
 
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { lingerAfterAnswer } from './http/lingering-close.js'
 import { hasBody } from './http/request-framing.js'
 
 /** The content type of every JSON body the gateway writes itself (errors, admin and health routes). */
@@ -66,7 +67,10 @@ export class GatewayError extends Error {
 export function closeIfBodyUnread (res: ServerResponse): void {
   // Node marks a request complete only after its handler returns, bodiless ones too: those keep the connection.
   const req = res.req as ServerResponse['req'] | undefined
-  if (req !== undefined && !req.complete && hasBody(req)) res.shouldKeepAlive = false
+  if (req === undefined || req.complete || !hasBody(req)) return
+  res.shouldKeepAlive = false
+  // Closed only once the body's rest has arrived (or LINGER_MS), so a client still sending reads the answer.
+  lingerAfterAnswer(req, res)
 }
 
 /** What the main listener serves, for its 404s: /metrics and /gateway/ only where they are served. */
