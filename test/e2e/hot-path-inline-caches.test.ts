@@ -90,7 +90,12 @@ t.test('on the request path no inline cache misses once per request or WebSocket
     }
     // Each WebSocket's responses one after another, as a client's turns are.
     const talk = async (ws: WsSocket): Promise<void> => {
-      for (let i = 0; i < REQUESTS / WEBSOCKETS; i++) await webSocketCall(ws, { usage: [100, 80] })
+      try {
+        for (let i = 0; i < REQUESTS / WEBSOCKETS; i++) await webSocketCall(ws, { usage: [100, 80] })
+      } catch (err) {
+        const ends = gateway.logs.filter((line) => line.transport === 'websocket' || line.level !== 'info')
+        throw new Error(`${(err as Error).message}; the gateway's WebSocket and warning lines: ${JSON.stringify(ends.slice(-6))}; stderr: ${gateway.stderr().slice(-2000)}`)
+      }
     }
     await Promise.all([...Array.from({ length: CONNECTIONS }, worker), ...sockets.map(talk)])
     return failed
@@ -121,6 +126,9 @@ async function openWebSocket (t: Test, upstream: WebSocketUpstream, port: number
     ws.on('open', () => resolve())
     ws.on('error', reject)
   })
+  // A WebSocket that closes mid-round fails its next send: say how it closed.
+  ws.on('error', (err) => t.comment(`${session}: ${err.message}`))
+  ws.on('close', (code, reason) => { if (code !== 1000) t.comment(`${session}: closed ${code} ${reason.toString('utf8')}`) })
   answerCreatesWithChosenUsage(await accepted)
   return ws
 }
