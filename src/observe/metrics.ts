@@ -23,7 +23,7 @@ export interface ExchangeMetrics {
   transport: Transport
   /** The upstream that answered (the last one tried), or NO_UPSTREAM. */
   upstream: string
-  /** -1 when the upstream never answered. */
+  /** To the answering upstream's headers, from the request, or from its attempt after a failover; -1 when none answered. */
   ttfbMs: number
   durationMs: number
   endedBy: EndedBy
@@ -97,7 +97,7 @@ export class GatewayMetrics {
     const registry = this.registry
     this.#requests = new CounterFamily('session_gateway_requests_total', 'Proxied requests, by route, method, status class, transport and upstream.', ['route', 'method', 'status_class', 'transport', 'upstream'], registry)
     const active = new CounterFamily('session_gateway_active_streams', 'Proxied exchanges in flight (SSE streams, plain requests, WebSockets).', ['transport'], registry, 'gauge')
-    this.#ttfb = new HistogramFamily('session_gateway_upstream_ttfb_seconds', 'Time from the request to the upstream response headers.', ['transport', 'upstream'], LATENCY_BUCKETS, registry)
+    this.#ttfb = new HistogramFamily('session_gateway_upstream_ttfb_seconds', 'Time from the request to the upstream response headers; after a failover, from the attempt on the upstream that answered.', ['transport', 'upstream'], LATENCY_BUCKETS, registry)
     const duration = new HistogramFamily('session_gateway_request_duration_seconds', 'Time from the request to the end of the response.', ['transport'], LATENCY_BUCKETS, registry)
     this.#upstreamErrors = new CounterFamily('session_gateway_upstream_errors_total', 'Upstream failures, by kind (connect, timeout, reset, protocol, status: a 5xx, or a 429 that was retried elsewhere) and upstream; failed attempts retried elsewhere count too.', ['kind', 'upstream'], registry)
     const clientAborts = new CounterFamily('session_gateway_client_aborts_total', 'Exchanges the client left before their end.', ['transport'], registry)

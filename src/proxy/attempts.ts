@@ -59,6 +59,7 @@ export class UpstreamAttempts {
     }
     this.#exchange.upstream = upstream.name
     this.#exchange.attempts = this.#index + 1
+    if (this.#index > 0) this.#exchange.retriedAt = performance.now()
     this.#start(upstream, new AttemptGate(this, upstream))
   }
 

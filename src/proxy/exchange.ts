@@ -64,6 +64,12 @@ export class Exchange implements Drainable, ResponseFacts {
   upstream: string | undefined
   /** Upstreams tried: more than 1 after a failover. */
   attempts = 0
+  /**
+   * When the last attempt began, after a failover (`performance.now()`); 0 while there was one.
+   * The upstream's time to first byte counts from there: the failed attempts' time (a connect
+   * timeout, a 503) is not the answering upstream's.
+   */
+  retriedAt = 0
   #tokens: TokenUsage | undefined
   #usageHeld = false
   #ended = false
@@ -252,7 +258,7 @@ export class Exchange implements Drainable, ResponseFacts {
       status: outcome.status,
       transport: this.transport,
       upstream: this.upstream ?? NO_UPSTREAM,
-      ttfbMs: outcome.ttfbMs,
+      ttfbMs: this.retriedAt === 0 || outcome.ttfbMs < 0 ? outcome.ttfbMs : outcome.ttfbMs - (this.retriedAt - this.startedAt),
       durationMs,
       endedBy: outcome.endedBy,
       failureKind: outcome.failure?.kind
