@@ -25,8 +25,8 @@ export interface AttemptPlan {
   boundName: string | undefined
   /** Why the first upstream tried is not the bound one. */
   rebindReason: RebindReason | undefined
-  /** Whether the request (its body) can be sent again. */
-  replayable: boolean
+  /** Whether the request (its body) can be sent again, asked when an attempt failed. */
+  replayable: () => boolean
   /** True once the client is gone: no further attempt is started. */
   clientGone: () => boolean
 }
@@ -65,7 +65,7 @@ export class UpstreamAttempts {
 
   /** Whether a failed attempt may be followed by another. */
   canRetry (): boolean {
-    return this.#plan.replayable && this.#index + 1 < this.#plan.order.length && !this.#plan.clientGone()
+    return this.#index + 1 < this.#plan.order.length && !this.#plan.clientGone() && this.#plan.replayable()
   }
 
   /** An attempt failed and another follows: counted here (the exchange counts only its last). */

@@ -20,7 +20,7 @@ import { UpstreamAttempts, type AttemptDeps } from './attempts.js'
 import { tapReadBody, tapStreamedBody } from './body-tap.js'
 import { isPlainJson, limitedBody, readRequestBody } from './client-body.js'
 import { Exchange, type ExchangeDeps } from './exchange.js'
-import { replayableBody, type ReplayableBody } from './replay-body.js'
+import { ALWAYS, NEVER, replayableBody, type ReplayableBody } from './replay-body.js'
 
 export interface HttpEntryDeps {
   config: GatewayConfig
@@ -189,7 +189,7 @@ async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitt
     const fields = readSessionFields(body)
     const session = hasLineage(fields) ? await deps.sessions.fromBody(fields, req.socket) : await sessionOfTarget(deps.sessions, req)
     // Read whole to decide the session; still sent again only within the replay limit.
-    return { session, body: { body, replayable: body.length <= routing.replayBodyBytes } }
+    return { session, body: { body, replayable: body.length <= routing.replayBodyBytes ? ALWAYS : NEVER } }
   }
   const body = await replayableBody(req, routing.replayBodyBytes, server.bodyLimitBytes)
   return { session: admitted.sessionFromHeader ?? await sessionOfTarget(deps.sessions, req), body }

@@ -6,29 +6,43 @@ import { drainRest, readRequestBody } from './client-body.js'
 /** A request body as undici sends it, and whether it can be sent again to another upstream. */
 export interface ReplayableBody {
   body: Buffer | AsyncIterable<Buffer> | IncomingMessage | null
-  replayable: boolean
+  /** Asked when an attempt failed: a body held in memory always can be; a streamed one only while none of it was read. */
+  replayable: () => boolean
+}
+
+export const ALWAYS = (): boolean => true
+export const NEVER = (): boolean => false
+
+/**
+ * The client's own stream, past the replay limit: it can go to another upstream while nothing
+ * has read it, as when the first upstream refused the connection or did not accept it in time
+ * (undici reads a body only once connected).
+ */
+function whileUnread (req: IncomingMessage): () => boolean {
+  return () => !req.readableDidRead && !req.destroyed
 }
 
 /**
  * With several upstreams a request that fails before answering is sent to the next one, which
  * needs its body again: bodies up to `replayLimit` are read into memory first (held while the
- * attempts run). A larger body streams through once, as with one upstream, and is not retried.
+ * attempts run). A larger body streams through once, as with one upstream, and is retried only
+ * if no attempt read any of it (a connect that failed).
  * A chunked body is read up to the limit; if it goes on past it, what was read is sent first
  * and the rest streams behind it (still held to `bodyLimit`).
  */
 export async function replayableBody (req: IncomingMessage, replayLimit: number, bodyLimit: number): Promise<ReplayableBody> {
-  if (!hasBody(req)) return { body: null, replayable: true }
+  if (!hasBody(req)) return { body: null, replayable: ALWAYS }
   const declared = req.headers['content-length']
   if (declared !== undefined) {
-    if (Number(declared) > replayLimit) return { body: req, replayable: false }
-    return { body: await readRequestBody(req, bodyLimit), replayable: true }
+    if (Number(declared) > replayLimit) return { body: req, replayable: whileUnread(req) }
+    return { body: await readRequestBody(req, bodyLimit), replayable: ALWAYS }
   }
   const iterator = req.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>
   const head: Buffer[] = []
   let size = 0
   for (;;) {
     const next = await iterator.next()
-    if (next.done === true) return { body: Buffer.concat(head, size), replayable: true }
+    if (next.done === true) return { body: Buffer.concat(head, size), replayable: ALWAYS }
     size += next.value.length
     if (size > bodyLimit) {
       await iterator.return?.() // lets go of the body, so that it can be drained
@@ -36,7 +50,7 @@ export async function replayableBody (req: IncomingMessage, replayLimit: number,
       throw errors.bodyTooLarge(bodyLimit)
     }
     head.push(next.value)
-    if (size > replayLimit) return { body: headThenRest(head, size, iterator, req, bodyLimit), replayable: false }
+    if (size > replayLimit) return { body: headThenRest(head, size, iterator, req, bodyLimit), replayable: NEVER }
   }
 }
 

@@ -25,6 +25,7 @@ import { UpstreamAttempts, type AttemptDeps, type AttemptGate } from './attempts
 import { spannedGate } from './attempt-span.js'
 import { serveWithoutUpgrade } from './declined-upgrade.js'
 import { Exchange, type ExchangeDeps } from './exchange.js'
+import { ALWAYS } from './replay-body.js'
 
 export interface WebSocketEntryDeps {
   admission: Admission
@@ -117,7 +118,7 @@ async function routeUpgrade (deps: WebSocketEntryDeps, exchange: Exchange, req: 
     order: plan.order,
     boundName,
     rebindReason: plan.rebindReason,
-    replayable: true, // a handshake has no body
+    replayable: ALWAYS, // a handshake has no body
     clientGone: () => socket.destroyed
   }, (upstream, gate) => {
     sendUpgrade(deps, exchange, req, res, socket, head, session, upstream, upstreamPath(clientTarget, upstream.target)!, gate)

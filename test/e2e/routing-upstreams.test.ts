@@ -189,6 +189,25 @@ t.test('UPSTREAM_REPLAY_BODY_BYTES=0: a request with a body is not sent again, e
   t.equal(ups[0]!.requests.length + ups[1]!.requests.length, 2, 'one attempt each')
 })
 
+t.test('a body past UPSTREAM_REPLAY_BODY_BYTES goes to the next upstream when the first refused the connection: none of it was read', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups), UPSTREAM_REPLAY_BODY_BYTES: '1024' })
+  t.teardown(gateway.close)
+  const [session] = sessionsHomedOn('a', ['a', 'b'], 1, 'streamed-retry')
+  await ups[0]!.kill() // its port refuses connections: undici never reads the body
+  const input = 'x'.repeat(64 * 1024) // streamed to the upstream, not held for a replay
+  const answer = await send(gateway, { session, body: { input } })
+  t.equal(answer.status, 200, 'answered, not a 502')
+  t.equal(answer.upstream, 'b', 'by the next upstream')
+  t.equal(JSON.parse(ups[1]!.requests.at(-1)!.body).input, input, 'which got the whole body')
+
+  await ups[0]!.restart()
+  await ups[1]!.setMode({ status: 503 })
+  const read = await send(gateway, { session: sessionsHomedOn('b', ['a', 'b'], 1, 'streamed-no-retry')[0], body: { input } })
+  t.equal(read.status, 503, 'a streamed body an upstream read and refused is not sent again: its answer is relayed')
+  t.equal(ups[0]!.requests.length, 0, 'nothing went to the other upstream')
+})
+
 t.test("a 429 is retried elsewhere and ejects its upstream for at least its retry-after", async (t) => {
   const ups = await startUpstreamProcesses(t, ['a', 'b'])
   const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups), UPSTREAM_FAILURES_TO_EJECT: '1' })
