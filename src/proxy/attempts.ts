@@ -25,8 +25,8 @@ export interface AttemptPlan {
   boundName: string | undefined
   /** Why the first upstream tried is not the bound one. */
   rebindReason: RebindReason | undefined
-  /** Whether the request (its body) can be sent again, asked when an attempt failed. */
-  replayable: () => boolean
+  /** Whether the request (its body) can be sent again, asked when an attempt failed; `unsent`: before it connected. */
+  replayable: (unsent: boolean) => boolean
   /** True once the client is gone: no further attempt is started. */
   clientGone: () => boolean
 }
@@ -63,9 +63,9 @@ export class UpstreamAttempts {
     this.#start(upstream, new AttemptGate(this, upstream))
   }
 
-  /** Whether a failed attempt may be followed by another. */
-  canRetry (): boolean {
-    return this.#index + 1 < this.#plan.order.length && !this.#plan.clientGone() && this.#plan.replayable()
+  /** Whether a failed attempt may be followed by another; `unsent`: it failed before connecting. */
+  canRetry (unsent: boolean): boolean {
+    return this.#index + 1 < this.#plan.order.length && !this.#plan.clientGone() && this.#plan.replayable(unsent)
   }
 
   /** An attempt failed and another follows: counted here (the exchange counts only its last). */
@@ -109,12 +109,13 @@ export class AttemptGate implements FailoverGate {
       return 'relay'
     }
     this.#attempts.failed(this.#upstream, statusCode === 429 ? retryAfterMs(rawHeaders) : 0)
-    return this.#retry('status')
+    return this.#retry('status', false)
   }
 
   onFailure (failure: UpstreamFailure): 'relay' | 'retry' {
     this.#attempts.failed(this.#upstream, 0)
-    return this.#retry(failure.kind)
+    // Refused, unresolved, a TLS handshake or a connect that timed out: nothing was sent.
+    return this.#retry(failure.kind, failure.kind === 'connect' || failure.code === 'UND_ERR_CONNECT_TIMEOUT')
   }
 
   /** The upstream answered (a status that is relayed, or a WebSocket's 101). */
@@ -122,8 +123,8 @@ export class AttemptGate implements FailoverGate {
     this.#attempts.served(this.#upstream)
   }
 
-  #retry (kind: FailureKind | 'status'): 'relay' | 'retry' {
-    if (!this.#attempts.canRetry()) return 'relay'
+  #retry (kind: FailureKind | 'status', unsent: boolean): 'relay' | 'retry' {
+    if (!this.#attempts.canRetry(unsent)) return 'relay'
     this.#attempts.retried(this.#upstream, kind)
     return 'retry'
   }

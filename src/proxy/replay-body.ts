@@ -6,20 +6,25 @@ import { drainRest, readRequestBody } from './client-body.js'
 /** A request body as undici sends it, and whether it can be sent again to another upstream. */
 export interface ReplayableBody {
   body: Buffer | AsyncIterable<Buffer> | IncomingMessage | null
-  /** Asked when an attempt failed: a body held in memory always can be; a streamed one only while none of it was read. */
-  replayable: () => boolean
+  /**
+   * Asked when an attempt failed, `unsent` when it failed before connecting (nothing of the
+   * request went out): a body held in memory always can be; a streamed one only then.
+   */
+  replayable: (unsent: boolean) => boolean
 }
 
 export const ALWAYS = (): boolean => true
 export const NEVER = (): boolean => false
 
 /**
- * The client's own stream, past the replay limit: it can go to another upstream while nothing
- * has read it, as when the first upstream refused the connection or did not accept it in time
- * (undici reads a body only once connected).
+ * The client's own stream, past the replay limit: it can go to another upstream only when the
+ * first refused the connection or did not accept it in time, since undici takes a body only
+ * once connected. Once connected, undici holds the stream even before reading from it, and a
+ * retry's abort destroys it (with the client's socket): an answer such as a 503 on the headers
+ * alone is relayed instead.
  */
-function whileUnread (req: IncomingMessage): () => boolean {
-  return () => !req.readableDidRead && !req.destroyed
+function whileUnsent (req: IncomingMessage): (unsent: boolean) => boolean {
+  return (unsent) => unsent && !req.readableDidRead && !req.destroyed
 }
 
 /**
@@ -34,7 +39,7 @@ export async function replayableBody (req: IncomingMessage, replayLimit: number,
   if (!hasBody(req)) return { body: null, replayable: ALWAYS }
   const declared = req.headers['content-length']
   if (declared !== undefined) {
-    if (Number(declared) > replayLimit) return { body: req, replayable: whileUnread(req) }
+    if (Number(declared) > replayLimit) return { body: req, replayable: whileUnsent(req) }
     return { body: await readRequestBody(req, bodyLimit), replayable: ALWAYS }
   }
   const iterator = req.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>
