@@ -69,7 +69,7 @@ export function closeIfBodyUnread (res: ServerResponse): void {
   const req = res.req as ServerResponse['req'] | undefined
   if (req === undefined || req.complete || !hasBody(req)) return
   res.shouldKeepAlive = false
-  // Closed only once the body's rest has arrived (or LINGER_MS), so a client still sending reads the answer.
+  // Closed only once the body's rest has arrived (30 s at most), so a client still sending reads the answer.
   lingerAfterAnswer(req, res)
 }
 

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { discardUnreadBody } from './unread-body.js'
 
 /** At most this long reading into nothing after such an answer: nginx's `lingering_time`. */
-export const LINGER_MS = 30_000
+const LINGER_MS = 30_000
 
 /**
  * An answer that goes out before its request's body has all arrived closes the connection

@@ -31,7 +31,7 @@ function whileUnsent (req: IncomingMessage): (unsent: boolean) => boolean {
  * With several upstreams a request that fails before answering is sent to the next one, which
  * needs its body again: bodies up to `replayLimit` are read into memory first (held while the
  * attempts run). A larger body streams through once, as with one upstream, and is retried only
- * if no attempt read any of it (a connect that failed).
+ * when its attempt failed before connecting (whileUnsent).
  * A chunked body is read up to the limit; if it goes on past it, what was read is sent first
  * and the rest streams behind it (still held to `bodyLimit`).
  */
