@@ -11,8 +11,9 @@
  *   node bench/paired.mjs --a cli:/path/to/old/dist/src/cli.js   # this build ÷ another one
  *
  * Contenders: `floor` (bench/proxies/node-undici-proxy.mjs), `gateway` (dist/src/cli.js,
- * defaults), `gateway-tracing` (the same, every request traced to a local OTLP sink), or
- * `cli:PATH` (a gateway build elsewhere). `--a-env` / `--b-env` add JSON environment to either.
+ * defaults), `gateway-tracing` (the same, every request traced to a local OTLP sink),
+ * `cli:PATH` (a gateway build elsewhere) or `cli-tracing:PATH` (that build, traced as
+ * `gateway-tracing` is). `--a-env` / `--b-env` add JSON environment to either.
  * Pins as `npm run bench` does: the measured proxies on CPU 1, the rest on CPU 0 (2+ CPUs).
  * Build first (`npm run build`).
  *
@@ -92,7 +93,7 @@ const upstream = startProcess('paired-upstream', process.execPath, [join(BENCH, 
 const helpers = [upstream]
 try {
   const [upstreamOrigin] = await waitForListening(upstream)
-  const sinkOrigin = [args.a, args.b].includes('gateway-tracing') ? await startSink() : undefined
+  const sinkOrigin = [args.a, args.b].some(isTraced) ? await startSink() : undefined
   process.stdout.write(`B ÷ A, CPU per request: A = ${args.a}, B = ${args.b}; ${rounds} rounds of ${seconds} s each at ${rate} requests/s over ${connections} connections, warmed ${warmup} s\n`)
   const ratios = []
   const aMicros = []
@@ -105,6 +106,10 @@ try {
   process.stdout.write(summary(ratios, aMicros))
 } finally {
   for (const helper of helpers) await helper.stop('SIGTERM', 5_000)
+}
+
+function isTraced (spec) {
+  return spec === 'gateway-tracing' || spec.startsWith('cli-tracing:')
 }
 
 /** The local OTLP sink `gateway-tracing` exports to (its own process, not measured). */
@@ -122,8 +127,9 @@ function contender (slot, spec, extraEnv) {
     usage(`--${slot}-env: expected a JSON object, got ${JSON.stringify(extraEnv)}`)
   }
   if (spec === 'floor') return { slot, script: join(BENCH, 'proxies', 'node-undici-proxy.mjs'), env: (upstreamOrigin) => ({ UPSTREAM_ORIGIN: upstreamOrigin, ...extra }) }
-  const script = spec.startsWith('cli:') ? spec.slice(4) : GATEWAY_CLI
-  if (spec !== 'gateway' && spec !== 'gateway-tracing' && !spec.startsWith('cli:')) usage(`--${slot}: expected floor, gateway, gateway-tracing or cli:PATH, got ${JSON.stringify(spec)}`)
+  const build = /^cli(?:-tracing)?:(.+)$/.exec(spec)
+  const script = build === null ? GATEWAY_CLI : build[1]
+  if (spec !== 'gateway' && spec !== 'gateway-tracing' && build === null) usage(`--${slot}: expected floor, gateway, gateway-tracing, cli:PATH or cli-tracing:PATH, got ${JSON.stringify(spec)}`)
   return {
     slot,
     script,
@@ -131,7 +137,7 @@ function contender (slot, spec, extraEnv) {
       UPSTREAM_URL: `${upstreamOrigin}/v1`,
       LOG_LEVEL: 'info',
       // As (a)'s tracing contender: every request sampled, a queue no span is dropped from.
-      ...(spec === 'gateway-tracing' ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkOrigin, OTEL_TRACES_SAMPLER: 'always_on', OTEL_BSP_MAX_QUEUE_SIZE: '65536', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '2048', OTEL_BSP_SCHEDULE_DELAY: '200' } : {}),
+      ...(isTraced(spec) ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkOrigin, OTEL_TRACES_SAMPLER: 'always_on', OTEL_BSP_MAX_QUEUE_SIZE: '65536', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '2048', OTEL_BSP_SCHEDULE_DELAY: '200' } : {}),
       ...extra
     })
   }

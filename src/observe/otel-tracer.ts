@@ -1,7 +1,8 @@
 /**
  * The OpenTelemetry implementation of the gateway's tracing interface: spans built with the
- * official SDK, batched, and exported over OTLP/HTTP (protobuf or JSON). The only module that
- * imports @opentelemetry/*, loaded by `startTracing` only when tracing is on.
+ * official SDK, batched, and exported over OTLP/HTTP (protobuf, by our encoder, or JSON). With
+ * the modules it imports, the only code that imports @opentelemetry/*, loaded by `startTracing`
+ * only when tracing is on.
  *
  * Nothing is registered globally (no global provider, context manager or propagator): the
  * parent of every span is passed explicitly, so the gateway's tracing cannot interfere with a
@@ -23,6 +24,7 @@ import type { Transport } from './metrics.js'
 import type { Logger } from './logger.js'
 import { reportingExporter } from './otel-export-report.js'
 import { warmUpExport } from './otel-warm-up.js'
+import { protobufTraceSerializer } from './otlp-span-encoder.js'
 import { TERMINAL_EVENTS } from './responses-api.js'
 import {
   attemptAttributes, genAiAttributes, genAiOperation, isError, modelAttributes, outcomeAttributes, requestAttributes, sessionAttributes, spanName, usageAttributes, type SpanAttributes
@@ -30,6 +32,14 @@ import {
 import type { AttemptSpan, AttemptTarget, ExchangeSpan, ExchangeTracer } from './tracing.js'
 
 const propagator = new W3CTraceContextPropagator()
+
+/**
+ * Spans start with no attributes, which are set right after: given to `startSpan`, the SDK
+ * copies them twice more (for the sampler, then for the span), ~1 kB a span. No sampler the
+ * gateway configures (OTEL_TRACES_SAMPLER) reads attributes.
+ */
+const SERVER = { kind: SpanKind.SERVER }
+const CLIENT = { kind: SpanKind.CLIENT }
 
 /** Export requests in flight at most: the exporter packages' default. */
 const EXPORT_CONCURRENCY = 30
@@ -102,7 +112,7 @@ async function createExporter ({ endpoint, headers, protocol, exporterTimeoutMil
     compression,
     // Over http:// the factory leaves the TLS options out.
     agentFactory: httpAgentFactoryFromOptions({ keepAlive: true, ...tls })
-  }, json ? transformer.JsonTraceSerializer : transformer.ProtobufTraceSerializer, 'otlp_http_span_exporter', transformer.TraceExporterMetricsHelper, undefined)
+  }, json ? transformer.JsonTraceSerializer : protobufTraceSerializer, 'otlp_http_span_exporter', transformer.TraceExporterMetricsHelper, undefined)
   return new OTLPExporterBase(delegate)
 }
 
@@ -153,10 +163,8 @@ class OtelExchangeSpan implements ExchangeSpan {
     this.#operation = genAiOperation(this.#method, path, transport)
     // The client's traceparent (and tracestate), if valid, makes this span its child.
     const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter)
-    this.#span = tracer.startSpan(spanName(this.#operation, undefined, this.#method, path), {
-      kind: SpanKind.SERVER,
-      attributes: requestAttributes(this.#method, path)
-    }, parent)
+    this.#span = tracer.startSpan(spanName(this.#operation, undefined, this.#method, path), SERVER, parent)
+      .setAttributes(requestAttributes(this.#method, path))
     this.#context = trace.setSpan(parent, this.#span)
   }
 
@@ -238,16 +246,13 @@ class OtelExchangeSpan implements ExchangeSpan {
    * request's first frame, epoch milliseconds) or the upstream answers unasked (now).
    */
   #openResponse (startTime?: number): Span {
-    this.#response ??= this.#tracer.startSpan(spanName(this.#operation ?? 'chat', undefined, this.#method, this.#path), {
-      kind: SpanKind.CLIENT,
-      startTime,
-      attributes: {
-        ...genAiAttributes(this.#operation ?? 'chat'),
-        ...(this.#session === undefined ? {} : { 'gen_ai.conversation.id': this.#session.id }),
-        ...(this.#attempt === undefined ? {} : { 'session_gateway.upstream': this.#attempt.upstream })
-      }
-    }, this.#context)
-    return this.#response
+    if (this.#response !== undefined) return this.#response
+    const span = this.#tracer.startSpan(spanName(this.#operation ?? 'chat', undefined, this.#method, this.#path), { kind: SpanKind.CLIENT, startTime }, this.#context)
+      .setAttributes(genAiAttributes(this.#operation ?? 'chat'))
+    if (this.#session !== undefined) span.setAttribute('gen_ai.conversation.id', this.#session.id)
+    if (this.#attempt !== undefined) span.setAttribute('session_gateway.upstream', this.#attempt.upstream)
+    this.#response = span
+    return span
   }
 }
 
@@ -273,10 +278,8 @@ class OtelAttemptSpan implements AttemptSpan {
   constructor (tracer: Tracer, parent: Context, target: AttemptTarget, operation: 'chat' | undefined, sessionId: string | undefined) {
     this.#target = target
     this.#operation = operation
-    this.#span = tracer.startSpan(spanName(operation, undefined, target.method, target.path), {
-      kind: SpanKind.CLIENT,
-      attributes: attemptAttributes(target, operation, sessionId)
-    }, parent)
+    this.#span = tracer.startSpan(spanName(operation, undefined, target.method, target.path), CLIENT, parent)
+      .setAttributes(attemptAttributes(target, operation, sessionId))
     this.traceHeaders = traceHeadersOf(this.#span.spanContext())
   }
 

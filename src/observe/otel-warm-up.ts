@@ -1,7 +1,8 @@
 /**
  * Runs the span and OTLP-encoding code on made-up exchanges before the first real export, so
  * V8 optimises it on the spans it will see, before the process is busy. Measured in the gateway
- * under bench scenario (a)'s load: the official protobuf serializer, first optimised in a
+ * under bench scenario (a)'s load (before the gateway had its own encoder, otlp-span-encoder.ts,
+ * which is warmed the same way): the official protobuf serializer, first optimised in a
  * loaded process, cost 35–62 µs per span pair for the rest of the run, and 16–30 once warmed
  * like this (one process, the same batches, a warmed and a cold copy of the module taking
  * turns; one run of a smaller warm-up, 32 × 4, barely helped: the outcome is V8's). CPU per
@@ -11,10 +12,11 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { Context } from '@opentelemetry/api'
-import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer'
+import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer'
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { OtlpProtocol } from '../config/tracing-env.js'
 import type { ExchangeOutcome } from '../proxy/exchange.js'
+import { protobufTraceSerializer } from './otlp-span-encoder.js'
 import type { ExchangeTracer } from './tracing.js'
 
 /** Enough for V8 to optimise the encoder with what it calls inlined (fewer left it cold in some runs). */
@@ -38,7 +40,7 @@ export function warmUpExport (protocol: OtlpProtocol, tracerOn: (processor: Span
   const kept = new KeptSpans()
   const tracer = tracerOn(kept)
   for (let i = 0; i < EXCHANGES; i++) madeUpExchange(tracer, i)
-  const serializer = protocol === 'http/json' ? JsonTraceSerializer : ProtobufTraceSerializer
+  const serializer = protocol === 'http/json' ? JsonTraceSerializer : protobufTraceSerializer
   for (let i = 0; i < ENCODINGS; i++) serializer.serializeRequest(kept.spans)
 }
 

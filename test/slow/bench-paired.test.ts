@@ -64,7 +64,7 @@ for (const { label, run: running } of runs) {
 t.test('a bad option: one line naming it, exit code 2', async (t) => {
   const run = await paired(['--a', 'nginx'])
   t.equal(run.code, 2)
-  t.equal(run.stderr, 'bench/paired.mjs: --a: expected floor, gateway, gateway-tracing or cli:PATH, got "nginx"\n')
+  t.equal(run.stderr, 'bench/paired.mjs: --a: expected floor, gateway, gateway-tracing, cli:PATH or cli-tracing:PATH, got "nginx"\n')
   t.equal(run.stdout, '', 'nothing was measured')
 })
 
