@@ -7,7 +7,7 @@
  * exchange of bench scenario (a) makes (server span, one attempt span, model, id, usage, ends)
  * and prints this process's CPU per exchange. A VARIANT is `stage[:batch[:delayMs[:protocol]]]`:
  * stage `spans` exports to an exporter that drops the batch, `serialize` to one that encodes it
- * as the gateway does and drops the bytes, `official` to one that encodes it with the official
+ * as the gateway does (src/observe/recycled-encoding.ts) and drops the bytes, `official` to one that encodes it with the official
  * protobuf serializer instead (src/observe/otlp-span-encoder.ts writes the same bytes), `export` to bench/upstream/otlp-sink.mjs over OTLP/HTTP (default batch
  * 2048, delay 200 ms, protobuf: the bench's settings). Variants alternate round by round in one
  * process; the minimum over rounds is the least disturbed figure on a shared machine.
@@ -34,7 +34,7 @@ const PER_TICK = 50
 const { createOtelTracer } = await import(join(ROOT, 'dist/src/observe/otel-tracer.js'))
 const { tracingFromEnv } = await import(join(ROOT, 'dist/src/config/tracing-env.js'))
 const { JsonTraceSerializer, ProtobufTraceSerializer } = await import('@opentelemetry/otlp-transformer')
-const { protobufTraceSerializer } = await import(join(ROOT, 'dist/src/observe/otlp-span-encoder.js'))
+const { recycledEncoding } = await import(join(ROOT, 'dist/src/observe/recycled-encoding.js'))
 
 // What bench scenario (a)'s exchanges carry (bench/fixtures/responses-sse.mjs).
 const req = { method: 'POST', headers: { host: '127.0.0.1:8080', 'content-type': 'application/json', 'content-length': '128' } }
@@ -72,15 +72,17 @@ function parseVariant (text) {
 /** An exporter that stops after `stage`; undefined for the real one. */
 function stageExporter ({ stage, protocol }) {
   if (stage === 'export') return undefined
-  const serializer = protocol === 'http/json' ? JsonTraceSerializer : stage === 'official' ? ProtobufTraceSerializer : protobufTraceSerializer
-  return {
+  // As the gateway encodes: into a buffer lent to each export, given back when it ends.
+  const encoding = recycledEncoding()
+  const serializer = protocol === 'http/json' ? JsonTraceSerializer : stage === 'official' ? ProtobufTraceSerializer : encoding.serializer
+  return encoding.recycling({
     export (spans, done) {
       if (stage !== 'spans') serializer.serializeRequest(spans)
       done({ code: 0 })
     },
     shutdown: async () => {},
     forceFlush: async () => {}
-  }
+  })
 }
 
 async function measure (variant, sinkOrigin) {

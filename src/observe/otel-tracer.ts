@@ -23,8 +23,9 @@ import type { TokenUsage } from '../session/session-usage.js'
 import type { Transport } from './metrics.js'
 import type { Logger } from './logger.js'
 import { reportingExporter } from './otel-export-report.js'
+import { BlockIdGenerator } from './otel-ids.js'
 import { warmUpExport } from './otel-warm-up.js'
-import { protobufTraceSerializer } from './otlp-span-encoder.js'
+import { recycledEncoding } from './recycled-encoding.js'
 import { TERMINAL_EVENTS } from './responses-api.js'
 import {
   attemptAttributes, genAiAttributes, genAiOperation, isError, modelAttributes, outcomeAttributes, requestAttributes, sessionAttributes, spanName, usageAttributes, type SpanAttributes
@@ -68,9 +69,11 @@ export async function createOtelTracer (config: TracingConfig, { logger, exporte
   // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES, as the spec says.
   const resource = resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName })
   // Before the first real span: a cold encoder first run under load stays slower (otel-warm-up.ts).
-  warmUpExport(config.protocol, (processor) => exchangeTracer(new BasicTracerProvider({ resource, sampler: new AlwaysOnSampler(), spanLimits: SPAN_LIMITS, spanProcessors: [processor] })))
+  const idGenerator = new BlockIdGenerator()
+  warmUpExport(config.protocol, (processor) => exchangeTracer(new BasicTracerProvider({ resource, idGenerator, sampler: new AlwaysOnSampler(), spanLimits: SPAN_LIMITS, spanProcessors: [processor] })))
   return exchangeTracer(new BasicTracerProvider({
     resource,
+    idGenerator,
     sampler: createSampler(config),
     spanLimits: SPAN_LIMITS,
     spanProcessors: [new BatchSpanProcessor(exporter, config.batch satisfies BufferConfig)]
@@ -102,6 +105,7 @@ async function createExporter ({ endpoint, headers, protocol, exporterTimeoutMil
     import('@opentelemetry/otlp-exporter-base'), import('@opentelemetry/otlp-exporter-base/node-http'), import('@opentelemetry/otlp-transformer')
   ])
   const json = protocol === 'http/json'
+  const encoding = recycledEncoding()
   const contentType = json ? 'application/json' : 'application/x-protobuf'
   const delegate = createOtlpHttpExportDelegate({
     url: endpoint,
@@ -112,8 +116,8 @@ async function createExporter ({ endpoint, headers, protocol, exporterTimeoutMil
     compression,
     // Over http:// the factory leaves the TLS options out.
     agentFactory: httpAgentFactoryFromOptions({ keepAlive: true, ...tls })
-  }, json ? transformer.JsonTraceSerializer : protobufTraceSerializer, 'otlp_http_span_exporter', transformer.TraceExporterMetricsHelper, undefined)
-  return new OTLPExporterBase(delegate)
+  }, json ? transformer.JsonTraceSerializer : encoding.serializer, 'otlp_http_span_exporter', transformer.TraceExporterMetricsHelper, undefined)
+  return json ? new OTLPExporterBase(delegate) : encoding.recycling(new OTLPExporterBase(delegate))
 }
 
 function createSampler ({ sampler, samplerRatio }: TracingConfig): Sampler {

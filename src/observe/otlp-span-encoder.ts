@@ -44,28 +44,34 @@ class NotOurs extends Error {}
 const NOT_OURS = new NotOurs()
 
 export const protobufTraceSerializer: ISerializer<ReadableSpan[], IExportTraceServiceResponse> = {
-  serializeRequest: (spans: ReadableSpan[]) => encodeSpans(spans) ?? ProtobufTraceSerializer.serializeRequest(spans),
+  serializeRequest: (spans: ReadableSpan[]) => encodeSpans(spans)?.bytes ?? ProtobufTraceSerializer.serializeRequest(spans),
   deserializeResponse: (data: Uint8Array) => ProtobufTraceSerializer.deserializeResponse(data)
 }
 
-/** An ExportTraceServiceRequest holding `spans`; undefined if one holds what only the official serializer encodes. */
-export function encodeSpans (spans: ReadableSpan[]): Uint8Array | undefined {
+/** The size of the last body: a new buffer starts a quarter above it, so a steady stream of batches needs no growing. */
+let lastSize = 16 * 1024
+
+/** An encoding: its bytes, and the buffer that holds them (a grown one when the one given was too small). */
+export interface EncodedSpans {
+  bytes: Uint8Array
+  buffer: Buffer
+}
+
+/**
+ * An ExportTraceServiceRequest holding `spans`, written into `buffer` (a new one if none); undefined
+ * if a span holds what only the official serializer encodes.
+ */
+export function encodeSpans (spans: ReadableSpan[], buffer?: Buffer): EncodedSpans | undefined {
   try {
-    return encodeTraceRequest(spans)
+    return encodeTraceRequest(spans, buffer ?? Buffer.allocUnsafe(lastSize + (lastSize >>> 2)))
   } catch (error) {
     if (error === NOT_OURS) return undefined
     throw error
   }
 }
 
-/**
- * The size of the last body: the next starts at it, so a steady stream of batches needs no
- * growing. A fresh buffer each time, since the exporter still sends the last one.
- */
-let lastSize = 16 * 1024
-
-function encodeTraceRequest (spans: ReadableSpan[]): Uint8Array {
-  const writer = new Writer(lastSize + (lastSize >>> 2))
+function encodeTraceRequest (spans: ReadableSpan[], buffer: Buffer): EncodedSpans {
+  const writer = new Writer(buffer)
   for (const [resource, scopes] of groupByResourceAndScope(spans)) {
     writer.byte(TAG_RESOURCE_SPANS)
     const resourceSpans = writer.startMessage()
@@ -78,7 +84,7 @@ function encodeTraceRequest (spans: ReadableSpan[]): Uint8Array {
     writer.finishMessage(resourceSpans)
   }
   lastSize = Math.max(writer.pos, 1024)
-  return writer.bytes()
+  return { bytes: writer.bytes(), buffer: writer.buffer }
 }
 
 /** Spans by resource, then scope, each in first-seen order, by identity: as the official serializer groups them. */
@@ -183,8 +189,12 @@ class Writer {
   pos = 0
   #buffer: Buffer
 
-  constructor (size: number) {
-    this.#buffer = Buffer.allocUnsafe(size)
+  constructor (buffer: Buffer) {
+    this.#buffer = buffer
+  }
+
+  get buffer (): Buffer {
+    return this.#buffer
   }
 
   bytes (): Uint8Array {

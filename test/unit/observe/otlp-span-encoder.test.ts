@@ -101,7 +101,8 @@ function randomBatch (random: Random, extras: boolean): ReadableSpan[] {
 t.test('random batches: the same bytes as the official serializer', async (t) => {
   for (let seed = 1; seed <= 400; seed++) {
     const spans = randomBatch(randomFrom(seed), false)
-    const ours = encodeSpans(spans)
+    // Every other batch into a reused buffer, dirty and often too small: it grows, and old bytes never show.
+    const ours = encodeSpans(spans, seed % 2 === 0 ? Buffer.alloc(seed * 7, 0xff) : undefined)?.bytes
     if (ours === undefined) { t.fail(`seed ${seed}: left to the official serializer`); continue }
     const official = ProtobufTraceSerializer.serializeRequest(spans)!
     if (Buffer.compare(Buffer.from(ours), Buffer.from(official)) !== 0) {
@@ -137,7 +138,7 @@ t.test('the gateway\'s own spans are encoded here, with the official bytes', asy
   }
   await tracer.shutdown(5_000)
   t.equal(spans.length, 4)
-  const ours = encodeSpans(spans)
+  const ours = encodeSpans(spans)?.bytes
   t.ok(ours, 'not left to the official serializer')
   t.same(Buffer.from(ours!), Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)!))
 })
