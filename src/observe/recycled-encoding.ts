@@ -7,7 +7,9 @@
  * A buffer is lent to one export: the exporter's delegate encodes synchronously inside
  * `export` and calls back once its request has ended (sent and answered, failed, or timed
  * out and destroyed), and only then is the buffer free for the next. Exports in flight
- * together each hold their own.
+ * together each hold their own. A collector that answers before it has read a whole body
+ * (refusing it early) may read the rest of it from the next batch: that request has had its
+ * answer, and its framing (Content-Length) holds.
  */
 import type { IExportTraceServiceResponse, ISerializer } from '@opentelemetry/otlp-transformer'
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer'
