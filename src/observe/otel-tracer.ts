@@ -23,7 +23,6 @@ import type { TokenUsage } from '../session/session-usage.js'
 import type { Transport } from './metrics.js'
 import type { Logger } from './logger.js'
 import { reportingExporter } from './otel-export-report.js'
-import { BlockIdGenerator } from './otel-ids.js'
 import { warmUpExport } from './otel-warm-up.js'
 import { recycledEncoding } from './recycled-encoding.js'
 import { TERMINAL_EVENTS } from './responses-api.js'
@@ -69,11 +68,9 @@ export async function createOtelTracer (config: TracingConfig, { logger, exporte
   // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES, as the spec says.
   const resource = resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName })
   // Before the first real span: a cold encoder first run under load stays slower (otel-warm-up.ts).
-  const idGenerator = new BlockIdGenerator()
-  warmUpExport(config.protocol, (processor) => exchangeTracer(new BasicTracerProvider({ resource, idGenerator, sampler: new AlwaysOnSampler(), spanLimits: SPAN_LIMITS, spanProcessors: [processor] })))
+  warmUpExport(config.protocol, (processor) => exchangeTracer(new BasicTracerProvider({ resource, sampler: new AlwaysOnSampler(), spanLimits: SPAN_LIMITS, spanProcessors: [processor] })))
   return exchangeTracer(new BasicTracerProvider({
     resource,
-    idGenerator,
     sampler: createSampler(config),
     spanLimits: SPAN_LIMITS,
     spanProcessors: [new BatchSpanProcessor(exporter, config.batch satisfies BufferConfig)]

@@ -1,9 +1,9 @@
 /**
  * The gateway's OTLP/protobuf encoder against the official serializer it stands in for: the
  * same bytes for every batch, built by the real SDK from random spans (ids, parents local and
- * remote, trace state, kinds, times, statuses, every kind of attribute value, several
- * resources and scopes); and the batches it leaves to the official one (events, links, array
- * values) are recognised rather than encoded wrongly.
+ * remote, trace state, kinds, times, statuses, string, number and boolean attributes of every
+ * shape, several resources and scopes); and the batches it leaves to the official one (events,
+ * links, array values) are recognised rather than encoded wrongly.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type AttributeValue, type Context } from '@opentelemetry/api'
 import { ExportResultCode, TraceState } from '@opentelemetry/core'

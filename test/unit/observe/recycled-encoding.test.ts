@@ -1,6 +1,7 @@
 /**
  * Buffers lent to exports: an export's bytes stay as encoded until it calls back, however many
- * exports encode meanwhile; once it has, the next export writes into the same memory.
+ * exports encode meanwhile; once it has succeeded, the next export writes into the same memory,
+ * and after a failure (the body may still be being sent) never.
  * The inner exporter keeps the OTLP delegate's contract: it encodes inside `export` and calls
  * back later, once.
  */
@@ -75,4 +76,29 @@ t.test('outside an export the serializer lends nothing: each encoding has memory
   const two = encoding.serializer.serializeRequest(spansNamed('two', 4))!
   t.notOk(sameMemory(one, inner.sent[0]!.bytes), 'the free buffer is for exports')
   t.notOk(sameMemory(one, two))
+})
+
+t.test('a failed export keeps its buffer: a refusal may come while its body is still being sent', async (t) => {
+  const encoding = recycledEncoding()
+  const inner = holdingExporter((spans) => encoding.serializer.serializeRequest(spans))
+  const exporter = encoding.recycling(inner)
+  exporter.export(spansNamed('refused', 30), () => {})
+  inner.sent[0]!.done({ code: ExportResultCode.FAILED, error: new Error('413') })
+  exporter.export(spansNamed('next', 30), () => {})
+  t.notOk(sameMemory(inner.sent[0]!.bytes, inner.sent[1]!.bytes), 'the next export writes elsewhere')
+  t.same(Buffer.from(inner.sent[0]!.bytes), inner.sent[0]!.copy, 'the refused body untouched')
+})
+
+t.test('a batch left to the official serializer gives the buffer it was lent back', async (t) => {
+  const encoding = recycledEncoding()
+  const inner = holdingExporter((spans) => encoding.serializer.serializeRequest(spans))
+  const exporter = encoding.recycling(inner)
+  exporter.export(spansNamed('first', 10), () => {})
+  inner.sent[0]!.done({ code: ExportResultCode.SUCCESS })
+  const withEvent = spansNamed('event', 1)
+  ;(withEvent[0]!.events as unknown[]).push({ name: 'e', time: [0, 0], attributes: {}, droppedAttributesCount: 0 })
+  exporter.export(withEvent, () => {})
+  t.same(Buffer.from(inner.sent[1]!.bytes), Buffer.from(ProtobufTraceSerializer.serializeRequest(withEvent)!), 'the official bytes')
+  exporter.export(spansNamed('after', 10), () => {})
+  t.ok(sameMemory(inner.sent[0]!.bytes, inner.sent[2]!.bytes), 'the free buffer is still there for the next')
 })
