@@ -16,7 +16,7 @@ import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer'
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { OtlpProtocol } from '../config/tracing-env.js'
 import type { ExchangeOutcome } from '../proxy/exchange.js'
-import { protobufTraceSerializer } from './otlp-span-encoder.js'
+import { encodeSpans } from './otlp-span-encoder.js'
 import type { ExchangeTracer } from './tracing.js'
 
 /** Enough for V8 to optimise the encoder with what it calls inlined (fewer left it cold in some runs). */
@@ -40,8 +40,10 @@ export function warmUpExport (protocol: OtlpProtocol, tracerOn: (processor: Span
   const kept = new KeptSpans()
   const tracer = tracerOn(kept)
   for (let i = 0; i < EXCHANGES; i++) madeUpExchange(tracer, i)
-  const serializer = protocol === 'http/json' ? JsonTraceSerializer : protobufTraceSerializer
-  for (let i = 0; i < ENCODINGS; i++) serializer.serializeRequest(kept.spans)
+  for (let i = 0; i < ENCODINGS; i++) {
+    if (protocol === 'http/json') JsonTraceSerializer.serializeRequest(kept.spans)
+    else encodeSpans(kept.spans)
+  }
 }
 
 const REQUEST = { method: 'POST', headers: {} } as unknown as IncomingMessage

@@ -8,11 +8,10 @@
  * each once, assuming ASCII and starting the string again as UTF-8 when it is not.
  *
  * Only what the gateway's spans hold is encoded here: string, number and boolean attributes,
- * no events, no links. A batch with anything else goes to the official serializer whole, so
- * the bytes are right whatever reaches the exporter.
+ * no events, no links. A batch with anything else is left to the official serializer whole
+ * (recycled-encoding.ts, the exporter's serializer), so the bytes are right whatever reaches it.
  */
 import type { HrTime } from '@opentelemetry/api'
-import { ProtobufTraceSerializer, type IExportTraceServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer'
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base'
 
 type Attributes = ReadableSpan['attributes']
@@ -43,11 +42,6 @@ const INT64_END = 2 ** 63
 /** Thrown inside an encoding that meets what only the official serializer encodes. */
 class NotOurs extends Error {}
 const NOT_OURS = new NotOurs()
-
-export const protobufTraceSerializer: ISerializer<ReadableSpan[], IExportTraceServiceResponse> = {
-  serializeRequest: (spans: ReadableSpan[]) => encodeSpans(spans)?.bytes ?? ProtobufTraceSerializer.serializeRequest(spans),
-  deserializeResponse: (data: Uint8Array) => ProtobufTraceSerializer.deserializeResponse(data)
-}
 
 /** The size of the last body: a new buffer starts a quarter above it, so a steady stream of batches needs no growing. */
 let lastSize = 16 * 1024
