@@ -20,7 +20,7 @@ import { UpstreamAttempts, type AttemptDeps } from './attempts.js'
 import { tapReadBody, tapStreamedBody } from './body-tap.js'
 import { isPlainJson, limitedBody, readRequestBody } from './client-body.js'
 import { Exchange, type ExchangeDeps } from './exchange.js'
-import { ALWAYS, NEVER, replayableBody, type ReplayableBody } from './replay-body.js'
+import { ALWAYS, replayableBody, UNSENT, type ReplayableBody } from './replay-body.js'
 
 export interface HttpEntryDeps {
   config: GatewayConfig
@@ -188,8 +188,9 @@ async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitt
     const body = await readRequestBody(req, server.bodyLimitBytes)
     const fields = readSessionFields(body)
     const session = hasLineage(fields) ? await deps.sessions.fromBody(fields, req.socket) : await sessionOfTarget(deps.sessions, req)
-    // Read whole to decide the session; still sent again only within the replay limit.
-    return { session, body: { body, replayable: body.length <= routing.replayBodyBytes ? ALWAYS : NEVER } }
+    // Read whole to decide the session; past the replay limit, sent again only as a streamed
+    // body would be: when its attempt failed before connecting, nothing of it sent.
+    return { session, body: { body, replayable: body.length <= routing.replayBodyBytes ? ALWAYS : UNSENT } }
   }
   const body = await replayableBody(req, routing.replayBodyBytes, server.bodyLimitBytes)
   return { session: admitted.sessionFromHeader ?? await sessionOfTarget(deps.sessions, req), body }

@@ -15,6 +15,8 @@ export interface ReplayableBody {
 
 export const ALWAYS = (): boolean => true
 export const NEVER = (): boolean => false
+/** Only when the attempt failed before connecting: nothing of the request went out. */
+export const UNSENT = (unsent: boolean): boolean => unsent
 
 /**
  * The client's own stream, past the replay limit: it can go to another upstream only when the

@@ -208,6 +208,27 @@ t.test('a body past UPSTREAM_REPLAY_BODY_BYTES goes to the next upstream when th
   t.equal(ups[0]!.requests.length, 0, 'nothing went to the other upstream')
 })
 
+t.test('a body past UPSTREAM_REPLAY_BODY_BYTES read whole to decide its session goes to the next upstream when the first refused the connection', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups), UPSTREAM_REPLAY_BODY_BYTES: '1024' })
+  t.teardown(gateway.close)
+  // No session header: the body is read whole for its prompt_cache_key, whose session is homed on `a`.
+  let key: string | undefined
+  for (let i = 0; key === undefined; i++) {
+    if ((await send(gateway, { body: { prompt_cache_key: `read-past-limit-${i}` } })).upstream === 'a') key = `read-past-limit-${i}`
+  }
+  await ups[0]!.kill()
+  const input = 'x'.repeat(64 * 1024)
+  const answer = await send(gateway, { body: { prompt_cache_key: key, input } })
+  t.equal(answer.status, 200, 'answered, not a 502')
+  t.equal(answer.upstream, 'b', 'by the next upstream')
+  t.equal(JSON.parse(ups[1]!.requests.at(-1)!.body).input, input, 'which got the whole body')
+
+  await ups[1]!.setMode({ status: 503 })
+  const read = await send(gateway, { body: { prompt_cache_key: `${key}-again`, input } })
+  t.equal(read.status, 503, 'one an upstream took and answered with a 503 is not sent again: its answer is relayed')
+})
+
 t.test("a 429 is retried elsewhere and ejects its upstream for at least its retry-after", async (t) => {
   const ups = await startUpstreamProcesses(t, ['a', 'b'])
   const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups), UPSTREAM_FAILURES_TO_EJECT: '1' })
