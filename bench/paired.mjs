@@ -1,7 +1,8 @@
 /**
  * Two proxies compared by CPU per request the way (f) compares one upstream with three: fresh
  * processes every round, each warmed, then loaded in turn in half-second slices (ABBA) at a
- * fixed rate, open loop, CPU from the scheduler's nanosecond counts of every thread. The figure
+ * fixed rate, open loop, CPU from the scheduler's nanosecond counts of every thread; the two
+ * swap places every second round (rounds in multiples of 4 balance them). The figure
  * is the median of the rounds' own ratios (B ÷ A), with its middle half, its range and the
  * interval of the median; A's own spread between rounds is reported too. Resolves a few per
  * cent where `npm run bench`'s (a), closed loop at full speed, moves by tens on a shared host.
@@ -17,7 +18,7 @@
  * Pins as `npm run bench` does: the measured proxies on CPU 1, the rest on CPU 0 (2+ CPUs).
  * Build first (`npm run build`).
  *
- * Options (defaults): --a floor, --b gateway, --a-env '{}', --b-env '{}', --rounds 7,
+ * Options (defaults): --a floor, --b gateway, --a-env '{}', --b-env '{}', --rounds 8,
  * --seconds 3 (each contender's share of a round), --warmup 10 (seconds of load on each fresh
  * process before its round: CPU per request settles after ~10 s on Node 20; on Node 24 a
  * gateway compiles for ~25 s, so pass --warmup 30 there), --rate 1500 (requests/s),
@@ -43,7 +44,7 @@ const { values: args } = parseOptions({
     b: { type: 'string', default: 'gateway' },
     'a-env': { type: 'string', default: '{}' },
     'b-env': { type: 'string', default: '{}' },
-    rounds: { type: 'string', default: '7' },
+    rounds: { type: 'string', default: '8' },
     seconds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '10' },
     rate: { type: 'string', default: '1500' },
@@ -143,12 +144,19 @@ function contender (slot, spec, extraEnv) {
   }
 }
 
-/** Fresh processes, warmed, then the round's ABBA slices (bench/lib/paired-rounds.mjs). */
+/**
+ * Fresh processes, warmed, then the round's ABBA slices (bench/lib/paired-rounds.mjs). The two
+ * contenders swap places (which starts first, its process's name, which leads the slices)
+ * every second round, and are warmed in alternating one-second slices: A/A runs with fixed
+ * places, each warmed whole in turn, favoured B by ~2 % (0.980×, 0.983×, 0.985× in three
+ * sessions), whatever in a place did it.
+ */
 async function measureOneRound (contenders, round, upstreamOrigin, sinkOrigin) {
+  const placed = Math.floor(round / 2) % 2 === 0 ? contenders : [contenders[1], contenders[0]]
   const running = []
   try {
-    for (const c of contenders) running.push(await start(c, upstreamOrigin, sinkOrigin))
-    for (const r of running) await load(r, warmup)
+    for (const [place, c] of placed.entries()) running.push(await start(c, place, upstreamOrigin, sinkOrigin))
+    await warm(running, round)
     const row = await measureRound(running, load, seconds, round)
     return { a: row.a.cpuMicrosPerRequest, b: row.b.cpuMicrosPerRequest, errors: row.a.errors + row.b.errors }
   } finally {
@@ -159,15 +167,24 @@ async function measureOneRound (contenders, round, upstreamOrigin, sinkOrigin) {
   }
 }
 
-async function start ({ slot, script, env }, upstreamOrigin, sinkOrigin) {
-  const proc = startProcess(`paired-${slot}`, process.execPath, [script], {
+async function start ({ slot, script, env }, place, upstreamOrigin, sinkOrigin) {
+  const proc = startProcess(`paired-${place + 1}`, process.execPath, [script], {
     role: 'proxy',
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env(upstreamOrigin, sinkOrigin) },
     cwd: ROOT,
-    logFile: join(logDir, `paired-${slot}.log`)
+    logFile: join(logDir, `paired-${place + 1}.log`)
   })
   const [origin] = await waitForListening(proc)
   return { id: slot, proc, server: { pids: () => [proc.pid] }, origin, pool: new Pool(origin, { connections, pipelining: 1 }) }
+}
+
+/** `warmup` seconds of load on each, in slices of about a second, taken in turn (ABBA). */
+async function warm (running, round) {
+  const slices = Math.max(1, Math.round(warmup))
+  for (let slice = 0; slice < slices; slice++) {
+    const forward = (slice % 2 === 0) === (round % 2 === 1)
+    for (const r of forward ? running : [...running].reverse()) await load(r, warmup / slices)
+  }
 }
 
 async function load ({ origin, pool }, secondsToRun) {
