@@ -12,6 +12,7 @@
  * (the module loader's, once per module), so only what is logged after a first round of calls
  * counts: over a second round of REQUESTS calls of each kind, no site may log a tenth as many
  * lines. Each round also has REQUESTS responses over WebSockets (a message path of its own).
+ * Checked twice: tracing off, and on with every request sampled (its span and export code).
  * Runs the built CLI (`npm run build` first when run alone).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -22,6 +23,7 @@ import { Pool } from 'undici'
 import { answerCreatesWithChosenUsage, webSocketCall } from '../support/cache-calls.js'
 import { chatCompletionStream, chatUsage } from '../support/chat-completions.js'
 import { startGatewayProcess } from '../support/gateway-process.js'
+import { startOtlpReceiver } from '../support/otlp-receiver.js'
 import { replySse, responseStream, type UpstreamHandler } from '../support/mock-upstream.js'
 import { startWebSocketUpstream, type WebSocketUpstream } from '../support/websocket-upstream.js'
 import { WebSocket, type WsSocket } from '../support/ws.js'
@@ -65,12 +67,23 @@ function transitionsBySite (log: string): Map<string, number> {
 }
 
 t.test('on the request path no inline cache misses once per request or WebSocket response', async (t) => {
+  await checkInlineCaches(t, {})
+})
+
+t.test('nor with tracing on, every request sampled: the span and export code runs per request too', async (t) => {
+  const receiver = await startOtlpReceiver()
+  t.teardown(receiver.close)
+  await checkInlineCaches(t, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_TRACES_SAMPLER: 'always_on', OTEL_BSP_SCHEDULE_DELAY: '200', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '2048', OTEL_BSP_MAX_QUEUE_SIZE: '65536' })
+  t.ok(receiver.spans.length >= 2 * 3 * REQUESTS, `spans were exported (${receiver.spans.length})`)
+})
+
+async function checkInlineCaches (t: Test, env: Record<string, string>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ic-log-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const logFile = join(dir, 'v8.log')
   const upstream = await startWebSocketUpstream({ http: byPath })
   t.teardown(upstream.close)
-  const gateway = startGatewayProcess(t, { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', UPSTREAM_URL: upstream.url },
+  const gateway = startGatewayProcess(t, { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', UPSTREAM_URL: upstream.url, ...env },
     ['--log-ic', `--logfile=${logFile}`, '--no-logfile-per-isolate'])
   const port = await gateway.port()
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CONNECTIONS })
@@ -115,7 +128,7 @@ t.test('on the request path no inline cache misses once per request or WebSocket
   const sites = transitionsBySite(log.slice(measuredFrom))
   const perRequest = [...sites].filter(([, count]) => count >= REQUESTS / 10).map(([site, count]) => `${site}: ${count}`)
   t.same(perRequest, [], `no site logged ${REQUESTS / 10} transitions or more over the second round's ${3 * REQUESTS} requests and ${REQUESTS} WebSocket responses`)
-})
+}
 
 /** A client WebSocket through the gateway, its upstream end answering every response.create with a whole response. */
 async function openWebSocket (t: Test, upstream: WebSocketUpstream, port: number, session: string): Promise<WsSocket> {
