@@ -8,21 +8,20 @@
  * parent of every span is passed explicitly, so the gateway's tracing cannot interfere with a
  * host application's and costs no async-context tracking.
  */
-import type { IncomingMessage } from 'node:http'
-import { defaultTextMapGetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type SpanContext, type Tracer } from '@opentelemetry/api'
+import { defaultTextMapGetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
-import { resourceFromAttributes } from '@opentelemetry/resources'
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources'
 import {
-  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type BufferConfig, type Sampler, type SpanExporter, type SpanLimits
+  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type BufferConfig, type Sampler, type SpanExporter, type SpanLimits, type SpanProcessor
 } from '@opentelemetry/sdk-trace-base'
 import { ATTR_ERROR_TYPE, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
 import type { TracingConfig } from '../config/tracing-env.js'
 import type { ExchangeOutcome } from '../proxy/exchange.js'
 import type { Session } from '../session/resolve-session.js'
 import type { TokenUsage } from '../session/session-usage.js'
-import type { Transport } from './metrics.js'
 import type { Logger } from './logger.js'
 import { reportingExporter } from './otel-export-report.js'
+import { decideSampling, DecidedTraceIds, traceHeadersOf, UnsampledExchange } from './otel-sampling.js'
 import { warmUpExport } from './otel-warm-up.js'
 import { recycledEncoding } from './recycled-encoding.js'
 import { TERMINAL_EVENTS } from './responses-api.js'
@@ -68,19 +67,30 @@ export async function createOtelTracer (config: TracingConfig, { logger, exporte
   // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES, as the spec says.
   const resource = resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName })
   // Before the first real span: a cold encoder first run under load stays slower (otel-warm-up.ts).
-  warmUpExport(config.protocol, (processor) => exchangeTracer(new BasicTracerProvider({ resource, sampler: new AlwaysOnSampler(), spanLimits: SPAN_LIMITS, spanProcessors: [processor] })))
-  return exchangeTracer(new BasicTracerProvider({
-    resource,
-    sampler: createSampler(config),
-    spanLimits: SPAN_LIMITS,
-    spanProcessors: [new BatchSpanProcessor(exporter, config.batch satisfies BufferConfig)]
-  }))
+  warmUpExport(config.protocol, (processor) => exchangeTracer(resource, new AlwaysOnSampler(), [processor]))
+  return exchangeTracer(resource, createSampler(config), [new BatchSpanProcessor(exporter, config.batch satisfies BufferConfig)])
 }
 
-function exchangeTracer (provider: BasicTracerProvider): ExchangeTracer {
+/**
+ * Exchanges traced on a provider of their own. `sampler` decides each exchange before its
+ * first span (otel-sampling.ts); the provider then records every span it is asked for.
+ */
+function exchangeTracer (resource: Resource, sampler: Sampler, spanProcessors: SpanProcessor[]): ExchangeTracer {
+  const ids = new DecidedTraceIds()
+  const provider = new BasicTracerProvider({ resource, sampler: new AlwaysOnSampler(), idGenerator: ids, spanLimits: SPAN_LIMITS, spanProcessors })
   const tracer = provider.getTracer('session-gateway')
   return {
-    startExchange: (req, transport, path) => new OtelExchangeSpan(tracer, req, transport, path),
+    startExchange: (req, transport, path) => {
+      const method = req.method ?? 'GET'
+      const operation = genAiOperation(method, path, transport)
+      const name = spanName(operation, undefined, method, path)
+      // The client's traceparent (and tracestate), if valid, makes this span its child.
+      const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter)
+      const verdict = decideSampling(sampler, ids, parent, name)
+      if (!verdict.sampled) return new UnsampledExchange(verdict, ids)
+      if (verdict.parent === undefined) ids.decide(verdict.traceId)
+      return new OtelExchangeSpan(tracer, parent, { method, path, operation, name, webSocket: transport === 'websocket' })
+    },
     shutdown: async (timeoutMs) => { await withTimeout(provider.shutdown(), timeoutMs) }
   }
 }
@@ -136,6 +146,16 @@ async function withTimeout (work: Promise<void>, timeoutMs: number): Promise<voi
   clearTimeout(timer)
 }
 
+/** What an exchange's server span is started with: its request, as `startExchange` read it. */
+interface ExchangeRequest {
+  method: string
+  path: string
+  operation: 'chat' | undefined
+  /** The span's first name: `{method} {route}` (otel-sampling.ts's sampler saw it). */
+  name: string
+  webSocket: boolean
+}
+
 /**
  * An exchange's server span. For HTTP, what the response teaches (model, id, usage) goes on it
  * and on the current attempt's client span. A WebSocket's exchange is the connection: each
@@ -143,6 +163,7 @@ async function withTimeout (work: Promise<void>, timeoutMs: number): Promise<voi
  * takes those facts instead.
  */
 class OtelExchangeSpan implements ExchangeSpan {
+  readonly recording = true
   readonly #tracer: Tracer
   readonly #span: Span
   readonly #context: Context
@@ -156,16 +177,13 @@ class OtelExchangeSpan implements ExchangeSpan {
   #response: Span | undefined
   #ended = false
 
-  constructor (tracer: Tracer, req: IncomingMessage, transport: Transport, path: string) {
+  constructor (tracer: Tracer, parent: Context, request: ExchangeRequest) {
     this.#tracer = tracer
-    this.#method = req.method ?? 'GET'
-    this.#path = path
-    this.#webSocket = transport === 'websocket'
-    this.#operation = genAiOperation(this.#method, path, transport)
-    // The client's traceparent (and tracestate), if valid, makes this span its child.
-    const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter)
-    this.#span = tracer.startSpan(spanName(this.#operation, undefined, this.#method, path), SERVER, parent)
-      .setAttributes(requestAttributes(this.#method, path))
+    this.#method = request.method
+    this.#path = request.path
+    this.#webSocket = request.webSocket
+    this.#operation = request.operation
+    this.#span = tracer.startSpan(request.name, SERVER, parent).setAttributes(requestAttributes(request.method, request.path))
     this.#context = trace.setSpan(parent, this.#span)
   }
 
@@ -255,16 +273,6 @@ class OtelExchangeSpan implements ExchangeSpan {
     this.#response = span
     return span
   }
-}
-
-/**
- * `traceparent` (and `tracestate`) naming `context`, as W3C Trace Context writes them: what
- * the SDK's propagator would inject, without the context objects and carrier it needs for it.
- */
-function traceHeadersOf (context: SpanContext): string[] {
-  const traceparent = `00-${context.traceId}-${context.spanId}-${context.traceFlags.toString(16).padStart(2, '0')}`
-  const tracestate = context.traceState?.serialize()
-  return tracestate === undefined || tracestate === '' ? ['traceparent', traceparent] : ['traceparent', traceparent, 'tracestate', tracestate]
 }
 
 /** One upstream attempt's client span; its traceparent goes upstream with the request. */

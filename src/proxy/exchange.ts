@@ -130,9 +130,9 @@ export class Exchange implements Drainable, ResponseFacts {
     this.#span?.clientMessage(startedAt)
   }
 
-  /** Tracing is on: observers also report the model and, on a WebSocket, its events. */
+  /** Tracing is on and the exchange sampled: observers also report the model and, on a WebSocket, its events. */
   get traced (): boolean {
-    return this.#span !== undefined
+    return this.#span?.recording === true
   }
 
   /** The request goes upstream: it is in flight (shutdown waits for it) under `session`. */

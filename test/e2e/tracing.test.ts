@@ -11,6 +11,8 @@ import http from 'node:http'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
+import { ROOT_CONTEXT } from '@opentelemetry/api'
+import { SamplingDecision, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base'
 import { request } from 'undici'
 import { chatCompletionStream, chatUsage } from '../support/chat-completions.js'
 import { startGateway, startGatewayWithUpstream, type RunningGateway } from '../support/gateway.js'
@@ -235,6 +237,40 @@ t.test("an unsampled client trace stays unsampled upstream, and nothing of it is
   await sampled.body.dump()
   const spans = await receiver.waitForSpans((spans) => serverSpanOf(spans, 'trace-sampled') !== undefined)
   t.notOk(spans.some((span) => span.traceId === traceId), 'no span of the unsampled trace')
+})
+
+t.test('a ratio sampler decides each exchange by its trace id: a sampled one is exported whole, an unsampled one not at all, and both pass their trace on', async (t) => {
+  const { receiver, upstream, gateway } = await startTraced(t, 'http/protobuf', { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' })
+  upstream.handle(replySse([responseStream('resp_ratio', 'half')]))
+  // The official sampler, as the oracle: its decision is a function of the trace id alone.
+  const oracle = new TraceIdRatioBasedSampler(0.5)
+  const calls: Array<{ session: string, traceId: string, spanId: string, sampled: boolean }> = []
+  for (let i = 0; i < 40; i++) {
+    const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'session-id': `ratio-${i}` } })
+    await res.body.dump()
+    const [, traceId, spanId, flags] = (upstream.requests.at(-1)!.headers.traceparent as string).split('-') as [string, string, string, string]
+    calls.push({ session: `ratio-${i}`, traceId, spanId, sampled: flags === '01' })
+  }
+  const sampled = calls.filter((call) => call.sampled)
+  t.ok(sampled.length > 0 && sampled.length < calls.length, `some exchanges sampled, some not (${sampled.length} of ${calls.length})`)
+  for (const call of calls) {
+    const decision = oracle.shouldSample(ROOT_CONTEXT, call.traceId).decision
+    t.equal(call.sampled, decision === SamplingDecision.RECORD_AND_SAMPLED, `${call.session}: the upstream's sampled flag is the sampler's decision on that trace id`)
+  }
+  const spans = await receiver.waitForSpans((spans) => sampled.every((call) => spans.some((span) => span.spanId === call.spanId)))
+  for (const call of sampled) {
+    const server = serverSpanOf(spans, call.session)
+    t.equal(server?.traceId, call.traceId, `${call.session}: its server span is in the trace it was sampled on`)
+    t.equal(spans.find((span) => span.spanId === call.spanId)?.parentSpanId, server?.spanId, `${call.session}: the upstream's parent is its client span`)
+  }
+  const left = new Set(calls.filter((call) => !call.sampled).map((call) => call.traceId))
+  // Closing flushes what is still queued: after it, every span the gateway would export is in.
+  await gateway.close()
+  t.notOk(receiver.spans.some((span) => left.has(span.traceId)), 'no span of an unsampled exchange is exported')
+  for (const call of calls) {
+    const line = gateway.logs.find((l) => l.msg === 'request' && l.session === call.session)
+    t.equal(line?.trace_id, call.traceId, `${call.session}: the log line names its trace`)
+  }
 })
 
 t.test('a failover is one client span per attempt under one server span', async (t) => {

@@ -1,0 +1,101 @@
+/**
+ * Sampling decided before any span starts. Left to the SDK, an exchange the sampler leaves
+ * out still costs two `startSpan` calls, two contexts and every attribute map (measured: 10 %
+ * sampling cost 1.23× tracing off, against 1.32× for 100 %). Decided first, an unsampled
+ * exchange costs an id or two and the sampler's call; a sampled one is started on a provider
+ * that samples everything, with the trace id the decision was made on.
+ *
+ * Every configurable sampler (OTEL_TRACES_SAMPLER) decides a span by its trace id and its
+ * parent alone, and a sampled exchange's spans all share its trace id and descend from it: its
+ * client and WebSocket response spans would have been sampled too.
+ */
+import { SpanKind, trace, TraceFlags, isSpanContextValid, type Attributes, type Context, type Link, type SpanContext, type TraceState } from '@opentelemetry/api'
+import { RandomIdGenerator, SamplingDecision, type IdGenerator, type Sampler } from '@opentelemetry/sdk-trace-base'
+import type { AttemptSpan, ExchangeSpan } from './tracing.js'
+
+const NO_ATTRIBUTES: Attributes = {}
+const NO_LINKS: Link[] = []
+
+/**
+ * The SDK's random ids, except that a root span gets the trace id its exchange was sampled on
+ * (a ratio sampler's decision is a function of it, and a ratio sampler further down the trace
+ * must be able to make the same one).
+ */
+export class DecidedTraceIds implements IdGenerator {
+  readonly #random = new RandomIdGenerator()
+  #decided: string | undefined
+
+  /** The trace id the next root span is to have: `startSpan`, called right after, takes it. */
+  decide (traceId: string): void {
+    this.#decided = traceId
+  }
+
+  generateTraceId = (): string => {
+    const decided = this.#decided
+    this.#decided = undefined
+    return decided ?? this.#random.generateTraceId()
+  }
+
+  generateSpanId = (): string => this.#random.generateSpanId()
+}
+
+/** Whether an exchange's trace is sampled: its trace id (the client's, or a new one) and the decision. */
+export interface SamplingVerdict {
+  sampled: boolean
+  traceId: string
+  /** The client's span context, when its traceparent was valid. */
+  parent: SpanContext | undefined
+}
+
+/** Asks `sampler` about a server span under `parent` (the context extracted from the client's headers). */
+export function decideSampling (sampler: Sampler, ids: DecidedTraceIds, parentContext: Context, name: string): SamplingVerdict {
+  const candidate = trace.getSpanContext(parentContext)
+  const parent = candidate !== undefined && isSpanContextValid(candidate) ? candidate : undefined
+  const traceId = parent?.traceId ?? ids.generateTraceId()
+  const { decision } = sampler.shouldSample(parentContext, traceId, name, SpanKind.SERVER, NO_ATTRIBUTES, NO_LINKS)
+  // RECORD (recorded, not sampled) is never exported by the batch processor: as good as dropped.
+  return { sampled: decision === SamplingDecision.RECORD_AND_SAMPLED, traceId, parent }
+}
+
+/**
+ * `traceparent` (and `tracestate`) naming `context`, as W3C Trace Context writes them: what
+ * the SDK's propagator would inject, without the context objects and carrier it needs for it.
+ */
+export function traceHeadersOf (context: SpanContext): string[] {
+  const traceparent = `00-${context.traceId}-${context.spanId}-${context.traceFlags.toString(16).padStart(2, '0')}`
+  const tracestate = context.traceState?.serialize()
+  return tracestate === undefined || tracestate === '' ? ['traceparent', traceparent] : ['traceparent', traceparent, 'tracestate', tracestate]
+}
+
+const UNRECORDED_ATTEMPT_END = (): void => {}
+
+/**
+ * An exchange the sampler left out: no span, only the trace context it passes on. Each attempt
+ * goes upstream with a span id of its own and the sampled flag off, as the SDK's non-recording
+ * spans do, and the log line still has the trace id.
+ */
+export class UnsampledExchange implements ExchangeSpan {
+  readonly traceId: string
+  readonly recording = false
+  readonly #traceState: TraceState | undefined
+  readonly #ids: DecidedTraceIds
+
+  constructor (verdict: SamplingVerdict, ids: DecidedTraceIds) {
+    this.traceId = verdict.traceId
+    this.#traceState = verdict.parent?.traceState
+    this.#ids = ids
+  }
+
+  startAttempt (): AttemptSpan {
+    const context = { traceId: this.traceId, spanId: this.#ids.generateSpanId(), traceFlags: TraceFlags.NONE, traceState: this.#traceState }
+    return { traceHeaders: traceHeadersOf(context), end: UNRECORDED_ATTEMPT_END }
+  }
+
+  admitted (): void {}
+  responseModel (): void {}
+  responseId (): void {}
+  usage (): void {}
+  clientMessage (): void {}
+  responseEvent (): void {}
+  end (): void {}
+}
