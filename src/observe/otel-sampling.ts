@@ -72,11 +72,11 @@ const UNRECORDED_ATTEMPT_END = (): void => {}
 /**
  * An exchange the sampler left out: no span, only the trace context it passes on. Each attempt
  * goes upstream with a span id of its own and the sampled flag off, as the SDK's non-recording
- * spans do, and the log line still has the trace id.
+ * spans do, and the log line still has the trace id. Its observers still read the response's
+ * model (Exchange.traced): the call's record and the model metric take it, sampled or not.
  */
 export class UnsampledExchange implements ExchangeSpan {
   readonly traceId: string
-  readonly recording = false
   readonly #traceState: TraceState | undefined
   readonly #ids: DecidedTraceIds
 

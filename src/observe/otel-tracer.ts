@@ -163,7 +163,6 @@ interface ExchangeRequest {
  * takes those facts instead.
  */
 class OtelExchangeSpan implements ExchangeSpan {
-  readonly recording = true
   readonly #tracer: Tracer
   readonly #span: Span
   readonly #context: Context

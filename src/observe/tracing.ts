@@ -35,8 +35,6 @@ export interface AttemptTarget {
 export interface ExchangeSpan {
   /** Hex trace id, for the log line. */
   readonly traceId: string
-  /** False when the sampler left the exchange out: then nothing it is told is kept, so observers need not read it. */
-  readonly recording: boolean
   admitted (session: Session): void
   /**
    * Starts the client span of one upstream attempt, a child of this span. Each call is one

@@ -130,9 +130,12 @@ export class Exchange implements Drainable, ResponseFacts {
     this.#span?.clientMessage(startedAt)
   }
 
-  /** Tracing is on and the exchange sampled: observers also report the model and, on a WebSocket, its events. */
+  /**
+   * Tracing is on: observers also report the model and, on a WebSocket, its events. Sampled or
+   * not: the model read here also goes into the call's record and the model metric.
+   */
   get traced (): boolean {
-    return this.#span?.recording === true
+    return this.#span !== undefined
   }
 
   /** The request goes upstream: it is in flight (shutdown waits for it) under `session`. */

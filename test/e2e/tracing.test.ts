@@ -273,6 +273,21 @@ t.test('a ratio sampler decides each exchange by its trace id: a sampled one is 
   }
 })
 
+t.test("regression: an unsampled exchange's call record still has the model its response named", async (t) => {
+  // Without cache analysis the model comes from the response only, read because tracing is on.
+  const { upstream, gateway } = await startTraced(t, 'http/protobuf', { CACHE_ANALYSIS: 'false' })
+  upstream.handle(replySse([responseStream('resp_unsampled_model', 'quiet')]))
+  for (const [session, flags] of [['model-unsampled', '00'], ['model-sampled', '01']] as const) {
+    const res = await request(`${gateway.baseURL}/responses`, {
+      method: 'POST', body: '{}', headers: { 'session-id': session, traceparent: `00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-${flags}` }
+    })
+    await res.body.dump()
+    await gateway.waitForLog((l) => l.msg === 'request' && l.session === session)
+    const calls = await (await request(`${gateway.origin}/gateway/sessions/${session}/requests`)).body.json() as { data: Array<{ model: string | null }> }
+    t.equal(calls.data[0]?.model, 'gpt-test', `${session}: the model is recorded, sampled or not`)
+  }
+})
+
 t.test('a failover is one client span per attempt under one server span', async (t) => {
   const receiver = await startOtlpReceiver()
   const failing = await startMockUpstream(replyJson({ error: { message: 'overloaded', type: 'server_error', code: null } }, 503))
