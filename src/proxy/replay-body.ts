@@ -8,7 +8,8 @@ export interface ReplayableBody {
   body: Buffer | AsyncIterable<Buffer> | IncomingMessage | null
   /**
    * Asked when an attempt failed, `unsent` when it failed before connecting (nothing of the
-   * request went out): a body held in memory always can be; a streamed one only then.
+   * request went out): a body held in memory within the replay limit always can be; a larger
+   * one, or a streamed one, only then.
    */
   replayable: (unsent: boolean) => boolean
 }

@@ -214,9 +214,10 @@ t.test('a body past UPSTREAM_REPLAY_BODY_BYTES read whole to decide its session 
   t.teardown(gateway.close)
   // No session header: the body is read whole for its prompt_cache_key, whose session is homed on `a`.
   let key: string | undefined
-  for (let i = 0; key === undefined; i++) {
+  for (let i = 0; key === undefined && i < 64; i++) {
     if ((await send(gateway, { body: { prompt_cache_key: `read-past-limit-${i}` } })).upstream === 'a') key = `read-past-limit-${i}`
   }
+  if (key === undefined) throw new Error('none of 64 prompt_cache_keys was homed on upstream a')
   await ups[0]!.kill()
   const input = 'x'.repeat(64 * 1024)
   const answer = await send(gateway, { body: { prompt_cache_key: key, input } })
