@@ -2,42 +2,21 @@
  * Sampling decided before any span starts. Left to the SDK, an exchange the sampler leaves
  * out still costs two `startSpan` calls, two contexts and every attribute map (measured: 10 %
  * sampling cost 1.23× tracing off, against 1.32× for 100 %). Decided first, an unsampled
- * exchange costs an id or two and the sampler's call; a sampled one is started on a provider
- * that samples everything, with the trace id the decision was made on.
+ * exchange costs an id or two and the sampler's call; a sampled one's spans are recorded
+ * (recorded-span.ts) in the trace the decision was made on: its root span takes that trace id
+ * (a ratio sampler's decision is a function of it, and one further down the trace must be able
+ * to make the same).
  *
  * Every configurable sampler (OTEL_TRACES_SAMPLER) decides a span by its trace id and its
  * parent alone, and a sampled exchange's spans all share its trace id and descend from it: its
  * client and WebSocket response spans would have been sampled too.
  */
 import { SpanKind, trace, TraceFlags, isSpanContextValid, type Attributes, type Context, type Link, type SpanContext, type TraceState } from '@opentelemetry/api'
-import { RandomIdGenerator, SamplingDecision, type IdGenerator, type Sampler } from '@opentelemetry/sdk-trace-base'
+import { SamplingDecision, type IdGenerator, type Sampler } from '@opentelemetry/sdk-trace-base'
 import type { AttemptSpan, ExchangeSpan } from './tracing.js'
 
 const NO_ATTRIBUTES: Attributes = {}
 const NO_LINKS: Link[] = []
-
-/**
- * The SDK's random ids, except that a root span gets the trace id its exchange was sampled on
- * (a ratio sampler's decision is a function of it, and a ratio sampler further down the trace
- * must be able to make the same one).
- */
-export class DecidedTraceIds implements IdGenerator {
-  readonly #random = new RandomIdGenerator()
-  #decided: string | undefined
-
-  /** The trace id the next root span is to have: `startSpan`, called right after, takes it. */
-  decide (traceId: string): void {
-    this.#decided = traceId
-  }
-
-  generateTraceId = (): string => {
-    const decided = this.#decided
-    this.#decided = undefined
-    return decided ?? this.#random.generateTraceId()
-  }
-
-  generateSpanId = (): string => this.#random.generateSpanId()
-}
 
 /** Whether an exchange's trace is sampled: its trace id (the client's, or a new one) and the decision. */
 export interface SamplingVerdict {
@@ -48,7 +27,7 @@ export interface SamplingVerdict {
 }
 
 /** Asks `sampler` about a server span under `parent` (the context extracted from the client's headers). */
-export function decideSampling (sampler: Sampler, ids: DecidedTraceIds, parentContext: Context, name: string): SamplingVerdict {
+export function decideSampling (sampler: Sampler, ids: IdGenerator, parentContext: Context, name: string): SamplingVerdict {
   const candidate = trace.getSpanContext(parentContext)
   const parent = candidate !== undefined && isSpanContextValid(candidate) ? candidate : undefined
   const traceId = parent?.traceId ?? ids.generateTraceId()
@@ -78,9 +57,9 @@ const UNRECORDED_ATTEMPT_END = (): void => {}
 export class UnsampledExchange implements ExchangeSpan {
   readonly traceId: string
   readonly #traceState: TraceState | undefined
-  readonly #ids: DecidedTraceIds
+  readonly #ids: IdGenerator
 
-  constructor (verdict: SamplingVerdict, ids: DecidedTraceIds) {
+  constructor (verdict: SamplingVerdict, ids: IdGenerator) {
     this.traceId = verdict.traceId
     this.#traceState = verdict.parent?.traceState
     this.#ids = ids

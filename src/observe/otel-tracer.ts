@@ -1,6 +1,7 @@
 /**
- * The OpenTelemetry implementation of the gateway's tracing interface: spans built with the
- * official SDK, batched, and exported over OTLP/HTTP (protobuf, by our encoder, or JSON). With
+ * The OpenTelemetry implementation of the gateway's tracing interface: spans decided by the
+ * official samplers, recorded as the SDK's would be (recorded-span.ts), batched by its batch
+ * processor, and exported over OTLP/HTTP (protobuf, by our encoder, or JSON). With
  * the modules it imports, the only code that imports @opentelemetry/*, loaded by `startTracing`
  * only when tracing is on.
  *
@@ -8,11 +9,11 @@
  * parent of every span is passed explicitly, so the gateway's tracing cannot interfere with a
  * host application's and costs no async-context tracking.
  */
-import { defaultTextMapGetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api'
+import { defaultTextMapGetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, type SpanContext } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources'
 import {
-  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, type BufferConfig, type Sampler, type SpanExporter, type SpanLimits, type SpanProcessor
+  AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, RandomIdGenerator, TraceIdRatioBasedSampler, type BufferConfig, type IdGenerator, type Sampler, type SpanExporter, type SpanProcessor
 } from '@opentelemetry/sdk-trace-base'
 import { ATTR_ERROR_TYPE, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
 import type { TracingConfig } from '../config/tracing-env.js'
@@ -21,7 +22,8 @@ import type { Session } from '../session/resolve-session.js'
 import type { TokenUsage } from '../session/session-usage.js'
 import type { Logger } from './logger.js'
 import { reportingExporter } from './otel-export-report.js'
-import { decideSampling, DecidedTraceIds, traceHeadersOf, UnsampledExchange } from './otel-sampling.js'
+import { decideSampling, traceHeadersOf, UnsampledExchange, type SamplingVerdict } from './otel-sampling.js'
+import { hrTimeOf, RecordedSpan, type SpanSink } from './recorded-span.js'
 import { warmUpExport } from './otel-warm-up.js'
 import { recycledEncoding } from './recycled-encoding.js'
 import { TERMINAL_EVENTS } from './responses-api.js'
@@ -32,30 +34,8 @@ import type { AttemptSpan, AttemptTarget, ExchangeSpan, ExchangeTracer } from '.
 
 const propagator = new W3CTraceContextPropagator()
 
-/**
- * Spans start with no attributes, which are set right after: given to `startSpan`, the SDK
- * copies them twice more (for the sampler, then for the span), ~1 kB a span. No sampler the
- * gateway configures (OTEL_TRACES_SAMPLER) reads attributes.
- */
-const SERVER = { kind: SpanKind.SERVER }
-const CLIENT = { kind: SpanKind.CLIENT }
-
 /** Export requests in flight at most: the exporter packages' default. */
 const EXPORT_CONCURRENCY = 30
-
-/**
- * The SDK's own defaults, given explicitly: left out, BasicTracerProvider takes them from
- * OTEL_SPAN_*_LIMIT / OTEL_ATTRIBUTE_*_LIMIT, unchecked, and the gateway's spans (some twenty
- * short attributes, no events or links) need no tuning.
- */
-const SPAN_LIMITS: SpanLimits = {
-  attributeCountLimit: 128,
-  attributeValueLengthLimit: Infinity,
-  eventCountLimit: 128,
-  linkCountLimit: 128,
-  attributePerEventCountLimit: 128,
-  attributePerLinkCountLimit: 128
-}
 
 /**
  * The tracer for `config`. `logger` hears when exports fail and recover; `exporter` replaces
@@ -67,18 +47,18 @@ export async function createOtelTracer (config: TracingConfig, { logger, exporte
   // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES, as the spec says.
   const resource = resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName })
   // Before the first real span: a cold encoder first run under load stays slower (otel-warm-up.ts).
-  warmUpExport(config.protocol, (processor) => exchangeTracer(resource, new AlwaysOnSampler(), [processor]))
-  return exchangeTracer(resource, createSampler(config), [new BatchSpanProcessor(exporter, config.batch satisfies BufferConfig)])
+  warmUpExport(config.protocol, (processor) => exchangeTracer(resource, new AlwaysOnSampler(), processor))
+  return exchangeTracer(resource, createSampler(config), new BatchSpanProcessor(exporter, config.batch satisfies BufferConfig))
 }
 
 /**
- * Exchanges traced on a provider of their own. `sampler` decides each exchange before its
- * first span (otel-sampling.ts); the provider then records every span it is asked for.
+ * Exchanges traced into `processor`. `sampler` decides each exchange before its first span
+ * (otel-sampling.ts); a sampled one's spans are all recorded.
  */
-function exchangeTracer (resource: Resource, sampler: Sampler, spanProcessors: SpanProcessor[]): ExchangeTracer {
-  const ids = new DecidedTraceIds()
-  const provider = new BasicTracerProvider({ resource, sampler: new AlwaysOnSampler(), idGenerator: ids, spanLimits: SPAN_LIMITS, spanProcessors })
-  const tracer = provider.getTracer('session-gateway')
+function exchangeTracer (resource: Resource, sampler: Sampler, processor: SpanProcessor): ExchangeTracer {
+  const ids = new RandomIdGenerator()
+  // As the SDK's tracer names its scope: `getTracer('session-gateway')`, no version or schema.
+  const sink: SpanSink = { processor, resource, scope: { name: 'session-gateway', version: undefined, schemaUrl: undefined } }
   return {
     startExchange: (req, transport, path) => {
       const method = req.method ?? 'GET'
@@ -88,10 +68,9 @@ function exchangeTracer (resource: Resource, sampler: Sampler, spanProcessors: S
       const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter)
       const verdict = decideSampling(sampler, ids, parent, name)
       if (!verdict.sampled) return new UnsampledExchange(verdict, ids)
-      if (verdict.parent === undefined) ids.decide(verdict.traceId)
-      return new OtelExchangeSpan(tracer, parent, { method, path, operation, name, webSocket: transport === 'websocket' })
+      return new OtelExchangeSpan(sink, ids, verdict, { method, path, operation, name, webSocket: transport === 'websocket' })
     },
-    shutdown: async (timeoutMs) => { await withTimeout(provider.shutdown(), timeoutMs) }
+    shutdown: async (timeoutMs) => { await withTimeout(processor.shutdown(), timeoutMs) }
   }
 }
 
@@ -163,9 +142,9 @@ interface ExchangeRequest {
  * takes those facts instead.
  */
 class OtelExchangeSpan implements ExchangeSpan {
-  readonly #tracer: Tracer
-  readonly #span: Span
-  readonly #context: Context
+  readonly #sink: SpanSink
+  readonly #ids: IdGenerator
+  readonly #span: RecordedSpan
   readonly #method: string
   readonly #path: string
   readonly #operation: 'chat' | undefined
@@ -173,21 +152,28 @@ class OtelExchangeSpan implements ExchangeSpan {
   #session: Session | undefined
   #model: string | undefined
   #attempt: OtelAttemptSpan | undefined
-  #response: Span | undefined
+  #response: RecordedSpan | undefined
   #ended = false
 
-  constructor (tracer: Tracer, parent: Context, request: ExchangeRequest) {
-    this.#tracer = tracer
+  constructor (sink: SpanSink, ids: IdGenerator, verdict: SamplingVerdict, request: ExchangeRequest) {
+    this.#sink = sink
+    this.#ids = ids
     this.#method = request.method
     this.#path = request.path
     this.#webSocket = request.webSocket
     this.#operation = request.operation
-    this.#span = tracer.startSpan(request.name, SERVER, parent).setAttributes(requestAttributes(request.method, request.path))
-    this.#context = trace.setSpan(parent, this.#span)
+    this.#span = new RecordedSpan(sink, request.name, SpanKind.SERVER, verdict.parent, verdict.traceId, ids.generateSpanId())
+      .setAttributes(requestAttributes(request.method, request.path))
   }
 
   get traceId (): string {
     return this.#span.spanContext().traceId
+  }
+
+  /** A span under this exchange's: an attempt's, or a WebSocket response's. */
+  #child (name: string, startTime?: number): RecordedSpan {
+    const context: SpanContext = this.#span.spanContext()
+    return new RecordedSpan(this.#sink, name, SpanKind.CLIENT, context, context.traceId, this.#ids.generateSpanId(), startTime === undefined ? undefined : hrTimeOf(startTime))
   }
 
   admitted (session: Session): void {
@@ -196,7 +182,7 @@ class OtelExchangeSpan implements ExchangeSpan {
   }
 
   startAttempt (target: AttemptTarget): AttemptSpan {
-    this.#attempt = new OtelAttemptSpan(this.#tracer, this.#context, target, this.#operation, this.#session?.id)
+    this.#attempt = new OtelAttemptSpan(this.#child(spanName(this.#operation, undefined, target.method, target.path)), target, this.#operation, this.#session?.id)
     return this.#attempt
   }
 
@@ -263,9 +249,9 @@ class OtelExchangeSpan implements ExchangeSpan {
    * The WebSocket response under way; one starts when the client asks (at `startTime`, its
    * request's first frame, epoch milliseconds) or the upstream answers unasked (now).
    */
-  #openResponse (startTime?: number): Span {
+  #openResponse (startTime?: number): RecordedSpan {
     if (this.#response !== undefined) return this.#response
-    const span = this.#tracer.startSpan(spanName(this.#operation ?? 'chat', undefined, this.#method, this.#path), { kind: SpanKind.CLIENT, startTime }, this.#context)
+    const span = this.#child(spanName(this.#operation ?? 'chat', undefined, this.#method, this.#path), startTime)
       .setAttributes(genAiAttributes(this.#operation ?? 'chat'))
     if (this.#session !== undefined) span.setAttribute('gen_ai.conversation.id', this.#session.id)
     if (this.#attempt !== undefined) span.setAttribute('session_gateway.upstream', this.#attempt.upstream)
@@ -277,17 +263,16 @@ class OtelExchangeSpan implements ExchangeSpan {
 /** One upstream attempt's client span; its traceparent goes upstream with the request. */
 class OtelAttemptSpan implements AttemptSpan {
   readonly traceHeaders: string[]
-  readonly #span: Span
+  readonly #span: RecordedSpan
   readonly #operation: 'chat' | undefined
   readonly #target: AttemptTarget
   #model: string | undefined
   #ended = false
 
-  constructor (tracer: Tracer, parent: Context, target: AttemptTarget, operation: 'chat' | undefined, sessionId: string | undefined) {
+  constructor (span: RecordedSpan, target: AttemptTarget, operation: 'chat' | undefined, sessionId: string | undefined) {
     this.#target = target
     this.#operation = operation
-    this.#span = tracer.startSpan(spanName(operation, undefined, target.method, target.path), CLIENT, parent)
-      .setAttributes(attemptAttributes(target, operation, sessionId))
+    this.#span = span.setAttributes(attemptAttributes(target, operation, sessionId))
     this.traceHeaders = traceHeadersOf(this.#span.spanContext())
   }
 

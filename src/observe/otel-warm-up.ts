@@ -23,7 +23,7 @@ import type { ExchangeTracer } from './tracing.js'
 const EXCHANGES = 128
 const ENCODINGS = 8
 
-/** Spans ended on a provider that exports nothing: kept here to be encoded, then dropped. */
+/** Spans ended on a tracer that exports nothing: kept here to be encoded, then dropped. */
 class KeptSpans implements SpanProcessor {
   readonly spans: ReadableSpan[] = []
   onStart (_span: Span, _context: Context): void {}
@@ -33,8 +33,8 @@ class KeptSpans implements SpanProcessor {
 }
 
 /**
- * `tracerOn(processor)` is the gateway's tracer on a private provider whose spans go to
- * `processor` only; its spans are encoded for `protocol` and thrown away.
+ * `tracerOn(processor)` is the gateway's tracer with its spans going to `processor` only; they
+ * are encoded for `protocol` and thrown away.
  */
 export function warmUpExport (protocol: OtlpProtocol, tracerOn: (processor: SpanProcessor) => ExchangeTracer): void {
   const kept = new KeptSpans()
