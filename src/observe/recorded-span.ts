@@ -3,10 +3,9 @@
  *
  * The SDK's tracer and span do, per span, what the gateway needs none of: a context lookup,
  * a second sampling call, its tracer metrics, three copies of the attributes, a check of each
- * attribute's type and length, `Date.now()` beside `performance.now()`. Here a span is one
- * object whose attributes the gateway sets from typed values (span-attributes.ts: strings,
- * numbers, never content), ended once, then handed to the official batch processor as the
- * SDK's span would be: a `ReadableSpan` with the same fields, encoded by the same serializers
+ * attribute's type and length. Here a span is one object whose attributes the gateway sets
+ * from typed values (span-attributes.ts: strings, numbers, never content), ended once, then
+ * handed to the official batch processor as the SDK's span would be: a `ReadableSpan` with the same fields, encoded by the same serializers
  * (test/unit/observe/recorded-span.test.ts compares the two). Paired (bench/paired.mjs, Node 20,
  * every request sampled), CPU per request fell to 0.960× the SDK's spans (README, Tracing).
  *
@@ -32,11 +31,6 @@ export interface SpanSink {
 const NO_LINKS: Link[] = []
 const NO_EVENTS: TimedEvent[] = []
 const UNSET: SpanStatus = { code: SpanStatusCode.UNSET }
-
-/** Now, as OTLP's `[seconds, nanoseconds]` since the epoch, at `performance.now()`'s resolution. */
-export function hrNow (): HrTime {
-  return hrTimeOf(performance.timeOrigin + performance.now())
-}
 
 /** Epoch milliseconds as `[seconds, nanoseconds]`. */
 export function hrTimeOf (epochMillis: number): HrTime {
@@ -64,16 +58,27 @@ export class RecordedSpan implements ReadableSpan {
   readonly droppedLinksCount = 0
   readonly #context: SpanContext
   readonly #processor: SpanProcessor
+  /** `performance.now()` at the start, when the start was now: the end adds the monotonic time since. */
+  readonly #startedAt: number | undefined
 
   /**
    * A sampled span: `spanId` its own, in `parent`'s trace (its trace id and state) or in the
-   * trace `traceId` names when it has none.
+   * trace `traceId` names when it has none. Times as the SDK's span keeps them: the start from
+   * the wall clock (`Date.now()`, not `performance.timeOrigin` plus the monotonic clock, which
+   * drifts from it over a long-running process's life), the end the start plus the monotonic
+   * time since; given a start (`startTime`), the end is the wall clock's then.
    */
-  constructor (sink: SpanSink, name: string, kind: SpanKind, parent: SpanContext | undefined, traceId: string, spanId: string, startTime: HrTime = hrNow()) {
+  constructor (sink: SpanSink, name: string, kind: SpanKind, parent: SpanContext | undefined, traceId: string, spanId: string, startTime?: HrTime) {
     this.name = name
     this.kind = kind
     this.parentSpanContext = parent
-    this.startTime = startTime
+    if (startTime === undefined) {
+      this.#startedAt = performance.now()
+      this.startTime = hrTimeOf(Date.now())
+    } else {
+      this.#startedAt = undefined
+      this.startTime = startTime
+    }
     this.resource = sink.resource
     this.instrumentationScope = sink.scope
     this.#processor = sink.processor
@@ -109,7 +114,7 @@ export class RecordedSpan implements ReadableSpan {
   end (): void {
     if (this.ended) return
     this.ended = true
-    const end = hrNow()
+    const end = this.#startedAt === undefined ? hrTimeOf(Date.now()) : later(this.startTime, performance.now() - this.#startedAt)
     let seconds = end[0] - this.startTime[0]
     let nanos = end[1] - this.startTime[1]
     if (nanos < 0) {
@@ -126,4 +131,10 @@ export class RecordedSpan implements ReadableSpan {
     }
     this.#processor.onEnd(this)
   }
+}
+
+/** `time` plus `millis` (≥ 0). */
+function later ([seconds, nanos]: HrTime, millis: number): HrTime {
+  const total = nanos + Math.round(millis * 1e6)
+  return [seconds + Math.floor(total / 1e9), total % 1e9]
 }

@@ -116,3 +116,18 @@ t.test('hrTimeOf: epoch milliseconds as [seconds, nanoseconds], the nanoseconds 
   t.ok(nanos < 1e9 && nanos >= 0, `nanoseconds in range (${seconds}, ${nanos})`)
   t.ok(Math.abs(seconds * 1e3 + nanos / 1e6 - 1_700_000_000_999.9999999) < 1e-3, 'the same instant, to the microsecond')
 })
+
+t.test('a span started now starts at the wall clock\'s time, and ends its monotonic duration later', async (t) => {
+  const kept = new Kept()
+  const sink: SpanSink = { processor: kept, resource, scope: { name: 'session-gateway', version: undefined, schemaUrl: undefined } }
+  const before = Date.now()
+  const span = new RecordedSpan(sink, 'x', SpanKind.SERVER, undefined, '4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7')
+  const after = Date.now()
+  const startMillis = span.startTime[0] * 1e3 + span.startTime[1] / 1e6
+  t.ok(startMillis >= before && startMillis <= after, `the start (${startMillis}) is Date.now()'s, between ${before} and ${after}`)
+  span.end()
+  const endNanos = BigInt(span.endTime[0]) * 1_000_000_000n + BigInt(span.endTime[1])
+  const startNanos = BigInt(span.startTime[0]) * 1_000_000_000n + BigInt(span.startTime[1])
+  t.equal(endNanos - startNanos, BigInt(span.duration[0]) * 1_000_000_000n + BigInt(span.duration[1]), 'the end is the start plus the duration')
+  t.ok(span.endTime[1] < 1e9, 'the end\'s nanoseconds below a second')
+})
