@@ -28,6 +28,7 @@ function exercise (span: Pick<RecordedSpan, 'setAttribute' | 'setAttributes' | '
   span.setAttributes({ 'http.request.method': 'POST', 'url.path': '/v1/responses' })
   span.setAttribute('session.id', 's-1')
   span.setAttribute('ignored', undefined)
+  span.setAttribute('dropped', null)
   span.setAttributes({ 'url.path': '/v1/responses/again', 'gen_ai.usage.input_tokens': 12, 'session_gateway.ttfb_ms': 1.5, flag: true })
   span.setStatus({ code: SpanStatusCode.UNSET })
   span.setStatus({ code: SpanStatusCode.ERROR, message: 'upstream failed' })
