@@ -3,9 +3,10 @@
  *
  * The SDK's tracer and span do, per span, what the gateway needs none of: a context lookup,
  * a second sampling call, its tracer metrics, sanitising (empty) attribute and link lists, a
- * check of each attribute's type, key and count. Here a span is one object whose attributes the gateway sets
- * from typed values (span-attributes.ts: strings, numbers, never content), ended once, then
- * handed to the official batch processor as the SDK's span would be: a `ReadableSpan` with the same fields, encoded by the same serializers
+ * check of each attribute's type, key and count. Here a span is one object whose attributes
+ * the gateway sets from typed values (span-attributes.ts: strings, numbers, never content),
+ * ended once, then handed to the official batch processor as the SDK's span would be: a
+ * `ReadableSpan` with the same fields, encoded by the same serializers
  * (test/unit/observe/recorded-span.test.ts compares the two). Paired (bench/paired.mjs, Node 20,
  * every request sampled), CPU per request fell to 0.960× the SDK's spans (README, Tracing).
  *
@@ -13,10 +14,11 @@
  * value's type (span-attributes.ts types them: strings, numbers, booleans); attribute limits
  * (the gateway's spans hold some twenty short attributes, under the SDK's default 128 and with
  * no length limit, the limits the gateway gave the SDK); `onStart` (the batch processor's does
- * nothing); the SDK's diagnostics for misuse (a second `end`
- * or a change after it is ignored, silently).
+ * nothing); the SDK's diagnostics for misuse (a second `end` or a change after it is ignored,
+ * silently).
  */
 import { SpanStatusCode, TraceFlags, type Attributes, type AttributeValue, type HrTime, type Link, type SpanContext, type SpanKind, type SpanStatus } from '@opentelemetry/api'
+import { addHrTimes, hrTimeDuration, millisToHrTime } from '@opentelemetry/core'
 import type { Resource } from '@opentelemetry/resources'
 import type { ReadableSpan, SpanProcessor, TimedEvent } from '@opentelemetry/sdk-trace-base'
 
@@ -33,11 +35,14 @@ const NO_LINKS: Link[] = []
 const NO_EVENTS: TimedEvent[] = []
 const UNSET: SpanStatus = { code: SpanStatusCode.UNSET }
 
-/** Epoch milliseconds as `[seconds, nanoseconds]`. */
+const NO_TIME: HrTime = [0, 0]
+
+/**
+ * Epoch milliseconds as `[seconds, nanoseconds]`: core's `millisToHrTime`, whose rounding can
+ * reach a whole second of nanoseconds, carried into the seconds by `addHrTimes`.
+ */
 export function hrTimeOf (epochMillis: number): HrTime {
-  const seconds = Math.trunc(epochMillis / 1000)
-  const nanos = Math.round((epochMillis - seconds * 1000) * 1e6)
-  return nanos >= 1e9 ? [seconds + 1, nanos - 1e9] : [seconds, nanos]
+  return addHrTimes(millisToHrTime(epochMillis), NO_TIME)
 }
 
 export class RecordedSpan implements ReadableSpan {
@@ -116,27 +121,17 @@ export class RecordedSpan implements ReadableSpan {
   end (): void {
     if (this.ended) return
     this.ended = true
-    const end = this.#startedAt === undefined ? hrTimeOf(Date.now()) : later(this.startTime, performance.now() - this.#startedAt)
-    let seconds = end[0] - this.startTime[0]
-    let nanos = end[1] - this.startTime[1]
-    if (nanos < 0) {
-      seconds -= 1
-      nanos += 1e9
-    }
+    const end = this.#startedAt === undefined ? hrTimeOf(Date.now()) : addHrTimes(this.startTime, hrTimeOf(performance.now() - this.#startedAt))
+    const duration = hrTimeDuration(this.startTime, end)
     // A start given as a time later than now (a clock step): the span lasts nothing, as the SDK's would.
-    if (seconds < 0) {
+    if (duration[0] < 0) {
       this.endTime = this.startTime
       this.duration = [0, 0]
     } else {
       this.endTime = end
-      this.duration = [seconds, nanos]
+      this.duration = duration
     }
     this.#processor.onEnd(this)
   }
 }
 
-/** `time` plus `millis` (≥ 0). */
-function later ([seconds, nanos]: HrTime, millis: number): HrTime {
-  const total = nanos + Math.round(millis * 1e6)
-  return [seconds + Math.floor(total / 1e9), total % 1e9]
-}

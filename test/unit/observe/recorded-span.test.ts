@@ -18,6 +18,11 @@ class Kept implements SpanProcessor {
   async shutdown (): Promise<void> {}
 }
 
+/** Spans into `processor`, as the gateway's tracer makes its sink. */
+function sinkInto (processor: SpanProcessor): SpanSink {
+  return { processor, resource, scope: { name: 'session-gateway', version: undefined, schemaUrl: undefined } }
+}
+
 const resource = resourceFromAttributes({ 'service.name': 'test' })
 const clientParent: SpanContext = {
   traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: TraceFlags.SAMPLED, isRemote: true, traceState: new TraceState('vendor=one')
@@ -71,7 +76,7 @@ t.test('a server span under a client\'s traceparent, and a client span under it:
   const sdkClient = tracer.startSpan('POST /v1/responses', { kind: SpanKind.CLIENT }, trace.setSpan(ROOT_CONTEXT, sdkServer))
 
   const kept = new Kept()
-  const sink: SpanSink = { processor: kept, resource, scope: { name: 'session-gateway', version: undefined, schemaUrl: undefined } }
+  const sink = sinkInto(kept)
   const server = new RecordedSpan(sink, 'POST /v1/responses', SpanKind.SERVER, clientParent, 'unused00000000000000000000000000', '00f067aa0ba902b7')
   const client = new RecordedSpan(sink, 'POST /v1/responses', SpanKind.CLIENT, server.spanContext(), server.spanContext().traceId, '53995c3f42cd8ad8')
 
@@ -91,7 +96,7 @@ t.test('a server span under a client\'s traceparent, and a client span under it:
 
 t.test('a root span takes the trace id it was sampled on; a given start time stands', async (t) => {
   const kept = new Kept()
-  const sink: SpanSink = { processor: kept, resource, scope: { name: 'session-gateway', version: undefined, schemaUrl: undefined } }
+  const sink = sinkInto(kept)
   const startedAt = Date.now() - 250
   const span = new RecordedSpan(sink, 'GET /v1/models', SpanKind.SERVER, undefined, '4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7', hrTimeOf(startedAt))
   span.end()
@@ -103,7 +108,7 @@ t.test('a root span takes the trace id it was sampled on; a given start time sta
 
 t.test('a start later than the end (a clock step) lasts nothing, as the SDK\'s span does', async (t) => {
   const kept = new Kept()
-  const sink: SpanSink = { processor: kept, resource, scope: { name: 'session-gateway', version: undefined, schemaUrl: undefined } }
+  const sink = sinkInto(kept)
   const span = new RecordedSpan(sink, 'x', SpanKind.CLIENT, undefined, '4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7', hrTimeOf(Date.now() + 60_000))
   span.end()
   t.same(span.duration, [0, 0])
@@ -120,7 +125,7 @@ t.test('hrTimeOf: epoch milliseconds as [seconds, nanoseconds], the nanoseconds 
 
 t.test('a span started now starts at the wall clock\'s time, and ends its monotonic duration later', async (t) => {
   const kept = new Kept()
-  const sink: SpanSink = { processor: kept, resource, scope: { name: 'session-gateway', version: undefined, schemaUrl: undefined } }
+  const sink = sinkInto(kept)
   const before = Date.now()
   const span = new RecordedSpan(sink, 'x', SpanKind.SERVER, undefined, '4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7')
   const after = Date.now()
