@@ -4,6 +4,7 @@ import type { FailureKind } from '../relay/upstream-failure.js'
 import type { EndedBy } from '../relay/response-relay.js'
 import type { CallRecord } from '../session/call-record.js'
 import type { TokenUsage } from '../session/session-usage.js'
+import type { RebindReason } from '../upstream/upstream-set.js'
 
 export type Transport = 'http' | 'websocket'
 
@@ -102,7 +103,7 @@ export class GatewayMetrics {
     this.#upstreamErrors = new CounterFamily('session_gateway_upstream_errors_total', 'Upstream failures, by kind (connect, timeout, reset, protocol, status: a 5xx, or a 429 that was retried elsewhere) and upstream; failed attempts retried elsewhere count too.', ['kind', 'upstream'], registry)
     const clientAborts = new CounterFamily('session_gateway_client_aborts_total', 'Exchanges the client left before their end.', ['transport'], registry)
     this.#tokens = new CounterFamily('session_gateway_tokens_total', 'Tokens reported by the upstream in usage, by type (input, cached, output, reasoning) and upstream.', ['type', 'upstream'], registry)
-    this.#rebinds = new CounterFamily('session_gateway_session_rebinds_total', 'Sessions moved to another upstream, by reason: failover (their upstream failed a request), unhealthy (it was ejected), removed (it left the config).', ['reason'], registry)
+    this.#rebinds = new CounterFamily('session_gateway_session_rebinds_total', 'Sessions moved to another upstream, by reason: failover (their upstream failed a request), unhealthy (it was ejected), removed (it left the config), lineage (a response they produced in another group, before a failover, was continued there).', ['reason'], registry)
     new ReadFamily('session_gateway_upstream_healthy', '1 while the upstream takes traffic, 0 while it is ejected.', // eslint-disable-line no-new
       () => upstreams.names.map((name) => [{ upstream: name }, upstreams.isHealthy(name) ? 1 : 0]), registry)
     this.#cacheRequests = new CounterFamily('session_gateway_cache_requests_total', 'Model calls by prompt cache outcome: hit (cached >= half the input), partial, miss, n/a (prompt too short, or no usage).', ['outcome'], registry)
@@ -116,7 +117,7 @@ export class GatewayMetrics {
       for (const kind of ['connect', 'timeout', 'reset', 'protocol', 'status']) this.#upstreamErrors.cell(kind, upstream)
       for (const type of ['input', 'cached', 'output', 'reasoning']) this.#tokens.cell(type, upstream)
     }
-    for (const reason of ['failover', 'unhealthy', 'removed']) this.#rebinds.cell(reason)
+    for (const reason of ['failover', 'unhealthy', 'removed', 'lineage']) this.#rebinds.cell(reason)
     clientAborts.cell('http')
     const cellsFor = (transport: Transport): TransportCells => ({
       active: active.cell(transport),
@@ -154,7 +155,7 @@ export class GatewayMetrics {
     this.#upstreamErrors.cell(kind, upstream).value++
   }
 
-  sessionRebound (reason: 'failover' | 'unhealthy' | 'removed'): void {
+  sessionRebound (reason: RebindReason): void {
     this.#rebinds.cell(reason).value++
   }
 

@@ -195,7 +195,7 @@ export class Exchange implements Drainable, ResponseFacts {
   }
 
   onResponseId (id: string): void {
-    if (this.session !== undefined) this.deps.sessions.learnResponse(this.session.id, id)
+    if (this.session !== undefined) this.deps.sessions.learnResponse(this.session.id, id, this.upstream)
     this.#span?.responseId(id)
   }
 

@@ -143,11 +143,13 @@ function dispatch (deps: HttpEntryDeps, upstream: Upstream, exchange: Exchange, 
  * of an answer reached the client can go to the next upstream.
  */
 async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, admitted: Admitted, tap: PrefixFingerprint | undefined): Promise<void> {
-  const { session, body } = await sessionAndBody(deps, req, admitted)
+  const { session, body, responseId } = await sessionAndBody(deps, req, admitted)
   const boundName = await deps.sessions.upstreamOf(session.id)
+  // Where the response it continues was produced (kept with several groups), else undefined.
+  const origin = session.source === 'previous_response' && responseId !== undefined ? await deps.sessions.originOf(responseId) : undefined
   if (res.destroyed) return exchange.endClientGone() // the client left while its body or session was read
   const lineage = session.source === 'previous_response' || session.source === 'conversation'
-  const plan = deps.upstreams.plan(session.id, boundName, lineage)
+  const plan = deps.upstreams.plan(session.id, boundName, lineage, origin)
   if (plan.refusal !== undefined) {
     exchange.refuse(plan.refusal, res)
     return
@@ -181,19 +183,31 @@ function tapBody (tap: PrefixFingerprint, req: IncomingMessage, body: RequestBod
   // createForwarder); one routed past the replay limit (read in part, then streamed) has no fingerprint.
 }
 
-/** The session, and the body read once: for its lineage fields when they decide, and to be replayed. */
-async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitted: Admitted): Promise<{ session: Session, body: ReplayableBody }> {
+/**
+ * The session, and the body read once: for its lineage fields when they decide, and to be
+ * replayed; with the response id a `previous_response` session was found by.
+ */
+async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitted: Admitted): Promise<SessionAndBody> {
   const { server, session: sessionSettings, routing } = deps.config
   if (admitted.sessionFromHeader === undefined && hasBody(req) && sessionSettings.readBody && isPlainJson(req)) {
     const body = await readRequestBody(req, server.bodyLimitBytes)
     const fields = readSessionFields(body)
-    const session = hasLineage(fields) ? await deps.sessions.fromBody(fields, req.socket) : await sessionOfTarget(deps.sessions, req)
     // Read whole to decide the session; past the replay limit, sent again only as a streamed
     // body would be: when its attempt failed before connecting, nothing of it sent.
-    return { session, body: { body, replayable: body.length <= routing.replayBodyBytes ? ALWAYS : UNSENT } }
+    const replayable = { body, replayable: body.length <= routing.replayBodyBytes ? ALWAYS : UNSENT }
+    if (!hasLineage(fields)) return await sessionOfTarget(deps.sessions, req, replayable)
+    return { session: await deps.sessions.fromBody(fields, req.socket), body: replayable, responseId: fields.previousResponseId }
   }
   const body = await replayableBody(req, routing.replayBodyBytes, server.bodyLimitBytes)
-  return { session: admitted.sessionFromHeader ?? await sessionOfTarget(deps.sessions, req), body }
+  if (admitted.sessionFromHeader !== undefined) return { session: admitted.sessionFromHeader, body, responseId: undefined }
+  return await sessionOfTarget(deps.sessions, req, body)
+}
+
+interface SessionAndBody {
+  session: Session
+  body: ReplayableBody
+  /** The `previous_response_id` the session may have been found by. */
+  responseId: string | undefined
 }
 
 /**
@@ -201,9 +215,10 @@ async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitt
  * or a conversation goes to the session (so the upstream) that holds it; anything else is the
  * connection's. Several upstreams only: with one, every request reaches the one that holds it.
  */
-async function sessionOfTarget (sessions: SessionResolver, req: IncomingMessage): Promise<Session> {
+async function sessionOfTarget (sessions: SessionResolver, req: IncomingMessage, body: ReplayableBody): Promise<SessionAndBody> {
   const named = lineageOfTarget(pathOf(req.url ?? '/'))
-  return named === undefined ? sessions.fromConnection(req.socket) : await sessions.fromTarget(named, req.socket)
+  if (named === undefined) return { session: sessions.fromConnection(req.socket), body, responseId: undefined }
+  return { session: await sessions.fromTarget(named, req.socket), body, responseId: named.previousResponseId }
 }
 
 function upstreamRequest (upstream: Upstream, exchange: Exchange, req: IncomingMessage, path: string, session: Session, body: RequestBody, attempt: AttemptSpan | undefined): Dispatcher.DispatchOptions {

@@ -64,8 +64,8 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
   logConfigWarnings(logger, config)
   const upstream = createUpstreamAgent(config.upstream)
   const { store } = options
-  const sessions = new SessionResolver(store)
   const upstreams = new UpstreamSet(config)
+  const sessions = new SessionResolver(store, { keepsOrigins: upstreams.spansGroups })
   const metrics = new GatewayMetrics(() => store.size(), {
     names: upstreams.all.map((u) => u.name),
     isHealthy: (name) => upstreams.get(name)?.health.isHealthy() ?? false

@@ -32,6 +32,8 @@ export class MemorySessionStore implements SessionStore {
   /** Least recently used first. */
   readonly #sessions = new Map<string, SessionEntry>()
   readonly #byKey = new Map<string, SessionEntry>()
+  /** The upstream that produced a response key (several groups only); lives and goes with its binding. */
+  readonly #origins = new Map<string, string>()
   #bytes = 0
   #withUsage = 0
   #usesSinceSweep = 0
@@ -87,6 +89,24 @@ export class MemorySessionStore implements SessionStore {
     const owner = this.#live(this.#byKey.get(key))
     if (owner !== undefined && owner.id !== sessionId) this.#removeKey(owner, key)
     this.bind([key], sessionId)
+  }
+
+  /** Kept with the key's binding (made just before, by bindProduced): counted in its session's bytes, dropped with it. */
+  bindOrigin (key: string, upstream: string): void {
+    const entry = this.#live(this.#byKey.get(key))
+    if (entry === undefined) return
+    if (this.#origins.has(key)) {
+      this.#origins.set(key, upstream)
+      return
+    }
+    this.#origins.set(key, upstream)
+    this.#resize(entry, SESSION_BYTES.perOrigin)
+    this.#enforceBounds(entry)
+  }
+
+  /** Not a use: the lookup that found the key's session renewed it. */
+  originOf (key: string): string | undefined {
+    return this.#live(this.#byKey.get(key)) === undefined ? undefined : this.#origins.get(key)
   }
 
   /** Forgets `key` if it is bound to `sessionId` (a binding the shared store refused). */
@@ -192,6 +212,7 @@ export class MemorySessionStore implements SessionStore {
   async close (): Promise<void> {
     this.#sessions.clear()
     this.#byKey.clear()
+    this.#origins.clear()
     this.#bytes = 0
     this.#withUsage = 0
   }
@@ -240,6 +261,7 @@ export class MemorySessionStore implements SessionStore {
     entry.keys.delete(key)
     this.#byKey.delete(key)
     this.#resize(entry, -(SESSION_BYTES.perKey + 2 * key.length))
+    if (this.#origins.size > 0 && this.#origins.delete(key)) this.#resize(entry, -SESSION_BYTES.perOrigin)
   }
 
   /** Every change to what a session holds goes through here, so the total stays exact. */
@@ -250,7 +272,10 @@ export class MemorySessionStore implements SessionStore {
 
   /** Drops a whole session: its bindings and its usage go together. */
   #drop (entry: SessionEntry): void {
-    for (const key of entry.keys) this.#byKey.delete(key)
+    for (const key of entry.keys) {
+      this.#byKey.delete(key)
+      if (this.#origins.size > 0) this.#origins.delete(key)
+    }
     if (entry.usage !== undefined) this.#withUsage--
     this.#sessions.delete(entry.id)
     this.#bytes -= entry.bytes

@@ -95,6 +95,8 @@ return 0`
 
 /** A session's upstream binding: `upstream:<session>`, under the key prefix. */
 const upstreamKey = (sessionId: string): string => 'upstream:' + sessionId
+/** The upstream that produced a response: `origin:resp:<id>`, under the key prefix. */
+const originKey = (key: string): string => 'origin:' + key
 
 /**
  * Bindings shared by every replica through Redis, each key with a TTL. Every binding is also
@@ -203,6 +205,24 @@ export class RedisSessionStore implements SessionStore {
       this.#replay.add(binding)
       this.#writeFailed(err)
     })
+  }
+
+  /**
+   * `origin:resp:<id>`, a plain SET with the idle TTL, as the response's own binding. Not
+   * replayed after an outage: the local copy answers on this replica, and elsewhere the
+   * response goes where its session is bound, as it did before origins were kept.
+   */
+  bindOrigin (key: string, upstream: string): void {
+    this.#local.bindOrigin(key, upstream)
+    if (this.#redis.status !== 'ready') return
+    this.#redis.set(this.#prefix + originKey(key), upstream, 'EX', this.#ttlSeconds).then(() => this.#recovered(true), (err: Error) => this.#writeFailed(err))
+  }
+
+  /** Read with GETEX, so an origin in use lives as long as the binding its lookups renew. */
+  async originOf (key: string): Promise<string | undefined> {
+    const local = this.#local.originOf(key)
+    if (this.#redis.status !== 'ready' || performance.now() - this.#timedOutAt < this.#timeoutMs) return local
+    return await this.#sharedOr(local, this.#redis.getex(this.#prefix + originKey(key), 'EX', this.#ttlSeconds))
   }
 
   /**

@@ -34,9 +34,15 @@ export class SessionResolver {
   // Keyed weakly by the socket, so a connection's session goes when the connection does.
   readonly #byConnection = new WeakMap<object, string>()
   readonly #store: SessionStore
+  readonly #keepsOrigins: boolean
 
-  constructor (store: SessionStore) {
+  /**
+   * `keepsOrigins`: remember which upstream produced each response (upstreams in several
+   * groups: a response exists only in the group that produced it).
+   */
+  constructor (store: SessionStore, { keepsOrigins = false }: { keepsOrigins?: boolean } = {}) {
     this.#store = store
+    this.#keepsOrigins = keepsOrigins
   }
 
   /**
@@ -110,10 +116,18 @@ export class SessionResolver {
 
   /**
    * Remembers that `responseId` belongs to `sessionId`, for later `previous_response_id`s: the
-   * session that produced it, even over one whose request named it before it was learned.
+   * session that produced it, even over one whose request named it before it was learned; and,
+   * when origins are kept, that `upstream` (the one that answered) holds it.
    */
-  learnResponse (sessionId: string, responseId: string): void {
-    this.#store.bindProduced(lineageKey.response(responseId), sessionId)
+  learnResponse (sessionId: string, responseId: string, upstream: string | undefined): void {
+    const key = lineageKey.response(responseId)
+    this.#store.bindProduced(key, sessionId)
+    if (this.#keepsOrigins && upstream !== undefined) this.#store.bindOrigin(key, upstream)
+  }
+
+  /** The upstream that produced `responseId`, when origins are kept and it is remembered. */
+  originOf (responseId: string): string | undefined | Promise<string | undefined> {
+    return this.#keepsOrigins ? this.#store.originOf(lineageKey.response(responseId)) : undefined
   }
 }
 

@@ -35,6 +35,12 @@ export const SESSION_BYTES = {
   session: 400,
   /** A key's slot in the key Map and in its session's Set, and its string header. */
   perKey: 200,
+  /**
+   * A response key's producing upstream: its slot in the origins Map, key and name being
+   * strings held anyway (not measured by the bench: an OrderedHashMap entry's 3 words at
+   * half load, rounded up).
+   */
+  perOrigin: 60,
   /** A usage totals object, with its two timestamps as heap numbers. */
   usage: 150,
   /** A call record: an object of 13 fields, its slot in the array; its strings add theirs. */

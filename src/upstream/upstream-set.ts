@@ -21,7 +21,7 @@ export interface Upstream {
 }
 
 /** Why a session's next request goes to another upstream than the one it was bound to. */
-export type RebindReason = 'failover' | 'unhealthy' | 'removed'
+export type RebindReason = 'failover' | 'unhealthy' | 'removed' | 'lineage'
 
 /** The upstreams one request may be tried on, in order, or why it may be tried on none. */
 export type RoutePlan =
@@ -53,6 +53,11 @@ export class UpstreamSet {
     return this.all.length === 1 ? this.all[0] : undefined
   }
 
+  /** Upstreams in more than one group: a response exists only in the group that produced it. */
+  get spansGroups (): boolean {
+    return new Set(this.all.map((upstream) => upstream.group)).size > 1
+  }
+
   get (name: string): Upstream | undefined {
     return this.#byName.get(name)
   }
@@ -64,23 +69,36 @@ export class UpstreamSet {
    * conversation) lives in a group with no healthy upstream is refused rather than sent where
    * that response does not exist. Without lineage, when every upstream is ejected, they are
    * tried anyway: an answer from a recovering upstream beats a certain 503.
+   *
+   * `originName`: the upstream that produced the response the request continues, when known
+   * (kept with upstreams in several groups). In another group than the session's binding (the
+   * session failed over after producing it), it leads instead: the response exists only there,
+   * and the session moves back with it.
    */
-  plan (sessionId: string, boundName: string | undefined, lineage: boolean): RoutePlan {
+  plan (sessionId: string, boundName: string | undefined, lineage: boolean, originName?: string): RoutePlan {
     const ranked = rendezvousOrder(sessionId, this.all)
     const bound = boundName === undefined ? undefined : this.#byName.get(boundName)
+    const origin = originName === undefined ? undefined : this.#byName.get(originName)
+    const followsOrigin = origin !== undefined && origin.group !== bound?.group
+    const leader = followsOrigin ? origin : bound
     const healthy = ranked.filter((upstream) => upstream.health.isHealthy())
     // Without a binding, lineage is assumed to live where the session would first have gone.
-    const home = bound ?? (lineage ? ranked[0]! : healthy[0] ?? ranked[0]!)
+    const home = leader ?? (lineage ? ranked[0]! : healthy[0] ?? ranked[0]!)
     const inGroup = healthy.filter((upstream) => upstream.group === home.group)
     let order = lineage ? inGroup : [...inGroup, ...healthy.filter((upstream) => upstream.group !== home.group)]
     if (order.length === 0) {
       if (lineage) return { refusal: errors.upstreamUnavailable(home.group) }
-      order = bound === undefined ? ranked : [bound, ...ranked.filter((upstream) => upstream !== bound)]
+      order = leader === undefined ? ranked : [leader, ...ranked.filter((upstream) => upstream !== leader)]
     }
-    if (bound !== undefined && order[0] !== bound && order.includes(bound)) order = [bound, ...order.filter((upstream) => upstream !== bound)]
-    const rebindReason = boundName === undefined || order[0]!.name === boundName ? undefined : bound === undefined ? 'removed' : 'unhealthy'
-    return { order: order.slice(0, this.#maxAttempts), rebindReason }
+    if (leader !== undefined && order[0] !== leader && order.includes(leader)) order = [leader, ...order.filter((upstream) => upstream !== leader)]
+    return { order: order.slice(0, this.#maxAttempts), rebindReason: rebindReason(boundName, bound, order[0]!, followsOrigin) }
   }
+}
+
+/** Why a session bound to `boundName` moves when `first` is tried first; undefined when it does not. */
+function rebindReason (boundName: string | undefined, bound: Upstream | undefined, first: Upstream, followsOrigin: boolean): RebindReason | undefined {
+  if (boundName === undefined || first.name === boundName) return undefined
+  return followsOrigin && first.group !== bound?.group ? 'lineage' : bound === undefined ? 'removed' : 'unhealthy'
 }
 
 /** Headers for one upstream: its own key (else the gateway-wide one), the shared extras, then its own. */

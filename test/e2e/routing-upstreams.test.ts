@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process'
 import http from 'node:http'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
 import { needs } from '../support/needs.js'
 import { until } from '../support/polling.js'
@@ -272,6 +272,56 @@ t.test('lineage: previous_response_id goes where its response was served, across
   t.match(refused.json, { error: { code: 'upstream_unavailable', message: /group "one"/ } })
   t.equal(ups.find((u) => u.name === 'g2-a')!.requests.length, g2Before, 'nothing went to the other group')
   t.equal((await send(gateway, { body: { prompt_cache_key: 'fresh' } })).upstream, 'g2-a', 'a request without lineage still goes to the healthy group')
+})
+
+/**
+ * A session (decided by its prompt_cache_key) served by `a` fails over to `b` while `a` is
+ * down; `a` comes back. Each upstream is its own group (the default): a response exists only
+ * on the upstream that produced it.
+ */
+async function strandedChain (t: Test, gateway: RunningGateway, ups: UpstreamProcess[], label: string, other: RunningGateway = gateway): Promise<{ first: Answer, moved: Answer }> {
+  let first: Answer | undefined
+  let key = ''
+  for (let i = 0; first?.upstream !== 'a'; i++) {
+    key = `${label}-${i}`
+    first = await send(gateway, { body: { prompt_cache_key: key } })
+  }
+  const a = ups.find((u) => u.name === 'a')!
+  await a.kill()
+  const moved = await send(gateway, { body: { prompt_cache_key: key } })
+  t.equal(moved.upstream, 'b', 'a request without lineage failed over to the other group')
+  await a.restart()
+  t.equal((await send(other, { body: { prompt_cache_key: key } })).upstream, 'b', 'and the session stays there')
+  return { first, moved }
+}
+
+t.test('a session that failed over to another group still sends the responses it produced before to the upstream that holds them', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
+  t.teardown(gateway.close)
+  const { first, moved } = await strandedChain(t, gateway, ups, 'stranded')
+  // Before: the chain followed its session to b, which answers for a response it never made.
+  const chained = await send(gateway, { body: { previous_response_id: first.json.id } })
+  t.equal(chained.status, 200)
+  t.equal(chained.upstream, 'a', 'continued where its response exists')
+  t.equal(await metric(gateway, 'session_gateway_session_rebinds_total{reason="lineage"}'), 1, 'the session moved back with it')
+  t.equal((await send(gateway, { body: { previous_response_id: chained.json.id } })).upstream, 'a', 'and the chain goes on there')
+  t.equal((await sendTo(gateway, 'GET', `/v1/responses/${String(moved.json.id)}`)).upstream, 'b', "a response made during the failover is still read where it was made")
+  t.equal((await sendTo(gateway, 'GET', `/v1/responses/${String(first.json.id)}`)).upstream, 'a')
+})
+
+t.test('replicas sharing Redis: one that never saw the failover sends a response to the upstream that produced it', needs('redis-server'), async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const env = { UPSTREAMS: upstreamsEnv(ups), REDIS_URL: redis.url }
+  const one = await startGateway(env)
+  const two = await startGateway(env)
+  t.teardown(async () => { await one.close(); await two.close() })
+  for (const gateway of [one, two]) await storeReady(gateway)
+  const { first } = await strandedChain(t, one, ups, 'stranded-shared', two)
+  const chained = await send(two, { body: { previous_response_id: first.json.id } })
+  t.equal(chained.upstream, 'a', "replica two reads the response's upstream from Redis")
 })
 
 t.test('a stored response or a conversation named in the path (retrieve, cancel, input_items, items) reaches the upstream that holds it', async (t) => {
