@@ -20,6 +20,8 @@ export interface ResponseFacts {
   readonly traced?: boolean
   /** `response.model` of response.created (or a JSON body's or a chat chunk's `model`). */
   onResponseModel? (model: string): void
+  /** A JSON answer's conversation id (a conversation's creation). */
+  onConversationId? (id: string): void
 }
 
 /** Which API answers: the Responses API (`/v1/responses`) or Chat Completions (`/v1/chat/completions`). */
@@ -153,6 +155,10 @@ export class ResponseObserver implements ResponseTap {
 
   #onJsonBody (body: Buffer): void {
     const parsed = parseJson(body.toString('utf8')) as { id?: unknown, object?: unknown, model?: unknown, usage?: unknown } | undefined
+    if (parsed?.object === 'conversation') {
+      if (typeof parsed.id === 'string') this.#facts.onConversationId?.(parsed.id)
+      return
+    }
     if (parsed === undefined || (parsed.object !== undefined && parsed.object !== 'response' && parsed.object !== 'chat.completion')) return
     if (typeof parsed.id === 'string' && parsed.object !== 'chat.completion') this.#learnId(parsed.id)
     if (this.#wantsModel && typeof parsed.model === 'string') this.#learnModel(parsed.model)

@@ -199,6 +199,16 @@ export class Exchange implements Drainable, ResponseFacts {
     this.#span?.responseId(id)
   }
 
+  /** A conversation this request created (POST /v1/conversations, observed when origins are kept). */
+  onConversationId (id: string): void {
+    this.deps.sessions.learnConversation(id, this.upstream)
+  }
+
+  /** POST /v1/conversations with upstreams in several groups: its answer's id is learned. */
+  get createsConversation (): boolean {
+    return this.method === 'POST' && this.path === '/v1/conversations' && this.deps.sessions.keepsOrigins
+  }
+
   /** The model a response names (`response.created`'s `response.model`); HTTP reports it only when traced. */
   onResponseModel (model: string): void {
     this.#responseModel = model

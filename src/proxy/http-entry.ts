@@ -9,7 +9,7 @@ import type { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
 import { ResponseObserver } from '../observe/response-observer.js'
 import type { AttemptSpan } from '../observe/tracing.js'
 import { ResponseRelay } from '../relay/response-relay.js'
-import { hasLineage, readSessionFields } from '../session/body-fields.js'
+import { hasLineage, readSessionFields, type SessionFields } from '../session/body-fields.js'
 import type { Session, SessionResolver } from '../session/resolve-session.js'
 import { lineageOfTarget } from '../session/target-lineage.js'
 import { pathOf, upstreamPath } from '../upstream/upstream-path.js'
@@ -143,10 +143,10 @@ function dispatch (deps: HttpEntryDeps, upstream: Upstream, exchange: Exchange, 
  * of an answer reached the client can go to the next upstream.
  */
 async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, admitted: Admitted, tap: PrefixFingerprint | undefined): Promise<void> {
-  const { session, body, responseId } = await sessionAndBody(deps, req, admitted)
+  const { session, body, lineage: fields } = await sessionAndBody(deps, req, admitted)
   const boundName = await deps.sessions.upstreamOf(session.id)
-  // Where the response it continues was produced (kept with several groups), else undefined.
-  const origin = session.source === 'previous_response' && responseId !== undefined ? await deps.sessions.originOf(responseId) : undefined
+  // Where the response or conversation it continues was produced (kept with several groups).
+  const origin = await deps.sessions.originOf(session, fields)
   if (res.destroyed) return exchange.endClientGone() // the client left while its body or session was read
   const lineage = session.source === 'previous_response' || session.source === 'conversation'
   const plan = deps.upstreams.plan(session.id, boundName, lineage, origin)
@@ -185,7 +185,7 @@ function tapBody (tap: PrefixFingerprint, req: IncomingMessage, body: RequestBod
 
 /**
  * The session, and the body read once: for its lineage fields when they decide, and to be
- * replayed; with the response id a `previous_response` session was found by.
+ * replayed; with the lineage fields a session may have been found by.
  */
 async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitted: Admitted): Promise<SessionAndBody> {
   const { server, session: sessionSettings, routing } = deps.config
@@ -196,18 +196,18 @@ async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitt
     // body would be: when its attempt failed before connecting, nothing of it sent.
     const replayable = { body, replayable: body.length <= routing.replayBodyBytes ? ALWAYS : UNSENT }
     if (!hasLineage(fields)) return await sessionOfTarget(deps.sessions, req, replayable)
-    return { session: await deps.sessions.fromBody(fields, req.socket), body: replayable, responseId: fields.previousResponseId }
+    return { session: await deps.sessions.fromBody(fields, req.socket), body: replayable, lineage: fields }
   }
   const body = await replayableBody(req, routing.replayBodyBytes, server.bodyLimitBytes)
-  if (admitted.sessionFromHeader !== undefined) return { session: admitted.sessionFromHeader, body, responseId: undefined }
+  if (admitted.sessionFromHeader !== undefined) return { session: admitted.sessionFromHeader, body, lineage: undefined }
   return await sessionOfTarget(deps.sessions, req, body)
 }
 
 interface SessionAndBody {
   session: Session
   body: ReplayableBody
-  /** The `previous_response_id` the session may have been found by. */
-  responseId: string | undefined
+  /** The lineage (body fields, or what the path names) the session may have been found by. */
+  lineage: SessionFields | undefined
 }
 
 /**
@@ -217,8 +217,8 @@ interface SessionAndBody {
  */
 async function sessionOfTarget (sessions: SessionResolver, req: IncomingMessage, body: ReplayableBody): Promise<SessionAndBody> {
   const named = lineageOfTarget(pathOf(req.url ?? '/'))
-  if (named === undefined) return { session: sessions.fromConnection(req.socket), body, responseId: undefined }
-  return { session: await sessions.fromTarget(named, req.socket), body, responseId: named.previousResponseId }
+  if (named === undefined) return { session: sessions.fromConnection(req.socket), body, lineage: undefined }
+  return { session: await sessions.fromTarget(named, req.socket), body, lineage: named }
 }
 
 function upstreamRequest (upstream: Upstream, exchange: Exchange, req: IncomingMessage, path: string, session: Session, body: RequestBody, attempt: AttemptSpan | undefined): Dispatcher.DispatchOptions {
@@ -232,8 +232,12 @@ function upstreamRequest (upstream: Upstream, exchange: Exchange, req: IncomingM
   }
 }
 
-/** Only model calls carry response ids and usage worth the observer's copy of the body. */
+/**
+ * Only model calls carry response ids and usage worth the observer's copy of the body; and,
+ * when origins are kept, a conversation's creation its id.
+ */
 function observerFor (exchange: Exchange): ResponseObserver | undefined {
   const api = exchange.modelApi
-  return api === undefined ? undefined : new ResponseObserver(exchange, api)
+  if (api !== undefined) return new ResponseObserver(exchange, api)
+  return exchange.createsConversation ? new ResponseObserver(exchange) : undefined
 }

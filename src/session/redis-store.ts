@@ -95,7 +95,7 @@ return 0`
 
 /** A session's upstream binding: `upstream:<session>`, under the key prefix. */
 const upstreamKey = (sessionId: string): string => 'upstream:' + sessionId
-/** The upstream that produced a response: `origin:resp:<id>`, under the key prefix. */
+/** The upstream that produced a response or created a conversation: `origin:resp:<id>`, `origin:conv:<id>`, under the key prefix. */
 const originKey = (key: string): string => 'origin:' + key
 
 /**
@@ -208,9 +208,9 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
-   * `origin:resp:<id>`, a plain SET with the idle TTL, as the response's own binding. Not
+   * `origin:<key>`, a plain SET with the idle TTL, as the key's own binding. Not
    * replayed after an outage: the local copy answers on this replica, and elsewhere the
-   * response goes where its session is bound, as it did before origins were kept.
+   * response or conversation goes where its session is bound, as before origins were kept.
    */
   bindOrigin (key: string, upstream: string): void {
     this.#local.bindOrigin(key, upstream)

@@ -125,9 +125,32 @@ export class SessionResolver {
     if (this.#keepsOrigins && upstream !== undefined) this.#store.bindOrigin(key, upstream)
   }
 
-  /** The upstream that produced `responseId`, when origins are kept and it is remembered. */
-  originOf (responseId: string): string | undefined | Promise<string | undefined> {
-    return this.#keepsOrigins ? this.#store.originOf(lineageKey.response(responseId)) : undefined
+  /**
+   * A conversation was created on `upstream` (POST /v1/conversations; origins kept only): it is
+   * bound to its own session (the one its requests derive) with that origin, so they reach the
+   * upstream that holds it, not their session's rendezvous choice, which may be another group.
+   */
+  learnConversation (conversationId: string, upstream: string | undefined): void {
+    if (!this.#keepsOrigins || upstream === undefined) return
+    const key = lineageKey.conversation(conversationId)
+    this.#store.bindProduced(key, conversationSessionId(conversationId))
+    this.#store.bindOrigin(key, upstream)
+  }
+
+  /** Origins are kept (upstreams in several groups): conversations' creations are worth reading. */
+  get keepsOrigins (): boolean {
+    return this.#keepsOrigins
+  }
+
+  /**
+   * Where the lineage that decided `session` was produced, when origins are kept and it is
+   * remembered: the response its `previous_response_id` names, or its conversation.
+   */
+  originOf (session: Session, fields: SessionFields | undefined): string | undefined | Promise<string | undefined> {
+    if (!this.#keepsOrigins || fields === undefined) return undefined
+    if (session.source === 'previous_response' && fields.previousResponseId !== undefined) return this.#store.originOf(lineageKey.response(fields.previousResponseId))
+    if (session.source === 'conversation' && fields.conversation !== undefined) return this.#store.originOf(lineageKey.conversation(fields.conversation))
+    return undefined
   }
 }
 
@@ -154,7 +177,12 @@ function pickKnown (keys: string[], known: Array<string | undefined>): Session |
 }
 
 function derive (fields: SessionFields): Session | undefined {
-  if (fields.conversation !== undefined) return { id: uuidv5(lineageKey.conversation(fields.conversation), DERIVED_ID_NAMESPACE), source: 'conversation' }
+  if (fields.conversation !== undefined) return { id: conversationSessionId(fields.conversation), source: 'conversation' }
   if (fields.promptCacheKey !== undefined) return { id: uuidv5(lineageKey.promptCacheKey(fields.promptCacheKey), DERIVED_ID_NAMESPACE), source: 'prompt_cache_key' }
   return undefined
+}
+
+/** A conversation's own session: the same id for it on every replica, store or not. */
+export function conversationSessionId (conversation: string): string {
+  return uuidv5(lineageKey.conversation(conversation), DERIVED_ID_NAMESPACE)
 }

@@ -7,6 +7,8 @@ import { spawnSync } from 'node:child_process'
 import http from 'node:http'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { conversationSessionId } from '../../src/session/resolve-session.js'
+import { rendezvousOrder } from '../../src/upstream/rendezvous.js'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
 import { needs } from '../support/needs.js'
 import { until } from '../support/polling.js'
@@ -322,6 +324,27 @@ t.test('replicas sharing Redis: one that never saw the failover sends a response
   const { first } = await strandedChain(t, one, ups, 'stranded-shared', two)
   const chained = await send(two, { body: { previous_response_id: first.json.id } })
   t.equal(chained.upstream, 'a', "replica two reads the response's upstream from Redis")
+})
+
+t.test('a conversation created through the gateway is used where it was created, not where its session would be placed', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
+  t.teardown(gateway.close)
+  // Created on a fresh connection (its session is the connection's): find one whose own
+  // session (derived from its id) rendezvous would place on the other upstream.
+  let created: Answer
+  let placed: string
+  do {
+    created = await sendTo(gateway, 'POST', '/v1/conversations', '{}', { 'content-type': 'application/json' })
+    t.equal(created.status, 200)
+    placed = rendezvousOrder(conversationSessionId(String(created.json.id)), ups.map((u) => ({ name: u.name, weight: 1 })))[0]!.name
+  } while (placed === created.upstream)
+  const id = String(created.json.id)
+  for (let i = 0; i < 4; i++) {
+    t.equal((await send(gateway, { body: { conversation: id } })).upstream, created.upstream, `a turn in it goes where it exists (${i + 1}), not to ${placed}`)
+  }
+  t.equal((await sendTo(gateway, 'GET', `/v1/conversations/${id}/items`)).upstream, created.upstream, 'so do its items')
+  t.match(await gateway.waitForLog((l) => l.msg === 'request' && l.path === '/v1/responses' && l.session_source === 'conversation'), { session: conversationSessionId(id) }, 'its session is still its own')
 })
 
 t.test('a stored response or a conversation named in the path (retrieve, cancel, input_items, items) reaches the upstream that holds it', async (t) => {

@@ -6,7 +6,8 @@
  * with retry-after). A POST whose JSON body holds `"hold":true` gets an SSE stream that starts
  * and never ends; `"stream":true` a short one (created, three deltas a turn of the event loop
  * apart, completed); `"stall_on":NAME` is read and never answered by the upstream called NAME
- * (answered as usual by the others).
+ * (answered as usual by the others). `POST /v1/conversations` creates a conversation (its JSON
+ * names it `conv_NAME_N`).
  * WebSocket handshakes get a 101 naming the upstream, or in a refusing mode that status, as a
  * plain HTTP answer.
  */
@@ -45,6 +46,10 @@ const server = createServer((req, res) => {
       return // a held stream: until the process dies
     }
     res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': name })
+    if (req.method === 'POST' && req.url === '/v1/conversations') {
+      res.end(JSON.stringify({ id: `conv_${name.replace(/-/g, '_')}_${served}`, object: 'conversation', upstream: name }))
+      return
+    }
     res.end(JSON.stringify({ id, object: 'response', upstream: name, usage: { input_tokens: 10, output_tokens: 2 } }))
   })
 })
