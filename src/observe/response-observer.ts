@@ -156,7 +156,7 @@ export class ResponseObserver implements ResponseTap {
   #onJsonBody (body: Buffer): void {
     const parsed = parseJson(body.toString('utf8')) as { id?: unknown, object?: unknown, model?: unknown, usage?: unknown } | undefined
     if (parsed?.object === 'conversation') {
-      if (typeof parsed.id === 'string') this.#facts.onConversationId?.(parsed.id)
+      if (typeof parsed.id === 'string') this.#learnConversation(parsed.id)
       return
     }
     if (parsed === undefined || (parsed.object !== undefined && parsed.object !== 'response' && parsed.object !== 'chat.completion')) return
@@ -249,6 +249,14 @@ export class ResponseObserver implements ResponseTap {
     this.#knownId = id
     try {
       this.#facts.onResponseId(id)
+    } catch {
+      // An observer must never break the relay.
+    }
+  }
+
+  #learnConversation (id: string): void {
+    try {
+      this.#facts.onConversationId?.(id)
     } catch {
       // An observer must never break the relay.
     }

@@ -25,6 +25,11 @@ export interface AttemptPlan {
   boundName: string | undefined
   /** Why the first upstream tried is not the bound one. */
   rebindReason: RebindReason | undefined
+  /**
+   * The session stays bound where it is, whichever upstream answers: a path naming a response
+   * made in another group before a failover is read there, and moves nothing.
+   */
+  keepsBinding: boolean
   /** Whether the request (its body) can be sent again, asked when an attempt failed; `unsent`: before it connected. */
   replayable: (unsent: boolean) => boolean
   /** True once the client is gone: no further attempt is started. */
@@ -78,8 +83,8 @@ export class UpstreamAttempts {
   /** `upstream` answered: the session is bound to it, so its next requests go there directly. */
   served (upstream: Upstream): void {
     upstream.health.recordSuccess()
-    const { boundName, rebindReason } = this.#plan
-    if (boundName === upstream.name) return
+    const { boundName, rebindReason, keepsBinding } = this.#plan
+    if (boundName === upstream.name || keepsBinding) return
     const session = this.#exchange.session!
     // A first binding (none was found: perhaps only because Redis did not answer in time)
     // never overwrites one another replica made.

@@ -143,10 +143,12 @@ function dispatch (deps: HttpEntryDeps, upstream: Upstream, exchange: Exchange, 
  * of an answer reached the client can go to the next upstream.
  */
 async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, admitted: Admitted, tap: PrefixFingerprint | undefined): Promise<void> {
-  const { session, body, lineage: fields } = await sessionAndBody(deps, req, admitted)
+  const { session, body, lineage: fields, lineageInPath } = await sessionAndBody(deps, req, admitted)
+  // The group where the response or conversation it continues was made (kept with several
+  // groups), read while the session's binding is: with Redis, two reads in flight at once.
+  const originRead = deps.sessions.originOf(session, fields)
   const boundName = await deps.sessions.upstreamOf(session.id)
-  // Where the response or conversation it continues was produced (kept with several groups).
-  const origin = await deps.sessions.originOf(session, fields)
+  const origin = await originRead
   if (res.destroyed) return exchange.endClientGone() // the client left while its body or session was read
   const lineage = session.source === 'previous_response' || session.source === 'conversation'
   const plan = deps.upstreams.plan(session.id, boundName, lineage, origin)
@@ -161,6 +163,8 @@ async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: Incom
     order: plan.order,
     boundName,
     rebindReason: plan.rebindReason,
+    // Reading (or cancelling, deleting) an older response where it was made moves nothing.
+    keepsBinding: lineageInPath && plan.rebindReason === 'lineage',
     replayable: body.replayable,
     clientGone: () => res.destroyed
   }, (upstream, gate) => {
@@ -196,10 +200,10 @@ async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitt
     // body would be: when its attempt failed before connecting, nothing of it sent.
     const replayable = { body, replayable: body.length <= routing.replayBodyBytes ? ALWAYS : UNSENT }
     if (!hasLineage(fields)) return await sessionOfTarget(deps.sessions, req, replayable)
-    return { session: await deps.sessions.fromBody(fields, req.socket), body: replayable, lineage: fields }
+    return { session: await deps.sessions.fromBody(fields, req.socket), body: replayable, lineage: fields, lineageInPath: false }
   }
   const body = await replayableBody(req, routing.replayBodyBytes, server.bodyLimitBytes)
-  if (admitted.sessionFromHeader !== undefined) return { session: admitted.sessionFromHeader, body, lineage: undefined }
+  if (admitted.sessionFromHeader !== undefined) return { session: admitted.sessionFromHeader, body, lineage: undefined, lineageInPath: false }
   return await sessionOfTarget(deps.sessions, req, body)
 }
 
@@ -208,6 +212,8 @@ interface SessionAndBody {
   body: ReplayableBody
   /** The lineage (body fields, or what the path names) the session may have been found by. */
   lineage: SessionFields | undefined
+  /** The lineage is what the path names (a stored response or conversation read, cancelled, deleted). */
+  lineageInPath: boolean
 }
 
 /**
@@ -217,8 +223,8 @@ interface SessionAndBody {
  */
 async function sessionOfTarget (sessions: SessionResolver, req: IncomingMessage, body: ReplayableBody): Promise<SessionAndBody> {
   const named = lineageOfTarget(pathOf(req.url ?? '/'))
-  if (named === undefined) return { session: sessions.fromConnection(req.socket), body, lineage: undefined }
-  return { session: await sessions.fromTarget(named, req.socket), body, lineage: named }
+  if (named === undefined) return { session: sessions.fromConnection(req.socket), body, lineage: undefined, lineageInPath: false }
+  return { session: await sessions.fromTarget(named, req.socket), body, lineage: named, lineageInPath: true }
 }
 
 function upstreamRequest (upstream: Upstream, exchange: Exchange, req: IncomingMessage, path: string, session: Session, body: RequestBody, attempt: AttemptSpan | undefined): Dispatcher.DispatchOptions {

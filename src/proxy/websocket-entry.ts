@@ -118,6 +118,7 @@ async function routeUpgrade (deps: WebSocketEntryDeps, exchange: Exchange, req: 
     order: plan.order,
     boundName,
     rebindReason: plan.rebindReason,
+    keepsBinding: false,
     replayable: ALWAYS, // a handshake has no body
     clientGone: () => socket.destroyed
   }, (upstream, gate) => {

@@ -65,7 +65,7 @@ export function buildGateway (config: GatewayConfig, options: GatewayOptions): G
   const upstream = createUpstreamAgent(config.upstream)
   const { store } = options
   const upstreams = new UpstreamSet(config)
-  const sessions = new SessionResolver(store, { keepsOrigins: upstreams.spansGroups })
+  const sessions = new SessionResolver(store, { groupOf: upstreams.spansGroups ? (name) => upstreams.get(name)?.group : undefined })
   const metrics = new GatewayMetrics(() => store.size(), {
     names: upstreams.all.map((u) => u.name),
     isHealthy: (name) => upstreams.get(name)?.health.isHealthy() ?? false

@@ -32,7 +32,7 @@ export class MemorySessionStore implements SessionStore {
   /** Least recently used first. */
   readonly #sessions = new Map<string, SessionEntry>()
   readonly #byKey = new Map<string, SessionEntry>()
-  /** The upstream that produced a response key (several groups only); lives and goes with its binding. */
+  /** The group that produced a response (or created a conversation) key (several groups only); lives and goes with its binding. */
   readonly #origins = new Map<string, string>()
   #bytes = 0
   #withUsage = 0
@@ -92,14 +92,14 @@ export class MemorySessionStore implements SessionStore {
   }
 
   /** Kept with the key's binding (made just before, by bindProduced): counted in its session's bytes, dropped with it. */
-  bindOrigin (key: string, upstream: string): void {
+  bindOrigin (key: string, group: string): void {
     const entry = this.#live(this.#byKey.get(key))
     if (entry === undefined) return
     if (this.#origins.has(key)) {
-      this.#origins.set(key, upstream)
+      this.#origins.set(key, group)
       return
     }
-    this.#origins.set(key, upstream)
+    this.#origins.set(key, group)
     this.#resize(entry, SESSION_BYTES.perOrigin)
     this.#enforceBounds(entry)
   }

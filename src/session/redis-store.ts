@@ -95,7 +95,7 @@ return 0`
 
 /** A session's upstream binding: `upstream:<session>`, under the key prefix. */
 const upstreamKey = (sessionId: string): string => 'upstream:' + sessionId
-/** The upstream that produced a response or created a conversation: `origin:resp:<id>`, `origin:conv:<id>`, under the key prefix. */
+/** The group that produced a response or created a conversation: `origin:resp:<id>`, `origin:conv:<id>`, under the key prefix. */
 const originKey = (key: string): string => 'origin:' + key
 
 /**
@@ -212,10 +212,10 @@ export class RedisSessionStore implements SessionStore {
    * replayed after an outage: the local copy answers on this replica, and elsewhere the
    * response or conversation goes where its session is bound, as before origins were kept.
    */
-  bindOrigin (key: string, upstream: string): void {
-    this.#local.bindOrigin(key, upstream)
+  bindOrigin (key: string, group: string): void {
+    this.#local.bindOrigin(key, group)
     if (this.#redis.status !== 'ready') return
-    this.#redis.set(this.#prefix + originKey(key), upstream, 'EX', this.#ttlSeconds).then(() => this.#recovered(true), (err: Error) => this.#writeFailed(err))
+    this.#redis.set(this.#prefix + originKey(key), group, 'EX', this.#ttlSeconds).then(() => this.#recovered(true), (err: Error) => this.#writeFailed(err))
   }
 
   /** Read with GETEX, so an origin in use lives as long as the binding its lookups renew. */

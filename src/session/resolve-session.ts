@@ -34,15 +34,15 @@ export class SessionResolver {
   // Keyed weakly by the socket, so a connection's session goes when the connection does.
   readonly #byConnection = new WeakMap<object, string>()
   readonly #store: SessionStore
-  readonly #keepsOrigins: boolean
+  readonly #groupOf: ((upstream: string) => string | undefined) | undefined
 
   /**
-   * `keepsOrigins`: remember which upstream produced each response (upstreams in several
-   * groups: a response exists only in the group that produced it).
+   * `groupOf` (upstreams in several groups only: a response exists only in the group that
+   * produced it): an upstream's group, so each response's and conversation's is kept.
    */
-  constructor (store: SessionStore, { keepsOrigins = false }: { keepsOrigins?: boolean } = {}) {
+  constructor (store: SessionStore, { groupOf }: { groupOf?: ((upstream: string) => string | undefined) | undefined } = {}) {
     this.#store = store
-    this.#keepsOrigins = keepsOrigins
+    this.#groupOf = groupOf
   }
 
   /**
@@ -117,37 +117,39 @@ export class SessionResolver {
   /**
    * Remembers that `responseId` belongs to `sessionId`, for later `previous_response_id`s: the
    * session that produced it, even over one whose request named it before it was learned; and,
-   * when origins are kept, that `upstream` (the one that answered) holds it.
+   * when origins are kept, that the group of `upstream` (the one that answered) holds it.
    */
   learnResponse (sessionId: string, responseId: string, upstream: string | undefined): void {
     const key = lineageKey.response(responseId)
     this.#store.bindProduced(key, sessionId)
-    if (this.#keepsOrigins && upstream !== undefined) this.#store.bindOrigin(key, upstream)
+    const group = upstream === undefined ? undefined : this.#groupOf?.(upstream)
+    if (group !== undefined) this.#store.bindOrigin(key, group)
   }
 
   /**
    * A conversation was created on `upstream` (POST /v1/conversations; origins kept only): it is
-   * bound to its own session (the one its requests derive) with that origin, so they reach the
-   * upstream that holds it, not their session's rendezvous choice, which may be another group.
+   * bound to its own session (the one its requests derive) with that upstream's group as its
+   * origin, so they reach the group that holds it, not their session's rendezvous choice.
    */
   learnConversation (conversationId: string, upstream: string | undefined): void {
-    if (!this.#keepsOrigins || upstream === undefined) return
+    const group = upstream === undefined ? undefined : this.#groupOf?.(upstream)
+    if (group === undefined) return
     const key = lineageKey.conversation(conversationId)
     this.#store.bindProduced(key, conversationSessionId(conversationId))
-    this.#store.bindOrigin(key, upstream)
+    this.#store.bindOrigin(key, group)
   }
 
   /** Origins are kept (upstreams in several groups): conversations' creations are worth reading. */
   get keepsOrigins (): boolean {
-    return this.#keepsOrigins
+    return this.#groupOf !== undefined
   }
 
   /**
-   * Where the lineage that decided `session` was produced, when origins are kept and it is
-   * remembered: the response its `previous_response_id` names, or its conversation.
+   * The group where the lineage that decided `session` was produced, when origins are kept and
+   * it is remembered: the response its `previous_response_id` names, or its conversation.
    */
   originOf (session: Session, fields: SessionFields | undefined): string | undefined | Promise<string | undefined> {
-    if (!this.#keepsOrigins || fields === undefined) return undefined
+    if (this.#groupOf === undefined || fields === undefined) return undefined
     if (session.source === 'previous_response' && fields.previousResponseId !== undefined) return this.#store.originOf(lineageKey.response(fields.previousResponseId))
     if (session.source === 'conversation' && fields.conversation !== undefined) return this.#store.originOf(lineageKey.conversation(fields.conversation))
     return undefined

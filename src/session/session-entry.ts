@@ -36,7 +36,7 @@ export const SESSION_BYTES = {
   /** A key's slot in the key Map and in its session's Set, and its string header. */
   perKey: 200,
   /**
-   * A response key's producing upstream: its slot in the origins Map, key and name being
+   * A response key's producing group: its slot in the origins Map, key and name being
    * strings held anyway (not measured by the bench: an OrderedHashMap entry's 3 words at
    * half load, rounded up).
    */

@@ -23,13 +23,13 @@ export interface SessionStore {
    */
   bindProduced (key: string, sessionId: string): void
   /**
-   * Remembers which upstream produced the response (or created the conversation) `key` names,
-   * with upstreams in several groups only, for as long as its binding lives: a session that
-   * moved to another group after producing it still sends it where it exists. A lost write
-   * costs only that.
+   * Remembers the group of upstreams that produced the response (or created the conversation)
+   * `key` names, with upstreams in several groups only, for as long as its binding lives: a
+   * session that moved to another group after producing it still sends it where it exists. A
+   * lost write costs only that.
    */
-  bindOrigin (key: string, upstream: string): void
-  /** The upstream that produced the response (or created the conversation) `key` names, if remembered. */
+  bindOrigin (key: string, group: string): void
+  /** The group that produced the response (or created the conversation) `key` names, if remembered. */
   originOf (key: string): string | undefined | Promise<string | undefined>
   /** The upstream the session is bound to (several upstreams only); undefined when none yet. A use: Redis renews its TTL. */
   upstreamOf (sessionId: string): string | undefined | Promise<string | undefined>

@@ -70,24 +70,23 @@ export class UpstreamSet {
    * that response does not exist. Without lineage, when every upstream is ejected, they are
    * tried anyway: an answer from a recovering upstream beats a certain 503.
    *
-   * `originName`: the upstream that produced the response the request continues, when known
-   * (kept with upstreams in several groups). In another group than the session's binding (the
-   * session failed over after producing it), it leads instead: the response exists only there,
-   * and the session moves back with it.
+   * `originGroup`: the group of the upstream that produced the response (or created the
+   * conversation) the request continues, when known (kept with upstreams in several groups).
+   * When it is not the session's binding's (the session failed over after producing it), that
+   * group is home instead: the response exists only there, and the session moves back with it.
    */
-  plan (sessionId: string, boundName: string | undefined, lineage: boolean, originName?: string): RoutePlan {
+  plan (sessionId: string, boundName: string | undefined, lineage: boolean, originGroup?: string): RoutePlan {
     const ranked = rendezvousOrder(sessionId, this.all)
     const bound = boundName === undefined ? undefined : this.#byName.get(boundName)
-    const origin = originName === undefined ? undefined : this.#byName.get(originName)
-    const followsOrigin = origin !== undefined && origin.group !== bound?.group
-    const leader = followsOrigin ? origin : bound
+    const followsOrigin = originGroup !== undefined && originGroup !== bound?.group && ranked.some((upstream) => upstream.group === originGroup)
+    const leader = followsOrigin ? undefined : bound
     const healthy = ranked.filter((upstream) => upstream.health.isHealthy())
     // Without a binding, lineage is assumed to live where the session would first have gone.
-    const home = leader ?? (lineage ? ranked[0]! : healthy[0] ?? ranked[0]!)
-    const inGroup = healthy.filter((upstream) => upstream.group === home.group)
-    let order = lineage ? inGroup : [...inGroup, ...healthy.filter((upstream) => upstream.group !== home.group)]
+    const homeGroup = followsOrigin ? originGroup : (leader ?? (lineage ? ranked[0]! : healthy[0] ?? ranked[0]!)).group
+    const inGroup = healthy.filter((upstream) => upstream.group === homeGroup)
+    let order = lineage ? inGroup : [...inGroup, ...healthy.filter((upstream) => upstream.group !== homeGroup)]
     if (order.length === 0) {
-      if (lineage) return { refusal: errors.upstreamUnavailable(home.group) }
+      if (lineage) return { refusal: errors.upstreamUnavailable(homeGroup) }
       order = leader === undefined ? ranked : [leader, ...ranked.filter((upstream) => upstream !== leader)]
     }
     if (leader !== undefined && order[0] !== leader && order.includes(leader)) order = [leader, ...order.filter((upstream) => upstream !== leader)]
@@ -98,7 +97,7 @@ export class UpstreamSet {
 /** Why a session bound to `boundName` moves when `first` is tried first; undefined when it does not. */
 function rebindReason (boundName: string | undefined, bound: Upstream | undefined, first: Upstream, followsOrigin: boolean): RebindReason | undefined {
   if (boundName === undefined || first.name === boundName) return undefined
-  return followsOrigin && first.group !== bound?.group ? 'lineage' : bound === undefined ? 'removed' : 'unhealthy'
+  return bound === undefined ? 'removed' : followsOrigin ? 'lineage' : 'unhealthy'
 }
 
 /** Headers for one upstream: its own key (else the gateway-wide one), the shared extras, then its own. */

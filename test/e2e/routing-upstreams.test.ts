@@ -281,7 +281,7 @@ t.test('lineage: previous_response_id goes where its response was served, across
  * down; `a` comes back. Each upstream is its own group (the default): a response exists only
  * on the upstream that produced it.
  */
-async function strandedChain (t: Test, gateway: RunningGateway, ups: UpstreamProcess[], label: string, other: RunningGateway = gateway): Promise<{ first: Answer, moved: Answer }> {
+async function strandedChain (t: Test, gateway: RunningGateway, ups: UpstreamProcess[], label: string, other: RunningGateway = gateway): Promise<{ first: Answer, moved: Answer, key: string }> {
   let first: Answer | undefined
   let key = ''
   for (let i = 0; first?.upstream !== 'a'; i++) {
@@ -294,21 +294,23 @@ async function strandedChain (t: Test, gateway: RunningGateway, ups: UpstreamPro
   t.equal(moved.upstream, 'b', 'a request without lineage failed over to the other group')
   await a.restart()
   t.equal((await send(other, { body: { prompt_cache_key: key } })).upstream, 'b', 'and the session stays there')
-  return { first, moved }
+  return { first, moved, key }
 }
 
 t.test('a session that failed over to another group still sends the responses it produced before to the upstream that holds them', async (t) => {
   const ups = await startUpstreamProcesses(t, ['a', 'b'])
   const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
   t.teardown(gateway.close)
-  const { first, moved } = await strandedChain(t, gateway, ups, 'stranded')
+  const { first, moved, key } = await strandedChain(t, gateway, ups, 'stranded')
   // Before: the chain followed its session to b, which answers for a response it never made.
   const chained = await send(gateway, { body: { previous_response_id: first.json.id } })
   t.equal(chained.status, 200)
   t.equal(chained.upstream, 'a', 'continued where its response exists')
   t.equal(await metric(gateway, 'session_gateway_session_rebinds_total{reason="lineage"}'), 1, 'the session moved back with it')
   t.equal((await send(gateway, { body: { previous_response_id: chained.json.id } })).upstream, 'a', 'and the chain goes on there')
-  t.equal((await sendTo(gateway, 'GET', `/v1/responses/${String(moved.json.id)}`)).upstream, 'b', "a response made during the failover is still read where it was made")
+  t.equal((await sendTo(gateway, 'GET', `/v1/responses/${String(moved.json.id)}`)).upstream, 'b', 'a response made during the failover is still read where it was made')
+  t.equal((await send(gateway, { body: { prompt_cache_key: key } })).upstream, 'a', 'reading it moved nothing: the session stays where its chain went on')
+  t.equal(await metric(gateway, 'session_gateway_session_rebinds_total{reason="lineage"}'), 1)
   t.equal((await sendTo(gateway, 'GET', `/v1/responses/${String(first.json.id)}`)).upstream, 'a')
 })
 
