@@ -95,11 +95,9 @@ export class MemorySessionStore implements SessionStore {
   bindOrigin (key: string, group: string): void {
     const entry = this.#live(this.#byKey.get(key))
     if (entry === undefined) return
-    if (this.#origins.has(key)) {
-      this.#origins.set(key, group)
-      return
-    }
+    const known = this.#origins.has(key)
     this.#origins.set(key, group)
+    if (known) return
     this.#resize(entry, SESSION_BYTES.perOrigin)
     this.#enforceBounds(entry)
   }

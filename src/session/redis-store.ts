@@ -218,7 +218,7 @@ export class RedisSessionStore implements SessionStore {
     this.#redis.set(this.#prefix + originKey(key), group, 'EX', this.#ttlSeconds).then(() => this.#recovered(true), (err: Error) => this.#writeFailed(err))
   }
 
-  /** Read with GETEX, so an origin in use lives as long as the binding its lookups renew. */
+  /** Read with GETEX, so an origin in use lives at least as long as the binding its uses renew. */
   async originOf (key: string): Promise<string | undefined> {
     const local = this.#local.originOf(key)
     if (this.#redis.status !== 'ready' || performance.now() - this.#timedOutAt < this.#timeoutMs) return local

@@ -122,7 +122,7 @@ export class SessionResolver {
   learnResponse (sessionId: string, responseId: string, upstream: string | undefined): void {
     const key = lineageKey.response(responseId)
     this.#store.bindProduced(key, sessionId)
-    const group = upstream === undefined ? undefined : this.#groupOf?.(upstream)
+    const group = this.#groupOfUpstream(upstream)
     if (group !== undefined) this.#store.bindOrigin(key, group)
   }
 
@@ -132,11 +132,16 @@ export class SessionResolver {
    * origin, so they reach the group that holds it, not their session's rendezvous choice.
    */
   learnConversation (conversationId: string, upstream: string | undefined): void {
-    const group = upstream === undefined ? undefined : this.#groupOf?.(upstream)
+    const group = this.#groupOfUpstream(upstream)
     if (group === undefined) return
     const key = lineageKey.conversation(conversationId)
     this.#store.bindProduced(key, conversationSessionId(conversationId))
     this.#store.bindOrigin(key, group)
+  }
+
+  /** The group of `upstream` when origins are kept; undefined otherwise. */
+  #groupOfUpstream (upstream: string | undefined): string | undefined {
+    return upstream === undefined ? undefined : this.#groupOf?.(upstream)
   }
 
   /** Origins are kept (upstreams in several groups): conversations' creations are worth reading. */
