@@ -150,7 +150,8 @@ async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: Incom
   const boundName = await deps.sessions.upstreamOf(session.id)
   const origin = await originRead
   if (res.destroyed) return exchange.endClientGone() // the client left while its body or session was read
-  const lineage = session.source === 'previous_response' || session.source === 'conversation'
+  // A session its header decided is held to lineage only where its response's group is known.
+  const lineage = session.source === 'previous_response' || session.source === 'conversation' || (session.source === 'header' && origin !== undefined)
   const plan = deps.upstreams.plan(session.id, boundName, lineage, origin)
   if (plan.refusal !== undefined) {
     exchange.refuse(plan.refusal, res)
@@ -203,8 +204,19 @@ async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitt
     return { session: await deps.sessions.fromBody(fields, req.socket), body: replayable, lineage: fields, lineageInPath: false }
   }
   const body = await replayableBody(req, routing.replayBodyBytes, server.bodyLimitBytes)
-  if (admitted.sessionFromHeader !== undefined) return { session: admitted.sessionFromHeader, body, lineage: undefined, lineageInPath: false }
+  if (admitted.sessionFromHeader !== undefined) return { session: admitted.sessionFromHeader, body, lineage: headerSessionLineage(deps, req, body), lineageInPath: false }
   return await sessionOfTarget(deps.sessions, req, body)
+}
+
+/**
+ * A session its header decided (codex) is not looked up by its body, but with upstreams in
+ * several groups the response or conversation that body continues may have been made in a
+ * group the session has since left (a failover): the body, read for replay, is read for them.
+ */
+function headerSessionLineage (deps: HttpEntryDeps, req: IncomingMessage, body: ReplayableBody): SessionFields | undefined {
+  if (!deps.sessions.keepsOrigins || !deps.config.session.readBody || !Buffer.isBuffer(body.body) || !isPlainJson(req)) return undefined
+  const fields = readSessionFields(body.body)
+  return fields.previousResponseId !== undefined || fields.conversation !== undefined ? fields : undefined
 }
 
 interface SessionAndBody {

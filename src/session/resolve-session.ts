@@ -150,13 +150,15 @@ export class SessionResolver {
   }
 
   /**
-   * The group where the lineage that decided `session` was produced, when origins are kept and
-   * it is remembered: the response its `previous_response_id` names, or its conversation.
+   * The group where the lineage of `session`'s request was produced, when origins are kept and
+   * it is remembered: the response its `previous_response_id` names, or its conversation — the
+   * one that decided the session, or, for a session its header decided, the one its body names.
    */
   originOf (session: Session, fields: SessionFields | undefined): string | undefined | Promise<string | undefined> {
     if (this.#groupOf === undefined || fields === undefined) return undefined
-    if (session.source === 'previous_response' && fields.previousResponseId !== undefined) return this.#store.originOf(lineageKey.response(fields.previousResponseId))
-    if (session.source === 'conversation' && fields.conversation !== undefined) return this.#store.originOf(lineageKey.conversation(fields.conversation))
+    const { source } = session
+    if (fields.previousResponseId !== undefined && (source === 'previous_response' || source === 'header')) return this.#store.originOf(lineageKey.response(fields.previousResponseId))
+    if (fields.conversation !== undefined && (source === 'conversation' || source === 'header')) return this.#store.originOf(lineageKey.conversation(fields.conversation))
     return undefined
   }
 }

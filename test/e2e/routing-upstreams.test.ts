@@ -314,6 +314,29 @@ t.test('a session that failed over to another group still sends the responses it
   t.equal((await sendTo(gateway, 'GET', `/v1/responses/${String(first.json.id)}`)).upstream, 'a')
 })
 
+t.test('a session its header decided (codex) sends a response it produced before a failover to the upstream that holds it', async (t) => {
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
+  t.teardown(gateway.close)
+  const [session] = sessionsHomedOn('a', ['a', 'b'], 1, 'header-stranded')
+  const first = await send(gateway, { session })
+  t.equal(first.upstream, 'a')
+  const a = ups.find((u) => u.name === 'a')!
+  await a.kill()
+  t.equal((await send(gateway, { session })).upstream, 'b', 'it failed over to the other group')
+  await a.restart()
+  t.equal((await send(gateway, { session })).upstream, 'b', 'and stays there')
+  // Before: its header decided it and its body was never read, so this went to b as well.
+  const chained = await send(gateway, { session, body: { previous_response_id: first.json.id } })
+  t.equal(chained.status, 200)
+  t.equal(chained.upstream, 'a', 'continued where its response exists')
+  t.equal(await metric(gateway, 'session_gateway_session_rebinds_total{reason="lineage"}'), 1, 'the session moved back with it')
+  t.equal((await send(gateway, { session })).upstream, 'a', 'its next turn goes there too')
+  const unknown = await send(gateway, { session, body: { previous_response_id: 'resp_made_elsewhere' } })
+  t.equal(unknown.upstream, 'a', 'a response the gateway never saw made leaves the session where it is')
+  t.equal(await metric(gateway, 'session_gateway_session_rebinds_total{reason="lineage"}'), 1)
+})
+
 t.test('replicas sharing Redis: one that never saw the failover sends a response to the upstream that produced it', needs('redis-server'), async (t) => {
   const redis = await startRedis()
   t.teardown(redis.close)
