@@ -4,7 +4,7 @@ import type { Logger } from '../observe/logger.js'
 import { judgesNextCall, parseCallRecord, type CallRecord } from './call-record.js'
 import { MemorySessionStore } from './memory-store.js'
 import { bytesReadFromRedis, createRedisClient, outageReason, type RedisClient } from './redis-connection.js'
-import { ReplayQueue, type PendingBinding, type PendingLineage, type PendingUpstream } from './replay-queue.js'
+import { ReplayQueue, type PendingBinding, type PendingLineage, type PendingOrigin, type PendingUpstream } from './replay-queue.js'
 import type { TokenUsage } from './session-usage.js'
 import type { SessionStore, StoreHealth } from './session-store.js'
 import { toSessionUsage, type SessionUsage, type UsagePage, type UsageTotals } from './session-usage.js'
@@ -208,14 +208,22 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
-   * `origin:<key>`, a plain SET with the idle TTL, as the key's own binding. Not
-   * replayed after an outage: the local copy answers on this replica, and elsewhere the
-   * response or conversation goes where its session is bound, as before origins were kept.
+   * `origin:<key>`, a plain SET with the idle TTL, as the key's own binding. One made while
+   * Redis is away (or whose write fails) is replayed when it returns, as bindings are: else
+   * another replica would send the response to where its session is bound, perhaps another group.
    */
   bindOrigin (key: string, group: string): void {
     this.#local.bindOrigin(key, group)
-    if (this.#redis.status !== 'ready') return
-    this.#redis.set(this.#prefix + originKey(key), group, 'EX', this.#ttlSeconds).then(() => this.#recovered(true), (err: Error) => this.#writeFailed(err))
+    const binding: PendingOrigin = { kind: 'origin', key: originKey(key), group, expiresAt: Date.now() + this.#idleTtlMs }
+    if (this.#redis.status !== 'ready') {
+      this.#replay.add(binding)
+      return
+    }
+    this.#replay.forget(binding.key)
+    this.#redis.set(this.#prefix + binding.key, group, 'EX', this.#ttlSeconds).then(() => this.#recovered(true), (err: Error) => {
+      this.#replay.add(binding)
+      this.#writeFailed(err)
+    })
   }
 
   /** Read with GETEX, so an origin in use lives at least as long as the binding its uses renew. */
@@ -615,8 +623,9 @@ export class RedisSessionStore implements SessionStore {
       if (this.#replay.get(entry.key) === entry) this.#adoptShared(entry, held)
       return 'kept'
     }
-    if (entry.produced === true) {
-      await this.#redis.set(this.#prefix + entry.key, entry.sessionId, 'PX', ttlMs)
+    // An origin, or a response id to the session that produced it: written over what is there.
+    if (entry.kind === 'origin' || entry.produced === true) {
+      await this.#redis.set(this.#prefix + entry.key, entry.kind === 'origin' ? entry.group : entry.sessionId, 'PX', ttlMs)
       return 'written'
     }
     const ours = await this.#redis.eval(REPLAY_LINEAGE, 1, this.#prefix + entry.key, entry.sessionId, ttlMs)

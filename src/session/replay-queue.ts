@@ -1,9 +1,10 @@
 /**
  * A binding made while Redis was away, to be written to it when it returns: a lineage key's
- * session (`resp:…`, `conv:…`, `pck:…`), or a session's upstream (`upstream:<session>`). Both
- * share one queue and one bound; a key written again keeps only its newest value.
+ * session (`resp:…`, `conv:…`, `pck:…`), a session's upstream (`upstream:<session>`), or the
+ * group that produced a response or conversation (`origin:resp:…`, `origin:conv:…`). All share
+ * one queue and one bound; a key written again keeps only its newest value.
  */
-export type PendingBinding = PendingLineage | PendingUpstream
+export type PendingBinding = PendingLineage | PendingUpstream | PendingOrigin
 
 interface Pending {
   /** The store key, without the configured prefix. */
@@ -30,6 +31,12 @@ export interface PendingUpstream extends Pending {
   sessionId: string
   upstream: string
   move: boolean
+}
+
+/** Written as it is: where a response or conversation was made is a fact, not a claim on a key. */
+export interface PendingOrigin extends Pending {
+  kind: 'origin'
+  group: string
 }
 
 /**

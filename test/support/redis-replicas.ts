@@ -47,6 +47,12 @@ export async function replicasSharingRedis (t: Test): Promise<ReplicasSharingRed
  * the upstream that answered (the upstream processes name themselves in the body).
  */
 export async function callAsSession (gateway: RunningGateway, session: string): Promise<{ status: number, upstream: string | undefined }> {
+  const { status, upstream } = await respondAsSession(gateway, session)
+  return { status, upstream }
+}
+
+/** As callAsSession, with `fields` added to the body; resolves with the response's id too. */
+export async function respondAsSession (gateway: RunningGateway, session: string, fields: Record<string, unknown> = {}): Promise<{ status: number, upstream: string | undefined, id: string | undefined }> {
   return await new Promise((resolve, reject) => {
     const req = http.request(`${gateway.baseURL}/responses`, {
       method: 'POST',
@@ -55,11 +61,14 @@ export async function callAsSession (gateway: RunningGateway, session: string): 
     }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => chunks.push(chunk))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, upstream: (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { upstream?: string }).upstream }))
+      res.on('end', () => {
+        const answer = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { upstream?: string, id?: string }
+        resolve({ status: res.statusCode ?? 0, upstream: answer.upstream, id: answer.id })
+      })
       res.on('error', reject)
     })
     req.on('error', reject)
-    req.end(JSON.stringify({ model: 'gpt-test', input: 'hi' }))
+    req.end(JSON.stringify({ model: 'gpt-test', input: 'hi', ...fields }))
   })
 }
 
