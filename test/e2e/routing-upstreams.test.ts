@@ -372,6 +372,28 @@ t.test('a conversation created through the gateway is used where it was created,
   t.match(await gateway.waitForLog((l) => l.msg === 'request' && l.path === '/v1/responses' && l.session_source === 'conversation'), { session: conversationSessionId(id) }, 'its session is still its own')
 })
 
+t.test('replicas sharing Redis: a conversation created through one is used where it was created through the other', needs('redis-server'), async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const ups = await startUpstreamProcesses(t, ['a', 'b'])
+  const env = { UPSTREAMS: upstreamsEnv(ups), REDIS_URL: redis.url }
+  const one = await startGateway(env)
+  const two = await startGateway(env)
+  t.teardown(async () => { await one.close(); await two.close() })
+  for (const gateway of [one, two]) await storeReady(gateway)
+  let created: Answer
+  let placed: string
+  do {
+    created = await sendTo(one, 'POST', '/v1/conversations', '{}', { 'content-type': 'application/json' })
+    placed = rendezvousOrder(conversationSessionId(String(created.json.id)), ups.map((u) => ({ name: u.name, weight: 1 })))[0]!.name
+  } while (placed === created.upstream)
+  const id = String(created.json.id)
+  // The creation's binding and origin are written without the client waiting for them.
+  await until(async () => (await send(two, { body: { conversation: id } })).upstream, (upstream) => upstream === created.upstream, 'replica two reads where it was created')
+  for (let i = 0; i < 4; i++) t.equal((await send(two, { body: { conversation: id } })).upstream, created.upstream, `turn ${i + 1} through replica two`)
+  t.equal((await sendTo(two, 'GET', `/v1/conversations/${id}/items`)).upstream, created.upstream, 'and its items')
+})
+
 t.test('a stored response or a conversation named in the path (retrieve, cancel, input_items, items) reaches the upstream that holds it', async (t) => {
   const ups = await startUpstreamProcesses(t, ['a', 'b'])
   const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
