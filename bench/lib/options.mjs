@@ -1,5 +1,6 @@
 /** The benchmark's command line, and the sizes of its three modes: full, --quick and --smoke. */
 import { parseArgs } from 'node:util'
+import { resolve } from 'node:path'
 
 const PROXY_IDS = ['nginx', 'node-undici', 'fastify-http-proxy', 'session-gateway', 'session-gateway-tracing']
 
@@ -26,6 +27,8 @@ Options
                        each connection can)
   --routing-aa         (f) an A/A run: the "three upstreams" gateway gets the same one
                        upstream, so the ratio shows the method's own spread
+  --routing-cli PATH   (f) run another gateway build (its dist/src/cli.js) instead of this
+                       one, e.g. to find which commit changed the figure
   --streams N          (c) streams held open at once
   --hold S             (c) seconds each stream stays open
   --interval MS        (c) milliseconds between a stream's events
@@ -83,6 +86,7 @@ export function readOptions (argv) {
       connections: { type: 'string' },
       rate: { type: 'string' },
       'routing-aa': { type: 'boolean' },
+      'routing-cli': { type: 'string' },
       streams: { type: 'string' },
       hold: { type: 'string' },
       interval: { type: 'string' },
@@ -107,6 +111,7 @@ export function readOptions (argv) {
   if (values.connections !== undefined) sizes.short.connections = sizes.routing.connections = Math.round(number('connections', values.connections))
   // (f) A/A: both gateways with one upstream, to see how far the method moves when nothing differs.
   sizes.routing.aa = values['routing-aa'] === true
+  sizes.routing.cli = values['routing-cli'] === undefined ? undefined : resolve(values['routing-cli'])
   if (values.rate !== undefined) sizes.routing.rate = values.rate === '0' ? 0 : Math.round(number('rate', values.rate))
   if (values.streams !== undefined) sizes.held.streams = Math.round(number('streams', values.streams))
   if (values.hold !== undefined) sizes.held.holdSeconds = number('hold', values.hold)

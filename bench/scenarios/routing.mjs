@@ -15,7 +15,7 @@
  * scheduler's nanosecond counts, and the figure is the median of the rounds' own ratios,
  * reported with their quartiles and range.
  */
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Pool } from 'undici'
 import { SHORT_STREAM, SMALL_REQUEST } from '../fixtures/responses-sse.mjs'
@@ -36,10 +36,11 @@ const ROUND_WARMUP_SECONDS = 3
 export const ROUTING_LIMIT = 1.05
 
 export async function routingCost (run) {
-  const { rounds, connections, seconds, warmupSeconds, rate, aa } = run.options.routing
+  const { rounds, connections, seconds, warmupSeconds, rate, aa, cli = GATEWAY_CLI } = run.options.routing
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: build it first`)
   const upstreams = []
   let gateways = []
-  const results = { aa, connections, seconds, rounds, rate, sliceSeconds: SLICE_SECONDS, sessions: SESSIONS, perConfig: {}, pairedRatios: [] }
+  const results = { aa, cli: cli === GATEWAY_CLI ? undefined : cli, connections, seconds, rounds, rate, sliceSeconds: SLICE_SECONDS, sessions: SESSIONS, perConfig: {}, pairedRatios: [] }
   try {
     upstreams.push(await startUpstreamPorts(run, 3))
     const list = upstreams[0].origins.map((origin, i) => ({ name: `u${i}`, url: `${origin}/v1` }))
@@ -56,7 +57,7 @@ export async function routingCost (run) {
       // Fresh processes every round: two identical gateways differed by ~5 % for their whole
       // life (an A/A run), so a process's own luck must be a round's noise, not the result's bias.
       await stopGateways(gateways)
-      gateways = await startGateways(run, configs, connections, round === 0)
+      gateways = await startGateways(run, cli, configs, connections, round === 0)
       for (const gateway of gateways) await load(gateway, round === 0 ? warmupSeconds : ROUND_WARMUP_SECONDS)
       const row = await measureRound(gateways, load, seconds, round)
       for (const { id } of gateways) (results.perConfig[id] ??= []).push(row[id])
@@ -66,6 +67,7 @@ export async function routingCost (run) {
     }
     Object.assign(results, summarize(results))
     if (aa) run.note('(f) A/A run: both gateways have one upstream; the ratio is the method\'s own spread, not a routing cost.')
+    if (cli !== GATEWAY_CLI) run.note(`(f) measured another build: ${cli}.`)
     run.note(`(f) routing: CPU/request three upstreams ÷ one, median of ${rounds} paired rounds ${results.ratio.toFixed(3)}× (quartiles ${results.ratioQ1.toFixed(3)}–${results.ratioQ3.toFixed(3)}, range ${results.ratioLow.toFixed(3)}–${results.ratioHigh.toFixed(3)}); medians ${results.oneMedian.toFixed(1)} and ${results.threeMedian.toFixed(1)} µs; target ≤ ${ROUTING_LIMIT}×.`)
   } finally {
     await stopGateways(gateways)
@@ -75,10 +77,10 @@ export async function routingCost (run) {
 }
 
 /** Both gateways, each with its client pool; `profiled`: under --cpu-prof (the first round's only). */
-async function startGateways (run, configs, connections, profiled) {
+async function startGateways (run, cli, configs, connections, profiled) {
   const gateways = []
   for (const { id, env } of configs) {
-    const server = await startGateway(run, id, env, profiled)
+    const server = await startGateway(run, cli, id, env, profiled)
     gateways.push({ id, server, pool: new Pool(server.origin, { connections, pipelining: 1 }) })
   }
   return gateways
@@ -131,12 +133,12 @@ async function startUpstreamPorts (run, count) {
   }
 }
 
-async function startGateway (run, id, env, profiled) {
+async function startGateway (run, cli, id, env, profiled) {
   // --cpu-prof: each configuration's profile in a folder of its own, summarised side by side.
   const profileDir = run.cpuProfileDir === undefined || !profiled ? undefined : join(run.cpuProfileDir, id)
   if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
   const profile = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]
-  const proc = startProcess(`gateway-${id}`, process.execPath, [...profile, GATEWAY_CLI], {
+  const proc = startProcess(`gateway-${id}`, process.execPath, [...profile, cli], {
     role: 'proxy',
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     cwd: ROOT,
