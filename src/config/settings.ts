@@ -66,7 +66,8 @@ export function integer (min: number, max: number): Parse<number> {
     if (digits && !Number.isSafeInteger(value)) throw new ConfigError(key, `expected a number from ${min} to ${max}, got ${String(raw).trim()}`)
     if (!Number.isSafeInteger(value)) throw new ConfigError(key, `expected a whole number, got ${JSON.stringify(raw)}`)
     if (value < min || value > max) throw new ConfigError(key, `expected a number from ${min} to ${max}, got ${value}`)
-    return value
+    // "-0" is 0: as -0 it passed every comparison, and printed and compared (=== -1…) as 0 only by luck.
+    return value === 0 ? 0 : value
   }
 }
 

@@ -120,6 +120,12 @@ t.test('a host name that starts with 127. is not loopback: managed mode there ne
   t.equal(loadConfig({ env: { OPENAI_API_KEY: 'sk-upstream', HOST: '127.0.0.2' } }).server.host, '127.0.0.2', 'an address in 127/8 is loopback')
 })
 
+// Regression: PORT=-0 was kept as -0, a value no other setting's check expects.
+t.test('a whole number written -0 is 0', async (t) => {
+  t.ok(Object.is(loadConfig({ env: { PORT: '-0' } }).server.port, 0))
+  t.ok(Object.is(loadConfig({ env: { METRICS_PORT: '-0' } }).metrics.port, 0))
+})
+
 // Regression: PORT=99999999999999999999 said "expected a whole number", which it is.
 t.test('a whole number too large for a double is refused as out of range', async (t) => {
   refuses(t, () => loadConfig({ env: { PORT: '99999999999999999999' } }), 'PORT', /expected a number from 0 to 65535, got 99999999999999999999$/)
