@@ -22,6 +22,8 @@ export interface ResponseFacts {
   onResponseModel? (model: string): void
   /** A JSON answer's conversation id (a conversation's creation). */
   onConversationId? (id: string): void
+  /** The upstream's answer has begun, with `status`: the client's (after any failover). */
+  onAnswer? (status: number): void
 }
 
 /** Which API answers: the Responses API (`/v1/responses`) or Chat Completions (`/v1/chat/completions`). */
@@ -77,6 +79,7 @@ export class ResponseObserver implements ResponseTap {
   }
 
   onResponseStart (status: number, headers: string[]): void {
+    this.#facts.onAnswer?.(status)
     if (status < 200 || status >= 300) return
     const encoding = contentEncoding(headers)
     const type = contentType(headers)

@@ -10,7 +10,7 @@ import { routeLabel } from '../observe/route-label.js'
 import type { AttemptSpan, ExchangeSpan, ExchangeTracer } from '../observe/tracing.js'
 import type { EndedBy } from '../relay/response-relay.js'
 import type { FailureKind } from '../relay/upstream-failure.js'
-import type { Session, SessionResolver } from '../session/resolve-session.js'
+import type { LineageBinding, Session, SessionResolver } from '../session/resolve-session.js'
 import { NO_TOKENS, type TokenUsage } from '../session/session-usage.js'
 import type { Drain, Drainable } from '../server/drain.js'
 import { pathOf } from '../upstream/upstream-path.js'
@@ -52,7 +52,7 @@ export interface ExchangeDeps {
  * log line — for HTTP requests, WebSockets and refusals alike. What the response teaches
  * (its id, its usage) flows into it through `ResponseFacts`.
  */
-export class Exchange implements Drainable, ResponseFacts {
+export class Exchange implements Drainable, ResponseFacts, LineageBinding {
   readonly startedAt = performance.now()
   readonly method: string
   /** The client's path without its query (queries may carry keys). */
@@ -85,6 +85,8 @@ export class Exchange implements Drainable, ResponseFacts {
   #responseModel: string | undefined
   /** A WebSocket's current model call began here (its client message); `performance.now()` time. */
   #callStartedAt: number
+  /** The request's lineage keys, bound to its session once an upstream has served it (onAnswer). */
+  #unboundLineage: readonly string[] | undefined
   /** What the end said, kept for a call record written once held usage is released. */
   #ending: { status: number, ttfbMs: number, durationMs: number } | undefined
 
@@ -194,6 +196,23 @@ export class Exchange implements Drainable, ResponseFacts {
     return this.#span?.startAttempt({ upstream: this.upstream ?? NO_UPSTREAM, origin, method, path: pathOf(upstreamPath) })
   }
 
+  bindWhenServed (keys: readonly string[]): void {
+    this.#unboundLineage = keys
+  }
+
+  /**
+   * The answer the client gets has begun (or, with no observer, the exchange ended) with
+   * `status`: a 2xx binds the request's lineage keys to its session. Bound before the upstream
+   * had answered, a request with a key the upstream then refused (pass-through mode) bound
+   * them, so anyone who could reach the gateway could fill the store or claim keys first.
+   */
+  onAnswer (status: number): void {
+    const keys = this.#unboundLineage
+    if (keys === undefined) return
+    this.#unboundLineage = undefined
+    if (status >= 200 && status < 300 && this.session !== undefined) this.deps.sessions.bindLineage(keys, this.session.id)
+  }
+
   onResponseId (id: string): void {
     if (this.session !== undefined) this.deps.sessions.learnResponse(this.session.id, id, this.upstream)
     this.#span?.responseId(id)
@@ -258,6 +277,7 @@ export class Exchange implements Drainable, ResponseFacts {
   end (outcome: ExchangeOutcome): void {
     if (this.#ended) return
     this.#ended = true
+    if (this.#unboundLineage !== undefined) this.onAnswer(outcome.status)
     // A request the drain cut is the gateway's, whichever side noticed first: the client's
     // connection closing, or the upstream agent the shutdown destroys right after.
     if (this.#cutAtShutdown && outcome.webSocket === undefined && outcome.endedBy !== 'complete') outcome = stoppedAtShutdown(outcome)

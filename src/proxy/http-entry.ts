@@ -89,7 +89,7 @@ export function createForwarder (deps: HttpEntryDeps): Forwarder {
       return
     }
     readRequestBody(req, bodyLimitBytes).then(async (body) => {
-      const session = await sessions.fromBody(readSessionFields(body), req.socket)
+      const session = await sessions.fromBody(readSessionFields(body), req.socket, exchange)
       if (res.destroyed) return exchange.endClientGone() // the client left while its session was decided
       dispatch(deps, single, exchange, req, res, admitted.upstreamPath, session, body, tap)
     }).catch((err: unknown) => refuseAfterBody(deps, exchange, res, err))
@@ -143,7 +143,7 @@ function dispatch (deps: HttpEntryDeps, upstream: Upstream, exchange: Exchange, 
  * of an answer reached the client can go to the next upstream.
  */
 async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: IncomingMessage, res: ServerResponse, admitted: Admitted, tap: PrefixFingerprint | undefined): Promise<void> {
-  const { session, body, lineage: fields, lineageInPath } = await sessionAndBody(deps, req, admitted)
+  const { session, body, lineage: fields, lineageInPath } = await sessionAndBody(deps, exchange, req, admitted)
   // The group where the response or conversation it continues was made (kept with several
   // groups), read while the session's binding is: with Redis, two reads in flight at once.
   const originRead = deps.sessions.originOf(session, fields)
@@ -192,7 +192,7 @@ function tapBody (tap: PrefixFingerprint, req: IncomingMessage, body: RequestBod
  * The session, and the body read once: for its lineage fields when they decide, and to be
  * replayed; with the lineage fields a session may have been found by.
  */
-async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitted: Admitted): Promise<SessionAndBody> {
+async function sessionAndBody (deps: HttpEntryDeps, exchange: Exchange, req: IncomingMessage, admitted: Admitted): Promise<SessionAndBody> {
   const { server, session: sessionSettings, routing } = deps.config
   if (admitted.sessionFromHeader === undefined && hasBody(req) && sessionSettings.readBody && isPlainJson(req)) {
     const body = await readRequestBody(req, server.bodyLimitBytes)
@@ -201,7 +201,7 @@ async function sessionAndBody (deps: HttpEntryDeps, req: IncomingMessage, admitt
     // body would be: when its attempt failed before connecting, nothing of it sent.
     const replayable = { body, replayable: body.length <= routing.replayBodyBytes ? ALWAYS : UNSENT }
     if (!hasLineage(fields)) return await sessionOfTarget(deps.sessions, req, replayable)
-    return { session: await deps.sessions.fromBody(fields, req.socket), body: replayable, lineage: fields, lineageInPath: false }
+    return { session: await deps.sessions.fromBody(fields, req.socket, exchange), body: replayable, lineage: fields, lineageInPath: false }
   }
   const body = await replayableBody(req, routing.replayBodyBytes, server.bodyLimitBytes)
   if (admitted.sessionFromHeader !== undefined) return { session: admitted.sessionFromHeader, body, lineage: headerSessionLineage(deps, req, body), lineageInPath: false }

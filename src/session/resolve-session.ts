@@ -9,6 +9,11 @@ import { lineageKey, type SessionStore } from './session-store.js'
 /** How a request's session was decided, in order of precedence. */
 export type SessionSource = 'header' | 'previous_response' | 'conversation' | 'prompt_cache_key' | 'connection'
 
+/** Holds a request's lineage keys until an upstream has served it (the request's Exchange). */
+export interface LineageBinding {
+  bindWhenServed (keys: readonly string[]): void
+}
+
 export interface Session {
   id: string
   source: SessionSource
@@ -61,8 +66,12 @@ export class SessionResolver {
     return undefined
   }
 
-  /** Rules 2 to 5, from the fields found in a JSON body. */
-  async fromBody (fields: SessionFields, connection: object): Promise<Session> {
+  /**
+   * Rules 2 to 5, from the fields found in a JSON body. The request's lineage keys are bound to
+   * the session only once an upstream has served it (`binding`, then `bindLineage`): a request
+   * the upstream refused (a key it does not know, in pass-through mode; any 4xx) binds nothing.
+   */
+  async fromBody (fields: SessionFields, connection: object, binding: LineageBinding): Promise<Session> {
     const keys = lineageKeys(fields)
     if (keys.length === 0) return this.fromConnection(connection)
 
@@ -71,8 +80,14 @@ export class SessionResolver {
     // A key another session owns stays with it: this request's lineage decides this request
     // only, so naming someone's conversation beside your own response id takes nothing over.
     // Keys already ours are bound again to renew their idle TTL. The store enforces it too.
-    this.#store.bind(keys.filter((_, i) => known[i] === undefined || known[i] === session.id), session.id)
+    const ours = keys.filter((_, i) => known[i] === undefined || known[i] === session.id)
+    if (ours.length > 0) binding.bindWhenServed(ours)
     return session
+  }
+
+  /** Binds a served request's lineage `keys` to its session (fromBody). */
+  bindLineage (keys: readonly string[], sessionId: string): void {
+    this.#store.bind(keys, sessionId)
   }
 
   /**
