@@ -111,6 +111,7 @@ export function readOptions (argv) {
   if (values.connections !== undefined) sizes.short.connections = sizes.routing.connections = Math.round(number('connections', values.connections))
   // (f) A/A: both gateways with one upstream, to see how far the method moves when nothing differs.
   sizes.routing.aa = values['routing-aa'] === true
+  if (values['routing-cli'] === '') throw new Error('--routing-cli needs the path of a build\'s dist/src/cli.js')
   sizes.routing.cli = values['routing-cli'] === undefined ? undefined : resolve(values['routing-cli'])
   if (values.rate !== undefined) sizes.routing.rate = values.rate === '0' ? 0 : Math.round(number('rate', values.rate))
   if (values.streams !== undefined) sizes.held.streams = Math.round(number('streams', values.streams))

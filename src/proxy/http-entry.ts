@@ -150,8 +150,9 @@ async function routeRequest (deps: HttpEntryDeps, exchange: Exchange, req: Incom
   const boundName = await deps.sessions.upstreamOf(session.id)
   const origin = await originRead
   if (res.destroyed) return exchange.endClientGone() // the client left while its body or session was read
-  // A session its header decided is held to lineage only where its response's group is known.
-  const lineage = session.source === 'previous_response' || session.source === 'conversation' || (session.source === 'header' && origin !== undefined)
+  // A session its header decided is held to lineage only where its response's group is known
+  // and still configured (one removed since holds the response nowhere it could go).
+  const lineage = session.source === 'previous_response' || session.source === 'conversation' || (session.source === 'header' && origin !== undefined && deps.upstreams.hasGroup(origin))
   const plan = deps.upstreams.plan(session.id, boundName, lineage, origin)
   if (plan.refusal !== undefined) {
     exchange.refuse(plan.refusal, res)

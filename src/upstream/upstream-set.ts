@@ -58,6 +58,11 @@ export class UpstreamSet {
     return new Set(this.all.map((upstream) => upstream.group)).size > 1
   }
 
+  /** Whether some upstream is in `group`. */
+  hasGroup (group: string): boolean {
+    return this.all.some((upstream) => upstream.group === group)
+  }
+
   get (name: string): Upstream | undefined {
     return this.#byName.get(name)
   }

@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process'
 import http from 'node:http'
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { conversationSessionId } from '../../src/session/resolve-session.js'
 import { rendezvousOrder } from '../../src/upstream/rendezvous.js'
@@ -335,6 +336,32 @@ t.test('a session its header decided (codex) sends a response it produced before
   const unknown = await send(gateway, { session, body: { previous_response_id: 'resp_made_elsewhere' } })
   t.equal(unknown.upstream, 'a', 'a response the gateway never saw made leaves the session where it is')
   t.equal(await metric(gateway, 'session_gateway_session_rebinds_total{reason="lineage"}'), 1)
+})
+
+t.test('a header session naming a response made in a group since removed from the config fails over as before', needs('redis-server'), async (t) => {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
+  const [a, b, c] = ups as [UpstreamProcess, UpstreamProcess, UpstreamProcess]
+  // Placed on a among a and b, and on b among b and c.
+  const session = sessionsHomedOn('a', ['a', 'b'], 200, 'removed-group').find((id) => rendezvousOrder(id, [{ name: 'b', weight: 1 }, { name: 'c', weight: 1 }])[0]!.name === 'b')!
+  const before = await startGateway({ UPSTREAMS: upstreamsEnv([a, b]), REDIS_URL: redis.url })
+  await storeReady(before)
+  const made = await send(before, { session })
+  t.equal(made.upstream, 'a')
+  const shared = new Redis(redis.url)
+  t.teardown(() => shared.disconnect())
+  await until(async () => await shared.get(`session-gateway:origin:resp:${String(made.json.id)}`), (group) => group === 'a', 'its origin in Redis')
+  await before.close()
+
+  // Group a is gone from the config; the session's first choice, b, is down.
+  const after = await startGateway({ UPSTREAMS: upstreamsEnv([b, c]), REDIS_URL: redis.url })
+  t.teardown(after.close)
+  await storeReady(after)
+  await b.kill()
+  const chained = await send(after, { session, body: { previous_response_id: made.json.id } })
+  t.equal(chained.status, 200, 'not held to a group that holds the response nowhere it can go')
+  t.equal(chained.upstream, 'c')
 })
 
 t.test('replicas sharing Redis: one that never saw the failover sends a response to the upstream that produced it', needs('redis-server'), async (t) => {

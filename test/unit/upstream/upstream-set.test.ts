@@ -41,6 +41,8 @@ t.test("a response produced in another group than the session's binding's: that 
     { name: 'b1', url: 'http://127.0.0.1:3', group: 'b' }
   ])
   t.ok(set.spansGroups)
+  t.ok(set.hasGroup('b'))
+  t.notOk(set.hasGroup('gone'), 'a group no longer configured')
   const sorted = (plan: ReturnType<UpstreamSet['plan']>): string[] | string => { const n = names(plan); return typeof n === 'string' ? n : [...n].sort() }
   // The session failed over to b1 after group a had produced the response it continues.
   const back = set.plan('s-1', 'b1', true, 'a')
