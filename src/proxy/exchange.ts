@@ -277,7 +277,7 @@ export class Exchange implements Drainable, ResponseFacts, LineageBinding {
   end (outcome: ExchangeOutcome): void {
     if (this.#ended) return
     this.#ended = true
-    if (this.#unboundLineage !== undefined) this.onAnswer(outcome.status)
+    this.onAnswer(outcome.status) // a call no observer reads: its lineage is bound now, if served
     // A request the drain cut is the gateway's, whichever side noticed first: the client's
     // connection closing, or the upstream agent the shutdown destroys right after.
     if (this.#cutAtShutdown && outcome.webSocket === undefined && outcome.endedBy !== 'complete') outcome = stoppedAtShutdown(outcome)

@@ -32,9 +32,9 @@ const DERIVED_ID_NAMESPACE = '6f1c2b1e-4f43-4d0a-9d43-2b5b8f0e7a10'
  *  5. otherwise the session bound to the client's connection, made on its first request.
  * Whatever decided it, the request's lineage keys that no other session owns are bound to the
  * session once an upstream has served the request (`fromBody`), and so are the response ids it
- * produces (`learnResponse`), so any rule finds it
- * again later. A key bound to one session is never rebound to another, but for a response id
- * a request named before it was learned: it goes to the session that produced it.
+ * produces (`learnResponse`), so any rule finds it again later. A key bound to one session is
+ * never rebound to another, but for a response id a request named before it was learned: it
+ * goes to the session that produced it.
  */
 export class SessionResolver {
   // Keyed weakly by the socket, so a connection's session goes when the connection does.

@@ -83,7 +83,7 @@ export class UpstreamSet {
   plan (sessionId: string, boundName: string | undefined, lineage: boolean, originGroup?: string): RoutePlan {
     const ranked = rendezvousOrder(sessionId, this.all)
     const bound = boundName === undefined ? undefined : this.#byName.get(boundName)
-    const followsOrigin = originGroup !== undefined && originGroup !== bound?.group && ranked.some((upstream) => upstream.group === originGroup)
+    const followsOrigin = originGroup !== undefined && originGroup !== bound?.group && this.hasGroup(originGroup)
     const leader = followsOrigin ? undefined : bound
     const healthy = ranked.filter((upstream) => upstream.health.isHealthy())
     // Without a binding, lineage is assumed to live where the session would first have gone.

@@ -72,6 +72,33 @@ async function metric (gateway: RunningGateway, line: string): Promise<number> {
   return found === undefined ? NaN : Number(found.split(' ').at(-1))
 }
 
+/** Two gateways routing over upstream processes named `names`, sharing one real redis-server, both connected. */
+async function replicasOverRedis (t: Test, names: string[]): Promise<{ ups: UpstreamProcess[], one: RunningGateway, two: RunningGateway }> {
+  const redis = await startRedis()
+  t.teardown(redis.close)
+  const ups = await startUpstreamProcesses(t, names)
+  const env = { UPSTREAMS: upstreamsEnv(ups), REDIS_URL: redis.url }
+  const one = await startGateway(env)
+  const two = await startGateway(env)
+  t.teardown(async () => { await one.close(); await two.close() })
+  for (const gateway of [one, two]) await storeReady(gateway)
+  return { ups, one, two }
+}
+
+/**
+ * A conversation created through `gateway` (POST /v1/conversations, on a fresh connection) whose
+ * own session (derived from its id) rendezvous would place on another upstream than the one that
+ * created it; `placed` is that other upstream.
+ */
+async function conversationPlacedElsewhere (t: Test, gateway: RunningGateway, ups: UpstreamProcess[]): Promise<{ created: Answer, placed: string }> {
+  for (;;) {
+    const created = await sendTo(gateway, 'POST', '/v1/conversations', '{}', { 'content-type': 'application/json' })
+    t.equal(created.status, 200)
+    const placed = rendezvousOrder(conversationSessionId(String(created.json.id)), ups.map((u) => ({ name: u.name, weight: 1 })))[0]!.name
+    if (placed !== created.upstream) return { created, placed }
+  }
+}
+
 t.test('affinity: one session over 50 fresh connections reaches one upstream; 1,000 sessions spread by weight', async (t) => {
   const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
   const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups, { b: { weight: 2 } }) })
@@ -365,14 +392,7 @@ t.test('a header session naming a response made in a group since removed from th
 })
 
 t.test('replicas sharing Redis: one that never saw the failover sends a response to the upstream that produced it', needs('redis-server'), async (t) => {
-  const redis = await startRedis()
-  t.teardown(redis.close)
-  const ups = await startUpstreamProcesses(t, ['a', 'b'])
-  const env = { UPSTREAMS: upstreamsEnv(ups), REDIS_URL: redis.url }
-  const one = await startGateway(env)
-  const two = await startGateway(env)
-  t.teardown(async () => { await one.close(); await two.close() })
-  for (const gateway of [one, two]) await storeReady(gateway)
+  const { ups, one, two } = await replicasOverRedis(t, ['a', 'b'])
   const { first } = await strandedChain(t, one, ups, 'stranded-shared', two)
   const chained = await send(two, { body: { previous_response_id: first.json.id } })
   t.equal(chained.upstream, 'a', "replica two reads the response's upstream from Redis")
@@ -382,15 +402,7 @@ t.test('a conversation created through the gateway is used where it was created,
   const ups = await startUpstreamProcesses(t, ['a', 'b'])
   const gateway = await startGateway({ UPSTREAMS: upstreamsEnv(ups) })
   t.teardown(gateway.close)
-  // Created on a fresh connection (its session is the connection's): find one whose own
-  // session (derived from its id) rendezvous would place on the other upstream.
-  let created: Answer
-  let placed: string
-  do {
-    created = await sendTo(gateway, 'POST', '/v1/conversations', '{}', { 'content-type': 'application/json' })
-    t.equal(created.status, 200)
-    placed = rendezvousOrder(conversationSessionId(String(created.json.id)), ups.map((u) => ({ name: u.name, weight: 1 })))[0]!.name
-  } while (placed === created.upstream)
+  const { created, placed } = await conversationPlacedElsewhere(t, gateway, ups)
   const id = String(created.json.id)
   for (let i = 0; i < 4; i++) {
     t.equal((await send(gateway, { body: { conversation: id } })).upstream, created.upstream, `a turn in it goes where it exists (${i + 1}), not to ${placed}`)
@@ -400,20 +412,8 @@ t.test('a conversation created through the gateway is used where it was created,
 })
 
 t.test('replicas sharing Redis: a conversation created through one is used where it was created through the other', needs('redis-server'), async (t) => {
-  const redis = await startRedis()
-  t.teardown(redis.close)
-  const ups = await startUpstreamProcesses(t, ['a', 'b'])
-  const env = { UPSTREAMS: upstreamsEnv(ups), REDIS_URL: redis.url }
-  const one = await startGateway(env)
-  const two = await startGateway(env)
-  t.teardown(async () => { await one.close(); await two.close() })
-  for (const gateway of [one, two]) await storeReady(gateway)
-  let created: Answer
-  let placed: string
-  do {
-    created = await sendTo(one, 'POST', '/v1/conversations', '{}', { 'content-type': 'application/json' })
-    placed = rendezvousOrder(conversationSessionId(String(created.json.id)), ups.map((u) => ({ name: u.name, weight: 1 })))[0]!.name
-  } while (placed === created.upstream)
+  const { ups, one, two } = await replicasOverRedis(t, ['a', 'b'])
+  const { created } = await conversationPlacedElsewhere(t, one, ups)
   const id = String(created.json.id)
   // The creation's binding and origin are written without the client waiting for them.
   await until(async () => (await send(two, { body: { conversation: id } })).upstream, (upstream) => upstream === created.upstream, 'replica two reads where it was created')
@@ -448,14 +448,7 @@ t.test('a stored response or a conversation named in the path (retrieve, cancel,
 })
 
 t.test('lineage across replicas sharing Redis, and a rebinding one replica made is followed by the other', needs('redis-server'), async (t) => {
-  const redis = await startRedis()
-  t.teardown(redis.close)
-  const ups = await startUpstreamProcesses(t, ['a', 'b', 'c'])
-  const env = { UPSTREAMS: upstreamsEnv(ups), REDIS_URL: redis.url }
-  const one = await startGateway(env)
-  const two = await startGateway(env)
-  t.teardown(async () => { await one.close(); await two.close() })
-  for (const gateway of [one, two]) await storeReady(gateway)
+  const { ups, one, two } = await replicasOverRedis(t, ['a', 'b', 'c'])
   const first = await send(one, { body: { prompt_cache_key: 'shared-chain' } })
   await one.waitForLog((l) => l.msg === 'request')
   const chained = await send(two, { body: { previous_response_id: first.json.id } })
