@@ -11,6 +11,8 @@ export interface FinishedCall extends CallFacts {
   status: number
   ttfbMs: number | null
   durationMs: number
+  /** The error a 2xx stream carried instead of a response (its code); undefined for none. */
+  error?: string | undefined
 }
 
 export interface CallRecorderOptions {
@@ -51,7 +53,8 @@ export class CallRecorder {
       reasoning: call.tokens?.reasoning ?? 0,
       cache,
       missReason: cache === 'miss' ? missReason(call, previous, rules) : null,
-      fingerprint: call.fingerprint
+      fingerprint: call.fingerprint,
+      error: call.error
     })
     store.recordCall(sessionId, build).then((record) => {
       metrics.callRecorded(record)

@@ -74,6 +74,7 @@ export class UnsampledExchange implements ExchangeSpan {
   responseModel (): void {}
   responseId (): void {}
   usage (): void {}
+  refusedInStream (): void {}
   clientMessage (): void {}
   responseEvent (): void {}
   end (): void {}

@@ -28,7 +28,7 @@ import { warmUpExport } from './otel-warm-up.js'
 import { recycledEncoding } from './recycled-encoding.js'
 import { TERMINAL_EVENTS } from './responses-api.js'
 import {
-  attemptAttributes, genAiAttributes, genAiOperation, isError, modelAttributes, outcomeAttributes, requestAttributes, sessionAttributes, spanName, usageAttributes, type SpanAttributes
+  attemptAttributes, errorType, genAiAttributes, genAiOperation, isError, modelAttributes, outcomeAttributes, requestAttributes, sessionAttributes, spanName, usageAttributes, type SpanAttributes
 } from './span-attributes.js'
 import type { AttemptSpan, AttemptTarget, ExchangeSpan, ExchangeTracer } from './tracing.js'
 
@@ -204,6 +204,10 @@ class OtelExchangeSpan implements ExchangeSpan {
     this.#learn(usageAttributes(tokens))
   }
 
+  refusedInStream (code: string): void {
+    this.#attempt?.refusedInStream(code)
+  }
+
   clientMessage (startedAt: number): void {
     this.#openResponse(performance.timeOrigin + startedAt)
   }
@@ -267,6 +271,8 @@ class OtelAttemptSpan implements AttemptSpan {
   readonly #operation: 'chat' | undefined
   readonly #target: AttemptTarget
   #model: string | undefined
+  /** The error code its 2xx stream carried instead of a response; the span's `error.type`. */
+  #refusedWith: string | undefined
   #ended = false
 
   constructor (span: RecordedSpan, target: AttemptTarget, operation: 'chat' | undefined, sessionId: string | undefined) {
@@ -286,11 +292,17 @@ class OtelAttemptSpan implements AttemptSpan {
     this.#span.setAttributes(attributes)
   }
 
+  refusedInStream (code: string): void {
+    if (!this.#ended) this.#refusedWith = code
+  }
+
   end (outcome: Parameters<AttemptSpan['end']>[0]): void {
     if (this.#ended) return
     this.#ended = true
     this.#span.setAttributes(outcomeAttributes(outcome, true))
-    if (isError(outcome, true)) this.#span.setStatus({ code: SpanStatusCode.ERROR })
+    // The stream's refusal, unless the exchange failed on its own account too (its error.type then).
+    if (this.#refusedWith !== undefined && errorType(outcome, true) === undefined) this.#span.setAttribute(ATTR_ERROR_TYPE, this.#refusedWith)
+    if (isError(outcome, true) || this.#refusedWith !== undefined) this.#span.setStatus({ code: SpanStatusCode.ERROR })
     this.#span.updateName(spanName(this.#operation, this.#model, this.#target.method, this.#target.path))
     this.#span.end()
   }

@@ -18,13 +18,16 @@ export interface ExchangeLogRecord {
   outcome: ExchangeOutcome
   /** The exchange's trace, when tracing is on. */
   traceId?: string | undefined
+  /** The error code a 2xx stream carried instead of a response (the upstream refused the call in it). */
+  refusedInStream?: string | undefined
 }
 
 /**
  * One JSON line per request when it ends: `request` for proxied HTTP requests and WebSockets,
  * `refused` for those the gateway answered itself without going upstream.
  */
-export function logExchange (logger: Logger, { transport, method, path, session, upstream, attempts, durationMs, outcome, traceId }: ExchangeLogRecord): void {
+export function logExchange (logger: Logger, record: ExchangeLogRecord): void {
+  const { transport, method, path, session, upstream, attempts, durationMs, outcome, traceId } = record
   if (outcome.refusedWith !== undefined) {
     logger.info({
       transport: transport === 'websocket' ? transport : undefined,
@@ -41,7 +44,7 @@ export function logExchange (logger: Logger, { transport, method, path, session,
   const ws = outcome.webSocket
   const ttfbMs = outcome.ttfbMs < 0 ? null : round(outcome.ttfbMs)
   if (ws === undefined) {
-    writeRequestLine(logger, method, path, session, upstream, attempts, ttfbMs, durationMs, outcome, traceId)
+    writeRequestLine(logger, record, ttfbMs)
     return
   }
   logger.info({
@@ -74,17 +77,16 @@ function round (ms: number): number {
  * escapes an object per line; this one knows its fields (about 3 µs a request less).
  * Strings a client could shape (path, session id) are escaped by JSON.stringify.
  */
-function writeRequestLine (logger: Logger, method: string, path: string, session: Session | undefined, upstream: string | undefined, attempts: number, ttfbMs: number | null, durationMs: number, outcome: ExchangeOutcome, traceId: string | undefined): void {
+function writeRequestLine (logger: Logger, { method, path, session, upstream, attempts, durationMs, outcome, traceId, refusedInStream }: ExchangeLogRecord, ttfbMs: number | null): void {
   if (!logger.isLevelEnabled('info')) return
   let line = `{"level":"info","time":"${isoNow()}"${(logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? ''},"method":${JSON.stringify(method)},"path":${JSON.stringify(path)},"status":${outcome.status}`
   if (session !== undefined) line += `,"session":${JSON.stringify(session.id)},"session_source":"${session.source}"`
   if (upstream !== undefined) line += `,"upstream":${JSON.stringify(upstream)}`
   if (attempts > 1) line += `,"attempts":${attempts}`
   line += `,"ttfb_ms":${ttfbMs === null ? 'null' : ttfbMs},"duration_ms":${round(durationMs)},"bytes_out":${outcome.bytesOut},"ended_by":"${outcome.endedBy}"`
-  if (outcome.endedBy !== 'complete') {
-    const error = outcome.failure?.code ?? outcome.stoppedWith
-    if (error !== undefined) line += `,"error":${JSON.stringify(error)}`
-  }
+  // A stream's own error is the upstream's refusal inside a 200; a failure of the exchange comes first.
+  const error = outcome.endedBy !== 'complete' ? outcome.failure?.code ?? outcome.stoppedWith ?? refusedInStream : refusedInStream
+  if (error !== undefined) line += `,"error":${JSON.stringify(error)}`
   if (traceId !== undefined) line += `,"trace_id":"${traceId}"`
   const stream = (logger as unknown as Record<symbol, { write: (line: string) => void }>)[pino.symbols.streamSym]!
   stream.write(line + ',"msg":"request"}\n')

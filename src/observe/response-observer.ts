@@ -3,7 +3,7 @@ import { brotliDecompress, gunzip, inflate, type InputType, type ZlibOptions } f
 import type { TokenUsage } from '../session/session-usage.js'
 import { CHAT_STREAM_DONE, chunkUsage } from './chat-completions-api.js'
 import { ByteTail } from './byte-tail.js'
-import { FINAL_EVENTS, parseJson, tokenUsage } from './responses-api.js'
+import { FINAL_EVENTS, parseJson, streamErrorCode, tokenUsage } from './responses-api.js'
 import { SseObserver } from './sse-observer.js'
 
 /** Where what the gateway learns from a Responses API answer goes, as it passes. */
@@ -24,12 +24,17 @@ export interface ResponseFacts {
   onConversationId? (id: string): void
   /** The upstream's answer has begun, with `status`: the client's (after any failover). */
   onAnswer? (status: number): void
+  /**
+   * A 2xx stream carried an error (its `code`) before any response began: the upstream refused
+   * the call inside its answer, so the prompt was never processed (nor cached).
+   */
+  onRefusedInStream? (code: string): void
 }
 
 /** Which API answers: the Responses API (`/v1/responses`) or Chat Completions (`/v1/chat/completions`). */
 export type ModelApi = 'responses' | 'chat'
 
-const WATCHED_EVENTS = ['response.created', ...FINAL_EVENTS]
+const WATCHED_EVENTS = ['response.created', ...FINAL_EVENTS, 'error']
 /** Chat Completions chunks have no `event:` line: only untyped events are offered. */
 const CHAT_CHUNK_EVENTS: readonly string[] = []
 
@@ -71,6 +76,8 @@ export class ResponseObserver implements ResponseTap {
   /** A chat stream's latest usage, reported once: at its usage-only chunk, `[DONE]` or the end. */
   #chatUsage: object | undefined
   #chatModelKnown = false
+  /** A chat stream sent a chunk that is no error: an error after it is no refusal. */
+  #chatBegun = false
 
   constructor (facts: ResponseFacts, api: ModelApi = 'responses') {
     this.#facts = facts
@@ -183,6 +190,7 @@ export class ResponseObserver implements ResponseTap {
   }
 
   #onEventData (type: string | undefined, data: string, cut: boolean | undefined): void {
+    if (type === 'error') return this.#onStreamError(cut === true ? undefined : parseJson(data))
     if (cut === true) {
       // Only the end of an event too long to copy: a final event's usage is there.
       if (type !== undefined && FINAL_EVENTS.has(type)) this.#finalUsage(trailingUsage(data))
@@ -203,12 +211,27 @@ export class ResponseObserver implements ResponseTap {
     }
     const event = parseJson(data) as { type?: unknown, response?: { id?: unknown, model?: unknown, usage?: unknown } } | undefined
     if (event === undefined || typeof event.type !== 'string') return
+    if (event.type === 'error') return this.#onStreamError(event)
     if (event.type === 'response.created') {
       if (this.#wantsModel && typeof event.response?.model === 'string') this.#learnModel(event.response.model)
       if (typeof event.response?.id === 'string') this.#learnId(event.response.id)
     } else if (FINAL_EVENTS.has(event.type)) {
       if (typeof event.response?.id === 'string') this.#learnId(event.response.id)
       this.#finalUsage(event.response?.usage)
+    }
+  }
+
+  /**
+   * A Responses stream's `error` event. Before `response.created` the upstream refused the call
+   * (a rate limit, a bad request) with a 200 already sent; after it, the response failed while
+   * under way, its prompt processed: no refusal.
+   */
+  #onStreamError (event: unknown): void {
+    if (this.#knownId !== undefined) return
+    try {
+      this.#facts.onRefusedInStream?.(streamErrorCode(event))
+    } catch {
+      // An observer must never break the relay.
     }
   }
 
@@ -225,6 +248,7 @@ export class ResponseObserver implements ResponseTap {
    * latest counts, once.
    */
   #onChatChunk (data: string): void {
+    if (!this.#chatBegun && this.#chatRefused(data)) return
     if (this.#wantsModel && !this.#chatModelKnown) {
       const model = responseModel(data)
       this.#chatModelKnown = model !== undefined
@@ -238,6 +262,20 @@ export class ResponseObserver implements ResponseTap {
     if (found === undefined) return
     this.#chatUsage = found.usage
     if (found.final) this.#reportChatUsage()
+  }
+
+  /**
+   * A chat stream's first chunks: one that is `{"error":{…}}` (vLLM and OpenAI write errors
+   * so in a stream already answered 200) before any other is the upstream's refusal.
+   */
+  #chatRefused (data: string): boolean {
+    const error = data.includes('"error"') ? (parseJson(data) as { error?: unknown, choices?: unknown } | undefined) : undefined
+    if (error?.error === undefined || error.error === null || error.choices !== undefined) {
+      this.#chatBegun = true
+      return false
+    }
+    this.#onStreamError(error)
+    return true
   }
 
   #reportChatUsage (): void {

@@ -32,3 +32,22 @@ export function parseJson (text: string): unknown {
     return undefined
   }
 }
+
+/** An error code as APIs write them (`rate_limit_exceeded`, `server_error`): anything else is not kept. */
+const ERROR_CODE = /^[A-Za-z0-9_.-]{1,64}$/
+
+/**
+ * The code of an error an upstream sent inside a 2xx answer: a Responses stream's `error`
+ * event (`{"type":"error","code":…}`, or its code under `error`), or a Chat Completions
+ * stream's `{"error":{…}}` chunk. Only the code, never the message (it may quote the request);
+ * `error` when there is no code of that shape.
+ */
+export function streamErrorCode (event: unknown): string {
+  if (event === null || typeof event !== 'object') return 'error'
+  const { code, error } = event as { code?: unknown, error?: unknown }
+  const nested = error !== null && typeof error === 'object' ? (error as { code?: unknown, type?: unknown }) : undefined
+  for (const candidate of [code, nested?.code, nested?.type]) {
+    if (typeof candidate === 'string' && ERROR_CODE.test(candidate)) return candidate
+  }
+  return 'error'
+}

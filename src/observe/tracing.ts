@@ -44,6 +44,8 @@ export interface ExchangeSpan {
   responseModel (model: string): void
   responseId (id: string): void
   usage (tokens: TokenUsage): void
+  /** HTTP: a 2xx stream carried an error (its code) before any response: the call's span failed with it. */
+  refusedInStream (code: string): void
   /**
    * WebSocket: the client sent a `response.create` whose first frame came at `startedAt`
    * (`performance.now()` time): a response span starts then, unless one is open.

@@ -87,6 +87,8 @@ export class Exchange implements Drainable, ResponseFacts, LineageBinding {
   #callStartedAt: number
   /** The request's lineage keys, bound to its session once an upstream has served it (onAnswer). */
   #unboundLineage: readonly string[] | undefined
+  /** The error a 2xx stream carried instead of a response (its code): the upstream refused the call. */
+  #refusedInStream: string | undefined
   /** What the end said, kept for a call record written once held usage is released. */
   #ending: { status: number, ttfbMs: number, durationMs: number } | undefined
 
@@ -239,6 +241,16 @@ export class Exchange implements Drainable, ResponseFacts, LineageBinding {
     this.#span?.responseEvent(type)
   }
 
+  /**
+   * HTTP: the answer began with a 2xx but its stream carried an error before any response (a
+   * rate limit sent as an `error` event): the call record says so, and is not the one the
+   * session's next miss is judged against; the attempt's span takes the code as its `error.type`.
+   */
+  onRefusedInStream (code: string): void {
+    this.#refusedInStream = code
+    this.#span?.refusedInStream(code)
+  }
+
   /** HTTP: the response's usage, counted when the exchange ends. */
   onUsage (tokens: TokenUsage): void {
     this.#countTokens(tokens)
@@ -298,7 +310,7 @@ export class Exchange implements Drainable, ResponseFacts, LineageBinding {
     }, admitted)
     if (!this.#usageHeld) this.#recordUsage()
     if (this.#span !== undefined) this.#endSpan(outcome)
-    logExchange(this.deps.logger, { transport: this.transport, method: this.method, path: this.path, session: this.session, upstream: this.upstream, attempts: this.attempts, durationMs, outcome, traceId: this.#span?.traceId })
+    logExchange(this.deps.logger, { transport: this.transport, method: this.method, path: this.path, session: this.session, upstream: this.upstream, attempts: this.attempts, durationMs, outcome, traceId: this.#span?.traceId, refusedInStream: this.#refusedInStream })
   }
 
   #endSpan (outcome: ExchangeOutcome): void {
@@ -321,7 +333,8 @@ export class Exchange implements Drainable, ResponseFacts, LineageBinding {
       model: prefix?.model ?? this.#responseModel ?? null,
       status: ending.status,
       ttfbMs: ending.ttfbMs < 0 ? null : ending.ttfbMs,
-      durationMs: ending.durationMs
+      durationMs: ending.durationMs,
+      error: this.#refusedInStream
     })
   }
 

@@ -164,7 +164,7 @@ async function showSession (id) {
   rows.replaceChildren()
   for (const c of page.data) {
     const tr = document.createElement('tr')
-    tr.append(cell(new Date(c.time).toLocaleString()), cell(c.model), cell(c.upstream), cell(c.status), cell(c.ttfb_ms), cell(c.duration_ms),
+    tr.append(cell(new Date(c.time).toLocaleString()), cell(c.model), cell(c.upstream), cell(c.error ? c.status + ' ' + c.error : c.status), cell(c.ttfb_ms), cell(c.duration_ms),
       cell(c.input_tokens), cell(c.cached_tokens), cell(c.output_tokens), cell(c.reasoning_tokens), cell(c.cache, c.cache), cell(c.miss_reason, 'miss'))
     rows.append(tr)
   }

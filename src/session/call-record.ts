@@ -28,17 +28,22 @@ export interface CallRecord {
   missReason: MissReason | null
   /** The request's `model`/`instructions`/`tools` fingerprint; null when it could not be read. */
   fingerprint: string | null
+  /**
+   * The code of the error a 2xx stream carried before any response began (`rate_limit_exceeded`):
+   * the upstream refused the call inside its answer. Absent for every other call.
+   */
+  error?: string | undefined
 }
 
 /**
  * Whether the next call's miss is judged against this one: only a call the upstream answered
- * can have put its prefix in a cache. A refused one (a 429 that SDKs retry, a 400) or one that
- * got no answer did not. A WebSocket response has no status of its own (it is recorded with the
- * handshake's 101): one that ended without usage, in an `error` event as a rate-limited one
- * does, was refused.
+ * can have put its prefix in a cache. A refused one (a 429 that SDKs retry, a 400, a 200 stream
+ * whose first event was an `error`) or one that got no answer did not. A WebSocket response has
+ * no status of its own (it is recorded with the handshake's 101): one that ended without usage,
+ * in an `error` event as a rate-limited one does, was refused.
  */
-export function judgesNextCall ({ status, input }: CallRecord): boolean {
-  return status === 101 ? input > 0 : status >= 200 && status < 300
+export function judgesNextCall ({ status, input, error }: CallRecord): boolean {
+  return status === 101 ? input > 0 : status >= 200 && status < 300 && typeof error !== 'string'
 }
 
 /** A call as `/gateway/sessions/{id}/requests` shows it. */
@@ -55,6 +60,8 @@ export interface CallView {
   reasoning_tokens: number
   cache: CacheOutcome
   miss_reason: MissReason | null
+  /** The error code a 2xx stream carried instead of a response; null for none. */
+  error: string | null
 }
 
 export function toCallView (r: CallRecord): CallView {
@@ -70,7 +77,8 @@ export function toCallView (r: CallRecord): CallView {
     output_tokens: r.output,
     reasoning_tokens: r.reasoning,
     cache: r.cache,
-    miss_reason: r.missReason
+    miss_reason: r.missReason,
+    error: typeof r.error === 'string' ? r.error : null
   }
 }
 

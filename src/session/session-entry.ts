@@ -54,5 +54,5 @@ export function sessionEntryBytes (sessionId: string): number {
 
 /** The estimated bytes of one call record. */
 export function callRecordBytes (r: CallRecord): number {
-  return SESSION_BYTES.record + 2 * ((r.model?.length ?? 0) + r.upstream.length + (r.fingerprint?.length ?? 0))
+  return SESSION_BYTES.record + 2 * ((r.model?.length ?? 0) + r.upstream.length + (r.fingerprint?.length ?? 0) + (r.error?.length ?? 0))
 }

@@ -4,6 +4,7 @@ import OpenAI from 'openai'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import type { CallView } from '../../src/session/call-record.js'
+import { chatCompletionStream } from '../support/chat-completions.js'
 import { answerWithChosenUsage, callBody, callRecords, modelCall, OTHER_TOOLS, recordsUntil, type CallOptions } from '../support/cache-calls.js'
 import { startGateway, startGatewayWithUpstream } from '../support/gateway.js'
 import { replyJson, responseStream, startMockUpstream, type UpstreamHandler } from '../support/mock-upstream.js'
@@ -352,23 +353,38 @@ t.test('records are shared by replicas through Redis and survive a restart', nee
   t.same(await recordsUntil(again.origin, 's-shared', 3), seenByTwo, 'a restarted gateway still has them')
 })
 
+/** How a rate-limited upstream refuses: a 429, or a 200 stream whose first event is an `error` (a chat stream's `{"error":…}` chunk). */
+type Refusal = '429' | 'error event' | 'chat error chunk'
+
+const RATE_LIMITED = '{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}'
+
 /**
- * Answers a call whose metadata says `refuse` with a 429, as a rate-limited upstream does
- * (the SDKs retry it); any other with the usage it chose.
+ * Answers a call whose `metadata.refuse` names a refusal as that refusal; any other with the
+ * usage it chose (a chat call in a chat stream's usage chunk).
  */
-const refuseWhenAsked: UpstreamHandler = (req, res, raw) => {
-  const body = JSON.parse(req.body.toString('utf8')) as { metadata?: { refuse?: boolean } }
-  if (body.metadata?.refuse !== true) return answerWithChosenUsage(req, res, raw)
-  res.writeHead(429, { 'content-type': 'application/json' }).end('{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}')
+const refuseAsAsked: UpstreamHandler = (req, res, raw) => {
+  const body = JSON.parse(req.body.toString('utf8')) as { metadata?: { refuse?: Refusal, test_usage?: [number, number] } }
+  const refusal = body.metadata?.refuse
+  if (refusal === undefined && req.url.endsWith('/chat/completions')) {
+    const [input = 0, cached = 0] = body.metadata?.test_usage ?? []
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    return res.end(chatCompletionStream('chatcmpl-cache', 'ok', { usage: { prompt_tokens: input, completion_tokens: 5, total_tokens: input + 5, prompt_tokens_details: { cached_tokens: cached } } }))
+  }
+  if (refusal === undefined) return answerWithChosenUsage(req, res, raw)
+  if (refusal === '429') return res.writeHead(429, { 'content-type': 'application/json' }).end(`{"error":${RATE_LIMITED}}`)
+  res.writeHead(200, { 'content-type': 'text/event-stream' })
+  if (refusal === 'chat error chunk') return res.end(`data: {"error":${RATE_LIMITED}}\n\ndata: [DONE]\n\n`)
+  res.end('event: error\ndata: {"type":"error","code":"rate_limit_exceeded","message":"slow down","param":null,"sequence_number":0}\n\n')
 }
 
 /** Four calls of one session: refused, answered (a miss), refused with other tools, answered with them (a miss). */
-async function refusedThenAnswered (t: Test, baseURL: string, origin: string, session: string): Promise<CallView[]> {
+async function refusedThenAnswered (t: Test, baseURL: string, origin: string, session: string, refusal: Refusal = '429'): Promise<CallView[]> {
   const call = async (options: CallOptions, refuse: boolean): Promise<void> => {
     const body = JSON.parse(callBody(options)) as { metadata: Record<string, unknown> }
-    body.metadata.refuse = refuse
-    const res = await request(`${baseURL}/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': session }, body: JSON.stringify(body) })
-    t.equal(res.statusCode, refuse ? 429 : 200)
+    if (refuse) body.metadata.refuse = refusal
+    const path = refusal === 'chat error chunk' ? '/chat/completions' : '/responses'
+    const res = await request(`${baseURL}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'session-id': session }, body: JSON.stringify(body) })
+    t.equal(res.statusCode, refuse && refusal === '429' ? 429 : 200)
     await res.body.dump()
   }
   await call({ usage: [0, 0] }, true)
@@ -389,18 +405,55 @@ const EXPLAINED_AFTER_REFUSALS = [
 ]
 
 t.test('regression: a miss right after a refused call (a 429 the SDK retries) is judged against the last answered call', async (t) => {
-  const { gateway } = await startGatewayWithUpstream(t, {}, refuseWhenAsked)
+  const { gateway } = await startGatewayWithUpstream(t, {}, refuseAsAsked)
   const records = await refusedThenAnswered(t, gateway.baseURL, gateway.origin, 's-after-429')
   t.same(records.map((r) => [r.status, r.cache, r.miss_reason]), EXPLAINED_AFTER_REFUSALS, 'newest first; the refused calls are recorded, not judged by')
+  t.same(records.map((r) => r.error), [null, null, null, null], 'a refusal by its status has no stream error')
+})
+
+t.test('regression: a miss after a call refused inside its 200 stream (an `error` event first) is judged against the last answered call', async (t) => {
+  for (const refusal of ['error event', 'chat error chunk'] as const) {
+    const { gateway } = await startGatewayWithUpstream(t, {}, refuseAsAsked)
+    const records = await refusedThenAnswered(t, gateway.baseURL, gateway.origin, `s-${refusal.replaceAll(' ', '-')}`, refusal)
+    t.same(records.map((r) => [r.status, r.cache, r.miss_reason, r.error]), [
+      [200, 'miss', 'prefix_changed', null],
+      [200, 'n/a', null, 'rate_limit_exceeded'],
+      [200, 'miss', 'first_request', null],
+      [200, 'n/a', null, 'rate_limit_exceeded']
+    ], `${refusal}: the refused calls say why and are passed over`)
+    const lines = gateway.logs.filter((line) => line.msg === 'request' && String(line.path).startsWith('/v1/'))
+    t.same(lines.map((line) => line.error), ['rate_limit_exceeded', undefined, 'rate_limit_exceeded', undefined], `${refusal}: the log line names the stream's error`)
+    t.notMatch(gateway.logText(), /slow down/, 'never the message')
+  }
+})
+
+t.test('an error event after response.created is a response that failed, not a refusal: the next miss is judged against it', async (t) => {
+  const failsUnderWay: UpstreamHandler = (req, res, raw) => {
+    const body = JSON.parse(req.body.toString('utf8')) as { metadata?: { refuse?: string } }
+    if (body.metadata?.refuse === undefined) return answerWithChosenUsage(req, res, raw)
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.end('event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"resp_under_way","object":"response","model":"gpt-5"}}\n\n' +
+      'event: error\ndata: {"type":"error","code":"server_error","message":"oops","param":null,"sequence_number":1}\n\n')
+  }
+  const { gateway } = await startGatewayWithUpstream(t, {}, failsUnderWay)
+  const records = await refusedThenAnswered(t, gateway.baseURL, gateway.origin, 's-failed-under-way', 'error event')
+  t.same(records.map((r) => [r.cache, r.miss_reason, r.error]), [
+    ['miss', 'unexplained', null], // judged against the failed call, whose prompt had the same tools
+    ['n/a', null, null],
+    ['miss', 'unexplained', null],
+    ['n/a', null, null]
+  ])
 })
 
 t.test('regression: a miss after a refused call is judged against the last answered call in Redis too', needs('redis-server'), async (t) => {
   const redis = await startRedis()
   t.teardown(redis.close)
-  const { gateway } = await startGatewayWithUpstream(t, { REDIS_URL: redis.url, REDIS_TIMEOUT_MS: '500' }, refuseWhenAsked)
+  const { gateway } = await startGatewayWithUpstream(t, { REDIS_URL: redis.url, REDIS_TIMEOUT_MS: '500' }, refuseAsAsked)
   await readyWithRedis(gateway.origin)
   const records = await refusedThenAnswered(t, gateway.baseURL, gateway.origin, 's-after-429-redis')
   t.same(records.map((r) => [r.status, r.cache, r.miss_reason]), EXPLAINED_AFTER_REFUSALS)
+  const streamRefusals = await refusedThenAnswered(t, gateway.baseURL, gateway.origin, 's-error-event-redis', 'error event')
+  t.same(streamRefusals.map((r) => [r.miss_reason, r.error]), [['prefix_changed', null], [null, 'rate_limit_exceeded'], ['first_request', null], [null, 'rate_limit_exceeded']], 'the stream error is kept in Redis and judged by')
 })
 
 function chunksOf (bytes: Buffer, size: number): Buffer[] {

@@ -367,6 +367,19 @@ t.test('an unreachable upstream marks both spans with the failure code', async (
   t.equal(children[0]!.attributes['error.type'], 'ECONNREFUSED')
 })
 
+t.test("a 200 stream refused in its first event: the call's client span fails with the error's code, the server span does not", async (t) => {
+  const { receiver, upstream, gateway } = await startTraced(t)
+  upstream.handle(replySse([sseEvent({ type: 'error', code: 'rate_limit_exceeded', message: 'slow down', param: null, sequence_number: 0 })]))
+  const res = await request(`${gateway.baseURL}/responses`, { method: 'POST', body: '{}', headers: { 'session-id': 'trace-stream-refused' } })
+  await res.body.dump()
+  t.equal(res.statusCode, 200)
+  const { server, children } = await spansFor(receiver, 'trace-stream-refused')
+  t.equal(children[0]!.attributes['error.type'], 'rate_limit_exceeded')
+  t.equal(children[0]!.statusCode, STATUS.error)
+  t.equal(server.attributes['error.type'], undefined, 'the client got a 200: the server span has no error')
+  t.equal(server.statusCode, STATUS.unset)
+})
+
 for (const protocol of PROTOCOLS) {
   t.test(`refusals are spans with their error code, and no key or OTLP header value is ever exported (${protocol})`, async (t) => {
     const clientKey = 'gw-client-key-b81d55'

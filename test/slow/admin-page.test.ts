@@ -15,13 +15,18 @@ const HOSTILE = '<img/src=x/onerror=window.__pwned=1>'
 const SCREENSHOT = join(import.meta.dirname, '..', '..', 'docs', 'gateway-page.png')
 
 t.test('the sessions page: sign in, the list, a session\'s timeline with its miss reasons, hostile ids as text', needs('chromium'), async (t) => {
-  const { gateway } = await startGatewayWithUpstream(t, { ADMIN_TOKEN: 'page-t0k' }, answerWithChosenUsage)
+  // A call whose body asks to be refused gets a 200 stream whose first event is an error.
+  const { gateway } = await startGatewayWithUpstream(t, { ADMIN_TOKEN: 'page-t0k' }, (req, res, raw) => {
+    if (!req.body.includes('"refuse-in-stream"')) return answerWithChosenUsage(req, res, raw)
+    res.writeHead(200, { 'content-type': 'text/event-stream' }).end('event: error\ndata: {"type":"error","code":"rate_limit_exceeded","message":"slow down"}\n\n')
+  })
   const calls: Array<{ usage: [number, number], tools?: unknown[], instructions?: string }> = [
     { usage: [3200, 0] }, { usage: [3900, 3712] }, { usage: [4600, 4480] }, { usage: [5100, 0], tools: OTHER_TOOLS },
     { usage: [5800, 5504], tools: OTHER_TOOLS }, { usage: [6400, 6272], tools: OTHER_TOOLS }, { usage: [7000, 0], tools: OTHER_TOOLS }, { usage: [7600, 6912], tools: OTHER_TOOLS }
   ]
   for (const call of calls) await modelCall(gateway.baseURL, { session: 'codex-run-42', ...call })
   await modelCall(gateway.baseURL, { session: HOSTILE, usage: [2000, 0] })
+  await modelCall(gateway.baseURL, { session: HOSTILE, usage: [0, 0], instructions: 'refuse-in-stream' })
 
   const browser: Browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--headless=new'] })
   t.teardown(async () => { await browser.close() })
@@ -53,6 +58,7 @@ t.test('the sessions page: sign in, the list, a session\'s timeline with its mis
   await page.getByRole('button', { name: HOSTILE }).click()
   await page.locator('#timeline .point').first().waitFor()
   t.equal(await page.locator('#session-title').textContent(), `session ${HOSTILE}`, 'its own view names it as text')
+  t.same(await page.locator('#calls tr td:nth-child(4)').allTextContents(), ['200 rate_limit_exceeded', '200'], 'a call refused inside its 200 stream shows the error by its status')
   t.equal(await page.locator('img').count(), 0, 'no element was made from the id')
   t.equal(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned), undefined, 'its onerror never ran')
   t.same(dialogs, [], 'no prompt() or alert')
