@@ -365,16 +365,20 @@ const RATE_LIMITED = '{"message":"slow down","type":"requests","code":"rate_limi
 const refuseAsAsked: UpstreamHandler = (req, res, raw) => {
   const body = JSON.parse(req.body.toString('utf8')) as { metadata?: { refuse?: Refusal, test_usage?: [number, number] } }
   const refusal = body.metadata?.refuse
-  if (refusal === undefined && req.url.endsWith('/chat/completions')) {
-    const [input = 0, cached = 0] = body.metadata?.test_usage ?? []
-    res.writeHead(200, { 'content-type': 'text/event-stream' })
-    return res.end(chatCompletionStream('chatcmpl-cache', 'ok', { usage: { prompt_tokens: input, completion_tokens: 5, total_tokens: input + 5, prompt_tokens_details: { cached_tokens: cached } } }))
+  if (refusal === undefined && !req.url.endsWith('/chat/completions')) return answerWithChosenUsage(req, res, raw)
+  if (refusal === '429') {
+    res.writeHead(429, { 'content-type': 'application/json' }).end(`{"error":${RATE_LIMITED}}`)
+    return
   }
-  if (refusal === undefined) return answerWithChosenUsage(req, res, raw)
-  if (refusal === '429') return res.writeHead(429, { 'content-type': 'application/json' }).end(`{"error":${RATE_LIMITED}}`)
   res.writeHead(200, { 'content-type': 'text/event-stream' })
-  if (refusal === 'chat error chunk') return res.end(`data: {"error":${RATE_LIMITED}}\n\ndata: [DONE]\n\n`)
-  res.end('event: error\ndata: {"type":"error","code":"rate_limit_exceeded","message":"slow down","param":null,"sequence_number":0}\n\n')
+  if (refusal === undefined) {
+    const [input = 0, cached = 0] = body.metadata?.test_usage ?? []
+    res.end(chatCompletionStream('chatcmpl-cache', 'ok', { usage: { prompt_tokens: input, completion_tokens: 5, total_tokens: input + 5, prompt_tokens_details: { cached_tokens: cached } } }))
+  } else if (refusal === 'chat error chunk') {
+    res.end(`data: {"error":${RATE_LIMITED}}\n\ndata: [DONE]\n\n`)
+  } else {
+    res.end('event: error\ndata: {"type":"error","code":"rate_limit_exceeded","message":"slow down","param":null,"sequence_number":0}\n\n')
+  }
 }
 
 /** Four calls of one session: refused, answered (a miss), refused with other tools, answered with them (a miss). */
