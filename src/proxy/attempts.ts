@@ -10,7 +10,7 @@ import type { FailoverGate } from '../relay/response-relay.js'
 import type { FailureKind, UpstreamFailure } from '../relay/upstream-failure.js'
 import type { SessionResolver } from '../session/resolve-session.js'
 import { retryAfterMs } from '../upstream/upstream-health.js'
-import type { RebindReason, Upstream } from '../upstream/upstream-set.js'
+import { answerFails, type RebindReason, type Upstream } from '../upstream/upstream-set.js'
 import type { Exchange } from './exchange.js'
 
 export interface AttemptDeps {
@@ -109,7 +109,7 @@ export class AttemptGate implements FailoverGate {
   }
 
   onStatus (statusCode: number, rawHeaders: Buffer[]): 'relay' | 'retry' {
-    if (statusCode < 500 && statusCode !== 429) {
+    if (!answerFails(this.#upstream, statusCode)) {
       this.served()
       return 'relay'
     }

@@ -2,7 +2,7 @@
  * The configured upstreams, each with what a request to it needs (where it is, its headers,
  * its health), and the plan that orders them for one request's session.
  */
-import type { GatewayConfig } from '../config/load-config.js'
+import { isManaged, type GatewayConfig } from '../config/load-config.js'
 import type { UpstreamSpec } from '../config/upstream-list.js'
 import { errors, type GatewayError } from '../errors.js'
 import { rendezvousOrder } from './rendezvous.js'
@@ -18,6 +18,22 @@ export interface Upstream {
   readonly target: UpstreamTarget
   readonly headers: UpstreamHeaders
   readonly health: UpstreamHealth
+  /**
+   * Managed mode: the gateway sends this upstream its own key (or, without one, no client
+   * credentials at all). A 401 or 403 from it then says the configured key is wrong (revoked, a
+   * project without access), which no client can fix: a failure of the upstream (answerFails).
+   */
+  readonly managedCredentials: boolean
+}
+
+/**
+ * Whether an upstream's answer with `status` is the upstream's failure rather than the
+ * client's: a 5xx, a 429, and in managed mode a 401 or 403 (its key refused). Several upstreams
+ * retry such an answer on the next and count it toward the upstream's ejection, probes too.
+ */
+export function answerFails (upstream: Upstream, status: number): boolean {
+  if (status >= 500 || status === 429) return true
+  return upstream.managedCredentials && (status === 401 || status === 403)
 }
 
 /** Why a session's next request goes to another upstream than the one it was bound to. */
@@ -35,14 +51,16 @@ export class UpstreamSet {
 
   constructor (config: GatewayConfig) {
     const { routing } = config
+    const managed = isManaged(config)
     this.all = config.upstreams.map((spec) => ({
       name: spec.name,
       group: spec.group,
       weight: spec.weight,
       spec,
       target: upstreamTarget(spec.url),
-      headers: headersFor(config, spec),
-      health: new UpstreamHealth(routing)
+      headers: headersFor(config, spec, managed),
+      health: new UpstreamHealth(routing),
+      managedCredentials: managed
     }))
     this.#byName = new Map(this.all.map((upstream) => [upstream.name, upstream]))
     this.#maxAttempts = routing.maxAttempts
@@ -106,8 +124,7 @@ function rebindReason (boundName: string | undefined, bound: Upstream | undefine
 }
 
 /** Headers for one upstream: its own key (else the gateway-wide one), the shared extras, then its own. */
-function headersFor (config: GatewayConfig, spec: UpstreamSpec): UpstreamHeaders {
-  const managed = config.upstream.apiKey !== '' || config.upstreams.some((other) => other.apiKey !== '')
+function headersFor (config: GatewayConfig, spec: UpstreamSpec, managed: boolean): UpstreamHeaders {
   const apiKey = spec.apiKey !== '' ? spec.apiKey : config.upstream.apiKey
   return upstreamHeaderRules({
     defaultOriginator: config.session.originator,
