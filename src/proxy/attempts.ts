@@ -10,7 +10,7 @@ import type { FailoverGate } from '../relay/response-relay.js'
 import type { FailureKind, UpstreamFailure } from '../relay/upstream-failure.js'
 import type { SessionResolver } from '../session/resolve-session.js'
 import { retryAfterMs } from '../upstream/upstream-health.js'
-import { answerFails, type RebindReason, type Upstream } from '../upstream/upstream-set.js'
+import { judgeAnswer, type RebindReason, type Upstream } from '../upstream/upstream-set.js'
 import type { Exchange } from './exchange.js'
 
 export interface AttemptDeps {
@@ -109,11 +109,13 @@ export class AttemptGate implements FailoverGate {
   }
 
   onStatus (statusCode: number, rawHeaders: Buffer[]): 'relay' | 'retry' {
-    if (!answerFails(this.#upstream, statusCode)) {
+    const verdict = judgeAnswer(this.#upstream, statusCode)
+    if (verdict === 'served') {
       this.served()
       return 'relay'
     }
-    this.#attempts.failed(this.#upstream, statusCode === 429 ? retryAfterMs(rawHeaders) : 0)
+    // A refused managed key is tried elsewhere, but only a failure counts toward ejection.
+    if (verdict === 'failed') this.#attempts.failed(this.#upstream, statusCode === 429 ? retryAfterMs(rawHeaders) : 0)
     return this.#retry('status', false)
   }
 

@@ -4,7 +4,7 @@ import type { Logger } from '../observe/logger.js'
 import { createProbeAgent } from './upstream-agent.js'
 import { retryAfterValueMs } from './upstream-health.js'
 import { probePath } from './upstream-path.js'
-import { answerFails, type Upstream } from './upstream-set.js'
+import type { Upstream } from './upstream-set.js'
 
 /**
  * Active health checks, for upstreams that set `probe_path`: a GET of `probe_path` under the
@@ -142,12 +142,11 @@ async function ask (upstream: Upstream, path: string, dispatcher: Dispatcher, si
 }
 
 /**
- * An answer a request would be relayed with (below 500, not 429, and in managed mode not a 401
- * or 403: answerFails) is a success, which ends an ejection: one the upstream was in when the
- * probe was sent, or one requests made while it was under way. Anything else fails.
+ * An answer below 500 (not 429) is a success, which ends an ejection: one the upstream was in
+ * when the probe was sent, or one requests made while it was under way. Anything else fails.
  */
 function judge (upstream: Upstream, logger: Logger, verdict: ProbeVerdict, wasHealthy: boolean): void {
-  if ('probe_error' in verdict || answerFails(upstream, verdict.probe_status)) {
+  if ('probe_error' in verdict || verdict.probe_status >= 500 || verdict.probe_status === 429) {
     probeFailed(upstream, logger, verdict)
     return
   }

@@ -20,20 +20,26 @@ export interface Upstream {
   readonly health: UpstreamHealth
   /**
    * Managed mode: the gateway sends this upstream its own key (or, without one, no client
-   * credentials at all). A 401 or 403 from it then says the configured key is wrong (revoked, a
-   * project without access), which no client can fix: a failure of the upstream (answerFails).
+   * credentials at all), so a 401 or 403 from it is most often that key refused (judgeAnswer).
    */
   readonly managedCredentials: boolean
 }
 
 /**
- * Whether an upstream's answer with `status` is the upstream's failure rather than the
- * client's: a 5xx, a 429, and in managed mode a 401 or 403 (its key refused). Several upstreams
- * retry such an answer on the next and count it toward the upstream's ejection, probes too.
+ * How an upstream's answer with `status` is taken before a byte of it reaches the client:
+ * `served`, relayed; `failed`, a 5xx or a 429, the upstream's failure, tried on the next
+ * upstream and counted toward its ejection; `key_refused`, in managed mode a 401 or 403, tried
+ * on the next upstream but not counted. A key the gateway sends that is refused (revoked, a
+ * project without access to the model) no client can fix, and another upstream's may work;
+ * but a client can draw such an answer too (an `OpenAI-Organization` header of another
+ * organization, a path or model the key may not use), and a few of those must not eject every
+ * upstream. In pass-through mode the key is the client's: its 401 is served as it is.
  */
-export function answerFails (upstream: Upstream, status: number): boolean {
-  if (status >= 500 || status === 429) return true
-  return upstream.managedCredentials && (status === 401 || status === 403)
+export type AnswerVerdict = 'served' | 'failed' | 'key_refused'
+
+export function judgeAnswer (upstream: Upstream, status: number): AnswerVerdict {
+  if (status >= 500 || status === 429) return 'failed'
+  return upstream.managedCredentials && (status === 401 || status === 403) ? 'key_refused' : 'served'
 }
 
 /** Why a session's next request goes to another upstream than the one it was bound to. */
