@@ -36,7 +36,7 @@ export type ModelApi = 'responses' | 'chat'
 
 const WATCHED_EVENTS = ['response.created', ...FINAL_EVENTS, 'error']
 /** Chat Completions chunks have no `event:` line: only untyped events are offered. */
-const CHAT_CHUNK_EVENTS: readonly string[] = []
+const CHAT_CHUNK_EVENTS: readonly string[] = ['error']
 
 type Inflate = (body: InputType, options: ZlibOptions, done: (err: Error | null, plain: Buffer) => void) => void
 const INFLATE: Record<string, Inflate> = { gzip: gunzip, 'x-gzip': gunzip, deflate: inflate, br: brotliDecompress as Inflate }
@@ -69,6 +69,8 @@ export class ResponseObserver implements ResponseTap {
   #jsonHead: Buffer | undefined
   #jsonTail: ByteTail | undefined
   #knownId: string | undefined
+  /** A `response.created` was seen (with an id or not, read whole or cut): the response had begun. */
+  #responseBegun = false
   #encoding: string | undefined
   readonly #wantsModel: boolean
   /** Decided once, from the request's path: a Responses stream never pays for chat chunks. */
@@ -94,7 +96,7 @@ export class ResponseObserver implements ResponseTap {
       // A compressed stream passes unobserved: inflating every chunk would cost every byte.
       if (encoding !== undefined) return
       this.#sse = this.#chat
-        ? new SseObserver({ types: CHAT_CHUNK_EVENTS, onEvent: (_type, data) => this.#onChatChunk(data), maxEventBytes: MAX_CHUNK_BYTES })
+        ? new SseObserver({ types: CHAT_CHUNK_EVENTS, onEvent: (type, data) => this.#onChatChunk(type, data), maxEventBytes: MAX_CHUNK_BYTES })
         : new SseObserver({
           types: WATCHED_EVENTS,
           onEvent: (type, data, cut) => this.#onEventData(type, data, cut),
@@ -191,6 +193,7 @@ export class ResponseObserver implements ResponseTap {
 
   #onEventData (type: string | undefined, data: string, cut: boolean | undefined): void {
     if (type === 'error') return this.#onStreamError(cut === true ? undefined : parseJson(data))
+    if (type === 'response.created') this.#responseBegun = true
     if (cut === true) {
       // Only the end of an event too long to copy: a final event's usage is there.
       if (type !== undefined && FINAL_EVENTS.has(type)) this.#finalUsage(trailingUsage(data))
@@ -213,6 +216,7 @@ export class ResponseObserver implements ResponseTap {
     if (event === undefined || typeof event.type !== 'string') return
     if (event.type === 'error') return this.#onStreamError(event)
     if (event.type === 'response.created') {
+      this.#responseBegun = true
       if (this.#wantsModel && typeof event.response?.model === 'string') this.#learnModel(event.response.model)
       if (typeof event.response?.id === 'string') this.#learnId(event.response.id)
     } else if (FINAL_EVENTS.has(event.type)) {
@@ -227,7 +231,7 @@ export class ResponseObserver implements ResponseTap {
    * under way, its prompt processed: no refusal.
    */
   #onStreamError (event: unknown): void {
-    if (this.#knownId !== undefined) return
+    if (this.#responseBegun || this.#knownId !== undefined) return
     try {
       this.#facts.onRefusedInStream?.(streamErrorCode(event))
     } catch {
@@ -247,8 +251,9 @@ export class ResponseObserver implements ResponseTap {
    * Usage is a running total in every server that repeats it (vLLM's continuous stats): the
    * latest counts, once.
    */
-  #onChatChunk (data: string): void {
-    if (!this.#chatBegun && this.#chatRefused(data)) return
+  #onChatChunk (type: string | undefined, data: string): void {
+    if (!this.#chatBegun && this.#chatRefused(type, data)) return
+    if (type !== undefined) return // an `error` event after the stream began: nothing to learn
     if (this.#wantsModel && !this.#chatModelKnown) {
       const model = responseModel(data)
       this.#chatModelKnown = model !== undefined
@@ -265,16 +270,19 @@ export class ResponseObserver implements ResponseTap {
   }
 
   /**
-   * A chat stream's first chunks: one that is `{"error":{…}}` (vLLM and OpenAI write errors
-   * so in a stream already answered 200) before any other is the upstream's refusal.
+   * A chat stream's first chunks: an `error` event, or a chunk that is an error (`{"error":{…}}`
+   * as OpenAI and vLLM write one in a stream already answered 200, or an object `"error"`),
+   * before any other is the upstream's refusal: the stream is not read further.
    */
-  #chatRefused (data: string): boolean {
-    const error = data.includes('"error"') ? (parseJson(data) as { error?: unknown, choices?: unknown } | undefined) : undefined
-    if (error?.error === undefined || error.error === null || error.choices !== undefined) {
+  #chatRefused (type: string | undefined, data: string): boolean {
+    const chunk = type === 'error' || data.includes('"error"') ? (parseJson(data) as { error?: unknown, object?: unknown, choices?: unknown } | undefined) : undefined
+    const isError = type === 'error' || (chunk !== undefined && chunk.choices === undefined && ((chunk.error !== undefined && chunk.error !== null) || chunk.object === 'error'))
+    if (!isError) {
       this.#chatBegun = true
       return false
     }
-    this.#onStreamError(error)
+    this.#onStreamError(chunk)
+    this.#sse?.stop()
     return true
   }
 

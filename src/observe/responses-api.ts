@@ -39,14 +39,15 @@ const ERROR_CODE = /^[A-Za-z0-9_.-]{1,64}$/
 /**
  * The code of an error an upstream sent inside a 2xx answer: a Responses stream's `error`
  * event (`{"type":"error","code":…}`, or its code under `error`), or a Chat Completions
- * stream's `{"error":{…}}` chunk. Only the code, never the message (it may quote the request);
+ * stream's `{"error":{…}}` (or `{"object":"error",…}`) chunk. Only the code, never the message (it may quote the request);
  * `error` when there is no code of that shape.
  */
 export function streamErrorCode (event: unknown): string {
   if (event === null || typeof event !== 'object') return 'error'
-  const { code, error } = event as { code?: unknown, error?: unknown }
+  const { code, error, object, type } = event as { code?: unknown, error?: unknown, object?: unknown, type?: unknown }
   const nested = error !== null && typeof error === 'object' ? (error as { code?: unknown, type?: unknown }) : undefined
-  for (const candidate of [code, nested?.code, nested?.type]) {
+  // An error object of its own (`{"object":"error",…}`, vLLM's older chunks): its type says what it is.
+  for (const candidate of [code, nested?.code, nested?.type, object === 'error' ? type : undefined]) {
     if (typeof candidate === 'string' && ERROR_CODE.test(candidate)) return candidate
   }
   return 'error'
