@@ -13,6 +13,12 @@ import { retryAfterMs } from '../upstream/upstream-health.js'
 import { judgeAnswer, type RebindReason, type Upstream } from '../upstream/upstream-set.js'
 import type { Exchange } from './exchange.js'
 
+/** The warn line of an upstream that refused a request carrying the gateway's own key. */
+export const KEY_REFUSED_LINE = "upstream refused a request with the gateway's key, tried elsewhere: the key revoked or its project without access, or a client's header, path or model the key may not use"
+const KEY_REFUSAL_LINE_MS = 60_000
+/** When each upstream's last such line was written (`performance.now()`); an Upstream is one gateway's. */
+const lastKeyRefusalLine = new WeakMap<Upstream, number>()
+
 export interface AttemptDeps {
   metrics: GatewayMetrics
   sessions: SessionResolver
@@ -92,6 +98,19 @@ export class UpstreamAttempts {
     if (boundName !== undefined) this.#deps.metrics.sessionRebound(this.#index > 0 ? 'failover' : rebindReason ?? 'failover')
   }
 
+  /**
+   * Managed mode: `upstream` answered 401 or 403 (judgeAnswer's `key_refused`). Not a health
+   * failure, so no ejection line says it: a warn line does, once a minute per upstream, so a
+   * revoked key is seen in the log and not only in the errors metric.
+   */
+  keyRefused (upstream: Upstream, status: number): void {
+    const now = performance.now()
+    const last = lastKeyRefusalLine.get(upstream)
+    if (last !== undefined && now - last < KEY_REFUSAL_LINE_MS) return
+    lastKeyRefusalLine.set(upstream, now)
+    this.#deps.logger.warn({ upstream: upstream.name, status }, KEY_REFUSED_LINE)
+  }
+
   failed (upstream: Upstream, retryAfter: number): void {
     const cooldownMs = upstream.health.recordFailure(retryAfter)
     if (cooldownMs > 0) this.#deps.logger.warn({ upstream: upstream.name, cooldown_ms: cooldownMs }, 'upstream ejected: failed too often in a row')
@@ -116,6 +135,7 @@ export class AttemptGate implements FailoverGate {
     }
     // A refused managed key is tried elsewhere, but only a failure counts toward ejection.
     if (verdict === 'failed') this.#attempts.failed(this.#upstream, statusCode === 429 ? retryAfterMs(rawHeaders) : 0)
+    else this.#attempts.keyRefused(this.#upstream, statusCode)
     return this.#retry('status', false)
   }
 

@@ -8,6 +8,7 @@ import http from 'node:http'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
+import { KEY_REFUSED_LINE } from '../../src/proxy/attempts.js'
 import { conversationSessionId } from '../../src/session/resolve-session.js'
 import { rendezvousOrder } from '../../src/upstream/rendezvous.js'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
@@ -224,6 +225,7 @@ t.test("managed mode: a 401 or 403 is tried on the next upstream but ejects none
   t.equal(a.requests.length, 2)
   t.equal(await metric(managed, 'session_gateway_upstream_errors_total{kind="status",upstream="a"}'), 2, 'both counted against a')
   t.equal(await upstreamState(managed, 'a'), 'healthy', 'but not toward its ejection (UPSTREAM_FAILURES_TO_EJECT is 2)')
+  t.same(managed.logs.filter((line) => line.msg === KEY_REFUSED_LINE).map((line) => [line.level, line.upstream, line.status]), [['warn', 'a', 401]], 'one warn line says so, once a minute per upstream')
 
   // A client can draw 401s itself (an OpenAI-Organization header of another organization):
   // each upstream refuses it, the last refusal is relayed, and no upstream is ejected.
