@@ -35,7 +35,7 @@ export interface ResponseFacts {
 export type ModelApi = 'responses' | 'chat'
 
 const WATCHED_EVENTS = ['response.created', ...FINAL_EVENTS, 'error']
-/** Chat Completions chunks have no `event:` line: only untyped events are offered. */
+/** Chat Completions chunks have no `event:` line: untyped events are offered, and an `error` event (a refusal, see #chatRefused). */
 const CHAT_CHUNK_EVENTS: readonly string[] = ['error']
 
 type Inflate = (body: InputType, options: ZlibOptions, done: (err: Error | null, plain: Buffer) => void) => void
