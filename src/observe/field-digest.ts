@@ -41,25 +41,82 @@ export class FieldDigest {
     return this.#parts.length === 1 ? this.#parts[0] : Buffer.concat(this.#parts, this.#bytes)
   }
 
-  /** `j` and 16 hex digits for a short value, `s` and SHA-256's 64 for a long one. */
+  /** `j` and 16 hex digits for a short value, `s` and SHA-256's 64 for a long one. Once: a SHA-256 ends here. */
   digest (): string {
     if (this.#sha !== undefined) return `s${this.#sha.digest('hex')}`
     return `j${lanesHex(this.#lanes)}`
+  }
+
+  /** Feeds `digest()`'s text to `text`; a short value's without making the string. */
+  digestInto (text: TextDigest): TextDigest {
+    if (this.#sha !== undefined) return text.add(this.digest())
+    return text.add('j').addHex(this.#lanes.one).addHex(this.#lanes.two)
   }
 }
 
 /** 16 hex digits of a short ASCII text (a few digests joined): the fingerprint the record keeps. */
 export function shortDigest (text: string): string {
-  const lanes = newLanes()
-  feedLanes(lanes, Buffer.from(text, 'latin1'))
-  return lanesHex(lanes)
+  return new TextDigest().add(text).hex()
 }
+
+/**
+ * `shortDigest` of a text fed in pieces: the fingerprint's `model:…;tools:…;` is never made as
+ * one string (nor copied into a buffer to be hashed), and the result is a flat string, which a
+ * comparison or a store need not flatten first. The lanes see each character's low byte, as
+ * they saw the text's latin1 bytes.
+ */
+export class TextDigest {
+  #one = FIRST_ONE
+  #two = FIRST_TWO
+
+  add (text: string): this {
+    let one = this.#one
+    let two = this.#two
+    for (let i = 0; i < text.length; i++) {
+      const byte = text.charCodeAt(i) & 0xff
+      one = Math.imul(one ^ byte, 0x01000193)
+      two = Math.imul(two ^ byte, 0x01000197)
+    }
+    this.#one = one
+    this.#two = two
+    return this
+  }
+
+  /** The 8 hex digits of a lane's value, as `hex32` writes them. */
+  addHex (value: number): this {
+    let one = this.#one
+    let two = this.#two
+    for (let shift = 28; shift >= 0; shift -= 4) {
+      const byte = HEX_CODES[(value >>> shift) & 0xf]!
+      one = Math.imul(one ^ byte, 0x01000193)
+      two = Math.imul(two ^ byte, 0x01000197)
+    }
+    this.#one = one
+    this.#two = two
+    return this
+  }
+
+  hex (): string {
+    const one = this.#one
+    const two = this.#two
+    return String.fromCharCode(
+      HEX_CODES[(one >>> 28) & 0xf]!, HEX_CODES[(one >>> 24) & 0xf]!, HEX_CODES[(one >>> 20) & 0xf]!, HEX_CODES[(one >>> 16) & 0xf]!,
+      HEX_CODES[(one >>> 12) & 0xf]!, HEX_CODES[(one >>> 8) & 0xf]!, HEX_CODES[(one >>> 4) & 0xf]!, HEX_CODES[one & 0xf]!,
+      HEX_CODES[(two >>> 28) & 0xf]!, HEX_CODES[(two >>> 24) & 0xf]!, HEX_CODES[(two >>> 20) & 0xf]!, HEX_CODES[(two >>> 16) & 0xf]!,
+      HEX_CODES[(two >>> 12) & 0xf]!, HEX_CODES[(two >>> 8) & 0xf]!, HEX_CODES[(two >>> 4) & 0xf]!, HEX_CODES[two & 0xf]!)
+  }
+}
+
+const HEX_CODES = Array.from('0123456789abcdef', (digit) => digit.charCodeAt(0))
 
 /** Two 32-bit FNV-1a hashes of the same bytes with different seeds and primes: 64 bits between them. */
 interface Lanes { one: number, two: number }
 
+const FIRST_ONE = 0x811c9dc5
+const FIRST_TWO = 0x050c5d1f
+
 function newLanes (): Lanes {
-  return { one: 0x811c9dc5, two: 0x050c5d1f }
+  return { one: FIRST_ONE, two: FIRST_TWO }
 }
 
 function feedLanes (lanes: Lanes, bytes: Uint8Array): void {

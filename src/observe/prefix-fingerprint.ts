@@ -1,4 +1,4 @@
-import { FieldDigest, shortDigest } from './field-digest.js'
+import { FieldDigest, TextDigest } from './field-digest.js'
 import { MessageRole } from './message-role.js'
 
 /**
@@ -197,16 +197,23 @@ export class PrefixFingerprint {
     this.readHeld()
     if (this.#mode !== AFTER) return (this.#result = undefined)
     const [model, instructions, tools, , messages] = this.#hashes
-    // `messages` is added only when present: a Responses call's fingerprint is what it was;
-    // so are instructions after the first message: one system message's is what it was;
-    // and so are the settings (#settings).
-    let chat = ''
-    if (messages !== undefined) chat = `messages:${messages.digest()}${this.#laterInstructions?.map((digest) => `+${digest}`).join('') ?? ''};`
-    const settings = this.#settings()
+    // The digest of `model:…;instructions:…;tools:…;`, then `messages:…;` only when present: a
+    // Responses call's fingerprint is what it was; so are instructions after the first
+    // message: one system message's is what it was; and so are the settings (#addSettings).
+    const text = new TextDigest().add('model:')
+    digestInto(text, model).add(';instructions:')
+    digestInto(text, instructions).add(';tools:')
+    digestInto(text, tools).add(';')
+    if (messages !== undefined) {
+      messages.digestInto(text.add('messages:'))
+      for (const later of this.#laterInstructions ?? []) text.add('+').add(later)
+      text.add(';')
+    }
+    const settings = this.#addSettings(text)
     this.#result = {
-      fingerprint: shortDigest(`model:${model?.digest() ?? '-'};instructions:${instructions?.digest() ?? '-'};tools:${tools?.digest() ?? '-'};${chat}${settings}`),
+      fingerprint: text.hex(),
       model: shortString(model),
-      hasPrefixFields: model !== undefined || instructions !== undefined || tools !== undefined || messages !== undefined || settings !== '',
+      hasPrefixFields: model !== undefined || instructions !== undefined || tools !== undefined || messages !== undefined || settings,
       type: shortString(this.#hashes[TYPE])
     }
     return this.#result
@@ -215,14 +222,17 @@ export class PrefixFingerprint {
   /**
    * `name:digest;` of each setting present (FIRST_SETTING on), in FIELDS' order: an absent
    * one adds nothing, so a body without it keeps the fingerprint it had before it was read.
+   * True when one was.
    */
-  #settings (): string {
-    let joined = ''
+  #addSettings (text: TextDigest): boolean {
+    let any = false
     for (let f = FIRST_SETTING; f < NEXT_MESSAGE; f++) {
       const digest = this.#hashes[f]
-      if (digest !== undefined) joined += `${FIELDS[f]}:${digest.digest()};`
+      if (digest === undefined) continue
+      digest.digestInto(text.add(FIELDS[f]!).add(':')).add(';')
+      any = true
     }
-    return joined
+    return any
   }
 
   /** The top-level `type` string once the whole body has passed (a type-only tap: once it is read). */
@@ -497,6 +507,11 @@ export class PrefixFingerprint {
   #hashPart (chunk: Buffer, from: number, end: number): void {
     if (end > from) this.#hashes[this.#field]!.update(chunk.subarray(from, end))
   }
+}
+
+/** A field's digest, or `-` for a field the body does not have. */
+function digestInto (text: TextDigest, digest: FieldDigest | undefined): TextDigest {
+  return digest === undefined ? text.add('-') : digest.digestInto(text)
 }
 
 /** A short string value, from its digest's bytes: a value too long for a name (or not a string) has none. */

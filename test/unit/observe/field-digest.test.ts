@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import t from 'tap'
-import { FieldDigest, shortDigest } from '../../../src/observe/field-digest.js'
+import { FieldDigest, shortDigest, TextDigest } from '../../../src/observe/field-digest.js'
 
 const digestOf = (parts: Buffer[]): string => {
   const d = new FieldDigest()
@@ -29,4 +29,20 @@ t.test('different short values differ', async (t) => {
 t.test('digests are pinned: fingerprints stored by earlier versions keep matching', async (t) => {
   t.equal(digestOf([Buffer.from('"gpt-5"')]), 'jdcf013ee104572d8')
   t.equal(shortDigest('model:j0;instructions:-;tools:-;'), '6eb6f00b68464c01')
+})
+
+t.test('a text digested in pieces, and field digests fed without their strings, give the digest of the whole text', async (t) => {
+  const short = new FieldDigest()
+  short.update(Buffer.from('"gpt-5"'))
+  const long = new FieldDigest()
+  long.update(Buffer.from(`"${'x'.repeat(400)}"`))
+  const [shortText, longText] = [short.digest(), long.digest()]
+  // digest() ends a SHA-256: fresh digests of the same values for digestInto.
+  const again = (value: string): FieldDigest => { const d = new FieldDigest(); d.update(Buffer.from(value)); return d }
+  const whole = `model:${shortText};instructions:-;tools:${longText};`
+  const pieces = again('"gpt-5"').digestInto(new TextDigest().add('model:')).add(';instructions:').add('-').add(';tools:')
+  again(`"${'x'.repeat(400)}"`).digestInto(pieces).add(';')
+  t.equal(pieces.hex(), shortDigest(whole))
+  t.equal(new TextDigest().add('model:j0;').add('instructions:-;tools:-;').hex(), '6eb6f00b68464c01', 'the pinned fingerprint, in two pieces')
+  t.match(pieces.hex(), /^[0-9a-f]{16}$/)
 })
