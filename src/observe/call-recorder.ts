@@ -54,7 +54,9 @@ export class CallRecorder {
       cache,
       missReason: cache === 'miss' ? missReason(call, previous, rules) : null,
       fingerprint: call.fingerprint,
-      error: call.error
+      error: call.error,
+      inputItems: call.input?.items,
+      inputDigest: call.input?.prefixes[call.input.items]
     })
     store.recordCall(sessionId, build).then((record) => {
       metrics.callRecorded(record)
