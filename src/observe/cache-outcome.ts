@@ -1,6 +1,5 @@
 import type { CacheOutcome, CallRecord, MissReason } from '../session/call-record.js'
 import type { TokenUsage } from '../session/session-usage.js'
-import { rewritesHistory, type InputHistory } from './input-history.js'
 
 export interface CacheRules {
   /** Prompts below this many input tokens can't be cached: their outcome is `n/a`. */
@@ -15,8 +14,6 @@ export interface CallFacts {
   upstream: string
   fingerprint: string | null
   tokens: TokenUsage | undefined
-  /** The items of the request's `input` history; undefined when none was read (RequestPrefix.input). */
-  input?: InputHistory | undefined
 }
 
 /**
@@ -31,14 +28,12 @@ export function cacheOutcome (tokens: TokenUsage | undefined, { minTokens }: Cac
 
 /**
  * Why a call missed, judged against the session's previous call (undefined: there was none).
- * A prefix counts as changed only when both fingerprints are known; a history as rewritten
- * only when both calls' `input` items were read (input-history.ts).
+ * A prefix counts as changed only when both fingerprints are known.
  */
 export function missReason (call: CallFacts, previous: CallRecord | undefined, { idleMs }: CacheRules): MissReason {
   if (previous === undefined) return 'first_request'
   if (previous.upstream !== call.upstream) return 'rebound'
   if (call.fingerprint !== null && previous.fingerprint !== null && call.fingerprint !== previous.fingerprint) return 'prefix_changed'
-  if (rewritesHistory(call.input, previous)) return 'history_rewritten'
   if (call.time - (previous.time + previous.durationMs) > idleMs) return 'idle'
   return 'unexplained'
 }

@@ -54,9 +54,7 @@ export class CallRecorder {
       cache,
       missReason: cache === 'miss' ? missReason(call, previous, rules) : null,
       fingerprint: call.fingerprint,
-      error: call.error,
-      inputItems: call.input?.items,
-      inputDigest: call.input?.prefixes[call.input.items]
+      error: call.error
     })
     store.recordCall(sessionId, build).then((record) => {
       metrics.callRecorded(record)

@@ -330,7 +330,6 @@ export class Exchange implements Drainable, ResponseFacts, LineageBinding {
       upstream: this.upstream ?? NO_UPSTREAM,
       fingerprint: prefix?.fingerprint ?? null,
       tokens: this.#tokens,
-      input: prefix?.input,
       model: prefix?.model ?? this.#responseModel ?? null,
       status: ending.status,
       ttfbMs: ending.ttfbMs < 0 ? null : ending.ttfbMs,

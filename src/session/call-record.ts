@@ -2,13 +2,13 @@
 export type CacheOutcome = 'hit' | 'partial' | 'miss' | 'n/a'
 
 /** Why a call missed the cache: the first of these that applies. */
-export type MissReason = 'first_request' | 'rebound' | 'prefix_changed' | 'history_rewritten' | 'idle' | 'unexplained'
+export type MissReason = 'first_request' | 'rebound' | 'prefix_changed' | 'idle' | 'unexplained'
 
 /**
  * One model call (an HTTP request to /v1/responses or /v1/chat/completions, or one response on
  * a WebSocket) as the session store keeps it: the last N per session, newest first. Besides
  * what `/gateway/sessions/{id}/requests` shows, it carries the facts the next call's miss
- * reason is judged by (its time, upstream, prefix fingerprint and `input` history), so replicas sharing Redis
+ * reason is judged by (its time, upstream and prefix fingerprint), so replicas sharing Redis
  * judge alike.
  */
 export interface CallRecord {
@@ -33,10 +33,6 @@ export interface CallRecord {
    * the upstream refused the call inside its answer. Absent for every other call.
    */
   error?: string | undefined
-  /** How many items the request's `input` history had (input-history.ts); absent when it was not read. */
-  inputItems?: number | undefined
-  /** The digest of those items' sizes, for the next call to tell whether its history goes on from this one. */
-  inputDigest?: number | undefined
 }
 
 /**

@@ -44,12 +44,11 @@ export const SESSION_BYTES = {
   /** A usage totals object, with its two timestamps as heap numbers. */
   usage: 150,
   /**
-   * A call record: an object of 16 fields, its slot in the array; its strings add theirs. 320
+   * A call record: an object of 14 fields, its slot in the array; its strings add theirs. 320
    * measured with 13; the 14th, `error` (undefined but for a call refused in its stream), is one
-   * more 8-byte slot, and so are the 15th and 16th, `inputItems` and `inputDigest`; the digest
-   * (53 bits) is a heap number of its own, 16 bytes more (counted whether there is one or not).
+   * more 8-byte slot.
    */
-  record: 360
+  record: 328
 }
 
 /** The estimated bytes of a new, empty session entry for `sessionId`. */

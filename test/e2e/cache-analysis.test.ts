@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { request } from 'undici'
 import type { CallView } from '../../src/session/call-record.js'
 import { chatCompletionStream } from '../support/chat-completions.js'
-import { answerWithChosenUsage, callBody, callRecords, modelCall, OTHER_TOOLS, recordsUntil, TOOLS, type CallOptions } from '../support/cache-calls.js'
+import { answerWithChosenUsage, callBody, callRecords, modelCall, OTHER_TOOLS, recordsUntil, type CallOptions } from '../support/cache-calls.js'
 import { startGateway, startGatewayWithUpstream } from '../support/gateway.js'
 import { replyJson, responseStream, startMockUpstream, type UpstreamHandler } from '../support/mock-upstream.js'
 import { needs } from '../support/needs.js'
@@ -237,48 +237,6 @@ t.test('a changed reasoning_effort or verbosity is prefix_changed: a chat call, 
   await call('high', 'high', 'the verbosity changed')
   const { data } = await callRecords(gateway.origin, session)
   t.same(data.map((r) => r.miss_reason).reverse(), ['first_request', 'unexplained', 'prefix_changed', 'unexplained', 'prefix_changed'], 'only a changed effort or verbosity explains its miss')
-})
-
-/** A codex-like history: the previous turns' items, then the new one. */
-const turn = (text: string): Record<string, unknown> => ({ type: 'message', role: 'user', content: [{ type: 'input_text', text }] })
-const answer = (text: string): Record<string, unknown> => ({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] })
-
-t.test('a history that was rewritten, not appended to, is history_rewritten: compacted, truncated or edited', async (t) => {
-  const { gateway } = await startGatewayWithUpstream(t, {}, answerWithChosenUsage)
-  const session = 's-history'
-  const first = [turn('fix the failing test'), answer('looking at it'), turn('and run it')]
-  await modelCall(gateway.baseURL, { session, usage: [BIG, 0], input: first })
-  // Appended to: the next call's history begins with this one's.
-  const appended = [...first, answer('it passes now'), turn('commit it')]
-  await modelCall(gateway.baseURL, { session, usage: [BIG, 0], input: appended })
-  // Compacted: the history replaced by a summary and the newest turn.
-  const compacted = [turn('Summary of the conversation so far: a test was fixed and committed.'), turn('now push')]
-  await modelCall(gateway.baseURL, { session, usage: [BIG, 0], input: compacted })
-  await modelCall(gateway.baseURL, { session, usage: [BIG, 0], input: [...compacted, answer('pushed'), turn('thanks')] })
-  // Truncated: the oldest item dropped.
-  await modelCall(gateway.baseURL, { session, usage: [BIG, 0], input: [turn('now push'), answer('pushed'), turn('thanks')] })
-  // An item edited in the middle (a longer tool output).
-  await modelCall(gateway.baseURL, { session, usage: [BIG, 0], input: [turn('now push'), answer('pushed, at last'), turn('thanks')] })
-  // Continuing a response stored upstream: `input` holds only the new turn, and is not judged.
-  const continued = JSON.stringify({ model: 'gpt-5', instructions: 'You are terse.', tools: TOOLS, previous_response_id: 'resp_1', input: [turn('go on')], stream: true, metadata: { test_usage: [BIG, 0] } })
-  await request(`${gateway.baseURL}/responses`, { method: 'POST', body: continued, headers: { 'content-type': 'application/json', 'session-id': session } }).then(async (res) => await res.body.text())
-  const { data } = await callRecords(gateway.origin, session)
-  t.same(data.map((r) => r.miss_reason).reverse(), [
-    'first_request', 'unexplained', 'history_rewritten', 'unexplained', 'history_rewritten', 'history_rewritten', 'unexplained'
-  ], 'appended histories and a previous_response_id turn are not rewritten; compacted, truncated and edited ones are')
-  const metrics = await (await request(`${gateway.origin}/metrics`)).body.text()
-  t.match(metrics, /session_gateway_cache_misses_total\{reason="history_rewritten"\} 3\n/)
-})
-
-t.test('a changed prefix is told before a rewritten history, and a rewritten history before an idle gap', async (t) => {
-  const { gateway } = await startGatewayWithUpstream(t, { CACHE_IDLE_SECONDS: '0' }, answerWithChosenUsage)
-  const session = 's-history-order'
-  await modelCall(gateway.baseURL, { session, usage: [BIG, 0], input: [turn('one')] })
-  await modelCall(gateway.baseURL, { session, usage: [BIG, 0], input: [turn('two, longer')], tools: OTHER_TOOLS })
-  await modelCall(gateway.baseURL, { session, usage: [BIG, 0], input: [turn('three, longer still')], tools: OTHER_TOOLS })
-  await modelCall(gateway.baseURL, { session, usage: [BIG, 0], input: [turn('three, longer still'), turn('four')], tools: OTHER_TOOLS })
-  const { data } = await callRecords(gateway.origin, session)
-  t.same(data.map((r) => r.miss_reason).reverse(), ['first_request', 'prefix_changed', 'history_rewritten', 'idle'])
 })
 
 t.test('a gap longer than CACHE_IDLE_SECONDS explains a miss as idle', async (t) => {

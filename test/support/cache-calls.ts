@@ -47,18 +47,13 @@ export interface CallOptions {
   /** A Responses call's `reasoning` (none when not given). */
   reasoning?: Record<string, unknown>
   usage: [number, number]
-  /**
-   * The `input` history; by default one user message, the same every call, so that a call's
-   * history never reads as rewritten unless a test says so.
-   */
-  input?: unknown[]
   /** How the body goes: with content-length (default) or chunked. */
   chunked?: boolean
 }
 
 /** The body of a model call with the given prefix and chosen usage. */
-export function callBody ({ tools = TOOLS, instructions = 'You are terse.', model = 'gpt-5', reasoning, usage, input = [{ role: 'user', content: 'question' }] }: CallOptions): string {
-  return JSON.stringify({ model, instructions, tools, reasoning, input, stream: true, metadata: { test_usage: usage } })
+export function callBody ({ tools = TOOLS, instructions = 'You are terse.', model = 'gpt-5', reasoning, usage }: CallOptions): string {
+  return JSON.stringify({ model, instructions, tools, reasoning, input: [{ role: 'user', content: `question ${++responses}` }], stream: true, metadata: { test_usage: usage } })
 }
 
 /** The `response.create` a WebSocket client sends for the same call: `type` first (as codex writes it), then the body's fields. */

@@ -1,6 +1,5 @@
 import t from 'tap'
 import { cacheOutcome, missReason, type CallFacts } from '../../../src/observe/cache-outcome.js'
-import { InputItems } from '../../../src/observe/input-history.js'
 import type { CallRecord } from '../../../src/session/call-record.js'
 
 const rules = { minTokens: 1024, idleMs: 300_000 }
@@ -27,19 +26,4 @@ t.test('miss reason: the first that applies', async (t) => {
   t.equal(missReason(call({ time: previous.time + previous.durationMs + rules.idleMs }), previous, rules), 'unexplained', 'idle means more than the setting, counted from the end of the previous call')
   t.equal(missReason(call({ fingerprint: null }), previous, rules), 'unexplained', 'an unknown prefix is not a changed one')
   t.equal(missReason(call({ fingerprint: 'bbbb' }), { ...previous, fingerprint: null }, rules), 'unexplained')
-})
-
-t.test('miss reason: a rewritten input history, after a changed prefix and before an idle gap', async (t) => {
-  const items = new InputItems()
-  for (const [start, end] of [[10, 40], [42, 90]]) { items.start(start!); items.end(end!) }
-  const history = items.history()!
-  const recorded: CallRecord = { ...previous, inputItems: 1, inputDigest: history.prefixes[1] }
-  const rewritten = new InputItems()
-  rewritten.start(10)
-  rewritten.end(41)
-  t.equal(missReason(call({ input: history }), recorded, rules), 'unexplained', 'the previous history with an item appended')
-  t.equal(missReason(call({ input: rewritten.history() }), recorded, rules), 'history_rewritten')
-  t.equal(missReason(call({ input: rewritten.history(), time: 9e9 }), recorded, rules), 'history_rewritten', 'before idle')
-  t.equal(missReason(call({ input: rewritten.history(), fingerprint: 'bbbb' }), recorded, rules), 'prefix_changed', 'after prefix_changed')
-  t.equal(missReason(call({ input: rewritten.history() }), previous, rules), 'unexplained', 'a previous call whose history was not read')
 })
