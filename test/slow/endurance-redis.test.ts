@@ -115,7 +115,13 @@ t.test(`a stopped Redis under ${CONCURRENT} concurrent requests: all complete wh
   await post(one, upstream, { input: 'after-one', previous_response_id: shared.responseId })
   for (const [name, gateway] of [['gateway 1', one], ['gateway 2', two]] as const) {
     t.match(await readiness(gateway), { status: 'ready', store: { state: 'ok' } }, `${name}: ready again`)
-    t.equal(linesSaying(gateway, 'redis is back'), 1, `${name}: the recovery is logged once`)
+    // Each outage's end is logged once, not once per request answered again. On a loaded host
+    // a command right after the resume can miss REDIS_TIMEOUT_MS (200 ms) with nothing read
+    // meanwhile: a second outage, logged as one and ended as one (CI saw 2 recoveries once).
+    const outages = gateway.logs.filter((l) => String(l.msg).includes('redis unavailable') || String(l.msg).includes('not reachable at start'))
+    t.equal(linesSaying(gateway, 'redis is back'), outages.length, `${name}: the recovery is logged once per outage`, {
+      lines: gateway.logs.filter((l) => String(l.msg).includes('session store')).map((l) => `${String(l.time)} ${String(l.msg)} ${String(l.reason ?? '')}`)
+    })
   }
   const d = await post(two, upstream, { input: 'after-made', stream: true })
   const e = await post(one, upstream, { input: 'after-continued', previous_response_id: d.responseId })
