@@ -54,89 +54,78 @@ export class FieldDigest {
   }
 }
 
-/** 16 hex digits of a short ASCII text (a few digests joined): the fingerprint the record keeps. */
-export function shortDigest (text: string): string {
-  return new TextDigest().add(text).hex()
-}
-
 /**
- * `shortDigest` of a text fed in pieces: the fingerprint's `model:…;tools:…;` is never made as
- * one string (nor copied into a buffer to be hashed), and the result is a flat string, which a
- * comparison or a store need not flatten first. The lanes see each character's low byte, as
- * they saw the text's latin1 bytes.
+ * The digest of a short ASCII text fed in pieces (`model:…;instructions:…;tools:…;`, the
+ * fingerprint the record keeps), as 16 hex digits. The text is never made as one string (nor
+ * copied into a buffer to be hashed); the lanes see each character's low byte, as they saw the
+ * text's latin1 bytes when it was, so fingerprints stored then still match.
  */
 export class TextDigest {
-  #one = FIRST_ONE
-  #two = FIRST_TWO
+  readonly #lanes = newLanes()
 
   add (text: string): this {
-    let one = this.#one
-    let two = this.#two
+    const lanes = this.#lanes
+    let { one, two } = lanes
     for (let i = 0; i < text.length; i++) {
       const byte = text.charCodeAt(i) & 0xff
-      one = Math.imul(one ^ byte, 0x01000193)
-      two = Math.imul(two ^ byte, 0x01000197)
+      one = Math.imul(one ^ byte, PRIME_ONE)
+      two = Math.imul(two ^ byte, PRIME_TWO)
     }
-    this.#one = one
-    this.#two = two
+    lanes.one = one
+    lanes.two = two
     return this
   }
 
-  /** The 8 hex digits of a lane's value, as `hex32` writes them. */
+  /** The 8 hex digits of a lane's value, as `lanesHex` writes them. */
   addHex (value: number): this {
-    let one = this.#one
-    let two = this.#two
+    const lanes = this.#lanes
+    let { one, two } = lanes
     for (let shift = 28; shift >= 0; shift -= 4) {
       const byte = HEX_CODES[(value >>> shift) & 0xf]!
-      one = Math.imul(one ^ byte, 0x01000193)
-      two = Math.imul(two ^ byte, 0x01000197)
+      one = Math.imul(one ^ byte, PRIME_ONE)
+      two = Math.imul(two ^ byte, PRIME_TWO)
     }
-    this.#one = one
-    this.#two = two
+    lanes.one = one
+    lanes.two = two
     return this
   }
 
   hex (): string {
-    const one = this.#one
-    const two = this.#two
-    return String.fromCharCode(
-      HEX_CODES[(one >>> 28) & 0xf]!, HEX_CODES[(one >>> 24) & 0xf]!, HEX_CODES[(one >>> 20) & 0xf]!, HEX_CODES[(one >>> 16) & 0xf]!,
-      HEX_CODES[(one >>> 12) & 0xf]!, HEX_CODES[(one >>> 8) & 0xf]!, HEX_CODES[(one >>> 4) & 0xf]!, HEX_CODES[one & 0xf]!,
-      HEX_CODES[(two >>> 28) & 0xf]!, HEX_CODES[(two >>> 24) & 0xf]!, HEX_CODES[(two >>> 20) & 0xf]!, HEX_CODES[(two >>> 16) & 0xf]!,
-      HEX_CODES[(two >>> 12) & 0xf]!, HEX_CODES[(two >>> 8) & 0xf]!, HEX_CODES[(two >>> 4) & 0xf]!, HEX_CODES[two & 0xf]!)
+    return lanesHex(this.#lanes)
   }
 }
-
-const HEX_CODES = Array.from('0123456789abcdef', (digit) => digit.charCodeAt(0))
 
 /** Two 32-bit FNV-1a hashes of the same bytes with different seeds and primes: 64 bits between them. */
 interface Lanes { one: number, two: number }
 
-const FIRST_ONE = 0x811c9dc5
-const FIRST_TWO = 0x050c5d1f
-
 function newLanes (): Lanes {
-  return { one: FIRST_ONE, two: FIRST_TWO }
+  return { one: 0x811c9dc5, two: 0x050c5d1f }
 }
 
+// Each loop keeps the lanes in locals: through the object's fields, the tap alone cost ~25 % more.
+const PRIME_ONE = 0x01000193
+const PRIME_TWO = 0x01000197
+
 function feedLanes (lanes: Lanes, bytes: Uint8Array): void {
-  let one = lanes.one
-  let two = lanes.two
+  let { one, two } = lanes
   for (let i = 0; i < bytes.length; i++) {
-    one = Math.imul(one ^ bytes[i]!, 0x01000193)
-    two = Math.imul(two ^ bytes[i]!, 0x01000197)
+    one = Math.imul(one ^ bytes[i]!, PRIME_ONE)
+    two = Math.imul(two ^ bytes[i]!, PRIME_TWO)
   }
   lanes.one = one
   lanes.two = two
 }
 
-function lanesHex (lanes: Lanes): string {
-  return `${hex32(lanes.one)}${hex32(lanes.two)}`
-}
+const HEX_CODES = Array.from('0123456789abcdef', (digit) => digit.charCodeAt(0))
 
-/** Two hex digits per byte value: Number#toString(16) cost ~0.2 µs a call. */
-const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'))
-
-function hex32 (value: number): string {
-  return HEX[(value >>> 24) & 0xff]! + HEX[(value >>> 16) & 0xff]! + HEX[(value >>> 8) & 0xff]! + HEX[value & 0xff]!
+/**
+ * Both lanes' 16 hex digits as one flat string (made at once, not joined from pieces: a
+ * comparison or a store need not flatten it first).
+ */
+function lanesHex ({ one, two }: Lanes): string {
+  return String.fromCharCode(
+    HEX_CODES[(one >>> 28) & 0xf]!, HEX_CODES[(one >>> 24) & 0xf]!, HEX_CODES[(one >>> 20) & 0xf]!, HEX_CODES[(one >>> 16) & 0xf]!,
+    HEX_CODES[(one >>> 12) & 0xf]!, HEX_CODES[(one >>> 8) & 0xf]!, HEX_CODES[(one >>> 4) & 0xf]!, HEX_CODES[one & 0xf]!,
+    HEX_CODES[(two >>> 28) & 0xf]!, HEX_CODES[(two >>> 24) & 0xf]!, HEX_CODES[(two >>> 20) & 0xf]!, HEX_CODES[(two >>> 16) & 0xf]!,
+    HEX_CODES[(two >>> 12) & 0xf]!, HEX_CODES[(two >>> 8) & 0xf]!, HEX_CODES[(two >>> 4) & 0xf]!, HEX_CODES[two & 0xf]!)
 }

@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto'
 import t from 'tap'
-import { FieldDigest, shortDigest, TextDigest } from '../../../src/observe/field-digest.js'
+import { FieldDigest, TextDigest } from '../../../src/observe/field-digest.js'
+
+/** The digest of a whole text, as the fingerprint's pieces joined. */
+const shortDigest = (text: string): string => new TextDigest().add(text).hex()
 
 const digestOf = (parts: Buffer[]): string => {
   const d = new FieldDigest()
