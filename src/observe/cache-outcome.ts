@@ -1,5 +1,6 @@
 import type { CacheOutcome, CallRecord, MissReason } from '../session/call-record.js'
 import type { TokenUsage } from '../session/session-usage.js'
+import { sharedInputBytes, type InputHistory } from './input-history.js'
 
 export interface CacheRules {
   /** Prompts below this many input tokens can't be cached: their outcome is `n/a`. */
@@ -14,6 +15,8 @@ export interface CallFacts {
   upstream: string
   fingerprint: string | null
   tokens: TokenUsage | undefined
+  /** The items of the request's `input` history; undefined when none was read (RequestPrefix.input). */
+  input?: InputHistory | undefined
 }
 
 /**
@@ -28,12 +31,51 @@ export function cacheOutcome (tokens: TokenUsage | undefined, { minTokens }: Cac
 
 /**
  * Why a call missed, judged against the session's previous call (undefined: there was none).
- * A prefix counts as changed only when both fingerprints are known.
+ * A prefix counts as changed only when both fingerprints are known; an input as changed only
+ * when both calls' `input` items were read (input-history.ts) and what the two prompts share
+ * is too short to be cached (inputChangeExplains). A changed input is certain to miss however
+ * soon it comes, so it is told before an idle gap, which only makes a miss likely.
  */
-export function missReason (call: CallFacts, previous: CallRecord | undefined, { idleMs }: CacheRules): MissReason {
+export function missReason (call: CallFacts, previous: CallRecord | undefined, rules: CacheRules): MissReason {
   if (previous === undefined) return 'first_request'
   if (previous.upstream !== call.upstream) return 'rebound'
   if (call.fingerprint !== null && previous.fingerprint !== null && call.fingerprint !== previous.fingerprint) return 'prefix_changed'
-  if (call.time - (previous.time + previous.durationMs) > idleMs) return 'idle'
+  if (inputChangeExplains(call, previous, rules)) return 'input_changed'
+  if (call.time - (previous.time + previous.durationMs) > rules.idleMs) return 'idle'
   return 'unexplained'
+}
+
+/**
+ * Bytes per token of English prose, the most a shared part is counted at: bytes that hold fewer
+ * tokens (JSON's punctuation, a base64 image or file in `input`) would otherwise make the
+ * call's average count a shared prose prefix as less than it is.
+ */
+const PROSE_BYTES_PER_TOKEN = 4
+/** What two prompts may share, in tokens, for a changed input to explain a miss: this much of `minTokens`. */
+const SHARED_SHARE = 0.75
+
+/**
+ * The bytes two prompts may share at most for a changed input to explain a miss: a call record
+ * keeps what tells its input apart up to here (input-history.ts).
+ */
+export function judgedInputBytes ({ minTokens }: CacheRules): number {
+  return minTokens * SHARED_SHARE * PROSE_BYTES_PER_TOKEN
+}
+
+/**
+ * Whether the call's `input` did not go on from the previous call's and what the two prompts
+ * still share (the fingerprinted fields, equal, and the leading items of the same sizes) is
+ * under three quarters of the shortest prefix cached. Its tokens are estimated from its bytes
+ * at prose's rate, or at the call's own (its input tokens over the bytes of its fields and
+ * items) when that is denser (code, scripts of more bytes a character). The margin covers a
+ * shared part denser than that: near the line, the miss is left to the next reasons rather
+ * than put on the input.
+ */
+function inputChangeExplains (call: CallFacts, previous: CallRecord, { minTokens }: CacheRules): boolean {
+  const history = call.input
+  if (history === undefined || call.tokens === undefined || call.fingerprint === null || call.fingerprint !== previous.fingerprint) return false
+  const shared = sharedInputBytes(history, previous)
+  if (shared === undefined) return false
+  const tokensPerByte = Math.max(call.tokens.input / (history.prefixBytes + history.ends[history.items]!), 1 / PROSE_BYTES_PER_TOKEN)
+  return (history.prefixBytes + shared) * tokensPerByte < minTokens * SHARED_SHARE
 }

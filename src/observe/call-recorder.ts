@@ -1,7 +1,8 @@
 import type { Logger } from './logger.js'
 import type { GatewayMetrics } from './metrics.js'
 import type { CacheHistory } from './cache-history.js'
-import { cacheOutcome, missReason, type CacheRules, type CallFacts } from './cache-outcome.js'
+import { cacheOutcome, judgedInputBytes, missReason, type CacheRules, type CallFacts } from './cache-outcome.js'
+import { checkpointsOf } from './input-history.js'
 import type { CallRecord } from '../session/call-record.js'
 import type { SessionStore } from '../session/session-store.js'
 
@@ -40,6 +41,7 @@ export class CallRecorder {
   record (sessionId: string, call: FinishedCall): void {
     const { store, rules, metrics, history, logger } = this.options
     const cache = cacheOutcome(call.tokens, rules)
+    const checkpoints = call.input === undefined ? undefined : checkpointsOf(call.input, judgedInputBytes(rules))
     const build = (previous: CallRecord | undefined): CallRecord => ({
       time: call.time,
       model: call.model,
@@ -54,7 +56,9 @@ export class CallRecorder {
       cache,
       missReason: cache === 'miss' ? missReason(call, previous, rules) : null,
       fingerprint: call.fingerprint,
-      error: call.error
+      error: call.error,
+      inputItems: checkpoints === undefined ? undefined : call.input?.items,
+      inputCheckpoints: checkpoints
     })
     store.recordCall(sessionId, build).then((record) => {
       metrics.callRecorded(record)

@@ -17,8 +17,10 @@ export class FieldDigest {
   /** A short value's parts (views of the chunks, not copies) until it proves long. */
   #parts: Buffer[] = []
   #sha: Hash | undefined
+  #size = 0
 
   update (part: Buffer): void {
+    this.#size += part.length
     if (this.#sha !== undefined) {
       this.#sha.update(part)
       return
@@ -33,6 +35,11 @@ export class FieldDigest {
     this.#parts.push(part)
     this.#bytes += part.length
     feedLanes(this.#lanes, part)
+  }
+
+  /** How many bytes the value has, short or long. */
+  get size (): number {
+    return this.#size
   }
 
   /** The value's bytes when it is short (SMALL_BYTES at most); undefined for a long one. */

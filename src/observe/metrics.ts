@@ -107,11 +107,11 @@ export class GatewayMetrics {
     new ReadFamily('session_gateway_upstream_healthy', '1 while the upstream takes traffic, 0 while it is ejected.', // eslint-disable-line no-new
       () => upstreams.names.map((name) => [{ upstream: name }, upstreams.isHealthy(name) ? 1 : 0]), registry)
     this.#cacheRequests = new CounterFamily('session_gateway_cache_requests_total', 'Model calls by prompt cache outcome: hit (cached >= half the input), partial, miss, n/a (prompt too short, or no usage).', ['outcome'], registry)
-    this.#cacheMisses = new CounterFamily('session_gateway_cache_misses_total', 'Cache misses by reason: first_request, rebound, prefix_changed, idle, unexplained.', ['reason'], registry)
+    this.#cacheMisses = new CounterFamily('session_gateway_cache_misses_total', 'Cache misses by reason: first_request, rebound, prefix_changed, input_changed, idle, unexplained.', ['reason'], registry)
     this.#modelTokens = new CounterFamily('session_gateway_model_tokens_total', `Tokens of model calls by model (the first ${MAX_MODEL_LABELS} seen; the rest as other) and type.`, ['model', 'type'], registry)
     // Exported from the start, so a dashboard sees 0 rather than no series before any traffic.
     for (const outcome of ['hit', 'partial', 'miss', 'n/a']) this.#cacheRequests.cell(outcome)
-    for (const reason of ['first_request', 'rebound', 'prefix_changed', 'idle', 'unexplained']) this.#cacheMisses.cell(reason)
+    for (const reason of ['first_request', 'rebound', 'prefix_changed', 'input_changed', 'idle', 'unexplained']) this.#cacheMisses.cell(reason)
     new ReadFamily('session_gateway_sessions', 'Session bindings held by this process\'s store.', () => [[{}, sessionCount()]], registry) // eslint-disable-line no-new
     for (const upstream of upstreams.names) {
       for (const kind of ['connect', 'timeout', 'reset', 'protocol', 'status']) this.#upstreamErrors.cell(kind, upstream)

@@ -1,4 +1,5 @@
 import { FieldDigest, TextDigest } from './field-digest.js'
+import { InputItems, type InputHistory } from './input-history.js'
 import { MessageRole } from './message-role.js'
 
 /**
@@ -22,6 +23,13 @@ export interface RequestPrefix {
    * e.g. `response.create`; an HTTP body has none.
    */
   type: string | undefined
+  /**
+   * The items of a top-level `input` array (not in the fingerprint: it grows every turn), or a
+   * string `input` as one item, for the next call to tell whether its history goes on from this
+   * one (input-history.ts). Undefined without one, and for a call that continues a conversation
+   * stored upstream (`previous_response_id`, `conversation`), whose `input` holds only the new turn.
+   */
+  input: InputHistory | undefined
 }
 
 /**
@@ -48,8 +56,18 @@ const FIRST_SETTING = 5
  */
 const NEXT_MESSAGE = FIELDS.length
 const NONE = -1
-/** Longer keys are none of the fields: the longest name written wholly in `\uXXXX` escapes, six bytes a character. */
-const MAX_KEY_BYTES = 6 * Math.max(...FIELDS.map((field) => field.length))
+/**
+ * Top-level keys noted, not hashed: `input`, whose items are counted (RequestPrefix.input),
+ * and the keys that continue a conversation stored upstream.
+ */
+const NOTED = ['input', 'previous_response_id', 'conversation'] as const
+const INPUT = 100
+/** `previous_response_id` and `conversation`: one bit each in #continues. */
+const CONTINUES_RESPONSE = 101
+const CONTINUES_CONVERSATION = 102
+const NOTED_AS = [INPUT, CONTINUES_RESPONSE, CONTINUES_CONVERSATION]
+/** Longer keys are none of these: the longest name written wholly in `\uXXXX` escapes, six bytes a character. */
+const MAX_KEY_BYTES = 6 * Math.max(...[...FIELDS, ...NOTED].map((field) => field.length))
 /**
  * A tap's key buffer until a longer key (written with escapes) needs more: V8 keeps a typed
  * array of up to 64 bytes on its heap (~20 ns to make), a longer one off it (~250 ns).
@@ -135,6 +153,17 @@ export class PrefixFingerprint {
   /** Chunks held to be read later, and how far the first has been read. */
   #held: Buffer[] = []
   #heldAt = 0
+  /** Where the chunk being read begins in the body. */
+  #offset = 0
+  /** The items of the top-level `input` array, while it is crossed and after; undefined without one. */
+  #input: InputItems | undefined
+  /** The top-level `input` (an array, or a string) is being crossed. */
+  #inInput = false
+  /**
+   * A bit for each of `previous_response_id` and `conversation` whose (last) value is not null:
+   * any set, `input` holds only the new turn.
+   */
+  #continues = 0
   #result: RequestPrefix | undefined | null = null
 
   constructor ({ typeOnly = false }: { typeOnly?: boolean } = {}) {
@@ -161,6 +190,7 @@ export class PrefixFingerprint {
     if (this.#field !== NONE) this.#hashPart(chunk, this.#from, n)
     if (this.#mode === KEY) this.#keepKeyPart(chunk, this.#from, n)
     if (this.#member) this.#keepKeyPart(chunk, this.#memberFrom, n)
+    this.#offset += n
   }
 
   /** Keeps `chunk` (not a copy) to be read by `readHeld` or `result`. */
@@ -214,9 +244,17 @@ export class PrefixFingerprint {
       fingerprint: text.hex(),
       model: shortString(model),
       hasPrefixFields: model !== undefined || instructions !== undefined || tools !== undefined || messages !== undefined || settings,
-      type: shortString(this.#hashes[TYPE])
+      type: shortString(this.#hashes[TYPE]),
+      input: this.#continues !== 0 ? undefined : this.#input?.history(this.#prefixBytes())
     }
     return this.#result
+  }
+
+  /** The bytes of the fields fingerprinted (all but `type`): the part of the prompt before its `input`. */
+  #prefixBytes (): number {
+    let bytes = 0
+    for (let f = 0; f < this.#hashes.length; f++) if (f !== TYPE) bytes += this.#hashes[f]?.size ?? 0
+    return bytes
   }
 
   /**
@@ -244,7 +282,7 @@ export class PrefixFingerprint {
   /** Reads from `i` in the current mode; returns where the next step starts. */
   #step (chunk: Buffer, i: number): number {
     switch (this.#mode) {
-      case NESTED: return this.#field === MESSAGES || this.#field === NEXT_MESSAGE ? this.#crossMessages(chunk, i) : this.#crossNested(chunk, i)
+      case NESTED: return this.#field === MESSAGES || this.#field === NEXT_MESSAGE ? this.#crossMessages(chunk, i) : this.#inInput ? this.#crossInput(chunk, i) : this.#crossNested(chunk, i)
       case KEY: case STRING: case NESTED_STRING: return this.#crossString(chunk, i)
       case SCALAR: return this.#crossScalar(chunk, i)
       case AFTER: return this.#afterBody(chunk, i)
@@ -268,7 +306,7 @@ export class PrefixFingerprint {
     } else if (c === QUOTE) {
       this.#startValue(i, STRING)
     } else if (c === 0x7b || c === 0x5b) {
-      this.#startValue(i, NESTED)
+      this.#startValue(i, NESTED, c === 0x5b)
       this.#depth = 2
     } else if (c === 0x7d) {
       this.#mode = AFTER
@@ -283,9 +321,13 @@ export class PrefixFingerprint {
   }
 
   /** A top-level value begins at `i`: hashed from here when its key is wanted (a repeated key starts over). */
-  #startValue (i: number, mode: number): void {
+  #startValue (i: number, mode: number, array = false): void {
     this.#mode = mode
     if (this.#pending === NONE) return
+    if (this.#pending >= INPUT) {
+      this.#noteValue(i, mode, array)
+      return
+    }
     this.#field = this.#pending
     this.#pending = NONE
     this.#from = i
@@ -296,9 +338,31 @@ export class PrefixFingerprint {
     }
   }
 
+  /**
+   * A noted key's value begins at `i` (NOTED): as with fields, of a repeated key the last
+   * counts. A string `input` is one item (#endValue ends it); an object is none of the API's.
+   */
+  #noteValue (i: number, mode: number, array: boolean): void {
+    if (this.#pending === INPUT) {
+      const string = mode === STRING
+      this.#input = array || string ? new InputItems() : undefined
+      if (string) this.#input!.start(this.#offset + i)
+      this.#inInput = array || string
+    } else {
+      const bit = 1 << (this.#pending - CONTINUES_RESPONSE)
+      // null (or another scalar) continues nothing
+      this.#continues = mode === SCALAR ? this.#continues & ~bit : this.#continues | bit
+    }
+    this.#pending = NONE
+  }
+
   /** The top-level value being read ends before `end`: back to the object's tokens. */
   #endValue (chunk: Buffer, end: number): void {
     this.#mode = TOP
+    if (this.#inInput) { // a string `input` (#crossInput ends an array's itself)
+      this.#input!.end(this.#offset + end)
+      this.#inInput = false
+    }
     if (this.#field === NONE) return
     this.#hashPart(chunk, this.#from, end)
     if (this.#typeOnly) this.#mode = TYPE_READ // only `type` is ever hashed in this mode
@@ -315,19 +379,58 @@ export class PrefixFingerprint {
     while (i < n) {
       const c = chunk[i++]!
       if (c === QUOTE) {
-        const end = this.#stringEnd(chunk, i, i)
-        if (end === -1) {
-          this.#mode = NESTED_STRING
-          this.#depth = depth
-          return n
-        }
-        i = end + 1
+        i = this.#pastString(chunk, i, depth)
+        if (i === -1) return n
       } else if (c === 0x7b || c === 0x5b) {
         depth++
       } else if ((c === 0x7d || c === 0x5d) && --depth === 1) {
         this.#depth = 1
         this.#endValue(chunk, i)
         return i
+      }
+    }
+    this.#depth = depth
+    return n
+  }
+
+  /**
+   * A string inside a container value opened at `i - 1`: where the byte after it is, or -1 when
+   * the chunk ends inside it (then NESTED_STRING, at `depth`, goes on in the next chunk).
+   */
+  #pastString (chunk: Buffer, i: number, depth: number): number {
+    const end = this.#stringEnd(chunk, i, i)
+    if (end !== -1) return end + 1
+    this.#mode = NESTED_STRING
+    this.#depth = depth
+    return -1
+  }
+
+  /**
+   * Inside the top-level `input` array: as #crossNested, and where each of its items begins
+   * and ends (depth 2 to 3 and back) is told to #input. Returns where the array ends, or the
+   * chunk's length.
+   */
+  #crossInput (chunk: Buffer, i: number): number {
+    const n = chunk.length
+    const items = this.#input! // made when `input` began
+    let depth = this.#depth
+    while (i < n) {
+      const c = chunk[i++]!
+      if (c === QUOTE) {
+        if (depth === 2) items.uncountable() // a string item
+        i = this.#pastString(chunk, i, depth)
+        if (i === -1) return n
+      } else if (c === 0x7b || c === 0x5b) {
+        if (depth++ === 2) items.start(this.#offset + i - 1)
+      } else if (c === 0x7d || c === 0x5d) {
+        if (--depth === 2) {
+          items.end(this.#offset + i)
+        } else if (depth === 1) {
+          this.#depth = 1
+          this.#inInput = false
+          this.#endValue(chunk, i)
+          return i
+        }
       }
     }
     this.#depth = depth
@@ -545,6 +648,7 @@ function oddBackslashesBefore (chunk: Buffer, end: number, floor: number): boole
 }
 
 const FIELD_BYTES = FIELDS.map((field) => Buffer.from(field))
+const NOTED_BYTES = NOTED.map((key) => Buffer.from(key))
 
 /** The field a top-level key names (its first `length` raw bytes, escapes unresolved), or NONE. */
 function fieldOf (key: Uint8Array, length: number): number {
@@ -559,11 +663,19 @@ function fieldOf (key: Uint8Array, length: number): number {
       for (let i = 0; i < length && same; i++) same = key[i] === name[i]
       if (same) return f
     }
+    for (let k = 0; k < NOTED_BYTES.length; k++) {
+      const name = NOTED_BYTES[k]!
+      if (name.length !== length) continue
+      let same = true
+      for (let i = 0; i < length && same; i++) same = key[i] === name[i]
+      if (same) return NOTED_AS[k]!
+    }
     return NONE
   }
   try {
     const name = JSON.parse(`"${Buffer.from(key.buffer, key.byteOffset, length).toString('latin1')}"`) as string
-    return (FIELDS as readonly string[]).indexOf(name)
+    const noted = (NOTED as readonly string[]).indexOf(name)
+    return noted === -1 ? (FIELDS as readonly string[]).indexOf(name) : NOTED_AS[noted]!
   } catch {
     return NONE
   }

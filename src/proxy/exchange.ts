@@ -4,7 +4,7 @@ import type { Logger } from '../observe/logger.js'
 import { NO_UPSTREAM, type GatewayMetrics, type Transport } from '../observe/metrics.js'
 import { logExchange } from '../observe/request-log.js'
 import type { CallRecorder, FinishedCall } from '../observe/call-recorder.js'
-import { PrefixFingerprint } from '../observe/prefix-fingerprint.js'
+import { PrefixFingerprint, type RequestPrefix } from '../observe/prefix-fingerprint.js'
 import type { ModelApi, ResponseFacts } from '../observe/response-observer.js'
 import { routeLabel } from '../observe/route-label.js'
 import type { AttemptSpan, ExchangeSpan, ExchangeTracer } from '../observe/tracing.js'
@@ -265,13 +265,13 @@ export class Exchange implements Drainable, ResponseFacts, LineageBinding {
   /**
    * WebSocket: a response is over. A WebSocket carries many: each counts as a request of its
    * own, as an HTTP call does, with no tokens when it ended without usage (an `error`). With
-   * `fingerprint`, the prefix of the request it answers when cache analysis reads them (it
+   * `prefix`, the prefix of the request it answers when cache analysis reads them (it
    * resolves once that request has been read: a compressed one may still be inflating).
    */
-  onWebSocketResponse (tokens: TokenUsage | undefined, fingerprint?: Promise<string | null>): void {
+  onWebSocketResponse (tokens: TokenUsage | undefined, prefix?: Promise<RequestPrefix | undefined>): void {
     if (tokens !== undefined) this.#countTokens(tokens)
     if (this.session !== undefined) this.deps.sessions.recordUsage(this.session.id, tokens ?? NO_TOKENS)
-    this.#recordWebSocketCall(tokens, fingerprint)
+    this.#recordWebSocketCall(tokens, prefix)
   }
 
   /** The usage will be known only after the exchange ends (a compressed body still inflating). */
@@ -330,6 +330,7 @@ export class Exchange implements Drainable, ResponseFacts, LineageBinding {
       upstream: this.upstream ?? NO_UPSTREAM,
       fingerprint: prefix?.fingerprint ?? null,
       tokens: this.#tokens,
+      input: prefix?.input,
       model: prefix?.model ?? this.#responseModel ?? null,
       status: ending.status,
       ttfbMs: ending.ttfbMs < 0 ? null : ending.ttfbMs,
@@ -342,7 +343,7 @@ export class Exchange implements Drainable, ResponseFacts, LineageBinding {
    * Each response of a WebSocket is a model call of its own, recorded with the prefix of the
    * request (`response.create` or `response.append`) it answers (docs/websocket.md); without cache analysis, with none.
    */
-  #recordWebSocketCall (tokens: TokenUsage | undefined, fingerprint: Promise<string | null> | undefined): void {
+  #recordWebSocketCall (tokens: TokenUsage | undefined, prefix: Promise<RequestPrefix | undefined> | undefined): void {
     const { calls } = this.deps
     const session = this.session
     if (calls === undefined || session === undefined) return
@@ -358,10 +359,11 @@ export class Exchange implements Drainable, ResponseFacts, LineageBinding {
       durationMs: now - this.#callStartedAt
     }
     this.#callStartedAt = now // a response the client did not ask for anew starts here
-    if (fingerprint === undefined) calls.record(session.id, call)
+    if (prefix === undefined) calls.record(session.id, call)
     else {
-      void fingerprint.then((value) => {
-        call.fingerprint = value
+      void prefix.then((value) => {
+        call.fingerprint = value?.fingerprint ?? null
+        call.input = value?.input
         calls.record(session.id, call)
       })
     }

@@ -174,7 +174,7 @@ function startTunnel (exchange: Exchange, client: Socket, upstream: Socket, head
     readsPrefixes: exchange.readsPrefixes,
     onResponseId: (id) => exchange.onResponseId(id),
     // Cache analysis asks for the prefix of the request (response.create) each response answers.
-    onResponseDone: (usage, fingerprint) => exchange.onWebSocketResponse(usage, exchange.readsPrefixes ? fingerprint() : undefined),
+    onResponseDone: (usage, prefix) => exchange.onWebSocketResponse(usage, exchange.readsPrefixes ? prefix() : undefined),
     onRequest: (startedAt) => exchange.onWebSocketRequest(startedAt),
     onResponseModel: (model) => exchange.onResponseModel(model),
     onResponseEvent: exchange.traced ? (type) => exchange.onResponseEvent(type) : undefined,

@@ -2,14 +2,14 @@
 export type CacheOutcome = 'hit' | 'partial' | 'miss' | 'n/a'
 
 /** Why a call missed the cache: the first of these that applies. */
-export type MissReason = 'first_request' | 'rebound' | 'prefix_changed' | 'idle' | 'unexplained'
+export type MissReason = 'first_request' | 'rebound' | 'prefix_changed' | 'input_changed' | 'idle' | 'unexplained'
 
 /**
  * One model call (an HTTP request to /v1/responses or /v1/chat/completions, or one response on
  * a WebSocket) as the session store keeps it: the last N per session, newest first. Besides
  * what `/gateway/sessions/{id}/requests` shows, it carries the facts the next call's miss
- * reason is judged by (its time, upstream and prefix fingerprint), so replicas sharing Redis
- * judge alike.
+ * reason is judged by (its time, upstream, prefix fingerprint and `input` items), so replicas
+ * sharing Redis judge alike.
  */
 export interface CallRecord {
   /** Start, in epoch milliseconds (fractional: the next call's idle gap is never 0 by rounding). */
@@ -33,6 +33,17 @@ export interface CallRecord {
    * the upstream refused the call inside its answer. Absent for every other call.
    */
   error?: string | undefined
+  /**
+   * How many items the request's `input` had (input-history.ts); absent when it was not read,
+   * or when its fingerprinted fields alone are more than a changed input can be judged by.
+   */
+  inputItems?: number | undefined
+  /**
+   * Digests of the sizes of its first 1, 2, 4, … items and of them all, up to the first that
+   * covers what a changed input can be judged by (input-history.ts): for the next call to tell
+   * whether its input goes on from this one, and if not, how much of it the two share at most.
+   */
+  inputCheckpoints?: readonly number[] | undefined
 }
 
 /**

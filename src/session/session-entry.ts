@@ -44,11 +44,14 @@ export const SESSION_BYTES = {
   /** A usage totals object, with its two timestamps as heap numbers. */
   usage: 150,
   /**
-   * A call record: an object of 14 fields, its slot in the array; its strings add theirs. 320
+   * A call record: an object of 16 fields, its slot in the array; its strings add theirs. 320
    * measured with 13; the 14th, `error` (undefined but for a call refused in its stream), is one
-   * more 8-byte slot.
+   * more 8-byte slot, and so are the 15th and 16th, `inputItems` and `inputCheckpoints`; the
+   * checkpoints' array adds its own (callRecordBytes).
    */
-  record: 328
+  record: 344,
+  /** An array of doubles: its object and its backing store's header; 8 bytes an element more. */
+  doubles: 48
 }
 
 /** The estimated bytes of a new, empty session entry for `sessionId`. */
@@ -58,5 +61,6 @@ export function sessionEntryBytes (sessionId: string): number {
 
 /** The estimated bytes of one call record. */
 export function callRecordBytes (r: CallRecord): number {
-  return SESSION_BYTES.record + 2 * ((r.model?.length ?? 0) + r.upstream.length + (r.fingerprint?.length ?? 0) + (r.error?.length ?? 0))
+  const checkpoints = r.inputCheckpoints === undefined ? 0 : SESSION_BYTES.doubles + 8 * r.inputCheckpoints.length
+  return SESSION_BYTES.record + checkpoints + 2 * ((r.model?.length ?? 0) + r.upstream.length + (r.fingerprint?.length ?? 0) + (r.error?.length ?? 0))
 }

@@ -20,6 +20,7 @@
  * top level and gets no fingerprint rather than a false one; so does a `response.append`, which
  * carries only input items.
  */
+import type { RequestPrefix } from '../observe/prefix-fingerprint.js'
 import type { DeflateParams } from './message-inflater.js'
 import { RequestMessages, type RequestMessage } from './request-messages.js'
 
@@ -51,7 +52,7 @@ interface Sent {
 
 /** What an upstream event asks of the messages sent whole before it came (those numbered below `before`). */
 type Question =
-  | { before: number, fingerprint: (value: string | null) => void }
+  | { before: number, prefix: (value: RequestPrefix | undefined) => void }
   | { before: number, answered: (() => void) | undefined }
 
 export class ClientRequests {
@@ -97,13 +98,13 @@ export class ClientRequests {
   }
 
   /**
-   * The fingerprint of the request the response now ending answers: the oldest unanswered
-   * request. Null when it is unknown (not read, not one JSON object, or no fields
-   * at its top level). Resolves at once unless a message before it is still being inflated.
+   * The prefix of the request the response now ending answers: the oldest unanswered request.
+   * Undefined when it is unknown (not read, not one JSON object, or no fields at its top
+   * level). Resolves at once unless a message before it is still being inflated.
    */
-  async ofCurrentResponse (): Promise<string | null> {
-    if (this.#lost) return null
-    return await new Promise((resolve) => this.#ask({ before: this.#ended, fingerprint: resolve }))
+  async ofCurrentResponse (): Promise<RequestPrefix | undefined> {
+    if (this.#lost) return undefined
+    return await new Promise((resolve) => this.#ask({ before: this.#ended, prefix: resolve }))
   }
 
   /** A response ended: the request it answered is done with; then `then`, once that request is known. */
@@ -164,8 +165,8 @@ export class ClientRequests {
       const unread = this.#unread[0]
       if (request === undefined && unread !== undefined && unread.seq < question.before) return
       this.#questions.shift()
-      if ('fingerprint' in question) {
-        question.fingerprint(request === undefined ? null : fingerprintOf(request.message))
+      if ('prefix' in question) {
+        question.prefix(request === undefined ? undefined : prefixOf(request.message))
       } else {
         if (request !== undefined) this.#requests.shift()
         question.answered?.()
@@ -181,14 +182,14 @@ export class ClientRequests {
     this.#unread.length = 0
     this.#requests.length = 0
     for (const question of this.#questions.splice(0)) {
-      if ('fingerprint' in question) question.fingerprint(null)
+      if ('prefix' in question) question.prefix(undefined)
       else question.answered?.()
     }
     this.#options.onChange?.()
   }
 }
 
-function fingerprintOf (message: RequestMessage): string | null {
+function prefixOf (message: RequestMessage): RequestPrefix | undefined {
   const prefix = message.tap.result()
-  return prefix?.hasPrefixFields === true ? prefix.fingerprint : null
+  return prefix?.hasPrefixFields === true ? prefix : undefined
 }

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
+import type { RequestPrefix } from '../observe/prefix-fingerprint.js'
 import type { TokenUsage } from '../session/session-usage.js'
 import { closeFrame } from './frame-parser.js'
 import { FrameObserver } from './frame-observer.js'
@@ -43,11 +44,11 @@ export interface TunnelOptions {
   readsPrefixes?: boolean
   onResponseId: (id: string) => void
   /**
-   * A response is over, with its usage or none (ResponseEventListener). `fingerprint` asks for
-   * the prefix of the request it answers (cache analysis); it must be asked now, if at all: the
+   * A response is over, with its usage or none (ResponseEventListener). `prefix` asks for the
+   * prefix of the request it answers (cache analysis); it must be asked now, if at all: the
    * response's terminal event comes next.
    */
-  onResponseDone: (usage: TokenUsage | undefined, fingerprint: () => Promise<string | null>) => void
+  onResponseDone: (usage: TokenUsage | undefined, prefix: () => Promise<RequestPrefix | undefined>) => void
   /** The client sent a request (`response.create`, `response.append`) whose first frame came at `startedAt`: a model call begins. Known once the message is read. */
   onRequest?: ((startedAt: number) => void) | undefined
   /** `response.model` of each response.created (read anyway, with its id). */
@@ -106,11 +107,11 @@ export class WebSocketTunnel {
       // A compressed message inflated later, outside any relay callback.
       onChange: () => { if (!this.#reading) this.#checkIdle() }
     })
-    const fingerprint = async (): Promise<string | null> => await requests.ofCurrentResponse()
+    const prefix = async (): Promise<RequestPrefix | undefined> => await requests.ofCurrentResponse()
     const events = new ResponseEventReader({
       onEvent: (type) => this.#onUpstreamEvent(type),
       onResponseId: options.onResponseId,
-      onResponseDone: (usage) => options.onResponseDone(usage, fingerprint),
+      onResponseDone: (usage) => options.onResponseDone(usage, prefix),
       onResponseModel: options.onResponseModel
     })
     this.#messages = new TextMessages({

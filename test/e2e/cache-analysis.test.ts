@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { request } from 'undici'
 import type { CallView } from '../../src/session/call-record.js'
 import { chatCompletionStream } from '../support/chat-completions.js'
-import { answerWithChosenUsage, callBody, callRecords, modelCall, OTHER_TOOLS, recordsUntil, type CallOptions } from '../support/cache-calls.js'
+import { answerTurn, answerWithChosenUsage, callBody, callRecords, modelCall, OTHER_TOOLS, prose, recordsUntil, sizedModelCall, userTurn, type CallOptions } from '../support/cache-calls.js'
 import { startGateway, startGatewayWithUpstream } from '../support/gateway.js'
 import { replyJson, responseStream, startMockUpstream, type UpstreamHandler } from '../support/mock-upstream.js'
 import { needs } from '../support/needs.js'
@@ -239,6 +239,63 @@ t.test('a changed reasoning_effort or verbosity is prefix_changed: a chat call, 
   t.same(data.map((r) => r.miss_reason).reverse(), ['first_request', 'unexplained', 'prefix_changed', 'unexplained', 'prefix_changed'], 'only a changed effort or verbosity explains its miss')
 })
 
+const turn = userTurn
+const answer = answerTurn
+/** A call whose usage is what its prompt would be at 4 bytes a token, none of it cached. */
+const sizedCall = sizedModelCall
+
+t.test('a changed input whose calls share too little to cache is input_changed: a window that drops old turns, an unrelated question', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, {}, answerWithChosenUsage)
+  const session = 's-input-window'
+  const call = async (input: unknown[] | string, previousResponseId?: string): Promise<void> => await sizedCall(gateway.baseURL, { session, input, previousResponseId })
+  await call([turn('u1', 2100), answer('a1', 1900), turn('u2', 2300)])
+  // Appended to: the prompt begins with the previous one.
+  await call([turn('u1', 2100), answer('a1', 1900), turn('u2', 2300), answer('a2', 1700), turn('u3', 2500)])
+  // A window of the last three turns: the oldest dropped, so only instructions and tools are shared.
+  await call([turn('u2', 2300), answer('a2', 1700), turn('u3', 2500), answer('a3', 1500), turn('u4', 2200)])
+  // An unrelated question, as one-shot calls sharing a session send: an array, then a string.
+  await call([turn('another task altogether', 6400)])
+  await call(prose('and a string input', 6000))
+  // Continuing a response stored upstream: `input` holds only the new turn, and is not judged.
+  await call([turn('go on', 6000)], 'resp_1')
+  const { data } = await callRecords(gateway.origin, session)
+  t.same(data.map((r) => r.miss_reason).reverse(), ['first_request', 'unexplained', 'input_changed', 'input_changed', 'input_changed', 'unexplained'],
+    'an appended history and a previous_response_id turn are not changed inputs; a moved window and unrelated questions are')
+  const metrics = await (await request(`${gateway.origin}/metrics`)).body.text()
+  t.match(metrics, /session_gateway_cache_misses_total\{reason="input_changed"\} 3\n/)
+})
+
+t.test('a changed input is not the reason when what both calls share could be cached: long instructions, an edit deep in the history', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, {}, answerWithChosenUsage)
+  const session = 's-input-shared'
+  // Long instructions, as codex's: some 2,000 tokens that any two of its calls share.
+  const instructions = prose('instructions', 8000)
+  const call = async (input: unknown[]): Promise<void> => await sizedCall(gateway.baseURL, { session, instructions, input })
+  await call([turn('u1', 2100), answer('a1', 1900), turn('u2', 2300)])
+  // Compacted into a summary: the history changed from its first item, the instructions did not.
+  await call([turn('summary of the conversation', 1200), turn('u3', 2000)])
+  const history = Array.from({ length: 10 }, (_, k) => k % 2 === 0 ? turn(`u${k}`, 1000 + 37 * k) : answer(`a${k}`, 900 + 41 * k))
+  const short = async (input: unknown[]): Promise<void> => await sizedCall(gateway.baseURL, { session, input })
+  await short(history)
+  // The ninth item edited: the eight before it (some 2,000 tokens) are still shared.
+  await short(history.map((item, k) => k === 8 ? turn('u8, edited', 1400) : item))
+  const { data } = await callRecords(gateway.origin, session)
+  t.same(data.map((r) => r.miss_reason).reverse(), ['first_request', 'unexplained', 'prefix_changed', 'unexplained'],
+    'a compaction under long instructions, and an edit deep in a history, have another cause')
+})
+
+t.test('a changed prefix is told before a changed input, and a changed input before an idle gap', async (t) => {
+  const { gateway } = await startGatewayWithUpstream(t, { CACHE_IDLE_SECONDS: '0' }, answerWithChosenUsage)
+  const session = 's-input-order'
+  const call = async (input: unknown[], tools?: unknown[]): Promise<void> => await sizedCall(gateway.baseURL, { session, input, tools })
+  await call([turn('one', 6000)])
+  await call([turn('two', 6100)], OTHER_TOOLS)
+  await call([turn('three', 6200)], OTHER_TOOLS)
+  await call([turn('three', 6200), turn('four', 300)], OTHER_TOOLS)
+  const { data } = await callRecords(gateway.origin, session)
+  t.same(data.map((r) => r.miss_reason).reverse(), ['first_request', 'prefix_changed', 'input_changed', 'idle'])
+})
+
 t.test('a gap longer than CACHE_IDLE_SECONDS explains a miss as idle', async (t) => {
   // 0 s: any gap at all between the end of one call and the start of the next is too long.
   const { gateway } = await startGatewayWithUpstream(t, { CACHE_IDLE_SECONDS: '0' }, answerWithChosenUsage)
@@ -345,6 +402,11 @@ t.test('records are shared by replicas through Redis and survive a restart', nee
   const seenByTwo = await recordsUntil(two.origin, 's-shared', 3)
   t.same(seenByTwo.map((r) => r.miss_reason), ['prefix_changed', 'unexplained', 'first_request'])
   t.same(await recordsUntil(one.origin, 's-shared', 3), seenByTwo, 'both replicas show the same records')
+  // A changed input is judged from the other replica's record too: its items' checkpoints, in Redis's JSON.
+  await sizedCall(two.baseURL, { session: 's-shared-input', input: [turn('u1', 2100), answer('a1', 1900), turn('u2', 2300)] })
+  await recordsUntil(one.origin, 's-shared-input', 1)
+  await sizedCall(one.baseURL, { session: 's-shared-input', input: [turn('u2', 2300), answer('a2', 1700), turn('u3', 2500)] })
+  t.same((await recordsUntil(two.origin, 's-shared-input', 2)).map((r) => r.miss_reason), ['input_changed', 'first_request'])
 
   await one.close()
   const again = await startGateway(env)

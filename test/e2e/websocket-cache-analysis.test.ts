@@ -9,7 +9,7 @@ import type { Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { PrefixFingerprint } from '../../src/observe/prefix-fingerprint.js'
 import type { CallRecord } from '../../src/session/call-record.js'
-import { answerCreatesWithChosenUsage, answerWithChosenUsage, callBody, createMessage, modelCall, OTHER_TOOLS, recordsUntil, webSocketCall, type CallOptions } from '../support/cache-calls.js'
+import { answerCreatesWithChosenUsage, answerTurn, answerWithChosenUsage, callBody, createMessage, modelCall, OTHER_TOOLS, recordsUntil, usageAt4BytesPerToken, userTurn, webSocketCall, type CallOptions } from '../support/cache-calls.js'
 import { startGateway, type RunningGateway } from '../support/gateway.js'
 import { acceptRaw, deflateMessages, encodeFrame, rawWebSocket, writeInPieces } from '../support/raw-websocket.js'
 import { responseEvents, startWebSocketUpstream, type UpstreamWebSocket, type WebSocketUpstream } from '../support/websocket-upstream.js'
@@ -67,6 +67,21 @@ t.test('a WebSocket session whose second response.create changes instructions mi
   t.not(records[1]!.fingerprint, records[0]!.fingerprint, 'changed instructions, another fingerprint')
   t.equal(records[2]!.fingerprint, records[1]!.fingerprint, 'an unchanged prefix, the same fingerprint')
   t.equal(records[0]!.fingerprint, httpFingerprint({ usage: [BIG, 0] }), 'the fingerprint its HTTP body would get')
+})
+
+t.test('over WebSocket, compressed as codex sends it, a changed input is input_changed and an appended one is not', async (t) => {
+  const setup = await setUp(t, {}, {})
+  const session = 's-ws-input'
+  const { ws, agreed } = await openSession(t, setup, session, {})
+  t.match(agreed, /permessage-deflate/, 'the messages go compressed')
+  const call = async (input: unknown[]): Promise<void> => await webSocketCall(ws, { input, usage: usageAt4BytesPerToken({ input }) })
+  const first = [userTurn('u1', 2100), answerTurn('a1', 1900), userTurn('u2', 2300)]
+  await call(first)
+  await call([...first, answerTurn('a2', 1700), userTurn('u3', 2500)])
+  await call([userTurn('u2', 2300), answerTurn('a2', 1700), userTurn('u3', 2500), answerTurn('a3', 1500), userTurn('u4', 2200)])
+  const records = await storedRecords(setup.gateway, session, 3)
+  t.same(records.map((r) => [r.status, r.cache, r.missReason]), [[101, 'miss', 'first_request'], [101, 'miss', 'unexplained'], [101, 'miss', 'input_changed']])
+  t.same(records.map((r) => r.inputItems), [3, 5, 5], 'each record keeps its input\'s items')
 })
 
 t.test('a WebSocket session whose response.create changes its reasoning effort misses with prefix_changed', async (t) => {

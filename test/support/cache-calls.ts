@@ -47,13 +47,32 @@ export interface CallOptions {
   /** A Responses call's `reasoning` (none when not given). */
   reasoning?: Record<string, unknown>
   usage: [number, number]
+  /** The `input`: a history, or a string; by default one short user message, a new one each call. */
+  input?: unknown[] | string
+  /** A `previous_response_id` (none when not given). */
+  previousResponseId?: string
   /** How the body goes: with content-length (default) or chunked. */
   chunked?: boolean
 }
 
 /** The body of a model call with the given prefix and chosen usage. */
-export function callBody ({ tools = TOOLS, instructions = 'You are terse.', model = 'gpt-5', reasoning, usage }: CallOptions): string {
-  return JSON.stringify({ model, instructions, tools, reasoning, input: [{ role: 'user', content: `question ${++responses}` }], stream: true, metadata: { test_usage: usage } })
+export function callBody ({ tools = TOOLS, instructions = 'You are terse.', model = 'gpt-5', reasoning, usage, input, previousResponseId }: CallOptions): string {
+  input ??= [{ role: 'user', content: `question ${++responses}` }]
+  return JSON.stringify({ model, instructions, tools, reasoning, previous_response_id: previousResponseId, input, stream: true, metadata: { test_usage: usage } })
+}
+
+/** Text of `bytes` bytes beginning with `label`. */
+export function prose (label: string, bytes: number): string {
+  return `${label}: ${'the quick brown fox jumps over the lazy dog. '.repeat(Math.ceil(bytes / 45))}`.slice(0, bytes)
+}
+
+/** A user turn, or an answer, of `bytes` bytes of text (a test gives turns different sizes, as real ones have). */
+export const userTurn = (label: string, bytes: number): Record<string, unknown> => ({ type: 'message', role: 'user', content: [{ type: 'input_text', text: prose(label, bytes) }] })
+export const answerTurn = (label: string, bytes: number): Record<string, unknown> => ({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text: prose(label, bytes) }] })
+
+/** The usage of a call whose prompt is what its body holds at 4 bytes a token, as English text is, none of it cached. */
+export function usageAt4BytesPerToken (options: Omit<CallOptions, 'usage'>): [number, number] {
+  return [Math.ceil(callBody({ ...options, usage: [0, 0] }).length / 4), 0]
 }
 
 /** The `response.create` a WebSocket client sends for the same call: `type` first (as codex writes it), then the body's fields. */
@@ -83,6 +102,11 @@ export async function modelCall (baseURL: string, options: CallOptions): Promise
   const res = await request(`${baseURL}/responses`, { method: 'POST', body, headers })
   if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}: ${await res.body.text()}`)
   await res.body.dump()
+}
+
+/** A model call whose usage is usageAt4BytesPerToken's. */
+export async function sizedModelCall (baseURL: string, options: Omit<CallOptions, 'usage'>): Promise<void> {
+  await modelCall(baseURL, { ...options, usage: usageAt4BytesPerToken(options) })
 }
 
 /** GET /gateway/sessions/{id}/requests: status and records (newest first). */

@@ -52,7 +52,7 @@ export function jsonValue (random: Random, depth: number): string {
   return kind === 3 ? `[${items.join(',')}${n === 0 ? ws() : ''}]` : `{${items.join(',')}${n === 0 ? ws() : ''}}`
 }
 
-const TOP_KEYS = ['model', 'instructions', 'tools', 'messages', 'messages', 'input', 'stream', 'metadata', 'modelx', 'tool', '', 'text', 'response_format', 'texts', 'reasoning', 'reasoning_effort', 'verbosity', 'reasoning_', 'effort']
+const TOP_KEYS = ['model', 'instructions', 'tools', 'messages', 'messages', 'input', 'input', 'stream', 'metadata', 'modelx', 'tool', '', 'text', 'response_format', 'texts', 'reasoning', 'reasoning_effort', 'verbosity', 'reasoning_', 'effort', 'previous_response_id', 'conversation', 'inputs']
 const ROLES = ['system', 'developer', 'user', 'assistant', 'Système', 'role']
 /** For the first messages: mostly instructions, so that runs of them are common. */
 const LEADING_ROLES = ['system', 'developer', 'system', 'developer', 'user']
@@ -87,7 +87,7 @@ export function randomBody (random: Random): Buffer {
     const key = pick(random, TOP_KEYS)
     const value = key === 'model' && random() < 0.7
       ? jsonString(random, pick(random, ['gpt-5', 'gpt-5-codex', 'o3 "mini"', 'm\\n', 'é']))
-      : key === 'messages' && random() < 0.7 ? randomMessages(random) : jsonValue(random, 3)
+      : (key === 'messages' || key === 'input') && random() < 0.7 ? randomMessages(random) : jsonValue(random, 3)
     // Now and then a key written wholly in escapes: the longest field names are then 90-96 bytes.
     members.push(`${ws()}${jsonString(random, key, random() < 0.05 ? 1 : 0.15)}${ws()}:${ws()}${value}${ws()}`)
   }
@@ -142,6 +142,35 @@ function valueEnd (text: string, at: number): number {
   let i = at
   while (i < text.length && !' \n\r\t,}]'.includes(text[i]!)) i++
   return i
+}
+
+/**
+ * The sizes of the items of a top-level `input` array, each from its opening bracket to its
+ * closing one, or of a string `input` as one item; undefined when there is neither, when an
+ * array's item is a string, or when a
+ * top-level `previous_response_id` or `conversation` is not a scalar (null). Other scalar
+ * items are not counted (the tap looks only at brackets and quotes; the API refuses them).
+ */
+export function referenceInputSizes (body: Buffer): number[] | undefined {
+  const spans = topLevelSpans(body)
+  for (const key of ['previous_response_id', 'conversation']) {
+    const first = spans.get(key)?.toString('latin1')[0]
+    if (first === '"' || first === '{' || first === '[') return undefined
+  }
+  const raw = spans.get('input')
+  if (raw?.[0] === 0x22) return [raw.length] // a string input: one item, its quotes included
+  if (raw === undefined || raw[0] !== 0x5b) return undefined
+  const text = raw.toString('latin1')
+  const sizes: number[] = []
+  let i = skipWs(text, 1)
+  while (text[i] !== ']') {
+    const end = valueEnd(text, i)
+    if (text[i] === '"') return undefined
+    if (text[i] === '{' || text[i] === '[') sizes.push(end - i)
+    i = skipWs(text, end)
+    if (text[i] === ',') i = skipWs(text, i + 1)
+  }
+  return sizes
 }
 
 /**

@@ -1,8 +1,11 @@
 import t from 'tap'
-import { cacheOutcome, missReason, type CallFacts } from '../../../src/observe/cache-outcome.js'
+import { cacheOutcome, judgedInputBytes, missReason, type CallFacts } from '../../../src/observe/cache-outcome.js'
+import { historyOf, recordOf } from '../../support/input-histories.js'
 import type { CallRecord } from '../../../src/session/call-record.js'
 
 const rules = { minTokens: 1024, idleMs: 300_000 }
+/** Where the recorder cuts a record's input digests: the most bytes two calls may share and be judged. */
+const limit = judgedInputBytes(rules)
 const tokens = (input: number, cached: number) => ({ input, cached, output: 1, reasoning: 0 })
 
 t.test('outcome: hit from half the input cached, partial below, miss for none of a long prompt, n/a otherwise', async (t) => {
@@ -26,4 +29,31 @@ t.test('miss reason: the first that applies', async (t) => {
   t.equal(missReason(call({ time: previous.time + previous.durationMs + rules.idleMs }), previous, rules), 'unexplained', 'idle means more than the setting, counted from the end of the previous call')
   t.equal(missReason(call({ fingerprint: null }), previous, rules), 'unexplained', 'an unknown prefix is not a changed one')
   t.equal(missReason(call({ fingerprint: 'bbbb' }), { ...previous, fingerprint: null }, rules), 'unexplained')
+})
+
+t.test('miss reason: a changed input whose shared part is too short to cache, after a changed prefix and before an idle gap', async (t) => {
+  // 1,000 bytes of fingerprinted fields, then the items; 2,000 tokens for 8,000 bytes: 4 bytes a token.
+  const recorded: CallRecord = { ...previous, ...recordOf(historyOf([3000], 1000), limit) }
+  const changed = historyOf([3001, 4000], 1000)
+  t.equal(missReason(call({ input: historyOf([3000, 4000], 1000) }), recorded, rules), 'unexplained', 'the previous input with an item appended')
+  t.equal(missReason(call({ input: changed }), recorded, rules), 'input_changed', 'its first item changed: 250 tokens shared')
+  t.equal(missReason(call({ input: changed, time: 9e9 }), recorded, rules), 'input_changed', 'before idle')
+  t.equal(missReason(call({ input: changed, fingerprint: 'bbbb' }), recorded, rules), 'prefix_changed', 'after prefix_changed')
+  t.equal(missReason(call({ input: changed }), previous, rules), 'unexplained', 'a previous call whose history was not read')
+  t.equal(missReason(call({ input: changed, fingerprint: null }), { ...recorded, fingerprint: null }, rules), 'unexplained', 'nor a prefix')
+})
+
+t.test('miss reason: a changed input is not the reason when the part both prompts share could be cached', async (t) => {
+  const recorded: CallRecord = { ...previous, ...recordOf(historyOf([3000, 10], 1000), limit) }
+  t.equal(missReason(call({ input: historyOf([3000, 4000], 1000) }), recorded, rules), 'unexplained', '4,000 bytes shared: 1,000 tokens')
+  const shortRecord: CallRecord = { ...previous, ...recordOf(historyOf([2000, 10], 1000), limit) }
+  t.equal(missReason(call({ input: historyOf([2000, 5000], 1000) }), shortRecord, rules), 'input_changed', '3,000 bytes shared: 750 tokens, under three quarters of 1,024')
+  const closer: CallRecord = { ...previous, ...recordOf(historyOf([2200, 10], 1000), limit) }
+  t.equal(missReason(call({ input: historyOf([2200, 4800], 1000) }), closer, rules), 'unexplained', '3,200 bytes: 800 tokens, within the margin')
+  // A 500 kB image as base64: 2,300 tokens for 503 kB would count 2,900 shared bytes as 13 tokens.
+  const image: CallRecord = { ...previous, ...recordOf(historyOf([500_000], 2900), limit) }
+  t.equal(missReason(call({ input: historyOf([500_001], 2900), tokens: tokens(2300, 0) }), image, rules), 'input_changed', 'counted at prose\'s 4 bytes a token: 725 shared')
+  const dense: CallRecord = { ...previous, ...recordOf(historyOf([1000], 2000), limit) }
+  t.equal(missReason(call({ input: historyOf([1001], 2000), tokens: tokens(1500, 0) }), dense, rules), 'unexplained', 'a call of 2 bytes a token by its own usage: 2,000 bytes are 1,000 tokens')
+  t.equal(missReason(call({ input: historyOf([1001], 2000), tokens: tokens(1100, 0) }), dense, rules), 'input_changed', 'of 2.7 bytes a token: 733, under the line')
 })

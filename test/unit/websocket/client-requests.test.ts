@@ -23,6 +23,11 @@ const STEER = JSON.stringify({ type: 'response.steer', input: [{ role: 'user', c
 const APPEND = JSON.stringify({ type: 'response.append', input: [{ role: 'user', content: 'and then' }] })
 
 /** The fingerprint an HTTP body with these instructions gets. */
+/** The fingerprint of the request the response now ending answers; null when unknown. */
+async function fingerprintNow (requests: ClientRequests): Promise<string | null> {
+  return (await requests.ofCurrentResponse())?.fingerprint ?? null
+}
+
 function httpFingerprint (instructions: string): string {
   const tap = new PrefixFingerprint()
   tap.push(Buffer.from(JSON.stringify(body(instructions))))
@@ -41,15 +46,15 @@ t.test('each response takes the oldest unanswered response.create; other message
   const requests = new ClientRequests(undefined)
   const parser = new FrameParser(requests.frames)
   parser.push(Buffer.concat([text(PROCESSED), text(create('one')), text(PROCESSED), text(create('two'))]))
-  t.equal(await requests.ofCurrentResponse(), httpFingerprint('one'))
-  t.equal(await requests.ofCurrentResponse(), httpFingerprint('one'), 'asked again before its end: the same request')
+  t.equal(await fingerprintNow(requests), httpFingerprint('one'))
+  t.equal(await fingerprintNow(requests), httpFingerprint('one'), 'asked again before its end: the same request')
   requests.answered()
-  t.equal(await requests.ofCurrentResponse(), httpFingerprint('two'), 'pipelined: the next one')
+  t.equal(await fingerprintNow(requests), httpFingerprint('two'), 'pipelined: the next one')
   requests.answered()
-  t.equal(await requests.ofCurrentResponse(), null, 'none left: unknown')
+  t.equal(await fingerprintNow(requests), null, 'none left: unknown')
   requests.answered() // an error answering nothing leaves the next request paired
   parser.push(text(create('three')))
-  t.equal(await requests.ofCurrentResponse(), httpFingerprint('three'))
+  t.equal(await fingerprintNow(requests), httpFingerprint('three'))
 })
 
 t.test('only a response.create is owed an answer and reported; other messages are read and owe nothing', async (t) => {
@@ -93,9 +98,9 @@ t.test('a response.append is a request too: owed its answer, reported, and its r
   t.notOk(requests.idle, 'owed its answer')
   t.equal(started.length, 1, 'reported as a request')
   parser.push(text(create('after')))
-  t.equal(await requests.ofCurrentResponse(), null, 'its response: no prefix fields of its own, so unknown, not the next request\'s')
+  t.equal(await fingerprintNow(requests), null, 'its response: no prefix fields of its own, so unknown, not the next request\'s')
   requests.answered()
-  t.equal(await requests.ofCurrentResponse(), httpFingerprint('after'), 'the response.create after it keeps its own')
+  t.equal(await fingerprintNow(requests), httpFingerprint('after'), 'the response.create after it keeps its own')
   requests.answered()
   t.ok(requests.idle)
   t.equal(started.length, 2)
@@ -147,7 +152,7 @@ t.test('an upstream event answers only a message sent whole before it came', asy
   while (inflated < 2) await new Promise<void>((resolve) => { onInflated = resolve })
   t.ok(answered, 'the error answered no request')
   t.notOk(requests.idle, 'the response.create sent after it is still owed its answer')
-  t.equal(await requests.ofCurrentResponse(), httpFingerprint('one'))
+  t.equal(await fingerprintNow(requests), httpFingerprint('one'))
 })
 
 t.test('fragmented messages, control frames between fragments, cut anywhere: the HTTP body\'s fingerprint', async (t) => {
@@ -162,7 +167,7 @@ t.test('fragmented messages, control frames between fragments, cut anywhere: the
   for (const seed of [1, 2, 3, 42]) {
     const requests = new ClientRequests(undefined)
     send(requests, frames, seed)
-    t.equal(await requests.ofCurrentResponse(), httpFingerprint('fragmented'), `seed ${seed}`)
+    t.equal(await fingerprintNow(requests), httpFingerprint('fragmented'), `seed ${seed}`)
   }
 })
 
@@ -175,7 +180,7 @@ t.test('compressed messages are inflated in order, with or without context takeo
     // Asked before the inflater had a turn: each answer waits for its message.
     const answers: Array<Promise<string | null>> = []
     for (let i = 0; i < 3; i++) {
-      answers.push(requests.ofCurrentResponse())
+      answers.push(fingerprintNow(requests))
       requests.answered()
     }
     t.same(await Promise.all(answers), [httpFingerprint('one'), httpFingerprint('two'), httpFingerprint('two')], contextTakeover ? 'one window' : 'a fresh window per message')
@@ -189,9 +194,9 @@ t.test('regression: a compressed binary message keeps the client\'s window right
   const [one, binary, two] = await deflateMessages([create('one'), create('two'), create('two')], true)
   const binaryFrame = encodeFrame({ opcode: Opcode.binary, payload: binary!, rsv1: true, masked: true })
   send(requests, [text(one!, true), binaryFrame, text(two!, true)])
-  t.equal(await requests.ofCurrentResponse(), httpFingerprint('one'))
+  t.equal(await fingerprintNow(requests), httpFingerprint('one'))
   requests.answered()
-  t.equal(await requests.ofCurrentResponse(), httpFingerprint('two'), 'not the first request\'s')
+  t.equal(await fingerprintNow(requests), httpFingerprint('two'), 'not the first request\'s')
   requests.answered()
   t.equal(requests.idle, true, 'the binary message owes no answer')
 })
@@ -200,47 +205,47 @@ t.test('compressed messages still inflating when the connection closes are read 
   const requests = new ClientRequests({ noContextTakeover: false })
   send(requests, (await deflateMessages([create('late')], true)).map((payload) => text(payload, true)))
   requests.finish()
-  t.equal(await requests.ofCurrentResponse(), httpFingerprint('late'))
+  t.equal(await fingerprintNow(requests), httpFingerprint('late'))
 })
 
 t.test('a response.create with its fields nested under response has no fingerprint, not a false one', async (t) => {
   const requests = new ClientRequests(undefined)
   send(requests, [text(JSON.stringify({ type: 'response.create', response: body('nested') }))])
-  t.equal(await requests.ofCurrentResponse(), null)
+  t.equal(await fingerprintNow(requests), null)
 })
 
 t.test('what cannot be read makes every prefix unknown from then on, and never throws', async (t) => {
   t.test('a compressed frame when no compression was agreed', async (t) => {
     const requests = new ClientRequests(undefined)
     send(requests, [text(create('plain')), text(Buffer.from([0xf2, 0x34, 0x00]), true), text(create('after'))])
-    t.equal(await requests.ofCurrentResponse(), null)
+    t.equal(await fingerprintNow(requests), null)
     requests.answered()
-    t.equal(await requests.ofCurrentResponse(), null)
+    t.equal(await fingerprintNow(requests), null)
   })
   t.test('corrupt compressed data', async (t) => {
     const requests = new ClientRequests({ noContextTakeover: false })
     send(requests, [text(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00]), true)])
-    const answer = requests.ofCurrentResponse()
+    const answer = fingerprintNow(requests)
     await nextTurn()
     t.equal(await answer, null)
   })
   t.test('more compressed bytes waiting for the inflater than allowed', async (t) => {
     const requests = new ClientRequests({ noContextTakeover: false })
     new FrameParser(requests.frames).push(text(Buffer.alloc(9 * 1024 * 1024, 0x41), true))
-    t.equal(await requests.ofCurrentResponse(), null)
+    t.equal(await fingerprintNow(requests), null)
   })
   t.test('regression: a compressed message that inflates past MAX_INFLATED_MESSAGE_BYTES (a deflate bomb)', async (t) => {
     const requests = new ClientRequests({ noContextTakeover: false })
     // A response.create whose trailing whitespace would still leave it a readable request.
     const [bomb] = await deflateMessages([create('bomb') + ' '.repeat(MAX_INFLATED_MESSAGE_BYTES)], true)
     send(requests, [text(bomb!, true)])
-    t.equal(await requests.ofCurrentResponse(), null, 'unknown, not read on past the bound')
+    t.equal(await fingerprintNow(requests), null, 'unknown, not read on past the bound')
     t.equal(requests.frames.reading, false, 'nothing more is inflated for the connection')
   })
   t.test('more unanswered messages than a client pairs', async (t) => {
     const requests = new ClientRequests(undefined)
     send(requests, Array.from({ length: 65 }, () => text(create('again'))))
-    t.equal(await requests.ofCurrentResponse(), null)
+    t.equal(await fingerprintNow(requests), null)
     t.equal(requests.frames.reading, false, 'nothing more is copied or read for the rest of the connection')
   })
 
@@ -248,7 +253,7 @@ t.test('what cannot be read makes every prefix unknown from then on, and never t
     const requests = new ClientRequests(undefined)
     const first = encodeFrame({ opcode: Opcode.text, payload: create('one').slice(0, 20), fin: false, masked: true })
     send(requests, [first, text(create('two'))])
-    t.equal(await requests.ofCurrentResponse(), null, 'answered unknown, not left waiting')
+    t.equal(await fingerprintNow(requests), null, 'answered unknown, not left waiting')
     t.equal(requests.idle, false)
     t.equal(requests.frames.reading, false)
   })
@@ -260,7 +265,7 @@ t.test('cache analysis off: only each message\'s type is read, and a request sti
   const typed = new ClientRequests(undefined, { readsPrefixes: false, onRequest: (at) => started.push(at) })
   send(requests, [text(PROCESSED), text(create('one'))])
   send(typed, [text(create('one')), text(STEER)])
-  t.equal(await requests.ofCurrentResponse(), null, 'no fingerprint is taken')
+  t.equal(await fingerprintNow(requests), null, 'no fingerprint is taken')
   t.equal(typed.idle, false, 'its response.create is owed an answer')
   t.equal(started.length, 1, 'the response.create is a request; the steer is not')
   typed.answered()
@@ -306,7 +311,7 @@ t.test('a client\'s request cut at every possible point, fragmented with a ping 
       const observer = new FrameObserver({ messages: requests.frames, onClose: (code) => { closeCode = code } })
       observer.push(bytes.subarray(0, at))
       observer.push(bytes.subarray(at))
-      if (await requests.ofCurrentResponse() !== httpFingerprint('cut') || closeCode !== 1005 || !observer.atBoundary) differing.push(at)
+      if (await fingerprintNow(requests) !== httpFingerprint('cut') || closeCode !== 1005 || !observer.atBoundary) differing.push(at)
     }
     t.same(differing, [], `${deflate ? 'compressed' : 'plain'}: cut at each of ${bytes.length} points`)
   }
