@@ -15,7 +15,7 @@ export interface CallFacts {
   upstream: string
   fingerprint: string | null
   tokens: TokenUsage | undefined
-  /** The items of the request's `input` history; undefined when none was read (RequestPrefix.input). */
+  /** The request's `input` as the tap kept it; undefined when none was read (RequestPrefix.input). */
   input?: InputHistory | undefined
 }
 
@@ -51,6 +51,12 @@ export function missReason (call: CallFacts, previous: CallRecord | undefined, r
  * call's average count a shared prose prefix as less than it is.
  */
 const PROSE_BYTES_PER_TOKEN = 4
+/**
+ * Tokens per byte past which a call's prompt holds what its body does not show (a file or an
+ * image by id or URL, a hosted tool's output): no text is this dense, so its bytes say nothing
+ * of what two calls share.
+ */
+const MAX_TOKENS_PER_BYTE = 0.5
 /** What two prompts may share, in tokens, for a changed input to explain a miss: this much of `minTokens`. */
 const SHARED_SHARE = 0.75
 
@@ -64,18 +70,19 @@ export function judgedInputBytes ({ minTokens }: CacheRules): number {
 
 /**
  * Whether the call's `input` did not go on from the previous call's and what the two prompts
- * still share (the fingerprinted fields, equal, and the leading items of the same sizes) is
- * under three quarters of the shortest prefix cached. Its tokens are estimated from its bytes
- * at prose's rate, or at the call's own (its input tokens over the bytes of its fields and
- * items) when that is denser (code, scripts of more bytes a character). The margin covers a
- * shared part denser than that: near the line, the miss is left to the next reasons rather
- * than put on the input.
+ * still share (the fingerprinted fields, equal, and the bytes both inputs begin with) is under
+ * three quarters of the shortest prefix cached. Its tokens are estimated from its bytes at
+ * prose's rate, or at the call's own (its input tokens over the bytes of its fields and input)
+ * when that is denser (code, scripts of more bytes a character); a call denser than any text
+ * is not judged. The margin covers a shared part denser than that: near the line, the miss is
+ * left to the next reasons rather than put on the input.
  */
 function inputChangeExplains (call: CallFacts, previous: CallRecord, { minTokens }: CacheRules): boolean {
   const history = call.input
   if (history === undefined || call.tokens === undefined || call.fingerprint === null || call.fingerprint !== previous.fingerprint) return false
   const shared = sharedInputBytes(history, previous)
   if (shared === undefined) return false
-  const tokensPerByte = Math.max(call.tokens.input / (history.prefixBytes + history.ends[history.items]!), 1 / PROSE_BYTES_PER_TOKEN)
-  return (history.prefixBytes + shared) * tokensPerByte < minTokens * SHARED_SHARE
+  const ownRate = call.tokens.input / (history.prefixBytes + history.bytes)
+  if (!(ownRate <= MAX_TOKENS_PER_BYTE)) return false
+  return (history.prefixBytes + shared) * Math.max(ownRate, 1 / PROSE_BYTES_PER_TOKEN) < minTokens * SHARED_SHARE
 }

@@ -41,7 +41,7 @@ export class CallRecorder {
   record (sessionId: string, call: FinishedCall): void {
     const { store, rules, metrics, history, logger } = this.options
     const cache = cacheOutcome(call.tokens, rules)
-    const checkpoints = call.input === undefined ? undefined : checkpointsOf(call.input, judgedInputBytes(rules))
+    const kept = call.input === undefined ? undefined : checkpointsOf(call.input, judgedInputBytes(rules))
     const build = (previous: CallRecord | undefined): CallRecord => ({
       time: call.time,
       model: call.model,
@@ -57,8 +57,8 @@ export class CallRecorder {
       missReason: cache === 'miss' ? missReason(call, previous, rules) : null,
       fingerprint: call.fingerprint,
       error: call.error,
-      inputItems: checkpoints === undefined ? undefined : call.input?.items,
-      inputCheckpoints: checkpoints
+      inputBytes: kept?.inputBytes,
+      inputCheckpoints: kept?.inputCheckpoints
     })
     store.recordCall(sessionId, build).then((record) => {
       metrics.callRecorded(record)

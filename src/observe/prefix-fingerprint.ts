@@ -1,5 +1,5 @@
 import { FieldDigest, TextDigest } from './field-digest.js'
-import { InputItems, type InputHistory } from './input-history.js'
+import { INPUT_HEAD_BYTES, InputHead, type InputHistory } from './input-history.js'
 import { MessageRole } from './message-role.js'
 
 /**
@@ -24,10 +24,11 @@ export interface RequestPrefix {
    */
   type: string | undefined
   /**
-   * The items of a top-level `input` array (not in the fingerprint: it grows every turn), or a
-   * string `input` as one item, for the next call to tell whether its history goes on from this
-   * one (input-history.ts). Undefined without one, and for a call that continues a conversation
-   * stored upstream (`previous_response_id`, `conversation`), whose `input` holds only the new turn.
+   * The first bytes of a top-level `input` array or string (not in the fingerprint: it grows
+   * every turn), for the next call to tell whether its input goes on from this one
+   * (input-history.ts). Undefined without one, and for a call whose prompt holds what the
+   * upstream keeps (`previous_response_id`, `conversation`: `input` is only the new turn; a
+   * stored `prompt`), which its bytes cannot show.
    */
   input: InputHistory | undefined
 }
@@ -57,15 +58,15 @@ const FIRST_SETTING = 5
 const NEXT_MESSAGE = FIELDS.length
 const NONE = -1
 /**
- * Top-level keys noted, not hashed: `input`, whose items are counted (RequestPrefix.input),
- * and the keys that continue a conversation stored upstream.
+ * Top-level keys read but not fingerprinted: `input`, whose first bytes are kept
+ * (RequestPrefix.input), and the keys that put what the upstream keeps into the prompt.
  */
-const NOTED = ['input', 'previous_response_id', 'conversation'] as const
+const NOTED = ['input', 'previous_response_id', 'conversation', 'prompt'] as const
+/** `input`'s value is kept while #field is this. */
 const INPUT = 100
-/** `previous_response_id` and `conversation`: one bit each in #continues. */
-const CONTINUES_RESPONSE = 101
-const CONTINUES_CONVERSATION = 102
-const NOTED_AS = [INPUT, CONTINUES_RESPONSE, CONTINUES_CONVERSATION]
+/** The first of the keys for upstream content: one bit each in #upstreamContent. */
+const UPSTREAM_CONTENT = 101
+const NOTED_AS = [INPUT, UPSTREAM_CONTENT, UPSTREAM_CONTENT + 1, UPSTREAM_CONTENT + 2]
 /** Longer keys are none of these: the longest name written wholly in `\uXXXX` escapes, six bytes a character. */
 const MAX_KEY_BYTES = 6 * Math.max(...[...FIELDS, ...NOTED].map((field) => field.length))
 /**
@@ -106,8 +107,8 @@ const NEAR_BYTES = 24
 /**
  * A tap on a JSON request body (or a WebSocket client message: the same fields, next to its
  * `type`) as its chunks pass upstream: a small tokenizer that tracks strings and depth, and
- * feeds the bytes of the wanted top-level values into a hash each. It never copies, delays or
- * parses the body. Nested values (the `input` history, most of a body) are crossed by a loop
+ * feeds the bytes of the wanted top-level values into a hash each (and copies the first 3 KiB
+ * of `input`, RequestPrefix.input). It never delays or parses the body. Nested values (the `input` history, most of a body) are crossed by a loop
  * that looks only at quotes and brackets; strings are crossed with native `indexOf` jumps from
  * quote to quote.
  *
@@ -153,17 +154,13 @@ export class PrefixFingerprint {
   /** Chunks held to be read later, and how far the first has been read. */
   #held: Buffer[] = []
   #heldAt = 0
-  /** Where the chunk being read begins in the body. */
-  #offset = 0
-  /** The items of the top-level `input` array, while it is crossed and after; undefined without one. */
-  #input: InputItems | undefined
-  /** The top-level `input` (an array, or a string) is being crossed. */
-  #inInput = false
+  /** The first bytes of the top-level `input` (an array or a string); undefined without one. */
+  #input: InputHead | undefined
   /**
-   * A bit for each of `previous_response_id` and `conversation` whose (last) value is not null:
-   * any set, `input` holds only the new turn.
+   * A bit for each of `previous_response_id`, `conversation` and `prompt` whose (last) value
+   * is not null: any set, the prompt holds what the upstream keeps.
    */
-  #continues = 0
+  #upstreamContent = 0
   #result: RequestPrefix | undefined | null = null
 
   constructor ({ typeOnly = false }: { typeOnly?: boolean } = {}) {
@@ -190,7 +187,6 @@ export class PrefixFingerprint {
     if (this.#field !== NONE) this.#hashPart(chunk, this.#from, n)
     if (this.#mode === KEY) this.#keepKeyPart(chunk, this.#from, n)
     if (this.#member) this.#keepKeyPart(chunk, this.#memberFrom, n)
-    this.#offset += n
   }
 
   /** Keeps `chunk` (not a copy) to be read by `readHeld` or `result`. */
@@ -245,7 +241,7 @@ export class PrefixFingerprint {
       model: shortString(model),
       hasPrefixFields: model !== undefined || instructions !== undefined || tools !== undefined || messages !== undefined || settings,
       type: shortString(this.#hashes[TYPE]),
-      input: this.#continues !== 0 ? undefined : this.#input?.history(this.#prefixBytes())
+      input: this.#upstreamContent !== 0 ? undefined : this.#input?.history(this.#prefixBytes())
     }
     return this.#result
   }
@@ -282,7 +278,7 @@ export class PrefixFingerprint {
   /** Reads from `i` in the current mode; returns where the next step starts. */
   #step (chunk: Buffer, i: number): number {
     switch (this.#mode) {
-      case NESTED: return this.#field === MESSAGES || this.#field === NEXT_MESSAGE ? this.#crossMessages(chunk, i) : this.#inInput ? this.#crossInput(chunk, i) : this.#crossNested(chunk, i)
+      case NESTED: return this.#field === MESSAGES || this.#field === NEXT_MESSAGE ? this.#crossMessages(chunk, i) : this.#crossNested(chunk, i)
       case KEY: case STRING: case NESTED_STRING: return this.#crossString(chunk, i)
       case SCALAR: return this.#crossScalar(chunk, i)
       case AFTER: return this.#afterBody(chunk, i)
@@ -340,18 +336,22 @@ export class PrefixFingerprint {
 
   /**
    * A noted key's value begins at `i` (NOTED): as with fields, of a repeated key the last
-   * counts. A string `input` is one item (#endValue ends it); an object is none of the API's.
+   * counts. An `input` array or string is kept from here as a field is hashed (an object or a
+   * scalar is none of the API's), unless the fields before it are as much as a judgement of it
+   * can use (input-history.ts).
    */
   #noteValue (i: number, mode: number, array: boolean): void {
     if (this.#pending === INPUT) {
-      const string = mode === STRING
-      this.#input = array || string ? new InputItems() : undefined
-      if (string) this.#input!.start(this.#offset + i)
-      this.#inInput = array || string
+      const kept = (array || mode === STRING) && this.#prefixBytes() < INPUT_HEAD_BYTES
+      this.#input = kept ? new InputHead() : undefined
+      if (kept) {
+        this.#field = INPUT
+        this.#from = i
+      }
     } else {
-      const bit = 1 << (this.#pending - CONTINUES_RESPONSE)
-      // null (or another scalar) continues nothing
-      this.#continues = mode === SCALAR ? this.#continues & ~bit : this.#continues | bit
+      const bit = 1 << (this.#pending - UPSTREAM_CONTENT)
+      // null (or another scalar) names nothing
+      this.#upstreamContent = mode === SCALAR ? this.#upstreamContent & ~bit : this.#upstreamContent | bit
     }
     this.#pending = NONE
   }
@@ -359,12 +359,9 @@ export class PrefixFingerprint {
   /** The top-level value being read ends before `end`: back to the object's tokens. */
   #endValue (chunk: Buffer, end: number): void {
     this.#mode = TOP
-    if (this.#inInput) { // a string `input` (#crossInput ends an array's itself)
-      this.#input!.end(this.#offset + end)
-      this.#inInput = false
-    }
     if (this.#field === NONE) return
     this.#hashPart(chunk, this.#from, end)
+    if (this.#field === INPUT) this.#input!.end(this.#prefixBytes())
     if (this.#typeOnly) this.#mode = TYPE_READ // only `type` is ever hashed in this mode
     this.#field = NONE
   }
@@ -379,58 +376,19 @@ export class PrefixFingerprint {
     while (i < n) {
       const c = chunk[i++]!
       if (c === QUOTE) {
-        i = this.#pastString(chunk, i, depth)
-        if (i === -1) return n
+        const end = this.#stringEnd(chunk, i, i)
+        if (end === -1) {
+          this.#mode = NESTED_STRING
+          this.#depth = depth
+          return n
+        }
+        i = end + 1
       } else if (c === 0x7b || c === 0x5b) {
         depth++
       } else if ((c === 0x7d || c === 0x5d) && --depth === 1) {
         this.#depth = 1
         this.#endValue(chunk, i)
         return i
-      }
-    }
-    this.#depth = depth
-    return n
-  }
-
-  /**
-   * A string inside a container value opened at `i - 1`: where the byte after it is, or -1 when
-   * the chunk ends inside it (then NESTED_STRING, at `depth`, goes on in the next chunk).
-   */
-  #pastString (chunk: Buffer, i: number, depth: number): number {
-    const end = this.#stringEnd(chunk, i, i)
-    if (end !== -1) return end + 1
-    this.#mode = NESTED_STRING
-    this.#depth = depth
-    return -1
-  }
-
-  /**
-   * Inside the top-level `input` array: as #crossNested, and where each of its items begins
-   * and ends (depth 2 to 3 and back) is told to #input. Returns where the array ends, or the
-   * chunk's length.
-   */
-  #crossInput (chunk: Buffer, i: number): number {
-    const n = chunk.length
-    const items = this.#input! // made when `input` began
-    let depth = this.#depth
-    while (i < n) {
-      const c = chunk[i++]!
-      if (c === QUOTE) {
-        if (depth === 2) items.uncountable() // a string item
-        i = this.#pastString(chunk, i, depth)
-        if (i === -1) return n
-      } else if (c === 0x7b || c === 0x5b) {
-        if (depth++ === 2) items.start(this.#offset + i - 1)
-      } else if (c === 0x7d || c === 0x5d) {
-        if (--depth === 2) {
-          items.end(this.#offset + i)
-        } else if (depth === 1) {
-          this.#depth = 1
-          this.#inInput = false
-          this.#endValue(chunk, i)
-          return i
-        }
       }
     }
     this.#depth = depth
@@ -608,7 +566,9 @@ export class PrefixFingerprint {
   }
 
   #hashPart (chunk: Buffer, from: number, end: number): void {
-    if (end > from) this.#hashes[this.#field]!.update(chunk.subarray(from, end))
+    if (end <= from) return
+    if (this.#field === INPUT) this.#input!.update(chunk.subarray(from, end))
+    else this.#hashes[this.#field]!.update(chunk.subarray(from, end))
   }
 }
 

@@ -34,13 +34,13 @@ export interface CallRecord {
    */
   error?: string | undefined
   /**
-   * How many items the request's `input` had (input-history.ts); absent when it was not read,
-   * or when its fingerprinted fields alone are more than a changed input can be judged by.
+   * How many of the request's first `input` bytes `inputCheckpoints` cover (input-history.ts);
+   * absent when it was not read, or when its fingerprinted fields alone are more than a changed
+   * input can be judged by.
    */
-  inputItems?: number | undefined
+  inputBytes?: number | undefined
   /**
-   * Digests of the sizes of its first 1, 2, 4, … items and of them all, up to the first that
-   * covers what a changed input can be judged by (input-history.ts): for the next call to tell
+   * Digests of those bytes' first 64, 128, 256, … and of them all: for the next call to tell
    * whether its input goes on from this one, and if not, how much of it the two share at most.
    */
   inputCheckpoints?: readonly number[] | undefined

@@ -46,7 +46,7 @@ export const SESSION_BYTES = {
   /**
    * A call record: an object of 16 fields, its slot in the array; its strings add theirs. 320
    * measured with 13; the 14th, `error` (undefined but for a call refused in its stream), is one
-   * more 8-byte slot, and so are the 15th and 16th, `inputItems` and `inputCheckpoints`; the
+   * more 8-byte slot, and so are the 15th and 16th, `inputBytes` and `inputCheckpoints`; the
    * checkpoints' array adds its own (callRecordBytes).
    */
   record: 344,

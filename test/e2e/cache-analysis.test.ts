@@ -279,9 +279,13 @@ t.test('a changed input is not the reason when what both calls share could be ca
   await short(history)
   // The ninth item edited: the eight before it (some 2,000 tokens) are still shared.
   await short(history.map((item, k) => k === 8 ? turn('u8, edited', 1400) : item))
+  // One message: a long document (in place of the history: a changed input), then a question that changes each call.
+  const asking = (question: string): unknown[] => [{ role: 'user', content: `${prose('a document', 6000)} Q: ${question}` }]
+  await short(asking('what is it?'))
+  await short(asking('and who wrote it?'))
   const { data } = await callRecords(gateway.origin, session)
-  t.same(data.map((r) => r.miss_reason).reverse(), ['first_request', 'unexplained', 'prefix_changed', 'unexplained'],
-    'a compaction under long instructions, and an edit deep in a history, have another cause')
+  t.same(data.map((r) => r.miss_reason).reverse(), ['first_request', 'unexplained', 'prefix_changed', 'unexplained', 'input_changed', 'unexplained'],
+    'a compaction under long instructions, an edit deep in a history, and a new question after a long document, have another cause')
 })
 
 t.test('a changed prefix is told before a changed input, and a changed input before an idle gap', async (t) => {

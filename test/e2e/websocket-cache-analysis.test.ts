@@ -81,7 +81,7 @@ t.test('over WebSocket, compressed as codex sends it, a changed input is input_c
   await call([userTurn('u2', 2300), answerTurn('a2', 1700), userTurn('u3', 2500), answerTurn('a3', 1500), userTurn('u4', 2200)])
   const records = await storedRecords(setup.gateway, session, 3)
   t.same(records.map((r) => [r.status, r.cache, r.missReason]), [[101, 'miss', 'first_request'], [101, 'miss', 'unexplained'], [101, 'miss', 'input_changed']])
-  t.same(records.map((r) => r.inputItems), [3, 5, 5], 'each record keeps its input\'s items')
+  t.same(records.map((r) => [r.inputBytes, r.inputCheckpoints?.length]), [[2913, 7], [2913, 7], [2913, 7]], 'each record keeps digests of its input\'s first bytes, up to the limit less the fields')
 })
 
 t.test('a WebSocket session whose response.create changes its reasoning effort misses with prefix_changed', async (t) => {

@@ -1,21 +1,16 @@
-import { checkpointsOf, InputItems, type InputHistory } from '../../src/observe/input-history.js'
-import type { RecordedHistory } from '../../src/observe/input-history.js'
+import { checkpointsOf, InputHead, type InputHistory, type RecordedHistory } from '../../src/observe/input-history.js'
 
-/** The history of items of these sizes, as the tap would count them, after `prefixBytes` of fingerprinted fields. */
-export function historyOf (sizes: readonly number[], prefixBytes = 0): InputHistory {
-  const items = new InputItems()
-  let at = 0
-  for (const size of sizes) {
-    items.start(at)
-    at += size
-    items.end(at)
-    at += 2 // a comma and a space: not part of any item
-  }
-  return items.history(prefixBytes)!
+/** The history of an `input` written as `text` (in two parts, as chunks come), after `prefixBytes` of fingerprinted fields. */
+export function historyOf (text: string, prefixBytes = 0): InputHistory {
+  const head = new InputHead()
+  const bytes = Buffer.from(text)
+  head.update(bytes.subarray(0, bytes.length >> 1))
+  head.update(bytes.subarray(bytes.length >> 1))
+  head.end(0)
+  return head.history(prefixBytes)!
 }
 
-/** What a call record keeps of `history`, cut at `limitBytes` (by default, nowhere). */
+/** What a call record keeps of `history`, cut at `limitBytes` (by default, as far as the head goes). */
 export function recordOf (history: InputHistory, limitBytes = Infinity): RecordedHistory {
-  const checkpoints = checkpointsOf(history, limitBytes)
-  return { inputItems: checkpoints === undefined ? undefined : history.items, inputCheckpoints: checkpoints }
+  return checkpointsOf(history, limitBytes) ?? {}
 }

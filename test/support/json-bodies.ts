@@ -52,7 +52,7 @@ export function jsonValue (random: Random, depth: number): string {
   return kind === 3 ? `[${items.join(',')}${n === 0 ? ws() : ''}]` : `{${items.join(',')}${n === 0 ? ws() : ''}}`
 }
 
-const TOP_KEYS = ['model', 'instructions', 'tools', 'messages', 'messages', 'input', 'input', 'stream', 'metadata', 'modelx', 'tool', '', 'text', 'response_format', 'texts', 'reasoning', 'reasoning_effort', 'verbosity', 'reasoning_', 'effort', 'previous_response_id', 'conversation', 'inputs']
+const TOP_KEYS = ['model', 'instructions', 'tools', 'messages', 'messages', 'input', 'input', 'stream', 'metadata', 'modelx', 'tool', '', 'text', 'response_format', 'texts', 'reasoning', 'reasoning_effort', 'verbosity', 'reasoning_', 'effort', 'previous_response_id', 'conversation', 'inputs', 'prompt']
 const ROLES = ['system', 'developer', 'user', 'assistant', 'Système', 'role']
 /** For the first messages: mostly instructions, so that runs of them are common. */
 const LEADING_ROLES = ['system', 'developer', 'system', 'developer', 'user']
@@ -145,32 +145,19 @@ function valueEnd (text: string, at: number): number {
 }
 
 /**
- * The sizes of the items of a top-level `input` array, each from its opening bracket to its
- * closing one, or of a string `input` as one item; undefined when there is neither, when an
- * array's item is a string, or when a
- * top-level `previous_response_id` or `conversation` is not a scalar (null). Other scalar
- * items are not counted (the tap looks only at brackets and quotes; the API refuses them).
+ * The first `keep` bytes of a top-level `input` array or string, as written, and its length;
+ * undefined when there is none, or when a top-level `previous_response_id`, `conversation` or
+ * `prompt` is not a scalar (null): the prompt then holds what the upstream keeps.
  */
-export function referenceInputSizes (body: Buffer): number[] | undefined {
+export function referenceInput (body: Buffer, keep: number): { head: Buffer, bytes: number } | undefined {
   const spans = topLevelSpans(body)
-  for (const key of ['previous_response_id', 'conversation']) {
+  for (const key of ['previous_response_id', 'conversation', 'prompt']) {
     const first = spans.get(key)?.toString('latin1')[0]
     if (first === '"' || first === '{' || first === '[') return undefined
   }
   const raw = spans.get('input')
-  if (raw?.[0] === 0x22) return [raw.length] // a string input: one item, its quotes included
-  if (raw === undefined || raw[0] !== 0x5b) return undefined
-  const text = raw.toString('latin1')
-  const sizes: number[] = []
-  let i = skipWs(text, 1)
-  while (text[i] !== ']') {
-    const end = valueEnd(text, i)
-    if (text[i] === '"') return undefined
-    if (text[i] === '{' || text[i] === '[') sizes.push(end - i)
-    i = skipWs(text, end)
-    if (text[i] === ',') i = skipWs(text, i + 1)
-  }
-  return sizes
+  if (raw === undefined || (raw[0] !== 0x22 && raw[0] !== 0x5b)) return undefined
+  return { head: raw.subarray(0, keep), bytes: raw.length }
 }
 
 /**

@@ -31,29 +31,36 @@ t.test('miss reason: the first that applies', async (t) => {
   t.equal(missReason(call({ fingerprint: 'bbbb' }), { ...previous, fingerprint: null }, rules), 'unexplained')
 })
 
+/** An input of `bytes` bytes of prose beginning with `label`, written as a string. */
+const text = (label: string, bytes: number): string => JSON.stringify(`${label} ${'the quick brown fox jumps over the lazy dog. '.repeat(Math.ceil(bytes / 45))}`.slice(0, bytes - 2))
+
 t.test('miss reason: a changed input whose shared part is too short to cache, after a changed prefix and before an idle gap', async (t) => {
-  // 1,000 bytes of fingerprinted fields, then the items; 2,000 tokens for 8,000 bytes: 4 bytes a token.
-  const recorded: CallRecord = { ...previous, ...recordOf(historyOf([3000], 1000), limit) }
-  const changed = historyOf([3001, 4000], 1000)
-  t.equal(missReason(call({ input: historyOf([3000, 4000], 1000) }), recorded, rules), 'unexplained', 'the previous input with an item appended')
-  t.equal(missReason(call({ input: changed }), recorded, rules), 'input_changed', 'its first item changed: 250 tokens shared')
+  // 1,000 bytes of fingerprinted fields, then the input; 2,000 tokens for 8,000 bytes: 4 bytes a token.
+  const recorded: CallRecord = { ...previous, ...recordOf(historyOf(text('one', 7000), 1000), limit) }
+  const changed = historyOf(text('two', 7000), 1000)
+  t.equal(missReason(call({ input: historyOf(text('one', 7000), 1000) }), recorded, rules), 'unexplained', 'the same input')
+  t.equal(missReason(call({ input: changed }), recorded, rules), 'input_changed', 'another: some 250 tokens shared')
   t.equal(missReason(call({ input: changed, time: 9e9 }), recorded, rules), 'input_changed', 'before idle')
   t.equal(missReason(call({ input: changed, fingerprint: 'bbbb' }), recorded, rules), 'prefix_changed', 'after prefix_changed')
-  t.equal(missReason(call({ input: changed }), previous, rules), 'unexplained', 'a previous call whose history was not read')
+  t.equal(missReason(call({ input: changed }), previous, rules), 'unexplained', 'a previous call whose input was not read')
   t.equal(missReason(call({ input: changed, fingerprint: null }), { ...recorded, fingerprint: null }, rules), 'unexplained', 'nor a prefix')
 })
 
 t.test('miss reason: a changed input is not the reason when the part both prompts share could be cached', async (t) => {
-  const recorded: CallRecord = { ...previous, ...recordOf(historyOf([3000, 10], 1000), limit) }
-  t.equal(missReason(call({ input: historyOf([3000, 4000], 1000) }), recorded, rules), 'unexplained', '4,000 bytes shared: 1,000 tokens')
-  const shortRecord: CallRecord = { ...previous, ...recordOf(historyOf([2000, 10], 1000), limit) }
-  t.equal(missReason(call({ input: historyOf([2000, 5000], 1000) }), shortRecord, rules), 'input_changed', '3,000 bytes shared: 750 tokens, under three quarters of 1,024')
-  const closer: CallRecord = { ...previous, ...recordOf(historyOf([2200, 10], 1000), limit) }
-  t.equal(missReason(call({ input: historyOf([2200, 4800], 1000) }), closer, rules), 'unexplained', '3,200 bytes: 800 tokens, within the margin')
-  // A 500 kB image as base64: 2,300 tokens for 503 kB would count 2,900 shared bytes as 13 tokens.
-  const image: CallRecord = { ...previous, ...recordOf(historyOf([500_000], 2900), limit) }
-  t.equal(missReason(call({ input: historyOf([500_001], 2900), tokens: tokens(2300, 0) }), image, rules), 'input_changed', 'counted at prose\'s 4 bytes a token: 725 shared')
-  const dense: CallRecord = { ...previous, ...recordOf(historyOf([1000], 2000), limit) }
-  t.equal(missReason(call({ input: historyOf([1001], 2000), tokens: tokens(1500, 0) }), dense, rules), 'unexplained', 'a call of 2 bytes a token by its own usage: 2,000 bytes are 1,000 tokens')
-  t.equal(missReason(call({ input: historyOf([1001], 2000), tokens: tokens(1100, 0) }), dense, rules), 'input_changed', 'of 2.7 bytes a token: 733, under the line')
+  const doc = 'the quick brown fox jumps over the lazy dog. '.repeat(160)
+  const question = (q: string): string => JSON.stringify([{ role: 'user', content: `${doc}Q: ${q}?` }])
+  const asked: CallRecord = { ...previous, ...recordOf(historyOf(question('a'), 100), limit) }
+  t.equal(missReason(call({ input: historyOf(question('bb'), 100) }), asked, rules), 'unexplained', 'one message, a long document and another question: the document is shared')
+  const grown: CallRecord = { ...previous, ...recordOf(historyOf(JSON.stringify(doc), 100), limit) }
+  t.equal(missReason(call({ input: historyOf(JSON.stringify(`${doc} And then?`), 100) }), grown, rules), 'unexplained', 'a string input that grew')
+  const shortRecord: CallRecord = { ...previous, ...recordOf(historyOf(text('same start, then one', 7000), 1000), limit) }
+  t.equal(missReason(call({ input: historyOf(text('same start, then two', 7000), 1000) }), shortRecord, rules), 'input_changed', 'parting at byte 18, counted as 1,063 bytes shared: 266 tokens')
+  // A 500 kB image as base64: 2,300 tokens for 503 kB would count 2,963 shared bytes as 14 tokens.
+  const image: CallRecord = { ...previous, ...recordOf(historyOf(text('one', 500_000), 2900), limit) }
+  t.equal(missReason(call({ input: historyOf(text('two', 500_000), 2900), tokens: tokens(2300, 0) }), image, rules), 'input_changed', 'counted at prose\'s 4 bytes a token: 2,963 bytes, 741 tokens shared')
+  const dense: CallRecord = { ...previous, ...recordOf(historyOf(text('one', 1000), 2000), limit) }
+  t.equal(missReason(call({ input: historyOf(text('two', 1000), 2000), tokens: tokens(1500, 0) }), dense, rules), 'unexplained', 'a call of 2 bytes a token by its own usage: 2,063 bytes are 1,031 tokens')
+  t.equal(missReason(call({ input: historyOf(text('two', 1000), 2000), tokens: tokens(1100, 0) }), dense, rules), 'input_changed', 'of 2.7 bytes a token: 756, under the line')
+  const small: CallRecord = { ...previous, ...recordOf(historyOf(text('one', 3000), 100), limit) }
+  t.equal(missReason(call({ input: historyOf(text('two', 3000), 100), tokens: tokens(8000, 0) }), small, rules), 'unexplained', 'more than a token for every 2 bytes: a file or image by id holds what the body does not show')
 })
