@@ -32,8 +32,8 @@ export function cacheOutcome (tokens: TokenUsage | undefined, { minTokens }: Cac
 /**
  * Why a call missed, judged against the session's previous call (undefined: there was none).
  * A prefix counts as changed only when both fingerprints are known; an input as changed only
- * when both calls' `input` items were read (input-history.ts) and what the two prompts share
- * is too short to be cached (inputChangeExplains). A changed input is certain to miss however
+ * when both calls' `input` was read (input-history.ts) and what the two prompts share is too
+ * short to be cached (inputChangeExplains). A changed input is certain to miss however
  * soon it comes, so it is told before an idle gap, which only makes a miss likely.
  */
 export function missReason (call: CallFacts, previous: CallRecord | undefined, rules: CacheRules): MissReason {

@@ -68,7 +68,7 @@ const INPUT = 100
 const UPSTREAM_CONTENT = 101
 const NOTED_AS = [INPUT, UPSTREAM_CONTENT, UPSTREAM_CONTENT + 1, UPSTREAM_CONTENT + 2]
 /** Longer keys are none of these: the longest name written wholly in `\uXXXX` escapes, six bytes a character. */
-const MAX_KEY_BYTES = 6 * Math.max(...[...FIELDS, ...NOTED].map((field) => field.length))
+const MAX_KEY_BYTES = 6 * Math.max(...[...FIELDS, ...NOTED].map((key) => key.length))
 /**
  * A tap's key buffer until a longer key (written with escapes) needs more: V8 keeps a typed
  * array of up to 64 bytes on its heap (~20 ns to make), a longer one off it (~250 ns).
@@ -108,9 +108,9 @@ const NEAR_BYTES = 24
  * A tap on a JSON request body (or a WebSocket client message: the same fields, next to its
  * `type`) as its chunks pass upstream: a small tokenizer that tracks strings and depth, and
  * feeds the bytes of the wanted top-level values into a hash each (and copies the first 3 KiB
- * of `input`, RequestPrefix.input). It never delays or parses the body. Nested values (the `input` history, most of a body) are crossed by a loop
- * that looks only at quotes and brackets; strings are crossed with native `indexOf` jumps from
- * quote to quote.
+ * of `input`, RequestPrefix.input). It never delays or parses the body. Nested values (the
+ * `input` history, most of a body) are crossed by a loop that looks only at quotes and
+ * brackets; strings are crossed with native `indexOf` jumps from quote to quote.
  *
  * Values are hashed as written (whitespace inside them counts); of duplicate keys the last
  * counts, as with `JSON.parse`; escaped keys (`"tool\u0073"`) are read as the key they spell.
@@ -607,35 +607,30 @@ function oddBackslashesBefore (chunk: Buffer, end: number, floor: number): boole
   return (end - 1 - at) % 2 === 1
 }
 
-const FIELD_BYTES = FIELDS.map((field) => Buffer.from(field))
-const NOTED_BYTES = NOTED.map((key) => Buffer.from(key))
+/** Every key read at the top level, and what each is: a field's index, or NOTED_AS's code. */
+const KEYS: readonly string[] = [...FIELDS, ...NOTED]
+const KEY_CODES = [...FIELDS.map((_, f) => f), ...NOTED_AS]
+const KEY_BYTES = KEYS.map((key) => Buffer.from(key))
 
-/** The field a top-level key names (its first `length` raw bytes, escapes unresolved), or NONE. */
+/** The field or noted key a top-level key names (its first `length` raw bytes, escapes unresolved), or NONE. */
 function fieldOf (key: Uint8Array, length: number): number {
   let escaped = false
   for (let i = 0; i < length; i++) if (key[i] === BACKSLASH) escaped = true
   if (!escaped) {
     // Compared as bytes: no string is made for the many keys that are none of the fields.
-    for (let f = 0; f < FIELD_BYTES.length; f++) {
-      const name = FIELD_BYTES[f]!
+    for (let k = 0; k < KEY_BYTES.length; k++) {
+      const name = KEY_BYTES[k]!
       if (name.length !== length) continue
       let same = true
       for (let i = 0; i < length && same; i++) same = key[i] === name[i]
-      if (same) return f
-    }
-    for (let k = 0; k < NOTED_BYTES.length; k++) {
-      const name = NOTED_BYTES[k]!
-      if (name.length !== length) continue
-      let same = true
-      for (let i = 0; i < length && same; i++) same = key[i] === name[i]
-      if (same) return NOTED_AS[k]!
+      if (same) return KEY_CODES[k]!
     }
     return NONE
   }
   try {
     const name = JSON.parse(`"${Buffer.from(key.buffer, key.byteOffset, length).toString('latin1')}"`) as string
-    const noted = (NOTED as readonly string[]).indexOf(name)
-    return noted === -1 ? (FIELDS as readonly string[]).indexOf(name) : NOTED_AS[noted]!
+    const k = KEYS.indexOf(name)
+    return k === -1 ? NONE : KEY_CODES[k]!
   } catch {
     return NONE
   }

@@ -8,8 +8,8 @@ export type MissReason = 'first_request' | 'rebound' | 'prefix_changed' | 'input
  * One model call (an HTTP request to /v1/responses or /v1/chat/completions, or one response on
  * a WebSocket) as the session store keeps it: the last N per session, newest first. Besides
  * what `/gateway/sessions/{id}/requests` shows, it carries the facts the next call's miss
- * reason is judged by (its time, upstream, prefix fingerprint and `input` items), so replicas
- * sharing Redis judge alike.
+ * reason is judged by (its time, upstream, prefix fingerprint and digests of its `input`'s
+ * first bytes), so replicas sharing Redis judge alike.
  */
 export interface CallRecord {
   /** Start, in epoch milliseconds (fractional: the next call's idle gap is never 0 by rounding). */
