@@ -44,7 +44,7 @@ export function createLogger (level: LogLevel, destination?: DestinationStream):
  * Each write is a round trip through libuv's thread pool (a wake-up of a worker, the write,
  * a wake-up of the loop): 400-byte lines at 1,500 a second through this destination, pinned
  * to one CPU, cost 18–23 µs of CPU a line with a 4 KiB buffer and 12–14 µs with 32 KiB, and
- * the gateway 3–7 % less CPU a request (README, Performance, session 9). `maxWrite` must exceed `minLength`.
+ * the gateway 3–7 % less CPU a request (bench/HISTORY.md, session 9). `maxWrite` must exceed `minLength`.
  *
  * The buffer holds Buffers, not a string: sonic-boom's string mode measures its whole pending
  * string with `Buffer.byteLength` on every write, flattening it each time (~3.7 kB allocated

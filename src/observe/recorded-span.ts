@@ -8,7 +8,7 @@
  * ended once, then handed to the official batch processor as the SDK's span would be: a
  * `ReadableSpan` with the same fields, encoded by the same serializers
  * (test/unit/observe/recorded-span.test.ts compares the two). Paired (bench/paired.mjs, Node 20,
- * every request sampled), CPU per request fell to 0.960× the SDK's spans (README, Tracing).
+ * every request sampled), CPU per request fell to 0.960× the SDK's spans (bench/HISTORY.md, Tracing, session 16).
  *
  * What it leaves out, on purpose: events and links (the gateway adds none); the check of each
  * value's type (span-attributes.ts types them: strings, numbers, booleans); attribute limits

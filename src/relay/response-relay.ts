@@ -123,7 +123,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandler {
     }
     // Decided: this answer is the client's, and nothing more is asked of the gate. Dropping it
     // lets the attempts (and the request they hold) go early: held to the stream's end, they
-    // made scavenges promote ~3.5 kB more per request (README, Performance, session 17).
+    // made scavenges promote ~3.5 kB more per request (bench/HISTORY.md, session 17).
     this.#gate = undefined
     this.#ttfbMs = performance.now() - this.#startedAt
     this.#resumeUpstream = resume

@@ -3,7 +3,7 @@
  * goes to V8's runtime each time (~1 µs apiece) and shows in no profile as a function of ours.
  * The case that made this test: on Node 20 (V8 11.3) `{ ...outcome, ttfbMs, bytesOut }` gave
  * every relay outcome a map of its own, so its eight reads in the exchange's end missed on every
- * request, about 10 % of the gateway's CPU (README, Performance, session 10).
+ * request, about 10 % of the gateway's CPU (bench/HISTORY.md, session 10).
  *
  * The built CLI runs with V8's `--log-ic`, which writes one line per inline-cache transition
  * (`LoadIC,pc,time,line,column,old,new,map,key,…`). A site warms up in a handful of transitions

@@ -1,7 +1,7 @@
 /**
  * The relay lets go of its failover gate once the upstream's status has decided the attempt:
  * the gate holds the attempts, and through them the whole request, which a relay held until its
- * stream ends would keep alive (README, Performance, session 17: ~3.5 kB more promoted by each
+ * stream ends would keep alive (bench/HISTORY.md, session 17: ~3.5 kB more promoted by each
  * scavenge per request on the routed path).
  */
 import http from 'node:http'
