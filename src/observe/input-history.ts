@@ -127,7 +127,8 @@ class HeadDigest {
  */
 export function checkpointsOf ({ head, bytes, prefixBytes }: InputHistory, limitBytes: number): RecordedHistory | undefined {
   const covered = Math.min(bytes - 1, limitBytes - prefixBytes, head.length)
-  if (!(covered >= 0)) return undefined
+  // Nothing to cover (the fields alone reach the limit): a digest of no bytes would tell nothing.
+  if (!(covered > 0)) return undefined
   const digest = new HeadDigest(head)
   // Made at its size: an array grown by push keeps room for more (the store counts its bytes).
   const checkpoints = new Array<number>(checkpointCount(covered))

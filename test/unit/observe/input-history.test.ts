@@ -126,4 +126,5 @@ t.test('a record stops where the fields and input reach the limit: sharing that 
   t.equal(sharedInputBytes(historyOf(itemsText(100, 40), 1000), recorded), undefined, 'parting past it: not judged')
   t.ok(sharedInputBytes(historyOf(itemsText(100, 5), 1000), recorded)! < 1000, 'parting before it: bounded')
   t.same(recordOf(historyOf(text, 2500), 2000), {}, 'fields over the limit: nothing is kept')
+  t.same(recordOf(historyOf(text, 2000), 2000), {}, 'fields exactly at the limit: nothing is kept')
 })
